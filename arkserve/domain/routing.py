@@ -1,0 +1,64 @@
+"""The routing snapshot: everything the gateway needs to serve, as one immutable value.
+
+The gateway never queries the store per request. A loader (``arkserve.store.routing``)
+builds a :class:`RoutingSnapshot` whenever the store's change version moves, and the
+gateway swaps it in atomically; while the store is away it keeps serving the last one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """An active access key as the gateway sees it (decrypted SK bytes, never logged)."""
+
+    access_key: str
+    secret: bytes = field(repr=False)
+    user_id: int
+    is_admin: bool
+    require_signed_payload: bool = False
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One ready replica the gateway may send requests to."""
+
+    replica: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ServiceRoute:
+    """One service endpoint: how it is addressed, who may call it, where its replicas are."""
+
+    name: str
+    owner_id: int
+    auth: bool
+    upstreams: tuple[Upstream, ...]
+    gateway_port: int | None = None  # 'port' addressing; None in 'host' addressing
+    request_timeout_s: float = 60.0
+    max_concurrency: int = 0  # per replica; 0 = unlimited
+    require_signed_payload: bool = False
+
+
+@dataclass(frozen=True)
+class RoutingSnapshot:
+    version: int
+    services: Mapping[str, ServiceRoute]
+    keys: Mapping[str, KeyEntry]
+
+    def by_port(self, port: int) -> ServiceRoute | None:
+        for route in self.services.values():
+            if route.gateway_port == port:
+                return route
+        return None
+
+    def may_call(self, key: KeyEntry, route: ServiceRoute) -> bool:
+        return key.is_admin or key.user_id == route.owner_id
+
+
+EMPTY_SNAPSHOT = RoutingSnapshot(version=0, services={}, keys={})

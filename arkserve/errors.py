@@ -1,0 +1,88 @@
+"""The one error tree of arkserve.
+
+Every error the platform raises on purpose derives from :class:`ArkserveError`.
+It carries a stable machine ``code`` (CamelCase, part of the REST contract), a
+human ``message`` and the HTTP ``status`` the API answers with. Errors are split
+into :class:`TemporaryError` (retry later: the store is busy, a runtime is away)
+and :class:`PermanentError` (the request itself is wrong). The API translates
+them to ``{code, message, request_id}`` in one place (``arkserve.api.errors``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ArkserveError(Exception):
+    """Base of every deliberate arkserve error."""
+
+    status: int = 500
+    code: str = "InternalError"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.details = details or {}
+
+
+class TemporaryError(ArkserveError):
+    """The operation may succeed if retried later."""
+
+    status = 503
+    code = "Unavailable"
+
+
+class PermanentError(ArkserveError):
+    """The request cannot succeed as made; retrying it unchanged is pointless."""
+
+    status = 400
+    code = "BadRequest"
+
+
+class ValidationFailed(PermanentError):
+    """A field of the request is invalid. ``field`` names it (dotted path)."""
+
+    status = 422
+    code = "ValidationFailed"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, details={"field": field} if field else None)
+        self.field = field
+
+
+class NotFound(PermanentError):
+    status = 404
+    code = "NotFound"
+
+
+class Conflict(PermanentError):
+    status = 409
+    code = "Conflict"
+
+
+class LimitExceeded(PermanentError):
+    status = 409
+    code = "LimitExceeded"
+
+
+class Unauthenticated(PermanentError):
+    status = 401
+    code = "Unauthenticated"
+
+
+class Forbidden(PermanentError):
+    status = 403
+    code = "AccessDenied"
+
+
+class StoreUnavailable(TemporaryError):
+    code = "StoreUnavailable"
+
+
+class RuntimeUnavailable(TemporaryError):
+    code = "RuntimeUnavailable"

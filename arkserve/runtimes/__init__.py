@@ -1,0 +1,1 @@
+"""Runtime backends: one module per backend behind the small interface in ``base``."""

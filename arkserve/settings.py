@@ -1,0 +1,188 @@
+"""Typed settings, loaded once at the edge and passed down.
+
+Precedence: command-line flags > environment (``ARKSERVE_*``) > config file
+(``<data_dir>/config.yaml`` or ``ARKSERVE_CONFIG``) > defaults. Each field
+documents itself (``doc``, ``env``); ``docs/configuration.md`` is generated from
+these declarations and a test keeps it in sync. No module reads ``os.environ``
+at import time: callers hand :func:`load` the environment they want honoured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from arkserve.errors import ValidationFailed
+
+
+def _setting(default: Any, doc: str, env: str | None = None) -> Any:
+    return field(default=default, metadata={"doc": doc, "env": env})
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    database_url: str = _setting(
+        "", "SQLAlchemy URL of the store. Empty: SQLite at <data_dir>/arkserve.db. "
+        "PostgreSQL: postgresql://user:pass@host/db.", "ARKSERVE_DATABASE_URL")
+    busy_timeout_ms: int = _setting(5000, "SQLite busy timeout in milliseconds.", "ARKSERVE_SQLITE_BUSY_TIMEOUT_MS")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    host: str = _setting("127.0.0.1", "Address the REST API and console listen on.", "ARKSERVE_API_HOST")
+    port: int = _setting(7780, "Port of the REST API and console.", "ARKSERVE_API_PORT")
+    public_url: str = _setting("", "URL clients use to reach the API (default http://<host>:<port>).",
+                               "ARKSERVE_API_PUBLIC_URL")
+    session_ttl_s: int = _setting(8 * 3600, "Lifetime of a console login session, seconds.",
+                                  "ARKSERVE_SESSION_TTL_S")
+    secure_cookies: bool = _setting(False, "Mark session cookies Secure (enable when the console is served "
+                                    "over HTTPS).", "ARKSERVE_SECURE_COOKIES")
+    clock_skew_s: int = _setting(900, "Accepted clock skew of signed requests, seconds (spec: 15 min).",
+                                 "ARKSERVE_CLOCK_SKEW_S")
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    host: str = _setting("127.0.0.1", "Address the gateway listens on.", "ARKSERVE_GATEWAY_HOST")
+    addressing: str = _setting("port", "Endpoint addressing: 'port' (one gateway port per service) or "
+                               "'host' (<service>.<base_domain>).", "ARKSERVE_GATEWAY_ADDRESSING")
+    port_base: int = _setting(20001, "First gateway port handed to services in 'port' addressing.",
+                              "ARKSERVE_GATEWAY_PORT_BASE")
+    host_port: int = _setting(8443, "The single gateway port in 'host' addressing.", "ARKSERVE_GATEWAY_HOST_PORT")
+    base_domain: str = _setting("localhost", "Base domain of 'host' addressing.", "ARKSERVE_BASE_DOMAIN")
+    tls: bool = _setting(True, "Terminate TLS at the gateway (a local CA is created when no certificate is "
+                         "given). Off: plain HTTP, for use behind another TLS terminator.", "ARKSERVE_GATEWAY_TLS")
+    tls_cert: str = _setting("", "PEM certificate chain for the gateway (default: generated).",
+                             "ARKSERVE_TLS_CERT")
+    tls_key: str = _setting("", "PEM private key for --tls-cert.", "ARKSERVE_TLS_KEY")
+    workers: int = _setting(0, "Gateway worker processes sharing the ports (0: one per core, at most 4).",
+                            "ARKSERVE_GATEWAY_WORKERS")
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    kind: str = _setting("local", "Runtime backend: 'local' (processes on this host) or 'docker'.",
+                         "ARKSERVE_RUNTIME")
+    docker_url: str = _setting("", "Docker Engine address (default: DOCKER_HOST or the local socket).",
+                               "ARKSERVE_DOCKER_URL")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = _setting(Path("~/.arkserve"), "Directory for the SQLite store, keys, CA and logs.",
+                              "ARKSERVE_DATA_DIR")
+    log_level: str = _setting("info", "Log level: debug, info, warning, error.", "ARKSERVE_LOG_LEVEL")
+    store: StoreSettings = field(default_factory=StoreSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+
+    @property
+    def database_url(self) -> str:
+        return self.store.database_url or f"sqlite:///{self.data_dir / 'arkserve.db'}"
+
+    @property
+    def api_url(self) -> str:
+        return self.api.public_url or f"http://{self.api.host}:{self.api.port}"
+
+
+_GROUPS = ("store", "api", "gateway", "runtime")
+
+
+def _coerce(kind: Any, raw: Any, name: str) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ValidationFailed(f"setting {name}: expected a boolean, got {raw!r}", field=name)
+    if kind is int:
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ValidationFailed(f"setting {name}: expected an integer, got {raw!r}", field=name) from None
+    if kind is Path:
+        return Path(str(raw)).expanduser()
+    return str(raw)
+
+
+def _build(cls: type[Any], prefix: str, layers: list[Mapping[str, Any]], env: Mapping[str, str]) -> Any:
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name in _GROUPS:
+            continue
+        key = f"{prefix}{f.name}"
+        raw: Any = dataclasses.MISSING
+        for layer in layers:  # lowest precedence first
+            if key in layer:
+                raw = layer[key]
+        env_name = f.metadata.get("env")
+        if env_name and env_name in env:
+            raw = env[env_name]
+        if raw is not dataclasses.MISSING:
+            values[f.name] = _coerce(hints[f.name], raw, key)
+    return cls(**values)
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings. ``flags`` uses dotted keys (``"api.port"``, ``"data_dir"``); ``None`` values are unset."""
+    env = dict(os.environ if env is None else env)
+    flag_layer = {k: v for k, v in (flags or {}).items() if v is not None}
+    data_dir = Path(str(flag_layer.get("data_dir") or env.get("ARKSERVE_DATA_DIR") or "~/.arkserve")).expanduser()
+    config_path = Path(env.get("ARKSERVE_CONFIG") or data_dir / "config.yaml")
+    file_layer: dict[str, Any] = {}
+    if config_path.is_file():
+        loaded = yaml.safe_load(config_path.read_text()) or {}
+        if not isinstance(loaded, Mapping):
+            raise ValidationFailed(f"config file {config_path} must hold a mapping", field="config")
+        file_layer = _flatten(loaded)
+    # flags beat env, so apply env first (inside _build) and flags as a last layer.
+    top = _build(Settings, "", [file_layer], env)
+    top = dataclasses.replace(top, **{k: _coerce(Path if k == "data_dir" else str, v, k)
+                                      for k, v in flag_layer.items() if "." not in k})
+    groups = {}
+    for name in _GROUPS:
+        cls = type(getattr(top, name))
+        group = _build(cls, f"{name}.", [file_layer], env)
+        hints = get_type_hints(cls)
+        overrides = {k.split(".", 1)[1]: _coerce(hints[k.split(".", 1)[1]], v, k)
+                     for k, v in flag_layer.items() if k.startswith(f"{name}.")}
+        groups[name] = dataclasses.replace(group, **overrides)
+    return dataclasses.replace(top, data_dir=data_dir if "data_dir" not in flag_layer else top.data_dir, **groups)
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(dotted name, env var, default, doc) of every setting, for the configuration reference."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def walk(cls: type[Any], prefix: str) -> None:
+        for f in fields(cls):
+            if f.name in _GROUPS and prefix == "":
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else ""
+            rows.append((f"{prefix}{f.name}", f.metadata.get("env") or "", repr(default), f.metadata.get("doc", "")))
+
+    walk(Settings, "")
+    for name in _GROUPS:
+        walk(type(getattr(Settings(), name)), f"{name}.")
+    return rows
