@@ -168,7 +168,9 @@ def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None =
         overrides = {k.split(".", 1)[1]: _coerce(hints[k.split(".", 1)[1]], v, k)
                      for k, v in flag_layer.items() if k.startswith(f"{name}.")}
         groups[name] = dataclasses.replace(group, **overrides)
-    return dataclasses.replace(top, data_dir=data_dir if "data_dir" not in flag_layer else top.data_dir, **groups)
+    result: Settings = dataclasses.replace(
+        top, data_dir=data_dir if "data_dir" not in flag_layer else top.data_dir, **groups)
+    return result
 
 
 def describe() -> list[tuple[str, str, str, str]]:
@@ -186,3 +188,19 @@ def describe() -> list[tuple[str, str, str, str]]:
     for name in _GROUPS:
         walk(type(getattr(Settings(), name)), f"{name}.")
     return rows
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """Every setting as its ``ARKSERVE_*`` variable, so child processes see exactly these settings."""
+    out: dict[str, str] = {}
+
+    def walk(obj: Any) -> None:
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value)
+            elif f.metadata.get("env"):
+                out[f.metadata["env"]] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+    walk(settings)
+    return out

@@ -1,0 +1,40 @@
+"""The API application factory: routers under ``/api/v1``, OpenAPI, the error table, request ids."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+
+import arkserve
+from arkserve.api import errors, instance_types, keys, session, users
+from arkserve.api.context import AppContext
+from arkserve.auth.vault import MasterKey
+from arkserve.schemas import ErrorBody
+from arkserve.settings import Settings
+from arkserve.store.db import Store
+
+PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
+    app = FastAPI(
+        title="arkserve API", version=arkserve.__version__,
+        description="Control plane of arkserve: users, access keys, instance types and inference services. "
+                    "Programs sign requests with AK/SK (docs/signing.md); the console uses a session cookie.",
+        openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None)
+    app.state.ark = AppContext(settings=settings, store=store, master=master)
+    errors.install(app)
+    app.add_middleware(errors.RequestIdMiddleware)
+    api = APIRouter(prefix=PREFIX, responses={
+        401: {"description": "not authenticated", "model": ErrorBody},
+        403: {"description": "not allowed", "model": ErrorBody},
+        422: {"description": "invalid field", "model": ErrorBody}})
+    for module in (session, users, keys, instance_types):
+        api.include_router(module.router)
+
+    @api.get("/healthz", tags=["meta"], summary="Liveness of the API process")
+    def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": arkserve.__version__})
+
+    app.include_router(api)
+    return app

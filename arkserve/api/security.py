@@ -1,0 +1,100 @@
+"""Who is calling: an AK/SK signature (programs) or a console session cookie with CSRF token.
+
+Signed requests are verified with the same pure verifier as the gateway
+(``arkserve.auth.signing``), over the raw path and query as received.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from arkserve.api.context import AppContext, get_context
+from arkserve.auth import signing
+from arkserve.auth.vault import VaultError, unseal
+from arkserve.errors import Forbidden, Unauthenticated
+from arkserve.store import keys as key_store
+from arkserve.store import sessions as session_store
+from arkserve.store import users as user_store
+from arkserve.store.users import User
+
+SESSION_COOKIE = "ark_session"
+CSRF_HEADER = "x-csrf-token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    via: str  # "signature" | "session"
+    access_key: str | None = None
+
+    def require_admin(self) -> None:
+        if not self.user.is_admin:
+            raise Forbidden("this action needs the admin role")
+
+
+def _raw_url(request: Request) -> str:
+    raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+    query: bytes = request.scope.get("query_string", b"")
+    return (raw + b"?" + query).decode("latin-1") if query else raw.decode("latin-1")
+
+
+def _key_secret(ctx: AppContext, access_key: str) -> tuple[bytes, User] | None:
+    with ctx.store.read() as conn:
+        stored = key_store.find(conn, access_key)
+        if stored is None or not stored.enabled:
+            return None
+        user = user_store.get_by_id(conn, stored.user_id)
+    if user.disabled:
+        return None
+    try:
+        secret = signing.decode_secret(unseal(ctx.master, stored.sealed, access_key).decode())
+    except (VaultError, ValueError):
+        return None
+    return secret, user
+
+
+async def _by_signature(request: Request, ctx: AppContext, header: str) -> Principal:
+    parsed = signing.parse_authorization(header)
+    found = await run_in_threadpool(_key_secret, ctx, parsed.access_key)
+    headers = {k: v for k, v in request.headers.items()}
+    verified = signing.verify(
+        method=request.method, url=_raw_url(request), headers=headers,
+        lookup=lambda ak: found[0] if found is not None and ak == parsed.access_key else None,
+        now=time.time(), skew_s=ctx.settings.api.clock_skew_s)
+    body = await request.body()
+    signing.check_payload(verified.content_hash, signing.content_hash(body), len(body))
+    assert found is not None  # verify() raised InvalidCredential otherwise
+    return Principal(found[1], "signature", verified.access_key)
+
+
+def _by_session(ctx: AppContext, token: str, method: str, csrf: str | None) -> Principal:
+    with ctx.store.read() as conn:
+        sess = session_store.find(conn, token)
+        user = user_store.get_by_id(conn, sess.user_id) if sess else None
+    if sess is None or user is None or user.disabled:
+        raise Unauthenticated("session expired or logged out; log in again", code="SessionExpired")
+    if method not in _SAFE_METHODS and not (csrf and hmac.compare_digest(csrf, sess.csrf_token)):
+        raise Forbidden("missing or wrong X-CSRF-Token header", code="CSRFFailed")
+    return Principal(user, "session")
+
+
+async def principal(request: Request, ctx: Annotated[AppContext, Depends(get_context)]) -> Principal:
+    header = request.headers.get("authorization")
+    if header is not None:
+        return await _by_signature(request, ctx, header)
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        return await run_in_threadpool(_by_session, ctx, token, request.method, request.headers.get(CSRF_HEADER))
+    raise signing.MissingAuthorization(
+        "request is not signed: send an AK/SK signature (see docs/signing.md) or log in")
+
+
+Caller = Annotated[Principal, Depends(principal)]
+Context = Annotated[AppContext, Depends(get_context)]

@@ -1,0 +1,1 @@
+"""Authentication: request signing (signing.py), and later keys, passwords and permissions."""

@@ -1,0 +1,50 @@
+"""Rendering command results as a table (humans), JSON (scripts; stable) or YAML."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+FORMATS = ("table", "json", "yaml")
+output_option = click.option("-o", "--output", "fmt", type=click.Choice(FORMATS), default="table",
+                             show_default=True, help="Output format; json is stable for scripts.")
+
+
+def _cell(value: Any, column: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and column.endswith("_at"):
+        return dt.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def render(data: Any, fmt: str, columns: Sequence[str] = ()) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    if fmt == "yaml":
+        click.echo(yaml.safe_dump(data, sort_keys=True, allow_unicode=True).rstrip())
+        return
+    rows = data if isinstance(data, list) else [data]
+    if not columns:
+        columns = list(rows[0].keys()) if rows else []
+    table = Table(box=None, header_style="bold")
+    for c in columns:
+        table.add_column(c.upper())
+    for row in rows:
+        table.add_row(*(_cell(row.get(c), c) for c in columns))
+    Console(soft_wrap=True).print(table)
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"Error: {message}", err=True)
+    raise SystemExit(code)

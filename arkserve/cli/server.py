@@ -1,0 +1,123 @@
+"""Server commands: ``arkserve up`` (everything on one host) and each part alone (``arkserve api`` …)."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+import httpx
+
+from arkserve import settings as settings_mod
+from arkserve.cli.output import fail
+from arkserve.errors import ArkserveError
+from arkserve.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_options(fn: F) -> F:
+    fn = click.option("--database-url", default=None, help="Store URL (default: SQLite in the data dir).")(fn)
+    fn = click.option("--data-dir", default=None, help="Data directory (default ~/.arkserve).")(fn)
+    return fn
+
+
+def _settings(**flags: Any) -> Settings:
+    try:
+        return settings_mod.load(flags)
+    except ArkserveError as exc:
+        fail(exc.message)
+        raise
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.command("api", help="Run the REST API (and console) alone, against --database-url.")
+@store_options
+@click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Listen port (default 7780).")
+def api(data_dir: str | None, database_url: str | None, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from arkserve.api.app import create_app
+    from arkserve.auth.vault import load_master_key
+    from arkserve.store.db import open_store
+
+    s = _settings(data_dir=data_dir, **{"store.database_url": database_url, "api.host": host, "api.port": port})
+    _logging(s.log_level)
+    try:
+        master = load_master_key(s.data_dir, os.environ.get("ARKSERVE_MASTER_KEY"), create=False)
+        store = open_store(s.database_url, busy_timeout_ms=s.store.busy_timeout_ms)
+    except ArkserveError as exc:
+        fail(exc.message)
+        raise
+    app = create_app(s, store, master)
+    uvicorn.run(app, host=s.api.host, port=s.api.port, log_level=s.log_level, server_header=False,
+                timeout_graceful_shutdown=10)
+
+
+def _wait_healthy(url: str, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/v1/healthz", timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _banner(s: Settings, boot: Any) -> str:
+    lines = ["", "arkserve is up.", "",
+             f"  REST API     {s.api_url}/api/v1   (OpenAPI: {s.api_url}/api/v1/openapi.json, "
+             f"docs: {s.api_url}/api/v1/docs)",
+             f"  Data dir     {s.data_dir}   (store: {s.database_url.split('@')[-1]})", "",
+             f"  Admin        user 'admin', password in {s.data_dir / 'admin-password'}"]
+    if boot.admin_password:
+        lines.append(f"               password: {boot.admin_password}")
+    lines.append(f"  Access key   AK {boot.access_key}")
+    if boot.first_start:
+        lines.append(f"               SK {boot.secret_key}")
+        lines.append("               (the SK is shown on first start only; `arkserve key reveal` shows it again)")
+    lines += [f"  CLI profile  {boot.profile_path}  ->  try `arkserve whoami`, `arkserve key list`", ""]
+    if s.runtime.kind == "local":
+        lines.append("  Runtime      local processes: service commands run as this OS user "
+                     f"({getpass.getuser()}), for one trusted user on one machine.")
+    lines += ["", "Press Ctrl-C to stop.", ""]
+    return "\n".join(lines)
+
+
+@click.command("up", help="Start store, API, gateway and reconciler on this host (embedded defaults).")
+@store_options
+@click.option("--api-port", type=int, default=None, help="API/console port (default 7780).")
+def up(data_dir: str | None, database_url: str | None, api_port: int | None) -> None:
+    from arkserve.bootstrap import prepare
+    from arkserve.supervisor import Child, Supervisor
+
+    s = _settings(data_dir=data_dir, **{"store.database_url": database_url, "api.port": api_port})
+    try:
+        boot = prepare(s)
+    except ArkserveError as exc:
+        fail(exc.message)
+        raise
+    boot.store.dispose()
+    env = {**os.environ, **settings_mod.to_env(s), "ARKSERVE_DATA_DIR": str(s.data_dir)}
+    sup = Supervisor([Child("api", ["api"])], env)
+    sup.install_signals()
+    sup.start()
+    try:
+        if not _wait_healthy(s.api_url):
+            fail(f"the API did not come up on {s.api_url}; see the messages above")
+        click.echo(_banner(s, boot))
+        sup.watch()
+    finally:
+        click.echo("arkserve: stopping…")
+        sup.stop()
+        click.echo("arkserve: stopped.")

@@ -1,0 +1,131 @@
+"""Per-worker state shared by every connection: the applied snapshot and its lookup tables, the
+balancer, the upstream pool, the wait queues, metrics, the request log, and the periodic sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from arkserve.domain.routing import EMPTY_SNAPSHOT, RoutingSnapshot, ServiceRoute
+from arkserve.gateway.balancer import Balancer
+from arkserve.gateway.config import GatewayConfig
+from arkserve.gateway.http import HttpError
+from arkserve.gateway.metrics import Metrics
+from arkserve.gateway.requestlog import RecordSink, RequestRecord
+from arkserve.gateway.spool import Spool
+from arkserve.gateway.upstream import UpstreamPool
+
+if TYPE_CHECKING:
+    from arkserve.gateway.exchange import Exchange
+    from arkserve.gateway.proxy import ClientConnection
+
+
+class Core:
+    def __init__(self, config: GatewayConfig, sink: RecordSink | None) -> None:
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self.sink = sink
+        self.balancer = Balancer(config.workers)
+        self.upstreams = UpstreamPool(config.max_idle_per_upstream, config.upstream_idle_s)
+        self.metrics = Metrics()
+        self.snapshot: RoutingSnapshot = EMPTY_SNAPSHOT
+        self.secrets: dict[str, bytes] = {}
+        self.services: dict[str, ServiceRoute] = {}
+        self.port_routes: dict[int, ServiceRoute] = {}
+        self.host_mode = config.addressing == "host"
+        self.host_suffix = b"." + config.base_domain.lower().encode("ascii")
+        self.connections: set[ClientConnection] = set()
+        self.queues: dict[str, deque[Exchange]] = {}
+        self.waiting = 0
+        self.closing = False
+        self.clock = self.loop.time()
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------------------ snapshot
+    def apply(self, snap: RoutingSnapshot) -> None:
+        """Swap in a new snapshot; in-flight exchanges keep the route and replica they hold."""
+        self.balancer.update(snap.services)
+        self.secrets = {ak: k.secret for ak, k in snap.keys.items()}
+        self.services = dict(snap.services)
+        self.port_routes = {r.gateway_port: r for r in snap.services.values() if r.gateway_port is not None}
+        self.snapshot = snap
+        self.pump_all()
+
+    # ------------------------------------------------------------------------------ queueing
+    def enqueue(self, ex: Exchange) -> None:
+        name = ex.route.name  # type: ignore[union-attr]
+        q = self.queues.get(name)
+        if q is None:
+            q = self.queues[name] = deque()
+        if len(q) >= self.config.queue_max:
+            ex.fail(HttpError(503, "NoReplicaAvailable", "no replica is free and the wait queue is full",
+                              retry_after=self.config.retry_after_s))
+            return
+        if not ex.queued:
+            ex.queued = True
+            ex.deadline = self.clock + self.config.queue_timeout_s
+        q.append(ex)
+        self.waiting += 1
+
+    def dequeue(self, ex: Exchange) -> None:
+        q = self.queues.get(ex.route.name)  # type: ignore[union-attr]
+        if q is not None and ex in q:
+            q.remove(ex)
+            self.waiting -= 1
+        ex.queued = False
+
+    def pump(self, name: str) -> None:
+        q = self.queues.get(name)
+        pool = self.balancer.pools.get(name)
+        while q and pool is not None and pool.pick(self.clock) is not None:
+            ex = q.popleft()
+            self.waiting -= 1
+            if not ex.done:
+                deadline = ex.deadline
+                ex.dispatch()
+                if ex.queued:  # put back by dispatch: keep the original deadline
+                    ex.deadline = deadline
+
+    def pump_all(self) -> None:
+        if self.waiting:
+            for name in list(self.queues):
+                self.pump(name)
+
+    # ------------------------------------------------------------------------------ bookkeeping
+    def new_spool(self) -> Spool:
+        return Spool(self.config.spool_memory_bytes)
+
+    def record(self, ex: Exchange, status: int, replica: str) -> None:
+        latency = time.perf_counter() - ex.t0
+        service = ex.route.name if ex.route is not None else ""
+        self.metrics.observe(service, replica, status, latency)
+        if self.sink is not None:
+            self.sink.submit(RequestRecord(
+                ex.wall, service, replica, ex.method.decode("ascii", "replace"),
+                ex.url.decode("utf-8", "replace"), status, round(latency * 1000, 3), ex.bytes_in,
+                ex.bytes_out, ex.access_key, ex.conn.client, ex.rid.decode("ascii", "replace")))
+
+    def tick(self) -> None:
+        now = self.clock = self.upstreams.clock = self.loop.time()
+        for conn in list(self.connections):
+            conn.check(now)
+        self.upstreams.sweep(now)
+        self.pump_all()
+        self.metrics.inflight = sum(len(c.pipeline) for c in self.connections)
+        self.metrics.queue_depth = {n: len(q) for n, q in self.queues.items()}
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick_s)
+            self.tick()
+
+    def start(self) -> None:
+        self._task = self.loop.create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.upstreams.close_all()

@@ -1,0 +1,386 @@
+"""One request and its response, from the moment its headers are parsed until the log record.
+
+Body bytes from the client either stream to the replica (buffered, with backpressure, until an
+upstream connection is attached) or go to a :class:`Spool` when the content hash must be checked
+first. Connect failures before any byte was written are retried on another replica; anything
+later is reported (502/504 before the response started, an aborted connection after).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from arkserve.auth.signing import SignatureError, check_payload
+from arkserve.gateway import balancer as bal
+from arkserve.gateway.http import RESPONSE_DROP, HttpError
+from arkserve.gateway.spool import Spool
+from arkserve.gateway.upstream import UpstreamConnection
+
+if TYPE_CHECKING:
+    from arkserve.domain.routing import ServiceRoute
+    from arkserve.gateway.core import Core
+    from arkserve.gateway.proxy import ClientConnection
+
+PAUSE_BUFFER, PAUSE_UPSTREAM = 1, 2
+_HIGH_WATER = 256 * 1024
+_PIECE = 256 * 1024
+_NO_BODY_STATUS = (204, 304)
+
+
+class Exchange:
+    __slots__ = (
+        "access_key", "active", "attempts", "body_buf", "buffered", "bytes_in", "bytes_out", "chunked",
+        "cl", "claimed", "conn", "core", "deadline", "done", "eof_body", "error", "expect", "head", "http10",
+        "keep_alive", "method", "pending_head", "queued", "rechunk", "replica", "req_done",
+        "require_signed", "resp_started", "rid", "route", "sending", "spool", "status", "t0", "up",
+        "url", "wall",
+    )
+
+    def __init__(self, conn: ClientConnection, core: Core, route: ServiceRoute | None, method: bytes,
+                 url: bytes, head: list[bytes], rid: bytes, chunked: bool, cl: int, keep_alive: bool,
+                 http10: bool) -> None:
+        self.conn, self.core, self.route = conn, core, route
+        self.method, self.url, self.head, self.rid = method, url, head, rid
+        self.chunked, self.cl, self.keep_alive, self.http10 = chunked, cl, keep_alive, http10
+        self.access_key = ""
+        self.claimed = ""
+        self.require_signed = False
+        self.error: HttpError | None = None
+        self.expect = False
+        self.t0 = time.perf_counter()
+        self.wall = time.time()
+        self.spool: Spool | None = None
+        self.body_buf: list[bytes] = []
+        self.buffered = self.bytes_in = self.bytes_out = self.attempts = self.status = 0
+        self.req_done = self.sending = self.active = self.queued = self.done = False
+        self.resp_started = self.rechunk = self.eof_body = False
+        self.replica: bal.ReplicaState | None = None
+        self.up: UpstreamConnection | None = None
+        self.pending_head: bytes | None = None
+        self.deadline = float("inf")
+
+    # ------------------------------------------------------------------ request body from the client
+    def feed_body(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        if self.done or self.error is not None:
+            return
+        if self.bytes_in > self.core.config.max_body_bytes:
+            self.fail(HttpError(413, "PayloadTooLarge", "request body exceeds "
+                                f"{self.core.config.max_body_bytes} bytes"), close=True)
+            return
+        if self.spool is not None:
+            self.spool.write(data)
+        elif self.sending:
+            self._send_body(data)
+            self.deadline = self.core.clock + self.route.request_timeout_s  # type: ignore[union-attr]
+        else:
+            self.body_buf.append(data)
+            self.buffered += len(data)
+            if self.buffered > _HIGH_WATER:
+                self.conn.pause(PAUSE_BUFFER)
+
+    def _send_body(self, data: bytes) -> None:
+        t = self.up.transport  # type: ignore[union-attr]
+        if self.chunked:
+            t.writelines((b"%x\r\n" % len(data), data, b"\r\n"))  # type: ignore[union-attr]
+        else:
+            t.write(data)  # type: ignore[union-attr]
+
+    def body_end(self) -> None:
+        self.req_done = True
+        if self.done or self.error is not None:
+            return
+        if self.spool is not None:
+            try:
+                check_payload(self.claimed, self.spool.content_hash(), self.spool.size,
+                              require_signed=self.require_signed)
+            except SignatureError as exc:
+                self.core.metrics.auth_failure(exc.code)
+                self.error = HttpError(exc.status, exc.code, exc.message)
+                if self.active:
+                    self.fail(self.error)
+                return
+            if self.active:
+                self.dispatch()
+        elif self.sending:
+            if self.chunked:
+                self.up.transport.write(b"0\r\n\r\n")  # type: ignore[union-attr]
+            self.conn.resume(PAUSE_UPSTREAM)
+
+    # --------------------------------------------------------------------------- dispatching
+    def start(self) -> None:
+        """Called when this exchange reaches the front of its connection's pipeline."""
+        self.active = True
+        if self.error is not None:
+            self.fail(self.error)
+        elif self.expect and not self.req_done:
+            self.conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # type: ignore[union-attr]
+        if self.error is None and (self.spool is None or self.req_done):
+            self.dispatch()
+
+    def dispatch(self) -> None:
+        core = self.core
+        route = self.route
+        assert route is not None
+        self.queued = False
+        pool = core.balancer.pools.get(route.name)
+        st = pool.acquire(core.clock) if pool is not None else None
+        if st is None:
+            core.enqueue(self)
+            return
+        self.replica = st
+        self.deadline = core.clock + route.request_timeout_s
+        up = core.upstreams.take(st.address)
+        if up is not None:
+            self.attach(up)
+        else:
+            core.loop.create_task(self._connect(st))
+
+    async def _connect(self, st: bal.ReplicaState) -> None:
+        core = self.core
+        try:
+            up = await asyncio.wait_for(core.upstreams.connect(st.address), core.config.connect_timeout_s)
+        except (OSError, TimeoutError) as exc:
+            bal.eject(st, core.clock, core.config.eject_s)
+            self._release()
+            core.metrics.upstream_error(self.route.name, "connect")  # type: ignore[union-attr]
+            core.pump_all()
+            if self.done:
+                return
+            self.attempts += 1
+            if self.attempts > core.config.connect_retries:
+                self.fail(HttpError(502, "UpstreamUnavailable", f"no replica accepted the connection: {exc}"
+                                    if str(exc) else "no replica accepted the connection"))
+            else:
+                self.dispatch()
+            return
+        if self.done:
+            core.upstreams.put(up)
+            return
+        bal.succeed(st)
+        self.attach(up)
+
+    def attach(self, up: UpstreamConnection) -> None:
+        self.up = up
+        up.ex = self
+        t = up.transport
+        assert t is not None
+        head = self.head
+        if self.spool is not None:
+            head.append(b"content-length: %d\r\n\r\n" % self.spool.size)
+        elif self.chunked:
+            head.append(b"transfer-encoding: chunked\r\n\r\n")
+        elif self.cl >= 0:
+            head.append(b"content-length: %d\r\n\r\n" % self.cl)
+        else:
+            head.append(b"\r\n")
+        if self.body_buf:
+            if self.chunked and self.spool is None:
+                for piece in self.body_buf:
+                    head += (b"%x\r\n" % len(piece), piece, b"\r\n")
+            else:
+                head.extend(self.body_buf)
+            self.body_buf = []
+            self.buffered = 0
+            self.conn.resume(PAUSE_BUFFER)
+        t.write(b"".join(head))
+        self.sending = True
+        if self.spool is not None:
+            self.spool.rewind()
+            self.pump_spool()
+        elif self.req_done and self.chunked:
+            t.write(b"0\r\n\r\n")
+        if up.paused:
+            self.upstream_paused()
+        if self.conn.write_paused:
+            up.pause_reading()
+
+    def pump_spool(self) -> None:
+        up, spool = self.up, self.spool
+        assert up is not None and spool is not None and up.transport is not None
+        while not up.paused:
+            piece = spool.read(_PIECE)
+            if not piece:
+                spool.close()
+                self.spool = None
+                return
+            up.transport.write(piece)
+
+    def upstream_paused(self) -> None:
+        if not self.req_done:
+            self.conn.pause(PAUSE_UPSTREAM)
+
+    def upstream_resumed(self) -> None:
+        self.conn.resume(PAUSE_UPSTREAM)
+        if self.spool is not None and self.sending:
+            self.pump_spool()
+        self.deadline = self.core.clock + self.route.request_timeout_s  # type: ignore[union-attr]
+
+    # ------------------------------------------------------------------------------ response
+    def resp_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status = status
+        out = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+        has_len = up_chunked = False
+        drop = RESPONSE_DROP
+        for name, value in headers:
+            lname = name.lower()
+            if lname in drop:
+                if lname == b"connection":
+                    drop = drop | {v.strip().lower() for v in value.split(b",")}
+                elif lname == b"transfer-encoding":
+                    up_chunked = b"chunked" in value.lower()
+                continue
+            if lname == b"content-length":
+                has_len = True
+            out += (name, b": ", value, b"\r\n")
+        head_req = self.method == b"HEAD"
+        if not has_len and not head_req and status not in _NO_BODY_STATUS:
+            self.eof_body = not up_chunked
+            if self.http10:
+                self.keep_alive = False
+            else:
+                self.rechunk = True
+                out.append(b"transfer-encoding: chunked\r\n")
+        out += (b"x-request-id: ", self.rid, b"\r\n")
+        if not self.keep_alive or self.conn.core.closing:
+            self.keep_alive = False
+            out.append(b"connection: close\r\n\r\n")
+        elif self.http10:
+            out.append(b"connection: keep-alive\r\n\r\n")
+        else:
+            out.append(b"\r\n")
+        self.pending_head = b"".join(out)
+        self.resp_started = True
+        if head_req:  # llhttp would wait for a body; the connection is not reusable
+            up = self.up
+            assert up is not None
+            up.ex = None
+            self.flush_head()
+            up.close()
+            self.up = None
+            self._finish(False)
+
+    def flush_head(self) -> None:
+        head, self.pending_head = self.pending_head, None
+        if head is not None:
+            self.conn.transport.write(head)  # type: ignore[union-attr]
+
+    def resp_body(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        t = self.conn.transport
+        assert t is not None
+        if self.pending_head is not None:
+            head, self.pending_head = self.pending_head, None
+            if self.rechunk:
+                t.write(b"%s%x\r\n%s\r\n" % (head, len(data), data))
+            else:
+                t.write(head + data)
+        elif self.rechunk:
+            t.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+        else:
+            t.write(data)
+        self.deadline = self.core.clock + self.route.request_timeout_s  # type: ignore[union-attr]
+
+    def resp_end(self, upstream_keep_alive: bool) -> None:
+        t = self.conn.transport
+        tail = b"0\r\n\r\n" if self.rechunk else b""
+        if self.pending_head is not None:
+            tail = self.pending_head + tail
+            self.pending_head = None
+        if tail:
+            t.write(tail)  # type: ignore[union-attr]
+        self._finish(upstream_keep_alive and self.req_done and self.spool is None)
+
+    def upstream_lost(self, exc: BaseException | None) -> None:
+        self.up = None
+        if self.done:
+            return
+        if self.eof_body and self.resp_started and self.status:  # body delimited by the close
+            self.resp_end(False)
+            return
+        self.core.metrics.upstream_error(self.route.name, "reset")  # type: ignore[union-attr]
+        if self.resp_started:
+            self.flush_head()
+            self.conn.abort()
+            self._finish(False, status=502)
+        else:
+            self.fail(HttpError(502, "UpstreamError", "the replica closed the connection without a full "
+                                "response" + (f": {exc}" if exc else "")))
+
+    # ------------------------------------------------------------------------------ endings
+    def fail(self, err: HttpError, *, close: bool = False) -> None:
+        """Answer with the gateway's own error (or abort if the response already started)."""
+        if self.done:
+            return
+        if self.up is not None:
+            up, self.up = self.up, None
+            up.ex = None
+            up.close()
+        if self.resp_started:
+            self.conn.abort()
+            self._finish(False, status=err.status)
+            return
+        self.resp_started = True
+        self.status = err.status
+        if close or not self.req_done:
+            self.keep_alive = False
+        if self.active:
+            self.conn.write_error(self, err)
+            self._finish(False)
+        else:
+            self.error = err
+
+    def client_lost(self) -> None:
+        if self.done:
+            return
+        if self.up is not None:
+            up, self.up = self.up, None
+            up.ex = None
+            up.close()
+        self.keep_alive = False
+        self._finish(False, status=self.status if self.resp_started else 499, client_gone=True)
+
+    def check(self, now: float) -> None:
+        if self.done or now < self.deadline:
+            return
+        if self.queued:
+            self.core.dequeue(self)
+            self.fail(HttpError(503, "NoReplicaAvailable", "no ready replica became free within "
+                                f"{self.core.config.queue_timeout_s:g} s",
+                                retry_after=self.core.config.retry_after_s))
+        else:
+            self.core.metrics.upstream_error(self.route.name, "timeout")  # type: ignore[union-attr]
+            self.fail(HttpError(504, "UpstreamTimeout", "the replica did not answer within "
+                                f"{self.route.request_timeout_s:g} s"))  # type: ignore[union-attr]
+
+    def _release(self) -> None:
+        st, self.replica = self.replica, None
+        if st is not None:
+            bal.release(st)
+            core = self.core
+            if core.waiting:
+                core.pump(self.route.name)  # type: ignore[union-attr]
+
+    def _finish(self, reuse_upstream: bool, status: int = 0, client_gone: bool = False) -> None:
+        if self.done:
+            return
+        self.done = True
+        replica = self.replica.replica if self.replica is not None else ""
+        self._release()
+        if self.queued:
+            self.core.dequeue(self)
+        up, self.up = self.up, None
+        if up is not None:
+            if reuse_upstream:
+                self.core.upstreams.put(up)
+            else:
+                up.ex = None
+                up.close()
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
+        self.core.record(self, status or self.status, replica)
+        if not client_gone:
+            self.conn.exchange_finished(self)

@@ -1,0 +1,107 @@
+"""Small HTTP/1.1 helpers shared by the client and upstream sides: header classes, request ids,
+Host validation and the JSON error responses the gateway itself writes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import time
+
+from arkserve.auth.signing import format_date
+
+# Hop-by-hop headers (RFC 9110 7.6.1) plus the ones the gateway rewrites itself.
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
+    b"upgrade", b"proxy-authenticate", b"proxy-authorization",
+})
+RESPONSE_DROP = HOP_BY_HOP | {b"x-request-id"}
+
+_RID_OK = re.compile(rb"[A-Za-z0-9._-]{1,128}").fullmatch
+_HOST_OK = re.compile(
+    rb"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?").fullmatch
+
+_rid_prefix = b""
+_rid_counter = itertools.count(1)
+
+
+def new_request_id() -> bytes:
+    """A unique id: a random per-process prefix plus a counter (no syscall per request)."""
+    global _rid_prefix, _rid_counter
+    if not _rid_prefix or _rid_pid != os.getpid():
+        _reseed()
+    return b"%s%x" % (_rid_prefix, next(_rid_counter))
+
+
+_rid_pid = 0
+
+
+def _reseed() -> None:
+    global _rid_prefix, _rid_counter, _rid_pid
+    _rid_pid = os.getpid()
+    _rid_prefix = os.urandom(6).hex().encode() + b"-"
+    _rid_counter = itertools.count(1)
+
+
+def request_id(client_value: bytes | None) -> bytes:
+    """Keep a sane client-supplied X-Request-ID, else make one."""
+    if client_value is not None and _RID_OK(client_value):
+        return client_value
+    return new_request_id()
+
+
+def valid_host(value: bytes) -> bool:
+    return _HOST_OK(value) is not None
+
+
+def host_service(host: bytes, suffix: bytes) -> str | None:
+    """The service of ``<service>.<base_domain>[:port]`` (``suffix`` is ``b"." + base_domain``)."""
+    name = host.rsplit(b":", 1)[0] if b"]" not in host else host
+    name = name.lower()
+    if not name.endswith(suffix):
+        return None
+    svc = name[: -len(suffix)]
+    if not svc or b"." in svc:
+        return None
+    return svc.decode("ascii")
+
+
+REASONS = {
+    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 408: "Request Timeout",
+    413: "Content Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+}
+
+
+def error_response(status: int, code: str, message: str, request_id: bytes, *, close: bool,
+                   retry_after: int | None = None, head_only: bool = False) -> bytes:
+    """A complete HTTP/1.1 response with the JSON error body ``{code, message, request_id}``."""
+    rid = request_id.decode("ascii", "replace")
+    body = json.dumps({"code": code, "message": message, "request_id": rid}).encode()
+    lines = [
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        f"x-request-id: {rid}",
+        f"date: {format_date(time.time())}",
+    ]
+    if status == 401:
+        lines.append("www-authenticate: HMAC-SHA256")
+    if retry_after is not None:
+        lines.append(f"retry-after: {retry_after}")
+    if close:
+        lines.append("connection: close")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return head if head_only else head + body
+
+
+class HttpError(Exception):
+    """A request the gateway answers itself (status, code, message)."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after

@@ -1,0 +1,111 @@
+"""One record per proxied request, handed to a sink that never blocks the event loop.
+
+:class:`RecordSink` is the interface (``submit`` is called on the hot path and must only enqueue;
+``close`` flushes). :class:`BatchingSink` moves records to a background thread in batches and calls
+a blocking ``deliver(batch)`` there (the lead wires a store writer this way); when the backlog
+passes its bound it drops records and counts them instead of growing without limit.
+:class:`MemorySink` is for tests, :class:`JsonLinesSink` appends JSON lines to a file.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    time: float  # POSIX seconds when the request's headers were complete
+    service: str  # "" when no service matched
+    replica: str  # "" when no replica served it
+    method: str
+    path: str  # raw path and query as received
+    status: int
+    latency_ms: float
+    bytes_in: int  # request body bytes
+    bytes_out: int  # response body bytes
+    access_key: str  # "" when unsigned; never the secret or the signature
+    client: str  # client address
+    request_id: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@runtime_checkable
+class RecordSink(Protocol):
+    def submit(self, record: RequestRecord) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MemorySink:
+    """Keeps every record in a list (tests)."""
+
+    def __init__(self) -> None:
+        self.records: list[RequestRecord] = []
+
+    def submit(self, record: RequestRecord) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        pass
+
+
+class BatchingSink:
+    """Queue records; a daemon thread hands them to ``deliver`` in batches every ``interval_s``."""
+
+    def __init__(self, deliver: Callable[[list[RequestRecord]], None], *, interval_s: float = 0.5,
+                 batch_size: int = 1000, max_backlog: int = 100_000) -> None:
+        self._deliver = deliver
+        self._interval = interval_s
+        self._batch = batch_size
+        self._max = max_backlog
+        self._queue: deque[RequestRecord] = deque()
+        self._stop = threading.Event()
+        self.dropped = 0
+        self.failed_batches = 0
+        self._thread = threading.Thread(target=self._run, name="arkserve-requestlog", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: RequestRecord) -> None:
+        if len(self._queue) >= self._max:
+            self.dropped += 1
+            return
+        self._queue.append(record)
+
+    def _drain(self) -> None:
+        q = self._queue
+        while q:
+            batch = [q.popleft() for _ in range(min(self._batch, len(q)))]
+            try:
+                self._deliver(batch)
+            except Exception:  # a failing store must not kill the log thread
+                self.failed_batches += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._drain()
+        self._drain()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+class JsonLinesSink(BatchingSink):
+    """Append one JSON object per record to ``path`` (one ``write`` per batch, O_APPEND)."""
+
+    def __init__(self, path: str | Path, **kwargs: float) -> None:
+        self.path = Path(path)
+        super().__init__(self._write, **kwargs)  # type: ignore[arg-type]
+
+    def _write(self, batch: list[RequestRecord]) -> None:
+        text = "".join(json.dumps(r.to_dict(), separators=(",", ":")) + "\n" for r in batch)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(text)

@@ -1,0 +1,90 @@
+"""Where routing snapshots come from, and the holder that swaps them in atomically.
+
+A :class:`SnapshotSource` answers ``version()`` cheaply and ``load()`` a full snapshot; both may
+block (they run in a thread). :class:`SnapshotHolder` polls the version every ``poll_s`` and,
+when it moves, loads and applies the new snapshot on the event loop thread (one attribute swap;
+requests already in flight keep the objects they hold). Errors keep the last snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from arkserve.domain.routing import EMPTY_SNAPSHOT, RoutingSnapshot
+
+log = logging.getLogger("arkserve.gateway.snapshot")
+
+
+@runtime_checkable
+class SnapshotSource(Protocol):
+    def load(self) -> RoutingSnapshot: ...
+
+    def version(self) -> int: ...
+
+
+class StaticSource:
+    """An in-memory source; ``set()`` publishes a new snapshot (tests, embedding, benchmarks)."""
+
+    def __init__(self, snapshot: RoutingSnapshot = EMPTY_SNAPSHOT) -> None:
+        self._lock = threading.Lock()
+        self._snapshot = snapshot
+
+    def set(self, snapshot: RoutingSnapshot) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+
+    def load(self) -> RoutingSnapshot:
+        with self._lock:
+            return self._snapshot
+
+    def version(self) -> int:
+        with self._lock:
+            return self._snapshot.version
+
+
+class SnapshotHolder:
+    def __init__(self, source: SnapshotSource, on_change: Callable[[RoutingSnapshot], None],
+                 poll_s: float = 0.5) -> None:
+        self.source = source
+        self.current: RoutingSnapshot = EMPTY_SNAPSHOT
+        self._on_change = on_change
+        self._poll_s = poll_s
+        self._task: asyncio.Task[None] | None = None
+        self.errors = 0
+
+    async def refresh(self) -> bool:
+        """Check the source once; apply a new snapshot if its version moved. False on error."""
+        loop = asyncio.get_running_loop()
+        try:
+            version = await loop.run_in_executor(None, self.source.version)
+            if version == self.current.version and self.current is not EMPTY_SNAPSHOT:
+                return True
+            snap = await loop.run_in_executor(None, self.source.load)
+        except Exception as exc:
+            self.errors += 1
+            log.warning("routing snapshot source failed, keeping version %s: %s", self.current.version, exc)
+            return False
+        if snap is not self.current:
+            self.current = snap
+            self._on_change(snap)
+        return True
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_s)
+            await self.refresh()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

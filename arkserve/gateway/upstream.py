@@ -1,0 +1,169 @@
+"""Connections to replicas: one asyncio protocol per TCP connection and a keep-alive pool.
+
+An :class:`UpstreamConnection` carries one exchange at a time and forwards the parsed response
+to it (``resp_head``/``resp_body``/``resp_end``/``upstream_lost``). Idle connections wait in
+:class:`UpstreamPool` (LIFO per address) and are closed after ``upstream_idle_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import httptools
+
+if TYPE_CHECKING:
+    from arkserve.gateway.exchange import Exchange
+
+
+class UpstreamConnection(asyncio.Protocol):
+    def __init__(self, pool: UpstreamPool, address: tuple[str, int]) -> None:
+        self.pool = pool
+        self.address = address
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.ex: Exchange | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.skip = False
+        self.paused = False  # our writes to it are paused (its receive buffer is full)
+        self.rpaused = False  # we stopped reading it (the client is slow)
+
+    # asyncio
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        ex = self.ex
+        if ex is None:  # nothing was asked: a broken or misbehaving replica
+            self.close()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.ex = None
+            self.close()
+            ex.upstream_lost(exc)
+            return
+        if ex.pending_head is not None and self.ex is ex:
+            ex.flush_head()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        ex = self.ex
+        if ex is not None:
+            self.ex = None
+            ex.upstream_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+        if self.ex is not None:
+            self.ex.upstream_paused()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.ex is not None:
+            self.ex.upstream_resumed()
+
+    # httptools
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status < 200:  # 100 Continue and friends: the gateway answered the client itself
+            self.skip = True
+        elif self.ex is not None:
+            self.ex.resp_head(status, self.reason, self.headers)
+        self.reason = b""
+        self.headers = []
+
+    def on_body(self, body: bytes) -> None:
+        if self.ex is not None:
+            self.ex.resp_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.skip:
+            self.skip = False
+            return
+        ex = self.ex
+        if ex is not None:
+            ex.resp_end(self.parser.should_keep_alive())
+
+    def pause_reading(self) -> None:
+        if not self.rpaused and self.transport is not None:
+            self.rpaused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.rpaused and self.transport is not None:
+            self.rpaused = False
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class UpstreamPool:
+    def __init__(self, max_idle: int, idle_s: float) -> None:
+        self.idle: dict[tuple[str, int], list[UpstreamConnection]] = {}
+        self.max_idle = max_idle
+        self.idle_s = idle_s
+        self.clock = 0.0
+
+    def take(self, address: tuple[str, int]) -> UpstreamConnection | None:
+        conns = self.idle.get(address)
+        while conns:
+            c = conns.pop()
+            if not c.closed and c.transport is not None and not c.transport.is_closing():
+                return c
+        return None
+
+    def put(self, conn: UpstreamConnection) -> None:
+        conns = self.idle.get(conn.address)
+        if conns is None:
+            conns = self.idle[conn.address] = []
+        if conn.closed or len(conns) >= self.max_idle:
+            conn.close()
+            return
+        conn.ex = None
+        if conn.rpaused:
+            conn.resume_reading()
+        conn.idle_since = self.clock
+        conns.append(conn)
+
+    async def connect(self, address: tuple[str, int]) -> UpstreamConnection:
+        loop = asyncio.get_running_loop()
+        _, proto = await loop.create_connection(lambda: UpstreamConnection(self, address), *address)
+        return proto
+
+    def sweep(self, now: float) -> None:
+        limit = now - self.idle_s
+        for address, conns in list(self.idle.items()):
+            keep = [c for c in conns if not c.closed and c.idle_since >= limit]
+            for c in conns:
+                if c not in keep:
+                    c.close()
+            if keep:
+                self.idle[address] = keep
+            else:
+                del self.idle[address]
+
+    def close_all(self) -> None:
+        for conns in self.idle.values():
+            for c in conns:
+                c.close()
+        self.idle.clear()
+
+    def stats(self) -> dict[str, Any]:
+        return {f"{h}:{p}": len(c) for (h, p), c in self.idle.items()}

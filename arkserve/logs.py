@@ -1,0 +1,214 @@
+"""Per-replica log files: the writer runtimes append to and the reader the api/cli use.
+
+Layout: ``<log_dir>/<service>/<replica>.log`` (``log_dir`` is ``<data_dir>/logs``).
+Each line is ``<UTC RFC 3339 timestamp, microseconds> <replica> <text>``, e.g.
+``2024-05-01T12:00:00.123456Z r1a2b3c listening on 8000``. Files live outside the
+replica, so logs outlive processes and containers.
+
+Rotation: when the file passes ``max_bytes`` it is renamed to ``<replica>.log.1``
+(replacing an older one) and a new file starts. A runtime starting a replica id
+again rotates too, so ``previous=True`` reads the previous run (or, after a size
+rotation, the older part of the current run) like ``kubectl logs --previous``.
+
+This module also runs as a tiny process, ``python -m arkserve.logs pump FILE
+REPLICA [MAX_BYTES]``: it timestamps its stdin into FILE until EOF. The local runtime pipes
+each replica into one so that output keeps flowing while the reconciler restarts.
+It therefore imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+SUFFIX = ".log"
+
+
+def log_dir_for(data_dir: Path) -> Path:
+    return data_dir / "logs"
+
+
+def log_path(log_dir: Path, service: str, replica: str, previous: bool = False) -> Path:
+    return log_dir / service / f"{replica}{SUFFIX}{'.1' if previous else ''}"
+
+
+def format_ts(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str) -> float:
+    """RFC 3339 in UTC (``Z``), any number of fraction digits (docker writes nanoseconds)."""
+    head, _, frac = text.rstrip("Z").partition(".")
+    base = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return base + (float("0." + frac) if frac else 0.0)
+
+
+@dataclass(frozen=True, order=True)
+class LogLine:
+    ts: float
+    replica: str
+    text: str
+
+    def format(self) -> str:
+        return f"{format_ts(self.ts)} {self.replica} {self.text}"
+
+    @classmethod
+    def parse(cls, raw: str) -> LogLine | None:
+        parts = raw.rstrip("\n").split(" ", 2)
+        if len(parts) < 2:
+            return None
+        try:
+            ts = parse_ts(parts[0])
+        except ValueError:
+            return None
+        return cls(ts, parts[1], parts[2] if len(parts) == 3 else "")
+
+
+class LogWriter:
+    """Appends timestamped lines for one replica; rotates at ``max_bytes`` keeping one old file."""
+
+    def __init__(self, path: Path, replica: str, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.path, self.replica, self.max_bytes = path, replica, max_bytes
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(path, "ab")  # noqa: SIM115 - held open until close()
+        self.last_ts = last_timestamp(path)
+
+    def write(self, text: str, ts: float | None = None) -> None:
+        stamp = time.time() if ts is None else ts
+        data = LogLine(stamp, self.replica, text.rstrip("\r\n")).format().encode("utf-8", "replace") + b"\n"
+        with self._lock:
+            if self._fh.tell() + len(data) > self.max_bytes and self._fh.tell() > 0:
+                self._fh.close()
+                os.replace(self.path, f"{self.path}.1")
+                self._fh = open(self.path, "ab")  # noqa: SIM115
+            self._fh.write(data)
+            self._fh.flush()
+            self.last_ts = max(self.last_ts or 0.0, stamp)
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
+def rotate(path: Path) -> None:
+    """Move a non-empty log aside (a replica id starting again): it becomes the ``previous`` log."""
+    if path.exists() and path.stat().st_size > 0:
+        os.replace(path, f"{path}.1")
+
+
+def last_timestamp(path: Path) -> float | None:
+    """Timestamp of the last complete line of ``path`` (read from the end), None when empty."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - 65536))
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        return None
+    for raw in reversed(lines):
+        line = LogLine.parse(raw.decode("utf-8", "replace"))
+        if line is not None:
+            return line.ts
+    return None
+
+
+def pump(stream: BinaryIO, writer: LogWriter) -> None:
+    """Copy ``stream`` line by line into ``writer`` until EOF."""
+    for raw in iter(lambda: stream.readline(65536), b""):
+        writer.write(raw.decode("utf-8", "replace"))
+
+
+def _files(log_dir: Path, service: str, replica: str | None, previous: bool) -> list[Path]:
+    if replica is not None:
+        return [log_path(log_dir, service, replica, previous)]
+    pattern = f"*{SUFFIX}.1" if previous else f"*{SUFFIX}"
+    return sorted((log_dir / service).glob(pattern))
+
+
+def _read_file(path: Path, since: float | None) -> Iterator[LogLine]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for raw in fh:
+                line = LogLine.parse(raw)
+                if line is not None and (since is None or line.ts >= since):
+                    yield line
+    except FileNotFoundError:
+        return
+
+
+def read_logs(log_dir: Path, service: str, replica: str | None = None, since: float | None = None,
+              tail: int | None = None, previous: bool = False) -> list[LogLine]:
+    """Lines of one replica, or of every replica of ``service`` merged by time.
+
+    ``since`` keeps lines stamped at or after that unix time; ``tail`` keeps the last N."""
+    merged: Iterable[LogLine] = heapq.merge(*(_read_file(p, since) for p in _files(log_dir, service, replica,
+                                                                                     previous)))
+    if tail is not None:
+        return list(deque(merged, maxlen=tail)) if tail > 0 else []
+    return list(merged)
+
+
+def follow_logs(log_dir: Path, service: str, replica: str | None = None, since: float | None = None,
+                tail: int | None = None, poll_s: float = 0.2,
+                stop: threading.Event | None = None) -> Iterator[LogLine]:
+    """Yield the existing lines (as :func:`read_logs`), then new ones as they are written.
+
+    Follows rotation and, for a whole service, replicas that appear later. Ends when ``stop`` is set."""
+    done = stop or threading.Event()
+    yield from read_logs(log_dir, service, replica, since, tail)
+    offsets: dict[Path, tuple[int, int]] = {}  # path -> (inode, offset)
+    for path in _files(log_dir, service, replica, False):
+        try:
+            st = path.stat()
+            offsets[path] = (st.st_ino, st.st_size)
+        except FileNotFoundError:
+            pass
+    while not done.is_set():
+        fresh: list[LogLine] = []
+        for path in _files(log_dir, service, replica, False):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            ino, off = offsets.get(path, (st.st_ino, 0))
+            if ino != st.st_ino or st.st_size < off:
+                off = 0  # rotated: the new file starts from its beginning
+            with open(path, "rb") as fh:
+                fh.seek(off)
+                chunk = fh.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            offsets[path] = (st.st_ino, off + len(complete))
+            for raw in complete.decode("utf-8", "replace").splitlines():
+                line = LogLine.parse(raw)
+                if line is not None:
+                    fresh.append(line)
+        yield from sorted(fresh)
+        done.wait(poll_s)
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) not in (4, 5) or argv[1] != "pump":
+        print("usage: python -m arkserve.logs pump FILE REPLICA [MAX_BYTES]", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # exit on EOF only, so the last lines are kept
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    writer = LogWriter(Path(argv[2]), argv[3], int(argv[4]) if len(argv) == 5 else DEFAULT_MAX_BYTES)
+    pump(sys.stdin.buffer, writer)
+    writer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv))

@@ -1,0 +1,136 @@
+"""Request signing for HTTP clients: :class:`ArkAuth` for httpx and :class:`ArkRequestsAuth` for requests.
+
+Both add the ``date``, ``x-ark-content-sha256`` and ``Authorization`` headers of the ark AK/SK
+scheme (see ``docs/signing.md``), computed by :mod:`arkserve.auth.signing` over exactly what the
+client will put on the wire: the method, the raw path and query, the ``Host`` header (with a
+non-default port) and the body bytes. A body that cannot be hashed up front (a generator, a file,
+an httpx multipart stream) is sent as an *unsigned payload*: the empty string's hash is signed,
+as the reference client does for multipart uploads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from urllib.parse import urlsplit
+
+import httpx
+import requests
+
+from arkserve.auth import signing
+
+__all__ = ["ArkAuth", "ArkRequestsAuth"]
+
+Clock = Callable[[], float]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _checked_secret(secret_key: str) -> str:
+    if not isinstance(secret_key, str):
+        raise TypeError("secret_key must be a str (the base64 secret key as issued)")
+    try:
+        signing.decode_secret(secret_key)
+    except ValueError:
+        raise ValueError(
+            "secret_key is not a valid secret key: expected the standard base64 text (with '=' padding) "
+            "shown when the access key was created"
+        ) from None
+    return secret_key
+
+
+def _checked_access_key(access_key: str) -> str:
+    if not isinstance(access_key, str) or not access_key or not access_key.isascii():
+        raise ValueError("access_key must be a non-empty ASCII string")
+    if not access_key.isprintable() or any(c in access_key for c in " &="):
+        raise ValueError("access_key must not contain spaces, '&' or '='")
+    return access_key
+
+
+class ArkAuth(httpx.Auth):
+    """Sign httpx requests (sync and async clients alike) with an access key and secret key.
+
+    >>> client = httpx.Client(base_url="http://127.0.0.1:8000", auth=ArkAuth(ak, sk))
+    """
+
+    requires_request_body = False  # never force a stream into memory: unread bodies go unsigned
+
+    def __init__(self, access_key: str, secret_key: str, *, clock: Clock = time.time) -> None:
+        self.access_key = _checked_access_key(access_key)
+        self._secret_key = _checked_secret(secret_key)
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"ArkAuth(access_key={self.access_key!r})"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        try:
+            body: bytes | None = request.content  # set for content=, json=, data= (no files)
+        except httpx.RequestNotRead:
+            body = None  # streaming or multipart: unsigned payload
+        request.headers.update(
+            signing.sign_headers(
+                method=request.method,
+                url=request.url.raw_path.decode("ascii"),
+                host=request.headers["Host"],
+                access_key=self.access_key,
+                secret_key=self._secret_key,
+                body=body,
+                now=self._clock(),
+            )
+        )
+        yield request
+
+
+def _requests_host(request: requests.PreparedRequest) -> str:
+    """The ``Host`` header urllib3 / http.client will send for this prepared request."""
+    explicit = request.headers.get("Host")
+    if explicit is not None:
+        return explicit if isinstance(explicit, str) else explicit.decode("latin-1")
+    parts = urlsplit(request.url or "")
+    host = (parts.hostname or "").rstrip(".")  # urllib3 connects (and names the Host) without the dot
+    if ":" in host:
+        host = f"[{host.split('%', 1)[0]}]"  # IPv6 literal; http.client drops the zone id
+    port = parts.port
+    if port is not None and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+        host = f"{host}:{port}"
+    return host
+
+
+def _requests_body(body: object) -> bytes | None:
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        try:
+            return body.encode("latin-1")  # what http.client sends for a str body
+        except UnicodeEncodeError:
+            return None
+    return None  # generator, file object, iterable: not hashable up front -> unsigned payload
+
+
+class ArkRequestsAuth(requests.auth.AuthBase):
+    """Sign ``requests`` requests: ``requests.get(url, auth=ArkRequestsAuth(ak, sk))``."""
+
+    def __init__(self, access_key: str, secret_key: str, *, clock: Clock = time.time) -> None:
+        self.access_key = _checked_access_key(access_key)
+        self._secret_key = _checked_secret(secret_key)
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"ArkRequestsAuth(access_key={self.access_key!r})"
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers.update(
+            signing.sign_headers(
+                method=r.method or "GET",
+                url=r.path_url,  # already in the form urllib3 writes (escapes upper-cased)
+                host=_requests_host(r),
+                access_key=self.access_key,
+                secret_key=self._secret_key,
+                body=_requests_body(r.body),
+                now=self._clock(),
+            )
+        )
+        return r

@@ -1,0 +1,79 @@
+"""A small client for the REST API, signing every call with the AK/SK of a profile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from arkserve.sdk.auth import ArkAuth
+
+
+class ApiError(Exception):
+    """An error answer of the API: ``status``, ``code``, ``message``, ``request_id``."""
+
+    def __init__(self, status: int, code: str, message: str, request_id: str = "") -> None:
+        super().__init__(f"{code}: {message}")
+        self.status, self.code, self.message, self.request_id = status, code, message, request_id
+
+
+class Client:
+    def __init__(
+        self,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        *,
+        timeout: float = 30.0,
+        verify: bool | str = True,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self._http = httpx.Client(
+            base_url=f"{self.endpoint}/api/v1",
+            auth=ArkAuth(access_key, secret_key),
+            timeout=timeout,
+            verify=verify,
+        )
+
+    def request(
+        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        try:
+            resp = self._http.request(method, path, json=json, params=params)
+        except httpx.HTTPError as exc:
+            raise ApiError(0, "ConnectionFailed", f"cannot reach {self.endpoint}: {exc}") from None
+        if resp.status_code >= 400:
+            try:
+                body = resp.json()
+            except ValueError:
+                body = {}
+            raise ApiError(
+                resp.status_code,
+                str(body.get("code", f"HTTP{resp.status_code}")),
+                str(body.get("message", resp.text[:200])),
+                str(body.get("request_id", "")),
+            )
+        if resp.status_code == 204 or not resp.content:
+            return None
+        return resp.json()
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None} or None)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.request("POST", path, json=body if body is not None else {})
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, json=body)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

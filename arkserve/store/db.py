@@ -1,0 +1,115 @@
+"""Opening the store: engine creation for SQLite and PostgreSQL, migrations, version counters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError as _SQLAlchemyError
+
+from arkserve.errors import StoreUnavailable
+from arkserve.store.tables import versions
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLAlchemyError = _SQLAlchemyError
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgres://`` and ``postgresql://`` and use the psycopg 3 driver for both."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy's BEGIN be a real BEGIN IMMEDIATE for writers; pysqlite's own
+            # transaction handling is disabled so that the pragmas below apply.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # Writers take the lock up front (no deadlock on upgrade); readers stay concurrent in WAL.
+            read_only = conn.get_execution_options().get("ark_read_only", False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (idempotent)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Store:
+    """An engine plus the few helpers every process needs (transactions, version counters)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction; store errors surface as :class:`StoreUnavailable` when temporary."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"store unavailable: {exc.orig.__class__.__name__}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect().execution_options(ark_read_only=True) as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"store unavailable: {exc.orig.__class__.__name__}") from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str, *, busy_timeout_ms: int = 5000, migrate_schema: bool = True) -> Store:
+    engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
+    if migrate_schema:
+        migrate(engine)
+    return Store(engine)
+
+
+def bump(conn: Connection, name: str = "routing") -> None:
+    """Move a version counter inside the caller's transaction (readers poll it to notice changes)."""
+    conn.execute(update(versions).where(versions.c.name == name).values(value=versions.c.value + 1))
+
+
+def version(conn: Connection, name: str = "routing") -> int:
+    return int(conn.execute(select(versions.c.value).where(versions.c.name == name)).scalar_one())
+
+
+def now() -> float:
+    return time.time()

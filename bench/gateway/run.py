@@ -1,0 +1,169 @@
+"""Gateway benchmark: arkserve gateway vs nginx as reverse proxy, same upstream, same wrk runs.
+
+One command: ``.venv/bin/python bench/gateway/run.py`` (needs Debian ``nginx-light`` and ``wrk``).
+Starts an nginx upstream serving a fixed response, an nginx reverse proxy (2 workers, keep-alive
+upstream) and the arkserve gateway (2 workers, auth on, pre-signed requests), then prints req/s,
+p50, p99 and the gateway/nginx ratio for GET and a 100 KB POST, and the p50 latency each proxy
+adds at concurrency 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench" / "gateway")]
+
+from gateway_proc import AK, SK  # noqa: E402
+
+from arkserve.auth.signing import content_hash, sign_headers  # noqa: E402
+
+NGINX_CONF = """
+worker_processes {workers};
+daemon off;
+pid {dir}/{name}.pid;
+error_log {dir}/{name}.err warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/{name}-body;
+  proxy_temp_path {dir}/{name}-proxy;
+  client_max_body_size 64m;
+  client_body_buffer_size 1m;
+  keepalive_requests 1000000;
+  upstream app {{ server 127.0.0.1:{upstream}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{port} reuseport;
+    location / {{ {body} }}
+  }}
+}}
+"""
+UPSTREAM_BODY = 'default_type application/json; return 200 \'{"replica":"r0","ok":true}\';'
+PROXY_BODY = 'proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def start_nginx(tmp: Path, name: str, port: int, body: str, upstream: int, workers: int) -> subprocess.Popen[bytes]:
+    conf = tmp / f"{name}.conf"
+    conf.write_text(NGINX_CONF.format(workers=workers, dir=tmp, name=name, port=port, body=body,
+                                      upstream=upstream))
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp)], stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc
+
+
+def lua_script(tmp: Path, name: str, method: str, host: str, body: bytes | None, signed_payload: bool) -> Path:
+    headers: dict[str, str] = {}
+    if body is not None or method == "GET":
+        h = sign_headers(method=method, url="/v1/predict", host=host, access_key=AK, secret_key=SK,
+                         body=(body or b"") if signed_payload else None, now=time.time())
+        headers.update(h)
+    lines = [f'wrk.method = "{method}"', 'wrk.path = "/v1/predict"']
+    for k, v in headers.items():
+        lines.append(f'wrk.headers["{k}"] = "{v}"')
+    if body:
+        (tmp / f"{name}.body").write_bytes(body)
+        lines.append(f'local f = io.open("{tmp}/{name}.body", "rb"); wrk.body = f:read("*all"); f:close()')
+        lines.append('wrk.headers["Content-Type"] = "application/octet-stream"')
+    path = tmp / f"{name}.lua"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    def lat(label: str) -> float:
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"rps": float(rps.group(1)) if rps else 0.0, "p50": lat("50"), "p99": lat("99"),
+            "non2xx": float(non2xx.group(1)) if non2xx else 0.0, "errors": 1.0 if errors else 0.0}
+
+
+def wrk(port: int, script: Path, threads: int, conns: int, secs: int) -> dict[str, float]:
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--latency", "-s", str(script),
+                          f"http://127.0.0.1:{port}/v1/predict"], capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="arkserve-bench-"))
+    up, ng, gw = free_port(), free_port(), free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(start_nginx(tmp, "upstream", up, UPSTREAM_BODY, up, 1))
+        procs.append(start_nginx(tmp, "proxy", ng, PROXY_BODY, up, a.workers))
+        procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench/gateway/gateway_proc.py"), "--port",
+                                       str(gw), "--upstream", str(up), "--workers", str(a.workers)],
+                                      env={**os.environ, "PYTHONPATH": str(ROOT)}))
+        wait_port(gw)
+        body = os.urandom(100 * 1024)
+        cases = [("GET", None, True), ("POST 100KB signed payload", body, True),
+                 ("POST 100KB unsigned payload", body, False)]
+        print(f"wrk -t{a.threads} -c{a.connections} -d{a.duration}s; {os.cpu_count()} cores; "
+              f"{a.workers} workers each; auth on; body sha256 {content_hash(body)[:12]}...")
+        print(f"{'case':30} {'target':8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non2xx':>7}  ratio")
+        for label, b, signed in cases:
+            method = "GET" if b is None else "POST"
+            res = {}
+            for target, port in (("nginx", ng), ("arkserve", gw)):
+                script = lua_script(tmp, f"{target}{len(res)}", method, f"127.0.0.1:{port}", b, signed)
+                wrk(port, script, a.threads, a.connections, 2)  # warm up (pools, JIT-free but caches)
+                res[target] = wrk(port, script, a.threads, a.connections, a.duration)
+            ratio = res["arkserve"]["rps"] / res["nginx"]["rps"] if res["nginx"]["rps"] else 0.0
+            for target in ("nginx", "arkserve"):
+                r = res[target]
+                print(f"{label:30} {target:8} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} "
+                      f"{int(r['non2xx']):>7}" + (f"  {ratio:.2f}x" if target == "arkserve" else ""))
+        print("latency at concurrency 1 (GET, p50):")
+        base = wrk(up, lua_script(tmp, "direct", "GET", f"127.0.0.1:{up}", None, True), 1, 1, 5)
+        for target, port in (("nginx", ng), ("arkserve", gw)):
+            r = wrk(port, lua_script(tmp, f"c1{target}", "GET", f"127.0.0.1:{port}", None, True), 1, 1, 5)
+            print(f"  {target:8} p50 {r['p50']:.3f} ms, added {r['p50'] - base['p50']:.3f} ms "
+                  f"(direct {base['p50']:.3f} ms)")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""`arkserve up` as a newcomer runs it: banner, CLI profile, restart keeps everything, SIGKILL loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.live import free_port
+
+
+class Up:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        self.env = {**os.environ, "ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml"), "PYTHONUNBUFFERED": "1"}
+        self.env.pop("ARKSERVE_MASTER_KEY", None)
+        self.proc: subprocess.Popen[str] | None = None
+
+    def close(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            if self.proc.stdout:
+                self.proc.stdout.close()
+
+    def start(self) -> str:
+        self.close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "arkserve", "up", "--data-dir", str(self.tmp / "data"), "--api-port",
+             str(self.port)], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Press Ctrl-C to stop." in line:
+                return "".join(lines)
+        raise AssertionError("arkserve up did not come up:\n" + "".join(lines))
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([sys.executable, "-m", "arkserve", *args], env=self.env, capture_output=True,
+                             text=True, timeout=60)
+        if check:
+            assert res.returncode == 0, res.stderr
+        return res
+
+    def api_children(self) -> list[int]:
+        pids = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes()
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if f"ARKSERVE_API_PORT={self.port}".encode() in environ and b"arkserve\x00api" in cmdline:
+                pids.append(int(pid))
+        return pids
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[Up]:
+    u = Up(tmp_path)
+    yield u
+    u.close()
+    for pid in u.api_children():
+        os.kill(pid, signal.SIGKILL)
+
+
+def _wait_gone(pids_of, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while pids_of() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pids_of() == []
+
+
+def test_first_start_prints_everything_a_newcomer_needs(up: Up) -> None:
+    banner = up.start()
+    data = up.tmp / "data"
+    password = (data / "admin-password").read_text().strip()
+    assert f"http://127.0.0.1:{up.port}/api/v1" in banner
+    assert password in banner and "admin" in banner
+    assert (data / "admin-password").stat().st_mode & 0o777 == 0o600
+    assert (data / "master.key").stat().st_mode & 0o777 == 0o600
+    assert (up.tmp / "profiles.yaml").stat().st_mode & 0o777 == 0o600
+    assert "run as this OS user" in banner
+    me = json.loads(up.cli("whoami", "-o", "json").stdout)
+    assert me["username"] == "admin" and me["access_key"] in banner
+    keys = json.loads(up.cli("keys", "list", "-o", "json").stdout)  # plural alias
+    assert [k["access_key"] for k in keys] == [me["access_key"]]
+    assert "access_key:" in up.cli("key", "list", "-o", "yaml").stdout
+    missing = up.cli("user", "get", "ghost", check=False)
+    assert missing.returncode == 1 and "not found" in missing.stderr and "UserNotFound" in missing.stderr
+
+
+def test_sigterm_stops_every_part_and_restart_keeps_state(up: Up) -> None:
+    up.start()
+    up.cli("user", "create", "bob", "--password", "bob-password")
+    ak = json.loads(up.cli("whoami", "-o", "json").stdout)["access_key"]
+    password = (up.tmp / "data" / "admin-password").read_text()
+    assert up.api_children()
+    assert up.proc is not None
+    up.proc.send_signal(signal.SIGTERM)
+    assert up.proc.wait(timeout=30) == 0
+    _wait_gone(up.api_children)
+    banner = up.start()
+    assert "password:" not in banner  # not regenerated
+    assert (up.tmp / "data" / "admin-password").read_text() == password
+    assert json.loads(up.cli("whoami", "-o", "json").stdout)["access_key"] == ak
+    assert "bob" in up.cli("users", "list").stdout
+
+
+def test_sigkill_loses_nothing_acknowledged(up: Up) -> None:
+    up.start()
+    for i in range(5):
+        up.cli("user", "create", f"user{i}", "--password", "long-password")
+    made = json.loads(up.cli("key", "create", "--description", "before kill", "-o", "json").stdout)
+    assert up.proc is not None
+    os.kill(up.proc.pid, signal.SIGKILL)
+    up.proc.wait()
+    _wait_gone(up.api_children)  # children die with their parent
+    up.start()
+    users = {u["username"] for u in json.loads(up.cli("user", "list", "-o", "json").stdout)}
+    assert {f"user{i}" for i in range(5)} <= users
+    keys = json.loads(up.cli("key", "list", "-o", "json").stdout)
+    assert made["access_key"] in {k["access_key"] for k in keys}

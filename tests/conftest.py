@@ -1,0 +1,38 @@
+"""Fixtures shared by the whole suite: real SQLite and PostgreSQL stores, a live API on loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from arkserve.store.db import Store, open_store
+from tests import pg
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    if pg.find_bin() is None:
+        if os.environ.get("ARKSERVE_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL is required (ARKSERVE_REQUIRE_POSTGRES=1) but its binaries are missing")
+        pytest.skip("PostgreSQL server not installed (apt-get install postgresql); CI requires it")
+    with pg.postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """A fresh, empty database of each kind; tests using it run once per backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/arkserve.db"
+    admin = request.getfixturevalue("postgres_admin_url")
+    return pg.fresh_database(admin)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A migrated store on a fresh database (each backend in turn)."""
+    s = open_store(database_url)
+    yield s
+    s.dispose()

@@ -1,0 +1,151 @@
+"""The store contract, run on a real SQLite file and a real PostgreSQL server alike."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from arkserve.auth import keys as key_service
+from arkserve.auth.vault import MasterKey, VaultError, unseal
+from arkserve.errors import Conflict, LimitExceeded, NotFound
+from arkserve.store import instance_types, sessions
+from arkserve.store import keys as key_store
+from arkserve.store import users as user_store
+from arkserve.store.db import Store, migrate, version
+from arkserve.store.tables import metadata
+
+
+def test_migrations_produce_exactly_the_declared_schema(store: Store) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    assert diff == []
+    migrate(store.engine)  # migrating again is a no-op
+    with store.read() as conn:
+        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0001"
+
+
+def test_users_unique_names_and_lifecycle(store: Store) -> None:
+    with store.begin() as conn:
+        alice = user_store.create(conn, "alice", "h1", "admin")
+    with pytest.raises(Conflict), store.begin() as conn:
+        user_store.create(conn, "alice", "h2", "user")
+    with store.begin() as conn:
+        user_store.create(conn, "bob", "h3", "user")  # the failed insert left the store usable
+        user_store.set_disabled(conn, alice.id, True)
+    with store.read() as conn:
+        assert [u.username for u in user_store.list_all(conn)] == ["alice", "bob"]
+        assert user_store.get(conn, "alice").disabled
+        assert user_store.count_admins(conn) == 0
+    with store.begin() as conn:
+        user_store.remove(conn, alice.id)
+    with pytest.raises(NotFound), store.read() as conn:
+        user_store.get(conn, "alice")
+
+
+def test_keys_are_sealed_limited_and_cascade_with_their_user(store: Store) -> None:
+    master = MasterKey.generate()
+    with store.begin() as conn:
+        uid = user_store.create(conn, "carol", "h", "user").id
+        issued = [key_service.issue(conn, master, uid, f"k{i}") for i in range(key_service.MAX_KEYS_PER_USER)]
+    with pytest.raises(LimitExceeded), store.begin() as conn:
+        key_service.issue(conn, master, uid)
+    with store.read() as conn:
+        raw = conn.execute(text("select secret_sealed, dek_wrapped from access_keys")).all()
+        for ak, sk in issued:
+            assert key_service.reveal(conn, master, ak) == sk
+    for sealed, wrapped in raw:  # no SK is stored in clear
+        assert all(sk.encode() not in bytes(sealed) + bytes(wrapped) for _, sk in issued)
+    with store.begin() as conn:
+        user_store.remove(conn, uid)
+    with store.read() as conn:
+        assert key_store.list_keys(conn) == []
+
+
+def test_rotating_the_master_key_rewraps_every_secret(store: Store) -> None:
+    old, new = MasterKey.generate(), MasterKey.generate()
+    with store.begin() as conn:
+        uid = user_store.create(conn, "dave", "h", "user").id
+        pairs = [key_service.issue(conn, old, uid) for _ in range(3)]
+    with store.begin() as conn:
+        assert key_service.rotate_master(conn, old, new) == 3
+        assert key_service.rotate_master(conn, old, new) == 0  # idempotent
+    with store.read() as conn:
+        for ak, sk in pairs:
+            stored = key_store.get(conn, ak)
+            assert unseal(new, stored.sealed, ak).decode() == sk
+            with pytest.raises(VaultError):
+                unseal(old, stored.sealed, ak)
+
+
+def test_routing_version_moves_on_key_and_user_changes(store: Store) -> None:
+    master = MasterKey.generate()
+    with store.read() as conn:
+        v0 = version(conn)
+    with store.begin() as conn:
+        uid = user_store.create(conn, "erin", "h", "user").id
+        ak, _ = key_service.issue(conn, master, uid)
+    with store.read() as conn:
+        v1 = version(conn)
+    with store.begin() as conn:
+        key_store.set_enabled(conn, ak, False)
+    with store.read() as conn:
+        assert v0 < v1 < version(conn)
+
+
+def test_sessions_expire_and_store_only_a_hash(store: Store) -> None:
+    with store.begin() as conn:
+        uid = user_store.create(conn, "frank", "h", "user").id
+        sessions.create(conn, "tok-live", uid, "csrf", ttl_s=60)
+        sessions.create(conn, "tok-dead", uid, "csrf", ttl_s=-1)
+    with store.read() as conn:
+        assert sessions.find(conn, "tok-live") is not None
+        assert sessions.find(conn, "tok-dead") is None
+        assert "tok-live" not in str(conn.execute(text("select token_hash from sessions")).all())
+
+
+def test_a_failed_transaction_loses_nothing_acknowledged(store: Store) -> None:
+    with store.begin() as conn:
+        user_store.create(conn, "gina", "h", "user")
+    with pytest.raises(RuntimeError), store.begin() as conn:
+        user_store.create(conn, "hank", "h", "user")
+        raise RuntimeError("crash mid-transaction")
+    with store.read() as conn:
+        assert [u.username for u in user_store.list_all(conn)] == ["gina"]
+
+
+def test_instance_types_seed_once(store: Store) -> None:
+    with store.begin() as conn:
+        instance_types.seed(conn, ["NVIDIA H100"])
+        instance_types.seed(conn, [])
+    with store.read() as conn:
+        names = [t["name"] for t in instance_types.list_all(conn)]
+        assert names == ["cpu.large", "cpu.medium", "cpu.small", "gpu.1x"]
+        assert instance_types.get(conn, "gpu.1x")["gpu_model"] == "NVIDIA H100"
+
+
+def test_concurrent_writers_wait_instead_of_failing(store: Store) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def writer(i: int) -> None:
+        try:
+            for j in range(10):
+                with store.begin() as conn:
+                    user_store.create(conn, f"u{i}x{j}", "h", "user")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and time.monotonic() - start < 60
+    with store.read() as conn:
+        assert user_store.count(conn) == 40
