@@ -124,3 +124,141 @@ class ServiceName(BaseModel):
         if not DNS_LABEL_RE.match(v):
             raise ValueError("must be a DNS label: 1-63 chars of a-z, 0-9 and '-', starting with a letter")
         return v
+
+
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED_ENV = frozenset({"PORT", "ARK_PORT", "ARK_SERVICE", "ARK_REPLICA", "ARK_MODEL_DIR"})
+
+
+class ModelMount(_In):
+    """Where the model comes from and where the replica sees it (read-only)."""
+
+    source: Literal["image", "market", "disk"] = Field(
+        default="image", description="image: baked into the image; market: a model-market entry; "
+                                     "disk: a path on the owner's network disk")
+    ref: str = Field(default="", max_length=512, description="market: 'name:version'; disk: path in your disk")
+    mount_path: str = Field(default="", max_length=256, description="absolute path inside the replica")
+
+    @field_validator("mount_path")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if v and (not v.startswith("/") or ".." in v.split("/")):
+            raise ValueError("must be an absolute path without '..'")
+        return v
+
+
+class ServiceSpec(_In):
+    """The fields of a service a user sets; changing those in ``ROLLING_FIELDS`` rolls the replicas."""
+
+    image: str = Field(min_length=1, max_length=512, description="docker: image reference; local: a directory")
+    port: int = Field(ge=1, le=65535, description="the port the app listens on")
+    command: str = Field(min_length=1, max_length=4096, description="start command (run by /bin/sh -c)")
+    instance_type: str = Field(default="cpu.small", max_length=64)
+    env: dict[str, str] = Field(default_factory=dict)
+    health_path: str | None = Field(default=None, max_length=256, description="HTTP readiness path; none: TCP")
+    auth: bool = Field(default=True, description="require AK/SK signatures; false makes the service public")
+    model: ModelMount = Field(default_factory=ModelMount)
+    max_surge: int = Field(default=1, ge=0, le=1, description="0: replace in place (no spare capacity)")
+    request_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    max_concurrency: int = Field(default=0, ge=0, le=10000, description="per replica; 0 = unlimited")
+    startup_timeout_s: float = Field(default=300.0, gt=0, le=3600)
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        for k, val in v.items():
+            if not ENV_NAME_RE.match(k):
+                raise ValueError(f"invalid environment variable name {k!r}")
+            if k in RESERVED_ENV:
+                raise ValueError(f"{k} is set by the platform")
+            if "\x00" in val:
+                raise ValueError(f"value of {k} contains a NUL byte")
+        return v
+
+    @field_validator("health_path")
+    @classmethod
+    def _health(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or any(c in v for c in " \r\n")):
+            raise ValueError("must start with '/' and contain no spaces")
+        return v
+
+
+class ServiceCreate(ServiceSpec):
+    name: str = Field(description="DNS label, unique on the platform")
+    replicas: int = Field(default=1, ge=0, le=64)
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, v: str) -> str:
+        if not DNS_LABEL_RE.match(v):
+            raise ValueError("must be a DNS label: 1-63 chars of a-z, 0-9 and '-', starting with a letter")
+        return v
+
+
+class ServicePatch(_In):
+    """Any subset of the spec, and/or the replica count (scaling never rolls replicas)."""
+
+    replicas: int | None = Field(default=None, ge=0, le=64)
+    image: str | None = Field(default=None, min_length=1, max_length=512)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    command: str | None = Field(default=None, min_length=1, max_length=4096)
+    instance_type: str | None = Field(default=None, max_length=64)
+    env: dict[str, str] | None = None
+    health_path: str | None = None
+    auth: bool | None = None
+    model: ModelMount | None = None
+    max_surge: int | None = Field(default=None, ge=0, le=1)
+    request_timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    max_concurrency: int | None = Field(default=None, ge=0, le=10000)
+    startup_timeout_s: float | None = Field(default=None, gt=0, le=3600)
+
+
+class ReplicaOut(BaseModel):
+    id: str
+    state: str
+    revision: str
+    endpoint: str
+    restarts: int
+    started_at: float | None
+    ready_at: float | None
+    last_error: str
+
+
+class ServiceOut(BaseModel):
+    name: str
+    owner: str
+    status: str
+    reason: str
+    message: str
+    endpoint: str
+    replicas: int
+    ready: int
+    generation: int
+    revision: str
+    spec: ServiceSpec
+    instances: list[ReplicaOut]
+    created_at: float
+    updated_at: float
+
+
+class EventOut(BaseModel):
+    time: float
+    service: str
+    replica: str
+    kind: str
+    message: str
+
+
+class RequestRecordOut(BaseModel):
+    time: float
+    service: str
+    replica: str
+    method: str
+    path: str
+    status: int
+    latency_ms: float
+    bytes_in: int
+    bytes_out: int
+    access_key: str
+    client: str
+    request_id: str

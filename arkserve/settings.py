@@ -61,6 +61,8 @@ class GatewaySettings:
     tls_cert: str = _setting("", "PEM certificate chain for the gateway (default: generated).",
                              "ARKSERVE_TLS_CERT")
     tls_key: str = _setting("", "PEM private key for --tls-cert.", "ARKSERVE_TLS_KEY")
+    admin_port: int = _setting(7781, "Port of the gateway's /metrics and /healthz (127.0.0.1 only; -1: off).",
+                               "ARKSERVE_GATEWAY_ADMIN_PORT")
     workers: int = _setting(0, "Gateway worker processes sharing the ports (0: one per core, at most 4).",
                             "ARKSERVE_GATEWAY_WORKERS")
 
@@ -182,7 +184,8 @@ def describe() -> list[tuple[str, str, str, str]]:
             if f.name in _GROUPS and prefix == "":
                 continue
             default = f.default if f.default is not dataclasses.MISSING else ""
-            rows.append((f"{prefix}{f.name}", f.metadata.get("env") or "", repr(default), f.metadata.get("doc", "")))
+            shown = str(default) if isinstance(default, Path) else repr(default)
+            rows.append((f"{prefix}{f.name}", f.metadata.get("env") or "", shown, f.metadata.get("doc", "")))
 
     walk(Settings, "")
     for name in _GROUPS:
@@ -204,3 +207,22 @@ def to_env(settings: Settings) -> dict[str, str]:
 
     walk(settings)
     return out
+
+
+def reference_markdown() -> str:
+    """The configuration reference (docs/configuration.md is this text; a test keeps them equal)."""
+    out = ["# Configuration reference", "",
+           "Generated from `arkserve/settings.py` by `python -m arkserve.settings > docs/configuration.md`.", "",
+           "Precedence: command-line flags > environment variables > config file (`<data_dir>/config.yaml`, or "
+           "the file named by `ARKSERVE_CONFIG`, with the dotted names below nested as YAML mappings) > defaults.",
+           "Other variables: `ARKSERVE_MASTER_KEY` (base64 of 32 bytes; default: `<data_dir>/master.key`), "
+           "`ARKSERVE_CLI_CONFIG` (CLI profiles file), `ARKSERVE_PROFILE`, `ARKSERVE_ENDPOINT`, "
+           "`ARKSERVE_ACCESS_KEY` + `ARKSERVE_SECRET_KEY` (CLI credentials without a profile).", "",
+           "| setting | environment variable | default | meaning |", "|---|---|---|---|"]
+    for name, env, default, doc in describe():
+        out.append(f"| `{name}` | `{env}` | `{default}` | {doc} |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

@@ -104,7 +104,7 @@ def main() -> None:
 
     base = statistics.median(times["hmac.new(...).digest()"])
     print(
-        f"python {platform.python_version()} on {platform.machine()}, {platform.processor() or 'cpu'}; "
+        f"python {platform.python_version()} on {platform.machine()}; "
         f"{args.rounds} interleaved rounds x {args.number} calls, one core"
     )
     print(f"{'candidate':<30}{'us/call':>10}{'calls/s':>12}{'x hmac':>8}")

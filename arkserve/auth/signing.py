@@ -156,36 +156,39 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
     return era * 146097 + doe - 719468
 
 
-@lru_cache(maxsize=256)
-def _month(month_year: str) -> tuple[int, int]:
-    """``"Nov 2026"`` -> (days from 1970-01-01 to the 1st of that month, days in that month)."""
-    month = _MONTHS.get(month_year[:3])
-    if month is None or month_year[3] != " " or not (month_year[4:].isdigit() and month_year[4:].isascii()):
-        raise InvalidDate(_bad_date_message(month_year))
-    year = int(month_year[4:])
+@lru_cache(maxsize=64)
+def _day(prefix: str) -> int:
+    """``"Tue, 24 Nov 2026"`` (digits already checked) -> days since 1970-01-01; the weekday must agree."""
+    month = _MONTHS.get(prefix[8:11])
+    if month is None:
+        raise InvalidDate(prefix)
+    day, year = int(prefix[5:7]), int(prefix[12:16])
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    return _days_from_civil(year, month, 1), _DAYS_IN_MONTH[month - 1] + (month == 2 and leap)
+    if not 1 <= day <= _DAYS_IN_MONTH[month - 1] + (month == 2 and leap):
+        raise InvalidDate(prefix)
+    days = _days_from_civil(year, month, day)
+    if _DAY_NAMES[(days + 3) % 7] != prefix[:3]:  # 1970-01-01 was a Thursday
+        raise InvalidDate(prefix)
+    return days
 
 
 @lru_cache(maxsize=512)
 def _parse_date(value: str) -> float:
     # Exactly "Www, DD Mmm YYYY HH:MM:SS GMT" (29 characters, ASCII digits); anything else is rejected.
     # One bytes.translate() maps every digit to "9", so two comparisons check all the separators and
-    # digit positions.
+    # digit positions; the calendar part is cached per day, so a date the cache has not seen yet
+    # (a new second) costs little more than the time-of-day arithmetic.
     if len(value) != _DATE_LEN or not value.isascii():
         raise InvalidDate(_bad_date_message(value))
     shape = value.encode("ascii").translate(_DIGITS_TO_9)
     if shape[3:8] != b", 99 " or shape[11:] != b" 9999 99:99:99 GMT":
         raise InvalidDate(_bad_date_message(value))
     try:
-        first, length = _month(value[8:16])
+        days = _day(value[:16])
     except InvalidDate:
         raise InvalidDate(_bad_date_message(value)) from None
-    day, hour, minute, second = int(value[5:7]), int(value[17:19]), int(value[20:22]), int(value[23:25])
-    if hour > 23 or minute > 59 or second > 59 or not 1 <= day <= length:
-        raise InvalidDate(_bad_date_message(value))
-    days = first + day - 1
-    if _DAY_NAMES[(days + 3) % 7] != value[:3]:  # 1970-01-01 was a Thursday
+    hour, minute, second = int(value[17:19]), int(value[20:22]), int(value[23:25])
+    if hour > 23 or minute > 59 or second > 59:
         raise InvalidDate(_bad_date_message(value))
     return float(days * 86400 + hour * 3600 + minute * 60 + second)
 
@@ -250,7 +253,7 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 
 def _mac(secret: bytes, string_to_sign: str) -> bytes:
     """HMAC-SHA256 of the UTF-8 string (surrogatepass: no ``str`` can make the encoding raise)."""
-    inner_pad, outer_pad = _pads(secret)
+    inner_pad, outer_pad = _pads(secret if type(secret) is bytes else bytes(secret))  # cache key: hashable
     inner = inner_pad.copy()
     inner.update(string_to_sign.encode("utf-8", "surrogatepass"))
     outer = outer_pad.copy()
@@ -411,9 +414,7 @@ def verify(
     host = headers.get("host")
     claimed = headers.get("x-ark-content-sha256")
     if date is None or host is None or claimed is None:
-        absent = [
-            n for n, v in (("date", date), ("host", host), ("x-ark-content-sha256", claimed)) if v is None
-        ]
+        absent = [n for n, v in (("date", date), ("host", host), ("x-ark-content-sha256", claimed)) if v is None]
         raise MissingSignedHeader(f"signed header(s) {', '.join(absent)} missing from the request")
     ts = parse_date(date)
     if not -skew_s <= now - ts <= skew_s:
@@ -433,9 +434,7 @@ def verify(
     return Verified(access_key, claimed)
 
 
-def check_payload(
-    claimed_hash: str, body_hash: str, body_length: int, *, require_signed: bool = False
-) -> bool:
+def check_payload(claimed_hash: str, body_hash: str, body_length: int, *, require_signed: bool = False) -> bool:
     """Check the claimed content hash against the received body.
 
     Return ``True`` for a signed payload (the claim is the body's hash), ``False`` for an accepted

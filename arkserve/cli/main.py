@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from arkserve import __version__
-from arkserve.cli import keys, server, users
+from arkserve.cli import keys, parts, server, services, users
 from arkserve.cli.context import CliState
 
 ALIASES = {"users": "user", "keys": "key", "services": "service", "images": "image", "models": "model",
@@ -33,7 +33,8 @@ def cli(ctx: click.Context, profile: str, endpoint: str | None) -> None:
     ctx.obj = CliState(profile=profile, endpoint=endpoint)
 
 
-for command in (server.up, server.api, users.user, users.whoami, keys.key):
+for command in (server.up, server.api, parts.gateway, parts.reconciler, users.user, users.whoami, keys.key,
+                services.service, services.instance_type, services.invoke, services.sign):
     cli.add_command(command)
 
 

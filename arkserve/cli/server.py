@@ -86,6 +86,13 @@ def _banner(s: Settings, boot: Any) -> str:
     if boot.first_start:
         lines.append(f"               SK {boot.secret_key}")
         lines.append("               (the SK is shown on first start only; `arkserve key reveal` shows it again)")
+    g = s.gateway
+    scheme = "https" if g.tls else "http"
+    where = (f"{scheme}://127.0.0.1:{g.port_base}+ (one port per service)" if g.addressing == "port"
+             else f"{scheme}://<service>.{g.base_domain}:{g.host_port}")
+    lines += [f"  Gateway      {where}; metrics on http://127.0.0.1:{g.admin_port}/metrics"]
+    if g.tls and not g.tls_cert:
+        lines += [f"  TLS CA       {s.data_dir / 'tls' / 'ca.pem'}   (clients: REQUESTS_CA_BUNDLE=<that file>)"]
     lines += [f"  CLI profile  {boot.profile_path}  ->  try `arkserve whoami`, `arkserve key list`", ""]
     if s.runtime.kind == "local":
         lines.append("  Runtime      local processes: service commands run as this OS user "
@@ -97,19 +104,30 @@ def _banner(s: Settings, boot: Any) -> str:
 @click.command("up", help="Start store, API, gateway and reconciler on this host (embedded defaults).")
 @store_options
 @click.option("--api-port", type=int, default=None, help="API/console port (default 7780).")
-def up(data_dir: str | None, database_url: str | None, api_port: int | None) -> None:
+@click.option("--runtime", "runtime_kind", type=click.Choice(["local", "docker"]), default=None,
+              help="Where replicas run (default local processes).")
+@click.option("--gateway-port-base", type=int, default=None, help="First per-service gateway port (default 20001).")
+@click.option("--plain-http", is_flag=True, default=None, help="Gateway without TLS.")
+def up(data_dir: str | None, database_url: str | None, api_port: int | None, runtime_kind: str | None,
+       gateway_port_base: int | None, plain_http: bool | None) -> None:
     from arkserve.bootstrap import prepare
     from arkserve.supervisor import Child, Supervisor
+    from arkserve.tls import ensure_local_ca
 
-    s = _settings(data_dir=data_dir, **{"store.database_url": database_url, "api.port": api_port})
+    s = _settings(data_dir=data_dir, **{"store.database_url": database_url, "api.port": api_port,
+                                        "runtime.kind": runtime_kind, "gateway.port_base": gateway_port_base,
+                                        "gateway.tls": False if plain_http else None})
     try:
         boot = prepare(s)
+        if s.gateway.tls and not s.gateway.tls_cert:
+            ensure_local_ca(s.data_dir, s.gateway.base_domain)
     except ArkserveError as exc:
         fail(exc.message)
         raise
     boot.store.dispose()
     env = {**os.environ, **settings_mod.to_env(s), "ARKSERVE_DATA_DIR": str(s.data_dir)}
-    sup = Supervisor([Child("api", ["api"])], env)
+    sup = Supervisor([Child("api", ["api"]), Child("gateway", ["gateway"]), Child("reconciler", ["reconciler"])],
+                     env)
     sup.install_signals()
     sup.start()
     try:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from arkserve.auth.signing import EMPTY_CONTENT_HASH, AccessDenied, verify
 from arkserve.domain.routing import KeyEntry, RoutingSnapshot, ServiceRoute
 
-SIGNING_HEADERS = frozenset({b"authorization", b"date", b"x-ark-content-sha256"})
+_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
 
 
 class Decision:
@@ -34,7 +34,11 @@ class Decision:
 def authenticate(snapshot: RoutingSnapshot, lookup: Callable[[str], bytes | None], route: ServiceRoute,
                  method: bytes, url: bytes, headers: dict[str, str], now: float, skew_s: int) -> Decision:
     """Verify the signature headers and the key's access; raise ``SignatureError`` subclasses."""
-    v = verify(method=method.decode("ascii"), url=url.decode("utf-8", "surrogateescape"), headers=headers,
+    try:
+        url_s = url.decode()
+    except UnicodeDecodeError:
+        url_s = url.decode("utf-8", "surrogateescape")
+    v = verify(method=_METHODS.get(method) or method.decode("latin-1"), url=url_s, headers=headers,
                lookup=lookup, now=now, skew_s=skew_s)
     key: KeyEntry | None = snapshot.keys.get(v.access_key)
     if key is None:  # lookup said yes, so the snapshot has it; be safe anyway

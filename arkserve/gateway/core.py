@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from arkserve.gateway.proxy import ClientConnection
 
 
+_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
+
+
 class Core:
     def __init__(self, config: GatewayConfig, sink: RecordSink | None) -> None:
         self.config = config
@@ -42,6 +45,7 @@ class Core:
         self.waiting = 0
         self.closing = False
         self.clock = self.loop.time()
+        self.wall = time.time()  # refreshed every tick; good enough for the ±15 min signature window
         self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------ snapshot
@@ -103,13 +107,18 @@ class Core:
         service = ex.route.name if ex.route is not None else ""
         self.metrics.observe(service, replica, status, latency)
         if self.sink is not None:
+            method = _METHODS.get(ex.method) or ex.method.decode("ascii", "replace")
+            try:
+                url = ex.url.decode()
+            except UnicodeDecodeError:
+                url = ex.url.decode("utf-8", "replace")
             self.sink.submit(RequestRecord(
-                ex.wall, service, replica, ex.method.decode("ascii", "replace"),
-                ex.url.decode("utf-8", "replace"), status, round(latency * 1000, 3), ex.bytes_in,
-                ex.bytes_out, ex.access_key, ex.conn.client, ex.rid.decode("ascii", "replace")))
+                ex.wall, service, replica, method, url, status, round(latency * 1000, 3), ex.bytes_in,
+                ex.bytes_out, ex.access_key, ex.conn.client, ex.rid.decode()))
 
     def tick(self) -> None:
         now = self.clock = self.upstreams.clock = self.loop.time()
+        self.wall = time.time()
         for conn in list(self.connections):
             conn.check(now)
         self.upstreams.sweep(now)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from arkserve.auth.signing import SignatureError, check_payload
 from arkserve.gateway import balancer as bal
-from arkserve.gateway.http import RESPONSE_DROP, HttpError
+from arkserve.gateway.http import HttpError, response_head
 from arkserve.gateway.spool import Spool
 from arkserve.gateway.upstream import UpstreamConnection
 
@@ -219,22 +219,10 @@ class Exchange:
         self.deadline = self.core.clock + self.route.request_timeout_s  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------------------ response
-    def resp_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    def resp_head(self, status: int, raw: bytes) -> None:
         self.status = status
-        out = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
-        has_len = up_chunked = False
-        drop = RESPONSE_DROP
-        for name, value in headers:
-            lname = name.lower()
-            if lname in drop:
-                if lname == b"connection":
-                    drop = drop | {v.strip().lower() for v in value.split(b",")}
-                elif lname == b"transfer-encoding":
-                    up_chunked = b"chunked" in value.lower()
-                continue
-            if lname == b"content-length":
-                has_len = True
-            out += (name, b": ", value, b"\r\n")
+        head, has_len, up_chunked = response_head(raw)
+        out = [head, b"\r\n"]
         head_req = self.method == b"HEAD"
         if not has_len and not head_req and status not in _NO_BODY_STATUS:
             self.eof_body = not up_chunked
@@ -324,7 +312,7 @@ class Exchange:
             return
         self.resp_started = True
         self.status = err.status
-        if close or not self.req_done:
+        if close or not self.req_done or err.status == 400:  # a malformed request: do not trust the stream
             self.keep_alive = False
         if self.active:
             self.conn.write_error(self, err)

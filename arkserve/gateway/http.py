@@ -17,6 +17,44 @@ HOP_BY_HOP = frozenset({
     b"upgrade", b"proxy-authenticate", b"proxy-authorization",
 })
 RESPONSE_DROP = HOP_BY_HOP | {b"x-request-id"}
+_DROP_MARK = re.compile(rb"\r\n(?:keep-alive|transfer-encoding|x-request-id|te|trailer|upgrade|proxy-[a-z-]*):")
+
+
+def response_head(raw: bytes) -> tuple[bytes, bool, bool]:
+    """Filter an upstream response head (status line + header lines, no final CRLF).
+
+    Returns the head without hop-by-hop headers (and X-Request-ID, which the gateway sets), whether
+    it had a Content-Length, and whether the upstream body was chunked. The common shapes (no
+    hop-by-hop header, or only ``Connection: keep-alive|close``) are cut with C-level byte searches.
+    """
+    low = raw.lower()
+    has_len = b"\r\ncontent-length:" in low
+    if not raw.startswith(b"HTTP/1.1 "):
+        raw = b"HTTP/1.1" + raw[8:]
+    if _DROP_MARK.search(low) is None:
+        i = low.find(b"\r\nconnection:")
+        if i < 0:
+            return raw, has_len, False
+        j = low.find(b"\r\n", i + 2)
+        if j < 0:
+            j = len(low)
+        if low[i + 13:j].strip() in (b"keep-alive", b"close") and low.find(b"\r\nconnection:", j) < 0:
+            return raw[:i] + raw[j:], has_len, False
+    lines = raw.split(b"\r\n")
+    drop = RESPONSE_DROP
+    pairs = [(line.split(b":", 1)[0].strip().lower(), line) for line in lines[1:]]
+    for lname, line in pairs:
+        if lname == b"connection":
+            drop = drop | {v.strip().lower() for v in line.split(b":", 1)[1].split(b",")}
+    chunked = False
+    out = [lines[0]]
+    for lname, line in pairs:
+        if lname in drop:
+            if lname == b"transfer-encoding":
+                chunked = b"chunked" in line.lower()
+            continue
+        out.append(line)
+    return b"\r\n".join(out), has_len, chunked
 
 _RID_OK = re.compile(rb"[A-Za-z0-9._-]{1,128}").fullmatch
 _HOST_OK = re.compile(

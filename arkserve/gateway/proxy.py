@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from typing import TYPE_CHECKING
 
 import httptools
 
-from arkserve.auth.signing import EMPTY_CONTENT_HASH, SignatureError, check_payload
-from arkserve.gateway.auth import SIGNING_HEADERS, authenticate
 from arkserve.gateway.exchange import PAUSE_BUFFER, PAUSE_UPSTREAM, Exchange
-from arkserve.gateway.http import HOP_BY_HOP, HttpError, error_response, host_service, request_id, valid_host
+from arkserve.gateway.http import HttpError, error_response, request_id
+from arkserve.gateway.request import build_exchange
 
 if TYPE_CHECKING:
     from arkserve.gateway.core import Core
@@ -26,8 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("arkserve.gateway")
 INF = float("inf")
 IDLE, HEADERS, BODY, WAIT, CLOSING = 0, 1, 2, 3, 4
-_SKIP = HOP_BY_HOP | {b"x-request-id", b"x-forwarded-for", b"x-forwarded-proto", b"content-length",
-                      b"expect", b"host", b"authorization", b"x-ark-access-key"} | SIGNING_HEADERS
 _MAX_PIPELINE = 16
 
 
@@ -124,7 +120,11 @@ class ClientConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.hdr_bytes = 0
-        ex = self._build()
+        size = len(self.url) + sum(len(n) + len(v) for n, v in self.headers) + 4 * len(self.headers)
+        if size > self.core.config.max_header_bytes:
+            raise HttpError(431, "HeadersTooLarge", "request line and headers exceed "
+                            f"{self.core.config.max_header_bytes} bytes")
+        ex = build_exchange(self)
         self.reading = ex
         if ex.cl > 0 or ex.chunked:
             self.state = BODY
@@ -152,104 +152,6 @@ class ClientConnection(asyncio.Protocol):
                 self.state, self.deadline = IDLE, self.core.clock + self.core.config.idle_timeout_s
         if ex is not None:
             ex.body_end()
-
-    # ------------------------------------------------------------------------------ requests
-    def _build(self) -> Exchange:
-        core = self.core
-        parser = self.parser
-        method = parser.get_method()
-        url = self.url
-        http10 = parser.get_http_version() == "1.0"
-        head = [method, b" ", url, b" HTTP/1.1\r\n"]
-        host = rid = auth_value = te = None
-        cl = -1
-        expect = False
-        signing: dict[str, str] = {}
-        err: HttpError | None = None
-        skip = _SKIP
-        xff: bytes | None = None
-        for name, value in self.headers:
-            lname = name.lower()
-            if lname not in skip:
-                head += (name, b": ", value, b"\r\n")
-                continue
-            if lname == b"host":
-                if host is not None:
-                    err = HttpError(400, "BadHost", "more than one Host header")
-                host = value
-                head += (name, b": ", value, b"\r\n")
-            elif lname in SIGNING_HEADERS:
-                key = lname.decode()
-                if key in signing:
-                    err = HttpError(400, "BadRequest", f"more than one {name.decode()} header")
-                signing[key] = value.decode("utf-8", "surrogateescape")
-                if lname == b"authorization":
-                    auth_value = value
-                else:
-                    head += (name, b": ", value, b"\r\n")
-            elif lname == b"content-length":
-                cl = int(value)
-            elif lname == b"transfer-encoding":
-                te = value
-            elif lname == b"x-request-id":
-                rid = value
-            elif lname == b"expect":
-                expect = value.lower() == b"100-continue"
-            elif lname == b"x-forwarded-for" and core.config.trust_forwarded:
-                xff = b"x-forwarded-for: " + value + b", " + self.fwd[len(b"x-forwarded-for: "):]
-        rid_b = request_id(rid)
-        chunked = te is not None
-        if chunked and te.strip().lower() != b"chunked":  # type: ignore[union-attr]
-            err = err or HttpError(400, "BadRequest", "only Transfer-Encoding: chunked is supported")
-        if err is None:
-            if host is None:
-                err = HttpError(400, "BadHost", "the Host header is missing")
-            elif not valid_host(host):
-                err = HttpError(400, "BadHost", "the Host header is not a valid host[:port]")
-            elif not url.startswith(b"/"):
-                err = HttpError(400, "BadRequest", "the request target must be a path")
-        head.append(self.fwd if xff is None else xff)
-        head += (b"x-request-id: ", rid_b, b"\r\n")
-        keep_alive = parser.should_keep_alive() and not core.closing
-        route = None
-        if err is None:
-            if core.host_mode:
-                svc = host_service(host, core.host_suffix)  # type: ignore[arg-type]
-                route = core.services.get(svc) if svc is not None else None
-            else:
-                route = core.port_routes.get(self.port)
-            if route is None:
-                err = HttpError(404, "NoSuchService", "no service is served at this endpoint")
-        if err is None and cl > core.config.max_body_bytes:
-            err = HttpError(413, "PayloadTooLarge", f"body exceeds {core.config.max_body_bytes} bytes")
-        ex = Exchange(self, core, route, method, url, head, rid_b, chunked, cl, keep_alive, http10)
-        ex.expect = expect
-        has_body = cl > 0 or chunked
-        ex.req_done = not has_body
-        if err is None and route is not None:
-            if route.auth:
-                signing["host"] = host.decode("utf-8", "surrogateescape")  # type: ignore[union-attr]
-                try:
-                    d = authenticate(core.snapshot, core.secrets.get, route, method, url, signing,
-                                     time.time(), core.config.skew_s)
-                except SignatureError as exc:
-                    core.metrics.auth_failure(exc.code)
-                    err = HttpError(exc.status, exc.code, exc.message)
-                else:
-                    ex.access_key, ex.claimed, ex.require_signed = d.access_key, d.claimed, d.require_signed
-                    head += (b"x-ark-access-key: ", d.access_key.encode(), b"\r\n")
-                    if d.must_spool(has_body):
-                        ex.spool = core.new_spool()
-                    elif not has_body:
-                        try:
-                            check_payload(d.claimed, EMPTY_CONTENT_HASH, 0, require_signed=d.require_signed)
-                        except SignatureError as exc:
-                            core.metrics.auth_failure(exc.code)
-                            err = HttpError(exc.status, exc.code, exc.message)
-            elif auth_value is not None:
-                head += (b"authorization: ", auth_value, b"\r\n")
-        ex.error = err
-        return ex
 
     # ------------------------------------------------------------------------------ control
     def pause(self, bit: int) -> None:

@@ -25,8 +25,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.ex: Exchange | None = None
         self.closed = False
         self.idle_since = 0.0
-        self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.hbuf = b""  # raw bytes of the response head being read (no per-header callbacks)
+        self.in_head = True
         self.skip = False
         self.paused = False  # our writes to it are paused (its receive buffer is full)
         self.rpaused = False  # we stopped reading it (the client is slow)
@@ -40,6 +40,8 @@ class UpstreamConnection(asyncio.Protocol):
         if ex is None:  # nothing was asked: a broken or misbehaving replica
             self.close()
             return
+        if self.in_head:
+            self.hbuf += data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -70,27 +72,26 @@ class UpstreamConnection(asyncio.Protocol):
         if self.ex is not None:
             self.ex.upstream_resumed()
 
-    # httptools
-    def on_status(self, reason: bytes) -> None:
-        self.reason += reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
+    # httptools (no on_status/on_header: the head is taken raw from hbuf)
     def on_headers_complete(self) -> None:
+        buf = self.hbuf
+        end = buf.find(b"\r\n\r\n")
         status = self.parser.get_status_code()
         if status < 200:  # 100 Continue and friends: the gateway answered the client itself
             self.skip = True
-        elif self.ex is not None:
-            self.ex.resp_head(status, self.reason, self.headers)
-        self.reason = b""
-        self.headers = []
+            self.hbuf = buf[end + 4:]
+            return
+        self.in_head = False
+        self.hbuf = b""
+        if self.ex is not None:
+            self.ex.resp_head(status, buf[:end])
 
     def on_body(self, body: bytes) -> None:
         if self.ex is not None:
             self.ex.resp_body(body)
 
     def on_message_complete(self) -> None:
+        self.in_head = True
         if self.skip:
             self.skip = False
             return

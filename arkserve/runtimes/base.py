@@ -21,12 +21,23 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+from arkserve.errors import ValidationFailed
+
 NAME_PREFIX = "ark"
 _NAME_RE = re.compile(r"^ark-(?P<service>[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)-(?P<replica>r[0-9a-f]{6,12})$")
 
 
 def object_name(service: str, replica: str) -> str:
     return f"{NAME_PREFIX}-{service}-{replica}"
+
+
+def checked_object_name(service: str, replica: str) -> str:
+    """``object_name`` for names that parse back; ``ValidationFailed`` otherwise (runtimes call it in start)."""
+    name = object_name(service, replica)
+    if parse_object_name(name) != (service, replica):
+        raise ValidationFailed(f"invalid replica name {name!r}: service must be a DNS label, replica r+6-12 hex",
+                               field="replica")
+    return name
 
 
 def parse_object_name(name: str) -> tuple[str, str] | None:

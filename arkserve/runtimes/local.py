@@ -260,6 +260,8 @@ class LocalRuntime:
         """Start the log pump detached (via an exiting shell) so init reaps it, not us."""
         pkg_root = str(Path(arkserve.__file__).resolve().parent.parent)
         env = {"PATH": self._base_env.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": pkg_root}
-        subprocess.run(["/bin/sh", "-c", '"$0" -m arkserve.logs pump "$1" "$2" "$3" &', sys.executable,
-                        str(logfile), replica, str(self.log_max_bytes)], stdin=read_end,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True, check=True)
+        # via fd 3: an asynchronous command's stdin is /dev/null unless redirected explicitly.
+        script = 'exec 3<&0; "$0" -m arkserve.logs pump "$1" "$2" "$3" <&3 3<&- &'
+        subprocess.run(["/bin/sh", "-c", script, sys.executable, str(logfile), replica,
+                        str(self.log_max_bytes)], stdin=read_end, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, env=env, start_new_session=True, check=True)

@@ -35,9 +35,7 @@ class Client:
             verify=verify,
         )
 
-    def request(
-        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
-    ) -> Any:
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         try:
             resp = self._http.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:

@@ -8,7 +8,7 @@ import base64
 import logging
 
 from arkserve.domain.routing import KeyEntry, RoutingSnapshot, ServiceRoute, Upstream
-from arkserve.gateway import GatewayConfig, StaticSource, run_gateway
+from arkserve.gateway import BatchingSink, GatewayConfig, StaticSource, run_gateway
 
 AK = "AKBENCH0000000000001"
 SK = "uFDCEZCbi5bya6DinCwW2GxEfzkxTnlbzN0mGlxSCg4="
@@ -27,7 +27,8 @@ def main() -> None:
     route = ServiceRoute(name="bench", owner_id=1, auth=not a.no_auth, upstreams=ups, gateway_port=a.port)
     snap = RoutingSnapshot(version=1, services={"bench": route},
                            keys={AK: KeyEntry(AK, base64.b64decode(SK), user_id=1, is_admin=False)})
-    run_gateway(GatewayConfig(admin_port=a.admin_port, max_body_bytes=1 << 30), StaticSource(snap), None, None,
+    run_gateway(GatewayConfig(admin_port=a.admin_port, max_body_bytes=1 << 30), StaticSource(snap),
+                lambda: BatchingSink(lambda batch: None), None,
                 a.workers)
 
 

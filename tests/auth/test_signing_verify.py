@@ -572,3 +572,8 @@ def test_date_round_trip_matches_email_utils(ts: int) -> None:
 def test_parse_date_rejects(text: str) -> None:
     with pytest.raises(s.InvalidDate):
         s.parse_date(text)
+
+
+def test_lookup_may_return_bytearray_or_memoryview() -> None:
+    for key in (bytearray(KEY), memoryview(KEY)):
+        assert check(headers=signed(), keys={AK: key}) is True  # type: ignore[dict-item]

@@ -1,0 +1,194 @@
+"""Inference services: create, list, show, change (scale or roll), delete; their events and request log.
+
+The API only writes desired state; the reconciler makes it so and reports back through the store.
+A user sees only their own services (another user's service looks missing); an admin sees all.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from arkserve.api.security import Caller, Context, Principal
+from arkserve.domain.services import endpoint, revision
+from arkserve.errors import NotFound, ValidationFailed
+from arkserve.logs import follow_logs, log_dir_for, read_logs
+from arkserve.schemas import (
+    EventOut,
+    ReplicaOut,
+    RequestRecordOut,
+    ServiceCreate,
+    ServiceOut,
+    ServicePatch,
+    ServiceSpec,
+)
+from arkserve.settings import Settings
+from arkserve.store import events as event_store
+from arkserve.store import instance_types
+from arkserve.store import services as service_store
+from arkserve.store.services import ReplicaRow, ServiceRow
+
+router = APIRouter(tags=["services"])
+
+
+def service_endpoint(settings: Settings, svc: ServiceRow) -> str:
+    g = settings.gateway
+    return endpoint(svc.name, addressing=g.addressing, gateway_port=svc.gateway_port, host=g.host,
+                    base_domain=g.base_domain, host_port=g.host_port, tls=g.tls)
+
+
+def _replica_out(r: ReplicaRow) -> ReplicaOut:
+    return ReplicaOut(id=r.id, state=r.state, revision=r.revision, endpoint=f"{r.host}:{r.port}" if r.port else "",
+                      restarts=r.restarts, started_at=r.started_at, ready_at=r.ready_at, last_error=r.last_error)
+
+
+def service_out(settings: Settings, svc: ServiceRow, reps: list[ReplicaRow]) -> ServiceOut:
+    return ServiceOut(
+        name=svc.name, owner=svc.owner, status=svc.status, reason=svc.reason, message=svc.message,
+        endpoint=service_endpoint(settings, svc), replicas=svc.replicas,
+        ready=sum(1 for r in reps if r.state == "ready"), generation=svc.generation, revision=revision(svc.spec),
+        spec=ServiceSpec(**svc.spec), instances=[_replica_out(r) for r in reps],
+        created_at=svc.created_at, updated_at=svc.updated_at)
+
+
+def _visible(ctx: Context, caller: Principal, name: str) -> ServiceRow:
+    with ctx.store.read() as conn:
+        svc = service_store.find(conn, name)
+    if svc is None or (svc.owner_id != caller.user.id and not caller.user.is_admin):
+        raise NotFound(f'service "{name}" not found', code="ServiceNotFound")
+    return svc
+
+
+def _check_instance_type(conn: Any, name: str) -> None:
+    try:
+        instance_types.get(conn, name)
+    except NotFound:
+        raise ValidationFailed(f'instance_type: unknown instance type "{name}" (see `arkserve instance-type list`)',
+                               field="instance_type") from None
+
+
+@router.get("/services", response_model=list[ServiceOut], summary="List services (yours; admin: all)")
+def list_services(caller: Caller, ctx: Context) -> list[ServiceOut]:
+    with ctx.store.read() as conn:
+        rows = service_store.list_all(conn, None if caller.user.is_admin else caller.user.id)
+        reps = service_store.list_replicas(conn)
+    by_service: dict[int, list[ReplicaRow]] = {}
+    for r in reps:
+        by_service.setdefault(r.service_id, []).append(r)
+    return [service_out(ctx.settings, s, by_service.get(s.id, [])) for s in rows]
+
+
+@router.post("/services", response_model=ServiceOut, status_code=201, summary="Create a service")
+def create_service(body: ServiceCreate, caller: Caller, ctx: Context) -> ServiceOut:
+    spec = ServiceSpec(**body.model_dump(exclude={"name", "replicas"})).model_dump()
+    port_base = ctx.settings.gateway.port_base if ctx.settings.gateway.addressing == "port" else None
+    with ctx.store.begin() as conn:
+        _check_instance_type(conn, body.instance_type)
+        svc = service_store.create(conn, body.name, caller.user.id, spec, body.replicas, port_base)
+        event_store.record(conn, svc.name, "created", f"created by {caller.user.username} with "
+                                                      f"{body.replicas} replica(s), image {body.image}")
+    return service_out(ctx.settings, svc, [])
+
+
+@router.get("/services/{name}", response_model=ServiceOut, summary="Show a service and its replicas")
+def get_service(name: str, caller: Caller, ctx: Context) -> ServiceOut:
+    svc = _visible(ctx, caller, name)
+    with ctx.store.read() as conn:
+        reps = service_store.list_replicas(conn, svc.id)
+    return service_out(ctx.settings, svc, reps)
+
+
+@router.patch("/services/{name}", response_model=ServiceOut,
+              summary="Scale ({'replicas': N}) and/or change the spec (rolls replicas one at a time)")
+def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -> ServiceOut:
+    svc = _visible(ctx, caller, name)
+    changes = body.model_dump(exclude_unset=True)
+    count = changes.pop("replicas", None)
+    spec = ServiceSpec(**{**svc.spec, **changes}).model_dump() if changes else None
+    with ctx.store.begin() as conn:
+        if spec is not None and spec.get("instance_type") != svc.spec.get("instance_type"):
+            _check_instance_type(conn, spec["instance_type"])
+        rolls = spec is not None and revision(spec) != revision(svc.spec)
+        service_store.update_desired(conn, svc, spec=spec, replica_count=count, new_generation=rolls)
+        if count is not None and count != svc.replicas:
+            event_store.record(conn, svc.name, "scaled", f"{caller.user.username} scaled {svc.replicas} -> {count}")
+        if spec is not None:
+            what = ", ".join(sorted(changes))
+            event_store.record(conn, svc.name, "updated", f"{caller.user.username} changed {what}"
+                               + ("; rolling update started" if rolls else ""))
+        svc = service_store.get(conn, name)
+        reps = service_store.list_replicas(conn, svc.id)
+    return service_out(ctx.settings, svc, reps)
+
+
+@router.delete("/services/{name}", status_code=202, summary="Delete a service (drains, then removes replicas)")
+def delete_service(name: str, caller: Caller, ctx: Context) -> Response:
+    svc = _visible(ctx, caller, name)
+    with ctx.store.begin() as conn:
+        service_store.mark_deleting(conn, svc)
+        event_store.record(conn, svc.name, "deleting", f"deletion requested by {caller.user.username}")
+    return Response(status_code=202)
+
+
+def _since(value: str | None) -> float | None:
+    """'10m', '2h', '30s', '1d' or a unix time."""
+    if not value:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if value[-1] in units:
+            return time.time() - float(value[:-1]) * units[value[-1]]
+        return float(value)
+    except ValueError:
+        raise ValidationFailed("since: expected a duration like 10m, 2h, 1d or a unix time", field="since") from None
+
+
+@router.get("/services/{name}/events", response_model=list[EventOut], summary="Events of a service")
+def service_events(name: str, caller: Caller, ctx: Context, since: str | None = None,
+                   limit: int = Query(200, ge=1, le=5000)) -> list[EventOut]:
+    svc = _visible(ctx, caller, name)
+    with ctx.store.read() as conn:
+        return [EventOut(**e) for e in event_store.list_events(conn, svc.name, since=_since(since), limit=limit)]
+
+
+@router.get("/services/{name}/requests", response_model=list[RequestRecordOut],
+            summary="Recent requests through the gateway (newest first), with the replica that served each")
+def service_requests(name: str, caller: Caller, ctx: Context, replica: str | None = None, since: str | None = None,
+                     limit: int = Query(100, ge=1, le=10000)) -> list[RequestRecordOut]:
+    svc = _visible(ctx, caller, name)
+    with ctx.store.read() as conn:
+        rows = event_store.list_requests(conn, svc.name, replica=replica, since=_since(since), limit=limit)
+    return [RequestRecordOut(**r) for r in rows]
+
+
+@router.get("/services/{name}/logs", summary="Replica logs (text lines); follow=true streams new lines",
+            response_class=StreamingResponse)
+async def service_logs(name: str, caller: Caller, ctx: Context, replica: str | None = None, since: str | None = None,
+                       tail: int | None = Query(None, ge=0, le=100000), previous: bool = False,
+                       follow: bool = False) -> StreamingResponse:
+    svc = await run_in_threadpool(_visible, ctx, caller, name)
+    log_dir = log_dir_for(ctx.settings.data_dir)
+    start = _since(since)
+    if not follow:
+        lines = await run_in_threadpool(read_logs, log_dir, svc.name, replica, start, tail, previous)
+        return StreamingResponse(iter([line.format() + "\n" for line in lines]), media_type="text/plain")
+
+    async def stream() -> AsyncIterator[str]:
+        stop = threading.Event()
+        it = follow_logs(log_dir, svc.name, replica, start, tail, stop=stop)
+        try:
+            while True:
+                line = await run_in_threadpool(next, it, None)
+                if line is None:
+                    return
+                yield line.format() + "\n"
+        finally:
+            stop.set()  # the reading thread ends within one poll interval
+
+    return StreamingResponse(stream(), media_type="text/plain")

@@ -1,0 +1,110 @@
+"""The gateway and reconciler commands: each part wired to the store, runnable alone or under ``up``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import ssl
+from pathlib import Path
+from typing import Any
+
+import click
+
+from arkserve.cli.server import _logging, _settings, store_options
+from arkserve.errors import ArkserveError
+from arkserve.settings import Settings
+
+
+def _master(s: Settings) -> Any:
+    from arkserve.auth.vault import load_master_key
+
+    return load_master_key(s.data_dir, os.environ.get("ARKSERVE_MASTER_KEY"), create=False)
+
+
+def gateway_ssl(s: Settings) -> ssl.SSLContext | None:
+    from arkserve.tls import ensure_local_ca, server_context
+
+    g = s.gateway
+    if not g.tls:
+        return None
+    if g.tls_cert:
+        return server_context(Path(g.tls_cert), Path(g.tls_key or g.tls_cert))
+    files = ensure_local_ca(s.data_dir, g.base_domain)
+    return server_context(files.cert, files.key)
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@click.command("gateway", help="Run the gateway (data plane) alone, against --database-url.")
+@store_options
+@click.option("--workers", type=int, default=None, help="Worker processes sharing the ports (default: cores, ≤4).")
+@click.option("--plain-http", is_flag=True, default=None, help="No TLS (behind another TLS terminator).")
+@click.option("--tls-cert", default=None, help="PEM certificate chain (default: the local CA's).")
+@click.option("--tls-key", default=None, help="PEM private key for --tls-cert.")
+def gateway(data_dir: str | None, database_url: str | None, workers: int | None, plain_http: bool | None,
+            tls_cert: str | None, tls_key: str | None) -> None:
+    from arkserve.gateway.config import GatewayConfig
+    from arkserve.gateway.requestlog import BatchingSink, RequestRecord
+    from arkserve.gateway.server import run_gateway
+    from arkserve.store import events as event_store
+    from arkserve.store.db import open_store
+    from arkserve.store.routing import StoreSnapshotSource
+
+    s = _settings(data_dir=data_dir, **{"store.database_url": database_url, "gateway.workers": workers,
+                                        "gateway.tls": False if plain_http else None,
+                                        "gateway.tls_cert": tls_cert, "gateway.tls_key": tls_key})
+    _logging(s.log_level)
+    g = s.gateway
+    try:
+        master = _master(s)
+        ctx = gateway_ssl(s)
+    except (ArkserveError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    config = GatewayConfig(host=g.host, addressing=g.addressing, host_port=g.host_port, base_domain=g.base_domain,
+                           admin_port=g.admin_port)
+
+    def source() -> StoreSnapshotSource:  # called in each worker process, after the fork
+        return StoreSnapshotSource(open_store(s.database_url, migrate_schema=False), master)
+
+    def sink() -> BatchingSink:
+        store = open_store(s.database_url, migrate_schema=False)
+
+        def deliver(batch: list[RequestRecord]) -> None:
+            try:
+                with store.begin() as conn:
+                    event_store.insert_requests(conn, [r.to_dict() for r in batch])
+            except ArkserveError as exc:  # the store is away: the gateway keeps serving
+                logging.getLogger("arkserve.gateway").warning("request log batch dropped: %s", exc.message)
+
+        return BatchingSink(deliver)
+
+    run_gateway(config, source, sink, ctx, workers=g.workers or default_workers())
+
+
+@click.command("reconciler", help="Run the reconciler alone (the only part that talks to the runtime).")
+@store_options
+@click.option("--runtime", "runtime_kind", type=click.Choice(["local", "docker"]), default=None,
+              help="Runtime backend (default local).")
+def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str | None) -> None:
+    from arkserve.reconciler.loop import Reconciler
+    from arkserve.runtimes.factory import make_runtime
+    from arkserve.store.db import open_store
+
+    s = _settings(data_dir=data_dir, **{"store.database_url": database_url, "runtime.kind": runtime_kind})
+    _logging(s.log_level)
+    try:
+        runtime = make_runtime(s.runtime.kind, s.data_dir, s.runtime.docker_url or None)
+        store = open_store(s.database_url, busy_timeout_ms=s.store.busy_timeout_ms)
+    except ArkserveError as exc:
+        raise click.ClickException(exc.message) from None
+    rec = Reconciler(store, runtime, s.data_dir)
+    signal.signal(signal.SIGTERM, lambda *_: rec.stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: rec.stop_event.set())
+    try:
+        rec.run()
+    finally:
+        rec.stop()
+        runtime.close()

@@ -1,0 +1,347 @@
+"""``arkserve service …``, ``arkserve instance-type …``, and the signed-request helpers ``invoke`` and ``sign``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+import httpx
+from rich.console import Console
+
+from arkserve.auth import signing
+from arkserve.cli.context import api_errors, state
+from arkserve.cli.output import fail, output_option, render
+from arkserve.sdk.auth import ArkAuth
+from arkserve.sdk.client import Client
+
+COLUMNS = ("name", "status", "ready", "replicas", "endpoint", "auth", "instance_type", "reason")
+REPLICA_COLUMNS = ("id", "state", "endpoint", "restarts", "started_at", "last_error")
+
+
+def _row(svc: dict[str, Any]) -> dict[str, Any]:
+    return {**svc, "auth": "on" if svc["spec"]["auth"] else "OFF (public)",
+            "instance_type": svc["spec"]["instance_type"]}
+
+
+def _env(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            fail(f"--env expects KEY=VALUE, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k] = v
+    return out
+
+
+def wait_ready(c: Client, name: str, timeout: float) -> dict[str, Any]:
+    """Poll until every desired replica is ready; fail on a crash loop, a stalled rollout or the timeout."""
+    console = Console(stderr=True)
+    deadline = time.monotonic() + timeout
+    with console.status(f"waiting for {name}…") as status:
+        while True:
+            svc: dict[str, Any] = c.get(f"/services/{name}")
+            status.update(f"{name}: {svc['ready']}/{svc['replicas']} ready — {svc['status']}: {svc['message']}")
+            if svc["status"] in ("ready", "stopped"):
+                return svc
+            if svc["status"] in ("failed", "degraded"):
+                fail(f"{name} is {svc['status']} ({svc['reason']}): {svc['message']}")
+            if time.monotonic() > deadline:
+                fail(f"timed out after {timeout:.0f}s: {svc['ready']}/{svc['replicas']} ready; {svc['message']}")
+            time.sleep(0.5)
+
+
+@click.group("service", help="Create, scale, update and inspect inference services.")
+def service() -> None:
+    pass
+
+
+@service.command("create", help="Create a service. IMAGE is an image reference (docker) or a directory (local).")
+@click.argument("name")
+@click.option("--image", required=True, help="Image reference, or the app directory on the local runtime.")
+@click.option("--port", type=int, required=True, help="Port the app listens on.")
+@click.option("--command", "command", required=True, help="Start command, run by /bin/sh -c.")
+@click.option("--instance-type", default="cpu.small", show_default=True)
+@click.option("--replicas", type=int, default=1, show_default=True)
+@click.option("--env", "env", multiple=True, metavar="K=V", help="Environment variable (repeatable).")
+@click.option("--health-path", default=None, help="HTTP readiness path (default: TCP connect).")
+@click.option("--no-auth", is_flag=True, help="Public service: no signature required. Anyone can call it.")
+@click.option("--model-source", type=click.Choice(["image", "disk", "market"]), default="image", show_default=True)
+@click.option("--model-ref", default="", help="disk: path in your disk; market: name:version.")
+@click.option("--mount-path", default="", help="Where the replica sees the model (read-only).")
+@click.option("--max-surge", type=click.IntRange(0, 1), default=1, show_default=True,
+              help="0 replaces replicas in place on updates (no spare capacity needed).")
+@click.option("--wait", is_flag=True, help="Wait until every replica is ready.")
+@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds --wait waits.")
+@output_option
+@api_errors
+def create(name: str, image: str, port: int, command: str, instance_type: str, replicas: int, env: tuple[str, ...],
+           health_path: str | None, no_auth: bool, model_source: str, model_ref: str, mount_path: str,
+           max_surge: int, wait: bool, timeout: float, fmt: str) -> None:
+    body = {"name": name, "image": image, "port": port, "command": command, "instance_type": instance_type,
+            "replicas": replicas, "env": _env(env), "health_path": health_path, "auth": not no_auth,
+            "model": {"source": model_source, "ref": model_ref, "mount_path": mount_path}, "max_surge": max_surge}
+    with state().client() as c:
+        svc = c.post("/services", body)
+        if wait:
+            svc = wait_ready(c, name, timeout)
+    render(_row(svc), fmt, COLUMNS) if fmt == "table" else render(svc, fmt)
+
+
+@service.command("list", help="List services.")
+@output_option
+@api_errors
+def list_services(fmt: str) -> None:
+    with state().client() as c:
+        rows = c.get("/services")
+    render([_row(s) for s in rows], fmt, COLUMNS) if fmt == "table" else render(rows, fmt)
+
+
+@service.command("get", help="Show a service: status, reason, message and one line per replica.")
+@click.argument("name")
+@output_option
+@api_errors
+def get(name: str, fmt: str) -> None:
+    with state().client() as c:
+        svc = c.get(f"/services/{name}")
+    if fmt != "table":
+        render(svc, fmt)
+        return
+    spec = svc["spec"]
+    click.echo(f"Name:       {svc['name']}   (owner {svc['owner']})\nStatus:     {svc['status']} ({svc['reason']})")
+    click.echo(f"Message:    {svc['message']}\nEndpoint:   {svc['endpoint']}   auth: "
+               f"{'on' if spec['auth'] else 'OFF (public)'}")
+    click.echo(f"Image:      {spec['image']}   port {spec['port']}   command: {spec['command']}")
+    click.echo(f"Replicas:   {svc['ready']}/{svc['replicas']} ready   instance type {spec['instance_type']}   "
+               f"revision {svc['revision']}\n")
+    render(svc["instances"], "table", REPLICA_COLUMNS)
+
+
+@service.command("scale", help="Set the number of replicas (0 allowed).")
+@click.argument("name")
+@click.argument("replicas", type=click.IntRange(0, 64))
+@click.option("--wait", is_flag=True, help="Wait until the new count is ready.")
+@click.option("--timeout", type=float, default=600, show_default=True)
+@output_option
+@api_errors
+def scale(name: str, replicas: int, wait: bool, timeout: float, fmt: str) -> None:
+    with state().client() as c:
+        svc = c.patch(f"/services/{name}", {"replicas": replicas})
+        if wait:
+            svc = wait_ready(c, name, timeout)
+    render(_row(svc), fmt, COLUMNS) if fmt == "table" else render(svc, fmt)
+
+
+@service.command("update", help="Change the spec; image/command/env/port/instance type roll replicas one at a time.")
+@click.argument("name")
+@click.option("--image")
+@click.option("--port", type=int)
+@click.option("--command", "command")
+@click.option("--instance-type")
+@click.option("--env", "env", multiple=True, metavar="K=V", help="Replaces the whole environment.")
+@click.option("--health-path")
+@click.option("--auth/--no-auth", default=None, help="Require signatures (or make the service public).")
+@click.option("--max-surge", type=click.IntRange(0, 1))
+@click.option("--wait", is_flag=True)
+@click.option("--timeout", type=float, default=600, show_default=True)
+@output_option
+@api_errors
+def update(name: str, image: str | None, port: int | None, command: str | None, instance_type: str | None,
+           env: tuple[str, ...], health_path: str | None, auth: bool | None, max_surge: int | None, wait: bool,
+           timeout: float, fmt: str) -> None:
+    body: dict[str, Any] = {k: v for k, v in {"image": image, "port": port, "command": command,
+                                              "instance_type": instance_type, "health_path": health_path,
+                                              "auth": auth, "max_surge": max_surge}.items() if v is not None}
+    if env:
+        body["env"] = _env(env)
+    if not body:
+        fail("nothing to change: give at least one option")
+    with state().client() as c:
+        svc = c.patch(f"/services/{name}", body)
+        if wait:
+            svc = wait_ready(c, name, timeout)
+    render(_row(svc), fmt, COLUMNS) if fmt == "table" else render(svc, fmt)
+
+
+@service.command("delete", help="Delete a service: drains and stops every replica.")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@api_errors
+def delete(name: str, yes: bool) -> None:
+    if not yes:
+        click.confirm(f"Delete service {name} and stop all its replicas?", abort=True)
+    with state().client() as c:
+        c.delete(f"/services/{name}")
+    click.echo(f"deleting service {name} (replicas drain, then stop)")
+
+
+@service.command("events", help="Events of a service (created, scaled, replica started/ready/crashed, …).")
+@click.argument("name")
+@click.option("--since", default=None, help="e.g. 10m, 2h, 1d")
+@output_option
+@api_errors
+def events(name: str, since: str | None, fmt: str) -> None:
+    with state().client() as c:
+        render(c.get(f"/services/{name}/events", since=since), fmt, ("time", "kind", "replica", "message"))
+
+
+@service.command("requests", help="Recent requests with the replica that served each (newest first).")
+@click.argument("name")
+@click.option("--replica", default=None)
+@click.option("--since", default=None, help="e.g. 10m, 2h")
+@click.option("--limit", type=int, default=100, show_default=True)
+@output_option
+@api_errors
+def requests_(name: str, replica: str | None, since: str | None, limit: int, fmt: str) -> None:
+    with state().client() as c:
+        rows = c.get(f"/services/{name}/requests", replica=replica, since=since, limit=limit)
+    render(rows, fmt, ("time", "replica", "method", "path", "status", "latency_ms", "access_key", "request_id"))
+
+
+@service.command("logs", help="Replica logs (stdout/stderr), merged by time; --follow streams.")
+@click.argument("name")
+@click.option("--replica", default=None)
+@click.option("--since", default=None, help="e.g. 10m")
+@click.option("--tail", type=int, default=None)
+@click.option("--previous", is_flag=True, help="The previous run of a restarted replica.")
+@click.option("-f", "--follow", is_flag=True)
+def logs(name: str, replica: str | None, since: str | None, tail: int | None, previous: bool, follow: bool) -> None:
+    p = state().load_profile()
+    params = {k: v for k, v in {"replica": replica, "since": since, "tail": tail, "previous": previous or None,
+                                "follow": follow or None}.items() if v is not None}
+    url = f"{p.endpoint.rstrip('/')}/api/v1/services/{name}/logs"
+    try:
+        with httpx.stream("GET", url, params=params, auth=ArkAuth(p.access_key, p.secret_key),
+                          timeout=httpx.Timeout(10.0, read=None)) as r:
+            if r.status_code >= 400:
+                r.read()
+                fail(f"{r.json().get('message', r.text)} [{r.json().get('code', r.status_code)}]")
+            for chunk in r.iter_text():
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach {p.endpoint}: {exc}")
+
+
+@click.group("instance-type", help="Instance types (CPU, memory, GPU, price).")
+def instance_type() -> None:
+    pass
+
+
+@instance_type.command("list", help="List instance types.")
+@output_option
+@api_errors
+def list_types(fmt: str) -> None:
+    with state().client() as c:
+        render(c.get("/instance-types"), fmt, ("name", "cpus", "memory_mb", "gpus", "gpu_model", "price_per_hour",
+                                               "billing"))
+
+
+@instance_type.command("create", help="Add an instance type (admin).")
+@click.argument("name")
+@click.option("--cpus", type=float, required=True)
+@click.option("--memory-mb", type=int, required=True)
+@click.option("--gpus", type=int, default=0)
+@click.option("--gpu-model", default="")
+@click.option("--price-per-hour", type=float, default=0.0)
+@click.option("--billing", type=click.Choice(["payg", "reserved"]), default="payg")
+@output_option
+@api_errors
+def create_type(name: str, cpus: float, memory_mb: int, gpus: int, gpu_model: str, price_per_hour: float,
+                billing: str, fmt: str) -> None:
+    with state().client() as c:
+        render(c.post("/instance-types", {"name": name, "cpus": cpus, "memory_mb": memory_mb, "gpus": gpus,
+                                          "gpu_model": gpu_model, "price_per_hour": price_per_hour,
+                                          "billing": billing}), fmt)
+
+
+@instance_type.command("delete", help="Remove an instance type (admin).")
+@click.argument("name")
+@api_errors
+def delete_type(name: str) -> None:
+    with state().client() as c:
+        c.delete(f"/instance-types/{name}")
+    click.echo(f"deleted instance type {name}")
+
+
+def _parse_headers(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for h in pairs:
+        k, sep, v = h.partition(":")
+        if not sep:
+            fail(f"-H expects 'Name: value', got {h!r}")
+        out[k.strip()] = v.strip()
+    return out
+
+
+@click.command("invoke", help="Send a signed request to a service endpoint and print the response.")
+@click.argument("service_name")
+@click.argument("path", default="/")
+@click.option("-X", "--request", "method", default=None, help="Method (default GET, or POST with -d/-F).")
+@click.option("-d", "--data", default=None, help="Request body; @file reads a file.")
+@click.option("-F", "--form", "form", multiple=True, help="Multipart field: name=value or name=@file.")
+@click.option("-H", "--header", "headers", multiple=True, help="Extra header 'Name: value'.")
+@click.option("-v", "--verbose", is_flag=True, help="Show the string to sign and the response headers.")
+@api_errors
+def invoke(service_name: str, path: str, method: str | None, data: str | None, form: tuple[str, ...],
+           headers: tuple[str, ...], verbose: bool) -> None:
+    p = state().load_profile()
+    with state().client() as c:
+        endpoint = c.get(f"/services/{service_name}")["endpoint"]
+    body = None
+    if data is not None:
+        body = open(data[1:], "rb").read() if data.startswith("@") else data.encode()  # noqa: SIM115
+    files: dict[str, Any] = {}
+    fields: dict[str, str] = {}
+    for f in form:
+        k, _, v = f.partition("=")
+        if v.startswith("@"):
+            files[k] = (v[1:].rsplit("/", 1)[-1], open(v[1:], "rb"))  # noqa: SIM115
+        else:
+            fields[k] = v
+    method = (method or ("POST" if body is not None or form else "GET")).upper()
+    verify: bool | str = p.ca_bundle or True
+    url = endpoint.rstrip("/") + (path if path.startswith("/") else "/" + path)
+    auth = ArkAuth(p.access_key, p.secret_key)
+    with httpx.Client(verify=verify, timeout=120) as http:
+        req = http.build_request(method, url, content=body, data=fields or None, files=files or None,
+                                 headers=_parse_headers(headers))
+        if verbose:
+            signed = next(auth.auth_flow(req))
+            sts = signing.string_to_sign(method, req.url.raw_path.decode(), signed.headers["date"],
+                                         signed.headers["host"], signed.headers["x-ark-content-sha256"])
+            click.echo("> string to sign:\n" + "\n".join("> " + line for line in sts.split("\n")), err=True)
+        try:
+            resp = http.send(req, auth=auth)
+        except httpx.HTTPError as exc:
+            fail(f"cannot reach {url}: {exc}")
+            raise
+    if verbose:
+        click.echo(f"< HTTP {resp.status_code}", err=True)
+        for k, v in resp.headers.items():
+            click.echo(f"< {k}: {v}", err=True)
+    sys.stdout.buffer.write(resp.content)
+    if resp.content and not resp.content.endswith(b"\n"):
+        sys.stdout.write("\n")
+    if resp.status_code >= 400:
+        raise SystemExit(1)
+
+
+@click.command("sign", help="Print signature headers for METHOD URL, as curl -H arguments.")
+@click.argument("method")
+@click.argument("url")
+@click.option("-d", "--data", default=None, help="Body to sign; @file reads a file. Omit: unsigned payload.")
+def sign(method: str, url: str, data: str | None) -> None:
+    p = state().load_profile()
+    parts = urlsplit(url)
+    body = None
+    if data is not None:
+        body = open(data[1:], "rb").read() if data.startswith("@") else data.encode()  # noqa: SIM115
+    raw = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = signing.sign_headers(method=method.upper(), url=raw, host=parts.netloc, access_key=p.access_key,
+                                   secret_key=p.secret_key, body=body, now=time.time())
+    click.echo(" ".join(f"-H '{k}: {v}'" for k, v in headers.items()))

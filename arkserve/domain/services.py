@@ -1,0 +1,28 @@
+"""Pure facts about services: the revision of a spec, and the endpoint a service is reached at."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+# Changing any of these replaces replicas (a rolling update); other fields apply in place.
+ROLLING_FIELDS = ("image", "command", "env", "port", "instance_type", "model")
+
+
+def revision(spec: Mapping[str, Any]) -> str:
+    """A short stable hash of the fields that need new replicas when they change."""
+    subset = {k: spec.get(k) for k in ROLLING_FIELDS}
+    return hashlib.sha256(json.dumps(subset, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def endpoint(name: str, *, addressing: str, gateway_port: int | None, host: str, base_domain: str,
+             host_port: int, tls: bool) -> str:
+    scheme = "https" if tls else "http"
+    if addressing == "host":
+        default = 443 if tls else 80
+        suffix = "" if host_port == default else f":{host_port}"
+        return f"{scheme}://{name}.{base_domain}{suffix}"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 (we only display it)
+    return f"{scheme}://{shown}:{gateway_port}" if gateway_port else ""

@@ -1,0 +1,125 @@
+"""Turn a parsed request head into an :class:`Exchange`: framing checks, Host, request id,
+forwarding headers, route lookup and the signature check (before any body byte is accepted).
+
+The header loop is the hottest Python on the request path: one ``lower()`` and one dict lookup
+per header; values the signer needs are decoded only when the route has auth on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from arkserve.auth.signing import EMPTY_CONTENT_HASH, SignatureError, check_payload
+from arkserve.gateway.auth import authenticate
+from arkserve.gateway.exchange import Exchange
+from arkserve.gateway.http import HOP_BY_HOP, HttpError, host_service, request_id, valid_host
+
+if TYPE_CHECKING:
+    from arkserve.gateway.proxy import ClientConnection
+
+HOST, AUTHZ, DATE, CHASH, CLEN, TENC, RID, EXPECT, XFF, DROP = range(10)
+_CODES = {b"host": HOST, b"authorization": AUTHZ, b"date": DATE, b"x-ark-content-sha256": CHASH,
+          b"content-length": CLEN, b"transfer-encoding": TENC, b"x-request-id": RID, b"expect": EXPECT,
+          b"x-forwarded-for": XFF, b"x-forwarded-proto": DROP, b"x-ark-access-key": DROP}
+_CODES.update({n: DROP for n in HOP_BY_HOP if n not in _CODES})
+_NAMES = {AUTHZ: "authorization", DATE: "date", CHASH: "x-ark-content-sha256"}
+
+
+def _dec(v: bytes) -> str:
+    try:
+        return v.decode()
+    except UnicodeDecodeError:
+        return v.decode("utf-8", "surrogateescape")
+
+
+def build_exchange(conn: ClientConnection) -> Exchange:
+    core = conn.core
+    parser = conn.parser
+    method = parser.get_method()
+    url = conn.url
+    head = [method, b" ", url, b" HTTP/1.1\r\n"]
+    host = rid = te = xff = None
+    cl = -1
+    expect = False
+    signing: dict[int, bytes] = {}
+    err: HttpError | None = None
+    codes = _CODES
+    for name, value in conn.headers:
+        code = codes.get(name.lower())
+        if code is None:
+            head += (name, b": ", value, b"\r\n")
+        elif code == HOST:
+            if host is not None:
+                err = HttpError(400, "BadHost", "more than one Host header")
+            host = value
+            head += (name, b": ", value, b"\r\n")
+        elif code <= CHASH:
+            if code in signing:
+                err = HttpError(400, "BadRequest", f"more than one {_NAMES[code]} header")
+            signing[code] = value
+            if code != AUTHZ:
+                head += (name, b": ", value, b"\r\n")
+        elif code == CLEN:
+            cl = int(value)
+        elif code == TENC:
+            te = value
+        elif code == RID:
+            rid = value
+        elif code == EXPECT:
+            expect = value.lower() == b"100-continue"
+        elif code == XFF and core.config.trust_forwarded:
+            xff = b"x-forwarded-for: " + value + b", " + conn.fwd[17:]
+    rid_b = request_id(rid)
+    chunked = te is not None
+    if chunked and te.strip().lower() != b"chunked":  # type: ignore[union-attr]
+        err = err or HttpError(400, "BadRequest", "only Transfer-Encoding: chunked is supported")
+    if err is None:
+        if host is None:
+            err = HttpError(400, "BadHost", "the Host header is missing")
+        elif not valid_host(host):
+            err = HttpError(400, "BadHost", "the Host header is not a valid host[:port]")
+        elif url[:1] != b"/":
+            err = HttpError(400, "BadRequest", "the request target must be a path")
+    head += (conn.fwd if xff is None else xff, b"x-request-id: ", rid_b, b"\r\n")
+    route = None
+    if err is None:
+        if core.host_mode:
+            svc = host_service(host, core.host_suffix)  # type: ignore[arg-type]
+            route = core.services.get(svc) if svc is not None else None
+        else:
+            route = core.port_routes.get(conn.port)
+        if route is None:
+            err = HttpError(404, "NoSuchService", "no service is served at this endpoint")
+        elif cl > core.config.max_body_bytes:
+            err = HttpError(413, "PayloadTooLarge", f"body exceeds {core.config.max_body_bytes} bytes")
+    has_body = cl > 0 or chunked
+    ex = Exchange(conn, core, route, method, url, head, rid_b, chunked, cl,
+                  parser.should_keep_alive() and not core.closing, parser.get_http_version() == "1.0")
+    ex.expect = expect
+    ex.req_done = not has_body
+    if err is None and route is not None:
+        if route.auth:
+            err = _authenticate(ex, signing, host, has_body)  # type: ignore[arg-type]
+        elif AUTHZ in signing:
+            head += (b"authorization: ", signing[AUTHZ], b"\r\n")
+    ex.error = err
+    return ex
+
+
+def _authenticate(ex: Exchange, signing: dict[int, bytes], host: bytes, has_body: bool) -> HttpError | None:
+    core = ex.core
+    headers = {_NAMES[k]: _dec(v) for k, v in signing.items()}
+    headers["host"] = _dec(host)
+    try:
+        d = authenticate(core.snapshot, core.secrets.get, ex.route, ex.method, ex.url,  # type: ignore[arg-type]
+                         headers, core.wall, core.config.skew_s)
+        if not has_body:
+            check_payload(d.claimed, EMPTY_CONTENT_HASH, 0, require_signed=d.require_signed)
+    except SignatureError as exc:
+        core.metrics.auth_failure(exc.code)
+        return HttpError(exc.status, exc.code, exc.message)
+    ex.access_key, ex.claimed, ex.require_signed = d.access_key, d.claimed, d.require_signed
+    ex.head += (b"x-ark-access-key: ", d.access_key.encode(), b"\r\n")
+    if d.must_spool(has_body):
+        ex.spool = core.new_spool()
+    return None

@@ -1,0 +1,25 @@
+"""Timings of the reconciler, with their defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ReconcilerConfig:
+    interval_s: float = 0.5  # a full pass at least this often
+    wake_poll_s: float = 0.1  # how often to look for spec changes (a change starts a pass at once)
+    drain_delay_s: float = 2.0  # out of routing -> stop: time for every gateway to load the new snapshot
+    stop_grace_s: float = 10.0  # SIGTERM -> SIGKILL
+    health_timeout_s: float = 1.0
+    failure_threshold: int = 3  # consecutive failed probes of a ready replica before it is replaced
+    backoff_base_s: float = 1.0  # restart delay: 0 for the first restart, then base * 2^(n-1)
+    backoff_max_s: float = 30.0
+    crashloop_restarts: int = 3  # restarts without a stable run after which the status says "failed"
+    stable_after_s: float = 60.0  # ready this long: the restart counter's backoff starts afresh
+    workers: int = 8  # services reconciled in parallel
+
+    def backoff(self, restarts: int) -> float:
+        if restarts <= 1:
+            return 0.0
+        return float(min(self.backoff_max_s, self.backoff_base_s * 2 ** (restarts - 2)))

@@ -1,0 +1,240 @@
+"""One service's reconciliation pass: observe replicas, probe them, restart crashed ones, apply the plan.
+
+A :class:`ServiceWorker` keeps the little in-memory state a pass needs between passes
+(health-failure counts, restart times, drain start times). Everything a user or a
+restarted reconciler needs is written to the store: replica rows, events, the status.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from arkserve.domain.planning import Desired, Observed, ReplicaState, plan
+from arkserve.domain.services import revision
+from arkserve.errors import ArkserveError, PermanentError, TemporaryError
+from arkserve.logs import read_logs
+from arkserve.reconciler.config import ReconcilerConfig
+from arkserve.reconciler.health import probe
+from arkserve.runtimes.base import Mount, ReplicaInfo, ReplicaPhase, ReplicaSpec, Runtime
+from arkserve.store import events as event_store
+from arkserve.store import instance_types
+from arkserve.store import services as service_store
+from arkserve.store.db import Store
+from arkserve.store.services import ReplicaRow, ServiceRow
+
+log = logging.getLogger("arkserve.reconciler")
+READY, STARTING, FAILED, DRAINING, PENDING = (ReplicaState.READY.value, ReplicaState.STARTING.value,
+                                               ReplicaState.FAILED.value, ReplicaState.DRAINING.value,
+                                               ReplicaState.PENDING.value)
+
+
+def new_replica_id() -> str:
+    return "r" + secrets.token_hex(4)
+
+
+@dataclass
+class ServiceWorker:
+    store: Store
+    runtime: Runtime
+    config: ReconcilerConfig
+    data_dir: Path
+    stopper: Executor  # stops (grace periods) run here, never inside a pass
+    health_failures: dict[str, int] = field(default_factory=dict)
+    restart_at: dict[str, float] = field(default_factory=dict)
+    drain_since: dict[str, float] = field(default_factory=dict)
+    stopping: set[str] = field(default_factory=set)
+
+    # ------------------------------------------------------------------------------- store helpers
+    def _save(self, rep: ReplicaRow, *, routing: bool = False) -> None:
+        with self.store.begin() as conn:
+            service_store.save_replica(conn, rep, routing_changed=routing)
+
+    def _event(self, svc: ServiceRow, kind: str, message: str, replica: str = "") -> None:
+        with self.store.begin() as conn:
+            event_store.record(conn, svc.name, kind, message, replica)
+
+    def _last_lines(self, svc: ServiceRow, replica: str, n: int = 5) -> str:
+        lines = read_logs(self.data_dir / "logs", svc.name, replica, tail=n)
+        return " | ".join(line.text for line in lines)[-1500:]
+
+    # ------------------------------------------------------------------------------- replica specs
+    def replica_spec(self, svc: ServiceRow, replica_id: str) -> ReplicaSpec:
+        spec = svc.spec
+        with self.store.read() as conn:
+            itype = instance_types.get(conn, spec.get("instance_type", "cpu.small"))
+        mounts: tuple[Mount, ...] = ()
+        model = spec.get("model") or {}
+        if model.get("source") == "disk" and model.get("mount_path"):
+            source = (self.data_dir / "disks" / svc.owner / model.get("ref", "").lstrip("/")).resolve()
+            mounts = (Mount(str(source), model["mount_path"], True),)
+        return ReplicaSpec(
+            service=svc.name, replica=replica_id, revision=revision(spec), image=spec["image"],
+            command=spec["command"], port=int(spec["port"]), env=dict(spec.get("env") or {}),
+            cpus=float(itype["cpus"]), memory_mb=int(itype["memory_mb"]), gpus=int(itype["gpus"]), mounts=mounts)
+
+    # ------------------------------------------------------------------------------- actions
+    def _start(self, svc: ServiceRow, rep: ReplicaRow) -> None:
+        try:
+            info = self.runtime.start(self.replica_spec(svc, rep.id))
+        except TemporaryError as exc:
+            rep.state, rep.last_error = PENDING, exc.message
+            self.restart_at[rep.id] = time.time() + self.config.backoff_max_s / 6
+            self._save(rep)
+            return
+        except (PermanentError, ArkserveError) as exc:
+            self._fail(svc, rep, f"cannot start: {exc.message}")
+            return
+        rep.state, rep.host, rep.port, rep.runtime_id = STARTING, info.host, info.port, info.runtime_id
+        rep.started_at, rep.ready_at = info.started_at, None
+        self.health_failures.pop(rep.id, None)
+        self._save(rep)
+        self._event(svc, "started", f"replica {rep.id} started on {info.host}:{info.port}", rep.id)
+
+    def _fail(self, svc: ServiceRow, rep: ReplicaRow, error: str) -> None:
+        was_ready = rep.state == READY
+        rep.state, rep.last_error = FAILED, error[:4000]
+        rep.restarts += 1
+        self.restart_at[rep.id] = time.time() + self.config.backoff(rep.restarts)
+        self._save(rep, routing=was_ready)
+        self._event(svc, "crashed", f"replica {rep.id}: {error}", rep.id)
+        self.stopper.submit(self._stop_quietly, svc.name, rep.id, 0.0)
+
+    def _stop_quietly(self, service: str, replica: str, grace: float) -> None:
+        try:
+            self.runtime.stop(service, replica, grace)
+        except ArkserveError as exc:
+            log.warning("stopping %s/%s failed: %s", service, replica, exc.message)
+
+    def _finish_drain(self, svc: ServiceRow, rep: ReplicaRow) -> None:
+        try:
+            self.runtime.stop(svc.name, rep.id, self.config.stop_grace_s)
+            with self.store.begin() as conn:
+                service_store.delete_replica(conn, rep.id)
+                event_store.record(conn, svc.name, "stopped", f"replica {rep.id} stopped", rep.id)
+        except ArkserveError as exc:
+            log.warning("draining %s/%s failed: %s", svc.name, rep.id, exc.message)
+        finally:
+            self.stopping.discard(rep.id)
+            self.drain_since.pop(rep.id, None)
+
+    # ------------------------------------------------------------------------------- one pass
+    def observe(self, svc: ServiceRow, rep: ReplicaRow, info: ReplicaInfo | None, listed_at: float) -> None:
+        """Update one replica from what the runtime and a probe say."""
+        now = time.time()
+        if rep.state in (STARTING, READY):
+            started = rep.started_at or 0.0
+            if info is None and started < listed_at:
+                self._fail(svc, rep, "replica disappeared from the runtime")
+                return
+            if info is not None and info.phase == ReplicaPhase.EXITED:
+                lines = self._last_lines(svc, rep.id)
+                tail = f"; last output: {lines}" if lines else ""
+                self._fail(svc, rep, f"exited with code {info.exit_code}{tail}")
+                return
+            if info is None:
+                return
+            ok, reason = probe(rep.host, rep.port or 0, svc.spec.get("health_path"), self.config.health_timeout_s)
+            if rep.state == STARTING:
+                if ok:
+                    rep.state, rep.ready_at, rep.last_error = READY, now, ""
+                    self._save(rep, routing=True)
+                    self._event(svc, "ready", f"replica {rep.id} is ready", rep.id)
+                elif now - started > float(svc.spec.get("startup_timeout_s", 300)):
+                    hint = " (on the local runtime the app must listen on $PORT)" if "nothing listens" in reason else ""
+                    self._fail(svc, rep, f"not ready after {svc.spec.get('startup_timeout_s')}s: {reason}{hint}")
+                elif reason != rep.last_error:
+                    rep.last_error = reason
+                    self._save(rep)
+                return
+            if ok:
+                self.health_failures.pop(rep.id, None)
+                if rep.restarts and rep.ready_at and now - rep.ready_at > self.config.stable_after_s:
+                    rep.restarts = 0  # ran long enough: a future crash restarts without backoff
+                    self._save(rep)
+                return
+            count = self.health_failures.get(rep.id, 0) + 1
+            self.health_failures[rep.id] = count
+            if count >= self.config.failure_threshold:
+                self._event(svc, "unhealthy", f"replica {rep.id} failed {count} health checks: {reason}", rep.id)
+                self._fail(svc, rep, f"unhealthy: {reason}")
+        elif rep.state in (FAILED, PENDING) and now >= self.restart_at.get(rep.id, 0.0):
+            if rep.state == FAILED:
+                self._event(svc, "restarted", f"restarting replica {rep.id} (restart #{rep.restarts})", rep.id)
+            self._start(svc, rep)
+        elif rep.state == DRAINING and rep.id not in self.stopping:
+            since = self.drain_since.setdefault(rep.id, now)
+            if now - since >= self.config.drain_delay_s:
+                self.stopping.add(rep.id)
+                self.stopper.submit(self._finish_drain, svc, rep)
+
+    def tick(self, svc: ServiceRow, rows: list[ReplicaRow], infos: dict[str, ReplicaInfo], listed_at: float) -> None:
+        for rep in rows:
+            self.observe(svc, rep, infos.get(rep.id), listed_at)
+        with self.store.read() as conn:
+            rows = service_store.list_replicas(conn, svc.id)
+        desired = Desired(svc.replicas, revision(svc.spec), int(svc.spec.get("max_surge", 1)), svc.deleting)
+        p = plan(desired, [Observed(r.id, r.revision, ReplicaState(r.state)) for r in rows])
+        by_id = {r.id: r for r in rows}
+        for rid in p.drain:
+            rep = by_id[rid]
+            was_ready = rep.state == READY
+            rep.state = DRAINING
+            self.drain_since[rid] = time.time()
+            self._save(rep, routing=was_ready)
+            self._event(svc, "draining", f"replica {rid} leaves routing", rid)
+        for _ in range(p.start):
+            rep = ReplicaRow(id=new_replica_id(), service_id=svc.id, revision=desired.revision, state=PENDING)
+            self._save(rep)
+            self._start(svc, rep)
+        with self.store.read() as conn:
+            rows = service_store.list_replicas(conn, svc.id)
+        self._status(svc, rows)
+
+    def _status(self, svc: ServiceRow, rows: list[ReplicaRow]) -> None:
+        status, reason, message = summarize(svc, rows, self.config)
+        if svc.deleting and not rows:
+            with self.store.begin() as conn:
+                service_store.remove(conn, svc.id)
+                event_store.record(conn, svc.name, "deleted", "service deleted")
+            return
+        if (status, reason, message) != (svc.status, svc.reason, svc.message):
+            with self.store.begin() as conn:
+                service_store.set_status(conn, svc.id, status, reason, message)
+
+
+def summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig) -> tuple[str, str, str]:
+    """(status, reason, message) of a service from its replicas, in words a user can act on."""
+    rev = revision(svc.spec)
+    live = [r for r in rows if r.state != DRAINING]
+    ready = sum(1 for r in live if r.state == READY)
+    failing = [r for r in live if r.state == FAILED and r.restarts >= config.crashloop_restarts]
+    old = [r for r in live if r.revision != rev]
+    new_failed = [r for r in live if r.revision == rev and r.state == FAILED]
+    pending = [r for r in live if r.state == PENDING and r.last_error]
+    counts = f"{ready}/{svc.replicas} replicas ready"
+    if svc.deleting:
+        return "deleting", "Deleting", f"draining {len(rows)} replica(s)"
+    if old and new_failed:
+        return ("degraded", "RolloutStalled", f"new revision {rev} is not becoming ready; old replicas keep "
+                f"serving ({counts}). Last error: {new_failed[0].last_error}")
+    if failing:
+        r = failing[0]
+        return "failed", "CrashLoop", f"{counts}; replica {r.id} restarted {r.restarts} times: {r.last_error}"
+    if old:
+        done = sum(1 for r in live if r.revision == rev and r.state == READY)
+        return "updating", "RollingUpdate", f"{done} of {svc.replicas} replicas on revision {rev}; {counts}"
+    if svc.replicas == 0 and not rows:
+        return "stopped", "ScaledToZero", "0 replicas desired"
+    if ready == svc.replicas and len(rows) == svc.replicas:
+        return "ready", "Running", counts
+    if pending:
+        return "pending", "Unschedulable", f"{counts}; {pending[0].last_error}"
+    starting = [r for r in live if r.state in (STARTING, FAILED) and r.last_error]
+    detail = f"; replica {starting[0].id}: {starting[0].last_error}" if starting else ""
+    return "progressing", "Scaling", counts + detail
+

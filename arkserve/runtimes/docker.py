@@ -1,0 +1,266 @@
+"""The docker runtime: one container per replica on a Docker Engine (the docker SDK).
+
+Containers are named ``ark-<service>-<replica>`` and labelled ``ark.managed=1``,
+``ark.service``, ``ark.replica``, ``ark.revision``, ``ark.port`` (and ``ark.instance`` when
+the runtime is given one, which keeps several arkserve installs on one daemon apart). The
+command runs as ``/bin/sh -c`` under the daemon's init (signals reach the app, zombies are
+reaped); the declared port is published on 127.0.0.1 with an ephemeral host port. Env:
+``PORT`` (the declared port), ``ARK_PORT``, ``ARK_SERVICE``, ``ARK_REPLICA``,
+``ARK_REVISION``, ``ARK_MODEL_DIR`` (first mount target) and the user env. cpus ->
+``nano_cpus``, memory_mb -> ``mem_limit``, gpus -> a ``DeviceRequest``; mounts are
+read-only binds. Images are never pulled from a public registry: an image must exist on
+the host or carry a registry host in its reference (``127.0.0.1:5000/app:1``).
+
+A follower thread per container appends its stdout/stderr to
+``<data_dir>/logs/<service>/<replica>.log`` (the local runtime's layout), so logs outlive
+the container. Followers restart for adopted containers from the last timestamp written.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+from docker.models.containers import Container
+from docker.types import DeviceRequest
+from docker.types import Mount as DockerMount
+
+from arkserve.errors import PermanentError, RuntimeUnavailable, TemporaryError
+from arkserve.logs import DEFAULT_MAX_BYTES, LogWriter, log_dir_for, log_path, parse_ts, rotate
+from arkserve.runtimes.base import ReplicaInfo, ReplicaPhase, ReplicaSpec, checked_object_name, object_name
+
+_PHASES = {"created": ReplicaPhase.CREATED, "running": ReplicaPhase.RUNNING, "paused": ReplicaPhase.RUNNING,
+           "restarting": ReplicaPhase.RUNNING}
+
+
+@contextmanager
+def _daemon(url: str) -> Iterator[None]:
+    """Translate transport failures and daemon errors into arkserve's error tree."""
+    try:
+        yield
+    except docker.errors.APIError as exc:
+        msg = f"docker: {exc.explanation or exc}"
+        if exc.status_code is not None and exc.status_code < 500:
+            raise PermanentError(msg) from exc
+        raise TemporaryError(msg) from exc
+    except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as exc:
+        raise RuntimeUnavailable(f"Docker daemon unreachable at {url or 'the default socket'}: {exc}") from exc
+
+
+def _has_registry(image: str) -> bool:
+    first = image.split("/", 1)[0]
+    return "/" in image and ("." in first or ":" in first or first == "localhost")
+
+
+class _Follower(threading.Thread):
+    """Copies one container's output into its log file until the container stops or close()."""
+
+    def __init__(self, container: Container, writer: LogWriter) -> None:
+        super().__init__(name=f"ark-logs-{container.name}", daemon=True)
+        self.container, self.writer = container, writer
+        self._stream: Any = None
+        self._closed = False
+
+    def run(self) -> None:
+        after = self.writer.last_ts  # lines up to here are already in the file (adoption)
+        try:
+            self._stream = self.container.logs(stream=True, follow=True, timestamps=True, stdout=True,
+                                               stderr=True, since=after if after else None)
+            if self._closed:
+                return
+            buf = b""
+            for chunk in self._stream:
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for raw in lines:
+                    self._write(raw, after)
+            if buf:
+                self._write(buf, after)
+        except Exception:  # noqa: S110 - the stream ends with the container or the daemon
+            pass
+        finally:
+            self.writer.close()
+
+    def _write(self, raw: bytes, after: float | None) -> None:
+        stamp, _, text = raw.decode("utf-8", "replace").partition(" ")
+        try:
+            ts = parse_ts(stamp)
+        except ValueError:
+            ts, text = time.time(), raw.decode("utf-8", "replace")
+        if after is None or ts > after:
+            self.writer.write(text, ts)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._stream is not None:
+            with suppress(Exception):
+                self._stream.close()
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self, data_dir: Path, docker_url: str = "", *, instance: str = "", init: bool = True,
+                 log_max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: int = 60) -> None:
+        self.log_dir = log_dir_for(Path(data_dir))
+        self.url, self.instance, self.init, self.log_max_bytes = docker_url, instance, init, log_max_bytes
+        with _daemon(docker_url):
+            self.client = (docker.DockerClient(base_url=docker_url, timeout=timeout_s) if docker_url
+                           else docker.from_env(timeout=timeout_s))
+        self._lock = threading.Lock()
+        self._followers: dict[str, _Follower] = {}
+        with suppress(RuntimeUnavailable, TemporaryError):
+            self.list()  # adopt: restart log followers of what is already there
+
+    def _labels(self) -> list[str]:
+        return ["ark.managed=1"] + ([f"ark.instance={self.instance}"] if self.instance else [])
+
+    def _follow(self, c: Container) -> None:
+        with self._lock:
+            old = self._followers.get(c.id)
+            if old is not None and (old.is_alive() or c.status != "running"):
+                return
+            labels = c.labels
+            path = log_path(self.log_dir, labels["ark.service"], labels["ark.replica"])
+            follower = _Follower(c, LogWriter(path, labels["ark.replica"], self.log_max_bytes))
+            self._followers[c.id] = follower
+        follower.start()
+
+    def _info(self, c: Container) -> ReplicaInfo:
+        state, labels = c.attrs["State"], c.labels
+        phase = _PHASES.get(state["Status"], ReplicaPhase.EXITED)
+        binding = ((c.attrs["NetworkSettings"].get("Ports") or {}).get(f"{labels.get('ark.port')}/tcp") or [{}])
+        started = state.get("StartedAt", "")
+        ts = parse_ts(started[:26] + "Z") if started and not started.startswith("0001") else 0.0
+        error = state.get("Error") or ("out of memory" if state.get("OOMKilled") else "")
+        return ReplicaInfo(service=labels["ark.service"], replica=labels["ark.replica"],
+                           revision=labels.get("ark.revision", ""), phase=phase, host="127.0.0.1",
+                           port=int(binding[0].get("HostPort") or 0), started_at=ts,
+                           exit_code=state.get("ExitCode") if phase is ReplicaPhase.EXITED else None,
+                           runtime_id=c.id, error=error)
+
+    def _get(self, name: str) -> Container | None:
+        with _daemon(self.url):
+            try:
+                c: Container = self.client.containers.get(name)
+            except docker.errors.NotFound:
+                return None
+        return c if c.labels.get("ark.managed") == "1" else None
+
+    def _check_image(self, image: str) -> None:
+        with _daemon(self.url):
+            try:
+                self.client.images.get(image)
+                return
+            except docker.errors.ImageNotFound:
+                if not _has_registry(image):
+                    raise PermanentError(f'image "{image}" not found on the Docker host',
+                                         code="ImageNotFound") from None
+            try:
+                self.client.images.pull(image)
+            except docker.errors.NotFound:
+                raise PermanentError(f'image "{image}" not found in its registry', code="ImageNotFound") from None
+
+    def start(self, spec: ReplicaSpec) -> ReplicaInfo:
+        name = checked_object_name(spec.service, spec.replica)
+        existing = self._get(name)
+        if existing is not None and existing.status == "running":
+            self._follow(existing)
+            return self._info(existing)
+        self._check_image(spec.image)
+        env = {**spec.env, "PORT": str(spec.port), "ARK_PORT": str(spec.port), "ARK_SERVICE": spec.service,
+               "ARK_REPLICA": spec.replica, "ARK_REVISION": spec.revision}
+        if spec.mounts:
+            env["ARK_MODEL_DIR"] = spec.mounts[0].target
+        labels = {"ark.managed": "1", "ark.service": spec.service, "ark.replica": spec.replica,
+                  "ark.revision": spec.revision, "ark.port": str(spec.port)}
+        if self.instance:
+            labels["ark.instance"] = self.instance
+        kwargs: dict[str, Any] = {
+            "name": name, "labels": labels, "environment": env, "detach": True, "init": self.init,
+            "ports": {f"{spec.port}/tcp": ("127.0.0.1", None)},
+            "mounts": [DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts]}
+        if spec.command.strip():
+            kwargs.update(entrypoint=["/bin/sh", "-c"], command=[spec.command])
+        if spec.cpus > 0:
+            kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+        if spec.memory_mb > 0:
+            kwargs["mem_limit"] = f"{spec.memory_mb}m"
+        if spec.gpus > 0:
+            kwargs["device_requests"] = [DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])]
+        rotate(log_path(self.log_dir, spec.service, spec.replica))
+        with _daemon(self.url):
+            if existing is not None:
+                existing.remove(force=True)
+            c = self.client.containers.create(spec.image, **kwargs)
+            try:
+                c.start()
+            except docker.errors.APIError as exc:
+                with suppress(docker.errors.APIError):
+                    c.remove(force=True)
+                if spec.gpus > 0 and "device driver" in str(exc.explanation):
+                    raise TemporaryError(f"insufficient GPUs: want {spec.gpus}, have 0 ({exc.explanation})",
+                                         code="InsufficientCapacity") from exc
+                raise
+            self._follow(c)
+            for _ in range(50):  # the published port appears in the state shortly after start
+                c.reload()
+                info = self._info(c)
+                if info.port or info.phase is not ReplicaPhase.RUNNING:
+                    return info
+                time.sleep(0.02)
+        return info
+
+    def stop(self, service: str, replica: str, grace_s: float = 10.0) -> None:
+        c = self._get(object_name(service, replica))
+        if c is None:
+            return
+        with _daemon(self.url):
+            with suppress(docker.errors.NotFound):
+                c.stop(timeout=max(0, math.ceil(grace_s)))
+            with self._lock:
+                follower = self._followers.pop(c.id, None)
+            if follower is not None:
+                follower.join(timeout=5.0)  # drain the last lines before the container goes
+            try:
+                c.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: removal already in progress
+                    raise
+
+    def list(self) -> list[ReplicaInfo]:
+        with _daemon(self.url):
+            found = self.client.containers.list(all=True, filters={"label": self._labels()}, ignore_removed=True)
+        out = []
+        for c in found:
+            if "ark.service" in c.labels and "ark.replica" in c.labels:
+                self._follow(c)
+                out.append(self._info(c))
+        return out
+
+    def inspect(self, service: str, replica: str) -> ReplicaInfo | None:
+        c = self._get(object_name(service, replica))
+        if c is None or (self.instance and c.labels.get("ark.instance") != self.instance):
+            return None
+        self._follow(c)
+        return self._info(c)
+
+    def close(self) -> None:
+        with self._lock:
+            followers, self._followers = list(self._followers.values()), {}
+        for f in followers:
+            f.close()
+        for f in followers:
+            f.join(timeout=2.0)
+        with suppress(Exception):
+            self.client.close()

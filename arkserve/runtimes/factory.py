@@ -1,0 +1,35 @@
+"""Build a runtime backend from settings: ``make_runtime("local"|"docker"|"fake", data_dir, docker_url)``.
+
+Backend modules are imported on demand, so the docker SDK loads only when it is used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from arkserve.errors import ValidationFailed
+from arkserve.runtimes.base import Runtime
+
+RUNTIME_KINDS = ("local", "docker", "fake")
+
+
+def make_runtime(kind: str, data_dir: Path, docker_url: str = "") -> Runtime:
+    """A runtime of ``kind`` keeping its state and logs under ``data_dir``.
+
+    Raises ``ValidationFailed`` for an unknown kind and ``RuntimeUnavailable`` when the
+    docker client cannot be set up."""
+    data_dir = Path(data_dir).expanduser()
+    if kind == "local":
+        from arkserve.runtimes.local import LocalRuntime
+
+        return LocalRuntime(data_dir)
+    if kind == "docker":
+        from arkserve.runtimes.docker import DockerRuntime
+
+        return DockerRuntime(data_dir, docker_url)
+    if kind == "fake":
+        from arkserve.runtimes.fake import FakeRuntime
+
+        return FakeRuntime()
+    raise ValidationFailed(f"unknown runtime {kind!r}: expected one of {', '.join(RUNTIME_KINDS)}",
+                           field="runtime.kind")

@@ -1,0 +1,158 @@
+"""Queries on services (desired state and status) and their replicas (observed state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from arkserve.errors import Conflict, NotFound
+from arkserve.store.db import bump, now
+from arkserve.store.tables import replicas, services, users
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    id: int
+    name: str
+    owner_id: int
+    owner: str
+    spec: dict[str, Any]
+    replicas: int
+    generation: int
+    gateway_port: int | None
+    status: str
+    reason: str
+    message: str
+    deleting: bool
+    created_at: float
+    updated_at: float
+
+
+@dataclass
+class ReplicaRow:
+    id: str
+    service_id: int
+    revision: str
+    state: str
+    host: str = ""
+    port: int | None = None
+    runtime_id: str = ""
+    started_at: float | None = None
+    ready_at: float | None = None
+    restarts: int = 0
+    last_error: str = ""
+    updated_at: float = field(default=0.0)
+
+
+def _service(row: Any) -> ServiceRow:
+    m = row._mapping
+    return ServiceRow(m["id"], m["name"], m["owner_id"], m["username"], dict(m["spec"]), m["replicas"],
+                      m["generation"], m["gateway_port"], m["status"], m["reason"], m["message"],
+                      bool(m["deleting"]), m["created_at"], m["updated_at"])
+
+
+def _select() -> Any:
+    return select(services, users.c.username).join(users, users.c.id == services.c.owner_id)
+
+
+def _free_port(conn: Connection, base: int) -> int:
+    used = {p for (p,) in conn.execute(select(services.c.gateway_port)) if p is not None}
+    port = base
+    while port in used:
+        port += 1
+    return port
+
+
+def create(conn: Connection, name: str, owner_id: int, spec: dict[str, Any], replica_count: int,
+           port_base: int | None) -> ServiceRow:
+    t = now()
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(services).values(
+                name=name, owner_id=owner_id, spec=spec, replicas=replica_count, generation=1,
+                gateway_port=_free_port(conn, port_base) if port_base else None, status="pending",
+                reason="Created", message="waiting for the reconciler", deleting=False, created_at=t, updated_at=t))
+    except IntegrityError:
+        raise Conflict(f'service "{name}" already exists', code="ServiceExists") from None
+    bump(conn, "specs")
+    bump(conn)
+    return get(conn, name)
+
+
+def find(conn: Connection, name: str) -> ServiceRow | None:
+    row = conn.execute(_select().where(services.c.name == name)).first()
+    return _service(row) if row else None
+
+
+def get(conn: Connection, name: str) -> ServiceRow:
+    svc = find(conn, name)
+    if svc is None:
+        raise NotFound(f'service "{name}" not found', code="ServiceNotFound")
+    return svc
+
+
+def list_all(conn: Connection, owner_id: int | None = None) -> list[ServiceRow]:
+    q = _select().order_by(services.c.name)
+    if owner_id is not None:
+        q = q.where(services.c.owner_id == owner_id)
+    return [_service(r) for r in conn.execute(q)]
+
+
+def update_desired(conn: Connection, svc: ServiceRow, *, spec: dict[str, Any] | None = None,
+                   replica_count: int | None = None, new_generation: bool = False) -> None:
+    values: dict[str, Any] = {"updated_at": now()}
+    if spec is not None:
+        values["spec"] = spec
+    if replica_count is not None:
+        values["replicas"] = replica_count
+    if new_generation:
+        values["generation"] = svc.generation + 1
+    conn.execute(update(services).where(services.c.id == svc.id).values(**values))
+    bump(conn, "specs")
+    bump(conn)
+
+
+def mark_deleting(conn: Connection, svc: ServiceRow) -> None:
+    conn.execute(update(services).where(services.c.id == svc.id).values(
+        deleting=True, status="deleting", reason="Deleting", message="draining replicas", updated_at=now()))
+    bump(conn, "specs")
+    bump(conn)
+
+
+def remove(conn: Connection, service_id: int) -> None:
+    conn.execute(delete(services).where(services.c.id == service_id))
+    bump(conn)
+
+
+def set_status(conn: Connection, service_id: int, status: str, reason: str, message: str) -> None:
+    conn.execute(update(services).where(services.c.id == service_id).values(
+        status=status, reason=reason, message=message[:4000]))
+
+
+# ------------------------------------------------------------------------------------------ replicas
+
+def list_replicas(conn: Connection, service_id: int | None = None) -> list[ReplicaRow]:
+    q = select(replicas).order_by(replicas.c.started_at, replicas.c.id)
+    if service_id is not None:
+        q = q.where(replicas.c.service_id == service_id)
+    return [ReplicaRow(**dict(r._mapping)) for r in conn.execute(q)]
+
+
+def save_replica(conn: Connection, rep: ReplicaRow, *, routing_changed: bool) -> None:
+    """Insert or update one replica row; ``routing_changed`` moves the gateway's snapshot version."""
+    rep.updated_at = now()
+    values = {k: getattr(rep, k) for k in ReplicaRow.__dataclass_fields__}
+    exists = conn.execute(select(replicas.c.id).where(replicas.c.id == rep.id)).first()
+    if exists:
+        conn.execute(update(replicas).where(replicas.c.id == rep.id).values(**values))
+    else:
+        conn.execute(insert(replicas).values(**values))
+    if routing_changed:
+        bump(conn)
+
+
+def delete_replica(conn: Connection, replica_id: str) -> None:
+    conn.execute(delete(replicas).where(replicas.c.id == replica_id))

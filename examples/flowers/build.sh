@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Build the example image arkserve-examples/flowers:1: the base image (build_base.sh, reused when present),
+# the demo weights (make_weights.py, only when there is no flower-model.pth) and `docker build`.
+# make_weights runs on this host's python3 when it has torch, else inside the base image.
+set -euo pipefail
+cd "$(dirname "$0")"
+IMAGE=${FLOWERS_IMAGE:-arkserve-examples/flowers:1}
+BASE=${FLOWERS_BASE_IMAGE:-arkserve/flowers-base:bookworm}
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+./build_base.sh "$@"
+if [ ! -s flower-model.pth ]; then
+  if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    /usr/bin/python3 make_weights.py --out flower-model.pth
+  else
+    docker run --rm -v "$PWD:/w" -w /w "$BASE" python3 make_weights.py --out flower-model.pth
+  fi
+fi
+t0=$(now)
+docker build -q -t "$IMAGE" . >/dev/null
+echo "[build] docker build -t $IMAGE took $(secs "$t0" "$(now)")s" >&2

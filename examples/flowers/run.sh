@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# The flowers walkthrough, end to end:
+#   build -> deploy on arkserve -> wait ready -> classify images/ through the signed endpoint
+#   -> scale to 2 -> send 40 more -> print how many each instance served (from the request log).
+# Usage: run.sh [docker|local]
+#   docker  the image arkserve-examples/flowers:1 (built by build.sh; the base image is reused when present)
+#   local   this folder as the "image" on the local runtime, run by Debian's /usr/bin/python3
+#           (python3-torch python3-torchvision python3-flask python3-pil; installed here when missing, as root)
+# Platform: FLOWERS_PLATFORM=auto (default: the CLI profile's platform when `arkserve whoami` works, else own),
+#   own (always start `arkserve up` in a temp dir, stopped at the end) or profile (never start one).
+# Other knobs: FLOWERS_SERVICE (name, default flowers), FLOWERS_INSTANCE_TYPE, FLOWERS_KEEP=1 (keep the service,
+# the platform started here and its temp dir).
+set -euo pipefail
+MODE=${1:-docker}
+case $MODE in docker|local) ;; *) echo "usage: run.sh [docker|local]" >&2; exit 2 ;; esac
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+ARK=${ARKSERVE_BIN:-$ROOT/.venv/bin/arkserve}; [ -x "$ARK" ] || ARK=arkserve
+PY=${ARKSERVE_PYTHON:-$ROOT/.venv/bin/python}; [ -x "$PY" ] || PY=python3  # needs the arkserve SDK (client.py)
+NAME=${FLOWERS_SERVICE:-flowers}
+DEB_PACKAGES="python3-torch python3-torchvision python3-flask python3-pil"
+WORK=$(mktemp -d /tmp/flowers-run.XXXXXX)
+UP_PID="" CREATED=0 TIMINGS=""
+log() { printf '\n[run %s] %s\n' "$(date +%T)" "$*" >&2; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+timed() { local label=$1 t0; shift; t0=$(now); "$@"; TIMINGS+="$(printf '  %-34s %6ss' "$label" "$(secs "$t0" "$(now)")")"$'\n'; }
+free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+json_field() { "$PY" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+cleanup() {
+  local rc=$?
+  if [ "${FLOWERS_KEEP:-0}" = 1 ]; then
+    [ -z "$UP_PID" ] || echo "run.sh: platform left running (pid $UP_PID): export ARKSERVE_CLI_CONFIG=$ARKSERVE_CLI_CONFIG;" \
+      "stop it with: kill $UP_PID (after \`arkserve service delete $NAME --yes\`)" >&2
+    echo "run.sh: kept the service and $WORK" >&2; return
+  fi
+  if [ "$CREATED" = 1 ]; then
+    log "deleting service $NAME"; "$ARK" service delete "$NAME" --yes >/dev/null || true
+    # Let the reconciler stop the replicas before the platform goes (else local replicas outlive it).
+    for _ in $(seq 1 120); do "$ARK" service get "$NAME" >/dev/null 2>&1 || break; sleep 0.5; done
+  fi
+  if [ -n "$UP_PID" ] && kill -0 "$UP_PID" 2>/dev/null; then
+    log "stopping the platform (pid $UP_PID)"; kill -TERM "$UP_PID" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$UP_PID" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$UP_PID" 2>/dev/null || true
+  fi
+  if [ "$rc" = 0 ]; then rm -rf "$WORK"; else echo "run.sh: failed (rc $rc); logs kept in $WORK" >&2; fi
+}
+trap cleanup EXIT
+
+start_platform() {
+  export ARKSERVE_CLI_CONFIG=$WORK/profiles.yaml
+  local api_port flags=(--data-dir "$WORK/data" --api-port "$(free_port)")
+  api_port=${flags[3]}
+  local help gw_port; help=$("$ARK" up --help); gw_port=$(free_port)
+  if grep -q -- '--runtime' <<<"$help"; then flags+=(--runtime "$MODE"); fi
+  if grep -q -- '--gateway-port-base' <<<"$help"; then flags+=(--gateway-port-base "$gw_port"); fi
+  log "starting arkserve up (runtime $MODE, API port $api_port, data $WORK/data)"
+  ARKSERVE_RUNTIME=$MODE ARKSERVE_GATEWAY_PORT_BASE=$gw_port "$ARK" up "${flags[@]}" >"$WORK/up.log" 2>&1 &
+  UP_PID=$!
+  for _ in $(seq 1 120); do
+    "$ARK" whoami >/dev/null 2>&1 && return 0
+    kill -0 "$UP_PID" 2>/dev/null || { tail -n 30 "$WORK/up.log" >&2; echo "run.sh: arkserve up exited" >&2; return 1; }
+    sleep 0.5
+  done
+  tail -n 30 "$WORK/up.log" >&2; echo "run.sh: arkserve up did not answer within 60s" >&2; return 1
+}
+
+ensure_debian_torch() {
+  /usr/bin/python3 -c 'import torch, torchvision, flask, PIL' 2>/dev/null && return 0
+  [ "$(id -u)" = 0 ] || { echo "run.sh: install $DEB_PACKAGES (apt, as root) for local mode" >&2; return 1; }
+  log "apt-get install $DEB_PACKAGES"
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
+    $DEB_PACKAGES >/dev/null
+}
+
+build() {
+  if [ "$MODE" = docker ]; then
+    "$HERE/build.sh"
+    IMAGE=${FLOWERS_IMAGE:-arkserve-examples/flowers:1} COMMAND="python3 infer.py"
+  else
+    ensure_debian_torch
+    [ -s "$HERE/flower-model.pth" ] || /usr/bin/python3 "$HERE/make_weights.py" --out "$HERE/flower-model.pth"
+    IMAGE=$HERE COMMAND="/usr/bin/python3 infer.py"
+  fi
+  if ! ls "$HERE"/images/*.jpg >/dev/null 2>&1; then
+    if /usr/bin/python3 -c 'import PIL' 2>/dev/null; then /usr/bin/python3 "$HERE/make_images.py"
+    else docker run --rm -v "$HERE:/w" -w /w arkserve/flowers-base:bookworm python3 make_images.py --out /w/images; fi
+  fi
+}
+
+wait_ready() {  # until `service get` reports $1 ready replicas (also covers a --wait that returns early)
+  local want=$1 ready
+  for _ in $(seq 1 240); do
+    ready=$("$ARK" service get "$NAME" -o json | json_field ready)
+    [ "$ready" -ge "$want" ] && return 0
+    sleep 0.5
+  done
+  echo "run.sh: $NAME has $ready of $want replicas ready after 120s" >&2; "$ARK" service get "$NAME" >&2; return 1
+}
+
+by_replica() {  # count the request-log entries of the ids in $1 by replica; poll until all are logged
+  local ids=$1 want; want=$(wc -l <"$ids")
+  for _ in $(seq 1 30); do
+    "$ARK" service requests "$NAME" --since 10m --limit 1000 -o json >"$WORK/requests.json"
+    "$PY" - "$ids" "$WORK/requests.json" "$want" <<'PY' && return 0
+import collections, json, sys
+ids = set(open(sys.argv[1]).read().split())
+log = [e for e in json.load(open(sys.argv[2])) if e.get("request_id") in ids]
+if len(log) < int(sys.argv[3]):
+    sys.exit(1)
+counts = collections.Counter(e.get("replica") for e in log)
+for replica, n in sorted(counts.items()):
+    print(f"  replica {replica}: {n} requests")
+if len(counts) < 2:
+    print("  (all requests went to one replica: not spread!)")
+    sys.exit(3)
+PY
+    [ $? = 3 ] && return 1
+    sleep 1
+  done
+  echo "run.sh: the request log did not list all $want requests" >&2; return 1
+}
+
+case ${FLOWERS_PLATFORM:-auto} in
+  own) start_platform ;;
+  profile) "$ARK" whoami >/dev/null ;;
+  *) if "$ARK" whoami >/dev/null 2>&1; then log "using the platform of the CLI profile"; else start_platform; fi ;;
+esac
+timed "build ($MODE)" build
+if "$ARK" service get "$NAME" -o json >/dev/null 2>&1; then
+  echo "run.sh: a service named $NAME exists already; delete it or set FLOWERS_SERVICE" >&2; exit 1
+fi
+extra=(); [ -n "${FLOWERS_INSTANCE_TYPE:-}" ] && extra+=(--instance-type "$FLOWERS_INSTANCE_TYPE")
+log "deploying $NAME (image $IMAGE, command: $COMMAND)"
+CREATED=1
+timed "create + wait ready (1 replica)" "$ARK" service create "$NAME" --image "$IMAGE" --port 27777 \
+  --command "$COMMAND" --replicas 1 --health-path /healthz "${extra[@]}" --wait
+ENDPOINT=$("$ARK" service get "$NAME" -o json | json_field endpoint)
+ca=(); [ -n "$UP_PID" ] && ca=(--ca "$WORK/data/tls/ca.pem")
+log "classifying $HERE/images through $ENDPOINT (signed)"
+timed "classify 5 images" "$PY" "$HERE/client.py" "$ENDPOINT" "$HERE/images" "${ca[@]}"
+log "scaling to 2 replicas"
+timed "scale to 2 + wait ready" "$ARK" service scale "$NAME" 2 --wait
+timed "  (until get says 2 ready)" wait_ready 2
+log "sending 40 requests"
+timed "40 requests" "$PY" "$HERE/client.py" "$ENDPOINT" "$HERE/images" "${ca[@]}" --count 40 \
+  --request-ids "$WORK/ids.txt" >/dev/null
+log "requests served per instance (request log)"
+by_replica "$WORK/ids.txt"
+printf '\ntimings:\n%s' "$TIMINGS"
+echo "note: the demo weights are untrained; the labels above are arbitrary (see README.md)."

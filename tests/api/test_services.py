@@ -1,0 +1,99 @@
+"""The services resource through REST: validation naming the field, visibility, scaling vs rolling, events."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from arkserve.sdk.auth import ArkAuth
+from arkserve.sdk.client import ApiError
+from tests.api.conftest import LiveApi
+
+SPEC = {"name": "flowers", "image": "/srv/app", "port": 27777, "command": "python3 infer.py", "replicas": 1}
+
+
+def _raises(status: int, code: str, call) -> ApiError:  # type: ignore[no-untyped-def]
+    with pytest.raises(ApiError) as e:
+        call()
+    assert (e.value.status, e.value.code) == (status, code), e.value.message
+    return e.value
+
+
+def test_create_get_list_and_endpoint(live_api: LiveApi) -> None:
+    with live_api.client() as c:
+        made = c.post("/services", SPEC)
+        assert made["status"] == "pending" and made["endpoint"] == "https://127.0.0.1:20001"
+        assert made["spec"]["auth"] is True and made["spec"]["instance_type"] == "cpu.small"
+        second = c.post("/services", {**SPEC, "name": "second"})
+        assert second["endpoint"] == "https://127.0.0.1:20002"
+        assert [s["name"] for s in c.get("/services")] == ["flowers", "second"]
+        assert c.get("/services/flowers")["revision"] == made["revision"]
+        _raises(409, "ServiceExists", lambda: c.post("/services", SPEC))
+        kinds = [e["kind"] for e in c.get("/services/flowers/events")]
+        assert kinds == ["created"]
+
+
+@pytest.mark.parametrize(("patch", "field"), [
+    ({"name": "Not_A_Label"}, "name"),
+    ({"name": "x" * 64}, "name"),
+    ({"port": 0}, "port"),
+    ({"port": 70000}, "port"),
+    ({"command": ""}, "command"),
+    ({"replicas": -1}, "replicas"),
+    ({"env": {"PORT": "1"}}, "env"),
+    ({"env": {"1BAD": "x"}}, "env"),
+    ({"health_path": "healthz"}, "health_path"),
+    ({"model": {"source": "disk", "mount_path": "relative"}}, "model.mount_path"),
+    ({"instance_type": "gpu.nonexistent"}, "instance_type"),
+    ({"surprise": 1}, "surprise"),
+])
+def test_bad_fields_are_named(live_api: LiveApi, patch: dict[str, object], field: str) -> None:
+    resp = httpx.post(f"{live_api.url}/api/v1/services", json={**SPEC, **patch},
+                      auth=ArkAuth(live_api.admin_ak, live_api.admin_sk))
+    assert resp.status_code == 422, resp.text
+    body = resp.json()
+    assert body["code"] == "ValidationFailed" and body["field"] == field and body["request_id"]
+    with live_api.client() as c:
+        assert c.get("/services") == []  # nothing half-created
+
+
+def test_scaling_keeps_the_revision_and_spec_changes_roll(live_api: LiveApi) -> None:
+    with live_api.client() as c:
+        made = c.post("/services", SPEC)
+        scaled = c.patch("/services/flowers", {"replicas": 3})
+        assert scaled["replicas"] == 3 and scaled["revision"] == made["revision"]
+        assert scaled["generation"] == made["generation"]
+        public = c.patch("/services/flowers", {"auth": False})  # applies in place
+        assert public["spec"]["auth"] is False and public["revision"] == made["revision"]
+        rolled = c.patch("/services/flowers", {"image": "/srv/app-v2", "env": {"MODE": "fast"}})
+        assert rolled["revision"] != made["revision"] and rolled["generation"] == made["generation"] + 1
+        assert rolled["spec"]["port"] == 27777  # untouched fields stay
+        _raises(422, "ValidationFailed", lambda: c.patch("/services/flowers", {"replicas": 65}))
+        events = [e["kind"] for e in c.get("/services/flowers/events")]
+        assert events == ["created", "scaled", "updated", "updated"]
+
+
+def test_users_see_only_their_services(live_api: LiveApi) -> None:
+    with live_api.client() as admin:
+        admin.post("/users", {"username": "ursula", "password": "ursula-password"})
+        key = admin.post("/keys", {"username": "ursula"})
+        admin.post("/services", SPEC)
+    with live_api.client(key["access_key"], key["secret_key"]) as ursula:
+        assert ursula.get("/services") == []
+        for call in (lambda: ursula.get("/services/flowers"), lambda: ursula.delete("/services/flowers"),
+                     lambda: ursula.patch("/services/flowers", {"replicas": 0}),
+                     lambda: ursula.get("/services/flowers/requests")):
+            _raises(404, "ServiceNotFound", call)
+        ursula.post("/services", {**SPEC, "name": "mine"})
+        assert [s["name"] for s in ursula.get("/services")] == ["mine"]
+    with live_api.client() as admin:
+        assert {s["name"] for s in admin.get("/services")} == {"flowers", "mine"}
+
+
+def test_delete_marks_the_service_for_draining(live_api: LiveApi) -> None:
+    with live_api.client() as c:
+        c.post("/services", SPEC)
+        c.delete("/services/flowers")
+        svc = c.get("/services/flowers")  # the reconciler removes it once its replicas are gone
+        assert svc["status"] == "deleting"
+        _raises(422, "ValidationFailed", lambda: c.get("/services/flowers/requests", since="yesterday"))

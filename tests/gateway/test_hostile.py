@@ -1,0 +1,148 @@
+"""Hostile and malformed input over raw sockets: each gets its 4xx, and others keep being served."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.gateway.harness import free_port, route, snapshot
+
+
+def exchange(port: int, data: bytes, *, pause: float = 0.0, timeout: float = 5.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with contextlib.suppress(ConnectionError):
+            s.sendall(data)
+        if pause:
+            time.sleep(pause)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (ConnectionError, TimeoutError):
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def status_and_code(raw: bytes) -> tuple[int, str]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body)["code"]
+
+
+H = b"Host: 127.0.0.1\r\n"
+CASES = [
+    ("cl_and_te", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+     400),
+    ("two_cl", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400),
+    ("bad_cl", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: -1\r\n\r\n", 400),
+    ("cl_list", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3, 3\r\n\r\nabc", 400),
+    ("te_gzip", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400),
+    ("nul", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\x00b\r\n\r\n", 400),
+    ("bare_cr", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\rb\r\n\r\n", 400),
+    ("bad_host", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    ("two_hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("no_host", b"GET / HTTP/1.1\r\n\r\n", 400),
+    ("absolute_uri", b"GET http://evil/ HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40, 400),
+    ("big_headers", b"GET / HTTP/1.1\r\n" + H + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
+    ("many_headers", b"GET / HTTP/1.1\r\n" + H + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 60) for i in range(2000))
+     + b"\r\n", 431),
+    ("body_too_large", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 2000000\r\n\r\n", 413),
+]
+
+
+@pytest.fixture
+def open_gateway(replicas: Any, gateway: Any) -> Any:
+    a = replicas("a")
+    port = free_port()
+    g = gateway(snapshot(1, route("open", [a.upstream()], port, auth=False)), max_body_bytes=1_000_000,
+                header_timeout_s=0.5)
+    g.port = port
+    return g
+
+
+@pytest.mark.parametrize(("name", "data", "status"), CASES, ids=[c[0] for c in CASES])
+def test_rejected(open_gateway: Any, name: str, data: bytes, status: int) -> None:
+    port = open_gateway.port
+    with httpx.Client() as good:  # a well-behaved client, connected before and used after
+        assert good.get(f"http://127.0.0.1:{port}/before").status_code == 200
+        got, code = status_and_code(exchange(port, data))
+        assert got == status, code
+        assert good.get(f"http://127.0.0.1:{port}/after").status_code == 200
+
+
+def test_chunked_body_over_limit_is_413(open_gateway: Any) -> None:
+    port = open_gateway.port
+    chunk = b"%x\r\n%s\r\n" % (100_000, b"z" * 100_000)
+    raw = exchange(port, b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 12)
+    assert status_and_code(raw)[0] == 413
+
+
+def test_slow_headers_get_408_without_blocking_others(open_gateway: Any) -> None:
+    port = open_gateway.port
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: ")
+        t0 = time.monotonic()
+        for _ in range(3):
+            assert httpx.get(f"http://127.0.0.1:{port}/other").status_code == 200
+        assert time.monotonic() - t0 < 0.5
+        out = b""
+        while chunk := slow.recv(65536):
+            out += chunk
+        assert status_and_code(out) == (408, "RequestTimeout")
+
+
+def test_idle_keepalive_connection_is_closed(replicas: Any, gateway: Any) -> None:
+    a = replicas("a")
+    port = free_port()
+    gateway(snapshot(1, route("open", [a.upstream()], port, auth=False)), idle_timeout_s=0.3)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\n" + H + b"\r\n")
+        first = s.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200")
+        s.settimeout(3)
+        assert s.recv(65536) == b""  # closed by the gateway after the idle timeout
+
+
+def test_pipelined_requests_answer_in_order(open_gateway: Any) -> None:
+    port = open_gateway.port
+    reqs = b"".join(b"GET /p%d HTTP/1.1\r\n" % i + H + b"\r\n" for i in range(5))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(reqs + b"GET /last HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    paths = [json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])["path"]
+             for part in out.split(b"HTTP/1.1 200")[1:]]
+    assert paths == ["/p0", "/p1", "/p2", "/p3", "/p4", "/last"]
+
+
+def test_http10_and_head(open_gateway: Any) -> None:
+    port = open_gateway.port
+    raw = exchange(port, b"GET /ten HTTP/1.0\r\n" + H + b"\r\n")
+    assert raw.startswith(b"HTTP/1.1 200") and json.loads(raw.split(b"\r\n\r\n", 1)[1])["path"] == "/ten"
+    with httpx.Client() as c:
+        r = c.head(f"http://127.0.0.1:{port}/h")
+        assert r.status_code == 200 and r.content == b""
+        assert c.get(f"http://127.0.0.1:{port}/after-head").status_code == 200
+
+
+def test_expect_100_continue(open_gateway: Any) -> None:
+    port = open_gateway.port
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"POST /e HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 100 Continue")
+        s.sendall(b"hello")
+        out = b""
+        while not out.endswith(b"}"):
+            out += s.recv(65536)
+    assert out.startswith(b"HTTP/1.1 200") and b'"length": 5' in out

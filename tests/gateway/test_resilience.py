@@ -1,0 +1,154 @@
+"""Integration: snapshot swaps, draining, retries, queueing and timeouts, all on real sockets."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from arkserve.domain.routing import Upstream
+from arkserve.sdk.auth import ArkAuth
+from tests.gateway.harness import SK, free_port, route, snapshot
+
+AUTH = ArkAuth("AKOWNER", SK)
+
+
+def url(port: int, path: str = "/") -> str:
+    return f"http://127.0.0.1:{port}{path}"
+
+
+def test_removed_replica_drains_its_slow_request(replicas: Any, gateway: Any) -> None:
+    a, b = replicas("a"), replicas("b")
+    port = free_port()
+    g = gateway(snapshot(1, route("svc", [a.upstream()], port)))
+    result: dict[str, Any] = {}
+
+    def slow() -> None:
+        result["resp"] = httpx.get(url(port, "/slow=1.0"), auth=AUTH, timeout=10)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    deadline = time.monotonic() + 5
+    while "/slow=1.0" not in a.hits and time.monotonic() < deadline:
+        time.sleep(0.01)
+    g.publish(snapshot(2, route("svc", [b.upstream()], port)))  # a leaves routing mid-request
+    with httpx.Client(auth=AUTH) as c:
+        assert {c.get(url(port, "/after")).json()["replica"] for _ in range(5)} == {"b"}
+    t.join(10)
+    assert result["resp"].status_code == 200 and result["resp"].json()["replica"] == "a"
+    assert a.hits == ["/slow=1.0"]
+
+
+def test_refused_replica_is_retried_elsewhere_with_no_client_errors(replicas: Any, gateway: Any) -> None:
+    good = replicas("good")
+    dead = Upstream("dead", "127.0.0.1", free_port())  # nothing listens there
+    port = free_port()
+    g = gateway(snapshot(1, route("svc", [dead, good.upstream()], port)))
+    with httpx.Client(auth=AUTH) as c:
+        statuses = [c.get(url(port, f"/{i}")).status_code for i in range(20)]
+    assert statuses == [200] * 20
+    assert len(good.hits) == 20
+    assert all(r.replica == "good" for r in g.sink.records)
+    metrics = httpx.get(f"http://127.0.0.1:{g.gw.admin_port}/metrics").text
+    assert 'arkserve_gateway_upstream_errors_total{service="svc",kind="connect"}' in metrics
+
+
+def test_waits_for_a_replica_then_succeeds(replicas: Any, gateway: Any) -> None:
+    port = free_port()
+    g = gateway(snapshot(1, route("svc", [], port)))
+    a = replicas("a")
+    result: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: result.update(resp=httpx.get(url(port, "/w"), auth=AUTH, timeout=10)))
+    t.start()
+    time.sleep(0.4)
+    assert "resp" not in result
+    metrics = httpx.get(f"http://127.0.0.1:{g.gw.admin_port}/metrics").text
+    assert 'arkserve_gateway_queue_depth{service="svc"} 1' in metrics
+    g.publish(snapshot(2, route("svc", [a.upstream()], port)))
+    t.join(10)
+    assert result["resp"].status_code == 200 and result["resp"].json()["replica"] == "a"
+
+
+def test_queue_timeout_is_503_with_retry_after(gateway: Any) -> None:
+    port = free_port()
+    gateway(snapshot(1, route("svc", [], port)), queue_timeout_s=0.3)
+    t0 = time.monotonic()
+    resp = httpx.get(url(port, "/"), auth=AUTH, timeout=10)
+    assert 0.25 <= time.monotonic() - t0 < 3
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "1"
+    assert resp.json()["code"] == "NoReplicaAvailable"
+
+
+def test_full_queue_is_immediate_503(replicas: Any, gateway: Any) -> None:
+    a = replicas("a")
+    port = free_port()
+    gateway(snapshot(1, route("svc", [a.upstream()], port, max_concurrency=1)), queue_max=1, queue_timeout_s=5)
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(
+        httpx.get(url(port, "/slow=0.6"), auth=AUTH, timeout=10).status_code)) for _ in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.15)  # first one holds the only slot, the second waits in the queue
+    t0 = time.monotonic()
+    resp = httpx.get(url(port, "/x"), auth=AUTH, timeout=10)
+    assert resp.status_code == 503 and time.monotonic() - t0 < 0.5
+    for t in threads:
+        t.join(10)
+    assert sorted(results) == [200, 200]  # the queued one got the slot when it freed
+
+
+def test_request_timeout_is_504(replicas: Any, gateway: Any) -> None:
+    a = replicas("a")
+    port = free_port()
+    g = gateway(snapshot(1, route("svc", [a.upstream()], port, request_timeout_s=0.3)))
+    resp = httpx.get(url(port, "/slow=2"), auth=AUTH, timeout=10)
+    assert resp.status_code == 504 and resp.json()["code"] == "UpstreamTimeout"
+    assert g.sink.records[-1].status == 504 and g.sink.records[-1].replica == "a"
+    assert httpx.get(url(port, "/ok"), auth=AUTH, timeout=10).status_code == 200
+
+
+def test_listeners_follow_the_snapshot(replicas: Any, gateway: Any) -> None:
+    a = replicas("a")
+    p1, p2 = free_port(), free_port()
+    g = gateway(snapshot(1, route("one", [a.upstream()], p1)))
+    assert g.gw.ports == [p1]
+    g.publish(snapshot(2, route("one", [a.upstream()], p1), route("two", [a.upstream()], p2, auth=False)))
+    assert g.gw.ports == sorted([p1, p2])
+    assert httpx.get(url(p2, "/two")).status_code == 200
+    g.publish(snapshot(3, route("two", [a.upstream()], p2, auth=False)))
+    assert g.gw.ports == [p2]
+    try:
+        httpx.get(url(p1, "/"), timeout=2)
+        raise AssertionError("port of a removed service still accepts")
+    except httpx.ConnectError:
+        pass
+
+
+def test_snapshot_source_errors_keep_the_last_snapshot(replicas: Any, gateway: Any) -> None:
+    a = replicas("a")
+    port = free_port()
+    g = gateway(snapshot(1, route("svc", [a.upstream()], port)))
+
+    def broken() -> Any:
+        raise OSError("store is away")
+
+    g.source.load = broken  # type: ignore[method-assign]
+    g.source.version = broken  # type: ignore[method-assign]
+    g.call(g.gw.refresh())
+    assert g.gw.holder.errors >= 1
+    assert httpx.get(url(port, "/"), auth=AUTH).status_code == 200
+
+
+def test_host_addressing(replicas: Any, gateway: Any) -> None:
+    a, b = replicas("a"), replicas("b")
+    port = free_port()
+    gateway(snapshot(1, route("flowers", [a.upstream()]), route("birds", [b.upstream()], auth=False)),
+            addressing="host", host_port=port, base_domain="infer.test")
+    with httpx.Client(auth=AUTH) as c:
+        r = c.get(url(port, "/f"), headers={"Host": f"flowers.infer.test:{port}"})
+        assert r.status_code == 200 and r.json()["replica"] == "a"
+        assert c.get(url(port, "/b"), headers={"Host": "birds.infer.test"}).json()["replica"] == "b"
+        assert c.get(url(port, "/"), headers={"Host": "nope.infer.test"}).status_code == 404
+        assert c.get(url(port, "/")).status_code == 404

@@ -1,0 +1,39 @@
+"""A tiny replica app for reconciler and gateway tests: serves its identity, can be told to hang or crash."""
+
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+PORT = int(os.environ.get("PORT", "8000"))
+if os.environ.get("CRASH_AT_START"):
+    print("crashing on purpose: bad config", flush=True)
+    sys.exit(int(os.environ["CRASH_AT_START"]))
+if os.environ.get("IGNORE_PORT"):
+    PORT = int(os.environ["IGNORE_PORT"])
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        hang = os.environ.get("HANG_FILE")
+        if hang and os.path.exists(hang):
+            time.sleep(3600)
+        body = json.dumps({"replica": os.environ.get("ARK_REPLICA"), "service": os.environ.get("ARK_SERVICE"),
+                           "version": os.environ.get("VERSION", "1"), "path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, fmt: str, *args: object) -> None:
+        print(f"{self.command} {self.path}", flush=True)
+
+
+print(f"listening on {PORT} as {os.environ.get('ARK_REPLICA')}", flush=True)
+HTTPServer(("127.0.0.1", PORT), Handler).serve_forever()

@@ -1,0 +1,151 @@
+"""The reconciler on the real local runtime: scaling, crash and hang recovery, adoption, rollouts, deletion."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import urllib.request
+
+from arkserve.runtimes.base import ReplicaSpec
+from tests.reconciler.conftest import Cluster
+
+
+def _identity(host: str, port: int) -> dict[str, str]:
+    with urllib.request.urlopen(f"http://{host}:{port}/", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def test_scale_1_3_0_2_converges_and_status_explains(cluster: Cluster) -> None:
+    cluster.create("svc", 1)
+    for n in (1, 3, 0, 2):
+        cluster.scale("svc", n)
+        cluster.wait(f"{n} ready", lambda n=n: len(cluster.ready("svc")) == n and len(cluster.replicas("svc")) == n)
+        svc = cluster.service("svc")
+        assert svc is not None
+        cluster.wait("status", lambda n=n: (cluster.service("svc") or svc).status == ("stopped" if n == 0 else "ready"))
+    for rep in cluster.ready("svc"):
+        ident = _identity(rep.host, rep.port or 0)
+        assert ident == {"replica": rep.id, "service": "svc", "version": "1", "path": "/"}
+    svc = cluster.service("svc")
+    assert svc is not None and svc.message == "2/2 replicas ready"
+    assert {"started", "ready", "draining", "stopped"} <= set(cluster.events("svc"))
+    assert len({r.port for r in cluster.ready("svc")}) == 2  # each replica got its own PORT
+
+
+def test_kill_9_is_replaced_within_seconds_without_touching_others(cluster: Cluster) -> None:
+    cluster.create("svc", 3)
+    cluster.wait("3 ready", lambda: len(cluster.ready("svc")) == 3)
+    victim, *others = cluster.ready("svc")
+    before = {r.id: r.runtime_id for r in others}
+    os.killpg(int(victim.runtime_id), signal.SIGKILL)
+    t0 = time.monotonic()
+    cluster.wait("victim noticed",
+                 lambda: any(r.id == victim.id and r.state != "ready" for r in cluster.replicas("svc")))
+    cluster.wait("back to 3 ready", lambda: len(cluster.ready("svc")) == 3)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 5.0, f"replaced in {elapsed:.1f}s"
+    after = {r.id: r for r in cluster.replicas("svc")}
+    assert after[victim.id].restarts == 1
+    assert any("exited with code" in m for m in cluster.event_messages("svc", "crashed"))
+    for rid, runtime_id in before.items():
+        assert after[rid].runtime_id == runtime_id and after[rid].restarts == 0
+    assert "crashed" in cluster.events("svc") and "restarted" in cluster.events("svc")
+
+
+def test_a_hung_replica_is_replaced(cluster: Cluster) -> None:
+    hang = cluster.data_dir / "hang-now"
+    cluster.create("svc", 1, env={"HANG_FILE": str(hang)})
+    cluster.wait("ready", lambda: len(cluster.ready("svc")) == 1)
+    first = cluster.ready("svc")[0]
+    hang.touch()
+    cluster.wait("unhealthy noticed", lambda: cluster.replicas("svc")[0].state != "ready", timeout=15)
+    hang.unlink()
+    cluster.wait("ready again", lambda: len(cluster.ready("svc")) == 1, timeout=15)
+    again = cluster.ready("svc")[0]
+    assert again.id == first.id and again.runtime_id != first.runtime_id and again.restarts == 1
+    assert "unhealthy" in cluster.events("svc")
+
+
+def test_restarting_the_reconciler_adopts_without_restarts(cluster: Cluster) -> None:
+    cluster.create("svc", 3)
+    cluster.wait("3 ready", lambda: len(cluster.ready("svc")) == 3)
+    before = {r.id: r.runtime_id for r in cluster.ready("svc")}
+    cluster.stop()
+    # a replica left behind by a crashed reconciler for a service that no longer exists is an orphan
+    cluster.runtime.start(ReplicaSpec(service="ghost", replica="r0000aa", revision="x", image=str(cluster.app_dir),
+                                      command=f"{sys.executable} app.py", port=8000))
+    cluster.start()
+    cluster.wait("orphan removed", lambda: all(i.service != "ghost" for i in cluster.runtime.list()))
+    time.sleep(1.5)  # several passes
+    after = {r.id: r.runtime_id for r in cluster.ready("svc")}
+    assert after == before
+    assert all(r.restarts == 0 for r in cluster.replicas("svc"))
+    assert len(cluster.runtime.list()) == 3
+
+
+def test_rolling_update_replaces_one_at_a_time(cluster: Cluster) -> None:
+    cluster.create("svc", 2)
+    cluster.wait("2 ready", lambda: len(cluster.ready("svc")) == 2)
+    old = {r.id for r in cluster.ready("svc")}
+    cluster.update("svc", env={"VERSION": "2"})
+    min_ready = 2
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        reps = cluster.replicas("svc")
+        min_ready = min(min_ready, len([r for r in reps if r.state == "ready"]))
+        if len(reps) == 2 and all(r.state == "ready" and r.id not in old for r in reps):
+            break
+        time.sleep(0.05)
+    reps = cluster.ready("svc")
+    assert len(reps) == 2 and not old & {r.id for r in reps}
+    assert all(_identity(r.host, r.port or 0)["version"] == "2" for r in reps)
+    assert min_ready >= 2, "a rolling update must keep the desired number of replicas ready"
+    svc = cluster.service("svc")
+    cluster.wait("status ready", lambda: (cluster.service("svc") or svc).status == "ready")  # type: ignore[union-attr]
+
+
+def test_a_broken_new_version_stalls_and_old_replicas_keep_serving(cluster: Cluster) -> None:
+    cluster.create("svc", 2)
+    cluster.wait("2 ready", lambda: len(cluster.ready("svc")) == 2)
+    old = {r.id for r in cluster.ready("svc")}
+    cluster.update("svc", env={"CRASH_AT_START": "3"})
+    cluster.wait("degraded", lambda: (cluster.service("svc").status == "degraded"), timeout=20)  # type: ignore[union-attr]
+    svc = cluster.service("svc")
+    assert svc is not None and svc.reason == "RolloutStalled" and "exited with code 3" in svc.message
+    assert "bad config" in svc.message  # the last log lines are quoted
+    assert {r.id for r in cluster.ready("svc")} == old
+
+
+def test_crash_loop_shows_failed_with_exit_code(cluster: Cluster) -> None:
+    cluster.create("svc", 1, env={"CRASH_AT_START": "7"})
+    cluster.wait("failed", lambda: (cluster.service("svc").status == "failed"), timeout=20)  # type: ignore[union-attr]
+    svc = cluster.service("svc")
+    assert svc is not None and svc.reason == "CrashLoop" and "exited with code 7" in svc.message
+
+
+def test_app_ignoring_port_fails_readiness_with_that_reason(cluster: Cluster) -> None:
+    import socket
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken = blocker.getsockname()[1]
+    try:
+        cluster.create("svc", 1, env={"IGNORE_PORT": str(taken)}, startup_timeout_s=3)
+        cluster.wait("failure", lambda: any(r.restarts >= 1 for r in cluster.replicas("svc")), timeout=20)
+        crashes = cluster.event_messages("svc", "crashed")
+        assert any("Address already in use" in m for m in crashes), crashes
+    finally:
+        blocker.close()
+
+
+def test_delete_drains_then_removes_everything(cluster: Cluster) -> None:
+    cluster.create("svc", 2)
+    cluster.wait("2 ready", lambda: len(cluster.ready("svc")) == 2)
+    cluster.delete("svc")
+    cluster.wait("gone", lambda: cluster.service("svc") is None, timeout=20)
+    assert cluster.runtime.list() == []
+    assert cluster.events("svc")[-1] == "deleted"

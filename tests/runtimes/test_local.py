@@ -1,0 +1,136 @@
+"""Local-runtime specifics: process groups, GPUs, env hygiene, pid-reuse guard, log rotation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from arkserve.errors import PermanentError, TemporaryError, ValidationFailed
+from arkserve.logs import log_dir_for, read_logs
+from arkserve.runtimes.base import Mount, ReplicaPhase, ReplicaSpec, object_name
+from arkserve.runtimes.local import LocalRuntime
+
+from .conftest import APP_DIR, ROOT, wait_http, wait_until
+
+PY = sys.executable
+
+
+def spec(command: str, replica: str = "r0000a1", **kw: object) -> ReplicaSpec:
+    return ReplicaSpec(service="svc", replica=replica, revision="rev1", image=str(APP_DIR), command=command,
+                       port=8000, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def rt(tmp_path: Path) -> LocalRuntime:
+    return LocalRuntime(tmp_path, gpu_count=2, base_env={"PATH": os.environ["PATH"], "ARKSERVE_SECRET": "x"})
+
+
+def _dead(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_children_die_with_the_replica(rt: LocalRuntime, tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    info = rt.start(spec(f"exec {PY} app.py child {pidfile}"))
+    wait_http(info)
+    child = int(pidfile.read_text())
+    assert not _dead(child)
+    rt.stop("svc", "r0000a1", grace_s=5)
+    wait_until(lambda: _dead(child), timeout=5, what="the child to die")
+
+
+def test_orphaned_children_of_a_crashed_leader_are_killed_on_stop(rt: LocalRuntime, tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    rt.start(spec(f"sleep 300 & echo $! > {pidfile}; exit 5"))
+    wait_until(lambda: (i := rt.inspect("svc", "r0000a1")) is not None and i.phase is ReplicaPhase.EXITED)
+    info = rt.inspect("svc", "r0000a1")
+    assert info is not None and info.exit_code == 5
+    child = int(pidfile.read_text())
+    assert not _dead(child)
+    rt.stop("svc", "r0000a1", grace_s=5)
+    wait_until(lambda: _dead(child), timeout=5, what="the orphaned child to die")
+
+
+def test_gpus_round_robin_and_insufficient(rt: LocalRuntime) -> None:
+    envs = []
+    for replica, gpus in (("r0000a1", 1), ("r0000a2", 1), ("r0000a3", 0)):
+        envs.append(wait_http(rt.start(spec(f"exec {PY} app.py", replica, gpus=gpus))))
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", ""]
+    with pytest.raises(TemporaryError, match="insufficient GPUs: want 3, have 2"):
+        rt.start(spec("true", "r0000a4", gpus=3))
+    for replica in ("r0000a1", "r0000a2", "r0000a3"):
+        rt.stop("svc", replica, grace_s=2)
+
+
+def test_env_hygiene_port_and_model_dir(rt: LocalRuntime, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    info = rt.start(spec(f"exec {PY} app.py", mounts=(Mount(str(model), "/model"),)))
+    env = wait_http(info)
+    rt.stop("svc", "r0000a1", grace_s=2)
+    assert "ARKSERVE_SECRET" not in env
+    assert env["PORT"] == env["ARK_PORT"] == str(info.port) and info.port != 8000
+    assert env["ARK_MODEL_DIR"] == str(model) and env["ARK_REVISION"] == "rev1"
+    assert Path(env["PWD"]).resolve() == APP_DIR or os.path.samefile(env.get("PWD", APP_DIR), APP_DIR)
+
+
+def test_invalid_specs_are_permanent(rt: LocalRuntime, tmp_path: Path) -> None:
+    with pytest.raises(PermanentError, match="does not exist"):
+        rt.start(ReplicaSpec("svc", "r0000a1", "rev1", f"dir:{tmp_path}/missing", "true", 8000))
+    with pytest.raises(PermanentError, match="command"):
+        rt.start(spec("  "))
+    with pytest.raises(PermanentError, match="mount source"):
+        rt.start(spec("true", mounts=(Mount(f"{tmp_path}/nope", "/m"),)))
+    with pytest.raises(ValidationFailed):
+        rt.start(spec("true", replica="bad_id"))
+    assert rt.list() == []
+
+
+def test_pid_reuse_is_not_mistaken_for_the_replica(rt: LocalRuntime) -> None:
+    """A state file whose pid now belongs to another process (here: this test) is EXITED; stop spares it."""
+    state = {"service": "svc", "replica": "r0000a1", "revision": "rev1", "pid": os.getpid(), "port": 1,
+             "started_at": 1.0, "proc_start": 1, "exit_code": None}
+    (rt.state_dir / f"{object_name('svc', 'r0000a1')}.json").write_text(json.dumps(state))
+    info = rt.inspect("svc", "r0000a1")
+    assert info is not None and info.phase is ReplicaPhase.EXITED and info.exit_code is None
+    rt.stop("svc", "r0000a1", grace_s=0)  # must not signal our own process group
+    assert rt.list() == []
+
+
+def test_adopted_replica_that_dies_has_unknown_exit_code(tmp_path: Path) -> None:
+    code = (f"from pathlib import Path; from arkserve.runtimes.local import LocalRuntime\n"
+            f"from arkserve.runtimes.base import ReplicaSpec\n"
+            f"print(LocalRuntime(Path({str(tmp_path)!r})).start(ReplicaSpec('svc', 'r0000a1', 'rev1', "
+            f"{str(APP_DIR)!r}, 'exec sleep 300', 8000)).runtime_id)\n")
+    out = subprocess.run([PY, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    pid = int(out.stdout)
+    rt = LocalRuntime(tmp_path)
+    info = rt.inspect("svc", "r0000a1")
+    assert info is not None and info.phase is ReplicaPhase.RUNNING and info.runtime_id == str(pid)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: _dead(pid), what="the adopted process to die")
+    info = rt.inspect("svc", "r0000a1")
+    assert info is not None and info.phase is ReplicaPhase.EXITED and info.exit_code is None
+    rt.stop("svc", "r0000a1")
+
+
+def test_signal_exit_code_and_previous_logs_on_restart(rt: LocalRuntime, tmp_path: Path) -> None:
+    rt.start(spec("echo first run; kill -KILL $$"))
+    wait_until(lambda: (i := rt.inspect("svc", "r0000a1")) is not None and i.phase is ReplicaPhase.EXITED)
+    info = rt.inspect("svc", "r0000a1")
+    assert info is not None and info.exit_code == 137
+    wait_until(lambda: read_logs(log_dir_for(tmp_path), "svc", "r0000a1"), what="first run's output")
+    rt.start(spec("echo second run; sleep 300"))  # same id again: the exited one is replaced
+    wait_until(lambda: read_logs(log_dir_for(tmp_path), "svc", "r0000a1"), what="second run's output")
+    assert [x.text for x in read_logs(log_dir_for(tmp_path), "svc", "r0000a1")] == ["second run"]
+    assert [x.text for x in read_logs(log_dir_for(tmp_path), "svc", "r0000a1", previous=True)] == ["first run"]
+    rt.stop("svc", "r0000a1", grace_s=0)
