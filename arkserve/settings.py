@@ -63,6 +63,22 @@ class GatewaySettings:
     tls_key: str = _setting("", "PEM private key for --tls-cert.", "ARKSERVE_TLS_KEY")
     admin_port: int = _setting(7781, "Port of the gateway's /metrics and /healthz (127.0.0.1 only; -1: off).",
                                "ARKSERVE_GATEWAY_ADMIN_PORT")
+    header_timeout_s: float = _setting(10.0, "Time a client has to send a request's headers (408 after).",
+                                       "ARKSERVE_GATEWAY_HEADER_TIMEOUT_S")
+    body_timeout_s: float = _setting(60.0, "Longest pause between body bytes of a request (408 after).",
+                                     "ARKSERVE_GATEWAY_BODY_TIMEOUT_S")
+    idle_timeout_s: float = _setting(75.0, "Idle keep-alive connections from clients are closed after this.",
+                                     "ARKSERVE_GATEWAY_IDLE_TIMEOUT_S")
+    connect_timeout_s: float = _setting(3.0, "Connecting to a replica; a replica that times out is ejected for a while "
+                                        "and the request retried on another.", "ARKSERVE_GATEWAY_CONNECT_TIMEOUT_S")
+    max_header_bytes: int = _setting(64 * 1024, "Request line + headers larger than this get 431.",
+                                     "ARKSERVE_GATEWAY_MAX_HEADER_BYTES")
+    max_body_bytes: int = _setting(8 * 1024**3, "Request bodies larger than this get 413.",
+                                   "ARKSERVE_GATEWAY_MAX_BODY_BYTES")
+    queue_timeout_s: float = _setting(30.0, "How long a request waits for a ready replica (e.g. scaling from 0) "
+                                      "before 503 + Retry-After.", "ARKSERVE_GATEWAY_QUEUE_TIMEOUT_S")
+    queue_max: int = _setting(1024, "Waiting requests per service and worker; beyond it 503 at once.",
+                              "ARKSERVE_GATEWAY_QUEUE_MAX")
     workers: int = _setting(0, "Gateway worker processes sharing the ports (0: one per core, at most 4).",
                             "ARKSERVE_GATEWAY_WORKERS")
 
@@ -107,11 +123,11 @@ def _coerce(kind: Any, raw: Any, name: str) -> Any:
         if text in ("0", "false", "no", "off", ""):
             return False
         raise ValidationFailed(f"setting {name}: expected a boolean, got {raw!r}", field=name)
-    if kind is int:
+    if kind in (int, float):
         try:
-            return int(raw)
+            return kind(raw)
         except (TypeError, ValueError):
-            raise ValidationFailed(f"setting {name}: expected an integer, got {raw!r}", field=name) from None
+            raise ValidationFailed(f"setting {name}: expected a number, got {raw!r}", field=name) from None
     if kind is Path:
         return Path(str(raw)).expanduser()
     return str(raw)

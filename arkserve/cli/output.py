@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ def _cell(value: Any, column: str) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, float) and column.endswith("_at"):
+    if isinstance(value, float) and (column.endswith("_at") or column == "time"):
         return dt.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
 
@@ -42,7 +43,8 @@ def render(data: Any, fmt: str, columns: Sequence[str] = ()) -> None:
         table.add_column(c.upper())
     for row in rows:
         table.add_row(*(_cell(row.get(c), c) for c in columns))
-    Console(soft_wrap=True).print(table)
+    # Piped output is for grep and awk: never truncate or wrap cells there.
+    Console(soft_wrap=True, width=None if sys.stdout.isatty() else 100_000).print(table)
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -63,8 +63,12 @@ def gateway(data_dir: str | None, database_url: str | None, workers: int | None,
         ctx = gateway_ssl(s)
     except (ArkserveError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
-    config = GatewayConfig(host=g.host, addressing=g.addressing, host_port=g.host_port, base_domain=g.base_domain,
-                           admin_port=g.admin_port)
+    config = GatewayConfig(
+        host=g.host, addressing=g.addressing, host_port=g.host_port, base_domain=g.base_domain,
+        admin_port=g.admin_port, header_timeout_s=g.header_timeout_s, body_timeout_s=g.body_timeout_s,
+        idle_timeout_s=g.idle_timeout_s, connect_timeout_s=g.connect_timeout_s, max_header_bytes=g.max_header_bytes,
+        max_body_bytes=g.max_body_bytes, queue_timeout_s=g.queue_timeout_s, queue_max=g.queue_max,
+        skew_s=s.api.clock_skew_s)
 
     def source() -> StoreSnapshotSource:  # called in each worker process, after the fork
         return StoreSnapshotSource(open_store(s.database_url, migrate_schema=False), master)
@@ -96,7 +100,7 @@ def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str
     s = _settings(data_dir=data_dir, **{"store.database_url": database_url, "runtime.kind": runtime_kind})
     _logging(s.log_level)
     try:
-        runtime = make_runtime(s.runtime.kind, s.data_dir, s.runtime.docker_url or None)
+        runtime = make_runtime(s.runtime.kind, s.data_dir, s.runtime.docker_url)
         store = open_store(s.database_url, busy_timeout_ms=s.store.busy_timeout_ms)
     except ArkserveError as exc:
         raise click.ClickException(exc.message) from None

@@ -15,7 +15,7 @@ from arkserve.auth import signing
 from arkserve.cli.context import api_errors, state
 from arkserve.cli.output import fail, output_option, render
 from arkserve.sdk.auth import ArkAuth
-from arkserve.sdk.client import Client
+from arkserve.sdk.client import ApiError, Client
 
 COLUMNS = ("name", "status", "ready", "replicas", "endpoint", "auth", "instance_type", "reason")
 REPLICA_COLUMNS = ("id", "state", "endpoint", "restarts", "started_at", "last_error")
@@ -44,7 +44,8 @@ def wait_ready(c: Client, name: str, timeout: float) -> dict[str, Any]:
         while True:
             svc: dict[str, Any] = c.get(f"/services/{name}")
             status.update(f"{name}: {svc['ready']}/{svc['replicas']} ready — {svc['status']}: {svc['message']}")
-            if svc["status"] in ("ready", "stopped"):
+            settled = len(svc["instances"]) == svc["replicas"] == svc["ready"]
+            if settled and svc["status"] in ("ready", "stopped"):
                 return svc
             if svc["status"] in ("failed", "degraded"):
                 fail(f"{name} is {svc['status']} ({svc['reason']}): {svc['message']}")
@@ -168,13 +169,30 @@ def update(name: str, image: str | None, port: int | None, command: str | None, 
 @service.command("delete", help="Delete a service: drains and stops every replica.")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--wait", is_flag=True, help="Wait until every replica has stopped and the service is gone.")
+@click.option("--timeout", type=float, default=300, show_default=True)
 @api_errors
-def delete(name: str, yes: bool) -> None:
+def delete(name: str, yes: bool, wait: bool, timeout: float) -> None:
     if not yes:
         click.confirm(f"Delete service {name} and stop all its replicas?", abort=True)
     with state().client() as c:
         c.delete(f"/services/{name}")
-    click.echo(f"deleting service {name} (replicas drain, then stop)")
+        if not wait:
+            click.echo(f"deleting service {name} (replicas drain, then stop)")
+            return
+        deadline = time.monotonic() + timeout
+        with Console(stderr=True).status(f"deleting {name}…"):
+            while True:
+                try:
+                    c.get(f"/services/{name}")
+                except ApiError as exc:
+                    if exc.status == 404:
+                        break
+                    raise
+                if time.monotonic() > deadline:
+                    fail(f"timed out after {timeout:.0f}s waiting for {name} to be deleted")
+                time.sleep(0.5)
+    click.echo(f"deleted service {name}")
 
 
 @service.command("events", help="Events of a service (created, scaled, replica started/ready/crashed, …).")

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from arkserve.auth.signing import SignatureError, check_payload
 from arkserve.gateway import balancer as bal
-from arkserve.gateway.http import HttpError, response_head
+from arkserve.gateway.http import HttpError
+from arkserve.gateway.relay import ResponseRelay
 from arkserve.gateway.spool import Spool
 from arkserve.gateway.upstream import UpstreamConnection
 
@@ -26,17 +27,10 @@ if TYPE_CHECKING:
 PAUSE_BUFFER, PAUSE_UPSTREAM = 1, 2
 _HIGH_WATER = 256 * 1024
 _PIECE = 256 * 1024
-_NO_BODY_STATUS = (204, 304)
 
 
-class Exchange:
-    __slots__ = (
-        "access_key", "active", "attempts", "body_buf", "buffered", "bytes_in", "bytes_out", "chunked",
-        "cl", "claimed", "conn", "core", "deadline", "done", "eof_body", "error", "expect", "head", "http10",
-        "keep_alive", "method", "pending_head", "queued", "rechunk", "replica", "req_done",
-        "require_signed", "resp_started", "rid", "route", "sending", "spool", "status", "t0", "up",
-        "url", "wall",
-    )
+class Exchange(ResponseRelay):
+    __slots__ = ()  # declared once, in ResponseRelay
 
     def __init__(self, conn: ClientConnection, core: Core, route: ServiceRoute | None, method: bytes,
                  url: bytes, head: list[bytes], rid: bytes, chunked: bool, cl: int, keep_alive: bool,
@@ -185,10 +179,15 @@ class Exchange:
             self.body_buf = []
             self.buffered = 0
             self.conn.resume(PAUSE_BUFFER)
+        spool = self.spool
+        if spool is not None and spool.pieces is not None and spool.size <= _PIECE:
+            head += spool.pieces  # a small checked body goes out with the head, in one write
+            spool.close()
+            self.spool = spool = None
         t.write(b"".join(head))
         self.sending = True
-        if self.spool is not None:
-            self.spool.rewind()
+        if spool is not None:
+            spool.rewind()
             self.pump_spool()
         elif self.req_done and self.chunked:
             t.write(b"0\r\n\r\n")
@@ -217,85 +216,6 @@ class Exchange:
         if self.spool is not None and self.sending:
             self.pump_spool()
         self.deadline = self.core.clock + self.route.request_timeout_s  # type: ignore[union-attr]
-
-    # ------------------------------------------------------------------------------ response
-    def resp_head(self, status: int, raw: bytes) -> None:
-        self.status = status
-        head, has_len, up_chunked = response_head(raw)
-        out = [head, b"\r\n"]
-        head_req = self.method == b"HEAD"
-        if not has_len and not head_req and status not in _NO_BODY_STATUS:
-            self.eof_body = not up_chunked
-            if self.http10:
-                self.keep_alive = False
-            else:
-                self.rechunk = True
-                out.append(b"transfer-encoding: chunked\r\n")
-        out += (b"x-request-id: ", self.rid, b"\r\n")
-        if not self.keep_alive or self.conn.core.closing:
-            self.keep_alive = False
-            out.append(b"connection: close\r\n\r\n")
-        elif self.http10:
-            out.append(b"connection: keep-alive\r\n\r\n")
-        else:
-            out.append(b"\r\n")
-        self.pending_head = b"".join(out)
-        self.resp_started = True
-        if head_req:  # llhttp would wait for a body; the connection is not reusable
-            up = self.up
-            assert up is not None
-            up.ex = None
-            self.flush_head()
-            up.close()
-            self.up = None
-            self._finish(False)
-
-    def flush_head(self) -> None:
-        head, self.pending_head = self.pending_head, None
-        if head is not None:
-            self.conn.transport.write(head)  # type: ignore[union-attr]
-
-    def resp_body(self, data: bytes) -> None:
-        self.bytes_out += len(data)
-        t = self.conn.transport
-        assert t is not None
-        if self.pending_head is not None:
-            head, self.pending_head = self.pending_head, None
-            if self.rechunk:
-                t.write(b"%s%x\r\n%s\r\n" % (head, len(data), data))
-            else:
-                t.write(head + data)
-        elif self.rechunk:
-            t.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
-        else:
-            t.write(data)
-        self.deadline = self.core.clock + self.route.request_timeout_s  # type: ignore[union-attr]
-
-    def resp_end(self, upstream_keep_alive: bool) -> None:
-        t = self.conn.transport
-        tail = b"0\r\n\r\n" if self.rechunk else b""
-        if self.pending_head is not None:
-            tail = self.pending_head + tail
-            self.pending_head = None
-        if tail:
-            t.write(tail)  # type: ignore[union-attr]
-        self._finish(upstream_keep_alive and self.req_done and self.spool is None)
-
-    def upstream_lost(self, exc: BaseException | None) -> None:
-        self.up = None
-        if self.done:
-            return
-        if self.eof_body and self.resp_started and self.status:  # body delimited by the close
-            self.resp_end(False)
-            return
-        self.core.metrics.upstream_error(self.route.name, "reset")  # type: ignore[union-attr]
-        if self.resp_started:
-            self.flush_head()
-            self.conn.abort()
-            self._finish(False, status=502)
-        else:
-            self.fail(HttpError(502, "UpstreamError", "the replica closed the connection without a full "
-                                "response" + (f": {exc}" if exc else "")))
 
     # ------------------------------------------------------------------------------ endings
     def fail(self, err: HttpError, *, close: bool = False) -> None:

@@ -1,7 +1,8 @@
 """Request bodies that must be hashed before they may reach a replica.
 
-Bytes are hashed as they arrive and kept in memory up to a bound, then in an anonymous temp file;
-:meth:`Spool.read` hands them back in pieces so the upstream write side can respect backpressure.
+Bytes are hashed as they arrive and kept in memory (the received pieces themselves, no copies)
+up to a bound, then in an anonymous temp file; :meth:`Spool.read` hands them back in pieces so
+the upstream write side can respect backpressure.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import IO
 
 
 class Spool:
-    __slots__ = ("_file", "_hash", "_mem", "_mem_limit", "_pos", "size")
+    __slots__ = ("_file", "_hash", "_mem_limit", "_pos", "pieces", "size")
 
     def __init__(self, mem_limit: int) -> None:
         self._hash = hashlib.sha256()
-        self._mem: bytearray | None = bytearray()
+        self.pieces: list[bytes] | None = []  # None once the body moved to a file
         self._mem_limit = mem_limit
         self._file: IO[bytes] | None = None
         self._pos = 0
@@ -26,14 +27,14 @@ class Spool:
     def write(self, data: bytes) -> None:
         self._hash.update(data)
         self.size += len(data)
-        mem = self._mem
-        if mem is not None:
-            if len(mem) + len(data) <= self._mem_limit:
-                mem += data
+        pieces = self.pieces
+        if pieces is not None:
+            if self.size <= self._mem_limit:
+                pieces.append(data)
                 return
             self._file = tempfile.TemporaryFile(prefix="arkserve-body-")  # noqa: SIM115 - closed in close()
-            self._file.write(mem)
-            self._mem = None
+            self._file.writelines(pieces)
+            self.pieces = None
         assert self._file is not None
         self._file.write(data)
 
@@ -47,12 +48,12 @@ class Spool:
             self._file.seek(0)
 
     def read(self, n: int) -> bytes:
-        """The next piece of at most ``n`` bytes; ``b""`` at the end."""
-        if self._mem is not None:
-            piece = bytes(self._mem[self._pos:self._pos + n]) if self._pos or len(self._mem) > n \
-                else bytes(self._mem)
-            self._pos += len(piece)
-            return piece
+        """The next piece (at most ``n`` bytes from the file; a whole received piece from memory)."""
+        if self.pieces is not None:
+            if self._pos >= len(self.pieces):
+                return b""
+            self._pos += 1
+            return self.pieces[self._pos - 1]
         assert self._file is not None
         return self._file.read(n)
 
@@ -60,4 +61,4 @@ class Spool:
         if self._file is not None:
             self._file.close()
             self._file = None
-        self._mem = None
+        self.pieces = None

@@ -13,7 +13,9 @@ the host or carry a registry host in its reference (``127.0.0.1:5000/app:1``).
 
 A follower thread per container appends its stdout/stderr to
 ``<data_dir>/logs/<service>/<replica>.log`` (the local runtime's layout), so logs outlive
-the container. Followers restart for adopted containers from the last timestamp written.
+the container. For adopted containers, ``list()``/``inspect()``/``start()`` restart the
+follower from the last timestamp in the file (no line is written twice). Nothing touches
+the daemon before the first call, so the runtime can be built while dockerd is away.
 """
 
 from __future__ import annotations
@@ -112,13 +114,21 @@ class DockerRuntime:
                  log_max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: int = 60) -> None:
         self.log_dir = log_dir_for(Path(data_dir))
         self.url, self.instance, self.init, self.log_max_bytes = docker_url, instance, init, log_max_bytes
-        with _daemon(docker_url):
-            self.client = (docker.DockerClient(base_url=docker_url, timeout=timeout_s) if docker_url
-                           else docker.from_env(timeout=timeout_s))
+        self.timeout_s = timeout_s
+        self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
         self._followers: dict[str, _Follower] = {}
-        with suppress(RuntimeUnavailable, TemporaryError):
-            self.list()  # adopt: restart log followers of what is already there
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """Connected on first use (the SDK asks the daemon for its API version), so a runtime can be
+        built while the daemon is still away; each call then raises ``RuntimeUnavailable``."""
+        with self._lock:
+            if self._client is None:
+                with _daemon(self.url):
+                    self._client = (docker.DockerClient(base_url=self.url, timeout=self.timeout_s) if self.url
+                                    else docker.from_env(timeout=self.timeout_s))
+            return self._client
 
     def _labels(self) -> list[str]:
         return ["ark.managed=1"] + ([f"ark.instance={self.instance}"] if self.instance else [])
@@ -262,5 +272,7 @@ class DockerRuntime:
             f.close()
         for f in followers:
             f.join(timeout=2.0)
-        with suppress(Exception):
-            self.client.close()
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()

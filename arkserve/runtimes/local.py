@@ -36,7 +36,8 @@ from pathlib import Path
 import arkserve
 from arkserve.errors import PermanentError, TemporaryError
 from arkserve.logs import DEFAULT_MAX_BYTES, log_dir_for, log_path, rotate
-from arkserve.runtimes.base import ReplicaInfo, ReplicaPhase, ReplicaSpec, object_name, parse_object_name
+from arkserve.runtimes.base import (ReplicaInfo, ReplicaPhase, ReplicaSpec, checked_object_name, object_name,
+                                   parse_object_name)
 
 # Children spawned by this process, shared by every LocalRuntime in it so exit codes are reaped once.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
@@ -150,6 +151,7 @@ class LocalRuntime:
 
     # -- the Runtime interface ---------------------------------------------------------------
     def start(self, spec: ReplicaSpec) -> ReplicaInfo:
+        checked_object_name(spec.service, spec.replica)
         app_dir = Path(spec.image.removeprefix("dir:")).expanduser()
         if not app_dir.is_dir():
             raise PermanentError(f'image directory "{app_dir}" does not exist', code="ImageNotFound")

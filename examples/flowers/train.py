@@ -81,7 +81,8 @@ def main() -> None:
               f"({time.monotonic() - t0:.0f}s)", flush=True)
         if acc > best:
             best = acc
-            meta = {"demo": False, "arch": "resnet34", "epochs": epoch, "val_acc": acc, "data": str(args.data)}
+            # str/int/bool only: torch 1.13's weights_only loader (what infer.py uses) rejects floats
+            meta = {"demo": False, "arch": "resnet34", "epochs": epoch, "val_acc": f"{acc:.4f}", "data": str(args.data)}
             torch.save({"state_dict": net.state_dict(), "metadata": meta}, out)
     (out.parent / "class_indices.json").write_text(json.dumps(classes, indent=1) + "\n")
     print(f"wrote {out} (best val_acc {best:.3f}) and {out.parent / 'class_indices.json'}")

@@ -115,3 +115,19 @@ def test_bad_uploads_get_a_clear_400(app_url: str, files: dict | None) -> None:
     assert r.status_code == 400
     body = r.json()
     assert body["error"] == "bad_request" and "content" in body["message"]
+
+
+def test_train_writes_a_checkpoint_the_app_loads(assets: Path, tmp_path: Path) -> None:
+    data = tmp_path / "photos"
+    for image in (assets / "images").glob("*.jpg"):
+        (data / image.stem).mkdir(parents=True)
+        for i in range(2):
+            (data / image.stem / f"{i}.jpg").write_bytes(image.read_bytes())
+    out = tmp_path / "model" / "flower-model.pth"
+    out.parent.mkdir()
+    _run([DEBIAN_PYTHON, "train.py", str(data), "--epochs", "1", "--batch-size", "4", "--val-split", "0.2",
+          "--workers", "0", "--out", str(out)])
+    check = ("import sys; from infer import load_model; net, classes, meta = load_model(sys.argv[1], sys.argv[2]); "
+             "print(meta['demo'], sorted(classes.values()))")
+    printed = _run([DEBIAN_PYTHON, "-c", check, str(out), str(out.parent / "class_indices.json")])
+    assert printed.strip() == f"False {sorted(CLASSES)}"

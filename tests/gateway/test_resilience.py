@@ -134,8 +134,8 @@ def test_snapshot_source_errors_keep_the_last_snapshot(replicas: Any, gateway: A
     def broken() -> Any:
         raise OSError("store is away")
 
-    g.source.load = broken  # type: ignore[method-assign]
-    g.source.version = broken  # type: ignore[method-assign]
+    g.source.load = broken
+    g.source.version = broken
     g.call(g.gw.refresh())
     assert g.gw.holder.errors >= 1
     assert httpx.get(url(port, "/"), auth=AUTH).status_code == 200

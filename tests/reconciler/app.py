@@ -4,7 +4,7 @@ import json
 import os
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT = int(os.environ.get("PORT", "8000"))
 if os.environ.get("CRASH_AT_START"):
@@ -36,4 +36,4 @@ class Handler(BaseHTTPRequestHandler):
 
 
 print(f"listening on {PORT} as {os.environ.get('ARK_REPLICA')}", flush=True)
-HTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()

@@ -28,7 +28,7 @@ TEST_IMAGE = "arkserve-test/busybox:1"
 DOCKER_INSTANCE = f"pytest-{os.getpid()}"
 PY = sys.executable
 
-_BB_SERVE = "mkdir -p /tmp/www; env > /tmp/www/env; echo listening; httpd -f -p $PORT -h /tmp/www & wait"
+BB_SERVE = "mkdir -p /tmp/www; env > /tmp/www/env; echo listening; httpd -f -p $PORT -h /tmp/www & wait"
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,8 @@ def _docker_backend() -> Backend:
         kind="docker", image=TEST_IMAGE, make=lambda d: DockerRuntime(d, instance=DOCKER_INSTANCE),
         make_code=("from arkserve.runtimes.docker import DockerRuntime as R; "
                    f"rt = R(data_dir, instance={DOCKER_INSTANCE!r})"),
-        serve="trap 'echo got SIGTERM; exit 0' TERM; " + _BB_SERVE,
-        ignore_term="trap '' TERM; " + _BB_SERVE,
+        serve="trap 'echo got SIGTERM; exit 0' TERM; " + BB_SERVE,
+        ignore_term="trap '' TERM; " + BB_SERVE,
         env_port_is_host_port=False, readonly_mounts=True)
 
 

@@ -80,7 +80,7 @@ def test_env_hygiene_port_and_model_dir(rt: LocalRuntime, tmp_path: Path) -> Non
     assert "ARKSERVE_SECRET" not in env
     assert env["PORT"] == env["ARK_PORT"] == str(info.port) and info.port != 8000
     assert env["ARK_MODEL_DIR"] == str(model) and env["ARK_REVISION"] == "rev1"
-    assert Path(env["PWD"]).resolve() == APP_DIR or os.path.samefile(env.get("PWD", APP_DIR), APP_DIR)
+    assert Path(env["TEST_APP_CWD"]) == APP_DIR
 
 
 def test_invalid_specs_are_permanent(rt: LocalRuntime, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Trivial HTTP app for the local-runtime tests: GET /env answers the environment as KEY=VALUE lines.
+"""Trivial HTTP app for the local-runtime tests: GET /env answers the environment as KEY=VALUE lines
+(plus TEST_APP_CWD, the working directory).
 
 Usage: app.py serve | ignore-term | child PIDFILE (spawns `sleep 300` and records its pid).
 Prints "listening" once bound and "got SIGTERM" when terminated (unless ignoring it).
@@ -13,7 +14,8 @@ import sys
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body = "".join(f"{k}={v}\n" for k, v in sorted(os.environ.items())).encode()
+        env = {**os.environ, "TEST_APP_CWD": os.getcwd()}
+        body = "".join(f"{k}={v}\n" for k, v in sorted(env.items())).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -1,0 +1,105 @@
+"""Docker-runtime specifics: what the container looks like on the daemon, GPUs, an absent daemon."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from arkserve.errors import RuntimeUnavailable, TemporaryError, ValidationFailed
+from arkserve.runtimes.base import Mount, ReplicaPhase, ReplicaSpec
+from arkserve.runtimes.docker import DockerRuntime
+from arkserve.runtimes.factory import make_runtime
+
+from .conftest import BB_SERVE, DOCKER_INSTANCE, TEST_IMAGE, wait_http, wait_until
+
+
+@pytest.fixture
+def rt(docker_daemon: None, tmp_path: Path) -> Iterator[DockerRuntime]:
+    runtime = DockerRuntime(tmp_path, instance=DOCKER_INSTANCE)
+    yield runtime
+    for info in runtime.list():
+        if info.service == "dsvc":
+            runtime.stop(info.service, info.replica, grace_s=0)
+    runtime.close()
+
+
+def spec(**kw: object) -> ReplicaSpec:
+    base: dict[str, object] = {"service": "dsvc", "replica": "r0000d1", "revision": "rev9", "image": TEST_IMAGE,
+                               "command": "sleep 300", "port": 8000}
+    return ReplicaSpec(**{**base, **kw})  # type: ignore[arg-type]
+
+
+@pytest.mark.docker
+def test_container_name_labels_limits_port_and_mounts(rt: DockerRuntime, tmp_path: Path) -> None:
+    info = rt.start(spec(cpus=0.5, memory_mb=64, mounts=(Mount(str(tmp_path), "/model"),)))
+    attrs = docker.from_env().containers.get(info.runtime_id).attrs
+    assert attrs["Name"] == "/ark-dsvc-r0000d1"
+    labels = attrs["Config"]["Labels"]
+    assert {k: labels[k] for k in ("ark.managed", "ark.service", "ark.replica", "ark.revision", "ark.instance")} == {
+        "ark.managed": "1", "ark.service": "dsvc", "ark.replica": "r0000d1", "ark.revision": "rev9",
+        "ark.instance": DOCKER_INSTANCE}
+    host = attrs["HostConfig"]
+    assert host["NanoCpus"] == 500_000_000 and host["Memory"] == 64 * 1024 * 1024
+    assert host["Mounts"][0]["ReadOnly"] is True
+    binding = attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]
+    assert binding["HostIp"] == "127.0.0.1" and int(binding["HostPort"]) == info.port
+    assert attrs["Config"]["Entrypoint"] == ["/bin/sh", "-c"] and attrs["Config"]["Cmd"] == ["sleep 300"]
+    assert "ARK_MODEL_DIR=/model" in attrs["Config"]["Env"]
+
+
+@pytest.mark.docker
+def test_other_instances_do_not_see_each_other(rt: DockerRuntime, tmp_path: Path) -> None:
+    rt.start(spec())
+    other = DockerRuntime(tmp_path / "other", instance="someone-else")
+    try:
+        assert other.inspect("dsvc", "r0000d1") is None
+        assert all(i.service != "dsvc" for i in other.list())
+    finally:
+        other.close()
+
+
+@pytest.mark.docker
+def test_gpus_without_a_gpu_runtime_is_temporary(rt: DockerRuntime) -> None:
+    if docker.from_env().info().get("Runtimes", {}).get("nvidia"):
+        pytest.skip("this host has an NVIDIA container runtime")
+    with pytest.raises(TemporaryError, match="insufficient GPUs: want 1"):
+        rt.start(spec(gpus=1))
+    assert rt.inspect("dsvc", "r0000d1") is None
+
+
+@pytest.mark.docker
+def test_restart_after_exit_replaces_the_container(rt: DockerRuntime) -> None:
+    first = rt.start(spec(command="exit 0"))
+    wait_until(lambda: (i := rt.inspect("dsvc", "r0000d1")) is not None and i.phase is ReplicaPhase.EXITED)
+    second = rt.start(spec(command=BB_SERVE))
+    assert second.runtime_id != first.runtime_id
+    wait_http(second)
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the SDK leaks the socket of a failed connect
+def test_unreachable_daemon_is_runtime_unavailable(tmp_path: Path) -> None:
+    rt = DockerRuntime(tmp_path, "unix:///nonexistent/docker.sock")  # built fine: connects on first use
+    try:
+        with pytest.raises(RuntimeUnavailable, match="unreachable"):
+            rt.list()
+        with pytest.raises(RuntimeUnavailable):
+            rt.start(spec())
+        with pytest.raises(RuntimeUnavailable):
+            rt.stop("dsvc", "r0000d1")
+    finally:
+        rt.close()
+        gc.collect()
+
+
+def test_factory_builds_each_kind(tmp_path: Path) -> None:
+    assert make_runtime("local", tmp_path).name == "local"
+    assert make_runtime("fake", tmp_path).name == "fake"
+    rt = make_runtime("docker", tmp_path, "unix:///nonexistent/docker.sock")
+    assert rt.name == "docker"
+    rt.close()
+    with pytest.raises(ValidationFailed, match="unknown runtime 'k8s'"):
+        make_runtime("k8s", tmp_path)
