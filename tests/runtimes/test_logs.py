@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,8 +18,20 @@ from arkserve.logs import LogLine, LogWriter, follow_logs, last_timestamp, log_p
 from .conftest import ROOT, wait_until
 
 
+_OPEN: list[LogWriter] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_writers() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 def writer(log_dir: Path, replica: str, max_bytes: int = 10_000_000) -> LogWriter:
-    return LogWriter(log_path(log_dir, "svc", replica), replica, max_bytes)
+    w = LogWriter(log_path(log_dir, "svc", replica), replica, max_bytes)
+    _OPEN.append(w)
+    return w
 
 
 @given(ts=st.floats(min_value=0, max_value=4e9), text=st.text().filter(lambda t: "\n" not in t and "\r" not in t))

@@ -1,0 +1,107 @@
+"""The whole platform as a user runs it: `arkserve up` (api + gateway + reconciler processes) on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from arkserve.sdk.client import Client
+from arkserve.sdk.profiles import load_all
+from tests.live import free_port
+
+APP = Path(__file__).parents[1] / "reconciler" / "app.py"
+
+
+class Platform:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.data = tmp / "data"
+        self.app_dir = tmp / "app"
+        self.app_dir.mkdir()
+        shutil.copy(APP, self.app_dir / "app.py")
+        self.api_port, self.admin_port = free_port(), free_port()
+        self.port_base = random.randrange(30000, 40000, 10)
+        self.env = {**os.environ, "ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml"), "PYTHONUNBUFFERED": "1",
+                    "ARKSERVE_GATEWAY_ADMIN_PORT": str(self.admin_port), "ARKSERVE_GATEWAY_WORKERS": "2"}
+        self.env.pop("ARKSERVE_MASTER_KEY", None)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.tmp / "up.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "arkserve", "up", "--data-dir", str(self.data), "--api-port", str(self.api_port),
+             "--gateway-port-base", str(self.port_base)], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 60
+        while b"Press Ctrl-C to stop." not in (self.tmp / "up.log").read_bytes():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError("arkserve up failed:\n" + (self.tmp / "up.log").read_text())
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    @property
+    def profile(self) -> Any:
+        return load_all(self.tmp / "profiles.yaml")["default"]
+
+    @property
+    def ca(self) -> str:
+        return str(self.data / "tls" / "ca.pem")
+
+    def client(self, ak: str | None = None, sk: str | None = None) -> Client:
+        p = self.profile
+        return Client(p.endpoint, ak or p.access_key, sk or p.secret_key)
+
+    def create(self, name: str, replicas: int = 1, **extra: Any) -> dict[str, Any]:
+        body = {"name": name, "image": str(self.app_dir), "port": 8000, "command": f"{sys.executable} app.py",
+                "health_path": "/healthz", "replicas": replicas, **extra}
+        with self.client() as c:
+            c.post("/services", body)
+        return self.wait_ready(name, replicas)
+
+    def wait_ready(self, name: str, replicas: int, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self.client() as c:
+            while True:
+                svc: dict[str, Any] = c.get(f"/services/{name}")
+                if svc["ready"] == replicas == len(svc["instances"]) and svc["status"] in ("ready", "stopped"):
+                    return svc
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"not ready: {json.dumps(svc, indent=1)}")
+                time.sleep(0.1)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "arkserve", *args], env=self.env, capture_output=True,
+                              text=True, timeout=120)
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[Platform]:
+    p = Platform(tmp_path)
+    p.start()
+    yield p
+    with p.client() as c:
+        for svc in c.get("/services"):
+            c.delete(f"/services/{svc['name']}")
+        deadline = time.monotonic() + 30
+        while c.get("/services") and time.monotonic() < deadline:
+            time.sleep(0.2)
+    p.stop()
