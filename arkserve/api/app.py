@@ -6,7 +6,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
 import arkserve
-from arkserve.api import errors, instance_types, keys, services, session, users
+from arkserve import console
+from arkserve.api import errors, instance_types, keys, metrics, services, session, users
 from arkserve.api.context import AppContext
 from arkserve.auth.vault import MasterKey
 from arkserve.schemas import ErrorBody
@@ -29,7 +30,7 @@ def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
         401: {"description": "not authenticated", "model": ErrorBody},
         403: {"description": "not allowed", "model": ErrorBody},
         422: {"description": "invalid field", "model": ErrorBody}})
-    for module in (session, users, keys, instance_types, services):
+    for module in (session, users, keys, instance_types, services, metrics):
         api.include_router(module.router)
 
     @api.get("/healthz", tags=["meta"], summary="Liveness of the API process")
@@ -37,4 +38,5 @@ def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
         return JSONResponse({"status": "ok", "version": arkserve.__version__})
 
     app.include_router(api)
+    console.mount(app)
     return app

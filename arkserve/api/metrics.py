@@ -84,12 +84,12 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     return round(sorted_values[min(rank, len(sorted_values)) - 1], 3)
 
 
-def _summary(samples: Sequence[RequestSample], seconds: float) -> dict[str, float | int | None]:
+def _summary(samples: Sequence[RequestSample], seconds: float) -> MetricsTotals:
     latencies = sorted(s.latency_ms for s in samples)
-    return {"requests": len(samples), "rps": round(len(samples) / seconds, 4) if seconds > 0 else 0.0,
-            "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
-            "errors_4xx": sum(1 for s in samples if 400 <= s.status < 500),
-            "errors_5xx": sum(1 for s in samples if s.status >= 500)}
+    return MetricsTotals(requests=len(samples), rps=round(len(samples) / seconds, 4) if seconds > 0 else 0.0,
+                         p50_ms=percentile(latencies, 50), p99_ms=percentile(latencies, 99),
+                         errors_4xx=sum(1 for s in samples if 400 <= s.status < 500),
+                         errors_5xx=sum(1 for s in samples if s.status >= 500))
 
 
 def bucket_bounds(now: float, window_s: float, step_s: float) -> tuple[float, float, int]:
@@ -113,9 +113,9 @@ def aggregate(samples: Sequence[RequestSample], *, now: float, window_s: float,
     for i, group in enumerate(groups):
         t0 = start + i * step_s
         elapsed = min(step_s, max(now - t0, 1e-9))
-        buckets.append(MetricsBucket(time=t0, **_summary(group, elapsed)))  # type: ignore[arg-type]
+        buckets.append(MetricsBucket(time=t0, **_summary(group, elapsed).model_dump()))
     inside = [s for g in groups for s in g]
-    totals = MetricsTotals(**_summary(inside, max(now - start, 1e-9)))  # type: ignore[arg-type]
+    totals = _summary(inside, max(now - start, 1e-9))
     return start, end, buckets, totals, dict(sorted(by_replica.items()))
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import sys
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 import httpx
 from rich.console import Console
 
-from arkserve.auth import signing
 from arkserve.cli.context import api_errors, state
 from arkserve.cli.output import fail, output_option, render
 from arkserve.sdk.auth import ArkAuth
@@ -243,123 +241,3 @@ def logs(name: str, replica: str | None, since: str | None, tail: int | None, pr
         pass
     except httpx.HTTPError as exc:
         fail(f"cannot reach {p.endpoint}: {exc}")
-
-
-@click.group("instance-type", help="Instance types (CPU, memory, GPU, price).")
-def instance_type() -> None:
-    pass
-
-
-@instance_type.command("list", help="List instance types.")
-@output_option
-@api_errors
-def list_types(fmt: str) -> None:
-    with state().client() as c:
-        render(c.get("/instance-types"), fmt, ("name", "cpus", "memory_mb", "gpus", "gpu_model", "price_per_hour",
-                                               "billing"))
-
-
-@instance_type.command("create", help="Add an instance type (admin).")
-@click.argument("name")
-@click.option("--cpus", type=float, required=True)
-@click.option("--memory-mb", type=int, required=True)
-@click.option("--gpus", type=int, default=0)
-@click.option("--gpu-model", default="")
-@click.option("--price-per-hour", type=float, default=0.0)
-@click.option("--billing", type=click.Choice(["payg", "reserved"]), default="payg")
-@output_option
-@api_errors
-def create_type(name: str, cpus: float, memory_mb: int, gpus: int, gpu_model: str, price_per_hour: float,
-                billing: str, fmt: str) -> None:
-    with state().client() as c:
-        render(c.post("/instance-types", {"name": name, "cpus": cpus, "memory_mb": memory_mb, "gpus": gpus,
-                                          "gpu_model": gpu_model, "price_per_hour": price_per_hour,
-                                          "billing": billing}), fmt)
-
-
-@instance_type.command("delete", help="Remove an instance type (admin).")
-@click.argument("name")
-@api_errors
-def delete_type(name: str) -> None:
-    with state().client() as c:
-        c.delete(f"/instance-types/{name}")
-    click.echo(f"deleted instance type {name}")
-
-
-def _parse_headers(pairs: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for h in pairs:
-        k, sep, v = h.partition(":")
-        if not sep:
-            fail(f"-H expects 'Name: value', got {h!r}")
-        out[k.strip()] = v.strip()
-    return out
-
-
-@click.command("invoke", help="Send a signed request to a service endpoint and print the response.")
-@click.argument("service_name")
-@click.argument("path", default="/")
-@click.option("-X", "--request", "method", default=None, help="Method (default GET, or POST with -d/-F).")
-@click.option("-d", "--data", default=None, help="Request body; @file reads a file.")
-@click.option("-F", "--form", "form", multiple=True, help="Multipart field: name=value or name=@file.")
-@click.option("-H", "--header", "headers", multiple=True, help="Extra header 'Name: value'.")
-@click.option("-v", "--verbose", is_flag=True, help="Show the string to sign and the response headers.")
-@api_errors
-def invoke(service_name: str, path: str, method: str | None, data: str | None, form: tuple[str, ...],
-           headers: tuple[str, ...], verbose: bool) -> None:
-    p = state().load_profile()
-    with state().client() as c:
-        endpoint = c.get(f"/services/{service_name}")["endpoint"]
-    body = None
-    if data is not None:
-        body = open(data[1:], "rb").read() if data.startswith("@") else data.encode()  # noqa: SIM115
-    files: dict[str, Any] = {}
-    fields: dict[str, str] = {}
-    for f in form:
-        k, _, v = f.partition("=")
-        if v.startswith("@"):
-            files[k] = (v[1:].rsplit("/", 1)[-1], open(v[1:], "rb"))  # noqa: SIM115
-        else:
-            fields[k] = v
-    method = (method or ("POST" if body is not None or form else "GET")).upper()
-    verify: bool | str = p.ca_bundle or True
-    url = endpoint.rstrip("/") + (path if path.startswith("/") else "/" + path)
-    auth = ArkAuth(p.access_key, p.secret_key)
-    with httpx.Client(verify=verify, timeout=120) as http:
-        req = http.build_request(method, url, content=body, data=fields or None, files=files or None,
-                                 headers=_parse_headers(headers))
-        if verbose:
-            signed = next(auth.auth_flow(req))
-            sts = signing.string_to_sign(method, req.url.raw_path.decode(), signed.headers["date"],
-                                         signed.headers["host"], signed.headers["x-ark-content-sha256"])
-            click.echo("> string to sign:\n" + "\n".join("> " + line for line in sts.split("\n")), err=True)
-        try:
-            resp = http.send(req, auth=auth)
-        except httpx.HTTPError as exc:
-            fail(f"cannot reach {url}: {exc}")
-            raise
-    if verbose:
-        click.echo(f"< HTTP {resp.status_code}", err=True)
-        for k, v in resp.headers.items():
-            click.echo(f"< {k}: {v}", err=True)
-    sys.stdout.buffer.write(resp.content)
-    if resp.content and not resp.content.endswith(b"\n"):
-        sys.stdout.write("\n")
-    if resp.status_code >= 400:
-        raise SystemExit(1)
-
-
-@click.command("sign", help="Print signature headers for METHOD URL, as curl -H arguments.")
-@click.argument("method")
-@click.argument("url")
-@click.option("-d", "--data", default=None, help="Body to sign; @file reads a file. Omit: unsigned payload.")
-def sign(method: str, url: str, data: str | None) -> None:
-    p = state().load_profile()
-    parts = urlsplit(url)
-    body = None
-    if data is not None:
-        body = open(data[1:], "rb").read() if data.startswith("@") else data.encode()  # noqa: SIM115
-    raw = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    headers = signing.sign_headers(method=method.upper(), url=raw, host=parts.netloc, access_key=p.access_key,
-                                   secret_key=p.secret_key, body=body, now=time.time())
-    click.echo(" ".join(f"-H '{k}: {v}'" for k, v in headers.items()))

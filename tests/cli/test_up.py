@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -20,7 +21,9 @@ class Up:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.port = free_port()
-        self.env = {**os.environ, "ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml"), "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, "ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml"), "PYTHONUNBUFFERED": "1",
+                    "ARKSERVE_GATEWAY_ADMIN_PORT": str(free_port()),
+                    "ARKSERVE_GATEWAY_PORT_BASE": str(random.randrange(40000, 50000, 10))}
         self.env.pop("ARKSERVE_MASTER_KEY", None)
         self.proc: subprocess.Popen[str] | None = None
 
@@ -137,3 +140,23 @@ def test_sigkill_loses_nothing_acknowledged(up: Up) -> None:
     assert {f"user{i}" for i in range(5)} <= users
     keys = json.loads(up.cli("key", "list", "-o", "json").stdout)
     assert made["access_key"] in {k["access_key"] for k in keys}
+
+
+def test_master_key_rotation_keeps_every_key_working(up: Up) -> None:
+    up.start()
+    made = json.loads(up.cli("key", "create", "-o", "json").stdout)
+    old_key = (up.tmp / "data" / "master.key").read_text()
+    assert up.proc is not None
+    up.proc.send_signal(signal.SIGTERM)
+    up.proc.wait(30)
+    _wait_gone(up.api_children)
+    res = up.cli("master-key", "rotate", "--data-dir", str(up.tmp / "data"))
+    assert "re-wrapped 2 secret(s)" in res.stdout
+    assert (up.tmp / "data" / "master.key").read_text() != old_key
+    assert (up.tmp / "data" / "master.key.old").read_text() == old_key
+    up.start()
+    me = json.loads(up.cli("whoami", "-o", "json").stdout)  # the profile's key still verifies
+    assert me["username"] == "admin"
+    password = (up.tmp / "data" / "admin-password").read_text().strip()
+    shown = json.loads(up.cli("key", "reveal", made["access_key"], "--password", password, "-o", "json").stdout)
+    assert shown["secret_key"] == made["secret_key"]

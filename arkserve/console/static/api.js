@@ -1,0 +1,57 @@
+// The REST client of the console: same API as the CLI, session cookie + X-CSRF-Token for unsafe methods.
+
+const BASE = "/api/v1";
+let csrf = "";
+let onExpired = () => {};
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body.code || "HTTPError";
+    this.field = body.field || null;
+    this.requestId = body.request_id || "";
+  }
+}
+
+export function setCsrf(token) { csrf = token || ""; }
+export function onSessionExpired(fn) { onExpired = fn; }
+
+async function errorOf(res) {
+  let body = {};
+  try { body = await res.json(); } catch { body = { message: res.statusText }; }
+  const err = new ApiError(res.status, body);
+  if (res.status === 401 && err.code === "SessionExpired") onExpired();
+  return err;
+}
+
+/** fetch() under /api/v1; returns the Response (for streams) or throws ApiError. */
+export async function raw(method, path, { body, signal, query } = {}) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrf;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let url = BASE + path;
+  if (query) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== "") q.set(k, v);
+    if ([...q].length) url += "?" + q;
+  }
+  const res = await fetch(url, { method, headers, signal, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body) });
+  if (!res.ok) throw await errorOf(res);
+  return res;
+}
+
+async function json(method, path, opts) {
+  const res = await raw(method, path, opts);
+  return res.status === 204 || res.status === 202 ? null : res.json();
+}
+
+export const api = {
+  get: (path, query, signal) => json("GET", path, { query, signal }),
+  post: (path, body) => json("POST", path, { body }),
+  patch: (path, body) => json("PATCH", path, { body }),
+  del: (path) => json("DELETE", path),
+};
+
+export const enc = encodeURIComponent;

@@ -1,0 +1,125 @@
+// Create an inference service: instance type, image, port, command, env, model source, instances, auth.
+
+import { api } from "./api.js";
+import { t } from "./i18n.js";
+import { link, navigate } from "./router.js";
+import { DNS_LABEL, checkPort, envEditor, instanceTypeField } from "./forms.js";
+import { clearErrors, errorText, field, h, icon, pageHeader, showApiError, showError, toast } from "./ui.js";
+
+export async function renderCreate(main) {
+  let types = [];
+  try { types = await api.get("/instance-types"); } catch (err) { toast(errorText(err), "error"); }
+
+  const name = h("input", { name: "name", required: true, maxlength: 63, autocapitalize: "none", spellcheck: "false",
+    placeholder: "my-model" });
+  const { select: typeSelect, info: typeInfo } = instanceTypeField(types, "cpu.small");
+  const image = h("input.mono", { name: "image", required: true, spellcheck: "false",
+    placeholder: t("create.imagePlaceholder") });
+  const port = h("input", { name: "port", type: "number", min: 1, max: 65535, value: "8000", required: true });
+  const command = h("input.mono", { name: "command", required: true, spellcheck: "false",
+    placeholder: "python3 app.py" });
+  const health = h("input.mono", { name: "health_path", spellcheck: "false", placeholder: "/healthz" });
+  const env = envEditor();
+  const source = h("select", { name: "model.source" },
+    ["image", "disk", "market"].map((s) => h("option", { value: s }, t(`model.${s}`))));
+  const ref = h("input.mono", { name: "model.ref", spellcheck: "false" });
+  const mount = h("input.mono", { name: "model.mount_path", spellcheck: "false", placeholder: "/models" });
+  const modelNote = h("div.note", icon("warn"), t("model.notImplemented"));
+  const replicas = h("input", { name: "replicas", type: "number", min: 0, max: 64, value: "1" });
+  const auth = h("input", { type: "checkbox", name: "auth", checked: true, role: "switch" });
+  const authWarn = h("div.banner.warn", { role: "alert", hidden: true }, icon("warn"), t("create.authWarning"));
+  const formError = h("div.form-error", { role: "alert", hidden: true });
+  const submit = h("button.btn.primary", { type: "submit" }, t("create.submit"));
+
+  const syncModel = () => {
+    const s = source.value;
+    ref.disabled = s === "image";
+    ref.placeholder = s === "market" ? "resnet34:1" : s === "disk" ? "models/resnet34" : "";
+    modelNote.hidden = s === "image";
+  };
+  source.addEventListener("change", syncModel);
+  auth.addEventListener("change", () => { authWarn.hidden = auth.checked; });
+  syncModel();
+
+  const form = h("form.create-form", { novalidate: true, onsubmit: (e) => { e.preventDefault(); create(); } },
+    formError,
+    section(t("create.basic"),
+      field(t("create.name"), name, { name: "name", required: true, hint: t("create.nameHint") }),
+      h("div", field(t("create.instanceType"), typeSelect, { name: "instance_type", required: true }), typeInfo)),
+    section(t("create.container"),
+      field(t("create.image"), image, { name: "image", required: true, hint: t("create.imageHint") }),
+      h("div.grid-2",
+        field(t("create.port"), port, { name: "port", required: true, hint: t("create.portHint") }),
+        field(t("create.health"), health, { name: "health_path", hint: t("create.healthHint") })),
+      field(t("create.command"), command, { name: "command", required: true, hint: t("create.commandHint") }),
+      env.el),
+    section(t("create.model"),
+      h("div.grid-2",
+        field(t("create.modelSource"), source, { name: "model.source" }),
+        field(t("create.modelRef"), ref, { name: "model.ref", hint: t("create.modelRefHint") })),
+      field(t("create.mountPath"), mount, { name: "model.mount_path", hint: t("create.mountHint") }),
+      modelNote),
+    section(t("create.scale"),
+      field(t("create.replicas"), replicas, { name: "replicas", hint: t("create.replicasHint") })),
+    h("details.card.form-section.advanced",
+      h("summary", t("create.advanced")),
+      h("div.field.switch-field", { dataset: { field: "auth" } },
+        h("label.switch", auth, h("span.slider", { "aria-hidden": "true" }), h("span", t("create.auth"))),
+        h("div.hint", t("create.authHint")), h("div.field-error", { role: "alert" })),
+      authWarn),
+    h("div.form-actions",
+      link("/console/services", { class: "btn" }, t("common.cancel")),
+      submit));
+
+  main.replaceChildren(
+    h("nav.crumbs", { "aria-label": t("nav.breadcrumb") }, link("/console/services", t("services.title")), " / ",
+      h("span", t("create.title"))),
+    pageHeader(t("create.title")),
+    form);
+  name.focus();
+
+  function validate() {
+    const errors = [];
+    if (!DNS_LABEL.test(name.value.trim())) errors.push(showError(form, "name", t("valid.dns")));
+    if (!typeSelect.value) errors.push(showError(form, "instance_type", t("valid.required")));
+    if (!image.value.trim()) errors.push(showError(form, "image", t("valid.required")));
+    if (!checkPort(port.value.trim())) errors.push(showError(form, "port", t("valid.port")));
+    if (!command.value.trim()) errors.push(showError(form, "command", t("valid.required")));
+    const r = Number(replicas.value);
+    if (replicas.value === "" || !Number.isInteger(r) || r < 0 || r > 64) {
+      errors.push(showError(form, "replicas", t("valid.replicas")));
+    }
+    if (source.value !== "image" && !ref.value.trim()) errors.push(showError(form, "model.ref", t("valid.required")));
+    errors.push(env.validate(form));
+    return errors.find(Boolean) || null;
+  }
+
+  async function create() {
+    clearErrors(form);
+    const bad = validate();
+    if (bad) { bad.focus(); return; }
+    const body = {
+      name: name.value.trim(), instance_type: typeSelect.value, image: image.value.trim(),
+      port: Number(port.value), command: command.value.trim(), env: env.value(), replicas: Number(replicas.value),
+      auth: auth.checked,
+      model: { source: source.value, ref: source.value === "image" ? "" : ref.value.trim(), mount_path: mount.value.trim() },
+    };
+    if (health.value.trim()) body.health_path = health.value.trim();
+    submit.disabled = true;
+    try {
+      await api.post("/services", body);
+      toast(t("create.done", { name: body.name }));
+      navigate(`/console/services/${body.name}`);
+    } catch (err) {
+      if (err.code === "ServiceExists") showError(form, "name", t("error.ServiceExists"));
+      else showApiError(form, err);
+      if (err.code === "ServiceExists") name.focus();
+    } finally {
+      submit.disabled = false;
+    }
+  }
+}
+
+function section(title, ...children) {
+  return h("section.card.form-section", h("h2", title), ...children);
+}
