@@ -17,8 +17,8 @@ def postgres_admin_url() -> Iterator[str]:
         if os.environ.get("ARKSERVE_REQUIRE_POSTGRES") == "1":
             pytest.fail("PostgreSQL is required (ARKSERVE_REQUIRE_POSTGRES=1) but its binaries are missing")
         pytest.skip("PostgreSQL server not installed (apt-get install postgresql); CI requires it")
-    with pg.postgres_server() as url:
-        yield url
+    with pg.postgres_server() as server:
+        yield server.url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -40,9 +41,20 @@ def _as_postgres(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv]
 
 
+@dataclass(frozen=True)
+class PgServer:
+    url: str  # admin URL: postgresql://postgres@127.0.0.1:PORT/postgres
+    data: Path
+    bindir: Path
+
+    def stop(self) -> None:
+        subprocess.run(_as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"]),
+                       check=True, capture_output=True)
+
+
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Yields an admin URL ``postgresql://postgres@127.0.0.1:PORT/postgres``."""
+def postgres_server() -> Iterator[PgServer]:
+    """A running server; stopped and removed on exit."""
     bindir = find_bin()
     if bindir is None:
         raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
@@ -57,7 +69,7 @@ def postgres_server() -> Iterator[str]:
     subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(tmp / "log"),
                                  "-w", "-t", "60", "start"]), check=True, capture_output=True)
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        yield PgServer(f"postgresql://postgres@127.0.0.1:{port}/postgres", data, bindir)
     finally:
         subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
                        capture_output=True)

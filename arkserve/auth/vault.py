@@ -108,7 +108,8 @@ def seal(master: MasterKey, plaintext: bytes, context: str) -> Sealed:
 
 def unseal(master: MasterKey, sealed: Sealed, context: str) -> bytes:
     if sealed.kek_id != master.kek_id:
-        raise VaultError("secret was wrapped by another master key (finish a rotation with `arkserve master-key rotate`)")
+        raise VaultError("secret was wrapped by another master key "
+                         "(finish a rotation with `arkserve master-key rotate`)")
     aad = context.encode()
     return _open(_open(master.key, sealed.dek_wrapped, aad), sealed.secret, aad)
 

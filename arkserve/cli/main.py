@@ -33,7 +33,7 @@ def cli(ctx: click.Context, profile: str, endpoint: str | None) -> None:
     ctx.obj = CliState(profile=profile, endpoint=endpoint)
 
 
-for command in (server.up, server.api, parts.gateway, parts.reconciler, users.user, users.whoami, keys.key,
+for command in (server.up, server.init, server.api, parts.gateway, parts.reconciler, users.user, users.whoami, keys.key,
                 services.service, instance_types.instance_type, invoke.invoke, invoke.sign, admin.master_key):
     cli.add_command(command)
 

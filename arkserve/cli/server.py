@@ -101,6 +101,28 @@ def _banner(s: Settings, boot: Any) -> str:
     return "\n".join(lines)
 
 
+@click.command("init", help="Prepare a store and data dir (migrations, admin, first key, CLI profile) without "
+                            "starting anything: the first step of a multi-machine deployment.")
+@store_options
+def init(data_dir: str | None, database_url: str | None) -> None:
+    from arkserve.bootstrap import prepare
+
+    s = _settings(data_dir=data_dir, **{"store.database_url": database_url})
+    try:
+        boot = prepare(s)
+    except ArkserveError as exc:
+        fail(exc.message)
+        raise
+    boot.store.dispose()
+    click.echo(f"store ready: {s.database_url.split('@')[-1]}")
+    if boot.admin_password:
+        click.echo(f"admin password: {boot.admin_password}   (also in {s.data_dir / 'admin-password'})")
+        click.echo(f"access key: {boot.access_key}   secret key: {boot.secret_key}")
+    click.echo(f"CLI profile: {boot.profile_path}")
+    click.echo("Every part needs the same ARKSERVE_MASTER_KEY (or a copy of "
+               f"{s.data_dir / 'master.key'}) and --database-url.")
+
+
 @click.command("up", help="Start store, API, gateway and reconciler on this host (embedded defaults).")
 @store_options
 @click.option("--api-port", type=int, default=None, help="API/console port (default 7780).")

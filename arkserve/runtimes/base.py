@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from arkserve.errors import ValidationFailed
@@ -68,7 +68,7 @@ class ReplicaSpec:
     mounts: tuple[Mount, ...] = ()
 
 
-class ReplicaPhase(str, Enum):
+class ReplicaPhase(StrEnum):
     """What the runtime itself observes (readiness is the reconciler's business)."""
 
     CREATED = "created"  # exists, not yet running

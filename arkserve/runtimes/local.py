@@ -36,8 +36,14 @@ from pathlib import Path
 import arkserve
 from arkserve.errors import PermanentError, TemporaryError
 from arkserve.logs import DEFAULT_MAX_BYTES, log_dir_for, log_path, rotate
-from arkserve.runtimes.base import (ReplicaInfo, ReplicaPhase, ReplicaSpec, checked_object_name, object_name,
-                                   parse_object_name)
+from arkserve.runtimes.base import (
+    ReplicaInfo,
+    ReplicaPhase,
+    ReplicaSpec,
+    checked_object_name,
+    object_name,
+    parse_object_name,
+)
 
 # Children spawned by this process, shared by every LocalRuntime in it so exit codes are reaped once.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}

@@ -9,14 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from hypothesis import given
 from hypothesis import strategies as st
 
 from arkserve.logs import LogLine, LogWriter, follow_logs, last_timestamp, log_path, parse_ts, read_logs, rotate
 
 from .conftest import ROOT, wait_until
-
 
 _OPEN: list[LogWriter] = []
 

@@ -149,5 +149,4 @@ export default {
 
   "error.ServiceExists": "A service with this name already exists.",
   "error.WrongPassword": "The password is wrong.",
-  "error.AccessDenied": "You may not do this.",
 };
