@@ -149,3 +149,36 @@ def test_delete_drains_then_removes_everything(cluster: Cluster) -> None:
     cluster.wait("gone", lambda: cluster.service("svc") is None, timeout=20)
     assert cluster.runtime.list() == []
     assert cluster.events("svc")[-1] == "deleted"
+
+
+def test_a_replica_the_host_cannot_place_stays_pending_with_the_reason(cluster: Cluster) -> None:
+    from arkserve.store import instance_types
+
+    with cluster.store.begin() as conn:
+        instance_types.create(conn, {"name": "gpu.8x", "cpus": 8, "memory_mb": 1024, "gpus": 8, "gpu_model": "X",
+                                     "price_per_hour": 9.0, "billing": "payg", "description": ""})
+    cluster.create("big", 1, instance_type="gpu.8x")
+    cluster.wait("unschedulable", lambda: (cluster.service("big").reason == "Unschedulable"))  # type: ignore[union-attr]
+    svc = cluster.service("big")
+    assert svc is not None and svc.reason == "Unschedulable" and "insufficient GPUs: want 8" in svc.message
+    assert [r.state for r in cluster.replicas("big")] == ["pending"]
+    assert cluster.runtime.list() == []
+
+
+def test_logs_survive_restarts_and_the_previous_run_is_readable(cluster: Cluster) -> None:
+    from arkserve.logs import read_logs
+
+    cluster.create("svc", 1)
+    cluster.wait("ready", lambda: len(cluster.ready("svc")) == 1)
+    first = cluster.ready("svc")[0]
+    _identity(first.host, first.port or 0)
+    os.killpg(int(first.runtime_id), signal.SIGKILL)
+    cluster.wait("restarted", lambda: any(r.restarts == 1 and r.state == "ready" for r in cluster.replicas("svc")))
+    log_dir = cluster.data_dir / "logs"
+    previous = [line.text for line in read_logs(log_dir, "svc", first.id, previous=True)]
+    current = [line.text for line in read_logs(log_dir, "svc", first.id)]
+    assert any(t.startswith("listening on") for t in previous) and "GET /" in previous
+    assert any(t.startswith("listening on") for t in current) and "GET /" not in current
+    cluster.delete("svc")
+    cluster.wait("gone", lambda: cluster.service("svc") is None, timeout=20)
+    assert read_logs(log_dir, "svc", first.id)  # kept after deletion

@@ -1,0 +1,120 @@
+"""Fixtures for the console tests: the whole platform (`arkserve up`) and real headless Chromium.
+
+Chromium is Debian's (``/usr/bin/chromium``, or ``ARKSERVE_CHROMIUM``) driven by Playwright for Python
+without Playwright's own browser download (``.ci/console.sh`` installs both). When either is missing the
+tests skip with the reason, unless ``ARKSERVE_REQUIRE_CHROMIUM=1`` (CI), which makes them fail instead.
+
+Every page records console errors and warnings (a missing translation logs one) and uncaught page
+errors; a test that produced any fails at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Platform
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1280, "height": 800}
+IMG_DIR = Path(__file__).parents[2] / "docs" / "img"
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("ARKSERVE_REQUIRE_CHROMIUM") == "1":
+        pytest.fail(f"{reason} (ARKSERVE_REQUIRE_CHROMIUM=1; run .ci/console.sh)")
+    pytest.skip(f"{reason}; run .ci/console.sh (CI sets ARKSERVE_REQUIRE_CHROMIUM=1 and fails instead)")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("Playwright for Python is not installed")
+    exe = os.environ.get("ARKSERVE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(exe).exists():
+        _missing(f"Chromium not found at {exe}")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def console_platform(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Platform]:
+    """One `arkserve up` per test module (starting it takes seconds); services are removed at the end."""
+    p = Platform(tmp_path_factory.mktemp("console"))
+    p.start()
+    yield p
+    try:
+        with p.client() as c:
+            for svc in c.get("/services"):
+                c.delete(f"/services/{svc['name']}")
+            deadline = time.monotonic() + 30
+            while c.get("/services") and time.monotonic() < deadline:
+                time.sleep(0.2)
+    finally:
+        p.stop()
+
+
+class Console:
+    """A browser page on the console plus what it logged."""
+
+    def __init__(self, page: Any, base: str) -> None:
+        self.page = page
+        self.base = base
+        self.problems: list[str] = []
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+
+    def _on_console(self, msg: Any) -> None:
+        # Chromium logs every 4xx/5xx response as "Failed to load resource"; the API answers 401/422 on purpose.
+        if msg.type in ("error", "warning") and not msg.text.startswith("Failed to load resource"):
+            self.problems.append(f"console {msg.type}: {msg.text}")
+
+    def goto(self, path: str) -> None:
+        self.page.goto(self.base + path)
+
+    def login(self, username: str, password: str) -> None:
+        self.goto("/console/login")
+        self.page.get_by_label("Username").fill(username)
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_role("button", name="Log in").click()
+        self.page.locator(".topbar").wait_for()
+
+    def shot(self, name: str) -> None:
+        """A screenshot for the docs: kept under the test's tmp dir; copied to docs/img when asked."""
+        path = Path(os.environ.get("ARKSERVE_SCREENSHOT_DIR", "")) if os.environ.get("ARKSERVE_SCREENSHOT_DIR") \
+            else None
+        self.page.wait_for_timeout(150)  # let toasts and transitions settle
+        data = self.page.screenshot(full_page=False)
+        if os.environ.get("ARKSERVE_UPDATE_SCREENSHOTS") == "1":
+            IMG_DIR.mkdir(parents=True, exist_ok=True)
+            (IMG_DIR / f"{name}.png").write_bytes(data)
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+            (path / f"{name}.png").write_bytes(data)
+
+
+@pytest.fixture
+def console(browser: Any, console_platform: Platform) -> Iterator[Console]:
+    context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="Europe/Berlin",
+                                  accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    c = Console(page, f"http://127.0.0.1:{console_platform.api_port}")
+    yield c
+    context.close()
+    assert not c.problems, "\n".join(c.problems)
+
+
+def admin_password(p: Platform) -> str:
+    return (p.data / "admin-password").read_text().strip()
