@@ -27,8 +27,10 @@ command -v busybox >/dev/null 2>&1 || {
 
 if ! pgrep -x dockerd >/dev/null 2>&1; then
   log "starting dockerd (log: $LOG)"
-  # containerd is started by dockerd itself when not running as a service.
-  nohup dockerd --host "unix://$SOCK" >>"$LOG" 2>&1 &
+  # containerd is started by dockerd itself when not running as a service; a pid file left by
+  # a daemon that died would stop the new one from starting.
+  rm -f /var/run/docker.pid
+  setsid nohup dockerd --host "unix://$SOCK" >>"$LOG" 2>&1 &
 fi
 
 for _ in $(seq 1 "$((WAIT_S * 4))"); do

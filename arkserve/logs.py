@@ -148,6 +148,16 @@ def _read_file(path: Path, since: float | None) -> Iterator[LogLine]:
         return
 
 
+def _read_from(path: Path, offset: int) -> tuple[list[LogLine], int]:
+    """Complete lines of ``path`` after byte ``offset`` and the offset after the last of them."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        chunk = fh.read()
+    complete = chunk[: chunk.rfind(b"\n") + 1]
+    parsed = (LogLine.parse(raw) for raw in complete.decode("utf-8", "replace").splitlines())
+    return [line for line in parsed if line is not None], offset + len(complete)
+
+
 def read_logs(log_dir: Path, service: str, replica: str | None = None, since: float | None = None,
               tail: int | None = None, previous: bool = False) -> list[LogLine]:
     """Lines of one replica, or of every replica of ``service`` merged by time.
@@ -183,17 +193,14 @@ def follow_logs(log_dir: Path, service: str, replica: str | None = None, since: 
             except FileNotFoundError:
                 continue
             ino, off = offsets.get(path, (st.st_ino, 0))
-            if ino != st.st_ino or st.st_size < off:
-                off = 0  # rotated: the new file starts from its beginning
-            with open(path, "rb") as fh:
-                fh.seek(off)
-                chunk = fh.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]
-            offsets[path] = (st.st_ino, off + len(complete))
-            for raw in complete.decode("utf-8", "replace").splitlines():
-                line = LogLine.parse(raw)
-                if line is not None:
-                    fresh.append(line)
+            if ino != st.st_ino or st.st_size < off:  # rotated: finish the old file, then start the new one
+                old = Path(f"{path}.1")
+                if old.exists() and old.stat().st_ino == ino:
+                    fresh.extend(_read_from(old, off)[0])
+                off = 0
+            lines, off = _read_from(path, off)
+            fresh.extend(lines)
+            offsets[path] = (st.st_ino, off)
         yield from sorted(fresh)
         done.wait(poll_s)
 

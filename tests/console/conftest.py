@@ -90,18 +90,22 @@ class Console:
         self.page.get_by_role("button", name="Log in").click()
         self.page.locator(".topbar").wait_for()
 
-    def shot(self, name: str) -> None:
-        """A screenshot for the docs: kept under the test's tmp dir; copied to docs/img when asked."""
-        path = Path(os.environ.get("ARKSERVE_SCREENSHOT_DIR", "")) if os.environ.get("ARKSERVE_SCREENSHOT_DIR") \
-            else None
-        self.page.wait_for_timeout(150)  # let toasts and transitions settle
-        data = self.page.screenshot(full_page=False)
+    def shot(self, name: str, scroll_to: str | None = None) -> None:
+        """A 1280x800 screenshot for the docs, written to ``ARKSERVE_SCREENSHOT_DIR`` when set and to
+        ``docs/img`` when ``ARKSERVE_UPDATE_SCREENSHOTS=1``; otherwise only taken (it still has to work)."""
+        if scroll_to:
+            self.page.locator(scroll_to).first.evaluate("e => e.scrollIntoView()")
+        else:
+            self.page.evaluate("window.scrollTo(0, 0)")
+        self.page.mouse.move(0, 0)
+        self.page.wait_for_timeout(300)  # let the scroll and any transition settle
+        data = self.page.screenshot()
+        targets = [Path(d) for d in [os.environ.get("ARKSERVE_SCREENSHOT_DIR")] if d]
         if os.environ.get("ARKSERVE_UPDATE_SCREENSHOTS") == "1":
-            IMG_DIR.mkdir(parents=True, exist_ok=True)
-            (IMG_DIR / f"{name}.png").write_bytes(data)
-        if path is not None:
-            path.mkdir(parents=True, exist_ok=True)
-            (path / f"{name}.png").write_bytes(data)
+            targets.append(IMG_DIR)
+        for d in targets:
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"{name}.png").write_bytes(data)
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def test_form_validation_shows_messages_next_to_the_fields(console: Console, con
     page = console.page
     pw = expect(page)
     console.login("admin", admin_password(console_platform))
-    page.get_by_role("button", name="Create service").click()
+    page.locator(".page-actions").get_by_role("button", name="Create service").click()
     pw(page.get_by_role("heading", name="Create inference service")).to_be_visible()
     # client side: a name that is no DNS label and a port out of range, shown under each field
     page.locator("input[name=name]").fill("Bad_Name")
@@ -95,11 +95,11 @@ def test_walkthrough(console: Console, console_platform: Platform) -> None:
     pw(page.locator("#services-table")).to_contain_text("No inference services yet.")
 
     # create through the form
-    page.get_by_role("button", name="Create service").click()
+    page.locator(".page-actions").get_by_role("button", name="Create service").click()
     page.get_by_label("Service name").fill("hello")
     page.get_by_label("Instance type").select_option("cpu.small")
     pw(page.locator(".type-info")).to_contain_text("vCPU")
-    page.get_by_label("Image", exact=True).fill(str(p.app_dir))
+    page.get_by_label("Image").fill(str(p.app_dir))
     page.get_by_label("Port").fill("8000")
     page.get_by_label("Start command").fill(f"{sys.executable} app.py")
     page.get_by_label("Health check path").fill("/healthz")
@@ -107,6 +107,7 @@ def test_walkthrough(console: Console, console_platform: Platform) -> None:
     page.locator(".env-row input").nth(0).fill("GREETING")
     page.locator(".env-row input").nth(1).fill("hello")
     page.get_by_label("Instance count").fill("1")
+    console.shot("create")
     page.locator("details.advanced summary").click()
     auth_switch = page.get_by_role("switch")
     pw(auth_switch).to_be_checked()
@@ -114,7 +115,6 @@ def test_walkthrough(console: Console, console_platform: Platform) -> None:
     pw(page.locator(".advanced .banner.warn")).to_contain_text("reachable by anyone")
     auth_switch.check(force=True)
     pw(page.locator(".advanced .banner.warn")).to_be_hidden()
-    console.shot("create")
     page.get_by_role("button", name="Create", exact=True).click()
 
     # the details page opens; back in the list the service becomes ready by itself (auto-refresh)
@@ -176,7 +176,7 @@ def test_walkthrough(console: Console, console_platform: Platform) -> None:
     assert set(page.locator(".logline").evaluate_all("ls => ls.map(l => l.dataset.replica)")) == {replicas[0]}
     page.get_by_label("Instance", exact=True).select_option("")
     pw(page.locator(f'.logline[data-replica="{replicas[1]}"]').first).to_be_visible()
-    console.shot("logs")
+    console.shot("logs", scroll_to=".tabs")
 
     # requests: spread over both instances (the gateway's request log is written in batches)
     page.get_by_role("tab", name="Requests").click()
@@ -191,21 +191,25 @@ def test_walkthrough(console: Console, console_platform: Platform) -> None:
     assert {rid for rid, _ in counts} == set(replicas)
     assert all(n > 0 for _, n in counts) and sum(n for _, n in counts) == 21, counts
     pw(page.locator("#requests-table tbody tr").first).to_contain_text("200")
-    console.shot("requests")
+    console.shot("requests", scroll_to=".tabs")
 
     # metrics: charts drawn from the metrics endpoint
     page.get_by_role("tab", name="Monitoring").click()
     pw(page.locator(".stat").first).to_contain_text("2/2")
     pw(page.locator(".chart")).to_have_count(4)
     pw(page.locator(".stat").nth(1)).to_contain_text("21")
-    console.shot("metrics")
+    console.shot("metrics", scroll_to=".tabs")
 
     # events
     page.get_by_role("tab", name="Events").click()
     pw(page.locator("#events-table")).to_contain_text("scaled 1 -> 2")
 
-    # the list page with the scaled service
+    # the list page with the scaled service (and a public one being created)
+    with p.client() as c:
+        c.post("/services", {"name": "echo-public", "image": str(p.app_dir), "port": 8000, "auth": False,
+                             "command": f"{sys.executable} app.py", "instance_type": "cpu.medium"})
     page.get_by_role("link", name="Inference services").first.click()
+    pw(_row(page, "echo-public")).to_contain_text("Off")
     pw(_row(page, "hello").locator(".count")).to_have_text("2/2")
     console.shot("services")
 
@@ -223,7 +227,8 @@ def test_walkthrough(console: Console, console_platform: Platform) -> None:
     dialog.get_by_role("button", name="I have saved it").click()
     key_row = page.locator(f'#keys-table tr[data-ak="{ak}"]')
     pw(key_row).to_contain_text("console test")
-    assert sk not in page.content()
+    pw(page.locator("dialog")).to_have_count(0)
+    assert sk not in page.content()  # shown once, then gone from the page
     key_row.get_by_role("button", name="Show").click()
     dialog = page.locator("dialog[open]")
     dialog.get_by_label("Password").fill("wrong-password")

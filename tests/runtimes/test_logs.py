@@ -83,11 +83,12 @@ def test_follow_yields_existing_then_new_lines_across_rotation(tmp_path: Path) -
     t = threading.Thread(target=consume)
     t.start()
     wait_until(lambda: seen == ["old"], timeout=5)
-    for i in range(4):  # rotates at 120 bytes
+    for i in range(4):  # rotates at 120 bytes, about every third line
         a.write(f"new {i}")
+        wait_until(lambda: f"new {i}" in seen, timeout=5, what=f"new {i}")
     b = writer(tmp_path, "r0000b2")
     b.write("from b")
-    wait_until(lambda: len(seen) == 6, timeout=5, what=f"followed lines, have {seen}")
+    wait_until(lambda: len(seen) == 6, timeout=5, what="the new replica's line")
     stop.set()
     t.join(5)
     assert seen[0] == "old" and sorted(seen[1:]) == ["from b", "new 0", "new 1", "new 2", "new 3"]

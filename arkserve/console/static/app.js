@@ -100,7 +100,7 @@ function userMenu() {
   };
   const item = (label, onclick, attrs = {}) => h("button.menu-item", { type: "button", role: "menuitem", ...attrs,
     onclick: () => { toggle(false); onclick(); } }, label);
-  menu.append(
+  menu.append(...[
     h("div.menu-head", h("strong", session.username), h("span.muted", t(`role.${session.role}`))),
     item(t("menu.settings"), () => navigate("/console/settings/keys")),
     item(t("nav.password"), () => navigate("/console/settings/password")),
@@ -110,7 +110,7 @@ function userMenu() {
       { "aria-checked": String(lang() === code), class: lang() === code ? "checked" : "", lang: l.tag,
         role: "menuitemradio" })),
     h("div.menu-sep"),
-    item(t("menu.logout"), logout));
+    item(t("menu.logout"), logout)].flat());
   const wrap = h("div.user-menu", button, menu);
   wrap.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && !menu.hidden) { toggle(false); button.focus(); }

@@ -73,17 +73,15 @@ export async function renderService(main, name, tab = "instances") {
 
   function drawOverview() {
     const s = svc.spec;
-    const dl = (rows) => h("dl.props", rows.map(([k, v]) => [h("dt", k), h("dd", v)]));
+    const dl = (rows) => h("dl.props.cols-2", rows.map(([k, v]) => [h("dt", k), h("dd", v)]));
     clear(overview, h("h2", t("details.overview")), dl([
-      [t("col.status"), [statusBadge(svc.status), " ", h("span.muted", svc.reason)]],
       [t("col.endpoint"), h("span.endpoint", h("code", svc.endpoint), copyButton(() => svc.endpoint))],
       [t("col.auth"), s.auth ? h("span.badge.on", icon("lock"), t("auth.on"))
         : h("span.badge.warn", { title: t("create.authWarning") }, t("auth.off"))],
       [t("col.instanceType"), s.instance_type],
-      [t("col.instances"), `${svc.ready}/${svc.replicas}`],
+      [t("create.port"), String(s.port)],
       [t("create.image"), h("code", s.image)],
       [t("create.command"), h("code", s.command)],
-      [t("create.port"), String(s.port)],
       [t("create.health"), s.health_path ? h("code", s.health_path) : h("span.muted", t("details.tcpProbe"))],
       [t("create.env"), Object.keys(s.env).length ? h("div.env-list", Object.entries(s.env).map(([k, v]) =>
         h("code", `${k}=${v}`))) : h("span.muted", "—")],
@@ -92,7 +90,6 @@ export async function renderService(main, name, tab = "instances") {
       [t("details.revision"), h("code", svc.revision)],
       [t("details.owner"), svc.owner],
       [t("col.created"), fmtTime(svc.created_at)],
-      [t("details.updated"), fmtTime(svc.updated_at)],
     ]));
     drawExample();
   }

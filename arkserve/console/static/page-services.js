@@ -35,7 +35,7 @@ export async function renderServices(main) {
     const why = [s.reason, s.message].filter(Boolean).join(": ");
     return h("tr", { dataset: { service: s.name } },
       h("td", link(`/console/services/${s.name}`, { class: "strong" }, s.name)),
-      h("td", statusBadge(s.status, why), s.reason ? h("div.sub.muted", { title: why }, s.reason) : null),
+      h("td", statusBadge(s.status, why), s.status !== "ready" && s.reason ? h("div.sub.muted", { title: why }, s.reason) : null),
       h("td", s.spec.instance_type),
       h("td", h("span.count", { dataset: { ready: s.ready, desired: s.replicas } }, `${s.ready}/${s.replicas}`), " ",
         link(`/console/services/${s.name}/instances`, { class: "small" }, t("services.details"))),
@@ -72,6 +72,5 @@ export async function renderServices(main) {
 
   draw();
   await load();
-  search.focus();
   return poll(load, REFRESH_MS);
 }

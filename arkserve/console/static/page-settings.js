@@ -35,8 +35,8 @@ export async function renderKeys(main) {
 
   function row(k) {
     return h("tr", { dataset: { ak: k.access_key } },
-      h("td", h("code", k.access_key), copyButton(() => k.access_key, t("keys.copyAk"))),
-      h("td", h("code.masked", "••••••••••••"),
+      h("td.keycell", h("code", k.access_key), copyButton(() => k.access_key, t("keys.copyAk"))),
+      h("td.keycell", h("code.masked", "••••••••••••"),
         h("button.btn.small.ghost", { type: "button", onclick: () => revealDialog(k.access_key) }, icon("eye"),
           t("keys.reveal"))),
       h("td", k.description || h("span.muted", "—")),

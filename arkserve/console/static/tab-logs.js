@@ -2,7 +2,7 @@
 
 import { raw, enc } from "./api.js";
 import { t } from "./i18n.js";
-import { errorText, fmtClock, h, icon } from "./ui.js";
+import { clear, errorText, fmtClock, h, icon } from "./ui.js";
 
 const MAX_LINES = 5000;
 const LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z (\S+) ?(.*)$/;
@@ -39,7 +39,7 @@ export function mountLogs(panel, ctx) {
     const have = [...picker.options].map((o) => o.value).slice(1);
     if (picker.options.length && JSON.stringify(have) === JSON.stringify(ids)) return;
     const chosen = picker.value;
-    picker.replaceChildren(h("option", { value: "" }, t("logs.all")),
+    clear(picker, h("option", { value: "" }, t("logs.all")),
       ids.map((id) => h("option", { value: id }, id)));
     if (chosen && !ids.includes(chosen)) picker.append(h("option", { value: chosen }, chosen));
     picker.value = chosen;
