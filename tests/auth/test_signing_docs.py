@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.spec import vectors
+
 DOC = Path(__file__).resolve().parents[2] / "docs" / "signing.md"
-VECTOR_1 = json.loads((Path(__file__).with_name("ark-hmac-vectors.json")).read_text(encoding="utf-8"))[0]
+VECTOR_1 = vectors()[0]
 
 
 def _block(section: str, lang: str) -> str:

@@ -28,6 +28,7 @@ from cryptography.x509.oid import NameOID
 from arkserve.auth import signing
 from arkserve.sdk import ArkAuth, ArkRequestsAuth
 from arkserve.sdk.auth import _requests_host
+from tests.spec import vectors
 
 AK = "AKIDSDKTEST000000001"
 SK = base64.b64encode(bytes(range(100, 132))).decode()
@@ -341,8 +342,7 @@ def test_secret_key_checked_up_front(cls: Any) -> None:
 
 
 def test_httpx_headers_match_the_vector() -> None:
-    # tests/auth/test_signing_vectors.py checks this copy against spec/ark-hmac-vectors.json
-    v = json.loads((Path(__file__).parents[1] / "auth" / "ark-hmac-vectors.json").read_text())[2]
+    v = vectors()[2]
     auth = ArkAuth(v["access_key"], v["secret_key"], clock=lambda: signing.parse_date(v["date"]))
     request = httpx.Request(v["method"], f"http://{v['host']}{v['url']}", content=v["body"].encode())
     signed = next(auth.sync_auth_flow(request))
