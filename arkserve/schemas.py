@@ -115,17 +115,6 @@ class InstanceTypeOut(InstanceTypeIn):
     model_config = ConfigDict(extra="ignore")
 
 
-class ServiceName(BaseModel):
-    name: str
-
-    @field_validator("name")
-    @classmethod
-    def _dns_label(cls, v: str) -> str:
-        if not DNS_LABEL_RE.match(v):
-            raise ValueError("must be a DNS label: 1-63 chars of a-z, 0-9 and '-', starting with a letter")
-        return v
-
-
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_ENV = frozenset({"PORT", "ARK_PORT", "ARK_SERVICE", "ARK_REPLICA", "ARK_MODEL_DIR"})
 
@@ -138,6 +127,14 @@ class ModelMount(_In):
                                      "disk: a path on the owner's network disk")
     ref: str = Field(default="", max_length=512, description="market: 'name:version'; disk: path in your disk")
     mount_path: str = Field(default="", max_length=256, description="absolute path inside the replica")
+
+    @field_validator("source")
+    @classmethod
+    def _available(cls, v: str) -> str:
+        if v == "market":
+            raise ValueError("the model market is not available yet: bake the model into the image, or put it on "
+                             "your network disk and use source 'disk'")
+        return v
 
     @field_validator("mount_path")
     @classmethod

@@ -70,7 +70,12 @@ class ServiceWorker:
         mounts: tuple[Mount, ...] = ()
         model = spec.get("model") or {}
         if model.get("source") == "disk" and model.get("mount_path"):
-            source = (self.data_dir / "disks" / svc.owner / model.get("ref", "").lstrip("/")).resolve()
+            disk = (self.data_dir / "disks" / svc.owner).resolve()
+            source = (disk / model.get("ref", "").lstrip("/")).resolve()
+            if not source.is_relative_to(disk):
+                raise PermanentError(f"model path {model.get('ref')!r} leaves the owner's disk")
+            if not source.exists():
+                raise PermanentError(f"model path {model.get('ref')!r} not found on {svc.owner}'s disk ({source})")
             mounts = (Mount(str(source), model["mount_path"], True),)
         return ReplicaSpec(
             service=svc.name, replica=replica_id, revision=revision(spec), image=spec["image"],

@@ -97,3 +97,10 @@ def test_delete_marks_the_service_for_draining(live_api: LiveApi) -> None:
         svc = c.get("/services/flowers")  # the reconciler removes it once its replicas are gone
         assert svc["status"] == "deleting"
         _raises(422, "ValidationFailed", lambda: c.get("/services/flowers/requests", since="yesterday"))
+
+
+def test_model_market_is_refused_until_it_exists(live_api: LiveApi) -> None:
+    resp = httpx.post(f"{live_api.url}/api/v1/services", auth=ArkAuth(live_api.admin_ak, live_api.admin_sk),
+                      json={**SPEC, "model": {"source": "market", "ref": "resnet:1", "mount_path": "/models"}})
+    assert resp.status_code == 422 and resp.json()["field"] == "model.source"
+    assert "not available yet" in resp.json()["message"]

@@ -182,3 +182,17 @@ def test_logs_survive_restarts_and_the_previous_run_is_readable(cluster: Cluster
     cluster.delete("svc")
     cluster.wait("gone", lambda: cluster.service("svc") is None, timeout=20)
     assert read_logs(log_dir, "svc", first.id)  # kept after deletion
+
+
+def test_a_model_from_the_network_disk_reaches_the_replica(cluster: Cluster) -> None:
+    disk = cluster.data_dir / "disks" / "owner" / "models" / "v1"
+    disk.mkdir(parents=True)
+    (disk / "weights.bin").write_text("w")
+    cluster.create("withmodel", 1, model={"source": "disk", "ref": "models/v1", "mount_path": "/models"})
+    cluster.wait("ready", lambda: len(cluster.ready("withmodel")) == 1)
+    cluster.create("nomodel", 1, model={"source": "disk", "ref": "models/missing", "mount_path": "/models"})
+    cluster.wait("failed", lambda: bool(cluster.event_messages("nomodel", "crashed")))
+    assert "not found on owner's disk" in cluster.event_messages("nomodel", "crashed")[0]
+    cluster.create("escape", 1, model={"source": "disk", "ref": "../../etc", "mount_path": "/models"})
+    cluster.wait("failed", lambda: bool(cluster.event_messages("escape", "crashed")))
+    assert "leaves the owner's disk" in cluster.event_messages("escape", "crashed")[0]

@@ -17,9 +17,10 @@ function niceMax(v) {
  * times: x positions (ms); series: [{label, values: [number|null]}]; start/end: x range (ms);
  * fmt: y value formatter. Returns an element (legend + svg + readout).
  */
-export function lineChart({ times, series, start, end, fmt = (v) => fmtNum(v, 2), title, step = false }) {
+export function lineChart({ times, series, start, end, fmt = (v) => fmtNum(v, 2), title, step = false, integer = false }) {
   const all = series.flatMap((s) => s.values).filter((v) => v !== null && v !== undefined);
-  const top = niceMax(Math.max(0, ...all));
+  let top = niceMax(Math.max(0, ...all));
+  if (integer) top = Math.max(4, Math.ceil(top / 4) * 4);  // ticks at whole numbers
   const iw = W - PAD.l - PAD.r;
   const ih = H - PAD.t - PAD.b;
   const x = (ms) => PAD.l + ((ms - start) / Math.max(1, end - start)) * iw;
@@ -49,8 +50,10 @@ export function lineChart({ times, series, start, end, fmt = (v) => fmtNum(v, 2)
       d += `${pen ? "L" : "M"}${px},${py}`;
       pen = true;
     });
-    const dots = s.values.length <= 60 ? s.values.map((v, i) => (v === null || v === undefined ? null
-      : svg("circle", { cx: x(times[i]).toFixed(1), cy: y(v).toFixed(1), r: 2.2, class: `dot s${si}` }))) : [];
+    // a point without neighbours would be invisible as a line: draw it as a dot
+    const has = (i) => i >= 0 && i < s.values.length && s.values[i] !== null && s.values[i] !== undefined;
+    const dots = s.values.map((v, i) => (has(i) && !has(i - 1) && !has(i + 1)
+      ? svg("circle", { cx: x(times[i]).toFixed(1), cy: y(v).toFixed(1), r: 2.5, class: `dot s${si}` }) : null));
     return svg("g", {}, svg("path", { d, class: `line s${si}` }), dots);
   });
 

@@ -73,7 +73,9 @@ export async function renderService(main, name, tab = "instances") {
 
   function drawOverview() {
     const s = svc.spec;
-    const dl = (rows) => h("dl.props.cols-2", rows.map(([k, v]) => [h("dt", k), h("dd", v)]));
+    const WIDE = new Set([t("col.endpoint"), t("create.image"), t("create.command"), t("create.env")]);
+    const dl = (rows) => h("dl.props", rows.map(([k, v]) => h(`div.prop${WIDE.has(k) ? ".wide" : ""}`,
+      h("dt", k), h("dd", v))));
     clear(overview, h("h2", t("details.overview")), dl([
       [t("col.endpoint"), h("span.endpoint", h("code", svc.endpoint), copyButton(() => svc.endpoint))],
       [t("col.auth"), s.auth ? h("span.badge.on", icon("lock"), t("auth.on"))
@@ -104,14 +106,16 @@ export async function renderService(main, name, tab = "instances") {
       `# ${t("example.keysComment")}`,
       tls ? `# ${t("example.caComment")}` : null,
       'auth = ArkRequestsAuth("YOUR_AK", "YOUR_SK")',
-      `r = requests.get("${url}", auth=auth, timeout=30)`,
+      `url = "${url}"`,
+      "r = requests.get(url, auth=auth, timeout=30)",
       "print(r.status_code, r.text)",
     ] : [
       "import requests",
       "",
       `# ${t("example.public")}`,
       tls ? `# ${t("example.caComment")}` : null,
-      `r = requests.get("${url}", timeout=30)`,
+      `url = "${url}"`,
+      "r = requests.get(url, timeout=30)",
       "print(r.status_code, r.text)",
     ];
     const cacert = tls ? "--cacert ~/.arkserve/tls/ca.pem " : "";

@@ -45,10 +45,10 @@ export function mountMetrics(panel, ctx) {
       card(t("metrics.latency"), lineChart({ title: t("metrics.latency"), times, start, end, fmt: (v) => fmtNum(v, 1),
         series: [{ label: "p50 (ms)", values: m.buckets.map((b) => b.p50_ms) },
           { label: "p99 (ms)", values: m.buckets.map((b) => b.p99_ms) }] })),
-      card(t("metrics.errorsChart"), lineChart({ title: t("metrics.errorsChart"), times, start, end, fmt: (v) => fmtNum(v, 0),
+      card(t("metrics.errorsChart"), lineChart({ title: t("metrics.errorsChart"), times, start, end, fmt: (v) => fmtNum(v, 0), integer: true,
         series: [{ label: "4xx", values: m.buckets.map((b) => b.errors_4xx) },
           { label: "5xx", values: m.buckets.map((b) => b.errors_5xx) }] })),
-      card(t("metrics.readyChart"), lineChart({ title: t("metrics.readyChart"), start, end, step: true, fmt: (v) => fmtNum(v, 0),
+      card(t("metrics.readyChart"), lineChart({ title: t("metrics.readyChart"), start, end, step: true, integer: true, fmt: (v) => fmtNum(v, 0),
         times: readyHistory.map((r) => r[0]),
         series: [{ label: t("metrics.ready"), values: readyHistory.map((r) => r[1]) },
           { label: t("metrics.desired"), values: readyHistory.map((r) => r[2]) }] }), t("metrics.readyNote")));
