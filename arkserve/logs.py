@@ -148,14 +148,15 @@ def _read_file(path: Path, since: float | None) -> Iterator[LogLine]:
         return
 
 
-def _read_from(path: Path, offset: int) -> tuple[list[LogLine], int]:
-    """Complete lines of ``path`` after byte ``offset`` and the offset after the last of them."""
+def _read_from(path: Path, offset: int) -> tuple[list[LogLine], int, int]:
+    """Complete lines of ``path`` after byte ``offset``, the offset after the last of them, and the inode read."""
     with open(path, "rb") as fh:
+        inode = os.fstat(fh.fileno()).st_ino
         fh.seek(offset)
         chunk = fh.read()
     complete = chunk[: chunk.rfind(b"\n") + 1]
     parsed = (LogLine.parse(raw) for raw in complete.decode("utf-8", "replace").splitlines())
-    return [line for line in parsed if line is not None], offset + len(complete)
+    return [line for line in parsed if line is not None], offset + len(complete), inode
 
 
 def read_logs(log_dir: Path, service: str, replica: str | None = None, since: float | None = None,
@@ -177,14 +178,19 @@ def follow_logs(log_dir: Path, service: str, replica: str | None = None, since: 
 
     Follows rotation and, for a whole service, replicas that appear later. Ends when ``stop`` is set."""
     done = stop or threading.Event()
-    yield from read_logs(log_dir, service, replica, since, tail)
     offsets: dict[Path, tuple[int, int]] = {}  # path -> (inode, offset)
+    existing: list[list[LogLine]] = []
     for path in _files(log_dir, service, replica, False):
-        try:
-            st = path.stat()
-            offsets[path] = (st.st_ino, st.st_size)
+        try:  # remember exactly what was read, so a line written meanwhile comes with the first poll
+            lines, off, ino = _read_from(path, 0)
         except FileNotFoundError:
-            pass
+            continue
+        offsets[path] = (ino, off)
+        existing.append([line for line in lines if since is None or line.ts >= since])
+    merged: Iterable[LogLine] = heapq.merge(*existing)
+    if tail is not None:
+        merged = deque(merged, maxlen=tail) if tail > 0 else []
+    yield from merged
     while not done.is_set():
         fresh: list[LogLine] = []
         for path in _files(log_dir, service, replica, False):
@@ -198,9 +204,12 @@ def follow_logs(log_dir: Path, service: str, replica: str | None = None, since: 
                 if old.exists() and old.stat().st_ino == ino:
                     fresh.extend(_read_from(old, off)[0])
                 off = 0
-            lines, off = _read_from(path, off)
+            try:
+                lines, off, ino = _read_from(path, off)
+            except FileNotFoundError:
+                continue
             fresh.extend(lines)
-            offsets[path] = (st.st_ino, off)
+            offsets[path] = (ino, off)
         yield from sorted(fresh)
         done.wait(poll_s)
 

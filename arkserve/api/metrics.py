@@ -86,7 +86,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
 
 def _summary(samples: Sequence[RequestSample], seconds: float) -> MetricsTotals:
     latencies = sorted(s.latency_ms for s in samples)
-    return MetricsTotals(requests=len(samples), rps=round(len(samples) / seconds, 4) if seconds > 0 else 0.0,
+    return MetricsTotals(requests=len(samples), rps=round(len(samples) / seconds, 6) if seconds > 0 else 0.0,
                          p50_ms=percentile(latencies, 50), p99_ms=percentile(latencies, 99),
                          errors_4xx=sum(1 for s in samples if 400 <= s.status < 500),
                          errors_5xx=sum(1 for s in samples if s.status >= 500))

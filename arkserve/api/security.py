@@ -71,7 +71,13 @@ async def _by_signature(request: Request, ctx: AppContext, header: str) -> Princ
     body = await request.body()
     signing.check_payload(verified.content_hash, signing.content_hash(body), len(body))
     assert found is not None  # verify() raised InvalidCredential otherwise
+    await run_in_threadpool(_touch, ctx, verified.access_key)
     return Principal(found[1], "signature", verified.access_key)
+
+
+def _touch(ctx: AppContext, access_key: str) -> None:
+    with ctx.store.begin() as conn:
+        key_store.touch(conn, {access_key}, min_interval_s=60.0)
 
 
 def _by_session(ctx: AppContext, token: str, method: str, csrf: str | None) -> Principal:

@@ -50,6 +50,7 @@ def gateway(data_dir: str | None, database_url: str | None, workers: int | None,
     from arkserve.gateway.requestlog import BatchingSink, RequestRecord
     from arkserve.gateway.server import run_gateway
     from arkserve.store import events as event_store
+    from arkserve.store import keys as key_store
     from arkserve.store.db import open_store
     from arkserve.store.routing import StoreSnapshotSource
 
@@ -80,6 +81,7 @@ def gateway(data_dir: str | None, database_url: str | None, workers: int | None,
             try:
                 with store.begin() as conn:
                     event_store.insert_requests(conn, [r.to_dict() for r in batch])
+                    key_store.touch(conn, {r.access_key for r in batch if r.access_key})
             except ArkserveError as exc:  # the store is away: the gateway keeps serving
                 logging.getLogger("arkserve.gateway").warning("request log batch dropped: %s", exc.message)
 

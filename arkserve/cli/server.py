@@ -76,6 +76,7 @@ def _wait_healthy(url: str, timeout_s: float = 30.0) -> bool:
 
 def _banner(s: Settings, boot: Any) -> str:
     lines = ["", "arkserve is up.", "",
+             f"  Console      {s.api_url}/   (log in as admin)",
              f"  REST API     {s.api_url}/api/v1   (OpenAPI: {s.api_url}/api/v1/openapi.json, "
              f"docs: {s.api_url}/api/v1/docs)",
              f"  Data dir     {s.data_dir}   (store: {s.database_url.split('@')[-1]})", "",

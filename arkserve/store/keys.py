@@ -85,8 +85,16 @@ def remove(conn: Connection, access_key: str) -> None:
     bump(conn)
 
 
-def touch(conn: Connection, access_key: str) -> None:
-    conn.execute(update(access_keys).where(access_keys.c.access_key == access_key).values(last_used_at=now()))
+def touch(conn: Connection, access_keys_used: set[str], at: float | None = None, *,
+          min_interval_s: float = 0.0) -> None:
+    """Record when keys were last used; skips rows updated less than ``min_interval_s`` ago (no write storms)."""
+    if not access_keys_used:
+        return
+    t = at or now()
+    conn.execute(update(access_keys).where(
+        access_keys.c.access_key.in_(sorted(access_keys_used)),
+        (access_keys.c.last_used_at.is_(None)) | (access_keys.c.last_used_at < t - min_interval_s),
+    ).values(last_used_at=t))
 
 
 def replace_sealed(conn: Connection, access_key: str, sealed: Sealed) -> None:

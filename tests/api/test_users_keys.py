@@ -83,3 +83,10 @@ def test_openapi_document_and_docs_page(live_api: LiveApi) -> None:
     for path in ("/api/v1/keys", "/api/v1/users", "/api/v1/session", "/api/v1/keys/{access_key}/reveal"):
         assert path in doc["paths"]
     assert httpx.get(f"{live_api.url}/api/v1/docs").status_code == 200
+
+
+def test_last_used_is_recorded_for_signed_calls(live_api: LiveApi) -> None:
+    with live_api.client() as admin:
+        assert admin.get(f"/keys/{live_api.admin_ak}")["last_used_at"] is not None  # this very call used it
+        fresh = admin.post("/keys", {"description": "unused"})
+        assert admin.get(f"/keys/{fresh['access_key']}")["last_used_at"] is None

@@ -33,7 +33,7 @@ def _missing(reason: str) -> None:
     pytest.skip(f"{reason}; run .ci/console.sh (CI sets ARKSERVE_REQUIRE_CHROMIUM=1 and fails instead)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # sync Playwright runs an event loop: end it with the module
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright

@@ -19,10 +19,11 @@ from tests.console.conftest import Console, admin_password
 from tests.e2e.conftest import Platform
 
 
-def expect(page: Any) -> Any:
-    from playwright.sync_api import expect as pw_expect
+def _expect() -> Any:
+    """Playwright's ``expect`` (imported late: without Playwright the fixtures skip or fail with the reason)."""
+    from playwright.sync_api import expect
 
-    return pw_expect
+    return expect
 
 
 def test_failed_login_shows_an_error(console: Console, console_platform: Platform) -> None:
@@ -32,16 +33,16 @@ def test_failed_login_shows_an_error(console: Console, console_platform: Platfor
     page.get_by_label("Password").fill("not-the-password")
     page.get_by_role("button", name="Log in").click()
     alert = page.locator(".login-card .form-error")
-    expect(page)(alert).to_have_text("Wrong username or password.")
+    _expect()(alert).to_have_text("Wrong username or password.")
     assert page.url.endswith("/console/login")
     page.get_by_label("Password").fill(admin_password(console_platform))
     page.get_by_role("button", name="Log in").click()
-    expect(page)(page.get_by_role("heading", name="Inference services")).to_be_visible()
+    _expect()(page.get_by_role("heading", name="Inference services")).to_be_visible()
 
 
 def test_form_validation_shows_messages_next_to_the_fields(console: Console, console_platform: Platform) -> None:
     page = console.page
-    pw = expect(page)
+    pw = _expect()
     console.login("admin", admin_password(console_platform))
     page.locator(".page-actions").get_by_role("button", name="Create service").click()
     pw(page.get_by_role("heading", name="Create inference service")).to_be_visible()
@@ -84,7 +85,7 @@ def _row(page: Any, service: str) -> Any:
 
 def test_walkthrough(console: Console, console_platform: Platform) -> None:
     page, p = console.page, console_platform
-    pw = expect(page)
+    pw = _expect()
     password = admin_password(p)
 
     # log in through a deep link: the login page sends us back to where we wanted to go
@@ -98,7 +99,7 @@ def test_walkthrough(console: Console, console_platform: Platform) -> None:
     page.locator(".page-actions").get_by_role("button", name="Create service").click()
     page.get_by_label("Service name").fill("hello")
     page.get_by_label("Instance type").select_option("cpu.small")
-    pw(page.locator(".type-info")).to_contain_text("vCPU")
+    pw(page.locator(".type-info")).to_contain_text("Pay as you go")
     page.get_by_label("Image").fill(str(p.app_dir))
     page.get_by_label("Port").fill("8000")
     page.get_by_label("Start command").fill(f"{sys.executable} app.py")

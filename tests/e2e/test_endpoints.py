@@ -70,11 +70,17 @@ def test_foreign_keys_get_403_and_key_changes_apply_within_2s(platform: Platform
     assert requests.get(url, auth=auth, verify=platform.ca, timeout=30).status_code == 200
     with platform.client() as admin:
         admin.patch(f"/keys/{mine['access_key']}", {"enabled": False})
-    t0 = time.monotonic()
-    while requests.get(url, auth=auth, verify=platform.ca, timeout=30).status_code == 200:
-        assert time.monotonic() - t0 < 2.0, "disabling a key took longer than 2 s to reach the gateway"
-        time.sleep(0.05)
-    assert requests.get(url, auth=auth, verify=platform.ca, timeout=30).json()["code"] == "InvalidCredential"
+    _rejected_everywhere_within_2s(url, auth, platform.ca, "InvalidCredential")
+
+
+def _rejected_everywhere_within_2s(url: str, auth: object, ca: str, code: str) -> None:
+    """Every gateway worker must apply a change within 2 s: wait for 20 rejections in a row (requests on new
+    connections land on either worker), all within the 2 s."""
+    t0, streak = time.monotonic(), 0
+    while streak < 20:
+        assert time.monotonic() - t0 < 2.0, "the change took longer than 2 s to reach every gateway worker"
+        resp = requests.get(url, auth=auth, verify=ca, timeout=30)  # type: ignore[arg-type]
+        streak = streak + 1 if resp.status_code == 401 and resp.json()["code"] == code else 0
 
 
 def test_a_public_service_needs_no_signature(platform: Platform) -> None:
@@ -84,7 +90,4 @@ def test_a_public_service_needs_no_signature(platform: Platform) -> None:
     assert resp.status_code == 200 and resp.json()["path"] == "/open"
     with platform.client() as c:
         c.patch("/services/public", {"auth": True})
-    t0 = time.monotonic()
-    while httpx.get(svc["endpoint"] + "/open", verify=ctx).status_code == 200:
-        assert time.monotonic() - t0 < 2.0
-        time.sleep(0.05)
+    _rejected_everywhere_within_2s(svc["endpoint"] + "/open", None, platform.ca, "MissingAuthorization")

@@ -135,7 +135,7 @@ def test_app_ignoring_port_fails_readiness_with_that_reason(cluster: Cluster) ->
     taken = blocker.getsockname()[1]
     try:
         cluster.create("svc", 1, env={"IGNORE_PORT": str(taken)}, startup_timeout_s=3)
-        cluster.wait("failure", lambda: any(r.restarts >= 1 for r in cluster.replicas("svc")), timeout=20)
+        cluster.wait("crash event", lambda: bool(cluster.event_messages("svc", "crashed")), timeout=20)
         crashes = cluster.event_messages("svc", "crashed")
         assert any("Address already in use" in m for m in crashes), crashes
     finally:

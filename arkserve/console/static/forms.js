@@ -73,7 +73,7 @@ export function instanceTypeField(types, current) {
   const info = h("div.type-info");
   const describe = () => {
     const it = types.find((x) => x.name === select.value);
-    info.replaceChildren(...(it ? [h("span", typeSummary(it)), h("span.price", typePrice(it)),
+    info.replaceChildren(...(it ? [h("span.price", typePrice(it)),
       it.description ? h("span.muted", it.description) : null].filter(Boolean) : []));
   };
   select.addEventListener("change", describe);

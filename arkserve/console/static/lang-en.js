@@ -58,7 +58,7 @@ export default {
   "create.authWarning": "Without authentication the service is reachable by anyone who can reach its endpoint.",
   "create.submit": "Create", "create.done": "Service {name} created",
   "model.image": "Included in the image", "model.disk": "Network disk", "model.market": "Model market",
-  "model.notImplemented": "Mounting from the network disk or the model market is not implemented by the runtimes yet: the setting is saved, but the instance does not get the files.",
+  "model.notImplemented": "Network disk: the path is read from <data dir>/disks/<your user>/ on the host and mounted read-only (Docker) or passed as $ARK_MODEL_DIR (local runtime). The model market is not available yet.",
   "env.name": "NAME", "env.value": "value", "env.add": "Add variable", "env.remove": "Remove variable",
   "env.invalid": "Invalid variable name \"{name}\": letters, digits and _, not starting with a digit.",
   "it.noGpu": "no GPU", "it.price": "{price} / hour",

@@ -58,7 +58,7 @@ export default {
   "create.authWarning": "关闭鉴权后，任何能访问到该地址的人都可以调用此服务。",
   "create.submit": "创建", "create.done": "服务 {name} 已创建",
   "model.image": "包含在镜像中", "model.disk": "网络盘", "model.market": "模型市场",
-  "model.notImplemented": "运行时暂未实现从网络盘或模型市场挂载：该设置会被保存，但实例中不会出现这些文件。",
+  "model.notImplemented": "网络盘：路径取自主机上的 <数据目录>/disks/<你的用户名>/，在 Docker 中只读挂载，在本地运行时中通过 $ARK_MODEL_DIR 传入。模型市场暂未开放。",
   "env.name": "变量名", "env.value": "值", "env.add": "添加变量", "env.remove": "删除变量",
   "env.invalid": "变量名 \"{name}\" 无效：只能包含字母、数字和 _，且不能以数字开头。",
   "it.noGpu": "无 GPU", "it.price": "{price} / 小时",

@@ -3,7 +3,7 @@
 
 import { api, enc } from "./api.js";
 import { t } from "./i18n.js";
-import { link, navigate } from "./router.js";
+import { link, navigate, session } from "./router.js";
 import { checkPort, envEditor, instanceTypeField } from "./forms.js";
 import { mountEvents } from "./tab-events.js";
 import { mountLogs } from "./tab-logs.js";
@@ -73,24 +73,21 @@ export async function renderService(main, name, tab = "instances") {
 
   function drawOverview() {
     const s = svc.spec;
-    const WIDE = new Set([t("col.endpoint"), t("create.image"), t("create.command"), t("create.env")]);
-    const dl = (rows) => h("dl.props", rows.map(([k, v]) => h(`div.prop${WIDE.has(k) ? ".wide" : ""}`,
-      h("dt", k), h("dd", v))));
+    const dl = (rows) => h("dl.props", rows.filter(Boolean).map(([k, v]) => h("div.prop", h("dt", k), h("dd", v))));
     clear(overview, h("h2", t("details.overview")), dl([
       [t("col.endpoint"), h("span.endpoint", h("code", svc.endpoint), copyButton(() => svc.endpoint))],
       [t("col.auth"), s.auth ? h("span.badge.on", icon("lock"), t("auth.on"))
         : h("span.badge.warn", { title: t("create.authWarning") }, t("auth.off"))],
       [t("col.instanceType"), s.instance_type],
-      [t("create.port"), String(s.port)],
       [t("create.image"), h("code", s.image)],
       [t("create.command"), h("code", s.command)],
-      [t("create.health"), s.health_path ? h("code", s.health_path) : h("span.muted", t("details.tcpProbe"))],
+      [t("create.port"), [String(s.port), h("span.muted", " · ", t("create.health"), " "),
+        s.health_path ? h("code", s.health_path) : h("span.muted", t("details.tcpProbe"))]],
       [t("create.env"), Object.keys(s.env).length ? h("div.env-list", Object.entries(s.env).map(([k, v]) =>
         h("code", `${k}=${v}`))) : h("span.muted", "—")],
-      [t("create.model"), s.model.source === "image" ? t("model.image")
-        : `${t(`model.${s.model.source}`)}: ${s.model.ref} → ${s.model.mount_path || "—"}`],
-      [t("details.revision"), h("code", svc.revision)],
-      [t("details.owner"), svc.owner],
+      s.model.source === "image" ? null
+        : [t("create.model"), `${t(`model.${s.model.source}`)}: ${s.model.ref} → ${s.model.mount_path || "—"}`],
+      svc.owner === session.username ? null : [t("details.owner"), svc.owner],
       [t("col.created"), fmtTime(svc.created_at)],
     ]));
     drawExample();
