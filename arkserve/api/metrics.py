@@ -17,7 +17,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from arkserve.api.security import Caller, Context
-from arkserve.api.services import _visible
+from arkserve.api.services import visible_service
 from arkserve.errors import ValidationFailed
 from arkserve.store import services as service_store
 from arkserve.store.metrics import RequestSample, request_samples
@@ -127,7 +127,7 @@ def service_metrics(name: str, caller: Caller, ctx: Context, window: str = "15m"
         raise ValidationFailed("window: at most 7d", field="window")
     if step_s < 1 or window_s / step_s > MAX_BUCKETS:
         raise ValidationFailed(f"step: at least 1s and at most {MAX_BUCKETS} buckets per window", field="step")
-    svc = _visible(ctx, caller, name)
+    svc = visible_service(ctx, caller, name)
     now = time.time()
     start, end, _ = bucket_bounds(now, window_s, step_s)
     with ctx.store.read() as conn:

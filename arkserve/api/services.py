@@ -57,7 +57,7 @@ def service_out(settings: Settings, svc: ServiceRow, reps: list[ReplicaRow]) -> 
         created_at=svc.created_at, updated_at=svc.updated_at)
 
 
-def _visible(ctx: Context, caller: Principal, name: str) -> ServiceRow:
+def visible_service(ctx: Context, caller: Principal, name: str) -> ServiceRow:
     with ctx.store.read() as conn:
         svc = service_store.find(conn, name)
     if svc is None or (svc.owner_id != caller.user.id and not caller.user.is_admin):
@@ -98,7 +98,7 @@ def create_service(body: ServiceCreate, caller: Caller, ctx: Context) -> Service
 
 @router.get("/services/{name}", response_model=ServiceOut, summary="Show a service and its replicas")
 def get_service(name: str, caller: Caller, ctx: Context) -> ServiceOut:
-    svc = _visible(ctx, caller, name)
+    svc = visible_service(ctx, caller, name)
     with ctx.store.read() as conn:
         reps = service_store.list_replicas(conn, svc.id)
     return service_out(ctx.settings, svc, reps)
@@ -107,7 +107,7 @@ def get_service(name: str, caller: Caller, ctx: Context) -> ServiceOut:
 @router.patch("/services/{name}", response_model=ServiceOut,
               summary="Scale ({'replicas': N}) and/or change the spec (rolls replicas one at a time)")
 def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -> ServiceOut:
-    svc = _visible(ctx, caller, name)
+    svc = visible_service(ctx, caller, name)
     changes = body.model_dump(exclude_unset=True)
     count = changes.pop("replicas", None)
     spec = ServiceSpec(**{**svc.spec, **changes}).model_dump() if changes else None
@@ -129,7 +129,7 @@ def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -
 
 @router.delete("/services/{name}", status_code=202, summary="Delete a service (drains, then removes replicas)")
 def delete_service(name: str, caller: Caller, ctx: Context) -> Response:
-    svc = _visible(ctx, caller, name)
+    svc = visible_service(ctx, caller, name)
     with ctx.store.begin() as conn:
         service_store.mark_deleting(conn, svc)
         event_store.record(conn, svc.name, "deleting", f"deletion requested by {caller.user.username}")
@@ -152,7 +152,7 @@ def _since(value: str | None) -> float | None:
 @router.get("/services/{name}/events", response_model=list[EventOut], summary="Events of a service")
 def service_events(name: str, caller: Caller, ctx: Context, since: str | None = None,
                    limit: int = Query(200, ge=1, le=5000)) -> list[EventOut]:
-    svc = _visible(ctx, caller, name)
+    svc = visible_service(ctx, caller, name)
     with ctx.store.read() as conn:
         return [EventOut(**e) for e in event_store.list_events(conn, svc.name, since=_since(since), limit=limit)]
 
@@ -161,7 +161,7 @@ def service_events(name: str, caller: Caller, ctx: Context, since: str | None = 
             summary="Recent requests through the gateway (newest first), with the replica that served each")
 def service_requests(name: str, caller: Caller, ctx: Context, replica: str | None = None, since: str | None = None,
                      limit: int = Query(100, ge=1, le=10000)) -> list[RequestRecordOut]:
-    svc = _visible(ctx, caller, name)
+    svc = visible_service(ctx, caller, name)
     with ctx.store.read() as conn:
         rows = event_store.list_requests(conn, svc.name, replica=replica, since=_since(since), limit=limit)
     return [RequestRecordOut(**r) for r in rows]
@@ -172,7 +172,7 @@ def service_requests(name: str, caller: Caller, ctx: Context, replica: str | Non
 async def service_logs(name: str, caller: Caller, ctx: Context, replica: str | None = None, since: str | None = None,
                        tail: int | None = Query(None, ge=0, le=100000), previous: bool = False,
                        follow: bool = False) -> StreamingResponse:
-    svc = await run_in_threadpool(_visible, ctx, caller, name)
+    svc = await run_in_threadpool(visible_service, ctx, caller, name)
     log_dir = log_dir_for(ctx.settings.data_dir)
     start = _since(since)
     if not follow:
