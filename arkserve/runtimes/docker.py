@@ -97,7 +97,9 @@ class _Follower(threading.Thread):
             ts = parse_ts(stamp)
         except ValueError:
             ts, text = time.time(), raw.decode("utf-8", "replace")
-        if after is None or ts > after:
+        # The file keeps microseconds (rounded), docker gives nanoseconds: compare at the file's precision, so a
+        # line already in the file (written before an adoption) is not written again.
+        if after is None or round(ts * 1e6) > round(after * 1e6):
             self.writer.write(text, ts)
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,16 +109,26 @@ class Console:
             (d / f"{name}.png").write_bytes(data)
 
 
-@pytest.fixture
-def console(browser: Any, console_platform: Platform) -> Iterator[Console]:
+@contextmanager
+def open_console(browser: Any, platform: Platform) -> Iterator[Console]:
+    """A fresh browser context (no cookies, no storage) on the console: a second person at another browser.
+    Closed on exit; what it logged fails the test like the ``console`` fixture's page does."""
     context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="Europe/Berlin",
                                   accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    c = Console(page, f"http://127.0.0.1:{console_platform.api_port}")
-    yield c
-    context.close()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        c = Console(page, f"http://127.0.0.1:{platform.api_port}")
+        yield c
+    finally:
+        context.close()
     assert not c.problems, "\n".join(c.problems)
+
+
+@pytest.fixture
+def console(browser: Any, console_platform: Platform) -> Iterator[Console]:
+    with open_console(browser, console_platform) as c:
+        yield c
 
 
 def admin_password(p: Platform) -> str:
