@@ -96,6 +96,8 @@ class Settings:
     data_dir: Path = _setting(Path("~/.arkserve"), "Directory for the SQLite store, keys, CA and logs.",
                               "ARKSERVE_DATA_DIR")
     log_level: str = _setting("info", "Log level: debug, info, warning, error.", "ARKSERVE_LOG_LEVEL")
+    retention_days: float = _setting(7.0, "Events, request-log records and the logs of deleted replicas are kept "
+                                     "this many days.", "ARKSERVE_RETENTION_DAYS")
     store: StoreSettings = field(default_factory=StoreSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)

@@ -95,6 +95,7 @@ def gateway(data_dir: str | None, database_url: str | None, workers: int | None,
 @click.option("--runtime", "runtime_kind", type=click.Choice(["local", "docker"]), default=None,
               help="Runtime backend (default local).")
 def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str | None) -> None:
+    from arkserve.reconciler.config import ReconcilerConfig
     from arkserve.reconciler.loop import Reconciler
     from arkserve.runtimes.factory import make_runtime
     from arkserve.store.db import open_store
@@ -106,7 +107,7 @@ def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str
         store = open_store(s.database_url, busy_timeout_ms=s.store.busy_timeout_ms)
     except ArkserveError as exc:
         raise click.ClickException(exc.message) from None
-    rec = Reconciler(store, runtime, s.data_dir)
+    rec = Reconciler(store, runtime, s.data_dir, ReconcilerConfig(retention_s=s.retention_days * 86400))
     signal.signal(signal.SIGTERM, lambda *_: rec.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: rec.stop_event.set())
     try:

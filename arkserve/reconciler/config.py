@@ -9,7 +9,9 @@ from dataclasses import dataclass
 class ReconcilerConfig:
     interval_s: float = 0.5  # a full pass at least this often
     wake_poll_s: float = 0.1  # how often to look for spec changes (a change starts a pass at once)
-    drain_delay_s: float = 2.0  # out of routing -> stop: time for every gateway to load the new snapshot
+    drain_min_s: float = 0.2  # out of routing -> stop: at least this long, and until every live gateway worker
+    drain_timeout_s: float = 10.0  # acknowledged the snapshot without the replica (at most this long)
+    gateway_fresh_s: float = 10.0  # a gateway worker silent for longer is presumed gone
     stop_grace_s: float = 10.0  # SIGTERM -> SIGKILL
     health_timeout_s: float = 1.0
     failure_threshold: int = 3  # consecutive failed probes of a ready replica before it is replaced
@@ -18,6 +20,8 @@ class ReconcilerConfig:
     crashloop_restarts: int = 3  # restarts without a stable run after which the status says "failed"
     stable_after_s: float = 60.0  # ready this long: the restart counter's backoff starts afresh
     workers: int = 8  # services reconciled in parallel
+    retention_s: float = 7 * 86400  # events, request log, logs of replicas that no longer exist
+    prune_every_s: float = 3600
 
     def backoff(self, restarts: int) -> float:
         if restarts <= 1:

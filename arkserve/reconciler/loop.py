@@ -95,15 +95,34 @@ class Reconciler:
         except Exception:
             log.exception("reconciling service %s failed; will retry", svc.name)
 
+    def prune(self) -> None:
+        """Drop events, request records and log files of gone replicas older than the retention period."""
+        cutoff = time.time() - self.config.retention_s
+        with self.store.begin() as conn:
+            event_store.prune(conn, self.config.retention_s)
+            live = {r.id for r in service_store.list_replicas(conn)}
+        for path in (self.data_dir / "logs").glob("*/*.log*"):
+            try:
+                if path.name.split(".", 1)[0] not in live and path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                continue
+
     def run(self) -> None:
         self.adopt()
-        last_pass, seen = 0.0, -1
+        last_pass, seen, last_prune = 0.0, -1, 0.0
         while not self.stop_event.is_set():
             try:
                 with self.store.read() as conn:
                     current = version(conn, "specs")
             except ArkserveError:
                 current = seen
+            if time.monotonic() - last_prune >= self.config.prune_every_s:
+                last_prune = time.monotonic()
+                try:
+                    self.prune()
+                except ArkserveError as exc:
+                    log.warning("pruning skipped: %s", exc.message)
             if current != seen or time.monotonic() - last_pass >= self.config.interval_s:
                 seen, last_pass = current, time.monotonic()
                 try:

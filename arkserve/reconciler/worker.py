@@ -24,7 +24,8 @@ from arkserve.runtimes.base import Mount, ReplicaInfo, ReplicaPhase, ReplicaSpec
 from arkserve.store import events as event_store
 from arkserve.store import instance_types
 from arkserve.store import services as service_store
-from arkserve.store.db import Store
+from arkserve.store.db import Store, version
+from arkserve.store.routing import gateways_caught_up
 from arkserve.store.services import ReplicaRow, ServiceRow
 
 log = logging.getLogger("arkserve.reconciler")
@@ -47,6 +48,7 @@ class ServiceWorker:
     health_failures: dict[str, int] = field(default_factory=dict)
     restart_at: dict[str, float] = field(default_factory=dict)
     drain_since: dict[str, float] = field(default_factory=dict)
+    drain_target: dict[str, int] = field(default_factory=dict)  # routing version without the replica
     stopping: set[str] = field(default_factory=set)
 
     # ------------------------------------------------------------------------------- store helpers
@@ -126,6 +128,12 @@ class ServiceWorker:
         finally:
             self.stopping.discard(rep.id)
             self.drain_since.pop(rep.id, None)
+            self.drain_target.pop(rep.id, None)
+
+    def _gateways_done(self, rep: ReplicaRow) -> bool:
+        with self.store.read() as conn:
+            target = self.drain_target.setdefault(rep.id, version(conn))  # after a restart: the current version
+            return gateways_caught_up(conn, target, self.config.gateway_fresh_s)
 
     # ------------------------------------------------------------------------------- one pass
     def observe(self, svc: ServiceRow, rep: ReplicaRow, info: ReplicaInfo | None, listed_at: float) -> None:
@@ -172,8 +180,9 @@ class ServiceWorker:
                 self._event(svc, "restarted", f"restarting replica {rep.id} (restart #{rep.restarts})", rep.id)
             self._start(svc, rep)
         elif rep.state == DRAINING and rep.id not in self.stopping:
-            since = self.drain_since.setdefault(rep.id, now)
-            if now - since >= self.config.drain_delay_s:
+            waited = now - self.drain_since.setdefault(rep.id, now)
+            if waited >= self.config.drain_timeout_s or (waited >= self.config.drain_min_s and
+                                                         self._gateways_done(rep)):
                 self.stopping.add(rep.id)
                 self.stopper.submit(self._finish_drain, svc, rep)
 
@@ -190,7 +199,9 @@ class ServiceWorker:
             was_ready = rep.state == READY
             rep.state = DRAINING
             self.drain_since[rid] = time.time()
-            self._save(rep, routing=was_ready)
+            with self.store.begin() as conn:
+                service_store.save_replica(conn, rep, routing_changed=was_ready)
+                self.drain_target[rid] = version(conn)
             self._event(svc, "draining", f"replica {rid} leaves routing", rid)
         for _ in range(p.start):
             rep = ReplicaRow(id=new_replica_id(), service_id=svc.id, revision=desired.revision, state=PENDING)

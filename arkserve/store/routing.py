@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, insert, select, update
 
 from arkserve.auth.signing import decode_secret
 from arkserve.auth.vault import MasterKey, VaultError, unseal
 from arkserve.domain.routing import KeyEntry, RoutingSnapshot, ServiceRoute, Upstream
+from arkserve.errors import ArkserveError
 from arkserve.store import keys as key_store
 from arkserve.store import services as service_store
 from arkserve.store.db import Store, version
-from arkserve.store.tables import users
+from arkserve.store.tables import gateway_acks, users
 
 log = logging.getLogger("arkserve.store.routing")
 
@@ -44,16 +48,51 @@ def load_snapshot(conn: Connection, master: MasterKey) -> RoutingSnapshot:
     return RoutingSnapshot(version=ver, services=routes, keys=keys)
 
 
-class StoreSnapshotSource:
-    """The gateway's ``SnapshotSource`` over the store: a cheap version poll, a full load when it moves."""
+def ack(conn: Connection, worker: str, loaded: int) -> None:
+    """Record that gateway ``worker`` serves from routing version ``loaded`` (and is alive now)."""
+    values = {"version": loaded, "seen_at": time.time()}
+    if conn.execute(update(gateway_acks).where(gateway_acks.c.worker == worker).values(**values)).rowcount == 0:
+        conn.execute(insert(gateway_acks).values(worker=worker, **values))
 
-    def __init__(self, store: Store, master: MasterKey) -> None:
+
+def gateways_caught_up(conn: Connection, target: int, fresh_s: float = 10.0) -> bool:
+    """True when every gateway worker heard from in the last ``fresh_s`` has loaded ``target`` or later."""
+    behind = select(func.count()).select_from(gateway_acks).where(
+        gateway_acks.c.seen_at > time.time() - fresh_s, gateway_acks.c.version < target)
+    return int(conn.execute(behind).scalar_one()) == 0
+
+
+class StoreSnapshotSource:
+    """The gateway's ``SnapshotSource`` over the store: a cheap version poll, a full load when it moves.
+
+    Each load is acknowledged in ``gateway_acks`` (and re-acknowledged every ``heartbeat_s``), which is how
+    the reconciler knows that no gateway worker routes to a draining replica any more."""
+
+    def __init__(self, store: Store, master: MasterKey, worker: str | None = None, heartbeat_s: float = 2.0) -> None:
         self.store, self.master = store, master
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        self.heartbeat_s = heartbeat_s
+        self.loaded = 0
+        self._beat = 0.0
+
+    def _ack(self) -> None:
+        try:
+            with self.store.begin() as conn:
+                ack(conn, self.worker, self.loaded)
+            self._beat = time.monotonic()
+        except ArkserveError as exc:  # the store is away: serving goes on, the reconciler waits at most its timeout
+            log.warning("cannot acknowledge routing version %d: %s", self.loaded, exc.message)
 
     def version(self) -> int:
         with self.store.read() as conn:
-            return version(conn)
+            current = version(conn)
+        if self.loaded and time.monotonic() - self._beat >= self.heartbeat_s:
+            self._ack()
+        return current
 
     def load(self) -> RoutingSnapshot:
         with self.store.read() as conn:
-            return load_snapshot(conn, self.master)
+            snapshot = load_snapshot(conn, self.master)
+        self.loaded = snapshot.version
+        self._ack()
+        return snapshot

@@ -134,3 +134,12 @@ versions = Table(
     Column("name", String(32), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+# One row per gateway worker: the routing version it has loaded, and when it last said so. The reconciler
+# stops a draining replica once every live worker has loaded a snapshot without it.
+gateway_acks = Table(
+    "gateway_acks", metadata,
+    Column("worker", String(128), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("seen_at", Float, nullable=False),
+)

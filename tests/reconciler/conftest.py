@@ -24,7 +24,7 @@ from arkserve.store import users as user_store
 from arkserve.store.db import Store, open_store
 from arkserve.store.services import ReplicaRow, ServiceRow
 
-FAST = ReconcilerConfig(interval_s=0.2, wake_poll_s=0.05, drain_delay_s=0.3, stop_grace_s=2.0,
+FAST = ReconcilerConfig(interval_s=0.2, wake_poll_s=0.05, drain_timeout_s=3.0, stop_grace_s=2.0,
                         health_timeout_s=0.5, failure_threshold=3, backoff_base_s=0.5, backoff_max_s=2.0)
 
 

@@ -196,3 +196,48 @@ def test_a_model_from_the_network_disk_reaches_the_replica(cluster: Cluster) -> 
     cluster.create("escape", 1, model={"source": "disk", "ref": "../../etc", "mount_path": "/models"})
     cluster.wait("failed", lambda: bool(cluster.event_messages("escape", "crashed")))
     assert "leaves the owner's disk" in cluster.event_messages("escape", "crashed")[0]
+
+
+def test_a_draining_replica_stops_only_when_every_gateway_worker_has_dropped_it(cluster: Cluster) -> None:
+    from arkserve.store.db import version
+    from arkserve.store.routing import ack
+
+    cluster.create("svc", 2)
+    cluster.wait("2 ready", lambda: len(cluster.ready("svc")) == 2)
+    with cluster.store.begin() as conn:
+        ack(conn, "slow-gateway:1", version(conn))  # a live worker still on the snapshot with both replicas
+    cluster.scale("svc", 1)
+    cluster.wait("draining", lambda: any(r.state == "draining" for r in cluster.replicas("svc")))
+    time.sleep(1.0)  # well past drain_min_s: the lagging worker holds the replica
+    assert len(cluster.runtime.list()) == 2
+    with cluster.store.begin() as conn:
+        ack(conn, "slow-gateway:1", version(conn))
+    t0 = time.monotonic()
+    cluster.wait("stopped", lambda: len(cluster.runtime.list()) == 1, timeout=5)
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_prune_drops_old_records_and_logs_of_gone_replicas_only(cluster: Cluster) -> None:
+    import dataclasses
+
+    from arkserve.store import events
+
+    cluster.create("svc", 1)
+    cluster.wait("ready", lambda: len(cluster.ready("svc")) == 1)
+    live = cluster.ready("svc")[0].id
+    gone = cluster.data_dir / "logs" / "svc" / "r00000dead.log"
+    gone.write_text("old\n")
+    os.utime(gone, (time.time() - 10 * 86400, time.time() - 10 * 86400))
+    with cluster.store.begin() as conn:
+        events.insert_requests(conn, [{"time": time.time() - 10 * 86400, "service": "svc", "replica": "x",
+                                       "method": "GET", "path": "/", "status": 200, "latency_ms": 1.0,
+                                       "bytes_in": 0, "bytes_out": 0, "access_key": "", "client": "",
+                                       "request_id": "old"}])
+    assert cluster.reconciler is not None
+    cluster.reconciler.config = dataclasses.replace(cluster.reconciler.config, retention_s=86400)
+    cluster.reconciler.prune()
+    assert not gone.exists()
+    assert (cluster.data_dir / "logs" / "svc" / f"{live}.log").exists()
+    with cluster.store.read() as conn:
+        assert events.list_requests(conn, "svc") == []
+        assert events.list_events(conn, "svc")  # recent events stay

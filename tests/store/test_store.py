@@ -6,7 +6,9 @@ import time
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from arkserve.auth import keys as key_service
@@ -15,8 +17,14 @@ from arkserve.errors import Conflict, LimitExceeded, NotFound
 from arkserve.store import instance_types, sessions
 from arkserve.store import keys as key_store
 from arkserve.store import users as user_store
-from arkserve.store.db import Store, migrate, version
+from arkserve.store.db import MIGRATIONS, Store, migrate, version
 from arkserve.store.tables import metadata
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
 
 
 def test_migrations_produce_exactly_the_declared_schema(store: Store) -> None:
@@ -25,7 +33,8 @@ def test_migrations_produce_exactly_the_declared_schema(store: Store) -> None:
     assert diff == []
     migrate(store.engine)  # migrating again is a no-op
     with store.read() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0001"
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == head
 
 
 def test_users_unique_names_and_lifecycle(store: Store) -> None:
@@ -149,3 +158,18 @@ def test_concurrent_writers_wait_instead_of_failing(store: Store) -> None:
     assert errors == [] and time.monotonic() - start < 60
     with store.read() as conn:
         assert user_store.count(conn) == 40
+
+
+def test_gateway_acks_tell_when_every_live_worker_caught_up(store: Store) -> None:
+    from arkserve.store.routing import ack, gateways_caught_up
+
+    with store.begin() as conn:
+        assert gateways_caught_up(conn, 5)  # no gateway at all: nothing to wait for
+        ack(conn, "host:1", 4)
+        ack(conn, "host:2", 5)
+        assert not gateways_caught_up(conn, 5)
+        ack(conn, "host:1", 5)  # an update, not a second row
+        assert gateways_caught_up(conn, 5)
+        ack(conn, "host:3", 1)
+        assert not gateways_caught_up(conn, 5)
+        assert gateways_caught_up(conn, 5, fresh_s=-1)  # a worker silent for too long no longer counts
