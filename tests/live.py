@@ -34,3 +34,20 @@ def serve(app: Any, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def gateway_port_base(span: int = 20) -> int:
+    """A base for per-service gateway ports: below the kernel's ephemeral range (so no client socket or
+    replica port can take one meanwhile), with ``span`` free ports from it."""
+    import random
+
+    for _ in range(200):
+        base = random.randrange(20000, 32000 - span)
+        try:
+            for port in range(base, base + span):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free block of gateway ports")

@@ -26,6 +26,19 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 timed() { local label=$1 t0; shift; t0=$(now); "$@"; TIMINGS+="$(printf '  %-34s %6ss' "$label" "$(secs "$t0" "$(now)")")"$'\n'; }
 free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# gateway ports are handed out upwards from a base: take one below the ephemeral range, so that no
+# client socket or replica port can grab it in the meantime
+gateway_base() { "$PY" -c '
+import random, socket
+while True:
+    base = random.randrange(20000, 31900)
+    try:
+        for p in range(base, base + 10):
+            socket.socket().bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    print(base)
+    break'; }
 json_field() { "$PY" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 cleanup() {
@@ -53,7 +66,7 @@ start_platform() {
   export ARKSERVE_CLI_CONFIG=$WORK/profiles.yaml
   local api_port flags=(--data-dir "$WORK/data" --api-port "$(free_port)")
   api_port=${flags[3]}
-  local help gw_port; help=$("$ARK" up --help); gw_port=$(free_port)
+  local help gw_port; help=$("$ARK" up --help); gw_port=$(gateway_base)
   if grep -q -- '--runtime' <<<"$help"; then flags+=(--runtime "$MODE"); fi
   if grep -q -- '--gateway-port-base' <<<"$help"; then flags+=(--gateway-port-base "$gw_port"); fi
   log "starting arkserve up (runtime $MODE, API port $api_port, data $WORK/data)"

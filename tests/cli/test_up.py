@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import free_port
+from tests.live import free_port, gateway_port_base
 
 
 class Up:
@@ -23,7 +22,7 @@ class Up:
         self.port = free_port()
         self.env = {**os.environ, "ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml"), "PYTHONUNBUFFERED": "1",
                     "ARKSERVE_GATEWAY_ADMIN_PORT": str(free_port()),
-                    "ARKSERVE_GATEWAY_PORT_BASE": str(random.randrange(40000, 50000, 10))}
+                    "ARKSERVE_GATEWAY_PORT_BASE": str(gateway_port_base())}
         self.env.pop("ARKSERVE_MASTER_KEY", None)
         self.proc: subprocess.Popen[str] | None = None
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 
 from arkserve.sdk.client import Client
 from arkserve.sdk.profiles import load_all
-from tests.live import free_port
+from tests.live import free_port, gateway_port_base
 
 APP = Path(__file__).parents[1] / "reconciler" / "app.py"
 
@@ -31,7 +30,7 @@ class Platform:
         self.app_dir.mkdir()
         shutil.copy(APP, self.app_dir / "app.py")
         self.api_port, self.admin_port = free_port(), free_port()
-        self.port_base = random.randrange(30000, 40000, 10)
+        self.port_base = gateway_port_base()
         self.env = {**os.environ, "ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml"), "PYTHONUNBUFFERED": "1",
                     "ARKSERVE_GATEWAY_ADMIN_PORT": str(self.admin_port), "ARKSERVE_GATEWAY_WORKERS": "2"}
         self.env.pop("ARKSERVE_MASTER_KEY", None)

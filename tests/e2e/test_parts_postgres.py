@@ -21,7 +21,7 @@ from arkserve.sdk.client import Client
 from arkserve.sdk.profiles import load_all
 from tests import pg
 from tests.e2e.conftest import APP
-from tests.live import free_port
+from tests.live import free_port, gateway_port_base
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_parts_alone_on_postgres_and_the_gateway_outlives_api_and_store(tmp_path
                                                                         own_postgres: tuple[str, pg.PgServer]) -> None:
     url, server = own_postgres
     data = tmp_path / "data"
-    api_port, admin_port, port_base = free_port(), free_port(), 50000 + (os.getpid() % 1000) * 10
+    api_port, admin_port, port_base = free_port(), free_port(), gateway_port_base()
     env = {**os.environ, "ARKSERVE_CLI_CONFIG": str(tmp_path / "profiles.yaml"), "ARKSERVE_DATABASE_URL": url,
            "ARKSERVE_DATA_DIR": str(data), "ARKSERVE_API_PORT": str(api_port),
            "ARKSERVE_GATEWAY_ADMIN_PORT": str(admin_port), "ARKSERVE_GATEWAY_PORT_BASE": str(port_base),
