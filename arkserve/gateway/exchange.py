@@ -180,11 +180,12 @@ class Exchange(ResponseRelay):
             self.buffered = 0
             self.conn.resume(PAUSE_BUFFER)
         spool = self.spool
+        t.write(b"".join(head))
         if spool is not None and spool.pieces is not None and spool.size <= _PIECE:
-            head += spool.pieces  # a small checked body goes out with the head, in one write
+            for piece in spool.pieces:  # a small checked body: the received pieces, not joined (no copy)
+                t.write(piece)
             spool.close()
             self.spool = spool = None
-        t.write(b"".join(head))
         self.sending = True
         if spool is not None:
             spool.rewind()

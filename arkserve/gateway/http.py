@@ -66,20 +66,23 @@ _rid_counter = itertools.count(1)
 
 def new_request_id() -> bytes:
     """A unique id: a random per-process prefix plus a counter (no syscall per request)."""
-    global _rid_prefix, _rid_counter
-    if not _rid_prefix or _rid_pid != os.getpid():
+    if not _rid_prefix:
         _reseed()
     return b"%s%x" % (_rid_prefix, next(_rid_counter))
 
 
-_rid_pid = 0
-
-
 def _reseed() -> None:
-    global _rid_prefix, _rid_counter, _rid_pid
-    _rid_pid = os.getpid()
+    global _rid_prefix, _rid_counter
     _rid_prefix = os.urandom(6).hex().encode() + b"-"
     _rid_counter = itertools.count(1)
+
+
+def _forget_prefix() -> None:  # a forked worker draws its own prefix on first use
+    global _rid_prefix
+    _rid_prefix = b""
+
+
+os.register_at_fork(after_in_child=_forget_prefix)
 
 
 def request_id(client_value: bytes | None) -> bytes:

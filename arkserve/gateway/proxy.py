@@ -40,6 +40,7 @@ class ClientConnection(asyncio.Protocol):
         self.state = IDLE
         self.deadline = INF
         self.hdr_bytes = 0
+        self.hdr_size = 0  # request line and header bytes as parsed (the 431 check)
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.reading: Exchange | None = None
@@ -111,17 +112,19 @@ class ClientConnection(asyncio.Protocol):
         self.deadline = self.core.clock + self.core.config.header_timeout_s
         self.url = b""
         self.headers = []
+        self.hdr_size = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self.hdr_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+        self.hdr_size += len(name) + len(value) + 4
 
     def on_headers_complete(self) -> None:
         self.hdr_bytes = 0
-        size = len(self.url) + sum(len(n) + len(v) for n, v in self.headers) + 4 * len(self.headers)
-        if size > self.core.config.max_header_bytes:
+        if self.hdr_size > self.core.config.max_header_bytes:
             raise HttpError(431, "HeadersTooLarge", "request line and headers exceed "
                             f"{self.core.config.max_header_bytes} bytes")
         ex = build_exchange(self)
