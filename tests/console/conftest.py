@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,12 +55,7 @@ def console_platform(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> 
     p.start()
     yield p
     try:
-        with p.client() as c:
-            for svc in c.get("/services"):
-                c.delete(f"/services/{svc['name']}")
-            deadline = time.monotonic() + 30
-            while c.get("/services") and time.monotonic() < deadline:
-                time.sleep(0.2)
+        p.delete_all_services()
     finally:
         p.stop()
 

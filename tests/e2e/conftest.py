@@ -87,6 +87,14 @@ class Platform:
                     raise AssertionError(f"not ready: {json.dumps(svc, indent=1)}")
                 time.sleep(0.1)
 
+    def delete_all_services(self, timeout: float = 30) -> None:
+        with self.client() as c:
+            for svc in c.get("/services"):
+                c.delete(f"/services/{svc['name']}")
+            deadline = time.monotonic() + timeout
+            while c.get("/services") and time.monotonic() < deadline:
+                time.sleep(0.2)
+
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "arkserve", *args], env=self.env, capture_output=True,
                               text=True, timeout=120)
@@ -97,10 +105,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
     p = Platform(tmp_path)
     p.start()
     yield p
-    with p.client() as c:
-        for svc in c.get("/services"):
-            c.delete(f"/services/{svc['name']}")
-        deadline = time.monotonic() + 30
-        while c.get("/services") and time.monotonic() < deadline:
-            time.sleep(0.2)
-    p.stop()
+    try:
+        p.delete_all_services()
+    finally:
+        p.stop()

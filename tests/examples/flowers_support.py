@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,12 +15,6 @@ FLOWERS = ROOT / "examples" / "flowers"
 CLASSES = {"daisy", "dandelion", "roses", "sunflowers", "tulips"}
 DEBIAN_PYTHON = "/usr/bin/python3"
 DEBIAN_PACKAGES = "python3-torch python3-torchvision python3-flask python3-pil"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def require_debian_torch() -> None:

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Coroutine
@@ -21,12 +20,6 @@ from arkserve.gateway import Gateway, GatewayConfig, MemorySink, StaticSource
 
 SK = "uFDCEZCbi5bya6DinCwW2GxEfzkxTnlbzN0mGlxSCg4="
 SK2 = "v2kv9xFNRAH1hNJAOOTpArDGWGuxo9CUYxwlKtWgcDQ="
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Handler(BaseHTTPRequestHandler):

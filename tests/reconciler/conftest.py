@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from arkserve.domain.services import revision
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.loop import Reconciler
+from arkserve.runtimes.base import Runtime
 from arkserve.runtimes.local import LocalRuntime
 from arkserve.schemas import ServiceSpec
 from arkserve.store import instance_types
@@ -33,7 +35,7 @@ class Cluster:
     store: Store
     data_dir: Path
     app_dir: Path
-    runtime: LocalRuntime
+    runtime: Runtime
     reconciler: Reconciler | None = None
     thread: threading.Thread | None = None
     owner_id: int = 0
@@ -116,8 +118,9 @@ class Cluster:
             return [e["message"] for e in events.list_events(conn, name, limit=1000) if e["kind"] == kind]
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+@contextmanager
+def running_cluster(tmp_path: Path, make_runtime: Callable[[Path], Any]) -> Iterator[Cluster]:
+    """A store with an owner and the seed instance types, a runtime and a running reconciler; all torn down."""
     data = tmp_path / "data"
     app = tmp_path / "app"
     app.mkdir()
@@ -126,11 +129,19 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     with store.begin() as conn:
         instance_types.seed(conn, [])
         owner = user_store.create(conn, "owner", "h", "user").id
-    c = Cluster(store, data, app, LocalRuntime(data), owner_id=owner)
+    c = Cluster(store, data, app, make_runtime(data), owner_id=owner)
     c.start()
-    yield c
-    c.stop()
-    for info in c.runtime.list():
-        c.runtime.stop(info.service, info.replica, 0.5)
-    c.runtime.close()
-    store.dispose()
+    try:
+        yield c
+    finally:
+        c.stop()
+        for info in c.runtime.list():
+            c.runtime.stop(info.service, info.replica, 0.5)
+        c.runtime.close()
+        store.dispose()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    with running_cluster(tmp_path, LocalRuntime) as c:
+        yield c

@@ -14,11 +14,8 @@ from pathlib import Path
 import pytest
 
 from arkserve.schemas import ServiceSpec
-from arkserve.store import instance_types
 from arkserve.store import services as service_store
-from arkserve.store import users as user_store
-from arkserve.store.db import open_store
-from tests.reconciler.conftest import Cluster
+from tests.reconciler.conftest import Cluster, running_cluster
 from tests.runtimes.conftest import DOCKER_INSTANCE, TEST_IMAGE, docker_daemon
 
 __all__ = ["docker_daemon"]  # the fixture that ensures the daemon and the test image
@@ -31,19 +28,8 @@ SERVE = "mkdir -p /tmp/www; env > /tmp/www/env; echo ok > /tmp/www/healthz; exec
 def docker_cluster(tmp_path: Path, docker_daemon: None) -> Iterator[Cluster]:
     from arkserve.runtimes.docker import DockerRuntime
 
-    data = tmp_path / "data"
-    store = open_store(f"sqlite:///{data}/arkserve.db")
-    with store.begin() as conn:
-        instance_types.seed(conn, [])
-        owner = user_store.create(conn, "owner", "h", "user").id
-    c = Cluster(store, data, tmp_path, DockerRuntime(data, instance=DOCKER_INSTANCE), owner_id=owner)  # type: ignore[arg-type]
-    c.start()
-    yield c
-    c.stop()
-    for info in c.runtime.list():
-        c.runtime.stop(info.service, info.replica, 1)
-    c.runtime.close()
-    store.dispose()
+    with running_cluster(tmp_path, lambda data: DockerRuntime(data, instance=DOCKER_INSTANCE)) as c:
+        yield c
 
 
 def _create(c: Cluster, name: str, replicas: int) -> None:
