@@ -49,6 +49,13 @@ def test_signed_calls_reach_the_app_and_the_request_log(platform: Platform) -> N
     cli = platform.cli("invoke", "flowers", "/hello", "-v")
     assert cli.returncode == 0 and '"path": "/hello"' in cli.stdout and "string to sign" in cli.stderr
     assert p.secret_key not in cli.stderr + cli.stdout
+    replica = svc["instances"][0]["id"]
+    logs = platform.cli("service", "logs", "flowers", "--replica", replica, "--since", "10m")
+    assert logs.returncode == 0 and f" {replica} POST /flowers" in logs.stdout and "GET /hello" in logs.stdout
+    tail = platform.cli("service", "logs", "flowers", "--tail", "1")
+    assert tail.stdout.count("\n") == 1 and f" {replica} " in tail.stdout  # health checks log lines too
+    missing = platform.cli("service", "logs", "nope")
+    assert missing.returncode == 1 and "ServiceNotFound" in missing.stderr
 
 
 def test_foreign_keys_get_403_and_key_changes_apply_within_2s(platform: Platform) -> None:
