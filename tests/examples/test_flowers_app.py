@@ -19,10 +19,10 @@ from tests.examples.flowers_support import (
     CLASSES,
     DEBIAN_PYTHON,
     FLOWERS,
-    free_port,
     require_debian_torch,
     wait_healthy,
 )
+from tests.live import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.examples.flowers_support import CLASSES, FLOWERS, free_port, require_debian_torch, wait_healthy
+from tests.examples.flowers_support import CLASSES, FLOWERS, require_debian_torch, wait_healthy
+from tests.live import free_port
 
 pytestmark = pytest.mark.slow
 

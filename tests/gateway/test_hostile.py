@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway.harness import free_port, route, snapshot
+from tests.gateway.harness import route, snapshot
+from tests.live import free_port
 
 
 def exchange(port: int, data: bytes, *, pause: float = 0.0, timeout: float = 5.0) -> bytes:

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from arkserve.sdk.auth import ArkAuth
-from tests.gateway.harness import SK, free_port
+from tests.gateway.harness import SK
+from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

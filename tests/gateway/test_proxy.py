@@ -20,7 +20,8 @@ from cryptography.x509.oid import NameOID
 
 from arkserve.auth.signing import sign_headers
 from arkserve.sdk.auth import ArkAuth
-from tests.gateway.harness import SK, SK2, free_port, route, snapshot
+from tests.gateway.harness import SK, SK2, route, snapshot
+from tests.live import free_port
 
 
 def url(port: int, path: str = "/") -> str:

@@ -10,7 +10,8 @@ import httpx
 
 from arkserve.domain.routing import Upstream
 from arkserve.sdk.auth import ArkAuth
-from tests.gateway.harness import SK, free_port, route, snapshot
+from tests.gateway.harness import SK, route, snapshot
+from tests.live import free_port
 
 AUTH = ArkAuth("AKOWNER", SK)
 

@@ -20,7 +20,8 @@ import pytest
 from arkserve.auth.signing import sign_headers
 from arkserve.domain.routing import Upstream
 from arkserve.sdk.auth import ArkAuth
-from tests.gateway.harness import SK, free_port, route, snapshot
+from tests.gateway.harness import SK, route, snapshot
+from tests.live import free_port
 
 _OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}"
 
