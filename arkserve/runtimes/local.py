@@ -21,6 +21,7 @@ codes of processes this process did not spawn are unknown (None).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -48,6 +49,17 @@ from arkserve.runtimes.base import (
 # Children spawned by this process, shared by every LocalRuntime in it so exit codes are reaped once.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 _CHILDREN_LOCK = threading.Lock()
+
+
+@atexit.register
+def _leave_children_running() -> None:
+    """Replicas outlive this process on purpose: a restarted reconciler adopts them. Forget them without
+    Popen's "subprocess is still running" warning at interpreter exit."""
+    with _CHILDREN_LOCK:
+        for proc in _CHILDREN.values():
+            if proc.poll() is None:
+                proc.returncode = 0  # not ours to wait for any more
+        _CHILDREN.clear()
 
 
 @dataclass(frozen=True)
