@@ -29,7 +29,7 @@ def _own(ctx: Context, caller: Principal, access_key: str) -> StoredKey:
     with ctx.store.read() as conn:
         stored = key_store.find(conn, access_key)
     # Another user's key looks exactly like a missing one: no probing for key ids.
-    if stored is None or (stored.user_id != caller.user.id and not caller.user.is_admin):
+    if stored is None or not caller.owns(stored.user_id):
         raise NotFound(f'access key "{access_key}" not found', code="KeyNotFound")
     return stored
 

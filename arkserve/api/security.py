@@ -34,6 +34,12 @@ class Principal:
     via: str  # "signature" | "session"
     access_key: str | None = None
 
+    def owns(self, owner_id: int) -> bool:
+        """Whether the caller may see something owned by ``owner_id`` (its owner, or any admin).
+
+        Callers answer 404 otherwise: another user's object looks exactly like a missing one."""
+        return owner_id == self.user.id or self.user.is_admin
+
     def require_admin(self) -> None:
         if not self.user.is_admin:
             raise Forbidden("this action needs the admin role")

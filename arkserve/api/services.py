@@ -60,7 +60,7 @@ def service_out(settings: Settings, svc: ServiceRow, reps: list[ReplicaRow]) -> 
 def visible_service(ctx: Context, caller: Principal, name: str) -> ServiceRow:
     with ctx.store.read() as conn:
         svc = service_store.find(conn, name)
-    if svc is None or (svc.owner_id != caller.user.id and not caller.user.is_admin):
+    if svc is None or not caller.owns(svc.owner_id):
         raise NotFound(f'service "{name}" not found', code="ServiceNotFound")
     return svc
 
