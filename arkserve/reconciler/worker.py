@@ -109,6 +109,7 @@ class ServiceWorker:
         self.restart_at[rep.id] = time.time() + self.config.backoff(rep.restarts)
         self._save(rep, routing=was_ready)
         self._event(svc, "crashed", f"replica {rep.id}: {error}", rep.id)
+        self.stopping.add(rep.id)  # no restart of this id until the old process is gone
         self.stopper.submit(self._stop_quietly, svc.name, rep.id, 0.0)
 
     def _stop_quietly(self, service: str, replica: str, grace: float) -> None:
@@ -116,6 +117,8 @@ class ServiceWorker:
             self.runtime.stop(service, replica, grace)
         except ArkserveError as exc:
             log.warning("stopping %s/%s failed: %s", service, replica, exc.message)
+        finally:
+            self.stopping.discard(replica)
 
     def _finish_drain(self, svc: ServiceRow, rep: ReplicaRow) -> None:
         try:
@@ -175,7 +178,7 @@ class ServiceWorker:
             if count >= self.config.failure_threshold:
                 self._event(svc, "unhealthy", f"replica {rep.id} failed {count} health checks: {reason}", rep.id)
                 self._fail(svc, rep, f"unhealthy: {reason}")
-        elif rep.state in (FAILED, PENDING) and now >= self.restart_at.get(rep.id, 0.0):
+        elif rep.state in (FAILED, PENDING) and rep.id not in self.stopping and now >= self.restart_at.get(rep.id, 0.0):
             if rep.state == FAILED:
                 self._event(svc, "restarted", f"restarting replica {rep.id} (restart #{rep.restarts})", rep.id)
             self._start(svc, rep)

@@ -224,7 +224,10 @@ class LocalRuntime:
         if (ps is None or ps[1] == st.proc_start) and _group_alive(st.pid):
             self._signal_and_wait(st.pid, grace_s)
         _reap(st.pid)
-        path.unlink(missing_ok=True)
+        with self._lock:  # a start() of the same replica id may have replaced the state meanwhile: keep that
+            current = self._load(path)
+            if current is not None and current.pid == st.pid:
+                path.unlink(missing_ok=True)
 
     def _signal_and_wait(self, pgid: int, grace_s: float) -> None:
         for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):

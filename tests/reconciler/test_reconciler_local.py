@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
@@ -241,3 +242,20 @@ def test_prune_drops_old_records_and_logs_of_gone_replicas_only(cluster: Cluster
     with cluster.store.read() as conn:
         assert events.list_requests(conn, "svc") == []
         assert events.list_events(conn, "svc")  # recent events stay
+
+
+def test_restarts_never_leave_an_untracked_process_behind(cluster: Cluster) -> None:
+    """A crashed replica is stopped before its id starts again, so no old process escapes the runtime."""
+    cluster.create("svc", 2)
+    cluster.wait("2 ready", lambda: len(cluster.ready("svc")) == 2)
+    for _ in range(3):
+        victim = cluster.ready("svc")[0]
+        os.killpg(int(victim.runtime_id), signal.SIGKILL)
+        cluster.wait("noticed", lambda v=victim: all(r.runtime_id != v.runtime_id or r.state != "ready"
+                                                     for r in cluster.replicas("svc")))
+        cluster.wait("2 ready", lambda: len(cluster.ready("svc")) == 2)
+    tracked = {int(i.runtime_id) for i in cluster.runtime.list()}
+    mine = subprocess.run(["pgrep", "-f", "app.py$"], capture_output=True, text=True).stdout.split()
+    ours = {int(p) for p in mine if str(cluster.app_dir) in os.readlink(f"/proc/{p}/cwd")}
+    leaked = {p for p in ours if os.getpgid(p) not in tracked}
+    assert leaked == set()
