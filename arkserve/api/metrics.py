@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from arkserve.api.security import Caller, Context
 from arkserve.api.services import visible_service
+from arkserve.domain.durations import parse_duration
 from arkserve.errors import ValidationFailed
 from arkserve.store import services as service_store
 from arkserve.store.metrics import RequestSample, request_samples
@@ -27,7 +28,6 @@ router = APIRouter(tags=["services"])
 MAX_WINDOW_S = 7 * 86400
 MAX_BUCKETS = 1440
 SAMPLE_LIMIT = 200_000
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class MetricsBucket(BaseModel):
@@ -62,18 +62,6 @@ class MetricsOut(BaseModel):
     by_replica: dict[str, int]
     buckets: list[MetricsBucket]
     truncated: bool
-
-
-def parse_duration(value: str, field: str) -> float:
-    """``30s``, ``15m``, ``2h``, ``1d`` or a number of seconds; positive."""
-    text = value.strip()
-    try:
-        seconds = float(text[:-1]) * _UNITS[text[-1]] if text and text[-1] in _UNITS else float(text)
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValidationFailed(f"{field}: expected a duration like 30s, 15m, 1h or 1d", field=field)
-    return seconds
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:

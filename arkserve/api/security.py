@@ -69,9 +69,8 @@ def _key_secret(ctx: AppContext, access_key: str) -> tuple[bytes, User] | None:
 async def _by_signature(request: Request, ctx: AppContext, header: str) -> Principal:
     parsed = signing.parse_authorization(header)
     found = await run_in_threadpool(_key_secret, ctx, parsed.access_key)
-    headers = {k: v for k, v in request.headers.items()}
     verified = signing.verify(
-        method=request.method, url=_raw_url(request), headers=headers,
+        method=request.method, url=_raw_url(request), headers=dict(request.headers),
         lookup=lambda ak: found[0] if found is not None and ak == parsed.access_key else None,
         now=time.time(), skew_s=ctx.settings.api.clock_skew_s)
     body = await request.body()

@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from arkserve.api.security import Caller, Context, Principal
+from arkserve.domain.durations import UNITS, parse_duration
 from arkserve.domain.services import endpoint, revision
 from arkserve.errors import NotFound, ValidationFailed
 from arkserve.logs import follow_logs, log_dir_for, read_logs
@@ -137,13 +138,12 @@ def delete_service(name: str, caller: Caller, ctx: Context) -> Response:
 
 
 def _since(value: str | None) -> float | None:
-    """'10m', '2h', '30s', '1d' or a unix time."""
+    """'10m', '2h', '30s', '1d' (that long ago) or a unix time."""
     if not value:
         return None
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value[-1] in UNITS:
+        return time.time() - parse_duration(value, "since")
     try:
-        if value[-1] in units:
-            return time.time() - float(value[:-1]) * units[value[-1]]
         return float(value)
     except ValueError:
         raise ValidationFailed("since: expected a duration like 10m, 2h, 1d or a unix time", field="since") from None

@@ -12,13 +12,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import SQLAlchemyError as _SQLAlchemyError
 
 from arkserve.errors import StoreUnavailable
 from arkserve.store.tables import versions
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SQLAlchemyError = _SQLAlchemyError
 
 
 def normalise_url(url: str) -> str:

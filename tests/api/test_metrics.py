@@ -7,7 +7,8 @@ import time
 import httpx
 import pytest
 
-from arkserve.api.metrics import aggregate, bucket_bounds, parse_duration, percentile
+from arkserve.api.metrics import aggregate, bucket_bounds, percentile
+from arkserve.domain.durations import parse_duration
 from arkserve.errors import ValidationFailed
 from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import ApiError
