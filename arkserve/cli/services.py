@@ -7,12 +7,10 @@ import time
 from typing import Any
 
 import click
-import httpx
 from rich.console import Console
 
 from arkserve.cli.context import api_errors, state
 from arkserve.cli.output import fail, output_option, render
-from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import ApiError, Client
 
 COLUMNS = ("name", "status", "ready", "replicas", "endpoint", "auth", "instance_type", "reason")
@@ -223,21 +221,13 @@ def requests_(name: str, replica: str | None, since: str | None, limit: int, fmt
 @click.option("--tail", type=int, default=None)
 @click.option("--previous", is_flag=True, help="The previous run of a restarted replica.")
 @click.option("-f", "--follow", is_flag=True)
+@api_errors
 def logs(name: str, replica: str | None, since: str | None, tail: int | None, previous: bool, follow: bool) -> None:
-    p = state().load_profile()
-    params = {k: v for k, v in {"replica": replica, "since": since, "tail": tail, "previous": previous or None,
-                                "follow": follow or None}.items() if v is not None}
-    url = f"{p.endpoint.rstrip('/')}/api/v1/services/{name}/logs"
-    try:
-        with httpx.stream("GET", url, params=params, auth=ArkAuth(p.access_key, p.secret_key),
-                          timeout=httpx.Timeout(10.0, read=None)) as r:
-            if r.status_code >= 400:
-                r.read()
-                fail(f"{r.json().get('message', r.text)} [{r.json().get('code', r.status_code)}]")
-            for chunk in r.iter_text():
+    with state().client() as c:
+        try:
+            for chunk in c.stream_text(f"/services/{name}/logs", replica=replica, since=since, tail=tail,
+                                       previous=previous or None, follow=follow or None):
                 sys.stdout.write(chunk)
                 sys.stdout.flush()
-    except KeyboardInterrupt:
-        pass
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach {p.endpoint}: {exc}")
+        except KeyboardInterrupt:
+            pass

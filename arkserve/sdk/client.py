@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,6 +16,15 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, request_id: str = "") -> None:
         super().__init__(f"{code}: {message}")
         self.status, self.code, self.message, self.request_id = status, code, message, request_id
+
+
+def _api_error(resp: httpx.Response) -> ApiError:
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {}
+    return ApiError(resp.status_code, str(body.get("code", f"HTTP{resp.status_code}")),
+                    str(body.get("message", resp.text[:200])), str(body.get("request_id", "")))
 
 
 class Client:
@@ -41,19 +51,22 @@ class Client:
         except httpx.HTTPError as exc:
             raise ApiError(0, "ConnectionFailed", f"cannot reach {self.endpoint}: {exc}") from None
         if resp.status_code >= 400:
-            try:
-                body = resp.json()
-            except ValueError:
-                body = {}
-            raise ApiError(
-                resp.status_code,
-                str(body.get("code", f"HTTP{resp.status_code}")),
-                str(body.get("message", resp.text[:200])),
-                str(body.get("request_id", "")),
-            )
+            raise _api_error(resp)
         if resp.status_code == 204 or not resp.content:
             return None
         return resp.json()
+
+    def stream_text(self, path: str, **params: Any) -> Iterator[str]:
+        """GET a streaming text response (e.g. followed logs), chunk by chunk, with no read timeout."""
+        query = {k: v for k, v in params.items() if v is not None}
+        try:
+            with self._http.stream("GET", path, params=query, timeout=httpx.Timeout(10.0, read=None)) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise _api_error(resp)
+                yield from resp.iter_text()
+        except httpx.HTTPError as exc:
+            raise ApiError(0, "ConnectionFailed", f"cannot reach {self.endpoint}: {exc}") from None
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None} or None)
