@@ -265,6 +265,8 @@ def test_delete_needs_the_exact_name_typed(console: Console, console_platform: P
     pw(dlg).to_have_count(0)
     pw(page).to_have_url(re.compile(r"/console/services$"))
     pw(page.locator(".toast", has_text="Deleting doomed")).to_be_visible()
+    # the list page starts empty ("Loading…"): wait for real rows before waiting for doomed's to go
+    pw(page.locator("#services-table")).not_to_have_attribute("aria-busy", "true")
     pw(row).to_have_count(0, timeout=45_000)  # drained, removed, gone from the auto-refreshing list
     with p.client() as c:
         assert "doomed" not in {s["name"] for s in c.get("/services")}

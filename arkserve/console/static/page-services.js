@@ -26,7 +26,7 @@ export async function renderServices(main) {
       h("div.toolbar", search, h("div.spacer"), note,
         h("button.btn.icon-btn.ghost", { type: "button", title: t("common.refresh"), "aria-label": t("common.refresh"),
           onclick: () => load() }, icon("refresh"))),
-      h("div.table-wrap", h("table.table", { id: "services-table" },
+      h("div.table-wrap", h("table.table", { id: "services-table", "aria-busy": "true" },
         h("thead", h("tr", [t("col.name"), t("col.status"), t("col.instanceType"), t("col.instances"),
           t("col.endpoint"), t("col.auth"), t("col.created")].map((c) => h("th", { scope: "col" }, c)))),
         tbody))));
@@ -56,6 +56,7 @@ export async function renderServices(main) {
     } else if (!shown.length) tbody.replaceChildren(emptyRow(7, t("services.noMatch")));
     else syncRows(tbody, shown, (s) => s.name, row);
     note.textContent = loaded ? t("services.count", { n: shown.length, total: items.length }) : "";
+    if (loaded) tbody.parentElement.removeAttribute("aria-busy");
   }
 
   async function load() {
