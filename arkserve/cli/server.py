@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -124,6 +125,24 @@ def init(data_dir: str | None, database_url: str | None) -> None:
                f"{s.data_dir / 'master.key'}) and --database-url.")
 
 
+def _ports_free(s: Settings) -> None:
+    """Fail before starting anything when a fixed port is taken (another ``arkserve up``, most likely):
+    otherwise ``up`` would find *that* API healthy while its own API child crash-loops."""
+    fixed = [("API", s.api.host, s.api.port, "--api-port")]
+    if s.gateway.admin_port >= 0:
+        fixed.append(("gateway admin", "127.0.0.1", s.gateway.admin_port, "ARKSERVE_GATEWAY_ADMIN_PORT"))
+    if s.gateway.addressing == "host":
+        fixed.append(("gateway", s.gateway.host, s.gateway.host_port, "ARKSERVE_GATEWAY_HOST_PORT"))
+    for what, host, port, knob in fixed:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                fail(f"the {what} port {host}:{port} is not free ({exc.strerror}); is another arkserve "
+                     f"running? Stop it, or pick another port with {knob}.")
+
+
 @click.command("up", help="Start store, API, gateway and reconciler on this host (embedded defaults).")
 @store_options
 @click.option("--api-port", type=int, default=None, help="API/console port (default 7780).")
@@ -140,6 +159,7 @@ def up(data_dir: str | None, database_url: str | None, api_port: int | None, run
     s = _settings(data_dir=data_dir, **{"store.database_url": database_url, "api.port": api_port,
                                         "runtime.kind": runtime_kind, "gateway.port_base": gateway_port_base,
                                         "gateway.tls": False if plain_http else None})
+    _ports_free(s)
     try:
         boot = prepare(s)
         if s.gateway.tls and not s.gateway.tls_cert:

@@ -159,3 +159,17 @@ def test_master_key_rotation_keeps_every_key_working(up: Up) -> None:
     password = (up.tmp / "data" / "admin-password").read_text().strip()
     shown = json.loads(up.cli("key", "reveal", made["access_key"], "--password", password, "-o", "json").stdout)
     assert shown["secret_key"] == made["secret_key"]
+
+
+def test_a_second_up_on_a_taken_port_refuses_before_starting_anything(up: Up, tmp_path: Path) -> None:
+    up.start()
+    children = up.api_children()
+    other = tmp_path / "other"
+    env = {**up.env, "ARKSERVE_CLI_CONFIG": str(other / "profiles.yaml")}
+    res = subprocess.run([sys.executable, "-m", "arkserve", "up", "--data-dir", str(other / "data"),
+                          "--api-port", str(up.port)], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert f"the API port 127.0.0.1:{up.port} is not free" in res.stderr and "another arkserve" in res.stderr
+    assert "Press Ctrl-C" not in res.stdout and not (other / "data").exists()
+    assert up.api_children() == children  # the first one is untouched
+    assert json.loads(up.cli("whoami", "-o", "json").stdout)["username"] == "admin"

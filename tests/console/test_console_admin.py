@@ -296,11 +296,13 @@ def test_plain_user_sees_no_admin_section_and_admin_urls_are_refused(console: Co
     for path in ("/console/admin/users", "/console/admin/instance-types", "/console/admin"):
         console.goto(path)
         card = page.locator(".notfound")
-        pw(card.get_by_role("heading", name="Page not found")).to_be_visible()
-        pw(card).to_contain_text("you may not open it")
+        pw(card.get_by_role("heading", name="Administrators only")).to_be_visible()
+        pw(card).to_contain_text("Only an administrator may open this page")
         pw(page.locator("#users-table, #types-table")).to_have_count(0)
         pw(nav.get_by_role("link", name="Users", exact=True)).to_have_count(0)
         assert page.url.endswith(path)
+    console.goto("/console/no-such-page")  # a page that does not exist says so, not "administrators only"
+    pw(page.locator(".notfound").get_by_role("heading", name="Page not found")).to_be_visible()
     # the way back works
     page.locator(".notfound").get_by_role("link", name="Inference services").click()
     pw(page.get_by_role("heading", name="Inference services")).to_be_visible()

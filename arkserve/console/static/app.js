@@ -54,7 +54,9 @@ async function route() {
   const [re, render, nav, adminOnly] = found || [null, null, ""];
   const main = frame(nav);
   if (!render || (adminOnly && session.role !== "admin")) {
-    clear(main, h("div.card.notfound", h("h1", t("notfound.title")), h("p", t("notfound.text")),
+    const denied = Boolean(render);  // the page exists; this account may not open it
+    clear(main, h("div.card.notfound", h("h1", t(denied ? "denied.title" : "notfound.title")),
+      h("p", t(denied ? "denied.text" : "notfound.text")),
       link("/console/services", { class: "btn primary" }, t("nav.services"))));
     return;
   }

@@ -7,7 +7,8 @@ export default {
   "nav.users": "Users", "nav.instanceTypes": "Instance types",
   "menu.settings": "Settings", "menu.language": "Language", "menu.logout": "Log out",
   "role.admin": "Administrator", "role.user": "User",
-  "notfound.title": "Page not found", "notfound.text": "This page does not exist or you may not open it.",
+  "notfound.title": "Page not found", "notfound.text": "This page does not exist.",
+  "denied.title": "Administrators only", "denied.text": "Only an administrator may open this page. Ask one if you need it.",
 
   "login.title": "Log in", "login.tagline": "AI inference services on your own machines",
   "login.username": "Username", "login.password": "Password", "login.submit": "Log in",

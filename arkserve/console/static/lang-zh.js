@@ -7,7 +7,8 @@ export default {
   "nav.users": "用户", "nav.instanceTypes": "实例规格",
   "menu.settings": "设置", "menu.language": "语言", "menu.logout": "退出登录",
   "role.admin": "管理员", "role.user": "普通用户",
-  "notfound.title": "页面不存在", "notfound.text": "该页面不存在，或您无权访问。",
+  "notfound.title": "页面不存在", "notfound.text": "该页面不存在。",
+  "denied.title": "仅限管理员", "denied.text": "只有管理员可以打开此页面。如有需要，请联系管理员。",
 
   "login.title": "登录", "login.tagline": "在自己的机器上运行 AI 推理服务",
   "login.username": "用户名", "login.password": "密码", "login.submit": "登录",
