@@ -1,0 +1,135 @@
+"""Python cost of one proxied request, without sockets: the gateway's protocols driven in-process.
+
+``.venv/bin/python bench/gateway/inproc.py`` feeds a signed GET (and a signed 100 KB POST) into a
+:class:`ClientConnection` with a fake transport, answers from a pooled fake upstream connection and
+prints microseconds per request. Kernel time (4 socket syscalls and epoll per request) is not in it;
+use ``bench/gateway/run.py`` for the end-to-end ratio against nginx. A profile of the same loop:
+``--profile``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import cProfile
+import os
+import pstats
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]
+
+from gateway_proc import AK, SK  # noqa: E402
+
+from arkserve.auth.signing import sign_headers  # noqa: E402
+from arkserve.domain.routing import KeyEntry, RoutingSnapshot, ServiceRoute, Upstream  # noqa: E402
+from arkserve.gateway.config import GatewayConfig  # noqa: E402
+from arkserve.gateway.core import Core  # noqa: E402
+from arkserve.gateway.proxy import ClientConnection  # noqa: E402
+from arkserve.gateway.requestlog import BatchingSink  # noqa: E402
+from arkserve.gateway.upstream import UpstreamConnection  # noqa: E402
+
+PORT, UP = 20001, ("127.0.0.1", 29999)
+RESPONSE = (b'HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Thu, 26 Nov 2026 21:00:00 GMT\r\n'
+            b'Content-Type: application/json\r\nContent-Length: 27\r\nConnection: keep-alive\r\n\r\n'
+            b'{"replica":"r0","ok":true}\n')
+
+
+class Transport:
+    """Enough of ``asyncio.Transport`` for the protocols: counts what they write."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def writelines(self, parts: Any) -> None:
+        for p in parts:
+            self.written += len(p)
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else None
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def request(method: str, body: bytes) -> bytes:
+    h = sign_headers(method=method, url="/v1/predict", host=f"127.0.0.1:{PORT}", access_key=AK, secret_key=SK,
+                     body=body, now=time.time())
+    lines = [f"{method} /v1/predict HTTP/1.1", f"Host: 127.0.0.1:{PORT}", "User-Agent: wrk",
+             "Accept: */*", *(f"{k}: {v}" for k, v in h.items() if k.lower() != "host")]
+    if body:
+        lines += ["Content-Type: application/octet-stream", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def setup(auth: bool) -> tuple[ClientConnection, UpstreamConnection]:
+    route = ServiceRoute(name="bench", owner_id=1, auth=auth, upstreams=(Upstream("r0", *UP),), gateway_port=PORT)
+    snap = RoutingSnapshot(version=1, services={"bench": route},
+                           keys={AK: KeyEntry(AK, base64.b64decode(SK), user_id=1, is_admin=False)})
+    core = Core(GatewayConfig(admin_port=-1, max_body_bytes=1 << 30), BatchingSink(lambda batch: None))
+    core.apply(snap)
+    conn = ClientConnection(core, PORT, tls=False)
+    conn.connection_made(Transport())  # type: ignore[arg-type]
+    up = UpstreamConnection(core.upstreams, UP)
+    up.connection_made(Transport())  # type: ignore[arg-type]
+    core.upstreams.put(up)
+    return conn, up
+
+
+async def run(n: int, profile: bool) -> None:
+    body = os.urandom(100 * 1024)
+    cases = (("GET, auth on", True, request("GET", b""), 1), ("GET, auth off", False, request("GET", b""), 1),
+             ("POST 100KB signed", True, request("POST", body), 2))
+    results: dict[str, float] = {}
+    for label, auth, req, pieces in cases:
+        conn, up = setup(auth)
+        step = -(-len(req) // pieces)
+        chunks = [req[i:i + step] for i in range(0, len(req), step)]
+
+        def once(chunks: list[bytes] = chunks, conn: ClientConnection = conn, up: UpstreamConnection = up) -> None:
+            for c in chunks:
+                conn.data_received(c)
+            up.data_received(RESPONSE)
+
+        for _ in range(2000):
+            once()
+        assert conn.transport.written > 2000 * len(RESPONSE) and not conn.closed  # type: ignore[union-attr]
+        prof = cProfile.Profile() if profile else None
+        best = float("inf")
+        for _ in range(5):
+            if prof:
+                prof.enable()
+            t = time.perf_counter()
+            for _ in range(n):
+                once()
+            best = min(best, (time.perf_counter() - t) / n)
+            if prof:
+                prof.disable()
+        results[label] = best * 1e6
+        print(f"{label:20} {best * 1e6:7.2f} us/request (best of 5 x {n})")
+        if prof:
+            pstats.Stats(prof).sort_stats("tottime").print_stats(18)
+    print(f"signature check (auth on - auth off): {results['GET, auth on'] - results['GET, auth off']:.2f} us")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=20000)
+    ap.add_argument("--profile", action="store_true")
+    a = ap.parse_args()
+    asyncio.run(run(a.n, a.profile))
+
+
+if __name__ == "__main__":
+    main()
