@@ -267,3 +267,39 @@ def test_walkthrough(console: Console, console_platform: Platform) -> None:
     page.get_by_role("menuitem", name="Log out").click()
     pw(page).to_have_url(re.compile(r"/console/login"))
     assert page.request.get(console.base + "/api/v1/session").status == 401
+
+
+def test_list_auto_refresh_keeps_the_scroll_position_and_unchanged_rows(console: Console,
+                                                                        console_platform: Platform) -> None:
+    page, p, pw = console.page, console_platform, _expect()
+    names = [f"scroll-{i:02d}" for i in range(30)]
+    with p.client() as c:
+        for n in names:  # no replicas: cheap, and listed like any other service
+            c.post("/services", {"name": n, "image": str(p.app_dir), "port": 8000, "command": "true",
+                                 "replicas": 0})
+    try:
+        page.set_viewport_size({"width": 1280, "height": 600})
+        console.login("admin", admin_password(p))
+        near_end = page.locator('#services-table tr[data-service="scroll-25"]')
+        near_end.scroll_into_view_if_needed()
+        pw(near_end).to_be_in_viewport()
+        page.mouse.wheel(0, 120)  # and a little further, by hand
+        page.wait_for_timeout(300)
+        before = page.evaluate("window.scrollY")
+        assert before > 200  # really scrolled down the page
+        page.evaluate("""() => {
+            window.__kept = document.querySelector('#services-table tr[data-service="scroll-24"]'); }""")
+        top = near_end.bounding_box()
+        assert top is not None
+        # something changes on the server: the next refresh must show it without moving the page
+        with p.client() as c:
+            c.patch("/services/scroll-26", {"instance_type": "cpu.medium"})
+        changed = page.locator('#services-table tr[data-service="scroll-26"]')
+        pw(changed).to_contain_text("cpu.medium", timeout=10_000)
+        assert page.evaluate("window.scrollY") == before
+        after = near_end.bounding_box()
+        assert after is not None and abs(after["y"] - top["y"]) < 1
+        # an unchanged row is the same DOM node (a selection or focus in it survives the refresh)
+        assert page.evaluate("window.__kept.isConnected") is True
+    finally:
+        p.delete_services(names)

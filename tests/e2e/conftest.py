@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from arkserve.sdk.client import Client
+from arkserve.sdk.client import ApiError, Client
 from arkserve.sdk.profiles import load_all
 from tests.live import free_port, gateway_port_base
 
@@ -89,10 +89,19 @@ class Platform:
 
     def delete_all_services(self, timeout: float = 30) -> None:
         with self.client() as c:
-            for svc in c.get("/services"):
-                c.delete(f"/services/{svc['name']}")
+            self.delete_services([svc["name"] for svc in c.get("/services")], timeout)
+
+    def delete_services(self, names: list[str], timeout: float = 30) -> None:
+        """Delete and wait until they are gone (one already on its way out is not an error)."""
+        with self.client() as c:
+            for name in names:
+                try:
+                    c.delete(f"/services/{name}")
+                except ApiError as exc:
+                    if exc.code != "ServiceNotFound":
+                        raise
             deadline = time.monotonic() + timeout
-            while c.get("/services") and time.monotonic() < deadline:
+            while {s["name"] for s in c.get("/services")} & set(names) and time.monotonic() < deadline:
                 time.sleep(0.2)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
