@@ -19,6 +19,7 @@ from arkserve.gateway.spool import Spool
 from arkserve.gateway.upstream import UpstreamPool
 
 if TYPE_CHECKING:
+    from arkserve.gateway.auth import Decision
     from arkserve.gateway.exchange import Exchange
     from arkserve.gateway.proxy import ClientConnection
 
@@ -36,6 +37,8 @@ class Core:
         self.metrics = Metrics()
         self.snapshot: RoutingSnapshot = EMPTY_SNAPSHOT
         self.secrets: dict[str, bytes] = {}
+        # recently verified signatures (see request.py): inputs -> (decision, signed date)
+        self.verified: dict[tuple[bytes | str | None, ...], tuple[Decision, float]] = {}
         self.services: dict[str, ServiceRoute] = {}
         self.port_routes: dict[int, ServiceRoute] = {}
         self.host_mode = config.addressing == "host"
@@ -52,6 +55,7 @@ class Core:
     def apply(self, snap: RoutingSnapshot) -> None:
         """Swap in a new snapshot; in-flight exchanges keep the route and replica they hold."""
         self.balancer.update(snap.services)
+        self.verified.clear()  # keys, their state or the routes may have changed
         self.secrets = {ak: k.secret for ak, k in snap.keys.items()}
         self.services = dict(snap.services)
         self.port_routes = {r.gateway_port: r for r in snap.services.values() if r.gateway_port is not None}

@@ -3,14 +3,24 @@ forwarding headers, route lookup and the signature check (before any body byte i
 
 The header loop is the hottest Python on the request path: one ``lower()`` and one dict lookup
 per header; values the signer needs are decoded only when the route has auth on.
+
+Verified signatures are remembered per worker (``Core.verified``), keyed by every input of the
+check as raw bytes: Authorization (so the AK and the signature), date, host, content hash, method,
+URL and the service. A client that repeats a request within a second (the reference client signs
+an upload as an unsigned payload, and ``date`` has one-second resolution) sends identical headers,
+and the same inputs give the same verdict, so a hit skips ``verify()``. What can change the verdict
+is not in the key: the window is re-checked against the stored date on every hit, and the cache is
+emptied whenever a new snapshot (keys, their state, the routes) is applied. Only successes are
+stored, and a lookup compares hashed keys (SipHash), so it tells an attacker nothing about a
+signature they do not already have.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from arkserve.auth.signing import EMPTY_CONTENT_HASH, SignatureError, check_payload
-from arkserve.gateway.auth import authenticate
+from arkserve.auth.signing import EMPTY_CONTENT_HASH, SignatureError, check_payload, parse_date
+from arkserve.gateway.auth import Decision, authenticate
 from arkserve.gateway.exchange import Exchange
 from arkserve.gateway.http import HOP_BY_HOP, HttpError, host_service, request_id, valid_host
 
@@ -108,11 +118,22 @@ def build_exchange(conn: ClientConnection) -> Exchange:
 
 def _authenticate(ex: Exchange, signing: dict[int, bytes], host: bytes, has_body: bool) -> HttpError | None:
     core = ex.core
-    headers = {_NAMES[k]: _dec(v) for k, v in signing.items()}
-    headers["host"] = _dec(host)
+    route = ex.route
+    assert route is not None
+    ck = (signing.get(AUTHZ), signing.get(DATE), signing.get(CHASH), host, ex.method, ex.url, route.name)
+    hit = core.verified.get(ck)
     try:
-        d = authenticate(core.snapshot, core.secrets.get, ex.route, ex.method, ex.url,  # type: ignore[arg-type]
-                         headers, core.wall, core.config.skew_s)
+        if hit is not None:
+            d, ts = hit
+            if not -core.config.skew_s <= core.wall - ts <= core.config.skew_s:
+                del core.verified[ck]
+                d = _verify(ex, signing, host)  # raises RequestExpired with the full message
+        else:
+            d = _verify(ex, signing, host)
+            if core.config.verified_cache > 0:
+                if len(core.verified) >= core.config.verified_cache:
+                    core.verified.clear()
+                core.verified[ck] = (d, parse_date(_dec(signing[DATE])))
         if not has_body:
             check_payload(d.claimed, EMPTY_CONTENT_HASH, 0, require_signed=d.require_signed)
     except SignatureError as exc:
@@ -123,3 +144,11 @@ def _authenticate(ex: Exchange, signing: dict[int, bytes], host: bytes, has_body
     if d.must_spool(has_body):
         ex.spool = core.new_spool()
     return None
+
+
+def _verify(ex: Exchange, signing: dict[int, bytes], host: bytes) -> Decision:
+    core = ex.core
+    headers = {_NAMES[k]: _dec(v) for k, v in signing.items()}
+    headers["host"] = _dec(host)
+    return authenticate(core.snapshot, core.secrets.get, ex.route, ex.method, ex.url,  # type: ignore[arg-type]
+                        headers, core.wall, core.config.skew_s)
