@@ -89,6 +89,10 @@ class RuntimeSettings:
                          "ARKSERVE_RUNTIME")
     docker_url: str = _setting("", "Docker Engine address (default: DOCKER_HOST or the local socket).",
                                "ARKSERVE_DOCKER_URL")
+    stop_replicas_on_exit: bool = _setting(
+        False, "Stop every replica when the reconciler exits; the next start creates them anew. Off (the "
+        "default for `arkserve reconciler`): they keep serving and the next reconciler adopts them. "
+        "`arkserve up` turns it on unless given --keep-replicas.", "ARKSERVE_STOP_REPLICAS_ON_EXIT")
 
 
 @dataclass(frozen=True)

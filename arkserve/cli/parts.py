@@ -114,4 +114,6 @@ def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str
         rec.run()
     finally:
         rec.stop()
+        if s.runtime.stop_replicas_on_exit:
+            rec.stop_all_replicas()
         runtime.close()

@@ -150,15 +150,18 @@ def _ports_free(s: Settings) -> None:
               help="Where replicas run (default local processes).")
 @click.option("--gateway-port-base", type=int, default=None, help="First per-service gateway port (default 20001).")
 @click.option("--plain-http", is_flag=True, default=None, help="Gateway without TLS.")
+@click.option("--keep-replicas", is_flag=True, default=False,
+              help="On exit, leave the services' replicas running (the next start adopts them).")
 def up(data_dir: str | None, database_url: str | None, api_port: int | None, runtime_kind: str | None,
-       gateway_port_base: int | None, plain_http: bool | None) -> None:
+       gateway_port_base: int | None, plain_http: bool | None, keep_replicas: bool) -> None:
     from arkserve.bootstrap import prepare
     from arkserve.supervisor import Child, Supervisor
     from arkserve.tls import ensure_local_ca
 
     s = _settings(data_dir=data_dir, **{"store.database_url": database_url, "api.port": api_port,
                                         "runtime.kind": runtime_kind, "gateway.port_base": gateway_port_base,
-                                        "gateway.tls": False if plain_http else None})
+                                        "gateway.tls": False if plain_http else None,
+                                        "runtime.stop_replicas_on_exit": not keep_replicas})
     _ports_free(s)
     try:
         boot = prepare(s)

@@ -19,7 +19,7 @@ from arkserve.reconciler.worker import DRAINING, FAILED, PENDING, ServiceWorker
 from arkserve.runtimes.base import ReplicaInfo, Runtime
 from arkserve.store import events as event_store
 from arkserve.store import services as service_store
-from arkserve.store.db import Store, version
+from arkserve.store.db import Store, bump, version
 
 log = logging.getLogger("arkserve.reconciler")
 
@@ -130,6 +130,37 @@ class Reconciler:
                 except ArkserveError as exc:
                     log.warning("pass skipped: %s", exc.message)
             self.stop_event.wait(self.config.wake_poll_s)
+
+    def stop_all_replicas(self, grace_s: float = 5.0) -> int:
+        """Stop every replica and forget it (``arkserve up``'s Ctrl-C); the next start creates them anew.
+
+        The store loses the replica rows (an event per service says why), so the next reconciler
+        starts fresh replicas instead of counting these as crashed."""
+        infos = self.runtime.list()
+        with ThreadPoolExecutor(max(1, min(8, len(infos))), thread_name_prefix="ark-exit") as pool:
+            for f in [pool.submit(self.runtime.stop, i.service, i.replica, grace_s) for i in infos]:
+                try:
+                    f.result()
+                except Exception:
+                    log.exception("stopping a replica at exit failed")
+        try:
+            with self.store.begin() as conn:
+                names = {s.id: s.name for s in service_store.list_all(conn)}
+                stopped: dict[int, int] = {}
+                for r in service_store.list_replicas(conn):
+                    service_store.delete_replica(conn, r.id)
+                    stopped[r.service_id] = stopped.get(r.service_id, 0) + 1
+                if stopped:
+                    bump(conn)  # a gateway that outlives us drops them from routing
+                for sid, n in stopped.items():
+                    if sid in names:
+                        event_store.record(conn, names[sid], "stopped",
+                                           f"arkserve is shutting down: {n} replica(s) stopped; they start "
+                                           "again with it")
+        except ArkserveError as exc:
+            log.warning("replicas stopped, but the store could not be updated: %s", exc.message)
+        log.info("stopped %d replica(s) at exit", len(infos))
+        return len(infos)
 
     def stop(self) -> None:
         """Stop reconciling; replicas keep running and are adopted by the next reconciler."""

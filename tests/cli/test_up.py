@@ -34,11 +34,11 @@ class Up:
             if self.proc.stdout:
                 self.proc.stdout.close()
 
-    def start(self) -> str:
+    def start(self, *extra: str) -> str:
         self.close()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "arkserve", "up", "--data-dir", str(self.tmp / "data"), "--api-port",
-             str(self.port)], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             str(self.port), *extra], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines: list[str] = []
         deadline = time.monotonic() + 60
         assert self.proc.stdout is not None
@@ -173,3 +173,62 @@ def test_a_second_up_on_a_taken_port_refuses_before_starting_anything(up: Up, tm
     assert "Press Ctrl-C" not in res.stdout and not (other / "data").exists()
     assert up.api_children() == children  # the first one is untouched
     assert json.loads(up.cli("whoami", "-o", "json").stdout)["username"] == "admin"
+
+
+def _replica_pids(service: str) -> list[int]:
+    """Processes started for ``service`` by the local runtime (they carry ARK_SERVICE in their env)."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if f"ARK_SERVICE={service}\0".encode() in Path(f"/proc/{pid}/environ").read_bytes():
+                    pids.append(int(pid))
+            except OSError:
+                continue
+    return pids
+
+
+def _stop(up: Up) -> None:
+    assert up.proc is not None
+    up.proc.send_signal(signal.SIGTERM)
+    assert up.proc.wait(timeout=30) == 0
+
+
+def _ready_replicas(up: Up, name: str, timeout: float = 30) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        svc = json.loads(up.cli("service", "get", name, "-o", "json").stdout)
+        if svc["ready"] == 1 and svc["status"] == "ready":
+            return [i["id"] for i in svc["instances"]]
+        assert time.monotonic() < deadline, svc
+        time.sleep(0.3)
+
+
+def test_ctrl_c_stops_the_replicas_too_unless_asked_to_keep_them(up: Up) -> None:
+    app = up.tmp / "app"
+    app.mkdir()
+    up.start()
+    name = "exit-check"
+    up.cli("service", "create", name, "--image", str(app), "--port", "8000",
+           "--command", f"{sys.executable} -m http.server $PORT --bind 127.0.0.1")
+    first = _ready_replicas(up, name)
+    assert _replica_pids(name)
+    _stop(up)
+    _wait_gone(lambda: _replica_pids(name))  # Ctrl-C stops everything, the app included
+
+    up.start("--keep-replicas")
+    second = _ready_replicas(up, name)
+    assert second != first  # created anew, not counted as a crash
+    svc = json.loads(up.cli("service", "get", name, "-o", "json").stdout)
+    assert svc["instances"][0]["restarts"] == 0
+    events = up.cli("service", "events", name).stdout
+    assert "arkserve is shutting down: 1 replica(s) stopped" in events
+    _stop(up)
+    kept = _replica_pids(name)
+    assert kept  # --keep-replicas: still serving while the platform is down
+
+    up.start()
+    assert _ready_replicas(up, name) == second  # adopted
+    assert _replica_pids(name) == kept
+    _stop(up)
+    _wait_gone(lambda: _replica_pids(name))
