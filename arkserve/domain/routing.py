@@ -43,6 +43,8 @@ class ServiceRoute:
     request_timeout_s: float = 60.0
     max_concurrency: int = 0  # per replica; 0 = unlimited
     require_signed_payload: bool = False
+    failing: str = ""  # the status reason while the service is failed (CrashLoop, ImageNotFound); never the
+    # message, which quotes the app's last log lines and must not reach callers of a public service
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from arkserve.domain.routing import EMPTY_SNAPSHOT, RoutingSnapshot, ServiceRoute
 from arkserve.gateway.balancer import Balancer
 from arkserve.gateway.config import GatewayConfig
-from arkserve.gateway.http import HttpError
+from arkserve.gateway.http import HttpError, service_failing
 from arkserve.gateway.metrics import Metrics
 from arkserve.gateway.requestlog import RecordSink, RequestRecord
 from arkserve.gateway.spool import Spool
@@ -60,6 +60,13 @@ class Core:
         self.services = dict(snap.services)
         self.port_routes = {r.gateway_port: r for r in snap.services.values() if r.gateway_port is not None}
         self.snapshot = snap
+        for name, q in self.queues.items():  # waiting for a service that has just failed: answer them now
+            route = self.services.get(name)
+            while q and route is not None and route.failing and not route.upstreams:
+                ex = q.popleft()
+                self.waiting -= 1
+                ex.queued = False
+                ex.fail(service_failing(name, route.failing, self.config.retry_after_s))
         self.pump_all()
 
     # ------------------------------------------------------------------------------ queueing

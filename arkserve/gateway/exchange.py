@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from arkserve.auth.signing import SignatureError, check_payload
 from arkserve.gateway import balancer as bal
-from arkserve.gateway.http import HttpError
+from arkserve.gateway.http import HttpError, service_failing
 from arkserve.gateway.relay import ResponseRelay
 from arkserve.gateway.spool import Spool
 from arkserve.gateway.upstream import UpstreamConnection
@@ -122,6 +122,9 @@ class Exchange(ResponseRelay):
         pool = core.balancer.pools.get(route.name)
         st = pool.acquire(core.clock) if pool is not None else None
         if st is None:
+            if route.failing and not route.upstreams:  # nothing will be ready soon: say why now
+                self.fail(service_failing(route.name, route.failing, core.config.retry_after_s))
+                return
             core.enqueue(self)
             return
         self.replica = st

@@ -146,3 +146,10 @@ class HttpError(Exception):
         self.code = code
         self.message = message
         self.retry_after = retry_after
+
+
+def service_failing(service: str, reason: str, retry_after_s: int) -> HttpError:
+    """503 for a failed service with no ready replica: the status reason only (the message quotes the
+    app's log lines, which a caller of a public service must not see)."""
+    return HttpError(503, "ServiceFailing", f"service {service} has no ready replica ({reason}); its owner "
+                     "sees why in the service's status and logs", retry_after=retry_after_s)

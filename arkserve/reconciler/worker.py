@@ -94,7 +94,7 @@ class ServiceWorker:
             self._save(rep)
             return
         except (PermanentError, ArkserveError) as exc:
-            self._fail(svc, rep, f"cannot start: {exc.message}")
+            self._fail(svc, rep, f"{CANNOT_START} ({exc.code}): {exc.message}")
             return
         rep.state, rep.host, rep.port, rep.runtime_id = STARTING, info.host, info.port, info.runtime_id
         rep.started_at, rep.ready_at = info.started_at, None
@@ -226,6 +226,18 @@ class ServiceWorker:
                 service_store.set_status(conn, svc.id, status, reason, message)
 
 
+CANNOT_START = "cannot start"
+
+
+def _failure_reason(last_error: str) -> str:
+    """``ImageNotFound`` and the like when the runtime refused to start it at all; else ``CrashLoop``."""
+    if last_error.startswith(CANNOT_START + " ("):
+        code = last_error[len(CANNOT_START) + 2:].split(")", 1)[0]
+        if code.isalnum():
+            return code
+    return "CrashLoop"
+
+
 def summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig) -> tuple[str, str, str]:
     """(status, reason, message) of a service from its replicas, in words a user can act on."""
     rev = revision(svc.spec)
@@ -243,7 +255,8 @@ def summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig)
                 f"serving ({counts}). Last error: {new_failed[0].last_error}")
     if failing:
         r = failing[0]
-        return "failed", "CrashLoop", f"{counts}; replica {r.id} restarted {r.restarts} times: {r.last_error}"
+        return "failed", _failure_reason(r.last_error), (f"{counts}; replica {r.id} restarted {r.restarts} times: "
+                                                        f"{r.last_error}")
     if old:
         done = sum(1 for r in live if r.revision == rev and r.state == READY)
         return "updating", "RollingUpdate", f"{done} of {svc.replicas} replicas on revision {rev}; {counts}"

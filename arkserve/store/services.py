@@ -128,8 +128,11 @@ def remove(conn: Connection, service_id: int) -> None:
 
 
 def set_status(conn: Connection, service_id: int, status: str, reason: str, message: str) -> None:
+    before = conn.execute(select(services.c.status).where(services.c.id == service_id)).scalar()
     conn.execute(update(services).where(services.c.id == service_id).values(
         status=status, reason=reason, message=message[:4000]))
+    if "failed" in (before, status):  # the gateway answers at once for a failed service (ServiceRoute.failing)
+        bump(conn)
 
 
 # ------------------------------------------------------------------------------------------ replicas

@@ -4,6 +4,7 @@ key changes taking effect within 2 s, and the request log showing which replica 
 from __future__ import annotations
 
 import ssl
+import sys
 import time
 
 import httpx
@@ -94,3 +95,26 @@ def test_a_public_service_needs_no_signature(platform: Platform) -> None:
     with platform.client() as c:
         c.patch("/services/public", {"auth": True})
     _answered_everywhere_within_2s(svc["endpoint"] + "/open", None, platform.ca, 401, "MissingAuthorization")
+
+
+def test_a_crash_looping_public_service_answers_at_once_without_its_logs(platform: Platform) -> None:
+    with platform.client() as c:
+        c.post("/services", {"name": "broken", "image": str(platform.app_dir), "port": 8000, "auth": False,
+                             "command": f"{sys.executable} app.py", "env": {"CRASH_AT_START": "3"}})
+        deadline = time.monotonic() + 60
+        while (svc := c.get("/services/broken"))["status"] != "failed":
+            assert time.monotonic() < deadline, svc
+            time.sleep(0.3)
+    assert svc["reason"] == "CrashLoop" and "bad config" in svc["message"]  # the owner sees the app's output
+    ctx = ssl.create_default_context(cafile=platform.ca)
+    deadline = time.monotonic() + 5  # the gateway's snapshot follows within a poll or two
+    while True:
+        t0 = time.monotonic()
+        resp = httpx.get(svc["endpoint"] + "/x", verify=ctx, timeout=60)
+        if resp.json().get("code") == "ServiceFailing" or time.monotonic() > deadline:
+            break
+    assert time.monotonic() - t0 < 2  # not the 30 s queue timeout
+    assert resp.status_code == 503 and resp.headers["retry-after"]
+    err = resp.json()
+    assert err["code"] == "ServiceFailing" and "(CrashLoop)" in err["message"]
+    assert "bad config" not in resp.text  # a public caller never sees the app's log lines

@@ -82,6 +82,31 @@ def test_queue_timeout_is_503_with_retry_after(gateway: Any) -> None:
     assert resp.json()["code"] == "NoReplicaAvailable"
 
 
+def test_a_failed_service_without_replicas_is_answered_at_once(replicas: Any, gateway: Any) -> None:
+    port = free_port()
+    g = gateway(snapshot(1, route("svc", [], port, failing="CrashLoop")), queue_timeout_s=30)
+    t0 = time.monotonic()
+    resp = httpx.get(url(port, "/"), auth=AUTH, timeout=10)
+    assert time.monotonic() - t0 < 2  # not the 30 s queue timeout
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "1"
+    err = resp.json()
+    assert err["code"] == "ServiceFailing" and "(CrashLoop)" in err["message"]
+    # a request already waiting when the service fails is answered then, not at the queue timeout
+    g.publish(snapshot(2, route("svc", [], port)))
+    result: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: result.update(resp=httpx.get(url(port, "/w"), auth=AUTH, timeout=10)))
+    t.start()
+    time.sleep(0.4)
+    assert "resp" not in result  # queued
+    g.publish(snapshot(3, route("svc", [], port, failing="ImageNotFound")))
+    t.join(5)
+    assert result["resp"].status_code == 503 and result["resp"].json()["code"] == "ServiceFailing"
+    # once a replica is ready again it serves, even before the status has caught up
+    a = replicas("a")
+    g.publish(snapshot(4, route("svc", [a.upstream()], port, failing="CrashLoop")))
+    assert httpx.get(url(port, "/"), auth=AUTH, timeout=10).json()["replica"] == "a"
+
+
 def test_full_queue_is_immediate_503(replicas: Any, gateway: Any) -> None:
     a = replicas("a")
     port = free_port()

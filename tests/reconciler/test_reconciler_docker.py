@@ -66,3 +66,11 @@ def test_scale_kill_and_adopt_on_docker(docker_cluster: Cluster) -> None:
     time.sleep(1.5)
     assert {r.id: r.runtime_id for r in c.ready("dsvc")} == before
     assert len(c.runtime.list()) == 2
+
+
+def test_an_image_the_daemon_cannot_find_says_so_in_the_reason(docker_cluster: Cluster) -> None:
+    c = docker_cluster
+    c.create("ghost", 1, image="arkserve-test/no-such-image:1", command="true")
+    c.wait("failed", lambda: (c.service("ghost").status == "failed"), timeout=60)  # type: ignore[union-attr]
+    svc = c.service("ghost")
+    assert svc is not None and svc.reason == "ImageNotFound" and "no-such-image" in svc.message, svc

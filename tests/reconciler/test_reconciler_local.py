@@ -127,6 +127,13 @@ def test_crash_loop_shows_failed_with_exit_code(cluster: Cluster) -> None:
     assert svc is not None and svc.reason == "CrashLoop" and "exited with code 7" in svc.message
 
 
+def test_a_missing_image_directory_says_so_in_the_reason(cluster: Cluster) -> None:
+    cluster.create("svc", 1, image=str(cluster.app_dir / "no-such-dir"))
+    cluster.wait("failed", lambda: (cluster.service("svc").status == "failed"), timeout=20)  # type: ignore[union-attr]
+    svc = cluster.service("svc")
+    assert svc is not None and svc.reason == "ImageNotFound" and "does not exist" in svc.message
+
+
 def test_app_ignoring_port_fails_readiness_with_that_reason(cluster: Cluster) -> None:
     import socket
 

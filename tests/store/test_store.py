@@ -16,8 +16,10 @@ from arkserve.auth.vault import MasterKey, VaultError, unseal
 from arkserve.errors import Conflict, LimitExceeded, NotFound
 from arkserve.store import instance_types, sessions
 from arkserve.store import keys as key_store
+from arkserve.store import services as service_store
 from arkserve.store import users as user_store
 from arkserve.store.db import MIGRATIONS, Store, migrate, version
+from arkserve.store.routing import load_snapshot
 from arkserve.store.tables import metadata
 
 
@@ -103,6 +105,26 @@ def test_routing_version_moves_on_key_and_user_changes(store: Store) -> None:
         key_store.set_enabled(conn, ak, False)
     with store.read() as conn:
         assert v0 < v1 < version(conn)
+
+
+def test_a_failed_service_reaches_the_gateway_with_its_reason_only(store: Store) -> None:
+    master = MasterKey.generate()
+    with store.begin() as conn:
+        uid = user_store.create(conn, "fay", "h", "user").id
+        svc = service_store.create(conn, "wobbly", uid, {"image": "x", "port": 8000, "command": "x"}, 1, 20001)
+    with store.read() as conn:
+        v0 = version(conn)
+        assert load_snapshot(conn, master).services["wobbly"].failing == ""
+    with store.begin() as conn:
+        service_store.set_status(conn, svc.id, "failed", "CrashLoop", "replica r1: exited 3; last output: token=s3cr3t")
+    with store.read() as conn:
+        snap = load_snapshot(conn, master)
+        assert snap.version > v0 and snap.services["wobbly"].failing == "CrashLoop"  # never the log lines
+    with store.begin() as conn:
+        service_store.set_status(conn, svc.id, "ready", "Running", "1/1 replicas ready")
+    with store.read() as conn:
+        snap2 = load_snapshot(conn, master)
+        assert snap2.version > snap.version and snap2.services["wobbly"].failing == ""
 
 
 def test_sessions_expire_and_store_only_a_hash(store: Store) -> None:
