@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, ClassVar
 
@@ -380,6 +380,7 @@ def parse_authorization(value: str | None) -> ParsedAuthorization:
 class Verified:
     access_key: str
     content_hash: str  # the claimed x-ark-content-sha256; check it against the body with check_payload()
+    signed_at: float = field(default=0.0, compare=False)  # the date header as a POSIX timestamp
 
 
 def verify(
@@ -431,7 +432,7 @@ def verify(
             "the signature does not match the request; sign METHOD, the raw path and query, "
             "and the date, host and x-ark-content-sha256 headers exactly as sent"
         )
-    return Verified(access_key, claimed)
+    return Verified(access_key, claimed, ts)
 
 
 def check_payload(claimed_hash: str, body_hash: str, body_length: int, *, require_signed: bool = False) -> bool:

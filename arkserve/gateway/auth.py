@@ -17,12 +17,13 @@ _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPT
 class Decision:
     """Who called and what the body needs: ``spool`` means hash it before forwarding."""
 
-    __slots__ = ("access_key", "claimed", "require_signed")
+    __slots__ = ("access_key", "claimed", "require_signed", "signed_at")
 
-    def __init__(self, access_key: str, claimed: str, require_signed: bool) -> None:
+    def __init__(self, access_key: str, claimed: str, require_signed: bool, signed_at: float = 0.0) -> None:
         self.access_key = access_key
         self.claimed = claimed
         self.require_signed = require_signed
+        self.signed_at = signed_at  # the request's date (the verified-signature cache re-checks the window)
 
     def must_spool(self, has_body: bool) -> bool:
         """Unsigned payload (empty hash with a body) streams; everything else is checked first."""
@@ -45,4 +46,5 @@ def authenticate(snapshot: RoutingSnapshot, lookup: Callable[[str], bytes | None
         raise AccessDenied("this access key may not call this service")
     if not snapshot.may_call(key, route):
         raise AccessDenied(f"this access key may not call service {route.name!r}")
-    return Decision(v.access_key, v.content_hash, route.require_signed_payload or key.require_signed_payload)
+    return Decision(v.access_key, v.content_hash, route.require_signed_payload or key.require_signed_payload,
+                    v.signed_at)

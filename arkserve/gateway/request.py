@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from arkserve.auth.signing import EMPTY_CONTENT_HASH, SignatureError, check_payload, parse_date
+from arkserve.auth.signing import EMPTY_CONTENT_HASH, SignatureError, check_payload
 from arkserve.gateway.auth import Decision, authenticate
 from arkserve.gateway.exchange import Exchange
 from arkserve.gateway.http import HOP_BY_HOP, HttpError, host_service, request_id, valid_host
@@ -133,7 +133,7 @@ def _authenticate(ex: Exchange, signing: dict[int, bytes], host: bytes, has_body
             if core.config.verified_cache > 0:
                 if len(core.verified) >= core.config.verified_cache:
                     core.verified.clear()
-                core.verified[ck] = (d, parse_date(_dec(signing[DATE])))
+                core.verified[ck] = (d, d.signed_at)
         if not has_body:
             check_payload(d.claimed, EMPTY_CONTENT_HASH, 0, require_signed=d.require_signed)
     except SignatureError as exc:
