@@ -38,7 +38,7 @@ class GatewayConfig:
     tick_s: float = 0.25  # timeout sweep granularity
     snapshot_poll_s: float = 0.5
     skew_s: int = 900
-    verified_cache: int = 4096  # recently verified signatures per worker (0 = off); see request.py
+    verified_cache: int = 256  # recently verified signatures per worker (0 = off); see request.py
     shutdown_grace_s: float = 20.0
     workers: int = 1  # processes; a per-replica max_concurrency is split between them
     trust_forwarded: bool = False  # append to a client's X-Forwarded-For instead of replacing it

@@ -38,7 +38,7 @@ class Core:
         self.snapshot: RoutingSnapshot = EMPTY_SNAPSHOT
         self.secrets: dict[str, bytes] = {}
         # recently verified signatures (see request.py): inputs -> (decision, signed date)
-        self.verified: dict[tuple[bytes | str | None, ...], tuple[Decision, float]] = {}
+        self.verified: dict[bytes, tuple[Decision, float]] = {}
         self.services: dict[str, ServiceRoute] = {}
         self.port_routes: dict[int, ServiceRoute] = {}
         self.host_mode = config.addressing == "host"

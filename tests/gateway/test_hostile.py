@@ -49,6 +49,9 @@ CASES = [
     ("te_gzip", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400),
     ("nul", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\x00b\r\n\r\n", 400),
     ("bare_cr", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\rb\r\n\r\n", 400),
+    # no LF inside a header value either (the verified-signature cache joins values with LF)
+    ("bare_lf", b"GET / HTTP/1.1\r\n" + H + b"Authorization: a\nb\r\n\r\n", 400),
+    ("obs_fold", b"GET / HTTP/1.1\r\n" + H + b"date: a\r\n b\r\n\r\n", 400),
     ("bad_host", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
     ("two_hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     ("no_host", b"GET / HTTP/1.1\r\n\r\n", 400),
