@@ -71,3 +71,16 @@ def test_a_tampered_replay_is_checked_in_full(replicas: Any, gateway: Any) -> No
         assert _code(c.get(f"http://127.0.0.1:{port}/other", headers=h)) == "401 SignatureMismatch"  # other path
         assert _code(c.get(f"http://127.0.0.1:{port}/again", headers=h)) == "ok"
     assert r1.hits == ["/again", "/again"]
+
+
+def test_a_replay_sent_to_another_services_port_is_checked_for_that_service(replicas: Any, gateway: Any) -> None:
+    mine, theirs = replicas("mine"), replicas("theirs")
+    a, b = free_port(), free_port()
+    gateway(snapshot(1, route("a", [mine.upstream()], a), replace(route("b", [theirs.upstream()], b), owner_id=2)))
+    h = _signed(a)  # Host names a's port
+    with httpx.Client() as c:
+        assert _code(c.get(f"http://127.0.0.1:{a}/again", headers=h)) == "ok"
+        # the same bytes on b's port: the signature is valid, but b is not this key's service
+        assert _code(c.get(f"http://127.0.0.1:{b}/again", headers={**h, "Host": f"127.0.0.1:{a}"})) == \
+            "403 AccessDenied"
+    assert theirs.hits == []
