@@ -30,16 +30,6 @@ MAX_BUCKETS = 1440
 SAMPLE_LIMIT = 200_000
 
 
-class MetricsBucket(BaseModel):
-    time: float
-    requests: int
-    rps: float
-    p50_ms: float | None
-    p99_ms: float | None
-    errors_4xx: int
-    errors_5xx: int
-
-
 class MetricsTotals(BaseModel):
     requests: int
     rps: float
@@ -47,6 +37,10 @@ class MetricsTotals(BaseModel):
     p99_ms: float | None
     errors_4xx: int
     errors_5xx: int
+
+
+class MetricsBucket(MetricsTotals):
+    time: float  # start of the bucket; the same figures as the totals, for this step only
 
 
 class MetricsOut(BaseModel):

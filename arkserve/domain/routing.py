@@ -46,6 +46,11 @@ class ServiceRoute:
     failing: str = ""  # the status reason while the service is failed (CrashLoop, ImageNotFound); never the
     # message, which quotes the app's last log lines and must not reach callers of a public service
 
+    @property
+    def failed_without_replicas(self) -> bool:
+        """Nothing will be ready soon: the gateway answers 503 at once instead of queueing."""
+        return bool(self.failing) and not self.upstreams
+
 
 @dataclass(frozen=True)
 class RoutingSnapshot:

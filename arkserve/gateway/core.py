@@ -62,7 +62,7 @@ class Core:
         self.snapshot = snap
         for name, q in self.queues.items():  # waiting for a service that has just failed: answer them now
             route = self.services.get(name)
-            while q and route is not None and route.failing and not route.upstreams:
+            while q and route is not None and route.failed_without_replicas:
                 ex = q.popleft()
                 self.waiting -= 1
                 ex.queued = False

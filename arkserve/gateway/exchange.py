@@ -122,7 +122,7 @@ class Exchange(ResponseRelay):
         pool = core.balancer.pools.get(route.name)
         st = pool.acquire(core.clock) if pool is not None else None
         if st is None:
-            if route.failing and not route.upstreams:  # nothing will be ready soon: say why now
+            if route.failed_without_replicas:  # say why now rather than at the queue timeout
                 self.fail(service_failing(route.name, route.failing, core.config.retry_after_s))
                 return
             core.enqueue(self)
@@ -228,7 +228,6 @@ class Exchange(ResponseRelay):
             return
         if self.up is not None:
             up, self.up = self.up, None
-            up.ex = None
             up.close()
         if self.resp_started:
             self.conn.abort()
@@ -249,7 +248,6 @@ class Exchange(ResponseRelay):
             return
         if self.up is not None:
             up, self.up = self.up, None
-            up.ex = None
             up.close()
         self.keep_alive = False
         self._finish(False, status=self.status if self.resp_started else 499, client_gone=True)
@@ -288,7 +286,6 @@ class Exchange(ResponseRelay):
             if reuse_upstream:
                 self.core.upstreams.put(up)
             else:
-                up.ex = None
                 up.close()
         if self.spool is not None:
             self.spool.close()

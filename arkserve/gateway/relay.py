@@ -79,7 +79,6 @@ class ResponseRelay:
         if head_req:  # llhttp would wait for a body; the connection is not reusable
             up = self.up
             assert up is not None
-            up.ex = None
             self.flush_head()
             up.close()
             self.up = None

@@ -45,7 +45,6 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self.ex = None
             self.close()
             ex.upstream_lost(exc)
             return
@@ -110,6 +109,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def close(self) -> None:
+        """Close it; the exchange it carried (if any) hears nothing more from it."""
+        self.ex = None
         self.closed = True
         if self.transport is not None:
             self.transport.close()

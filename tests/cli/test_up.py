@@ -59,18 +59,22 @@ class Up:
         return res
 
     def api_children(self) -> list[int]:
-        pids = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                environ = Path(f"/proc/{pid}/environ").read_bytes()
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if f"ARKSERVE_API_PORT={self.port}".encode() in environ and b"arkserve\x00api" in cmdline:
+        return _pids_with(f"ARKSERVE_API_PORT={self.port}".encode(), b"arkserve\x00api")
+
+
+def _pids_with(environ: bytes, cmdline: bytes = b"") -> list[int]:
+    """Processes whose environment holds ``environ`` and whose argv holds ``cmdline``."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if (environ in Path(f"/proc/{pid}/environ").read_bytes()
+                    and cmdline in Path(f"/proc/{pid}/cmdline").read_bytes()):
                 pids.append(int(pid))
-        return pids
+        except OSError:
+            continue
+    return pids
 
 
 @pytest.fixture
@@ -177,15 +181,7 @@ def test_a_second_up_on_a_taken_port_refuses_before_starting_anything(up: Up, tm
 
 def _replica_pids(service: str) -> list[int]:
     """Processes started for ``service`` by the local runtime (they carry ARK_SERVICE in their env)."""
-    pids = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if f"ARK_SERVICE={service}\0".encode() in Path(f"/proc/{pid}/environ").read_bytes():
-                    pids.append(int(pid))
-            except OSError:
-                continue
-    return pids
+    return _pids_with(f"ARK_SERVICE={service}\0".encode())
 
 
 def _stop(up: Up) -> None:

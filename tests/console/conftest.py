@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Platform
+from tests.e2e.conftest import Platform, running_platform
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -51,13 +51,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def console_platform(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Platform]:
     """One `arkserve up` per test module (starting it takes seconds); services are removed at the end."""
-    p = Platform(tmp_path_factory.mktemp("console"))
-    p.start()
-    yield p
-    try:
-        p.delete_all_services()
-    finally:
-        p.stop()
+    with running_platform(tmp_path_factory.mktemp("console")) as p:
+        yield p
 
 
 class Console:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -109,12 +110,21 @@ class Platform:
                               text=True, timeout=120)
 
 
+@contextlib.contextmanager
+def running_platform(tmp: Path) -> Iterator[Platform]:
+    """`arkserve up` in ``tmp``; at the end its services are deleted and it is stopped."""
+    p = Platform(tmp)
+    p.start()
+    try:
+        yield p
+    finally:
+        try:
+            p.delete_all_services()
+        finally:
+            p.stop()
+
+
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[Platform]:
-    p = Platform(tmp_path)
-    p.start()
-    yield p
-    try:
-        p.delete_all_services()
-    finally:
-        p.stop()
+    with running_platform(tmp_path) as p:
+        yield p
