@@ -7,7 +7,8 @@ gateway (data plane), the control-plane API and the SDK all share the one implem
 
 Verification is split in two on purpose: :func:`verify` checks the headers (the gateway can run it
 before it starts streaming a body) and :func:`check_payload` checks the claimed content hash against
-the hash of the body once the body has been read.
+the hash of the body once the body has been read. :func:`verify_wire` is the gateway's fast path for
+the common case, on raw header bytes; it falls back to :func:`verify` for anything else.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ __all__ = [
     "signature",
     "string_to_sign",
     "verify",
+    "verify_wire",
 ]
 
 SCHEME = "HMAC-SHA256"
@@ -253,9 +255,13 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 
 def _mac(secret: bytes, string_to_sign: str) -> bytes:
     """HMAC-SHA256 of the UTF-8 string (surrogatepass: no ``str`` can make the encoding raise)."""
+    return _mac_bytes(secret, string_to_sign.encode("utf-8", "surrogatepass"))
+
+
+def _mac_bytes(secret: bytes, data: bytes) -> bytes:
     inner_pad, outer_pad = _pads(secret if type(secret) is bytes else bytes(secret))  # cache key: hashable
     inner = inner_pad.copy()
-    inner.update(string_to_sign.encode("utf-8", "surrogatepass"))
+    inner.update(data)
     outer = outer_pad.copy()
     outer.update(inner.digest())
     return outer.digest()
@@ -433,6 +439,58 @@ def verify(
             "and the date, host and x-ark-content-sha256 headers exactly as sent"
         )
     return Verified(access_key, claimed, ts)
+
+
+_WIRE_PREFIX = _FAST_PREFIX.encode("ascii")
+_WIRE_MIDDLE = _FAST_MIDDLE.encode("ascii")
+_WIRE_CANONICAL_LAST = frozenset(_B64_ALPHABET[::4].encode("ascii"))
+
+
+def verify_wire(
+    method: bytes,
+    url: bytes,
+    authorization: bytes | None,
+    date: bytes | None,
+    host: bytes | None,
+    claimed: bytes | None,
+    lookup: Callable[[str], bytes | None],
+    now: float,
+    skew_s: int = DEFAULT_SKEW_S,
+) -> tuple[str, float] | None:
+    """:func:`verify` for the common case, on the raw bytes of a request: ``(access key, date)`` or ``None``.
+
+    A data plane's hot path: no decoding, no dicts, no objects. It accepts only requests in the exact
+    shape the reference client sends (the canonical ``Authorization`` with an alphanumeric access key,
+    every signed byte ASCII) whose signature is good. ``None`` says nothing about why: call
+    :func:`verify` on the decoded values for the verdict and the error. For ASCII, the raw bytes and
+    the UTF-8 of the decoded text are the same bytes, so whatever this accepts :func:`verify` accepts
+    too (``tests/auth/test_signing_wire.py`` compares the two on the vectors and every one-byte change).
+    """
+    if authorization is None or date is None or host is None or claimed is None:
+        return None
+    if not authorization.startswith(_WIRE_PREFIX):
+        return None
+    i = authorization.find(_WIRE_MIDDLE, len(_WIRE_PREFIX))
+    sig_text = authorization[i + len(_WIRE_MIDDLE) :]
+    access_key = authorization[len(_WIRE_PREFIX) : i]
+    if (i <= len(_WIRE_PREFIX) or len(sig_text) != 44 or sig_text[43] != 61  # "="
+            or sig_text[42] not in _WIRE_CANONICAL_LAST or not access_key.isalnum()):  # bytes: ASCII only
+        return None
+    data = b"".join((method, b"\n", url, b"\n", date, b";", host, b";", claimed))
+    if not data.isascii():
+        return None
+    try:
+        ts = _parse_date(date.decode("ascii"))
+        sig = binascii.a2b_base64(sig_text, strict_mode=True)
+    except (SignatureError, ValueError):
+        return None
+    if not -skew_s <= now - ts <= skew_s:
+        return None
+    ak = access_key.decode("ascii")
+    secret = lookup(ak)
+    if secret is None or not hmac.compare_digest(_mac_bytes(secret, data), sig):
+        return None
+    return ak, ts
 
 
 def check_payload(claimed_hash: str, body_hash: str, body_length: int, *, require_signed: bool = False) -> bool:

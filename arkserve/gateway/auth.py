@@ -1,14 +1,16 @@
 """Thin glue from a parsed request to :func:`arkserve.auth.signing.verify`.
 
-The header values are decoded exactly as received (UTF-8, undecodable bytes kept as escapes so
-they simply fail to match); the secret lookup is a prebuilt dict's ``get`` from the snapshot.
+The common case is checked on the raw bytes (:func:`arkserve.auth.signing.verify_wire`); otherwise
+the header values are decoded exactly as received (UTF-8, undecodable bytes kept as escapes so they
+simply fail to match) for :func:`~arkserve.auth.signing.verify`. The secret lookup is a prebuilt
+dict's ``get`` from the snapshot.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from arkserve.auth.signing import EMPTY_CONTENT_HASH, AccessDenied, verify
+from arkserve.auth.signing import EMPTY_CONTENT_HASH, AccessDenied, verify, verify_wire
 from arkserve.domain.routing import KeyEntry, RoutingSnapshot, ServiceRoute
 
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
@@ -33,18 +35,36 @@ class Decision:
 
 
 def authenticate(snapshot: RoutingSnapshot, lookup: Callable[[str], bytes | None], route: ServiceRoute,
-                 method: bytes, url: bytes, headers: dict[str, str], now: float, skew_s: int) -> Decision:
-    """Verify the signature headers and the key's access; raise ``SignatureError`` subclasses."""
-    try:
-        url_s = url.decode()
-    except UnicodeDecodeError:
-        url_s = url.decode("utf-8", "surrogateescape")
-    v = verify(method=_METHODS.get(method) or method.decode("latin-1"), url=url_s, headers=headers,
-               lookup=lookup, now=now, skew_s=skew_s)
-    key: KeyEntry | None = snapshot.keys.get(v.access_key)
+                 method: bytes, url: bytes, authorization: bytes | None, date: bytes | None, host: bytes,
+                 claimed: bytes | None, now: float, skew_s: int) -> Decision:
+    """Verify the signature headers (raw bytes as received) and the key's access; raise ``SignatureError``s.
+
+    The common case takes :func:`verify_wire` on the bytes; anything else (a failure, another shape
+    of ``Authorization``, non-ASCII bytes) is decoded and goes through :func:`verify`, which gives the
+    verdict and the error.
+    """
+    wire = verify_wire(method, url, authorization, date, host, claimed, lookup, now, skew_s)
+    if wire is not None:
+        access_key, signed_at = wire
+        claimed_s = claimed.decode("ascii")  # type: ignore[union-attr]  # verify_wire checked it is there
+    else:
+        headers = {"host": _dec(host)}
+        for name, value in (("authorization", authorization), ("date", date), ("x-ark-content-sha256", claimed)):
+            if value is not None:
+                headers[name] = _dec(value)
+        v = verify(method=_METHODS.get(method) or method.decode("latin-1"), url=_dec(url), headers=headers,
+                   lookup=lookup, now=now, skew_s=skew_s)
+        access_key, claimed_s, signed_at = v.access_key, v.content_hash, v.signed_at
+    key: KeyEntry | None = snapshot.keys.get(access_key)
     if key is None:  # lookup said yes, so the snapshot has it; be safe anyway
         raise AccessDenied("this access key may not call this service")
     if not snapshot.may_call(key, route):
         raise AccessDenied(f"this access key may not call service {route.name!r}")
-    return Decision(v.access_key, v.content_hash, route.require_signed_payload or key.require_signed_payload,
-                    v.signed_at)
+    return Decision(access_key, claimed_s, route.require_signed_payload or key.require_signed_payload, signed_at)
+
+
+def _dec(v: bytes) -> str:
+    try:
+        return v.decode()
+    except UnicodeDecodeError:
+        return v.decode("utf-8", "surrogateescape")

@@ -35,13 +35,6 @@ _CODES.update({n: DROP for n in HOP_BY_HOP if n not in _CODES})
 _NAMES = {AUTHZ: "authorization", DATE: "date", CHASH: "x-ark-content-sha256"}
 
 
-def _dec(v: bytes) -> str:
-    try:
-        return v.decode()
-    except UnicodeDecodeError:
-        return v.decode("utf-8", "surrogateescape")
-
-
 def build_exchange(conn: ClientConnection) -> Exchange:
     core = conn.core
     parser = conn.parser
@@ -137,8 +130,8 @@ def _authenticate(ex: Exchange, signing: dict[int, bytes], host: bytes, has_body
                 if len(core.verified) >= core.config.verified_cache:
                     core.verified.clear()
                 core.verified[ck] = (d, d.signed_at)
-        if not has_body:
-            check_payload(d.claimed, EMPTY_CONTENT_HASH, 0, require_signed=d.require_signed)
+        if not has_body and d.claimed != EMPTY_CONTENT_HASH:  # a public constant: no timing to hide
+            check_payload(d.claimed, EMPTY_CONTENT_HASH, 0, require_signed=d.require_signed)  # raises
     except SignatureError as exc:
         core.metrics.auth_failure(exc.code)
         return HttpError(exc.status, exc.code, exc.message)
@@ -151,7 +144,6 @@ def _authenticate(ex: Exchange, signing: dict[int, bytes], host: bytes, has_body
 
 def _verify(ex: Exchange, signing: dict[int, bytes], host: bytes) -> Decision:
     core = ex.core
-    headers = {_NAMES[k]: _dec(v) for k, v in signing.items()}
-    headers["host"] = _dec(host)
     return authenticate(core.snapshot, core.secrets.get, ex.route, ex.method, ex.url,  # type: ignore[arg-type]
-                        headers, core.wall, core.config.skew_s)
+                        signing.get(AUTHZ), signing.get(DATE), host, signing.get(CHASH), core.wall,
+                        core.config.skew_s)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import base64
 import logging
+from pathlib import Path
 
 from arkserve.domain.routing import KeyEntry, RoutingSnapshot, ServiceRoute, Upstream
 from arkserve.gateway import BatchingSink, GatewayConfig, StaticSource, run_gateway
+from arkserve.tls import server_context
 
 AK = "AKBENCH0000000000001"
 SK = "uFDCEZCbi5bya6DinCwW2GxEfzkxTnlbzN0mGlxSCg4="
@@ -21,6 +23,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--admin-port", type=int, default=-1)
     p.add_argument("--no-auth", action="store_true")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     ups = tuple(Upstream(f"r{i}", "127.0.0.1", port) for i, port in enumerate(a.upstream))
@@ -28,8 +32,8 @@ def main() -> None:
     snap = RoutingSnapshot(version=1, services={"bench": route},
                            keys={AK: KeyEntry(AK, base64.b64decode(SK), user_id=1, is_admin=False)})
     run_gateway(GatewayConfig(admin_port=a.admin_port, max_body_bytes=1 << 30), StaticSource(snap),
-                lambda: BatchingSink(lambda batch: None), None,
-                a.workers)
+                lambda: BatchingSink(lambda batch: None),
+                server_context(Path(a.tls_cert), Path(a.tls_key)) if a.tls_cert else None, a.workers)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ One command: ``.venv/bin/python bench/gateway/run.py`` (needs Debian ``nginx-lig
 Starts an nginx upstream serving a fixed response, an nginx reverse proxy (2 workers, keep-alive
 upstream) and the arkserve gateway (2 workers, auth on, pre-signed requests), then prints req/s,
 p50, p99 and the gateway/nginx ratio for GET and a 100 KB POST, and the p50 latency each proxy
-adds at concurrency 1.
+adds at concurrency 1. ``--tls``: both proxies terminate TLS with the same certificate (the
+upstream stays plain HTTP); wrk keeps its connections, so this measures encryption, not handshakes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench" / "gateway")]
 from gateway_proc import AK, SK  # noqa: E402
 
 from arkserve.auth.signing import content_hash, sign_headers  # noqa: E402
+from arkserve.tls import TlsFiles, ensure_local_ca  # noqa: E402
 
 NGINX_CONF = """
 worker_processes {workers};
@@ -43,7 +45,7 @@ http {{
   keepalive_requests 1000000;
   upstream app {{ server 127.0.0.1:{upstream}; keepalive 128; }}
   server {{
-    listen 127.0.0.1:{port} reuseport;
+    listen 127.0.0.1:{port} reuseport{tls};
     location / {{ {body} }}
   }}
 }}
@@ -69,10 +71,13 @@ def wait_port(port: int, timeout: float = 10) -> None:
     raise RuntimeError(f"port {port} did not open")
 
 
-def start_nginx(tmp: Path, name: str, port: int, body: str, upstream: int, workers: int) -> subprocess.Popen[bytes]:
+def start_nginx(tmp: Path, name: str, port: int, body: str, upstream: int, workers: int,
+                tls: TlsFiles | None = None) -> subprocess.Popen[bytes]:
     conf = tmp / f"{name}.conf"
+    tls_conf = "" if tls is None else (f" ssl; ssl_certificate {tls.cert}; ssl_certificate_key {tls.key}; "
+                                       "ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:1m")
     conf.write_text(NGINX_CONF.format(workers=workers, dir=tmp, name=name, port=port, body=body,
-                                      upstream=upstream))
+                                      upstream=upstream, tls=tls_conf))
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp)], stderr=subprocess.DEVNULL)
     wait_port(port)
     return proc
@@ -131,9 +136,10 @@ def median(runs: list[dict[str, float]], key: Callable[[dict[str, float]], float
     return sorted(runs, key=key)[len(runs) // 2]
 
 
-def wrk(port: int, script: Path, threads: int, conns: int, secs: int) -> dict[str, float]:
+def wrk(port: int, script: Path, threads: int, conns: int, secs: int, scheme: str = "http") -> dict[str, float]:
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--latency", "-s", str(script),
-                          f"http://127.0.0.1:{port}/v1/predict"], capture_output=True, text=True, check=True).stdout
+                          f"{scheme}://127.0.0.1:{port}/v1/predict"], capture_output=True, text=True,
+                         check=True).stdout
     return parse_wrk(out)
 
 
@@ -144,23 +150,27 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--tls", action="store_true", help="both proxies terminate TLS (the same certificate)")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="arkserve-bench-"))
+    tls = ensure_local_ca(tmp, "localhost") if a.tls else None
+    scheme = "https" if tls else "http"
+    tls_args = [] if tls is None else ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
     up, ng, gw = free_port(), free_port(), free_port()
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs.append(start_nginx(tmp, "upstream", up, UPSTREAM_BODY, up, 1))
-        procs.append(start_nginx(tmp, "proxy", ng, PROXY_BODY, up, a.workers))
+        procs.append(start_nginx(tmp, "proxy", ng, PROXY_BODY, up, a.workers, tls))
         procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench/gateway/gateway_proc.py"), "--port",
-                                       str(gw), "--upstream", str(up), "--workers", str(a.workers)],
+                                       str(gw), "--upstream", str(up), "--workers", str(a.workers), *tls_args],
                                       env={**os.environ, "PYTHONPATH": str(ROOT)}))
         wait_port(gw)
         body = os.urandom(100 * 1024)
         cases = [("GET", None, True, 0), ("GET, each signed anew", None, True, 5000),
                  ("POST 100KB signed payload", body, True, 0), ("POST 100KB unsigned payload", body, False, 0)]
         print(f"wrk -t{a.threads} -c{a.connections} -d{a.duration}s x {a.rounds} interleaved rounds (median); "
-              f"{os.cpu_count()} cores; "
-              f"{a.workers} workers each; auth on; body sha256 {content_hash(body)[:12]}...")
+              f"{os.cpu_count()} cores; {a.workers} workers each; auth on; {'TLS' if tls else 'plain HTTP'}; "
+              f"body sha256 {content_hash(body)[:12]}...")
         print(f"{'case':30} {'target':8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non2xx':>7}  ratio")
         for label, b, signed, distinct in cases:
             method = "GET" if b is None else "POST"
@@ -169,8 +179,8 @@ def main() -> None:
                        for t, p in (("nginx", ng), ("arkserve", gw))}
             for _ in range(a.rounds):  # interleaved rounds: the box is shared, so noise hits both alike
                 for target, port in (("nginx", ng), ("arkserve", gw)):
-                    wrk(port, scripts[target], a.threads, a.connections, 1)  # warm up
-                    runs[target].append(wrk(port, scripts[target], a.threads, a.connections, a.duration))
+                    wrk(port, scripts[target], a.threads, a.connections, 1, scheme)  # warm up
+                    runs[target].append(wrk(port, scripts[target], a.threads, a.connections, a.duration, scheme))
             med = {t: median(r, key=lambda x: x["rps"]) for t, r in runs.items()}
             ratio = med["arkserve"]["rps"] / med["nginx"]["rps"] if med["nginx"]["rps"] else 0.0
             for target in ("nginx", "arkserve"):
@@ -183,7 +193,7 @@ def main() -> None:
         print("latency at concurrency 1 (GET, p50):")
         base = wrk(up, lua_script(tmp, "direct", "GET", f"127.0.0.1:{up}", None, True), 1, 1, 5)
         for target, port in (("nginx", ng), ("arkserve", gw)):
-            r = wrk(port, lua_script(tmp, f"c1{target}", "GET", f"127.0.0.1:{port}", None, True), 1, 1, 5)
+            r = wrk(port, lua_script(tmp, f"c1{target}", "GET", f"127.0.0.1:{port}", None, True), 1, 1, 5, scheme)
             print(f"  {target:8} p50 {r['p50']:.3f} ms, added {r['p50'] - base['p50']:.3f} ms "
                   f"(direct {base['p50']:.3f} ms)")
     finally:

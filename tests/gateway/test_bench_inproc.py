@@ -16,5 +16,6 @@ def test_inproc_benchmark_proxies_every_case() -> None:
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     times = dict(re.findall(r"^(.+?)\s+([\d.]+) us/request", res.stdout, re.M))
-    assert set(times) == {"GET, auth on", "GET, auth off", "GET, auth on, new", "POST 100KB signed"}
+    assert set(times) == {"GET, auth on", "GET, auth off", "GET, auth on, new", "GET, auth off, new",
+                          "POST 100KB signed"}
     assert float(times["POST 100KB signed"]) > float(times["GET, auth on"]) > 0  # it hashed 100 KB
