@@ -55,6 +55,11 @@ def main() -> None:
     def verify() -> None:
         signing.verify(method="POST", url=url, headers=headers, lookup=keys.get, now=now + 5)
 
+    raw = [v.encode() for v in (url, sent["Authorization"], sent["date"], host, sent["x-ark-content-sha256"])]
+
+    def verify_wire() -> None:
+        signing.verify_wire(b"POST", raw[0], raw[1], raw[2], raw[3], raw[4], keys.get, now + 5)
+
     def verify_and_payload() -> None:
         v = signing.verify(method="POST", url=url, headers=headers, lookup=keys.get, now=now + 5)
         signing.check_payload(v.content_hash, body_hash, len(body))
@@ -92,11 +97,13 @@ def main() -> None:
     candidates: dict[str, Callable[[], None]] = {
         "hmac.new(...).digest()": bare_hmac,
         "verify()": verify,
+        "verify_wire() (raw bytes)": verify_wire,
         "verify() + check_payload()": verify_and_payload,
         "verify(), uncached date": verify_cold_date,
         "sign_headers()": sign,
     }
     verify()  # must succeed before it is timed
+    assert signing.verify_wire(b"POST", raw[0], raw[1], raw[2], raw[3], raw[4], keys.get, now + 5)
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(args.rounds):
         for name, fn in candidates.items():

@@ -4,8 +4,10 @@ One command: ``.venv/bin/python bench/gateway/run.py`` (needs Debian ``nginx-lig
 Starts an nginx upstream serving a fixed response, an nginx reverse proxy (2 workers, keep-alive
 upstream) and the arkserve gateway (2 workers, auth on, pre-signed requests), then prints req/s,
 p50, p99 and the gateway/nginx ratio for GET and a 100 KB POST, and the p50 latency each proxy
-adds at concurrency 1. ``--tls``: both proxies terminate TLS with the same certificate (the
-upstream stays plain HTTP); wrk keeps its connections, so this measures encryption, not handshakes.
+adds at concurrency 1. ``cpu us/req`` is the CPU time (user + system, from ``/proc``) the proxy's
+own processes spent per request in that round: the upstream and wrk are not in it. ``--tls``: both
+proxies terminate TLS with the same certificate (the upstream stays plain HTTP); wrk keeps its
+connections, so this measures encryption, not handshakes.
 """
 
 from __future__ import annotations
@@ -119,6 +121,22 @@ def lua_script(tmp: Path, name: str, method: str, host: str, body: bytes | None,
     return path
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and its children (nginx's workers, the gateway's worker processes)."""
+    kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [pid, *map(int, kids)]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of these processes so far (``/proc/PID/stat``)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def parse_wrk(out: str) -> dict[str, float]:
     def lat(label: str) -> float:
         m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -150,6 +168,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--latency-seconds", type=int, default=5, help="length of each concurrency-1 run")
     ap.add_argument("--tls", action="store_true", help="both proxies terminate TLS (the same certificate)")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="arkserve-bench-"))
@@ -165,13 +184,16 @@ def main() -> None:
                                        str(gw), "--upstream", str(up), "--workers", str(a.workers), *tls_args],
                                       env={**os.environ, "PYTHONPATH": str(ROOT)}))
         wait_port(gw)
+        time.sleep(0.5)  # the gateway's workers are forked after the port opens
+        pids = {"nginx": tree(procs[1].pid), "arkserve": tree(procs[2].pid)}
         body = os.urandom(100 * 1024)
         cases = [("GET", None, True, 0), ("GET, each signed anew", None, True, 5000),
                  ("POST 100KB signed payload", body, True, 0), ("POST 100KB unsigned payload", body, False, 0)]
         print(f"wrk -t{a.threads} -c{a.connections} -d{a.duration}s x {a.rounds} interleaved rounds (median); "
               f"{os.cpu_count()} cores; {a.workers} workers each; auth on; {'TLS' if tls else 'plain HTTP'}; "
               f"body sha256 {content_hash(body)[:12]}...")
-        print(f"{'case':30} {'target':8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non2xx':>7}  ratio")
+        print(f"{'case':30} {'target':8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non2xx':>7} "
+              f"{'cpu us/req':>10}  ratio")
         for label, b, signed, distinct in cases:
             method = "GET" if b is None else "POST"
             runs: dict[str, list[dict[str, float]]] = {"nginx": [], "arkserve": []}
@@ -180,20 +202,24 @@ def main() -> None:
             for _ in range(a.rounds):  # interleaved rounds: the box is shared, so noise hits both alike
                 for target, port in (("nginx", ng), ("arkserve", gw)):
                     wrk(port, scripts[target], a.threads, a.connections, 1, scheme)  # warm up
-                    runs[target].append(wrk(port, scripts[target], a.threads, a.connections, a.duration, scheme))
+                    c0 = cpu_seconds(pids[target])
+                    r = wrk(port, scripts[target], a.threads, a.connections, a.duration, scheme)
+                    r["cpu_us"] = (cpu_seconds(pids[target]) - c0) / max(r["rps"] * a.duration, 1) * 1e6
+                    runs[target].append(r)
             med = {t: median(r, key=lambda x: x["rps"]) for t, r in runs.items()}
             ratio = med["arkserve"]["rps"] / med["nginx"]["rps"] if med["nginx"]["rps"] else 0.0
             for target in ("nginx", "arkserve"):
                 r = med[target]
                 print(f"{label:30} {target:8} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} "
-                      f"{int(sum(x['non2xx'] for x in runs[target])):>7}"
+                      f"{int(sum(x['non2xx'] for x in runs[target])):>7} {r['cpu_us']:>10.1f}"
                       + (f"  {ratio:.2f}x" if target == "arkserve" else ""))
             if any(x["non2xx"] for r in runs.values() for x in r):
                 print(f"{'':30} !! non-2xx answers: the {label!r} numbers measure errors, not proxying")
         print("latency at concurrency 1 (GET, p50):")
-        base = wrk(up, lua_script(tmp, "direct", "GET", f"127.0.0.1:{up}", None, True), 1, 1, 5)
+        secs = a.latency_seconds
+        base = wrk(up, lua_script(tmp, "direct", "GET", f"127.0.0.1:{up}", None, True), 1, 1, secs)
         for target, port in (("nginx", ng), ("arkserve", gw)):
-            r = wrk(port, lua_script(tmp, f"c1{target}", "GET", f"127.0.0.1:{port}", None, True), 1, 1, 5, scheme)
+            r = wrk(port, lua_script(tmp, f"c1{target}", "GET", f"127.0.0.1:{port}", None, True), 1, 1, secs, scheme)
             print(f"  {target:8} p50 {r['p50']:.3f} ms, added {r['p50'] - base['p50']:.3f} ms "
                   f"(direct {base['p50']:.3f} ms)")
     finally:
