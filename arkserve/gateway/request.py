@@ -2,7 +2,8 @@
 forwarding headers, route lookup and the signature check (before any body byte is accepted).
 
 The header loop is the hottest Python on the request path: one ``lower()`` and one dict lookup
-per header; values the signer needs are decoded only when the route has auth on.
+per header; the values the signature check needs are kept as raw bytes (``verify_wire`` takes them
+as they are; they are decoded only when it falls back to ``verify``).
 
 Verified signatures are remembered per worker (``Core.verified``, a few hundred), keyed by every
 input of the check as raw bytes: Authorization (so the AK and the signature), date, host, content
