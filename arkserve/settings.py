@@ -69,6 +69,8 @@ class GatewaySettings:
                                      "ARKSERVE_GATEWAY_BODY_TIMEOUT_S")
     idle_timeout_s: float = _setting(75.0, "Idle keep-alive connections from clients are closed after this.",
                                      "ARKSERVE_GATEWAY_IDLE_TIMEOUT_S")
+    tunnel_idle_s: float = _setting(300.0, "A WebSocket (or other Upgrade) connection with no byte either way "
+                                    "for this long is closed.", "ARKSERVE_GATEWAY_TUNNEL_IDLE_S")
     connect_timeout_s: float = _setting(3.0, "Connecting to a replica; a replica that times out is ejected for a while "
                                         "and the request retried on another.", "ARKSERVE_GATEWAY_CONNECT_TIMEOUT_S")
     max_header_bytes: int = _setting(64 * 1024, "Request line + headers larger than this get 431.",

@@ -67,7 +67,8 @@ def gateway(data_dir: str | None, database_url: str | None, workers: int | None,
     config = GatewayConfig(
         host=g.host, addressing=g.addressing, host_port=g.host_port, base_domain=g.base_domain,
         admin_port=g.admin_port, header_timeout_s=g.header_timeout_s, body_timeout_s=g.body_timeout_s,
-        idle_timeout_s=g.idle_timeout_s, connect_timeout_s=g.connect_timeout_s, max_header_bytes=g.max_header_bytes,
+        idle_timeout_s=g.idle_timeout_s, tunnel_idle_s=g.tunnel_idle_s, connect_timeout_s=g.connect_timeout_s,
+        max_header_bytes=g.max_header_bytes,
         max_body_bytes=g.max_body_bytes, queue_timeout_s=g.queue_timeout_s, queue_max=g.queue_max,
         skew_s=s.api.clock_skew_s)
 

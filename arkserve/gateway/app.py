@@ -25,7 +25,7 @@ from arkserve.domain.routing import RoutingSnapshot
 from arkserve.gateway.admin import AdminProtocol
 from arkserve.gateway.config import GatewayConfig
 from arkserve.gateway.core import Core
-from arkserve.gateway.proxy import IDLE, ClientConnection
+from arkserve.gateway.proxy import IDLE, TUNNEL, ClientConnection
 from arkserve.gateway.requestlog import RecordSink
 from arkserve.gateway.snapshot import SnapshotHolder, SnapshotSource
 
@@ -96,6 +96,8 @@ class Gateway:
         for conn in list(core.connections):
             if conn.state == IDLE and not conn.pipeline:
                 conn._close()
+            elif conn.state == TUNNEL:  # a WebSocket never ends by itself: close it now, not at the grace's end
+                conn.close_tunnel()
         deadline = time.monotonic() + grace
         while core.connections and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

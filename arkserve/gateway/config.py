@@ -21,6 +21,7 @@ class GatewayConfig:
     header_timeout_s: float = 10.0  # first byte of a request to the end of its headers -> 408
     body_timeout_s: float = 60.0  # no body byte for this long while reading a request body -> 408
     idle_timeout_s: float = 75.0  # keep-alive connection with no request in progress -> closed
+    tunnel_idle_s: float = 300.0  # a WebSocket/Upgrade tunnel with no byte either way -> closed
     max_header_bytes: int = 64 * 1024  # request line + headers -> 431
     max_body_bytes: int = 8 * 1024**3  # -> 413
     spool_memory_bytes: int = 1024 * 1024  # bodies hashed before forwarding: memory, then a temp file

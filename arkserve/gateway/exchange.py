@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from arkserve.domain.routing import ServiceRoute
     from arkserve.gateway.core import Core
     from arkserve.gateway.proxy import ClientConnection
+    from arkserve.gateway.tunnel import Tunnel
 
 PAUSE_BUFFER, PAUSE_UPSTREAM = 1, 2
 _HIGH_WATER = 256 * 1024
@@ -54,6 +55,9 @@ class Exchange(ResponseRelay):
         self.up: UpstreamConnection | None = None
         self.pending_head: bytes | None = None
         self.deadline = float("inf")
+        self.upgrade: bytes | None = None  # the Upgrade the client asked for (a WebSocket handshake)
+        self.early = bytearray()  # bytes the client sent behind its handshake, before the 101
+        self.tunnel: Tunnel | None = None
 
     # ------------------------------------------------------------------ request body from the client
     def feed_body(self, data: bytes) -> None:
@@ -255,6 +259,9 @@ class Exchange(ResponseRelay):
     def check(self, now: float) -> None:
         if self.done or now < self.deadline:
             return
+        if self.tunnel is not None:  # nothing moved for tunnel_idle_s
+            self.tunnel.close()
+            return
         if self.queued:
             self.core.dequeue(self)
             self.fail(HttpError(503, "NoReplicaAvailable", "no ready replica became free within "
@@ -264,6 +271,11 @@ class Exchange(ResponseRelay):
             self.core.metrics.upstream_error(self.route.name, "timeout")  # type: ignore[union-attr]
             self.fail(HttpError(504, "UpstreamTimeout", "the replica did not answer within "
                                 f"{self.route.request_timeout_s:g} s"))  # type: ignore[union-attr]
+
+    def tunnel_closed(self) -> None:
+        """Its tunnel ended (both transports closed): record it and let the connection go."""
+        self._finish(False)
+        self.conn.connection_lost(None)  # the transport reports to the tunnel now, not to the connection
 
     def _release(self) -> None:
         st, self.replica = self.replica, None

@@ -34,6 +34,8 @@ class Metrics:
         k = (service, replica, _STATUS_CLASS[status // 100] if status < 600 else "5xx")
         req = self.requests
         req[k] = req.get(k, 0) + 1
+        if status == 101:  # a tunnel's whole life (tunnel.py), not a response time
+            return
         h = self.hist.get(service)
         if h is None:
             h = self.hist[service] = [0.0] * (len(BUCKETS) + 2)

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("arkserve.gateway")
 INF = float("inf")
-IDLE, HEADERS, BODY, WAIT, CLOSING = 0, 1, 2, 3, 4
+IDLE, HEADERS, BODY, WAIT, CLOSING, UPGRADING, TUNNEL = 0, 1, 2, 3, 4, 5, 6
 _MAX_PIPELINE = 16
+_MAX_EARLY = 64 * 1024  # bytes a client may send behind an Upgrade handshake before it is answered
 
 
 class ClientConnection(asyncio.Protocol):
@@ -60,16 +61,21 @@ class ClientConnection(asyncio.Protocol):
         self.core.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.state == CLOSING:
+        if self.state >= CLOSING:
+            if self.state == UPGRADING:
+                self._early(data)
             return
         if self.state != BODY:
             self.hdr_bytes += len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:  # Upgrade headers are stripped; carry on as HTTP/1.1
-            rest = data[exc.args[0]:] if exc.args and isinstance(exc.args[0], int) else b""
-            if rest:
-                self.data_received(rest)
+        except httptools.HttpParserUpgrade as exc:  # an Upgrade request was parsed: no more HTTP on here
+            ex = self.pipeline[-1] if self.pipeline else None
+            if ex is not None and ex.upgrade is not None and not ex.done:
+                self.state, self.deadline = UPGRADING, INF
+                self._early(data[exc.args[0]:] if exc.args and isinstance(exc.args[0], int) else b"")
+            else:  # already answered (refused); the connection closes after the answer
+                self.state, self.deadline = CLOSING, INF
             return
         except httptools.HttpParserError as exc:
             cause = exc.__context__
@@ -155,6 +161,26 @@ class ClientConnection(asyncio.Protocol):
                 self.state, self.deadline = IDLE, self.core.clock + self.core.config.idle_timeout_s
         if ex is not None:
             ex.body_end()
+
+    # ------------------------------------------------------------------------------ upgrades
+    def _early(self, data: bytes) -> None:
+        ex = self.pipeline[-1] if self.pipeline else None
+        if ex is None or ex.done or not data:
+            return
+        ex.early += data
+        if len(ex.early) > _MAX_EARLY:
+            self.pause(PAUSE_BUFFER)
+
+    def become_tunnel(self) -> None:
+        """The replica accepted the Upgrade: from now on the transport belongs to a tunnel."""
+        self.state, self.deadline = TUNNEL, INF
+        if self.paused and self.transport is not None:
+            self.paused = 0
+            self.transport.resume_reading()
+
+    def close_tunnel(self) -> None:
+        if self.state == TUNNEL and self.pipeline and self.pipeline[0].tunnel is not None:
+            self.pipeline[0].tunnel.close()
 
     # ------------------------------------------------------------------------------ control
     def pause(self, bit: int) -> None:

@@ -7,26 +7,30 @@ gave no length), never collected.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, cast
 
 from arkserve.gateway.http import HttpError, response_head
+from arkserve.gateway.tunnel import Tunnel
 
 if TYPE_CHECKING:
     from arkserve.domain.routing import ServiceRoute
     from arkserve.gateway.core import Core
+    from arkserve.gateway.exchange import Exchange
     from arkserve.gateway.proxy import ClientConnection
     from arkserve.gateway.upstream import UpstreamConnection
 
 _NO_BODY_STATUS = (204, 304)
+_UPGRADE_VALUE = re.compile(rb"\r\nupgrade:[ \t]*([^\r\n]*?)[ \t]*(?:\r\n|$)", re.I)
 
 
 class ResponseRelay:
     __slots__ = (
         "access_key", "active", "attempts", "body_buf", "buffered", "bytes_in", "bytes_out", "chunked",
-        "cl", "claimed", "conn", "core", "deadline", "done", "eof_body", "error", "expect", "head", "http10",
-        "keep_alive", "method", "pending_head", "queued", "rechunk", "replica", "req_done",
-        "require_signed", "resp_started", "rid", "route", "sending", "spool", "status", "t0", "up",
-        "url", "wall",
+        "cl", "claimed", "conn", "core", "deadline", "done", "early", "eof_body", "error", "expect", "head",
+        "http10", "keep_alive", "method", "pending_head", "queued", "rechunk", "replica", "req_done",
+        "require_signed", "resp_started", "rid", "route", "sending", "spool", "status", "t0", "tunnel", "up",
+        "upgrade", "url", "wall",
     )
     conn: ClientConnection
     core: Core
@@ -46,6 +50,9 @@ class ResponseRelay:
     req_done: bool
     done: bool
     spool: object
+    upgrade: bytes | None
+    early: bytearray
+    tunnel: Tunnel | None
 
     def _finish(self, reuse_upstream: bool, status: int = 0, client_gone: bool = False) -> None:
         raise NotImplementedError
@@ -83,6 +90,21 @@ class ResponseRelay:
             up.close()
             self.up = None
             self._finish(False)
+
+    def resp_upgrade(self, raw: bytes) -> None:
+        """The replica switched protocols (101) as the client asked: relay its head, become a tunnel."""
+        self.status = 101
+        self.resp_started = True
+        head = response_head(raw)[0]  # without its Connection and Upgrade: they are set here
+        m = _UPGRADE_VALUE.search(raw)
+        proto = m.group(1) if m and m.group(1) else self.upgrade
+        conn, up = self.conn, self.up
+        assert conn.transport is not None and up is not None and up.transport is not None and proto is not None
+        conn.transport.write(b"".join((head, b"\r\nconnection: upgrade\r\nupgrade: ", proto,
+                                       b"\r\nx-request-id: ", self.rid, b"\r\n\r\n")))
+        early, self.early = bytes(self.early), bytearray()
+        self.tunnel = up.tunnel = Tunnel(cast("Exchange", self), conn.transport, up.transport, early)
+        conn.become_tunnel()
 
     def flush_head(self) -> None:
         head, self.pending_head = self.pending_head, None

@@ -28,10 +28,10 @@ from arkserve.gateway.http import HOP_BY_HOP, HttpError, host_service, request_i
 if TYPE_CHECKING:
     from arkserve.gateway.proxy import ClientConnection
 
-HOST, AUTHZ, DATE, CHASH, CLEN, TENC, RID, EXPECT, XFF, DROP = range(10)
+HOST, AUTHZ, DATE, CHASH, CLEN, TENC, RID, EXPECT, XFF, UPGRADE, DROP = range(11)
 _CODES = {b"host": HOST, b"authorization": AUTHZ, b"date": DATE, b"x-ark-content-sha256": CHASH,
           b"content-length": CLEN, b"transfer-encoding": TENC, b"x-request-id": RID, b"expect": EXPECT,
-          b"x-forwarded-for": XFF, b"x-forwarded-proto": DROP, b"x-ark-access-key": DROP}
+          b"x-forwarded-for": XFF, b"upgrade": UPGRADE, b"x-forwarded-proto": DROP, b"x-ark-access-key": DROP}
 _CODES.update({n: DROP for n in HOP_BY_HOP if n not in _CODES})
 _NAMES = {AUTHZ: "authorization", DATE: "date", CHASH: "x-ark-content-sha256"}
 
@@ -42,7 +42,7 @@ def build_exchange(conn: ClientConnection) -> Exchange:
     method = parser.get_method()
     url = conn.url
     head = [method, b" ", url, b" HTTP/1.1\r\n"]
-    host = rid = te = xff = None
+    host = rid = te = xff = upgrade = None
     cl = -1
     expect = False
     signing: dict[int, bytes] = {}
@@ -73,6 +73,8 @@ def build_exchange(conn: ClientConnection) -> Exchange:
             expect = value.lower() == b"100-continue"
         elif code == XFF and core.config.trust_forwarded:
             xff = b"x-forwarded-for: " + value + b", " + conn.fwd[17:]
+        elif code == UPGRADE:
+            upgrade = value
     rid_b = request_id(rid)
     chunked = te is not None
     if chunked and te.strip().lower() != b"chunked":  # type: ignore[union-attr]
@@ -101,6 +103,10 @@ def build_exchange(conn: ClientConnection) -> Exchange:
                   parser.should_keep_alive() and not core.closing, parser.get_http_version() == "1.0")
     ex.expect = expect
     ex.req_done = not has_body
+    if upgrade is not None and parser.should_upgrade():  # Upgrade plus Connection: upgrade (tunnel.py)
+        ex.upgrade = upgrade
+        ex.keep_alive = False  # the connection becomes the tunnel, or closes after a refusal
+        head.append(b"connection: upgrade\r\nupgrade: " + upgrade + b"\r\n")
     if err is None and route is not None:
         if route.auth:
             err = _authenticate(ex, signing, host, has_body)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ import httptools
 
 if TYPE_CHECKING:
     from arkserve.gateway.exchange import Exchange
+    from arkserve.gateway.tunnel import Tunnel
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -30,6 +31,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.skip = False
         self.paused = False  # our writes to it are paused (its receive buffer is full)
         self.rpaused = False  # we stopped reading it (the client is slow)
+        self.tunnel: Tunnel | None = None  # set when a 101 turned this connection into a tunnel
 
     # asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -47,6 +49,15 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self.close()
             ex.upstream_lost(exc)
+            return
+        except httptools.HttpParserUpgrade as exc:  # after a 101: the rest is the tunnel's
+            if self.tunnel is not None:
+                rest = data[exc.args[0]:] if exc.args and isinstance(exc.args[0], int) else b""
+                if rest:
+                    self.tunnel.relay(self.tunnel.upstream, rest)
+            else:  # switched protocols although the client did not ask to
+                self.close()
+                ex.upstream_lost(None)
             return
         if ex.pending_head is not None and self.ex is ex:
             ex.flush_head()
@@ -76,6 +87,13 @@ class UpstreamConnection(asyncio.Protocol):
         buf = self.hbuf
         end = buf.find(b"\r\n\r\n")
         status = self.parser.get_status_code()
+        if status == 101 and self.parser.should_upgrade():
+            self.in_head = False
+            self.hbuf = b""
+            ex = self.ex
+            if ex is not None and ex.upgrade is not None:
+                ex.resp_upgrade(buf[:end])
+            return
         if status < 200:  # 100 Continue and friends: the gateway answered the client itself
             self.skip = True
             self.hbuf = buf[end + 4:]
@@ -91,6 +109,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.in_head = True
+        if self.tunnel is not None:  # the 101's (empty) message: the tunnel owns the connection now
+            return
         if self.skip:
             self.skip = False
             return
