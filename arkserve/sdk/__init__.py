@@ -1,5 +1,5 @@
 """The public Python client of arkserve; request signing lives in :mod:`arkserve.sdk.auth`."""
 
-from arkserve.sdk.auth import ArkAuth, ArkRequestsAuth
+from arkserve.sdk.auth import ArkAuth, ArkRequestsAuth, websocket_headers
 
-__all__ = ["ArkAuth", "ArkRequestsAuth"]
+__all__ = ["ArkAuth", "ArkRequestsAuth", "websocket_headers"]

@@ -5,7 +5,8 @@ scheme (see ``docs/signing.md``), computed by :mod:`arkserve.auth.signing` over 
 client will put on the wire: the method, the raw path and query, the ``Host`` header (with a
 non-default port) and the body bytes. A body that cannot be hashed up front (a generator, a file,
 an httpx multipart stream) is sent as an *unsigned payload*: the empty string's hash is signed,
-as the reference client does for multipart uploads.
+as the reference client does for multipart uploads. :func:`websocket_headers` signs a WebSocket
+handshake (a GET without a body) for clients that take extra headers, such as ``websockets``.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import requests
 
 from arkserve.auth import signing
 
-__all__ = ["ArkAuth", "ArkRequestsAuth"]
+__all__ = ["ArkAuth", "ArkRequestsAuth", "websocket_headers"]
 
 Clock = Callable[[], float]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 def _checked_secret(secret_key: str) -> str:
@@ -134,3 +135,29 @@ class ArkRequestsAuth(requests.auth.AuthBase):
             )
         )
         return r
+
+
+def websocket_headers(uri: str, access_key: str, secret_key: str, *, clock: Clock = time.time) -> dict[str, str]:
+    """The signing headers of a WebSocket handshake to ``uri`` (``ws://`` or ``wss://``).
+
+    Signs ``GET``, the path and query of ``uri`` and the ``Host`` the ``websockets`` client sends for
+    it (the port only when it is not the scheme's default, IPv6 in brackets):
+
+    >>> with websockets.sync.client.connect(uri, additional_headers=websocket_headers(uri, ak, sk)) as ws:
+    ...     ws.send("hello")
+
+    The signature is valid for the skew window (15 minutes), so sign right before connecting.
+    """
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"not a WebSocket URI: {uri!r} (expected ws://host[:port]/path or wss://...)")
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port or _DEFAULT_PORTS[scheme]
+    if port != _DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return signing.sign_headers(method="GET", url=path, host=host, access_key=_checked_access_key(access_key),
+                                secret_key=_checked_secret(secret_key), body=None, now=clock())

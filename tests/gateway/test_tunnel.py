@@ -19,6 +19,7 @@ from websockets.sync.server import Server, ServerConnection, serve
 
 from arkserve.auth.signing import sign_headers
 from arkserve.domain.routing import Upstream
+from arkserve.sdk.auth import websocket_headers
 from tests.gateway.harness import SK, route, snapshot
 from tests.gateway.test_proxy import _tls
 from tests.live import free_port
@@ -68,12 +69,13 @@ def test_a_signed_websocket_echoes_both_ways_and_is_logged(ws_replica: Upstream,
     if cert is not None:
         import ssl
         client_ssl = ssl.create_default_context(cafile=str(cert))
-    uri = f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/ws"
+    uri = f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/ws?room=1"
     big = os.urandom(2 << 20)  # 2 MB each way (random: permessage-deflate cannot shrink it), more than
     # any socket buffer holds, so backpressure comes into play
-    with connect(uri, additional_headers=_signed(port), ssl=client_ssl, max_size=None) as ws:
+    with connect(uri, additional_headers=websocket_headers(uri, "AKOWNER", SK), ssl=client_ssl,
+                 max_size=None) as ws:
         hello = json.loads(ws.recv())
-        assert hello["path"] == "/ws" and hello["access_key"] == "AKOWNER"
+        assert hello["path"] == "/ws?room=1" and hello["access_key"] == "AKOWNER"
         assert hello["authorization"] is None  # the signature is not handed to the replica
         assert ws.response is not None and ws.response.headers["x-request-id"] == hello["request_id"]
         for i in range(20):
@@ -83,7 +85,7 @@ def test_a_signed_websocket_echoes_both_ways_and_is_logged(ws_replica: Upstream,
         assert ws.recv() == big
     _wait(lambda: len(g.sink.records) == 1)
     rec = g.sink.records[0]
-    assert (rec.status, rec.replica, rec.access_key, rec.path) == (101, "ws0", "AKOWNER", "/ws")
+    assert (rec.status, rec.replica, rec.access_key, rec.path) == (101, "ws0", "AKOWNER", "/ws?room=1")
     assert rec.bytes_in > len(big) and rec.bytes_out > len(big)
     assert rec.request_id == hello["request_id"]
     metrics = g.gw.core.metrics

@@ -374,3 +374,30 @@ def test_requests_host_header(url: str, host: str) -> None:
 def test_requests_explicit_host_header_is_signed() -> None:
     prepared = requests.Request("GET", "http://127.0.0.1:8000/", headers={"Host": "svc.example.com"}).prepare()
     assert _requests_host(prepared) == "svc.example.com"
+
+
+@pytest.mark.parametrize("uri", ["ws://127.0.0.1:20001/ws", "wss://svc.example.com/chat?x=1&y=%2F",
+                                 "ws://svc.example.com:80/", "wss://[::1]:8443/a", "ws://Example.COM:8080",
+                                 "wss://h.example:443/p"])
+def test_websocket_headers_sign_what_the_websockets_client_sends(uri: str) -> None:
+    from websockets.client import ClientProtocol
+    from websockets.uri import parse_uri
+
+    from arkserve.sdk.auth import websocket_headers
+
+    sk = base64.b64encode(bytes(range(32))).decode()
+    request = ClientProtocol(parse_uri(uri)).connect()  # the handshake the real client would write
+    headers = {k.lower(): v for k, v in websocket_headers(uri, "AKWS", sk).items()}
+    headers["host"] = request.headers["Host"]
+    v = signing.verify(method="GET", url=request.path, headers=headers,
+                       lookup={"AKWS": signing.decode_secret(sk)}.get, now=time.time())
+    assert v.access_key == "AKWS" and v.content_hash == signing.EMPTY_CONTENT_HASH
+
+
+def test_websocket_headers_refuse_other_uris() -> None:
+    from arkserve.sdk.auth import websocket_headers
+
+    sk = base64.b64encode(bytes(32)).decode()
+    for bad in ("https://h/x", "ws:///nohost", "h:80/x"):
+        with pytest.raises(ValueError, match="not a WebSocket URI"):
+            websocket_headers(bad, "AK", sk)
