@@ -67,7 +67,25 @@ class Core:
                 self.waiting -= 1
                 ex.queued = False
                 ex.fail(service_failing(name, route.failing, self.config.retry_after_s))
+        self._recheck_tunnels(snap)
         self.pump_all()
+
+    def _recheck_tunnels(self, snap: RoutingSnapshot) -> None:
+        """Close every open tunnel (WebSocket) whose handshake this snapshot would refuse: its service is
+        gone, or has auth on and the key is unknown, disabled, deleted or no longer allowed (a public
+        service that turned auth on counts: the handshake carried no key)."""
+        for conn in list(self.connections):
+            ex = conn.open_tunnel()
+            if ex is None or ex.route is None:
+                continue
+            route = snap.services.get(ex.route.name)
+            if route is not None and route.auth:
+                key = snap.keys.get(ex.access_key) if ex.access_key else None
+                allowed = key is not None and snap.may_call(key, route)
+            else:
+                allowed = route is not None
+            if not allowed:
+                ex.tunnel.close()  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------------------ queueing
     def enqueue(self, ex: Exchange) -> None:

@@ -178,9 +178,16 @@ class ClientConnection(asyncio.Protocol):
             self.paused = 0
             self.transport.resume_reading()
 
-    def close_tunnel(self) -> None:
+    def open_tunnel(self) -> Exchange | None:
+        """The exchange whose tunnel this connection carries, if it has become one."""
         if self.state == TUNNEL and self.pipeline and self.pipeline[0].tunnel is not None:
-            self.pipeline[0].tunnel.close()
+            return self.pipeline[0]
+        return None
+
+    def close_tunnel(self) -> None:
+        ex = self.open_tunnel()
+        if ex is not None:
+            ex.tunnel.close()  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------------------ control
     def pause(self, bit: int) -> None:

@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 from websockets.sync.server import Server, ServerConnection, serve
 
 from arkserve.auth.signing import sign_headers
-from arkserve.domain.routing import Upstream
+from arkserve.domain.routing import RoutingSnapshot, Upstream
 from arkserve.sdk.auth import websocket_headers
 from tests.gateway.harness import SK, route, snapshot
 from tests.gateway.test_proxy import _tls
@@ -236,3 +236,32 @@ def test_connect_is_refused(ws_replica: Upstream, gateway: Any) -> None:
         while chunk := s.recv(65536):
             data += chunk
     assert data.startswith(b"HTTP/1.1 400") and b'"BadRequest"' in data
+
+
+def test_disabling_the_key_closes_its_open_websockets(ws_replica: Upstream, gateway: Any) -> None:
+    port = free_port()
+    chat = route("chat", [ws_replica], port)
+    g = gateway(snapshot(1, chat))
+    with connect(f"ws://127.0.0.1:{port}/ws", additional_headers=_signed(port)) as ws:
+        ws.recv()
+        g.publish(snapshot(2, chat))  # a new snapshot that still allows the key: the tunnel stays
+        ws.send("still allowed")
+        assert ws.recv() == "still allowed"
+        keys = dict(g.source.load().keys)
+        del keys["AKOWNER"]  # the key was disabled or deleted
+        g.publish(RoutingSnapshot(version=3, services={"chat": chat}, keys=keys))
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=5)
+    _wait(lambda: len(g.sink.records) == 1)
+    assert g.sink.records[0].status == 101
+
+
+def test_turning_auth_on_closes_the_unsigned_websockets_of_a_public_service(ws_replica: Upstream,
+                                                                            gateway: Any) -> None:
+    port = free_port()
+    g = gateway(snapshot(1, route("chat", [ws_replica], port, auth=False)))
+    with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+        ws.recv()
+        g.publish(snapshot(2, route("chat", [ws_replica], port, auth=True)))
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=5)
