@@ -1,0 +1,56 @@
+"""A WebSocket service end to end through `arkserve up`: the default TLS endpoint, a signed handshake
+made with the SDK's helper, echo through the gateway, and the session in the request log."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from arkserve.sdk import websocket_headers
+from tests.e2e.conftest import Platform
+
+WS_APP = Path(__file__).with_name("ws_app.py")
+
+
+def test_a_websocket_service_through_the_platform(platform: Platform, tmp_path: Path) -> None:
+    image = tmp_path / "ws-image"
+    image.mkdir()
+    shutil.copy(WS_APP, image / "app.py")
+    svc = platform.create("chat", image=str(image), command=f"{sys.executable} app.py")
+    uri = svc["endpoint"].replace("https://", "wss://") + "/ws?room=7"
+    trust = ssl.create_default_context(cafile=platform.ca)
+    p = platform.profile
+    try:
+        session = connect(uri, additional_headers=websocket_headers(uri, p.access_key, p.secret_key), ssl=trust,
+                          open_timeout=30)
+    except TimeoutError:  # say where it got stuck
+        logs = "\n".join(f.read_text()[-3000:] for f in sorted((platform.data / "logs").rglob("*.log")))
+        raise AssertionError(f"no handshake answer\nup.log:\n{(platform.tmp / 'up.log').read_text()[-6000:]}"
+                             f"\nreplica logs:\n{logs}") from None
+    with session as ws:
+        hello = json.loads(ws.recv())
+        assert hello == {"replica": svc["instances"][0]["id"], "path": "/ws?room=7"}
+        for i in range(5):
+            ws.send(f"frame {i}")
+            assert ws.recv() == f"frame {i}"
+        rid = ws.response.headers["x-request-id"] if ws.response is not None else ""
+    with pytest.raises(InvalidStatus) as refused:
+        connect(uri, ssl=trust, open_timeout=10)
+    assert refused.value.response.status_code == 401
+    deadline = time.monotonic() + 10
+    while True:  # the request log is written in batches
+        with platform.client() as c:
+            mine = [r for r in c.get("/services/chat/requests") if r["request_id"] == rid]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert len(mine) == 1 and mine[0]["status"] == 101 and mine[0]["replica"] == svc["instances"][0]["id"]
+    assert mine[0]["path"] == "/ws?room=7" and mine[0]["access_key"] == p.access_key and mine[0]["bytes_in"] > 0
