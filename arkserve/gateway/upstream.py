@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
+from arkserve.gateway.http import HttpError
+
 if TYPE_CHECKING:
     from arkserve.gateway.exchange import Exchange
     from arkserve.gateway.tunnel import Tunnel
@@ -55,9 +57,10 @@ class UpstreamConnection(asyncio.Protocol):
                 rest = data[exc.args[0]:] if exc.args and isinstance(exc.args[0], int) else b""
                 if rest:
                     self.tunnel.relay(self.tunnel.upstream, rest)
-            else:  # switched protocols although the client did not ask to
+            else:
                 self.close()
-                ex.upstream_lost(None)
+                ex.fail(HttpError(502, "UpstreamError", "the replica switched protocols (101) although the "
+                                  "request did not ask to"))
             return
         if ex.pending_head is not None and self.ex is ex:
             ex.flush_head()
@@ -93,6 +96,8 @@ class UpstreamConnection(asyncio.Protocol):
             ex = self.ex
             if ex is not None and ex.upgrade is not None:
                 ex.resp_upgrade(buf[:end])
+            else:
+                self.skip = True  # unasked for: refused in data_received when llhttp stops at the upgrade
             return
         if status < 200:  # 100 Continue and friends: the gateway answered the client itself
             self.skip = True

@@ -166,7 +166,7 @@ def test_a_replica_that_refuses_the_upgrade_answers_as_http_and_the_connection_c
 
 
 class RawUpgradeReplica:
-    """Answers any Upgrade with 101 and then echoes raw bytes, upper-cased; records what it got."""
+    """Answers any request with 101 and then echoes raw bytes, upper-cased; records what it got."""
 
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
@@ -265,3 +265,15 @@ def test_turning_auth_on_closes_the_unsigned_websockets_of_a_public_service(ws_r
         g.publish(snapshot(2, route("chat", [ws_replica], port, auth=True)))
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=5)
+
+
+def test_a_101_nobody_asked_for_is_a_502(gateway: Any) -> None:
+    rep = RawUpgradeReplica()
+    port = free_port()
+    g = gateway(snapshot(1, route("raw", [Upstream("raw0", "127.0.0.1", rep.port)], port, auth=False)))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"GET /plain HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        data = s.recv(65536)
+    assert data.startswith(b"HTTP/1.1 502") and b"switched protocols" in data
+    _wait(lambda: len(g.sink.records) == 1)
+    assert g.sink.records[0].status == 502
