@@ -56,7 +56,7 @@ class Exchange(ResponseRelay):
         self.pending_head: bytes | None = None
         self.deadline = float("inf")
         self.upgrade: bytes | None = None  # the Upgrade the client asked for (a WebSocket handshake)
-        self.early = bytearray()  # bytes the client sent behind its handshake, before the 101
+        self.early = b""  # bytes the client sent behind its handshake, before the 101
         self.tunnel: Tunnel | None = None
 
     # ------------------------------------------------------------------ request body from the client

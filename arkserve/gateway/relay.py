@@ -51,7 +51,7 @@ class ResponseRelay:
     done: bool
     spool: object
     upgrade: bytes | None
-    early: bytearray
+    early: bytes
     tunnel: Tunnel | None
 
     def _finish(self, reuse_upstream: bool, status: int = 0, client_gone: bool = False) -> None:
@@ -102,7 +102,7 @@ class ResponseRelay:
         assert conn.transport is not None and up is not None and up.transport is not None and proto is not None
         conn.transport.write(b"".join((head, b"\r\nconnection: upgrade\r\nupgrade: ", proto,
                                        b"\r\nx-request-id: ", self.rid, b"\r\n\r\n")))
-        early, self.early = bytes(self.early), bytearray()
+        early, self.early = self.early, b""
         self.tunnel = up.tunnel = Tunnel(cast("Exchange", self), conn.transport, up.transport, early)
         conn.become_tunnel()
 
