@@ -39,7 +39,7 @@ class _Side(asyncio.Protocol):
         self.tunnel.close()
 
     def pause_writing(self) -> None:  # our transport is full: stop reading the other end
-        if self.peer is not None:
+        if self.peer is not None and not self.peer.transport.is_closing():
             self.peer.transport.pause_reading()
 
     def resume_writing(self) -> None:
