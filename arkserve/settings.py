@@ -52,7 +52,8 @@ class GatewaySettings:
     host: str = _setting("127.0.0.1", "Address the gateway listens on.", "ARKSERVE_GATEWAY_HOST")
     addressing: str = _setting("port", "Endpoint addressing: 'port' (one gateway port per service) or "
                                "'host' (<service>.<base_domain>).", "ARKSERVE_GATEWAY_ADDRESSING")
-    port_base: int = _setting(20001, "First gateway port handed to services in 'port' addressing.",
+    port_base: int = _setting(20001, "First gateway port handed to services in 'port' addressing (ports "
+                              "another program listens on are skipped).",
                               "ARKSERVE_GATEWAY_PORT_BASE")
     host_port: int = _setting(8443, "The single gateway port in 'host' addressing.", "ARKSERVE_GATEWAY_HOST_PORT")
     base_domain: str = _setting("localhost", "Base domain of 'host' addressing.", "ARKSERVE_BASE_DOMAIN")

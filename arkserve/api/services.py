@@ -20,6 +20,7 @@ from arkserve.domain.durations import UNITS, parse_duration
 from arkserve.domain.services import endpoint, revision
 from arkserve.errors import NotFound, ValidationFailed
 from arkserve.logs import follow_logs, log_dir_for, read_logs
+from arkserve.ports import port_free
 from arkserve.schemas import (
     EventOut,
     ReplicaOut,
@@ -88,10 +89,12 @@ def list_services(caller: Caller, ctx: Context) -> list[ServiceOut]:
 @router.post("/services", response_model=ServiceOut, status_code=201, summary="Create a service")
 def create_service(body: ServiceCreate, caller: Caller, ctx: Context) -> ServiceOut:
     spec = ServiceSpec(**body.model_dump(exclude={"name", "replicas"})).model_dump()
-    port_base = ctx.settings.gateway.port_base if ctx.settings.gateway.addressing == "port" else None
+    g = ctx.settings.gateway
+    port_base = g.port_base if g.addressing == "port" else None
     with ctx.store.begin() as conn:
         _check_instance_type(conn, body.instance_type)
-        svc = service_store.create(conn, body.name, caller.user.id, spec, body.replicas, port_base)
+        svc = service_store.create(conn, body.name, caller.user.id, spec, body.replicas, port_base,
+                                   lambda port: not port_free(g.host, port))  # another program holds it
         event_store.record(conn, svc.name, "created", f"created by {caller.user.username} with "
                                                       f"{body.replicas} replica(s), image {body.image}")
     return service_out(ctx.settings, svc, [])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,6 +15,7 @@ import httpx
 from arkserve import settings as settings_mod
 from arkserve.cli.output import fail
 from arkserve.errors import ArkserveError
+from arkserve.ports import port_free
 from arkserve.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -134,13 +134,9 @@ def _ports_free(s: Settings) -> None:
     if s.gateway.addressing == "host":
         fixed.append(("gateway", s.gateway.host, s.gateway.host_port, "ARKSERVE_GATEWAY_HOST_PORT"))
     for what, host, port, knob in fixed:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError as exc:
-                fail(f"the {what} port {host}:{port} is not free ({exc.strerror}); is another arkserve "
-                     f"running? Stop it, or pick another port with {knob}.")
+        if not port_free(host, port):
+            fail(f"the {what} port {host}:{port} is not free; is another arkserve running? Stop it, or pick "
+                 f"another port with {knob}.")
 
 
 @click.command("up", help="Start store, API, gateway and reconciler on this host (embedded defaults).")

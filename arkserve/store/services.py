@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,22 +59,24 @@ def _select() -> Any:
     return select(services, users.c.username).join(users, users.c.id == services.c.owner_id)
 
 
-def _free_port(conn: Connection, base: int) -> int:
+def _free_port(conn: Connection, base: int, taken: Callable[[int], bool]) -> int:
     used = {p for (p,) in conn.execute(select(services.c.gateway_port)) if p is not None}
     port = base
-    while port in used:
+    while port in used or taken(port):
         port += 1
     return port
 
 
 def create(conn: Connection, name: str, owner_id: int, spec: dict[str, Any], replica_count: int,
-           port_base: int | None) -> ServiceRow:
+           port_base: int | None, port_taken: Callable[[int], bool] = lambda port: False) -> ServiceRow:
+    """Insert a new service; in 'port' addressing (``port_base``) it gets the first port from the base
+    that no service has and ``port_taken`` does not report (the API passes a probe of its host)."""
     t = now()
     try:
         with conn.begin_nested():
             conn.execute(insert(services).values(
                 name=name, owner_id=owner_id, spec=spec, replicas=replica_count, generation=1,
-                gateway_port=_free_port(conn, port_base) if port_base else None, status="pending",
+                gateway_port=_free_port(conn, port_base, port_taken) if port_base else None, status="pending",
                 reason="Created", message="waiting for the reconciler", deleting=False, created_at=t, updated_at=t))
     except IntegrityError:
         raise Conflict(f'service "{name}" already exists', code="ServiceExists") from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 
@@ -20,17 +22,29 @@ def _raises(status: int, code: str, call) -> ApiError:  # type: ignore[no-untype
 
 
 def test_create_get_list_and_endpoint(live_api: LiveApi) -> None:
+    base = live_api.port_base
     with live_api.client() as c:
         made = c.post("/services", SPEC)
-        assert made["status"] == "pending" and made["endpoint"] == "https://127.0.0.1:20001"
+        assert made["status"] == "pending" and made["endpoint"] == f"https://127.0.0.1:{base}"
         assert made["spec"]["auth"] is True and made["spec"]["instance_type"] == "cpu.small"
         second = c.post("/services", {**SPEC, "name": "second"})
-        assert second["endpoint"] == "https://127.0.0.1:20002"
+        assert second["endpoint"] == f"https://127.0.0.1:{base + 1}"
         assert [s["name"] for s in c.get("/services")] == ["flowers", "second"]
         assert c.get("/services/flowers")["revision"] == made["revision"]
         _raises(409, "ServiceExists", lambda: c.post("/services", SPEC))
         kinds = [e["kind"] for e in c.get("/services/flowers/events")]
         assert kinds == ["created"]
+
+
+def test_a_gateway_port_another_program_holds_is_skipped(live_api: LiveApi) -> None:
+    # e.g. a second arkserve on this host: the gateway binds with SO_REUSEPORT and would share the port
+    # with it (each answering half the connections); a port held by anything else would stay dead
+    base = live_api.port_base
+    with socket.create_server(("127.0.0.1", base + 1)), live_api.client() as c:
+        assert c.post("/services", SPEC)["endpoint"] == f"https://127.0.0.1:{base}"
+        assert c.post("/services", {**SPEC, "name": "second"})["endpoint"] == f"https://127.0.0.1:{base + 2}"
+    with live_api.client() as c:  # freed again: the next service may have it
+        assert c.post("/services", {**SPEC, "name": "third"})["endpoint"] == f"https://127.0.0.1:{base + 1}"
 
 
 @pytest.mark.parametrize(("patch", "field"), [
