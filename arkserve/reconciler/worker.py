@@ -256,7 +256,9 @@ def summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig)
     if failing:
         r = failing[0]
         return "failed", _failure_reason(r.last_error), (f"{counts}; replica {r.id} restarted {r.restarts} times: "
-                                                        f"{r.last_error}")
+                                                        f"{r.last_error}. Still retrying, at most "
+                                                        f"{config.backoff_max_s:g} s apart, until the service "
+                                                        "is fixed, scaled to 0 or deleted")
     if old:
         done = sum(1 for r in live if r.revision == rev and r.state == READY)
         return "updating", "RollingUpdate", f"{done} of {svc.replicas} replicas on revision {rev}; {counts}"

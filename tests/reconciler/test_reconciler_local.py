@@ -132,6 +132,7 @@ def test_a_missing_image_directory_says_so_in_the_reason(cluster: Cluster) -> No
     cluster.wait("failed", lambda: (cluster.service("svc").status == "failed"), timeout=20)  # type: ignore[union-attr]
     svc = cluster.service("svc")
     assert svc is not None and svc.reason == "ImageNotFound" and "does not exist" in svc.message
+    assert "Still retrying" in svc.message and "until the service is fixed, scaled to 0 or deleted" in svc.message
 
 
 def test_app_ignoring_port_fails_readiness_with_that_reason(cluster: Cluster) -> None:
