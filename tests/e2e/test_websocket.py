@@ -1,5 +1,6 @@
 """A WebSocket service end to end through `arkserve up`: the default TLS endpoint, a signed handshake
-made with the SDK's helper, echo through the gateway, and the session in the request log."""
+made with the SDK's helper, echo through the gateway, the session in the request log, and what a
+rolling update does to an open session."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from arkserve.sdk import websocket_headers
@@ -54,3 +55,18 @@ def test_a_websocket_service_through_the_platform(platform: Platform, tmp_path: 
         time.sleep(0.3)
     assert len(mine) == 1 and mine[0]["status"] == 101 and mine[0]["replica"] == svc["instances"][0]["id"]
     assert mine[0]["path"] == "/ws?room=7" and mine[0]["access_key"] == p.access_key and mine[0]["bytes_in"] > 0
+
+    # A rolling update drains and stops the old replica: its open WebSocket ends, and a new one lands on
+    # the new replica.
+    old_replica = svc["instances"][0]["id"]
+    with connect(uri, additional_headers=websocket_headers(uri, p.access_key, p.secret_key), ssl=trust) as ws:
+        assert json.loads(ws.recv())["replica"] == old_replica
+        with platform.client() as c:
+            c.patch("/services/chat", {"env": {"VERSION": "2"}})
+        with pytest.raises(ConnectionClosed):
+            while True:
+                ws.recv(timeout=60)
+    svc = platform.wait_ready("chat", 1)
+    assert svc["instances"][0]["id"] != old_replica
+    with connect(uri, additional_headers=websocket_headers(uri, p.access_key, p.secret_key), ssl=trust) as ws:
+        assert json.loads(ws.recv())["replica"] == svc["instances"][0]["id"]
