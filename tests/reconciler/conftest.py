@@ -39,9 +39,10 @@ class Cluster:
     reconciler: Reconciler | None = None
     thread: threading.Thread | None = None
     owner_id: int = 0
+    config: ReconcilerConfig = FAST
 
     def start(self) -> None:
-        self.reconciler = Reconciler(self.store, self.runtime, self.data_dir, FAST)
+        self.reconciler = Reconciler(self.store, self.runtime, self.data_dir, self.config)
         self.thread = threading.Thread(target=self.reconciler.run, daemon=True)
         self.thread.start()
 

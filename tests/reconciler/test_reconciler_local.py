@@ -208,9 +208,16 @@ def test_a_model_from_the_network_disk_reaches_the_replica(cluster: Cluster) -> 
 
 
 def test_a_draining_replica_stops_only_when_every_gateway_worker_has_dropped_it(cluster: Cluster) -> None:
+    import dataclasses
+
     from arkserve.store.db import version
     from arkserve.store.routing import ack
 
+    # a drain timeout far from the few seconds the stop may take on a loaded box: a stop caused by the
+    # timeout (about 9 s after the ack below) cannot pass for one caused by the ack
+    cluster.stop()
+    cluster.config = dataclasses.replace(cluster.config, drain_timeout_s=10.0)
+    cluster.start()
     cluster.create("svc", 2)
     cluster.wait("2 ready", lambda: len(cluster.ready("svc")) == 2)
     with cluster.store.begin() as conn:
@@ -221,9 +228,7 @@ def test_a_draining_replica_stops_only_when_every_gateway_worker_has_dropped_it(
     assert len(cluster.runtime.list()) == 2
     with cluster.store.begin() as conn:
         ack(conn, "slow-gateway:1", version(conn))
-    t0 = time.monotonic()
-    cluster.wait("stopped", lambda: len(cluster.runtime.list()) == 1, timeout=5)
-    assert time.monotonic() - t0 < 2.0
+    cluster.wait("stopped", lambda: len(cluster.runtime.list()) == 1, timeout=5)  # the drain timeout is 10 s
 
 
 def test_prune_drops_old_records_and_logs_of_gone_replicas_only(cluster: Cluster) -> None:
