@@ -222,7 +222,7 @@ def test_stopping_the_gateway_closes_open_tunnels_at_once(ws_replica: Upstream, 
         ws.recv()
         t0 = time.monotonic()
         g.call(g.gw.stop(grace_s=20))
-        assert time.monotonic() - t0 < 2  # not the 20 s grace: a WebSocket never ends by itself
+        assert time.monotonic() - t0 < 10  # not the 20 s grace: a WebSocket never ends by itself
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=5)
 
