@@ -12,8 +12,7 @@ from collections.abc import Callable
 
 from arkserve.auth.signing import EMPTY_CONTENT_HASH, AccessDenied, verify, verify_wire
 from arkserve.domain.routing import KeyEntry, RoutingSnapshot, ServiceRoute
-
-_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
+from arkserve.gateway.http import METHOD_NAMES
 
 
 class Decision:
@@ -52,7 +51,7 @@ def authenticate(snapshot: RoutingSnapshot, lookup: Callable[[str], bytes | None
         for name, value in (("authorization", authorization), ("date", date), ("x-ark-content-sha256", claimed)):
             if value is not None:
                 headers[name] = _dec(value)
-        v = verify(method=_METHODS.get(method) or method.decode("latin-1"), url=_dec(url), headers=headers,
+        v = verify(method=METHOD_NAMES.get(method) or method.decode("latin-1"), url=_dec(url), headers=headers,
                    lookup=lookup, now=now, skew_s=skew_s)
         access_key, claimed_s, signed_at = v.access_key, v.content_hash, v.signed_at
     key: KeyEntry | None = snapshot.keys.get(access_key)

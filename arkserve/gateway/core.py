@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from arkserve.domain.routing import EMPTY_SNAPSHOT, RoutingSnapshot, ServiceRoute
 from arkserve.gateway.balancer import Balancer
 from arkserve.gateway.config import GatewayConfig
-from arkserve.gateway.http import HttpError, service_failing
+from arkserve.gateway.http import METHOD_NAMES, HttpError, service_failing
 from arkserve.gateway.metrics import Metrics
 from arkserve.gateway.requestlog import RecordSink, RequestRecord
 from arkserve.gateway.spool import Spool
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from arkserve.gateway.proxy import ClientConnection
 
 
-_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
 
 
 class Core:
@@ -136,7 +135,7 @@ class Core:
         service = ex.route.name if ex.route is not None else ""
         self.metrics.observe(service, replica, status, latency)
         if self.sink is not None:
-            method = _METHODS.get(ex.method) or ex.method.decode("ascii", "replace")
+            method = METHOD_NAMES.get(ex.method) or ex.method.decode("ascii", "replace")
             try:
                 url = ex.url.decode()
             except UnicodeDecodeError:

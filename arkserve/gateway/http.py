@@ -17,6 +17,8 @@ HOP_BY_HOP = frozenset({
     b"upgrade", b"proxy-authenticate", b"proxy-authorization",
 })
 RESPONSE_DROP = HOP_BY_HOP | {b"x-request-id"}
+# the methods' text without a decode per request (verify() and the request log take str)
+METHOD_NAMES = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
 _DROP_MARK = re.compile(rb"\r\n(?:keep-alive|transfer-encoding|x-request-id|te|trailer|upgrade|proxy-[a-z-]*):")
 
 
@@ -153,3 +155,8 @@ def service_failing(service: str, reason: str, retry_after_s: int) -> HttpError:
     app's log lines, which a caller of a public service must not see)."""
     return HttpError(503, "ServiceFailing", f"service {service} has no ready replica ({reason}); its owner "
                      "sees why in the service's status and logs", retry_after=retry_after_s)
+
+
+def after_upgrade(data: bytes, exc: Exception) -> bytes:
+    """The bytes of ``data`` behind the message llhttp stopped at (``HttpParserUpgrade`` carries the offset)."""
+    return data[exc.args[0]:] if exc.args and isinstance(exc.args[0], int) else b""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from arkserve.gateway.exchange import PAUSE_BUFFER, PAUSE_UPSTREAM, Exchange
-from arkserve.gateway.http import HttpError, error_response, request_id
+from arkserve.gateway.http import HttpError, after_upgrade, error_response, request_id
 from arkserve.gateway.request import build_exchange
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class ClientConnection(asyncio.Protocol):
             ex = self.pipeline[-1] if self.pipeline else None
             if ex is not None and ex.upgrade is not None and not ex.done:
                 self.state, self.deadline = UPGRADING, INF
-                self._early(data[exc.args[0]:] if exc.args and isinstance(exc.args[0], int) else b"")
+                self._early(after_upgrade(data, exc))
             else:  # already answered (refused); the connection closes after the answer
                 self.state, self.deadline = CLOSING, INF
             return

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from arkserve.gateway.http import HttpError
+from arkserve.gateway.http import HttpError, after_upgrade
 
 if TYPE_CHECKING:
     from arkserve.gateway.exchange import Exchange
@@ -54,7 +54,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         except httptools.HttpParserUpgrade as exc:  # after a 101: the rest is the tunnel's
             if self.tunnel is not None:
-                rest = data[exc.args[0]:] if exc.args and isinstance(exc.args[0], int) else b""
+                rest = after_upgrade(data, exc)
                 if rest:
                     self.tunnel.relay(self.tunnel.upstream, rest)
             else:
