@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Coroutine
@@ -129,6 +130,30 @@ class Replica:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class RawReplica:
+    """A raw TCP server on 127.0.0.1 for replicas that must control every byte: each accepted
+    connection is handed to ``serve(conn)`` on its own thread. ``close()`` stops accepting."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def keys() -> dict[str, KeyEntry]:

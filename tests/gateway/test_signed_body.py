@@ -10,7 +10,6 @@ records a request when its head arrives, before it reads any body byte.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from typing import Any
 
@@ -20,30 +19,20 @@ import pytest
 from arkserve.auth.signing import sign_headers
 from arkserve.domain.routing import Upstream
 from arkserve.sdk.auth import ArkAuth
-from tests.gateway.harness import SK, route, snapshot
+from tests.gateway.harness import SK, RawReplica, route, snapshot
 from tests.live import free_port
 
 _OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}"
 
 
-class HeadRecordingReplica:
+class HeadRecordingReplica(RawReplica):
     """Records every request head it sees (the 'handler ran'), then drains the body and answers."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
         self.heads: list[bytes] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         buf = b""
         with conn:
             try:
@@ -72,9 +61,6 @@ class HeadRecordingReplica:
 
     def upstream(self) -> Upstream:
         return Upstream("r1", "127.0.0.1", self.port)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.mark.parametrize("size", [10, 100 * 1024, 3 * 1024 * 1024])

@@ -20,7 +20,7 @@ from websockets.sync.server import Server, ServerConnection, serve
 from arkserve.auth.signing import sign_headers
 from arkserve.domain.routing import RoutingSnapshot, Upstream
 from arkserve.sdk.auth import websocket_headers
-from tests.gateway.harness import SK, route, snapshot
+from tests.gateway.harness import SK, RawReplica, route, snapshot
 from tests.gateway.test_proxy import _tls
 from tests.live import free_port
 
@@ -165,18 +165,14 @@ def test_a_replica_that_refuses_the_upgrade_answers_as_http_and_the_connection_c
     assert r1.hits == ["/x"]
 
 
-class RawUpgradeReplica:
+class RawUpgradeReplica(RawReplica):
     """Answers any request with 101 and then echoes raw bytes, upper-cased; records what it got."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
         self.heads: list[bytes] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        with self.sock:
-            conn, _ = self.sock.accept()
+    def serve(self, conn: socket.socket) -> None:
         with conn:
             buf = b""
             while b"\r\n\r\n" not in buf:
@@ -189,8 +185,16 @@ class RawUpgradeReplica:
                 conn.sendall(data.upper())
 
 
-def test_any_upgrade_is_tunnelled_including_bytes_sent_before_the_101(gateway: Any) -> None:
+@pytest.fixture
+def raw_replica() -> Iterator[RawUpgradeReplica]:
     rep = RawUpgradeReplica()
+    yield rep
+    rep.close()
+
+
+def test_any_upgrade_is_tunnelled_including_bytes_sent_before_the_101(raw_replica: RawUpgradeReplica,
+                                                                      gateway: Any) -> None:
+    rep = raw_replica
     port = free_port()
     g = gateway(snapshot(1, route("raw", [Upstream("raw0", "127.0.0.1", rep.port)], port)))
     h = _signed(port, "/shout")
@@ -267,8 +271,8 @@ def test_turning_auth_on_closes_the_unsigned_websockets_of_a_public_service(ws_r
             ws.recv(timeout=5)
 
 
-def test_a_101_nobody_asked_for_is_a_502(gateway: Any) -> None:
-    rep = RawUpgradeReplica()
+def test_a_101_nobody_asked_for_is_a_502(raw_replica: RawUpgradeReplica, gateway: Any) -> None:
+    rep = raw_replica
     port = free_port()
     g = gateway(snapshot(1, route("raw", [Upstream("raw0", "127.0.0.1", rep.port)], port, auth=False)))
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
