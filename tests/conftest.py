@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from arkserve.store.db import Store, open_store
 from tests import pg
+from tests.required import unavailable
 
 
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str]:
     if pg.find_bin() is None:
-        if os.environ.get("ARKSERVE_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL is required (ARKSERVE_REQUIRE_POSTGRES=1) but its binaries are missing")
-        pytest.skip("PostgreSQL server not installed (apt-get install postgresql); CI requires it")
+        unavailable("ARKSERVE_REQUIRE_POSTGRES", pg.NOT_INSTALLED)
     with pg.postgres_server() as server:
         yield server.url
 

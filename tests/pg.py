@@ -22,6 +22,8 @@ from pathlib import Path
 
 from tests.live import free_port
 
+NOT_INSTALLED = "PostgreSQL server not installed (apt-get install postgresql)"
+
 
 def find_bin() -> Path | None:
     for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):

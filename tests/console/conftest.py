@@ -15,11 +15,12 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
 from tests.e2e.conftest import Platform, running_platform
+from tests.required import unavailable
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -27,10 +28,8 @@ VIEWPORT = {"width": 1280, "height": 800}
 IMG_DIR = Path(__file__).parents[2] / "docs" / "img"
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("ARKSERVE_REQUIRE_CHROMIUM") == "1":
-        pytest.fail(f"{reason} (ARKSERVE_REQUIRE_CHROMIUM=1; run .ci/console.sh)")
-    pytest.skip(f"{reason}; run .ci/console.sh (CI sets ARKSERVE_REQUIRE_CHROMIUM=1 and fails instead)")
+def _missing(reason: str) -> NoReturn:
+    unavailable("ARKSERVE_REQUIRE_CHROMIUM", f"{reason}; run .ci/console.sh")
 
 
 @pytest.fixture(scope="module")  # sync Playwright runs an event loop: end it with the module

@@ -22,15 +22,14 @@ from arkserve.sdk.profiles import load_all
 from tests import pg
 from tests.e2e.conftest import APP
 from tests.live import free_port, gateway_port_base
+from tests.required import unavailable
 
 
 @pytest.fixture
 def own_postgres() -> Iterator[tuple[str, pg.PgServer]]:
     """A PostgreSQL server of this test's own, so the test may stop and start it."""
     if pg.find_bin() is None:
-        if os.environ.get("ARKSERVE_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL is required (ARKSERVE_REQUIRE_POSTGRES=1) but its binaries are missing")
-        pytest.skip("PostgreSQL server not installed")
+        unavailable("ARKSERVE_REQUIRE_POSTGRES", pg.NOT_INSTALLED)
     with pg.postgres_server() as server:
         yield pg.fresh_database(server.url), server
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import requests
+
+from tests.required import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWERS = ROOT / "examples" / "flowers"
@@ -23,10 +23,8 @@ def require_debian_torch() -> None:
     ok = Path(DEBIAN_PYTHON).exists() and subprocess.run(probe, capture_output=True).returncode == 0
     if ok:
         return
-    message = f"{DEBIAN_PYTHON} lacks torch/torchvision/flask/PIL (apt-get install {DEBIAN_PACKAGES})"
-    if os.environ.get("ARKSERVE_REQUIRE_FLOWERS") == "1":
-        pytest.fail(f"ARKSERVE_REQUIRE_FLOWERS=1 but {message}")
-    pytest.skip(message)
+    unavailable("ARKSERVE_REQUIRE_FLOWERS",
+                f"{DEBIAN_PYTHON} lacks torch/torchvision/flask/PIL (apt-get install {DEBIAN_PACKAGES})")
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 90.0) -> None:

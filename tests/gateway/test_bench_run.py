@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.required import unavailable
+
 ROOT = Path(__file__).resolve().parents[2]
 CASES = ("GET", "GET, each signed anew", "POST 100KB signed payload", "POST 100KB unsigned payload")
 ROW = re.compile(r"^(?P<case>.+?)\s{2,}(?P<target>nginx|arkserve)\s+(?P<rps>\d+)\s+[\d.]+\s+[\d.]+\s+"
@@ -27,10 +29,8 @@ ROW = re.compile(r"^(?P<case>.+?)\s{2,}(?P<target>nginx|arkserve)\s+(?P<rps>\d+)
 def tools() -> None:
     missing = [t for t in ("nginx", "wrk") if shutil.which(t) is None and not Path(f"/usr/sbin/{t}").exists()]
     if missing:
-        reason = f"{' and '.join(missing)} not installed (apt-get install nginx-light wrk)"
-        if os.environ.get("ARKSERVE_REQUIRE_BENCH_TOOLS") == "1":
-            pytest.fail(f"{reason}; ARKSERVE_REQUIRE_BENCH_TOOLS=1")
-        pytest.skip(reason)
+        unavailable("ARKSERVE_REQUIRE_BENCH_TOOLS",
+                    f"{' and '.join(missing)} not installed (apt-get install nginx-light wrk)")
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])

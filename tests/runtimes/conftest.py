@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from arkserve.runtimes.base import ReplicaInfo, ReplicaSpec, Runtime
+from tests.required import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = Path(__file__).resolve().parent / "app"
@@ -92,11 +93,10 @@ def _daemon_answers() -> bool:
 def docker_daemon() -> None:
     required = os.environ.get("ARKSERVE_REQUIRE_DOCKER") == "1"
     if not _daemon_answers():
-        if not required:
-            pytest.skip("no Docker daemon answers (run .ci/docker.sh; ARKSERVE_REQUIRE_DOCKER=1 makes this fail)")
-        subprocess.run([str(ROOT / ".ci" / "docker.sh")], check=False)
+        if required:  # try to start one before failing
+            subprocess.run([str(ROOT / ".ci" / "docker.sh")], check=False)
         if not _daemon_answers():
-            pytest.fail("ARKSERVE_REQUIRE_DOCKER=1 but no Docker daemon answers, even after .ci/docker.sh")
+            unavailable("ARKSERVE_REQUIRE_DOCKER", "no Docker daemon answers (.ci/docker.sh starts one)")
     build = subprocess.run([str(ROOT / "tests" / "images" / "busybox.sh"), TEST_IMAGE],
                            capture_output=True, text=True)
     if build.returncode != 0:
