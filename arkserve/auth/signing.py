@@ -1,4 +1,4 @@
-"""The ark AK/SK request signature: a pure signer and verifier (wire contract ``spec/ark-hmac.md``).
+"""The ark AK/SK request signature: a pure signer and verifier (wire contract ``docs/spec/ark-hmac.md``).
 
 This module owns every byte of the scheme: the ``date`` format, the content hash, the string to
 sign, the ``Authorization`` header (building and parsing it), the HMAC, the skew window and the
