@@ -109,6 +109,9 @@ class _Follower(threading.Thread):
                 self._stream.close()
 
 
+KEPT_CAPABILITIES = ("CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE", "KILL", "FOWNER", "DAC_OVERRIDE")
+
+
 class DockerRuntime:
     name = "docker"
 
@@ -199,6 +202,10 @@ class DockerRuntime:
         kwargs: dict[str, Any] = {
             "name": name, "labels": labels, "environment": env, "detach": True, "init": self.init,
             "ports": {f"{spec.port}/tcp": ("127.0.0.1", None)},
+            # never privileged; only the capabilities an app needs to drop root and bind low ports
+            # (docs/security.md); no set-uid escalation; no host path but the spec's own mounts
+            "privileged": False, "cap_drop": ["ALL"], "cap_add": list(KEPT_CAPABILITIES),
+            "security_opt": ["no-new-privileges"],
             "mounts": [DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts]}
         if spec.command.strip():
             kwargs.update(entrypoint=["/bin/sh", "-c"], command=[spec.command])
