@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -97,6 +98,7 @@ replicas = Table(
     Column("restarts", Integer, nullable=False, default=0),
     Column("last_error", Text, nullable=False, default=""),
     Column("updated_at", Float, nullable=False),
+    Column("image_digest", String(80), nullable=False, default=""),  # what the runtime pulled (sha256:...)
 )
 
 events = Table(
@@ -126,6 +128,60 @@ request_log = Table(
     Column("client", String(64), nullable=False, default=""),
     Column("request_id", String(128), nullable=False, default=""),
     Index("ix_request_log_service_time", "service", "time"),
+)
+
+# The model market: a model (name, card, publisher, visibility) and its immutable versions. A version's manifest
+# lists its files with their SHA-256 (the blobs under <data_dir>/models/blobs); digest = SHA-256 over the manifest.
+models = Table(
+    "models", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("owner_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("description", Text, nullable=False, default=""),  # Markdown
+    Column("task", String(64), nullable=False, default=""),
+    Column("framework", String(64), nullable=False, default=""),
+    Column("license", String(64), nullable=False, default=""),
+    Column("public", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("version", String(64), nullable=False),
+    Column("digest", String(80), nullable=False),  # "sha256:<hex>" over the canonical manifest
+    Column("manifest", JSON, nullable=False),  # [{"path", "size", "sha256"}], sorted by path
+    Column("size", BigInteger, nullable=False),
+    Column("file_count", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
+)
+
+# The platform registry (issue 13): a repository's owner and visibility (its tags and blobs live in the registry
+# itself); a repository without a row is private. image_quotas: a user's registry storage when not the default.
+image_repositories = Table(
+    "image_repositories", metadata,
+    Column("name", String(255), primary_key=True),  # "<namespace>/<path>", as in the registry
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("public", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+image_quotas = Table(
+    "image_quotas", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("quota_bytes", BigInteger, nullable=False),
+)
+
+# The network disk: a user's quota when an admin set one (otherwise the disk.quota_gib setting applies).
+disk_quotas = Table(
+    "disk_quotas", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("limit_bytes", BigInteger, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )
 
 # Monotonic counters; "routing" moves whenever anything the gateway snapshot depends on changes.
