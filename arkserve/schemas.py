@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 USERNAME_RE = r"^[a-z][a-z0-9_.-]{1,31}$"
 DNS_LABEL_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -116,6 +116,8 @@ class InstanceTypeOut(InstanceTypeIn):
 
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_MAX_ENTRIES = 1000
+ENV_MAX_BYTES = 128 * 1024  # NAME=VALUE strings together (Linux refuses a single one past 128 KiB)
 RESERVED_ENV = frozenset({"PORT", "ARK_PORT", "ARK_SERVICE", "ARK_REPLICA", "ARK_MODEL_DIR"})
 
 
@@ -132,8 +134,8 @@ class ModelMount(_In):
     @classmethod
     def _available(cls, v: str) -> str:
         if v == "market":
-            raise ValueError("the model market is not available yet: bake the model into the image, or put it on "
-                             "your network disk and use source 'disk'")
+            raise ValueError("market models mount through 'mounts': "
+                             "[{'source': 'model', 'ref': 'NAME@VERSION', 'mount_path': '/ark/models'}]")
         return v
 
     @field_validator("mount_path")
@@ -142,6 +144,18 @@ class ModelMount(_In):
         if v and (not v.startswith("/") or ".." in v.split("/")):
             raise ValueError("must be an absolute path without '..'")
         return v
+
+
+class ServiceMount(_In):
+    """A model-market version or a network-disk folder, bind-mounted into every replica at ``mount_path``."""
+
+    source: Literal["model", "disk"] = Field(description="model: a model-market version; disk: your network disk")
+    ref: str = Field(min_length=1, max_length=512,
+                     description="model: NAME@VERSION (e.g. flowers-resnet34@1); disk: a path in your disk")
+    mount_path: str = Field(min_length=1, max_length=256, description="absolute path inside the replica")
+    read_only: bool = Field(default=True, description="models always mount read-only; disk folders unless false")
+    digest: str = Field(default="", max_length=80,
+                        description="set by the platform: the digest of the model version (empty for disk)")
 
 
 class ServiceSpec(_In):
@@ -155,6 +169,8 @@ class ServiceSpec(_In):
     health_path: str | None = Field(default=None, max_length=256, description="HTTP readiness path; none: TCP")
     auth: bool = Field(default=True, description="require AK/SK signatures; false makes the service public")
     model: ModelMount = Field(default_factory=ModelMount)
+    mounts: list[ServiceMount] = Field(default_factory=list, max_length=16,
+                                       description="models and disk folders mounted into each replica")
     max_surge: int = Field(default=1, ge=0, le=1, description="0: replace in place (no spare capacity)")
     request_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     max_concurrency: int = Field(default=0, ge=0, le=10000, description="per replica; 0 = unlimited")
@@ -163,6 +179,11 @@ class ServiceSpec(_In):
     @field_validator("env")
     @classmethod
     def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > ENV_MAX_ENTRIES:
+            raise ValueError(f"at most {ENV_MAX_ENTRIES} variables, got {len(v)}")
+        size = sum(len(k.encode()) + len(val.encode()) + 2 for k, val in v.items())
+        if size > ENV_MAX_BYTES:
+            raise ValueError(f"the environment takes {size} bytes as NAME=VALUE strings; at most {ENV_MAX_BYTES}")
         for k, val in v.items():
             if not ENV_NAME_RE.match(k):
                 raise ValueError(f"invalid environment variable name {k!r}")
@@ -193,7 +214,10 @@ class ServiceCreate(ServiceSpec):
 
 
 class ServicePatch(_In):
-    """Any subset of the spec, and/or the replica count (scaling never rolls replicas)."""
+    """Any subset of the spec, and/or the replica count (scaling never rolls replicas).
+
+    The changed spec is validated whole by :class:`ServiceSpec`, the same rules as at create. ``null`` is
+    accepted only where it means "unset" (``health_path``: TCP readiness); elsewhere it is a 422."""
 
     replicas: int | None = Field(default=None, ge=0, le=64)
     image: str | None = Field(default=None, min_length=1, max_length=512)
@@ -204,10 +228,21 @@ class ServicePatch(_In):
     health_path: str | None = None
     auth: bool | None = None
     model: ModelMount | None = None
+    mounts: list[ServiceMount] | None = Field(default=None, max_length=16)
     max_surge: int | None = Field(default=None, ge=0, le=1)
     request_timeout_s: float | None = Field(default=None, gt=0, le=3600)
     max_concurrency: int | None = Field(default=None, ge=0, le=10000)
     startup_timeout_s: float | None = Field(default=None, gt=0, le=3600)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, v: object, info: ValidationInfo) -> object:
+        if v is None and info.field_name not in PATCH_NULLABLE:
+            raise ValueError("may not be null (leave the field out to keep its value)")
+        return v
+
+
+PATCH_NULLABLE = frozenset({"health_path"})
 
 
 class ReplicaOut(BaseModel):
@@ -259,3 +294,141 @@ class RequestRecordOut(BaseModel):
     access_key: str
     client: str
     request_id: str
+
+
+class ModelFileOut(BaseModel):
+    path: str
+    size: int
+    sha256: str
+
+
+class ModelVersionOut(BaseModel):
+    version: str
+    digest: str = Field(description="sha256 over the manifest (the version's files and their SHA-256)")
+    size: int
+    file_count: int
+    created_at: float
+    files: list[ModelFileOut] | None = Field(default=None, description="the manifest (in a model's own page)")
+
+
+class ModelOut(BaseModel):
+    name: str
+    owner: str = Field(description="the publisher")
+    description: str = Field(description="Markdown")
+    task: str
+    framework: str
+    license: str
+    public: bool
+    size: int = Field(description="bytes of the latest version")
+    versions: list[ModelVersionOut]
+    mounted_by: list[str] = Field(default_factory=list, description="services of yours mounting a version")
+    created_at: float
+    updated_at: float
+
+
+class ModelCard(_In):
+    description: str | None = Field(default=None, max_length=65536, description="Markdown")
+    task: str | None = Field(default=None, max_length=64, description="e.g. image-classification")
+    framework: str | None = Field(default=None, max_length=64, description="e.g. pytorch")
+    license: str | None = Field(default=None, max_length=64, description="e.g. Apache-2.0")
+    public: bool | None = Field(default=None, description="visible to every user (admins only)")
+
+
+class ModelPublishDisk(ModelCard):
+    disk_path: str = Field(min_length=1, max_length=4096, description="a folder of your network disk")
+
+
+# ---------------------------------------------------------------------------------------------- images (registry)
+class ImageTagOut(BaseModel):
+    tag: str
+    digest: str
+    size: int  # compressed bytes: config + layers
+    pushed_at: float | None
+    image: str  # full reference to pull: <registry>/<repository>:<tag>
+
+
+class ImageRepositoryOut(BaseModel):
+    name: str  # <namespace>/<path>
+    owner: str
+    public: bool
+    tags: list[ImageTagOut]
+    size: int  # the tags' sizes summed (shared layers count once per tag)
+    pull: str  # pull command of the newest tag
+
+
+class ImageVisibility(_In):
+    public: bool
+
+
+class PushCommandsOut(BaseModel):
+    registry: str
+    username: str
+    namespace: str
+    login: str  # with the console password
+    login_with_key: str  # with an access key: AK as user name, SK as password
+    tag: str
+    push: str
+    commands: list[str]
+
+
+class ImageQuotaOut(BaseModel):
+    username: str
+    used_bytes: int
+    quota_bytes: int
+
+
+class ImageQuotaIn(_In):
+    quota_bytes: int | None = Field(ge=0, description="bytes; null: back to the default (registry.quota_gib)")
+
+
+# -- the network disk (/api/v1/disk) -----------------------------------------------------------------------
+class DiskEntryOut(BaseModel):
+    path: str  # relative to the root of the disk ("" is the root)
+    name: str
+    type: Literal["file", "folder", "link", "other"]
+    size: int  # bytes (files; 0 otherwise)
+    modified: float
+
+
+class DiskListingOut(BaseModel):
+    path: str
+    entries: list[DiskEntryOut]
+
+
+class DiskUsageOut(BaseModel):
+    username: str
+    used: int  # bytes stored
+    reserved: int  # bytes reserved by uploads in flight
+    limit: int  # the quota, bytes
+
+
+class DiskQuotaIn(_In):
+    limit_bytes: int | None = Field(ge=0, description="bytes; null: back to the default (disk.quota_gib)")
+
+
+class DiskPathIn(_In):
+    path: str = Field(description="relative to the root of your disk, e.g. datasets/flowers")
+
+
+class DiskMoveIn(_In):
+    src: str
+    dst: str
+    overwrite: bool = False
+
+
+class DiskUploadIn(_In):
+    path: str
+    size: int = Field(ge=0, description="bytes the finished file will have (checked against the quota now)")
+    overwrite: bool = False
+
+
+class DiskUploadOut(BaseModel):
+    id: str
+    path: str
+    size: int
+    offset: int  # bytes stored so far: continue from here
+    overwrite: bool
+    created_at: float
+    expires_at: float
+    complete: bool = False  # the file is in place and the session has ended
+    entry: DiskEntryOut | None = None

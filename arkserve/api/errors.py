@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
+import pydantic
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from arkserve.auth.signing import SignatureError, format_date
-from arkserve.errors import ArkserveError
+from arkserve.auth.signing import SignatureError
+from arkserve.errors import ArkserveError, ValidationFailed
 
 log = logging.getLogger("arkserve.api")
 
@@ -38,6 +39,28 @@ def _field_of(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _first_error(errors: Sequence[Any]) -> tuple[str, str]:
+    """(field, message) of pydantic's first error, the way every 422 of the API names it."""
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    if first.get("type") == "json_invalid":  # loc is ("body", <character offset>)
+        at = first.get("loc", ("body", 0))[-1]
+        return "body", f"invalid JSON at character {at}"
+    field = _field_of(tuple(first.get("loc", ())))
+    return field, f"{field}: {first.get('msg', 'invalid value')}"
+
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def validated(model: type[M], data: Mapping[str, Any]) -> M:
+    """``model`` built from ``data``, or a 422 ``ValidationFailed`` naming the field, as for a request body."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        field, message = _first_error(exc.errors())
+        raise ValidationFailed(message, field=field) from None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ArkserveError)
     async def _ark(request: Request, exc: ArkserveError) -> JSONResponse:
@@ -47,16 +70,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(SignatureError)
     async def _sig(request: Request, exc: SignatureError) -> JSONResponse:
-        headers = {"Date": format_date(time.time())}
-        if exc.status == 401:
-            headers["WWW-Authenticate"] = "HMAC-SHA256"
+        # the server stamps the one Date header a client compares its clock with (docs/signing.md)
+        headers = {"WWW-Authenticate": "HMAC-SHA256"} if exc.status == 401 else {}
         return error_response(request, exc.status, exc.code, exc.message, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        field = _field_of(tuple(first.get("loc", ())))
-        message = f"{field}: {first.get('msg', 'invalid value')}"
+        field, message = _first_error(exc.errors())
         return error_response(request, 422, "ValidationFailed", message, field=field)
 
     @app.exception_handler(StarletteHTTPException)

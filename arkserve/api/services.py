@@ -15,6 +15,8 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from arkserve.api import mounts
+from arkserve.api.errors import validated
 from arkserve.api.security import Caller, Context, Principal
 from arkserve.domain.durations import UNITS, parse_duration
 from arkserve.domain.services import endpoint, revision
@@ -34,6 +36,7 @@ from arkserve.settings import Settings
 from arkserve.store import events as event_store
 from arkserve.store import instance_types
 from arkserve.store import services as service_store
+from arkserve.store import users as user_store
 from arkserve.store.services import ReplicaRow, ServiceRow
 
 router = APIRouter(tags=["services"])
@@ -93,6 +96,7 @@ def create_service(body: ServiceCreate, caller: Caller, ctx: Context) -> Service
     port_base = g.port_base if g.addressing == "port" else None
     with ctx.store.begin() as conn:
         _check_instance_type(conn, body.instance_type)
+        spec = mounts.resolve(conn, ctx.settings.data_dir, caller.user, spec)
         svc = service_store.create(conn, body.name, caller.user.id, spec, body.replicas, port_base,
                                    lambda port: not port_free(g.host, port))  # another program holds it
         event_store.record(conn, svc.name, "created", f"created by {caller.user.username} with "
@@ -114,10 +118,12 @@ def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -
     svc = visible_service(ctx, caller, name)
     changes = body.model_dump(exclude_unset=True)
     count = changes.pop("replicas", None)
-    spec = ServiceSpec(**{**svc.spec, **changes}).model_dump() if changes else None
+    spec = validated(ServiceSpec, {**svc.spec, **changes}).model_dump() if changes else None
     with ctx.store.begin() as conn:
         if spec is not None and spec.get("instance_type") != svc.spec.get("instance_type"):
             _check_instance_type(conn, spec["instance_type"])
+        if spec is not None and "mounts" in changes:
+            spec = mounts.resolve(conn, ctx.settings.data_dir, user_store.get_by_id(conn, svc.owner_id), spec)
         rolls = spec is not None and revision(spec) != revision(svc.spec)
         service_store.update_desired(conn, svc, spec=spec, replica_count=count, new_generation=rolls)
         if count is not None and count != svc.replicas:
