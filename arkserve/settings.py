@@ -45,6 +45,15 @@ class ApiSettings:
                                     "over HTTPS).", "ARKSERVE_SECURE_COOKIES")
     clock_skew_s: int = _setting(900, "Accepted clock skew of signed requests, seconds (spec: 15 min).",
                                  "ARKSERVE_CLOCK_SKEW_S")
+    max_body_bytes: int = _setting(1024 * 1024, "Request bodies of API routes larger than this get 413 before "
+                                   "they are read (uploads of the network disk and model market have their own "
+                                   "limits).", "ARKSERVE_API_MAX_BODY_BYTES")
+    header_timeout_s: float = _setting(10.0, "Time an API client has to send a request's headers (408 and the "
+                                       "connection closed after).", "ARKSERVE_API_HEADER_TIMEOUT_S")
+    body_timeout_s: float = _setting(30.0, "Longest pause between body bytes of an API request (408 after).",
+                                     "ARKSERVE_API_BODY_TIMEOUT_S")
+    login_concurrency: int = _setting(4, "Password hashes (64 MiB each) computed at once; a login beyond this "
+                                      "gets 429 at once.", "ARKSERVE_API_LOGIN_CONCURRENCY")
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,9 @@ class GatewaySettings:
                               "ARKSERVE_GATEWAY_QUEUE_MAX")
     workers: int = _setting(0, "Gateway worker processes sharing the ports (0: one per core, at most 4).",
                             "ARKSERVE_GATEWAY_WORKERS")
+    shutdown_grace_s: float = _setting(30.0, "At shutdown (SIGTERM, Ctrl-C, `arkserve down`) the gateway stops "
+                                       "accepting and lets in-flight requests finish for up to this long; a second "
+                                       "Ctrl-C ends the wait.", "ARKSERVE_GATEWAY_SHUTDOWN_GRACE_S")
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,31 @@ class RuntimeSettings:
 
 
 @dataclass(frozen=True)
+class RegistrySettings:
+    enabled: bool = _setting(True, "Run the image registry (CNCF Distribution, Debian package docker-registry) as a "
+                             "part of `arkserve up --runtime docker`.", "ARKSERVE_REGISTRY_ENABLED")
+    host: str = _setting("127.0.0.1", "Address the registry listens on.", "ARKSERVE_REGISTRY_HOST")
+    port: int = _setting(7782, "Port of the registry.", "ARKSERVE_REGISTRY_PORT")
+    address: str = _setting("", "Registry address in image names (`docker push <address>/<user>/<repo>:<tag>`); "
+                            "default <host>:<port>.", "ARKSERVE_REGISTRY_ADDRESS")
+    binary: str = _setting("/usr/bin/docker-registry", "The Distribution binary (Debian package docker-registry).",
+                           "ARKSERVE_REGISTRY_BINARY")
+    quota_gib: float = _setting(50.0, "Registry storage per user, GiB: past it the token service refuses pushes.",
+                                "ARKSERVE_REGISTRY_QUOTA_GIB")
+    token_ttl_s: int = _setting(300, "Lifetime of a registry token, seconds.", "ARKSERVE_REGISTRY_TOKEN_TTL_S")
+
+
+@dataclass(frozen=True)
+class DiskSettings:
+    quota_gib: float = _setting(100.0, "Network disk quota per user, GiB (an admin can set another per user).",
+                                "ARKSERVE_DISK_QUOTA_GIB")
+    upload_ttl_s: int = _setting(86400, "A resumable disk upload not continued for this long is forgotten, with "
+                                 "its stored bytes.", "ARKSERVE_DISK_UPLOAD_TTL_S")
+    webdav: bool = _setting(True, "Serve each user's network disk over WebDAV at /dav/ on the API port.",
+                            "ARKSERVE_DISK_WEBDAV")
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = _setting(Path("~/.arkserve"), "Directory for the SQLite store, keys, CA and logs.",
                               "ARKSERVE_DATA_DIR")
@@ -109,6 +146,8 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    disk: DiskSettings = field(default_factory=DiskSettings)
 
     @property
     def database_url(self) -> str:
@@ -118,8 +157,12 @@ class Settings:
     def api_url(self) -> str:
         return self.api.public_url or f"http://{self.api.host}:{self.api.port}"
 
+    @property
+    def registry_address(self) -> str:
+        return self.registry.address or f"{self.registry.host}:{self.registry.port}"
 
-_GROUPS = ("store", "api", "gateway", "runtime")
+
+_GROUPS = ("store", "api", "gateway", "runtime", "registry", "disk")
 
 
 def _coerce(kind: Any, raw: Any, name: str) -> Any:

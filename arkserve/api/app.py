@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from sqlalchemy import text
 
 import arkserve
 from arkserve import console
-from arkserve.api import errors, instance_types, keys, metrics, services, session, users
+from arkserve.api import (
+    disk,
+    disk_uploads,
+    errors,
+    instance_types,
+    keys,
+    metrics,
+    models,
+    registry_token,
+    services,
+    session,
+    users,
+)
 from arkserve.api.context import AppContext
 from arkserve.auth.vault import MasterKey
 from arkserve.schemas import ErrorBody
@@ -30,12 +43,19 @@ def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
         401: {"description": "not authenticated", "model": ErrorBody},
         403: {"description": "not allowed", "model": ErrorBody},
         422: {"description": "invalid field", "model": ErrorBody}})
-    for module in (session, users, keys, instance_types, services, metrics):
+    for module in (session, users, keys, instance_types, services, metrics, disk, disk_uploads, models, registry_token):
         api.include_router(module.router)
 
     @api.get("/healthz", tags=["meta"], summary="Liveness of the API process")
     def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok", "version": arkserve.__version__})
+
+    @api.get("/readyz", tags=["meta"], summary="Readiness: the API reaches its store (503 StoreUnavailable "
+             "while it cannot); for load balancers and Kubernetes readiness probes")
+    def readyz() -> JSONResponse:
+        with store.read() as conn:  # StoreUnavailable -> 503 {code, message, request_id}
+            pass
+        return JSONResponse({"status": "ready", "version": arkserve.__version__})
 
     app.include_router(api)
     console.mount(app)

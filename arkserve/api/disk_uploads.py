@@ -1,0 +1,173 @@
+"""Uploads to the network disk, streamed (never buffered whole): one-shot ``PUT`` and resumable sessions.
+
+One-shot: ``PUT /api/v1/disk/files/{path}`` with the bytes as the body (``Content-Length`` lets the quota
+be checked before a byte is stored). Resumable ("tus-lite"): ``POST /api/v1/disk/uploads`` {path, size}
+opens a session; ``PATCH /api/v1/disk/uploads/{id}?offset=N`` appends the body from the stored offset
+``N`` (409 ``OffsetMismatch`` with the real offset otherwise); ``GET`` tells the stored offset after an
+interruption; the file appears under its name when the last byte is stored.
+
+Signed uploads are verified without reading the body first: the signature over method, path, query and
+headers is checked up front; a claimed body hash is checked once the body has streamed through, before
+the file is installed (an unsigned payload, the empty hash, is accepted as everywhere else).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from arkserve.api import security
+from arkserve.api.disk import entry_out, user_uploads
+from arkserve.api.security import Caller, Context, Principal
+from arkserve.auth import signing
+from arkserve.schemas import DiskEntryOut, DiskUploadIn, DiskUploadOut
+from arkserve.storage.uploads import Session
+
+router = APIRouter(tags=["network disk"])
+
+_BINARY_BODY = {"requestBody": {"required": True, "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@dataclass(frozen=True)
+class Uploader:
+    principal: Principal
+    claimed_hash: str | None  # x-ark-content-sha256 of a signed request; None for a console session
+
+
+async def uploader(request: Request, ctx: Context) -> Uploader:
+    """Like :func:`arkserve.api.security.principal`, but leaves the body unread (it is checked as it streams)."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        parsed = signing.parse_authorization(header)
+        found = await run_in_threadpool(security._key_secret, ctx, parsed.access_key)
+        verified = signing.verify(
+            method=request.method, url=security._raw_url(request), headers=dict(request.headers),
+            lookup=lambda ak: found[0] if found is not None and ak == parsed.access_key else None,
+            now=time.time(), skew_s=ctx.settings.api.clock_skew_s)
+        assert found is not None  # verify() raised InvalidCredential otherwise
+        await run_in_threadpool(security._touch, ctx, verified.access_key)
+        return Uploader(security.Principal(found[1], "signature", verified.access_key), verified.content_hash)
+    token = request.cookies.get(security.SESSION_COOKIE)
+    if token:
+        p = await run_in_threadpool(security._by_session, ctx, token, request.method,
+                                    request.headers.get(security.CSRF_HEADER))
+        return Uploader(p, None)
+    raise signing.MissingAuthorization(
+        "request is not signed: send an AK/SK signature (see docs/signing.md) or log in")
+
+
+StreamingCaller = Annotated[Uploader, Depends(uploader)]
+
+
+class _Hash:
+    """The body's hash, computed only when the request claims one."""
+
+    def __init__(self, claimed: str | None) -> None:
+        self.claimed = claimed
+        self.h = hashlib.sha256() if claimed not in (None, signing.EMPTY_CONTENT_HASH) else None
+        self.n = 0
+
+    def update(self, data: bytes) -> None:
+        self.n += len(data)
+        if self.h is not None:
+            self.h.update(data)
+
+    def check(self) -> None:
+        if self.claimed is None:
+            return
+        if self.h is not None:
+            actual = base64.b64encode(self.h.digest()).decode("ascii")
+        else:
+            actual = signing.EMPTY_CONTENT_HASH if self.n == 0 else "-"
+        signing.check_payload(self.claimed, actual, self.n)
+
+
+def _length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    return int(raw) if raw is not None and raw.isdigit() else None
+
+
+def upload_out(s: Session, offset: int | None = None, entry: DiskEntryOut | None = None) -> DiskUploadOut:
+    return DiskUploadOut(id=s.id, path=s.path, size=s.size, offset=s.offset if offset is None else offset,
+                         overwrite=s.overwrite, created_at=s.created_at, expires_at=s.expires_at,
+                         complete=entry is not None, entry=entry)
+
+
+@router.put("/disk/files/{path:path}", response_model=DiskEntryOut, status_code=201, openapi_extra=_BINARY_BODY,
+            summary="Upload a file in one request (streamed; 413 before any byte is stored when over quota)")
+async def put_file(path: str, request: Request, caller: StreamingCaller, ctx: Context,
+                   overwrite: bool = False) -> DiskEntryOut | Response:
+    up = await run_in_threadpool(user_uploads, ctx, caller.principal.user)
+    writer = await run_in_threadpool(up.begin, path, _length(request), overwrite=overwrite)
+    digest = _Hash(caller.claimed_hash)
+    try:
+        async for chunk in request.stream():
+            digest.update(chunk)
+            writer.write(chunk)
+        digest.check()
+        return entry_out(await run_in_threadpool(writer.commit))
+    except ClientDisconnect:
+        return Response(status_code=400)  # nobody is left to read it; nothing was installed
+    finally:
+        writer.abort()
+
+
+@router.post("/disk/uploads", response_model=DiskUploadOut, status_code=201,
+             summary="Open a resumable upload (its size is checked against the quota now)")
+def create_upload(body: DiskUploadIn, caller: Caller, ctx: Context) -> DiskUploadOut:
+    up = user_uploads(ctx, caller.user)
+    return upload_out(up.create_session(body.path, body.size, overwrite=body.overwrite))
+
+
+@router.get("/disk/uploads", response_model=list[DiskUploadOut], summary="Your unfinished resumable uploads")
+def list_uploads(caller: Caller, ctx: Context) -> list[DiskUploadOut]:
+    return [upload_out(s) for s in user_uploads(ctx, caller.user).list_sessions()]
+
+
+@router.get("/disk/uploads/{upload_id}", response_model=DiskUploadOut,
+            summary="A resumable upload: the stored offset to continue from")
+def get_upload(upload_id: str, caller: Caller, ctx: Context) -> DiskUploadOut:
+    return upload_out(user_uploads(ctx, caller.user).get_session(upload_id))
+
+
+@router.patch("/disk/uploads/{upload_id}", response_model=DiskUploadOut, openapi_extra=_BINARY_BODY,
+              summary="Append the body at ?offset=N (the stored offset); the last byte installs the file")
+async def append_upload(upload_id: str, offset: int, request: Request, caller: StreamingCaller,
+                        ctx: Context) -> DiskUploadOut | Response:
+    up = await run_in_threadpool(user_uploads, ctx, caller.principal.user)
+    appender = await run_in_threadpool(up.resume, upload_id, offset)
+    digest = _Hash(caller.claimed_hash)
+    try:
+        async for chunk in request.stream():
+            digest.update(chunk)
+            appender.write(chunk)
+        try:
+            digest.check()
+        except signing.SignatureError:
+            os.ftruncate(appender.fd, offset)  # a forged body must not stay stored
+            appender.offset = offset
+            raise
+    except ClientDisconnect:
+        await run_in_threadpool(appender.close)  # keep what arrived: the client resumes from there
+        return Response(status_code=400)
+    except BaseException:
+        await run_in_threadpool(appender.close)
+        raise
+    stored = appender.offset
+    entry = await run_in_threadpool(appender.close)
+    return upload_out(appender.session, stored, entry_out(entry) if entry else None)
+
+
+@router.delete("/disk/uploads/{upload_id}", status_code=204, summary="Cancel a resumable upload")
+def cancel_upload(upload_id: str, caller: Caller, ctx: Context) -> Response:
+    user_uploads(ctx, caller.user).cancel(upload_id)
+    return Response(status_code=204)

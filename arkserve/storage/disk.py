@@ -1,0 +1,185 @@
+"""The network disk: one tree of files per user under ``<data_dir>/disks/<username>/``, and its quota.
+
+Every operation goes through :mod:`arkserve.storage.paths` (checked names, ``openat`` + ``O_NOFOLLOW``
+on every component), so nothing outside the user's tree is ever read or written. Writes are atomic
+(:mod:`arkserve.storage.uploads`: staging file, fsync, rename) and checked against the quota before
+a byte is stored. Other parts use :func:`resolve` to check a disk path (e.g. for a service mount).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from arkserve.errors import Conflict, NotFound, PermanentError
+from arkserve.storage import paths
+from arkserve.storage.paths import BadPath, Parts
+
+GIB = 1024**3
+
+
+class QuotaExceeded(PermanentError):
+    status = 413
+    code = "QuotaExceeded"
+
+
+def disks_dir(data_dir: Path) -> Path:
+    return data_dir / "disks"
+
+
+def user_root(data_dir: Path, username: str) -> Path:
+    """The root of ``username``'s disk (the layout the runtimes' disk mounts rely on)."""
+    return disks_dir(data_dir) / username
+
+
+def resolve(root: Path, rel_path: str, *, must_exist: bool = True) -> Path:
+    """The real path of ``rel_path`` under ``root``, checked: BadPath for every refused shape (including a
+    symlink anywhere on the way), NotFound (``PathNotFound``) when ``must_exist`` and it is missing.
+
+    ``rel_path`` is relative to the disk's root; callers holding the ``/datasets/x`` notation strip the
+    leading ``/`` first."""
+    parts = paths.split(rel_path)
+    with paths.opened_root(root) as rfd:
+        if not parts:
+            return root
+        with paths.opened_dir(rfd, parts[:-1]) as pfd:
+            st = paths.lstat_in(pfd, parts[-1])
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise BadPath(f'"{rel_path}" is a symbolic link; links are never followed on the disk')
+    if st is None and must_exist:
+        raise NotFound(f'"{rel_path}" not found on the disk', code="PathNotFound")
+    return root.joinpath(*parts)
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str
+    name: str
+    type: str  # file | folder | link | other
+    size: int
+    modified: float
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    return "link" if stat.S_ISLNK(mode) else "other"
+
+
+def _entry(parts: Parts, st: os.stat_result) -> Entry:
+    kind = _kind(st.st_mode)
+    return Entry(paths.join(parts), parts[-1] if parts else "", kind, st.st_size if kind == "file" else 0,
+                 st.st_mtime)
+
+
+class Disk:
+    """One user's disk: ``root`` is their tree, ``limit`` their quota in bytes."""
+
+    def __init__(self, root: Path, limit: int) -> None:
+        self.root = root
+        self.limit = limit
+
+    def stat(self, rel: str) -> Entry:
+        parts = paths.split(rel)
+        with paths.opened_root(self.root) as rfd:
+            if not parts:
+                return _entry(parts, os.fstat(rfd))
+            with paths.opened_dir(rfd, parts[:-1]) as pfd:
+                st = paths.lstat_in(pfd, parts[-1])
+        if st is None:
+            raise NotFound(f'"{rel}" not found on the disk', code="PathNotFound")
+        return _entry(parts, st)
+
+    def list(self, rel: str) -> list[Entry]:
+        parts = paths.split(rel)
+        with paths.opened_root(self.root) as rfd, paths.opened_dir(rfd, parts) as fd:
+            out = [_entry((*parts, e.name), e.stat(follow_symlinks=False)) for e in os.scandir(fd)]
+        return sorted(out, key=lambda e: (e.type != "folder", e.name))
+
+    def mkdir(self, rel: str) -> Entry:
+        parts = paths.split(rel)
+        if not parts:
+            raise Conflict("the root of the disk exists already", code="PathExists")
+        with paths.opened_root(self.root) as rfd, paths.opened_dir(rfd, parts[:-1], create=True) as pfd:
+            try:
+                os.mkdir(parts[-1], 0o755, dir_fd=pfd)
+            except FileExistsError:
+                st = os.stat(parts[-1], dir_fd=pfd, follow_symlinks=False)
+                if not stat.S_ISDIR(st.st_mode):
+                    raise Conflict(f'"{rel}" exists and is not a folder', code="PathExists") from None
+            os.fsync(pfd)
+        return self.stat(rel)
+
+    def open(self, rel: str) -> tuple[int, os.stat_result]:
+        """A read-only descriptor of a file and its stat (the caller closes it)."""
+        with paths.opened_root(self.root) as rfd:
+            fd = paths.open_file(rfd, paths.split(rel))
+        return fd, os.fstat(fd)
+
+    def move(self, src: str, dst: str, *, overwrite: bool = False) -> Entry:
+        sp, dp = paths.split(src), paths.split(dst)
+        if not sp or not dp:
+            raise BadPath("the root of the disk cannot be moved or replaced")
+        if dp[:len(sp)] == sp:
+            raise BadPath(f'cannot move "{src}" into itself')
+        with paths.opened_root(self.root) as rfd, paths.opened_dir(rfd, sp[:-1]) as spfd, \
+                paths.opened_dir(rfd, dp[:-1], create=True) as dpfd:
+            if paths.lstat_in(spfd, sp[-1]) is None:
+                raise NotFound(f'"{src}" not found on the disk', code="PathNotFound")
+            target = paths.lstat_in(dpfd, dp[-1])
+            if target is not None and (not overwrite or stat.S_ISDIR(target.st_mode)):
+                raise Conflict(f'"{dst}" exists already' + ("" if overwrite else " (use overwrite to replace a file)"),
+                               code="PathExists")
+            os.rename(sp[-1], dp[-1], src_dir_fd=spfd, dst_dir_fd=dpfd)
+            os.fsync(dpfd)
+            os.fsync(spfd)
+        return self.stat(dst)
+
+    def delete(self, rel: str, *, recursive: bool = False) -> None:
+        parts = paths.split(rel)
+        if not parts:
+            raise BadPath("the root of the disk cannot be deleted")
+        with paths.opened_root(self.root) as rfd, paths.opened_dir(rfd, parts[:-1]) as pfd:
+            st = paths.lstat_in(pfd, parts[-1])
+            if st is None:
+                raise NotFound(f'"{rel}" not found on the disk', code="PathNotFound")
+            if stat.S_ISDIR(st.st_mode):
+                if recursive:
+                    shutil.rmtree(parts[-1], dir_fd=pfd)  # fd-based: never follows a link out of the tree
+                else:
+                    try:
+                        os.rmdir(parts[-1], dir_fd=pfd)
+                    except OSError as exc:
+                        if exc.errno == errno.ENOTEMPTY:
+                            raise Conflict(f'folder "{rel}" is not empty (delete it recursively)',
+                                           code="FolderNotEmpty") from None
+                        raise
+            else:
+                os.unlink(parts[-1], dir_fd=pfd)
+            os.fsync(pfd)
+
+    def used(self) -> int:
+        """Bytes of the regular files in the tree (links and folders count nothing)."""
+        total = 0
+        if not self.root.is_dir():
+            return 0
+        for _top, _dirs, files, dfd in os.fwalk(self.root):
+            for name in files:
+                try:
+                    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    total += st.st_size
+        return total
+
+
+def quota_message(used: int, needed: int, limit: int) -> str:
+    return (f"disk quota exceeded: {used} of {limit} bytes used ({used / GIB:.2f} of {limit / GIB:.2f} GiB), "
+            f"{needed} more asked for")

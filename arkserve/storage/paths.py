@@ -1,0 +1,136 @@
+"""Disk paths: checking one, and opening it component by component without ever leaving the user's tree.
+
+A disk path is relative to the root of the user's disk (``datasets/flowers/a.jpg``; ``""`` is the root).
+Refused with 400 ``BadPath`` and the reason: a NUL byte, an absolute path, a ``.`` or ``..`` component,
+a name over 255 bytes, a path over 4096 bytes, and any symbolic link on the way. The string checks come
+first, but the guarantee is the walk: every component is opened with ``O_NOFOLLOW`` relative to the
+file descriptor of its parent (``openat``), so a symlink planted in the tree (by a replica with a
+read-write mount, say) is met as a symlink and refused, never followed, whatever it points at.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from arkserve.errors import Conflict, NotFound, PermanentError
+
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4096
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+Parts = tuple[str, ...]
+
+
+class BadPath(PermanentError):
+    status = 400
+    code = "BadPath"
+
+
+def split(path: str) -> Parts:
+    """The components of a disk path, after the checks that need no file system (BadPath otherwise)."""
+    if "\x00" in path:
+        raise BadPath("path contains a NUL byte")
+    if path.startswith("/"):
+        raise BadPath(f"absolute path {path!r}: disk paths are relative to the root of your disk")
+    try:
+        size = len(path.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise BadPath("path is not valid UTF-8") from None
+    if size > MAX_PATH_BYTES:
+        raise BadPath(f"path is {size} bytes long; the limit is {MAX_PATH_BYTES}")
+    parts = tuple(p for p in path.split("/") if p)
+    for name in parts:
+        if name in (".", ".."):
+            raise BadPath(f"path {path!r} contains a {name!r} component")
+        if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+            raise BadPath(f"name {name[:40]!r}... is {len(name.encode('utf-8'))} bytes; the limit is "
+                          f"{MAX_NAME_BYTES}")
+    return parts
+
+
+def join(parts: Parts) -> str:
+    return "/".join(parts)
+
+
+def _refuse(parent_fd: int, name: str, shown: str, exc: OSError) -> PermanentError:
+    """The error for a component that could not be opened as a folder."""
+    if exc.errno == errno.ENOENT:
+        return NotFound(f'folder "{shown}" not found', code="PathNotFound")
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except OSError:
+        return NotFound(f'folder "{shown}" not found', code="PathNotFound")
+    if stat.S_ISLNK(st.st_mode):
+        return BadPath(f'"{shown}" is a symbolic link; links are never followed on the disk')
+    return Conflict(f'"{shown}" is not a folder', code="NotAFolder")
+
+
+def open_dir(root_fd: int, parts: Parts, *, create: bool = False) -> int:
+    """A new descriptor of the folder ``parts`` under ``root_fd`` (made, with its parents, when ``create``)."""
+    fd = os.dup(root_fd)
+    try:
+        for i, name in enumerate(parts):
+            if create:
+                with suppress(FileExistsError):
+                    os.mkdir(name, 0o755, dir_fd=fd)
+            try:
+                nfd = os.open(name, DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                raise _refuse(fd, name, join(parts[:i + 1]), exc) from None
+            os.close(fd)
+            fd = nfd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextmanager
+def opened_dir(root_fd: int, parts: Parts, *, create: bool = False) -> Iterator[int]:
+    fd = open_dir(root_fd, parts, create=create)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def opened_root(root: str | os.PathLike[str]) -> Iterator[int]:
+    os.makedirs(root, mode=0o755, exist_ok=True)
+    fd = os.open(root, DIR_FLAGS)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def lstat_in(parent_fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def open_file(root_fd: int, parts: Parts) -> int:
+    """A read-only descriptor of the regular file ``parts`` (NotFound, BadPath for links and folders)."""
+    if not parts:
+        raise BadPath("the root of the disk is a folder, not a file")
+    with opened_dir(root_fd, parts[:-1]) as pfd:
+        try:
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=pfd)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise NotFound(f'file "{join(parts)}" not found', code="PathNotFound") from None
+            if exc.errno == errno.ELOOP:
+                raise BadPath(f'"{join(parts)}" is a symbolic link; links are never followed on the disk') from None
+            raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise BadPath(f'"{join(parts)}" is a folder, not a file' if stat.S_ISDIR(mode)
+                      else f'"{join(parts)}" is not a regular file')
+    return fd

@@ -1,0 +1,385 @@
+"""Writing to the network disk: atomic, quota-checked, one writer per name, resumable.
+
+Bytes go to a staging file under ``<data_dir>/disks/.staging/<username>/`` (the same file system as the
+disks; usernames start with a letter, so no user owns ``.staging``), are fsync'ed, and are renamed onto
+the real name, whose folder is then fsync'ed: a crash never leaves a half file under a real name.
+
+A **claim** file per target name (``claims/<sha256 of the path>``) makes writers of one name exclusive:
+whoever holds its ``flock`` writes; a second writer gets 409 ``UploadInProgress`` at once. A claim also
+records the bytes it reserves, so the quota check (under a per-user lock) counts the files on the disk
+plus every upload in flight: two uploads cannot together pass a quota each fits alone. A one-shot upload's
+claim lives while its lock is held; a resumable session's while the session has not expired.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import stat
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from arkserve.errors import Conflict, NotFound, PermanentError
+from arkserve.storage import paths
+from arkserve.storage.disk import Disk, Entry, QuotaExceeded, quota_message
+from arkserve.storage.paths import Parts
+
+_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def staging_dir(data_dir: Path, username: str) -> Path:
+    return data_dir / "disks" / ".staging" / username
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    path: str
+    size: int
+    offset: int
+    overwrite: bool
+    created_at: float
+    expires_at: float
+
+
+class _Claim:
+    """A held claim on one target name (its ``flock``)."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self.fd = path, fd
+
+    def read(self) -> dict[str, Any]:
+        raw = os.pread(self.fd, 65536, 0)
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            data = {}
+        return data if isinstance(data, dict) else {}
+
+    def write(self, data: dict[str, Any]) -> None:
+        raw = json.dumps(data).encode()
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, raw, 0)
+
+    def release(self, *, remove: bool) -> None:
+        if self.fd < 0:
+            return
+        if remove:
+            with suppress(FileNotFoundError):
+                self.path.unlink()
+        os.close(self.fd)
+        self.fd = -1
+
+
+class Uploads:
+    """Uploads into one user's :class:`Disk`."""
+
+    def __init__(self, disk: Disk, staging: Path, *, session_ttl_s: float = 86400.0) -> None:
+        self.disk = disk
+        self.staging = staging
+        self.ttl = session_ttl_s
+        for sub in ("claims", "parts", "sessions"):
+            (staging / sub).mkdir(parents=True, exist_ok=True)
+
+    # -- claims and the quota ------------------------------------------------------------------------------
+    def _claim(self, parts: Parts) -> _Claim:
+        path = self.staging / "claims" / hashlib.sha256(paths.join(parts).encode()).hexdigest()
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    return _Claim(path, fd)
+            except BlockingIOError:
+                os.close(fd)
+                raise Conflict(f'an upload to "{paths.join(parts)}" is in progress', code="UploadInProgress") from None
+            except FileNotFoundError:
+                pass  # its holder removed it after we opened it: take a fresh one
+            os.close(fd)
+
+    def _live_session(self, data: dict[str, Any]) -> bool:
+        if data.get("kind") != "session" or not _ID_RE.match(str(data.get("id", ""))):
+            return False
+        meta = self._meta(str(data["id"]))
+        return meta is not None and meta["expires_at"] > time.time()
+
+    def reserved(self, *, exclude: Path | None = None) -> int:
+        """Bytes reserved by uploads in flight (held one-shot claims and live sessions)."""
+        total = 0
+        for path in (self.staging / "claims").iterdir():
+            if path == exclude:
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                claim = _Claim(path, fd)
+                data = claim.read()
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    held = False
+                except BlockingIOError:
+                    held = True
+                if held or self._live_session(data):
+                    total += int(data.get("size") or 0)
+            finally:
+                os.close(fd)
+        return total
+
+    @contextmanager
+    def _quota_lock(self) -> Iterator[None]:
+        fd = os.open(self.staging / "quota.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def usage(self) -> tuple[int, int]:
+        """(bytes stored, bytes reserved by uploads in flight)."""
+        return self.disk.used(), self.reserved()
+
+    def _reserve(self, claim: _Claim, parts: Parts, size: int, data: dict[str, Any]) -> int:
+        """Check the quota for ``size`` more bytes and record the claim; returns the bytes still free."""
+        with self._quota_lock():
+            old = self._existing_size(parts)
+            used = self.disk.used() + self.reserved(exclude=claim.path) - old
+            if used + size > self.disk.limit:
+                raise QuotaExceeded(quota_message(used, size, self.disk.limit),
+                                    details={"used": used, "limit": self.disk.limit, "needed": size})
+            claim.write({**data, "size": size, "path": paths.join(parts)})
+            return self.disk.limit - used
+
+    def _existing_size(self, parts: Parts) -> int:
+        with suppress(PermanentError):
+            entry = self.disk.stat(paths.join(parts))
+            return entry.size if entry.type == "file" else 0
+        return 0
+
+    def _check_target(self, parts: Parts, overwrite: bool) -> None:
+        if not parts:
+            raise paths.BadPath("the root of the disk is a folder, not a file")
+        with paths.opened_root(self.disk.root) as rfd, paths.opened_dir(rfd, parts[:-1], create=True) as pfd:
+            _check_free(pfd, parts, overwrite)
+
+    # -- one-shot uploads ----------------------------------------------------------------------------------
+    def begin(self, rel: str, size: int | None, *, overwrite: bool = False) -> Writer:
+        """Start writing ``rel`` (``size`` bytes, or unknown): quota and name checked, nothing stored yet."""
+        parts = paths.split(rel)
+        self._check_target(parts, overwrite)
+        claim = self._claim(parts)
+        try:
+            if self._live_session(claim.read()):
+                raise Conflict(f'a resumable upload to "{rel}" is in progress', code="UploadInProgress")
+            free = self._reserve(claim, parts, size or 0, {"kind": "put"})
+            name = f"{secrets.token_hex(16)}.part"
+            fd = os.open(self.staging / "parts" / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except BaseException:
+            claim.release(remove=False)
+            raise
+        return Writer(self, parts, claim, name, fd, size, free, overwrite)
+
+    def install(self, part_name: str, parts: Parts, overwrite: bool) -> Entry:
+        """Rename a complete, fsync'ed staging file onto its real name."""
+        with paths.opened_root(self.disk.root) as rfd, paths.opened_dir(rfd, parts[:-1], create=True) as pfd, \
+                paths.opened_root(self.staging / "parts") as sfd:
+            _check_free(pfd, parts, overwrite)
+            os.rename(part_name, parts[-1], src_dir_fd=sfd, dst_dir_fd=pfd)
+            os.fsync(pfd)
+        return self.disk.stat(paths.join(parts))
+
+    # -- resumable sessions --------------------------------------------------------------------------------
+    def _meta(self, sid: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads((self.staging / "sessions" / f"{sid}.json").read_text())
+            return data
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _session(self, sid: str, meta: dict[str, Any]) -> Session:
+        try:
+            offset = os.stat(self.staging / "parts" / f"{sid}.part").st_size
+        except FileNotFoundError:
+            offset = 0
+        return Session(sid, meta["path"], meta["size"], offset, meta["overwrite"], meta["created_at"],
+                       meta["expires_at"])
+
+    def _write_meta(self, sid: str, meta: dict[str, Any]) -> None:
+        tmp = self.staging / "sessions" / f"{sid}.tmp"
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, self.staging / "sessions" / f"{sid}.json")
+
+    def _drop(self, sid: str) -> None:
+        for p in (self.staging / "parts" / f"{sid}.part", self.staging / "sessions" / f"{sid}.json"):
+            with suppress(FileNotFoundError):
+                p.unlink()
+
+    def sweep(self) -> None:
+        """Forget sessions past their expiry (their staged bytes with them)."""
+        for meta_path in (self.staging / "sessions").glob("*.json"):
+            meta = self._meta(meta_path.stem)
+            if meta is None or meta["expires_at"] <= time.time():
+                self._drop(meta_path.stem)
+
+    def create_session(self, rel: str, size: int, *, overwrite: bool = False) -> Session:
+        parts = paths.split(rel)
+        self._check_target(parts, overwrite)
+        self.sweep()
+        claim = self._claim(parts)
+        try:
+            if self._live_session(claim.read()):
+                raise Conflict(f'a resumable upload to "{rel}" is in progress', code="UploadInProgress")
+            sid, t = secrets.token_hex(16), time.time()
+            self._reserve(claim, parts, size, {"kind": "session", "id": sid})
+            (self.staging / "parts" / f"{sid}.part").touch()
+            self._write_meta(sid, {"path": paths.join(parts), "size": size, "overwrite": overwrite,
+                                   "created_at": t, "expires_at": t + self.ttl})
+        finally:
+            claim.release(remove=False)
+        return self.get_session(sid)
+
+    def get_session(self, sid: str) -> Session:
+        meta = self._meta(sid) if _ID_RE.match(sid) else None
+        if meta is None or meta["expires_at"] <= time.time():
+            raise NotFound(f'upload session "{sid}" not found (finished, cancelled or expired)',
+                           code="UploadNotFound")
+        return self._session(sid, meta)
+
+    def list_sessions(self) -> list[Session]:
+        self.sweep()
+        out = []
+        for p in (self.staging / "sessions").glob("*.json"):
+            meta = self._meta(p.stem)
+            if meta is not None:
+                out.append(self._session(p.stem, meta))
+        return sorted(out, key=lambda s: s.created_at)
+
+    def resume(self, sid: str, offset: int) -> Appender:
+        """Append to a session from ``offset``, which must be its stored offset (409 ``OffsetMismatch``)."""
+        session = self.get_session(sid)
+        parts = paths.split(session.path)
+        claim = self._claim(parts)
+        try:
+            if claim.read().get("id") != sid:
+                raise NotFound(f'upload session "{sid}" not found', code="UploadNotFound")
+            session = self.get_session(sid)
+            if offset != session.offset:
+                raise Conflict(f"offset {offset} is not the stored offset {session.offset}: resume from there",
+                               code="OffsetMismatch", details={"offset": session.offset})
+            fd = os.open(self.staging / "parts" / f"{sid}.part", os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            meta = self._meta(sid)
+            assert meta is not None
+            self._write_meta(sid, {**meta, "expires_at": time.time() + self.ttl})
+        except BaseException:
+            claim.release(remove=False)
+            raise
+        return Appender(self, session, parts, claim, fd)
+
+    def cancel(self, sid: str) -> None:
+        session = self.get_session(sid)
+        claim = self._claim(paths.split(session.path))
+        try:
+            self._drop(sid)
+        finally:
+            claim.release(remove=True)
+
+
+def _check_free(pfd: int, parts: Parts, overwrite: bool) -> None:
+    st = paths.lstat_in(pfd, parts[-1])
+    if st is None:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise Conflict(f'"{paths.join(parts)}" is a folder', code="IsAFolder")
+    if not overwrite:
+        raise Conflict(f'"{paths.join(parts)}" exists already (upload with overwrite to replace it)',
+                       code="PathExists")
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class Writer:
+    """One one-shot upload in flight: ``write`` chunks, then ``commit`` (or ``abort``)."""
+
+    def __init__(self, up: Uploads, parts: Parts, claim: _Claim, name: str, fd: int, size: int | None,
+                 free: int, overwrite: bool) -> None:
+        self.up, self.parts, self.claim, self.name, self.fd = up, parts, claim, name, fd
+        self.size, self.free, self.overwrite, self.written = size, free, overwrite, 0
+
+    def write(self, data: bytes) -> None:
+        n = self.written + len(data)
+        if self.size is not None and n > self.size:
+            raise PermanentError(f"body is longer than the declared {self.size} bytes", code="SizeMismatch")
+        if self.size is None and n > self.free:
+            raise QuotaExceeded(quota_message(self.up.disk.limit - self.free, n, self.up.disk.limit),
+                                details={"used": self.up.disk.limit - self.free, "limit": self.up.disk.limit})
+        _write_all(self.fd, data)
+        self.written = n
+
+    def commit(self) -> Entry:
+        try:
+            if self.size is not None and self.written != self.size:
+                raise PermanentError(f"body ended after {self.written} of {self.size} bytes", code="SizeMismatch")
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            return self.up.install(self.name, self.parts, self.overwrite)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        with suppress(FileNotFoundError):
+            (self.up.staging / "parts" / self.name).unlink()
+        self.claim.release(remove=True)
+
+
+class Appender:
+    """One request appending to a resumable session; ``close`` keeps what was stored (and installs the file
+    once complete)."""
+
+    def __init__(self, up: Uploads, session: Session, parts: Parts, claim: _Claim, fd: int) -> None:
+        self.up, self.session, self.parts, self.claim, self.fd = up, session, parts, claim, fd
+        self.offset = session.offset
+
+    def write(self, data: bytes) -> None:
+        if self.offset + len(data) > self.session.size:
+            raise PermanentError(f"upload would pass its declared size of {self.session.size} bytes",
+                                 code="SizeMismatch")
+        _write_all(self.fd, data)
+        self.offset += len(data)
+
+    def close(self) -> Entry | None:
+        """Make the stored bytes durable; install the file when all bytes are there (then the session ends)."""
+        if self.fd < 0:
+            return None
+        try:
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            if self.offset < self.session.size:
+                return None
+            sid = self.session.id
+            entry = self.up.install(f"{sid}.part", self.parts, self.session.overwrite)
+            self.up._drop(sid)
+            self.claim.release(remove=True)
+            return entry
+        finally:
+            self.claim.release(remove=False)
+
+    def state(self) -> dict[str, Any]:
+        return {**asdict(self.session), "offset": self.offset}
