@@ -14,6 +14,7 @@ from arkserve.api import (
     errors,
     instance_types,
     keys,
+    limits,
     metrics,
     models,
     registry_token,
@@ -38,6 +39,7 @@ def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
         openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None)
     app.state.ark = AppContext(settings=settings, store=store, master=master)
     errors.install(app)
+    app.add_middleware(limits.BodyLimits, ctx=app.state.ark)  # inside the request-id middleware
     app.add_middleware(errors.RequestIdMiddleware)
     api = APIRouter(prefix=PREFIX, responses={
         401: {"description": "not authenticated", "model": ErrorBody},
@@ -54,7 +56,7 @@ def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
              "while it cannot); for load balancers and Kubernetes readiness probes")
     def readyz() -> JSONResponse:
         with store.read() as conn:  # StoreUnavailable -> 503 {code, message, request_id}
-            pass
+            conn.execute(text("SELECT 1"))
         return JSONResponse({"status": "ready", "version": arkserve.__version__})
 
     app.include_router(api)
