@@ -44,8 +44,7 @@ def _logging(level: str) -> None:
 @click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Listen port (default 7780).")
 def api(data_dir: str | None, database_url: str | None, host: str | None, port: int | None) -> None:
-    import uvicorn
-
+    from arkserve.api import server as api_server
     from arkserve.api.app import create_app
     from arkserve.auth.vault import load_master_key
     from arkserve.store.db import open_store
@@ -58,9 +57,7 @@ def api(data_dir: str | None, database_url: str | None, host: str | None, port: 
     except ArkserveError as exc:
         fail(exc.message)
         raise
-    app = create_app(s, store, master)
-    uvicorn.run(app, host=s.api.host, port=s.api.port, log_level=s.log_level, server_header=False,
-                timeout_graceful_shutdown=10)
+    api_server.run(create_app(s, store, master), s)
 
 
 def _wait_healthy(url: str, timeout_s: float = 30.0) -> bool:
@@ -95,6 +92,9 @@ def _banner(s: Settings, boot: Any) -> str:
     lines += [f"  Gateway      {where}; metrics on http://127.0.0.1:{g.admin_port}/metrics"]
     if g.tls and not g.tls_cert:
         lines += [f"  TLS CA       {s.data_dir / 'tls' / 'ca.pem'}   (clients: REQUESTS_CA_BUNDLE=<that file>)"]
+    if s.runtime.kind == "docker" and s.registry.enabled:
+        lines += [f"  Registry     {s.registry_address}   (docker login {s.registry_address} -u <user>; "
+                  "`arkserve image push-commands`)"]
     lines += [f"  CLI profile  {boot.profile_path}  ->  try `arkserve whoami`, `arkserve key list`", ""]
     if s.runtime.kind == "local":
         lines.append("  Runtime      local processes: service commands run as this OS user "
@@ -139,6 +139,25 @@ def _ports_free(s: Settings) -> None:
                  f"another port with {knob}.")
 
 
+def _registry_part(s: Settings) -> list[Any]:
+    """The image registry as one more part on the Docker runtime; without its binary, a note and no images."""
+    from arkserve.registry.process import missing_binary
+    from arkserve.registry.tokens import ensure_signing_key
+    from arkserve.supervisor import Child
+
+    if s.runtime.kind != "docker" or not s.registry.enabled:
+        return []
+    problem = missing_binary(s)
+    if problem:
+        click.echo(f"arkserve: {problem}")
+        return []
+    if not port_free(s.registry.host, s.registry.port):
+        fail(f"the registry port {s.registry.host}:{s.registry.port} is not free; is another arkserve running? "
+             "Stop it, or pick another port with ARKSERVE_REGISTRY_PORT.")
+    ensure_signing_key(s.data_dir)  # before the parts start, so none of them races another to create it
+    return [Child("registry", ["registry"])]
+
+
 @click.command("up", help="Start store, API, gateway and reconciler on this host (embedded defaults).")
 @store_options
 @click.option("--api-port", type=int, default=None, help="API/console port (default 7780).")
@@ -151,7 +170,7 @@ def _ports_free(s: Settings) -> None:
 def up(data_dir: str | None, database_url: str | None, api_port: int | None, runtime_kind: str | None,
        gateway_port_base: int | None, plain_http: bool | None, keep_replicas: bool) -> None:
     from arkserve.bootstrap import prepare
-    from arkserve.supervisor import Child, Supervisor
+    from arkserve.supervisor import Child, Supervisor, run_file
     from arkserve.tls import ensure_local_ca
 
     s = _settings(data_dir=data_dir, **{"store.database_url": database_url, "api.port": api_port,
@@ -168,8 +187,10 @@ def up(data_dir: str | None, database_url: str | None, api_port: int | None, run
         raise
     boot.store.dispose()
     env = {**os.environ, **settings_mod.to_env(s), "ARKSERVE_DATA_DIR": str(s.data_dir)}
-    sup = Supervisor([Child("api", ["api"]), Child("gateway", ["gateway"]), Child("reconciler", ["reconciler"])],
-                     env)
+    grace = s.gateway.shutdown_grace_s
+    sup = Supervisor([Child("api", ["api"]), Child("gateway", ["gateway"], stop_timeout_s=grace + 10),
+                      Child("reconciler", ["reconciler"], stop_timeout_s=60), *_registry_part(s)],
+                     env, state_file=run_file(s.data_dir))
     sup.install_signals()
     sup.start()
     try:
@@ -178,6 +199,7 @@ def up(data_dir: str | None, database_url: str | None, api_port: int | None, run
         click.echo(_banner(s, boot))
         sup.watch()
     finally:
-        click.echo("arkserve: stopping…")
+        click.echo(f"arkserve: stopping: the gateway drains in-flight requests (up to {grace:g} s; Ctrl-C again "
+                   "to cut it short), then the reconciler, then the API…")
         sup.stop()
         click.echo("arkserve: stopped.")

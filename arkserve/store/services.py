@@ -46,6 +46,7 @@ class ReplicaRow:
     restarts: int = 0
     last_error: str = ""
     updated_at: float = field(default=0.0)
+    image_digest: str = ""  # the image the runtime started it from (registry digest, or the local image id)
 
 
 def _service(row: Any) -> ServiceRow:

@@ -1,0 +1,178 @@
+"""Images in the platform registry: list (yours, or the public ones), tags, visibility, delete, push commands,
+quotas. Tags, digests and sizes are read from the registry itself (``registry.catalogue``); the store keeps
+who owns a repository and whether it is public. Deleting is refused while a service runs the image."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Response
+
+from arkserve.api.registry_token import GIB, catalogue, quota_bytes
+from arkserve.api.security import Caller, Context, Principal
+from arkserve.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from arkserve.registry.catalogue import Tag
+from arkserve.registry.names import PUBLIC_NAMESPACE, in_registry, parse_reference, valid_repository
+from arkserve.schemas import (
+    ImageQuotaIn,
+    ImageQuotaOut,
+    ImageRepositoryOut,
+    ImageTagOut,
+    ImageVisibility,
+    PushCommandsOut,
+)
+from arkserve.store import images as image_store
+from arkserve.store import services as service_store
+from arkserve.store import users as user_store
+
+router = APIRouter(tags=["images"])
+
+
+def _name(caller: Principal, name: str) -> str:
+    """A repository name from the caller's words: ``app`` means ``<user>/app``."""
+    full = name if "/" in name else f"{caller.user.username}/{name}"
+    if not valid_repository(full):
+        raise ValidationFailed(f'"{name}": a repository is <namespace>/<name> in lower case letters, digits and '
+                               "._- separators", field="name")
+    return full
+
+
+def _repo_out(ctx: Context, name: str, owner: str, public: bool, tags: list[Tag]) -> ImageRepositoryOut:
+    address = ctx.settings.registry_address
+    outs = [ImageTagOut(tag=t.name, digest=t.digest, size=t.size, pushed_at=t.pushed_at,
+                        image=f"{address}/{name}:{t.name}") for t in tags]
+    newest = max(outs, key=lambda t: t.pushed_at or 0.0, default=None)
+    return ImageRepositoryOut(name=name, owner=owner, public=public, tags=outs, size=sum(t.size for t in outs),
+                              pull=f"docker pull {newest.image}" if newest else "")
+
+
+def _visible(ctx: Context, caller: Principal, name: str) -> tuple[str, bool]:
+    """(owner, public) of a repository the caller may see; 404 otherwise (private looks missing)."""
+    with ctx.store.read() as conn:
+        row = image_store.find(conn, name)
+    namespace = name.split("/", 1)[0]
+    public = namespace == PUBLIC_NAMESPACE or (row is not None and row.public)
+    if not (public or namespace == caller.user.username or caller.user.is_admin):
+        raise NotFound(f'image repository "{name}" not found', code="ImageNotFound")
+    return (row.owner if row else namespace), public
+
+
+@router.get("/images", response_model=list[ImageRepositoryOut],
+            summary="Image repositories: yours (default), or the public ones (?public=true)")
+def list_images(caller: Caller, ctx: Context, public: bool = False) -> list[ImageRepositoryOut]:
+    cat = catalogue(ctx)
+    with ctx.store.read() as conn:
+        rows = {r.name: r for r in image_store.list_repositories(conn)}
+    out = []
+    for name in cat.repositories():
+        namespace = name.split("/", 1)[0]
+        row = rows.get(name)
+        is_public = namespace == PUBLIC_NAMESPACE or (row is not None and row.public)
+        if (is_public if public else namespace == caller.user.username):
+            out.append(_repo_out(ctx, name, row.owner if row else namespace, is_public, cat.tags(name)))
+    return out
+
+
+@router.get("/images/push-commands", response_model=PushCommandsOut,
+            summary="The docker login, tag and push lines for you and this registry")
+def push_commands(caller: Caller, ctx: Context, name: str = "my-app", tag: str = "v1",
+                  local_image: str = Query("my-app:latest", alias="local")) -> PushCommandsOut:
+    address, user = ctx.settings.registry_address, caller.user.username
+    target = f"{address}/{user}/{name}:{tag}"
+    login = f"docker login {address} -u {user}"
+    key_login = f"docker login {address} -u {caller.access_key or '<access key>'}   # password: the secret key"
+    tag_line, push = f"docker tag {local_image} {target}", f"docker push {target}"
+    return PushCommandsOut(registry=address, username=user, namespace=f"{user}/", login=login,
+                           login_with_key=key_login, tag=tag_line, push=push, commands=[login, tag_line, push])
+
+
+@router.get("/images/quota", response_model=ImageQuotaOut, summary="Registry storage used and allowed "
+            "(yours; admins: ?username=)")
+def get_quota(caller: Caller, ctx: Context, username: str | None = None) -> ImageQuotaOut:
+    user = caller.user
+    if username and username != user.username:
+        caller.require_admin()
+        with ctx.store.read() as conn:
+            user = user_store.get(conn, username)
+    return ImageQuotaOut(username=user.username, used_bytes=catalogue(ctx).namespace_bytes(user.username),
+                         quota_bytes=quota_bytes(ctx, user))
+
+
+@router.put("/images/quota/{username}", response_model=ImageQuotaOut, summary="Set a user's registry quota (admin)")
+def set_quota(username: str, body: ImageQuotaIn, caller: Caller, ctx: Context) -> ImageQuotaOut:
+    caller.require_admin()
+    with ctx.store.begin() as conn:
+        user = user_store.get(conn, username)
+        image_store.set_quota(conn, user.id, body.quota_bytes)
+    return get_quota(caller, ctx, username)
+
+
+@router.get("/images/{name:path}", response_model=ImageRepositoryOut, summary="One repository and its tags")
+def get_image(name: str, caller: Caller, ctx: Context) -> ImageRepositoryOut:
+    full = _name(caller, name)
+    owner, public = _visible(ctx, caller, full)
+    tags = catalogue(ctx).tags(full)
+    if not tags:
+        raise NotFound(f'image repository "{full}" not found (or has no tags)', code="ImageNotFound")
+    return _repo_out(ctx, full, owner, public, tags)
+
+
+def _may_change(caller: Principal, ctx: Context, name: str) -> None:
+    _visible(ctx, caller, name)
+    namespace = name.split("/", 1)[0]
+    if namespace != caller.user.username and not caller.user.is_admin:
+        raise Forbidden(f"only {namespace} (or an admin) may change {name}", code="AccessDenied")
+
+
+@router.put("/images/{name:path}/visibility", response_model=ImageRepositoryOut,
+            summary="Make a repository public (everyone may pull it) or private")
+def set_visibility(name: str, body: ImageVisibility, caller: Caller, ctx: Context) -> ImageRepositoryOut:
+    full = _name(caller, name)
+    _may_change(caller, ctx, full)
+    if full.startswith(PUBLIC_NAMESPACE + "/") and not body.public:
+        raise ValidationFailed(f"{PUBLIC_NAMESPACE}/ repositories are always public", field="public")
+    if not catalogue(ctx).tag_names(full):
+        raise NotFound(f'image repository "{full}" not found', code="ImageNotFound")
+    namespace = full.split("/", 1)[0]
+    with ctx.store.begin() as conn:
+        owner = user_store.find(conn, namespace)
+        image_store.set_public(conn, full, owner.id if owner else caller.user.id, body.public)
+    return get_image(full, caller, ctx)
+
+
+def users_of(ctx: Context, name: str, tag: str | None) -> list[str]:
+    """Services whose image is ``name`` (``name:tag`` when ``tag``) in this registry."""
+    address = ctx.settings.registry_address
+    with ctx.store.read() as conn:
+        services = service_store.list_all(conn)
+    out = []
+    for svc in services:
+        ref = in_registry(str(svc.spec.get("image", "")), address)
+        if ref is not None and ref.repository == name and (tag is None or (ref.tag or "latest") == tag):
+            out.append(svc.name)
+    return out
+
+
+@router.delete("/images/{ref:path}", status_code=204,
+               summary="Delete a tag (NAME:TAG) or a whole repository (NAME); refused while a service uses it")
+def delete_image(ref: str, caller: Caller, ctx: Context) -> Response:
+    parsed = parse_reference(ref)
+    full = _name(caller, parsed.repository)
+    _may_change(caller, ctx, full)
+    tag = parsed.tag or None
+    used = users_of(ctx, full, tag)
+    if used:
+        what = f"{full}:{tag}" if tag else full
+        raise Conflict(f'{what} is used by service "{used[0]}"' + (f" (and {len(used) - 1} more)" if len(used) > 1
+                       else "") + "; delete the service or move it to another image first", code="ImageInUse")
+    cat = catalogue(ctx)
+    if tag:
+        cat.delete_tag(full, tag)
+    else:
+        if not cat.tag_names(full):
+            raise NotFound(f'image repository "{full}" not found', code="ImageNotFound")
+        cat.delete_repository(full)
+        with ctx.store.begin() as conn:
+            image_store.remove(conn, full)
+    return Response(status_code=204)
+
+
+__all__ = ["GIB", "router"]

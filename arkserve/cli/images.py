@@ -1,0 +1,117 @@
+"""``arkserve image …``: repositories in the platform registry (list, tags, visibility, delete, push commands,
+quota) through the API, and ``image gc``, the registry's garbage collection, run on the registry's host."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from arkserve.cli.context import api_errors, state
+from arkserve.cli.output import output_option, render
+
+REPO_COLUMNS = ("name", "owner", "public", "tag_count", "size", "pull")
+TAG_COLUMNS = ("tag", "digest", "size", "pushed_at", "image")
+
+
+@click.group("image", help="Images in the platform registry: `docker push` them, run services from them.")
+def image() -> None:
+    pass
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _rows(repos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**r, "tag_count": len(r["tags"]), "size": _human(r["size"])} for r in repos]
+
+
+@image.command("list", help="Your repositories, or with --public the public ones (ark-public/ and shared).")
+@click.option("--public", is_flag=True, help="Public images instead of yours.")
+@output_option
+@api_errors
+def list_images(public: bool, fmt: str) -> None:
+    with state().client() as c:
+        repos = c.get("/images", public="true" if public else None)
+    render(repos if fmt != "table" else _rows(repos), fmt, REPO_COLUMNS)
+
+
+@image.command("tags", help="Tags of a repository (NAME: yours when it has no namespace) with digest and size.")
+@click.argument("name")
+@output_option
+@api_errors
+def tags(name: str, fmt: str) -> None:
+    with state().client() as c:
+        repo = c.get(f"/images/{name}")
+    if fmt != "table":
+        render(repo["tags"], fmt)
+        return
+    render([{**t, "size": _human(t["size"])} for t in repo["tags"]], fmt, TAG_COLUMNS)
+
+
+@image.command("delete", help="Delete a tag (NAME:TAG) or a whole repository (NAME); refused while a service uses "
+                              "it. Space returns after `arkserve image gc`.")
+@click.argument("ref")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@api_errors
+def delete(ref: str, yes: bool) -> None:
+    if not yes:
+        click.confirm(f"Delete {ref}?", abort=True)
+    with state().client() as c:
+        c.delete(f"/images/{ref}")
+    click.echo(f"deleted {ref}")
+
+
+@image.command("visibility", help="Make a repository public (every user may pull it) or private.")
+@click.argument("name")
+@click.argument("visibility", type=click.Choice(["public", "private"]))
+@output_option
+@api_errors
+def visibility(name: str, visibility: str, fmt: str) -> None:
+    with state().client() as c:
+        repo = c.request("PUT", f"/images/{name}/visibility", json={"public": visibility == "public"})
+    render(repo if fmt != "table" else _rows([repo]), fmt, REPO_COLUMNS)
+
+
+@image.command("push-commands", help="The docker login, tag and push lines for you and this platform.")
+@click.option("--name", default="my-app", show_default=True, help="Repository name in your namespace.")
+@click.option("--tag", default="v1", show_default=True)
+@click.option("--local", "local_image", default="my-app:latest", show_default=True, help="The local image.")
+@output_option
+@api_errors
+def push_commands(name: str, tag: str, local_image: str, fmt: str) -> None:
+    with state().client() as c:
+        out = c.get("/images/push-commands", name=name, tag=tag, local=local_image)
+    if fmt != "table":
+        render(out, fmt)
+        return
+    click.echo(f"# log in with your password (or: {out['login_with_key']})")
+    for line in out["commands"]:
+        click.echo(line)
+
+
+@image.command("quota", help="Registry storage used and allowed; admins: --user NAME [--set-gib N|default].")
+@click.option("--user", "username", default=None)
+@click.option("--set-gib", "set_gib", default=None, help="Admin: set the user's quota (GiB), or 'default'.")
+@output_option
+@api_errors
+def quota(username: str | None, set_gib: str | None, fmt: str) -> None:
+    with state().client() as c:
+        if set_gib is not None:
+            if not username:
+                raise click.UsageError("--set-gib needs --user")
+            value = None if set_gib == "default" else int(float(set_gib) * 1024**3)
+            out = c.request("PUT", f"/images/quota/{username}", json={"quota_bytes": value})
+        else:
+            out = c.get("/images/quota", username=username)
+    if fmt != "table":
+        render(out, fmt)
+        return
+    render([{**out, "used": _human(out["used_bytes"]), "quota": _human(out["quota_bytes"])}], fmt,
+           ("username", "used", "quota"))
