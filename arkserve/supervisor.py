@@ -1,13 +1,28 @@
 """``arkserve up``'s process supervisor: runs each part as a child process and restarts it if it dies.
 
-Shutdown order on SIGINT/SIGTERM: SIGTERM to every child (the gateway first stops
-accepting and lets in-flight requests finish), wait up to a grace period, SIGKILL the rest.
+Children run in process groups of their own, so a terminal's Ctrl-C reaches only the supervisor,
+which then stops the parts **in order** (``stop_order``), each completely before the next:
+
+1. the gateway: it stops accepting, answers what is in flight (``Connection: close``), its admin
+   ``/healthz`` says ``draining``; it exits once drained or after its grace;
+2. the reconciler (which stops the replicas when ``up`` asked it to): only now, so no in-flight
+   request loses its replica;
+3. the API (and any part not named in ``stop_order``).
+
+Each child gets SIGTERM, then up to its ``stop_timeout_s``, then SIGKILL. A second SIGINT/SIGTERM
+forces: the part now stopping gets a second SIGTERM (the gateway ends its drain at once) and every
+part from then on gets at most ``forced_timeout_s``.
+
+While running, the supervisor keeps ``state_file`` (JSON: its pid, each part's pid) up to date for
+``arkserve status`` and ``arkserve down``; it removes the file when it is done.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
@@ -29,25 +45,39 @@ def _die_with_parent() -> None:
 class Child:
     name: str
     argv: Sequence[str]
+    stop_timeout_s: float = 15.0  # SIGTERM -> SIGKILL when stopping
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
 
 
+def run_file(data_dir: Path) -> Path:
+    """Where ``arkserve up`` records its pid and its parts' pids."""
+    return Path(data_dir) / "run" / "up.json"
+
+
 class Supervisor:
-    def __init__(self, children: Sequence[Child], env: Mapping[str, str], *, grace_s: float = 15.0,
-                 say: Callable[[str], None] = print) -> None:
+    def __init__(self, children: Sequence[Child], env: Mapping[str, str], *, grace_s: float | None = None,
+                 say: Callable[[str], None] = print, stop_order: Sequence[str] = ("gateway", "reconciler"),
+                 forced_timeout_s: float = 5.0, state_file: Path | None = None) -> None:
         self.children = list(children)
+        if grace_s is not None:  # one timeout for every child (older callers)
+            for child in self.children:
+                child.stop_timeout_s = grace_s
         self.env = dict(env)
-        self.grace_s = grace_s
         self.say = say
+        self.stop_order = list(stop_order)
+        self.forced_timeout_s = forced_timeout_s
+        self.state_file = state_file
         self.stopping = threading.Event()
+        self.forced = threading.Event()
 
     def _start(self, child: Child) -> None:
         child.proc = subprocess.Popen([sys.executable, "-m", "arkserve", *child.argv], env=self.env,
-                                      preexec_fn=_die_with_parent)
+                                      preexec_fn=_die_with_parent, process_group=0)
         child.started_at = time.monotonic()
+        self._write_state()
 
     def start(self) -> None:
         for child in self.children:
@@ -55,6 +85,8 @@ class Supervisor:
 
     def install_signals(self) -> None:
         def handler(signum: int, _frame: object) -> None:
+            if self.stopping.is_set():
+                self.forced.set()
             self.stopping.set()
 
         signal.signal(signal.SIGINT, handler)
@@ -77,14 +109,62 @@ class Supervisor:
                 child.proc = None
                 child.next_start = time.monotonic() + delay
 
+    # ------------------------------------------------------------------------------ stopping
+    def stages(self) -> list[list[Child]]:
+        """The children grouped in stop order: one stage per name in ``stop_order``, then the rest."""
+        named = [[c for c in self.children if c.name == name] for name in self.stop_order]
+        rest = [c for c in self.children if c.name not in self.stop_order]
+        return [stage for stage in [*named, rest] if stage]
+
     def stop(self) -> None:
-        alive = [c.proc for c in self.children if c.proc is not None and c.proc.poll() is None]
-        for proc in alive:
-            proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + self.grace_s
-        for proc in alive:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        """Stop every child, stage after stage (see the module docstring)."""
+        self.stopping.set()
+        for stage in self.stages():
+            self._stop_stage(stage)
+        if self.state_file is not None:
+            with contextlib.suppress(OSError):
+                self.state_file.unlink()
+
+    def _stop_stage(self, stage: list[Child]) -> None:
+        alive = [c for c in stage if c.proc is not None and c.proc.poll() is None]
+        for child in alive:
+            self._signal(child, signal.SIGTERM)
+        started = time.monotonic()
+        forced_at: float | None = None
+        while alive:
+            if self.forced.is_set() and forced_at is None:
+                forced_at = time.monotonic()
+                for child in alive:
+                    self._signal(child, signal.SIGTERM)  # the second one: the gateway ends its drain now
+            for child in list(alive):
+                assert child.proc is not None
+                deadline = started + child.stop_timeout_s
+                if forced_at is not None:
+                    deadline = min(deadline, forced_at + self.forced_timeout_s)
+                if child.proc.poll() is not None:
+                    alive.remove(child)
+                elif time.monotonic() >= deadline:
+                    self.say(f"arkserve: {child.name} did not stop within {time.monotonic() - started:.0f}s; "
+                             "killing it")
+                    self._signal(child, signal.SIGKILL)
+                    child.proc.wait()
+                    alive.remove(child)
+            time.sleep(0.05)
+
+    @staticmethod
+    def _signal(child: Child, sig: int) -> None:
+        if child.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                child.proc.send_signal(sig)
+
+    # ------------------------------------------------------------------------------ state file
+    def _write_state(self) -> None:
+        if self.state_file is None:
+            return
+        parts = {c.name: c.proc.pid for c in self.children if c.proc is not None}
+        data = {"pid": os.getpid(), "parts": parts, "written_at": time.time()}
+        tmp = self.state_file.with_suffix(".tmp")
+        with contextlib.suppress(OSError):
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, self.state_file)

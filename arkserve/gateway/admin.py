@@ -1,4 +1,6 @@
-"""The admin listener: ``GET /metrics`` (Prometheus text, summed over workers) and ``GET /healthz``."""
+"""The admin listener: ``GET /metrics`` (Prometheus text, summed over workers) and ``GET /healthz``
+(200 ``{"status": "ok", …}``; 503 ``{"status": "draining", …}`` while the worker drains at shutdown, so a
+load balancer in front stops sending)."""
 
 from __future__ import annotations
 
@@ -38,7 +40,9 @@ class AdminProtocol(asyncio.Protocol):
             self._send(200, b"text/plain; version=0.0.4; charset=utf-8",
                        render(aggregate(self.metrics, self.metrics_dir)))
         elif path == b"/healthz":
-            self._send(200, b"application/json", json.dumps(self.health()).encode())
+            health = self.health()
+            self._send(200 if health.get("status") == "ok" else 503, b"application/json",
+                       json.dumps(health).encode())
         else:
             self._send(404, b"text/plain", b"not found\n")
 

@@ -3,8 +3,10 @@
 In ``port`` addressing the set of listeners follows the snapshot (one per ``route.gateway_port``);
 in ``host`` addressing one listener serves every service. Every listening socket is opened with
 ``SO_REUSEPORT`` so worker processes each bind their own and the kernel spreads connections.
-Shutdown order: stop accepting, close idle keep-alive connections, let in-flight exchanges
-finish (bounded by ``shutdown_grace_s``), then abort what is left.
+Shutdown order (draining): stop accepting, give idle keep-alive connections ``drain_idle_s`` for
+a last request (answered with ``Connection: close``), close open tunnels, let in-flight exchanges
+finish (bounded by ``shutdown_grace_s``, or cut short by ``force``), then abort what is left. The
+admin listener stays open while draining and its ``/healthz`` answers 503 ``draining``.
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ class Gateway:
         if self.metrics_dir is not None:
             self._spawn(self._dump_metrics())
 
-    async def stop(self, grace_s: float | None = None) -> None:
+    async def stop(self, grace_s: float | None = None, force: asyncio.Event | None = None) -> None:
+        """Drain, then close. ``force`` (a second SIGTERM/Ctrl-C) ends the wait for in-flight exchanges."""
         core = self.core
         if core is None:
             return
@@ -90,17 +93,21 @@ class Gateway:
         core.closing = True
         if self.holder is not None:
             await self.holder.stop()
-        for srv in [*self.listeners.values(), *([self.admin] if self.admin else [])]:
+        for srv in self.listeners.values():
             srv.close()
         self.listeners.clear()
+        last_call = core.clock + self.config.drain_idle_s
         for conn in list(core.connections):
-            if conn.state == IDLE and not conn.pipeline:
-                conn._close()
+            if conn.state == IDLE and not conn.pipeline:  # a request may be on its way: serve it, then close
+                conn.deadline = min(conn.deadline, last_call)
             elif conn.state == TUNNEL:  # a WebSocket never ends by itself: close it now, not at the grace's end
                 conn.close_tunnel()
         deadline = time.monotonic() + grace
-        while core.connections and time.monotonic() < deadline:
+        while core.connections and time.monotonic() < deadline and not (force is not None and force.is_set()):
             await asyncio.sleep(0.05)
+        if self.admin is not None:
+            self.admin.close()
+            self.admin = None
         for conn in list(core.connections):
             conn.abort()
         for task in list(self._tasks):
@@ -140,7 +147,8 @@ class Gateway:
     # ------------------------------------------------------------------------------ internals
     def _health(self) -> dict[str, object]:
         core = self.core
-        return {"status": "ok", "snapshot_version": core.snapshot.version if core else 0,
+        draining = core is None or core.closing
+        return {"status": "draining" if draining else "ok", "snapshot_version": core.snapshot.version if core else 0,
                 "connections": len(core.connections) if core else 0, "pid": os.getpid()}
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

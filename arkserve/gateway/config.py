@@ -40,6 +40,7 @@ class GatewayConfig:
     snapshot_poll_s: float = 0.5
     skew_s: int = 900
     verified_cache: int = 256  # recently verified signatures per worker (0 = off); see request.py
-    shutdown_grace_s: float = 20.0
+    shutdown_grace_s: float = 30.0  # draining at shutdown: in-flight exchanges get this long
+    drain_idle_s: float = 1.0  # draining: an idle keep-alive connection may still send one request this long
     workers: int = 1  # processes; a per-replica max_concurrency is split between them
     trust_forwarded: bool = False  # append to a client's X-Forwarded-For instead of replacing it

@@ -2,8 +2,8 @@
 :class:`~arkserve.gateway.app.Gateway` on uvloop and bind the same ports with ``SO_REUSEPORT``.
 
 The parent only supervises: it forwards SIGTERM/SIGINT (each worker then stops accepting, lets
-in-flight requests finish within ``shutdown_grace_s`` and exits) and restarts a worker that died
-unexpectedly. Per-worker metrics are summed through a shared temporary directory.
+in-flight requests finish within ``shutdown_grace_s`` and exits; a second signal ends that wait) and
+restarts a worker that died unexpectedly. Per-worker metrics are summed through a shared temporary directory.
 """
 
 from __future__ import annotations
@@ -44,16 +44,21 @@ def _resolve(arg: object, proto: type) -> object:
 
 async def _serve(config: GatewayConfig, source: SnapshotSource, sink: RecordSink | None,
                  ssl_context: ssl.SSLContext | None, metrics_dir: Path | None) -> None:
-    stop = asyncio.Event()
+    stop, force = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        (force if stop.is_set() else stop).set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     gw = Gateway(config, source, sink, ssl_context, metrics_dir)
     await gw.start()
     try:
         await stop.wait()
+        log.info("gateway worker %s draining (up to %g s)", os.getpid(), config.shutdown_grace_s)
     finally:
-        await gw.stop()
+        await gw.stop(force=force)
 
 
 def _worker(config: GatewayConfig, source: SourceArg, sink: SinkArg, ssl_context: ssl.SSLContext | None,

@@ -1,4 +1,5 @@
-"""A tiny replica app for reconciler and gateway tests: serves its identity, can be told to hang or crash."""
+"""A tiny replica app for reconciler and gateway tests: serves its identity and what it sees of its model; can be
+told to hang, crash or answer slowly."""
 
 import json
 import os
@@ -14,6 +15,16 @@ if os.environ.get("IGNORE_PORT"):
     PORT = int(os.environ["IGNORE_PORT"])
 
 
+def model_view() -> dict:
+    """``ARK_MODEL_DIR`` and the content of the file ``$MODEL_FILE`` read there (or why it could not be read)."""
+    model_dir = os.environ.get("ARK_MODEL_DIR")
+    try:
+        with open(os.path.join(model_dir or "", os.environ.get("MODEL_FILE", ""))) as f:
+            return {"model_dir": model_dir, "content": f.read()}
+    except OSError as exc:
+        return {"model_dir": model_dir, "error": str(exc)}
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -21,8 +32,13 @@ class Handler(BaseHTTPRequestHandler):
         hang = os.environ.get("HANG_FILE")
         if hang and os.path.exists(hang):
             time.sleep(3600)
-        body = json.dumps({"replica": os.environ.get("ARK_REPLICA"), "service": os.environ.get("ARK_SERVICE"),
-                           "version": os.environ.get("VERSION", "1"), "path": self.path}).encode()
+        if os.environ.get("DELAY_S") and self.path != "/healthz":  # a slow app: each request takes this long
+            time.sleep(float(os.environ["DELAY_S"]))
+        if self.path == "/model":  # what this replica sees of its model
+            body = json.dumps(model_view()).encode()
+        else:
+            body = json.dumps({"replica": os.environ.get("ARK_REPLICA"), "service": os.environ.get("ARK_SERVICE"),
+                               "version": os.environ.get("VERSION", "1"), "path": self.path}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

@@ -1,0 +1,118 @@
+"""Stopping `arkserve up` under load: SIGTERM drains the gateway before the reconciler stops the replicas,
+so every request in flight at the signal completes with 200."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from arkserve.sdk.auth import ArkAuth
+from tests.e2e.conftest import Platform
+
+CONCURRENCY = 16
+
+
+@dataclass
+class Call:
+    start: float
+    end: float = 0.0
+    status: int = 0
+    connection: str = ""
+    error: str = ""
+
+
+class SlowLoad:
+    """CONCURRENCY clients on keep-alive connections, each sending one request after the other."""
+
+    def __init__(self, url: str, auth: ArkAuth, ca: str) -> None:
+        self.url, self.auth, self.ca = url, auth, ca
+        self.calls: list[Call] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def in_flight(self) -> int:
+        return sum(1 for c in list(self.calls) if not c.end)
+
+    async def _run(self) -> None:
+        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+        async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=self.ca), auth=self.auth,
+                                     timeout=60, limits=limits) as client:
+
+            async def one() -> None:
+                while not self.stop.is_set():
+                    call = Call(time.monotonic())
+                    self.calls.append(call)
+                    try:
+                        resp = await client.get(self.url)
+                        call.status, call.connection = resp.status_code, resp.headers.get("connection", "")
+                    except httpx.HTTPError as exc:
+                        call.error = f"{type(exc).__name__}: {exc}"
+                    call.end = time.monotonic()
+
+            await asyncio.gather(*(one() for _ in range(CONCURRENCY)))
+
+
+def _wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def _admin_status(port: int) -> tuple[int, str]:
+    try:
+        resp = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    except httpx.HTTPError:
+        return 0, ""
+    return resp.status_code, resp.json().get("status", "")
+
+
+def test_sigterm_under_load_lets_every_in_flight_request_finish(tmp_path: Path) -> None:
+    p = Platform(tmp_path)
+    p.start()
+    try:
+        svc = p.create("slow", 2, env={"DELAY_S": "2"})
+        pids = [json.loads((p.data / "replicas" / f"ark-slow-{i['id']}.json").read_text())["pid"]
+                for i in svc["instances"]]
+        load = SlowLoad(svc["endpoint"] + "/", ArkAuth(p.profile.access_key, p.profile.secret_key), p.ca)
+        load.thread.start()
+        # steady state: a first round answered and a full second round in flight
+        _wait(lambda: sum(1 for c in list(load.calls) if c.status == 200) >= CONCURRENCY
+              and load.in_flight() == CONCURRENCY, 60, "the load did not reach steady state")
+        assert p.proc is not None
+        signalled = time.monotonic()
+        p.proc.send_signal(signal.SIGTERM)
+        load.stop.set()  # no new requests from here on; those in flight must finish
+        _wait(lambda: _admin_status(p.admin_port) == (503, "draining"), 5, "the admin /healthz never said draining")
+        load.thread.join(60)
+        assert not load.thread.is_alive()
+        assert p.proc.wait(60) == 0, (tmp_path / "up.log").read_text()[-3000:]
+        stopped_at = time.monotonic()
+    finally:
+        p.stop()
+    before = [c for c in load.calls if c.start < signalled]
+    caught = [c for c in before if c.end > signalled]
+    assert len(caught) >= CONCURRENCY, "fewer requests in flight at the signal than clients"
+    assert [c.error or c.status for c in before if c.status != 200] == []
+    assert {c.connection for c in caught} == {"close"}  # told not to reuse a draining gateway's connection
+    log = (tmp_path / "up.log").read_text()
+    assert "the gateway drains in-flight requests" in log
+    assert stopped_at - signalled < 30  # drained in ~2 s, not the whole grace
+    assert len(pids) == 2
+    for pid in pids:  # the reconciler stopped the replicas after the drain
+        _wait(lambda: _gone(pid), 10, f"replica process {pid} outlived arkserve up")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
