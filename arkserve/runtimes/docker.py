@@ -8,7 +8,10 @@ reaped); the declared port is published on 127.0.0.1 with an ephemeral host port
 ``PORT`` (the declared port), ``ARK_PORT``, ``ARK_SERVICE``, ``ARK_REPLICA``,
 ``ARK_REVISION``, ``ARK_MODEL_DIR`` (first mount target) and the user env. cpus ->
 ``nano_cpus``, memory_mb -> ``mem_limit``, gpus -> a ``DeviceRequest``; mounts are
-read-only binds. Images are never pulled from a public registry: an image must exist on
+read-only binds. Isolation (docs/security.md): never privileged, every capability dropped but a
+few, ``no-new-privileges``, and the image's own non-root ``USER`` or else uid/gid 65534 (never
+root; ``HOME=/tmp`` unless the env sets it); no host path is bound but the spec's mounts (never
+the data dir). Images are never pulled from a public registry: an image must exist on
 the host or carry a registry host in its reference (``127.0.0.1:5000/app:1``).
 
 A follower thread per container appends its stdout/stderr to
@@ -109,6 +112,7 @@ class _Follower(threading.Thread):
                 self._stream.close()
 
 
+NOBODY = "65534:65534"
 KEPT_CAPABILITIES = ("CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE", "KILL", "FOWNER", "DAC_OVERRIDE")
 
 
@@ -184,6 +188,12 @@ class DockerRuntime:
             except docker.errors.NotFound:
                 raise PermanentError(f'image "{image}" not found in its registry', code="ImageNotFound") from None
 
+    def _user(self, image: str) -> str:
+        """The image's own USER when it names a non-root one, else nobody (65534): a replica never runs as root."""
+        with _daemon(self.url):
+            user = str((self.client.images.get(image).attrs.get("Config") or {}).get("User") or "")
+        return user if user and user.split(":")[0] not in ("0", "root") else NOBODY
+
     def start(self, spec: ReplicaSpec) -> ReplicaInfo:
         name = checked_object_name(spec.service, spec.replica)
         existing = self._get(name)
@@ -191,7 +201,8 @@ class DockerRuntime:
             self._follow(existing)
             return self._info(existing)
         self._check_image(spec.image)
-        env = {**spec.env, "PORT": str(spec.port), "ARK_PORT": str(spec.port), "ARK_SERVICE": spec.service,
+        env = {"HOME": "/tmp", **spec.env, "PORT": str(spec.port), "ARK_PORT": str(spec.port),  # noqa: S108
+               "ARK_SERVICE": spec.service,
                "ARK_REPLICA": spec.replica, "ARK_REVISION": spec.revision}
         if spec.mounts:
             env["ARK_MODEL_DIR"] = spec.mounts[0].target
@@ -205,7 +216,7 @@ class DockerRuntime:
             # never privileged; only the capabilities an app needs to drop root and bind low ports
             # (docs/security.md); no set-uid escalation; no host path but the spec's own mounts
             "privileged": False, "cap_drop": ["ALL"], "cap_add": list(KEPT_CAPABILITIES),
-            "security_opt": ["no-new-privileges"],
+            "security_opt": ["no-new-privileges"], "user": self._user(spec.image),
             "mounts": [DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts]}
         if spec.command.strip():
             kwargs.update(entrypoint=["/bin/sh", "-c"], command=[spec.command])

@@ -13,7 +13,8 @@ from arkserve.runtimes.base import Runtime
 RUNTIME_KINDS = ("local", "docker", "fake")
 
 
-def make_runtime(kind: str, data_dir: Path, docker_url: str = "") -> Runtime:
+def make_runtime(kind: str, data_dir: Path, docker_url: str = "", *, replica_user: str = "nobody",
+                 sandbox_paths: str = "") -> Runtime:
     """A runtime of ``kind`` keeping its state and logs under ``data_dir``.
 
     Raises ``ValidationFailed`` for an unknown kind and ``RuntimeUnavailable`` when the
@@ -22,7 +23,11 @@ def make_runtime(kind: str, data_dir: Path, docker_url: str = "") -> Runtime:
     if kind == "local":
         from arkserve.runtimes.local import LocalRuntime
 
-        return LocalRuntime(data_dir)
+        try:
+            return LocalRuntime(data_dir, replica_user=replica_user,
+                                sandbox_paths=tuple(p for p in sandbox_paths.split(":") if p))
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), field="runtime.replica_user") from None
     if kind == "docker":
         from arkserve.runtimes.docker import DockerRuntime
 

@@ -1,4 +1,4 @@
-"""The local runtime: replicas are process groups on this host (embedded default, one trusted user).
+"""The local runtime: replicas are sandboxed process groups on this host (the embedded default).
 
 IMAGE is a directory (``dir:/path`` or a plain path); COMMAND runs as ``/bin/sh -c`` with
 that directory as working directory, in a session of its own so that stopping the replica
@@ -7,9 +7,11 @@ loopback port in ``PORT``/``ARK_PORT`` (``ReplicaSpec.port`` is only the app's d
 ``ARK_SERVICE``, ``ARK_REPLICA``, ``ARK_REVISION``, the user env and ``CUDA_VISIBLE_DEVICES``
 (round-robin over the host's GPUs). The inherited environment drops ``ARKSERVE_*``.
 
-Mounts: a process cannot get a read-only bind mount, so on this runtime the model is *not*
-at ``Mount.target``: the first mount's source directory is handed over as ``ARK_MODEL_DIR``
-(the docker runtime sets ``ARK_MODEL_DIR`` to the target, so apps reading it work on both).
+Every replica runs inside a bubblewrap sandbox (:mod:`arkserve.runtimes.sandbox`): no view of the
+data directory, a read-only system, its mounts at their targets (``ARK_MODEL_DIR`` = the first
+mount's target, as on docker), and an unprivileged uid when the platform runs as root. Where
+``bwrap`` cannot run, replicas of non-admin owners are refused (``SandboxUnavailable``, saying
+what to install) and admins' run unconfined, with the mount *source* as ``ARK_MODEL_DIR``.
 
 Output goes through a detached ``python -m arkserve.logs pump`` process into
 ``<data_dir>/logs/<service>/<replica>.log``; it outlives the reconciler, so a replica never
@@ -37,6 +39,7 @@ from pathlib import Path
 import arkserve
 from arkserve.errors import PermanentError, TemporaryError
 from arkserve.logs import DEFAULT_MAX_BYTES, log_dir_for, log_path, rotate
+from arkserve.runtimes import sandbox
 from arkserve.runtimes.base import (
     ReplicaInfo,
     ReplicaPhase,
@@ -112,12 +115,29 @@ def _host_gpus() -> int:
         return 0
 
 
+def _command_line(policy: sandbox.SandboxPolicy, spec: ReplicaSpec, app_dir: Path) -> list[str]:
+    """The sandboxed command line; unconfined only for trusted (admin) replicas where bwrap cannot run."""
+    reason = sandbox.unavailable()
+    if reason:
+        if not spec.trusted:
+            raise PermanentError(f"the local runtime cannot sandbox replicas of non-admin users: {reason}",
+                                 code="SandboxUnavailable")
+        return ["/bin/sh", "-c", spec.command]
+    st = app_dir.stat()
+    if policy.uid is not None and st.st_uid != policy.uid and st.st_mode & 0o005 != 0o005:
+        raise PermanentError(f'image directory "{app_dir}" is not readable by the replica user (uid {policy.uid}): '
+                             f"make it world-readable, e.g. chmod -R a+rX {app_dir}", code="ValidationFailed")
+    return sandbox.argv(policy, app_dir, spec.mounts, spec.command)
+
+
 class LocalRuntime:
     name = "local"
 
     def __init__(self, data_dir: Path, *, gpu_count: int | None = None,
-                 log_max_bytes: int = DEFAULT_MAX_BYTES, base_env: Mapping[str, str] | None = None) -> None:
+                 log_max_bytes: int = DEFAULT_MAX_BYTES, base_env: Mapping[str, str] | None = None,
+                 replica_user: str = "nobody", sandbox_paths: tuple[str, ...] = ()) -> None:
         self.data_dir = Path(data_dir)
+        self.policy = sandbox.policy_for(self.data_dir, replica_user=replica_user, extra_paths=sandbox_paths)
         self.log_dir = log_dir_for(self.data_dir)
         self.state_dir = self.data_dir / "replicas"
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -173,6 +193,9 @@ class LocalRuntime:
         app_dir = Path(spec.image.removeprefix("dir:")).expanduser()
         if not app_dir.is_dir():
             raise PermanentError(f'image directory "{app_dir}" does not exist', code="ImageNotFound")
+        if sandbox.inside_data_dir(app_dir, self.data_dir):
+            raise PermanentError(f'image directory "{app_dir}" overlaps the platform\'s data directory; '
+                                 "use a directory of its own", code="ValidationFailed")
         if not spec.command.strip():
             raise PermanentError("the local runtime needs a command", code="ValidationFailed")
         for m in spec.mounts:
@@ -189,15 +212,17 @@ class LocalRuntime:
             env = {**self._base_env, **spec.env, "PORT": str(port), "ARK_PORT": str(port),
                    "ARK_SERVICE": spec.service, "ARK_REPLICA": spec.replica, "ARK_REVISION": spec.revision,
                    "CUDA_VISIBLE_DEVICES": gpus}
+            argv = _command_line(self.policy, spec, app_dir)
             if spec.mounts:
-                env["ARK_MODEL_DIR"] = str(Path(spec.mounts[0].source).resolve())
+                env["ARK_MODEL_DIR"] = (spec.mounts[0].target if argv[0] != "/bin/sh"
+                                        else str(Path(spec.mounts[0].source).resolve()))
             logfile = log_path(self.log_dir, spec.service, spec.replica)
             logfile.parent.mkdir(parents=True, exist_ok=True)
             rotate(logfile)
             read_end, write_end = os.pipe()
             try:
                 self._spawn_pump(read_end, logfile, spec.replica)
-                proc = subprocess.Popen(["/bin/sh", "-c", spec.command], cwd=app_dir, env=env,
+                proc = subprocess.Popen(argv, cwd=app_dir, env=env,
                                         stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end,
                                         start_new_session=True)
             except OSError as exc:

@@ -58,7 +58,7 @@ def _local_backend() -> Backend:
         kind="local", image=f"dir:{APP_DIR}", make=lambda d: LocalRuntime(d),
         make_code="from arkserve.runtimes.local import LocalRuntime as R; rt = R(data_dir)",
         serve=f"exec {PY} app.py serve", ignore_term=f"exec {PY} app.py ignore-term",
-        env_port_is_host_port=True, readonly_mounts=False)
+        env_port_is_host_port=True, readonly_mounts=True)
 
 
 def _docker_backend() -> Backend:

@@ -143,12 +143,33 @@ def test_mount_is_visible_and_read_only_where_supported(backend: Backend, runtim
     model = tmp_path / "model"
     model.mkdir()
     (model / "weights.txt").write_text("w=42\n")
-    command = ('cat "$ARK_MODEL_DIR/weights.txt"; if (echo x > "$ARK_MODEL_DIR/probe") 2>/dev/null; '
+    command = ('echo "dir=$ARK_MODEL_DIR"; cat /model/weights.txt; if (echo x > /model/probe) 2>/dev/null; '
                "then echo WRITABLE; else echo READONLY; fi; sleep 300")
     runtime.start(backend.spec(service, command=command, mounts=(Mount(str(model), "/model"),)))
     wait_until(lambda: {"WRITABLE", "READONLY"} & set(_texts(data_dir, service)), what="the mount probe")
     texts = _texts(data_dir, service)
-    assert "w=42" in texts
+    assert "w=42" in texts and "dir=/model" in texts  # at the target path, on every backend
     if backend.readonly_mounts:
         assert "READONLY" in texts and not (model / "probe").exists()
     runtime.stop(service, "r0000a1", grace_s=0)
+
+
+def test_a_replica_sees_neither_the_data_dir_nor_other_apps_and_is_not_root(
+        backend: Backend, runtime: Runtime, service: str, data_dir: Path, tmp_path: Path) -> None:
+    """Issue 11's reproduction: a user's command reads the master key, the store and another user's app."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "master.key").write_text("TOPSECRET-KEY\n")
+    other = tmp_path / "other-app"
+    other.mkdir()
+    (other / "secret").write_text("OTHER-USERS-SECRET\n")
+    command = (f"echo uid=$(id -u); cat {data_dir}/master.key || echo NO-KEY; "
+               f"ls {data_dir} >/dev/null 2>&1 && echo SEES-DATA || echo NO-DATA; "
+               f"cat {other}/secret || echo NO-OTHER; echo done; sleep 300")
+    runtime.start(backend.spec(service, command=command))
+    wait_until(lambda: "done" in _texts(data_dir, service), what="the probe to finish")
+    texts = _texts(data_dir, service)
+    runtime.stop(service, "r0000a1", grace_s=0)
+    uid = next(t for t in texts if t.startswith("uid="))
+    assert uid != "uid=0", texts
+    assert {"NO-KEY", "NO-DATA", "NO-OTHER"} <= set(texts), texts
+    assert not any("TOPSECRET" in t or "OTHER-USERS-SECRET" in t for t in texts), texts

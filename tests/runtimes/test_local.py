@@ -38,23 +38,50 @@ def _dead(pid: int) -> bool:
         return True
 
 
-def test_children_die_with_the_replica(rt: LocalRuntime, tmp_path: Path) -> None:
-    pidfile = tmp_path / "child.pid"
-    info = rt.start(spec(f"exec {PY} app.py child {pidfile}"))
+def _descendants(pid: int) -> dict[int, str]:
+    """Host pid -> command line of every live descendant of ``pid`` (the sandbox hides them from the app)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: dict[int, str] = {}
+    frontier = [pid]
+    while frontier:
+        p = frontier.pop()
+        for child, parent in parents.items():
+            if parent == p and child not in found:
+                try:
+                    found[child] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                except (FileNotFoundError, ProcessLookupError):
+                    found[child] = ""
+                frontier.append(child)
+    return found
+
+
+def _sleeper(pid: int) -> int | None:
+    return next((c for c, cmd in _descendants(pid).items() if cmd.startswith("sleep 300")), None)
+
+
+def test_children_die_with_the_replica(rt: LocalRuntime) -> None:
+    info = rt.start(spec(f"exec {PY} app.py child /tmp/child.pid"))
     wait_http(info)
-    child = int(pidfile.read_text())
-    assert not _dead(child)
+    child = _sleeper(int(info.runtime_id))
+    assert child is not None and not _dead(child)
     rt.stop("svc", "r0000a1", grace_s=5)
     wait_until(lambda: _dead(child), timeout=5, what="the child to die")
 
 
-def test_orphaned_children_of_a_crashed_leader_are_killed_on_stop(rt: LocalRuntime, tmp_path: Path) -> None:
-    pidfile = tmp_path / "child.pid"
-    rt.start(spec(f"sleep 300 & echo $! > {pidfile}; exit 5"))
+def test_orphaned_children_of_a_crashed_leader_are_killed_on_stop(rt: LocalRuntime) -> None:
+    info = rt.start(spec("sleep 300 & echo started; sleep 1; exit 5"))
+    wait_until(lambda: _sleeper(int(info.runtime_id)) is not None, what="the background child")
+    child = _sleeper(int(info.runtime_id))
+    assert child is not None
     wait_until(lambda: (i := rt.inspect("svc", "r0000a1")) is not None and i.phase is ReplicaPhase.EXITED)
-    info = rt.inspect("svc", "r0000a1")
-    assert info is not None and info.exit_code == 5
-    child = int(pidfile.read_text())
+    got = rt.inspect("svc", "r0000a1")
+    assert got is not None and got.exit_code == 5
     assert not _dead(child)
     rt.stop("svc", "r0000a1", grace_s=5)
     wait_until(lambda: _dead(child), timeout=5, what="the orphaned child to die")
@@ -79,7 +106,7 @@ def test_env_hygiene_port_and_model_dir(rt: LocalRuntime, tmp_path: Path) -> Non
     rt.stop("svc", "r0000a1", grace_s=2)
     assert "ARKSERVE_SECRET" not in env
     assert env["PORT"] == env["ARK_PORT"] == str(info.port) and info.port != 8000
-    assert env["ARK_MODEL_DIR"] == str(model) and env["ARK_REVISION"] == "rev1"
+    assert env["ARK_MODEL_DIR"] == "/model" and env["ARK_REVISION"] == "rev1"
     assert Path(env["TEST_APP_CWD"]) == APP_DIR
 
 

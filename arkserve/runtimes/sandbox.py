@@ -1,0 +1,147 @@
+"""The local runtime's sandbox: the ``bwrap`` (bubblewrap) command line that confines one replica.
+
+A sandboxed replica gets its own mount, PID and IPC namespaces and sees only:
+- the system, read-only: ``/usr``, ``/bin``, ``/sbin``, ``/lib*``, ``/etc``, ``/opt`` (where they exist),
+  the Python installation the platform itself runs on (so ``sys.executable``-style commands work) and
+  the operator's extra ``runtime.sandbox_paths``;
+- its app directory, read-only, at the same path (the working directory);
+- its mounts (model-market versions, network-disk folders) at the paths the user chose, read-only unless
+  the mount says otherwise;
+- a private ``/tmp`` (also ``HOME``), a fresh ``/proc`` and a minimal ``/dev`` (plus ``/dev/nvidia*`` on
+  GPU hosts).
+The data directory (master key, store, logs, other users' apps and disks) is never in that view: a path
+under it is refused as an app directory or extra path, and where it lies under a system directory it is
+covered by an empty tmpfs. When the platform runs as root, the command also drops to an unprivileged
+uid/gid (``runtime.replica_user``, ``nobody`` by default) with no capabilities and no way to regain them,
+through ``setpriv`` inside the sandbox. The network is the host's: the app listens on ``$PORT`` on
+127.0.0.1 where the gateway reaches it (docs/security.md says what that allows).
+
+This module only builds argv and probes whether ``bwrap`` works here; :mod:`arkserve.runtimes.local`
+runs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from arkserve.runtimes.base import Mount
+
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
+SANDBOX_TMP = "/tmp"  # noqa: S108 - a fresh tmpfs inside the sandbox, private to the replica
+INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) and allow user namespaces, "
+                "or run the platform with --runtime docker")
+
+
+@dataclass(frozen=True)
+class SandboxPolicy:
+    data_dir: Path
+    extra_paths: tuple[str, ...] = ()
+    uid: int | None = None  # drop to this uid/gid inside the sandbox (set when the platform runs as root)
+    gid: int | None = None
+
+
+def policy_for(data_dir: Path, *, replica_user: str = "nobody", extra_paths: Sequence[str] = ()) -> SandboxPolicy:
+    """The policy of a runtime whose state lives in ``data_dir``; uid/gid only when this process is root."""
+    uid = gid = None
+    if os.geteuid() == 0:
+        try:
+            pw = pwd.getpwnam(replica_user)
+        except KeyError:
+            raise ValueError(f"runtime.replica_user {replica_user!r} is not a user on this host") from None
+        if pw.pw_uid == 0:
+            raise ValueError("runtime.replica_user must not be root")
+        uid, gid = pw.pw_uid, pw.pw_gid
+    return SandboxPolicy(Path(data_dir).resolve(), tuple(extra_paths), uid, gid)
+
+
+@functools.cache
+def unavailable() -> str:
+    """Why replicas cannot be sandboxed on this host ('' when they can). Probed once per process."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return f"bwrap is not installed: {INSTALL_HINT}"
+    try:
+        proc = subprocess.run([bwrap, "--ro-bind", "/", "/", "--unshare-pid", "--unshare-ipc", "--", "/bin/true"],
+                              capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap does not run here ({exc}): {INSTALL_HINT}"
+    if proc.returncode != 0:
+        reason = proc.stderr.decode(errors="replace").strip() or f"exit code {proc.returncode}"
+        return f"bwrap cannot create namespaces here ({reason}): {INSTALL_HINT}"
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        return "setpriv (util-linux) is missing: the sandbox needs it to drop root"
+    return ""
+
+
+def inside_data_dir(path: Path, data_dir: Path) -> bool:
+    """Whether ``path`` is the data dir, lies inside it, or contains it."""
+    p, d = Path(path).resolve(), Path(data_dir).resolve()
+    return p == d or p.is_relative_to(d) or d.is_relative_to(p)
+
+
+def _python_roots() -> list[str]:
+    """The platform's own Python (installation and virtual environment), so commands naming it run."""
+    roots = {sys.base_prefix, sys.prefix, str(Path(sys.executable).resolve().parent.parent)}
+    return sorted(r for r in roots if r and r != "/")
+
+
+def _covered(path: str, roots: Sequence[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _parents(dest: str, bound: Sequence[str], made: set[str]) -> list[str]:
+    """``--dir`` for each missing ancestor of ``dest``, world-traversable (bwrap would make them 0700)."""
+    out: list[str] = []
+    for parent in reversed(Path(dest).parents):
+        p = str(parent)
+        if p == "/" or p in made or _covered(p, bound):
+            continue
+        made.add(p)
+        out += ["--perms", "0755", "--dir", p]
+    return out
+
+
+def argv(policy: SandboxPolicy, app_dir: Path, mounts: Sequence[Mount], command: str) -> list[str]:
+    """The full command line: ``bwrap …`` around ``/bin/sh -c COMMAND`` (run in ``app_dir``)."""
+    out = [shutil.which("bwrap") or "bwrap", "--unshare-pid", "--unshare-ipc", "--proc", "/proc", "--dev", "/dev",
+           "--perms", "1777", "--tmpfs", SANDBOX_TMP]
+    bound: list[str] = []
+    made: set[str] = {SANDBOX_TMP}
+    for d in SYSTEM_DIRS:
+        p = Path(d)
+        if p.is_symlink():
+            out += ["--symlink", os.readlink(p), d]
+        elif p.is_dir():
+            out += ["--ro-bind", d, d]
+            bound.append(d)
+    for dev in sorted(Path("/dev").glob("nvidia*")):
+        out += ["--dev-bind", str(dev), str(dev)]
+    for extra in [*_python_roots(), *policy.extra_paths]:
+        real = str(Path(extra).resolve())
+        if not Path(real).exists() or _covered(real, bound) or Path(real).is_relative_to(policy.data_dir):
+            continue
+        out += [*_parents(real, bound, made), "--ro-bind", real, real]
+        bound.append(real)
+    if _covered(str(policy.data_dir), bound):
+        out += ["--tmpfs", str(policy.data_dir)]  # hide it where a system directory would show it
+    app = str(Path(app_dir).resolve())
+    out += [*_parents(app, bound, made), "--ro-bind", app, app]
+    for m in mounts:
+        out += [*_parents(m.target, bound, made), "--ro-bind" if m.read_only else "--bind",
+                str(Path(m.source).resolve()), m.target]
+    out += ["--chdir", app, "--setenv", "HOME", SANDBOX_TMP]
+    if policy.uid is not None:
+        setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
+        out += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", setpriv, f"--reuid={policy.uid}",
+                f"--regid={policy.gid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"]
+    else:
+        out += ["--"]
+    return [*out, "/bin/sh", "-c", command]
