@@ -19,6 +19,8 @@ from tests.examples.flowers_support import (
     CLASSES,
     DEBIAN_PYTHON,
     FLOWERS,
+    PROB_TOLERANCE,
+    expected_answers,
     require_debian_torch,
     wait_healthy,
 )
@@ -96,12 +98,14 @@ def test_make_images_is_small(assets: Path) -> None:
 
 def test_classifies_each_image(app_url: str, assets: Path) -> None:
     assert requests.get(f"{app_url}/healthz", timeout=5).json()["demo"] is True
+    expected = expected_answers(assets / "flower-model.pth", assets / "images")
     for image in sorted((assets / "images").glob("*.jpg")):
         r = requests.post(f"{app_url}/flowers", files={"content": (image.name, image.read_bytes())}, timeout=30)
         assert r.status_code == 200, r.text
         body = r.json()
-        assert body["class"] in CLASSES
-        assert 0.2 <= body["prob"] <= 1.0  # the top of five probabilities
+        cls, prob = expected[image.name]
+        assert body["class"] == cls, (image.name, body, expected)
+        assert body["prob"] == pytest.approx(prob, abs=PROB_TOLERANCE), (image.name, body, expected)
         assert body["replica"] == "r-test"
 
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import http.client
 import json
+import os
+import socket
 import ssl
+import stat
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,18 +157,51 @@ def test_multipart_unsigned_payload_over_https(replicas: Any, gateway: Any, tmp_
         assert c.post(f"https://127.0.0.1:{port}/p", content=b"x" * 5000).json()["length"] == 5000
 
 
+def _open_temp_files() -> dict[int, int]:
+    """The unlinked regular files this process (the gateway runs on a thread of it) holds open: {fd: size}."""
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        path = f"/proc/self/fd/{name}"
+        try:
+            if os.readlink(path).endswith(" (deleted)") and stat.S_ISREG((st := os.stat(path)).st_mode):
+                found[int(name)] = st.st_size
+        except OSError:  # closed meanwhile
+            continue
+    return found
+
+
+def _wait_for(what: str, cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
 def test_signed_body_over_spool_memory_goes_through_a_temp_file(replicas: Any, gateway: Any) -> None:
     r1 = replicas("r1")
     port = free_port()
     g = gateway(snapshot(1, route("svc", [r1.upstream()], port)), spool_memory_bytes=64 * 1024)
     body = bytes(range(256)) * 12000  # ~3 MB, hashed before it may reach the replica
-    with httpx.Client(auth=ArkAuth("AKOWNER", SK), timeout=30) as c:
-        resp = c.post(url(port, "/big"), content=body)
-        assert resp.status_code == 200
-        assert resp.json()["sha256"] == hashlib.sha256(body).hexdigest()
-        assert resp.json()["headers"]["content-length"] == str(len(body))
     h = sign_headers(method="POST", url="/big", host=f"127.0.0.1:{port}", access_key="AKOWNER", secret_key=SK,
                      body=body, now=time.time())
+    head = "".join(f"{k}: {v}\r\n" for k, v in {**h, "Host": f"127.0.0.1:{port}", "Content-Length": len(body)}.items())
+    before = set(_open_temp_files())
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        # all but the last byte: the gateway holds them (it cannot check the hash yet), past its memory bound
+        sock.sendall(f"POST /big HTTP/1.1\r\n{head}\r\n".encode() + body[:-1])
+        def spooled() -> list[int]:
+            return [n for fd, n in _open_temp_files().items() if fd not in before]
+
+        _wait_for("the body in a temp file", lambda: len(body) - 1 in spooled())
+        assert spooled() == [len(body) - 1] and r1.hits == []  # one file; nothing reached the replica yet
+        sock.sendall(body[-1:])
+        resp = http.client.HTTPResponse(sock)
+        resp.begin()
+        assert resp.status == 200
+        info = json.loads(resp.read())
+    assert info["sha256"] == hashlib.sha256(body).hexdigest()
+    assert info["headers"]["content-length"] == str(len(body))
+    _wait_for("the temp file closed", lambda: not set(_open_temp_files()) - before)
     bad = httpx.post(url(port, "/big"), headers=h, content=body[:-1] + b"!", timeout=30)  # one byte changed
     assert bad.status_code == 401 and bad.json()["code"] == "ContentHashMismatch"
     assert r1.hits == ["/big"]  # the tampered body never reached the replica

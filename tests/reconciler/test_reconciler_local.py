@@ -14,8 +14,8 @@ from arkserve.runtimes.base import ReplicaSpec
 from tests.reconciler.conftest import Cluster
 
 
-def _identity(host: str, port: int) -> dict[str, str]:
-    with urllib.request.urlopen(f"http://{host}:{port}/", timeout=5) as resp:
+def _identity(host: str, port: int, path: str = "/") -> dict[str, str]:
+    with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as resp:
         return json.loads(resp.read())
 
 
@@ -196,9 +196,15 @@ def test_logs_survive_restarts_and_the_previous_run_is_readable(cluster: Cluster
 def test_a_model_from_the_network_disk_reaches_the_replica(cluster: Cluster) -> None:
     disk = cluster.data_dir / "disks" / "owner" / "models" / "v1"
     disk.mkdir(parents=True)
-    (disk / "weights.bin").write_text("w")
-    cluster.create("withmodel", 1, model={"source": "disk", "ref": "models/v1", "mount_path": "/models"})
+    content = f"weights {os.urandom(8).hex()}"
+    (disk / "weights.bin").write_text(content)
+    cluster.create("withmodel", 1, model={"source": "disk", "ref": "models/v1", "mount_path": "/models"},
+                   env={"MODEL_FILE": "weights.bin"})
     cluster.wait("ready", lambda: len(cluster.ready("withmodel")) == 1)
+    rep = cluster.ready("withmodel")[0]
+    seen = _identity(rep.host, rep.port or 0, "/model")
+    # where it is mounted is the runtime's business (the source dir unconfined, the target in a sandbox)
+    assert seen.get("model_dir") and seen.get("content") == content, seen
     cluster.create("nomodel", 1, model={"source": "disk", "ref": "models/missing", "mount_path": "/models"})
     cluster.wait("failed", lambda: bool(cluster.event_messages("nomodel", "crashed")))
     assert "not found on owner's disk" in cluster.event_messages("nomodel", "crashed")[0]
