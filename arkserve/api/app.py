@@ -12,6 +12,7 @@ from arkserve.api import (
     disk,
     disk_uploads,
     errors,
+    images,
     instance_types,
     keys,
     limits,
@@ -45,7 +46,8 @@ def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
         401: {"description": "not authenticated", "model": ErrorBody},
         403: {"description": "not allowed", "model": ErrorBody},
         422: {"description": "invalid field", "model": ErrorBody}})
-    for module in (session, users, keys, instance_types, services, metrics, disk, disk_uploads, models, registry_token):
+    for module in (session, users, keys, instance_types, services, metrics, disk, disk_uploads, models, registry_token,
+                   images):
         api.include_router(module.router)
 
     @api.get("/healthz", tags=["meta"], summary="Liveness of the API process")
