@@ -108,6 +108,11 @@ class RuntimeSettings:
         False, "Stop every replica when the reconciler exits; the next start creates them anew. Off (the "
         "default for `arkserve reconciler`): they keep serving and the next reconciler adopts them. "
         "`arkserve up` turns it on unless given --keep-replicas.", "ARKSERVE_STOP_REPLICAS_ON_EXIT")
+    replica_user: str = _setting("nobody", "Local runtime, when the platform runs as root: the unprivileged user "
+                                 "replicas run as inside their sandbox (never root).", "ARKSERVE_REPLICA_USER")
+    sandbox_paths: str = _setting("", "Local runtime: extra host paths (':'-separated) replicas see read-only, "
+                                  "e.g. a shared Python or model directory. The data dir is never shown.",
+                                  "ARKSERVE_SANDBOX_PATHS")
 
 
 @dataclass(frozen=True)

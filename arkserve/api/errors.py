@@ -20,7 +20,8 @@ from arkserve.errors import ArkserveError, ValidationFailed
 log = logging.getLogger("arkserve.api")
 
 _HTTP_CODES = {400: "BadRequest", 401: "Unauthenticated", 403: "AccessDenied", 404: "NotFound",
-               405: "MethodNotAllowed", 409: "Conflict", 413: "PayloadTooLarge", 415: "UnsupportedMediaType",
+               405: "MethodNotAllowed", 408: "RequestTimeout", 409: "Conflict", 413: "PayloadTooLarge",
+               415: "UnsupportedMediaType",
                422: "ValidationFailed", 429: "TooManyRequests"}
 
 

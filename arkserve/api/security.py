@@ -66,18 +66,46 @@ def _key_secret(ctx: AppContext, access_key: str) -> tuple[bytes, User] | None:
     return secret, user
 
 
-async def _by_signature(request: Request, ctx: AppContext, header: str) -> Principal:
+_VERIFIED = "ark_verified"  # request.state: (Verified, User) of a signature checked before the body was read
+
+
+async def _signed_headers(request: Request, ctx: AppContext, header: str) -> tuple[signing.Verified, User]:
+    """The signature's headers checked (everything but the body's hash): who signed, or a SignatureError."""
     parsed = signing.parse_authorization(header)
     found = await run_in_threadpool(_key_secret, ctx, parsed.access_key)
     verified = signing.verify(
         method=request.method, url=_raw_url(request), headers=dict(request.headers),
         lookup=lambda ak: found[0] if found is not None and ak == parsed.access_key else None,
         now=time.time(), skew_s=ctx.settings.api.clock_skew_s)
+    assert found is not None  # verify() raised InvalidCredential otherwise
+    return verified, found[1]
+
+
+async def _by_signature(request: Request, ctx: AppContext, header: str) -> Principal:
+    early: tuple[signing.Verified, User] | None = getattr(request.state, _VERIFIED, None)
+    verified, user = early if early is not None else await _signed_headers(request, ctx, header)
     body = await request.body()
     signing.check_payload(verified.content_hash, signing.content_hash(body), len(body))
-    assert found is not None  # verify() raised InvalidCredential otherwise
     await run_in_threadpool(_touch, ctx, verified.access_key)
-    return Principal(found[1], "signature", verified.access_key)
+    return Principal(user, "signature", verified.access_key)
+
+
+async def authenticate_before_body(request: Request, ctx: AppContext) -> None:
+    """Refuse a request whose credentials fail before its body is read (``arkserve.api.limits``).
+
+    A signature's headers are verified here (the body's hash is checked when the route reads the body);
+    a session cookie is checked whole; a request with neither is refused. Another ``Authorization``
+    scheme (the registry's Basic) is left to its route."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        if header.startswith("HMAC-SHA256"):
+            setattr(request.state, _VERIFIED, await _signed_headers(request, ctx, header))
+        return
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await run_in_threadpool(_by_session, ctx, token, request.method, request.headers.get(CSRF_HEADER))
+        return
+    raise signing.MissingAuthorization(_UNSIGNED)
 
 
 def _touch(ctx: AppContext, access_key: str) -> None:
@@ -103,8 +131,10 @@ async def principal(request: Request, ctx: Annotated[AppContext, Depends(get_con
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         return await run_in_threadpool(_by_session, ctx, token, request.method, request.headers.get(CSRF_HEADER))
-    raise signing.MissingAuthorization(
-        "request is not signed: send an AK/SK signature (see docs/signing.md) or log in")
+    raise signing.MissingAuthorization(_UNSIGNED)
+
+
+_UNSIGNED = "request is not signed: send an AK/SK signature (see docs/signing.md) or log in"
 
 
 Caller = Annotated[Principal, Depends(principal)]

@@ -158,6 +158,16 @@ def _registry_part(s: Settings) -> list[Any]:
     return [Child("registry", ["registry"])]
 
 
+def _sandbox_warning(s: Settings) -> None:
+    """Once at start: where the local runtime cannot sandbox, only admins' services run (unconfined)."""
+    from arkserve.runtimes.sandbox import unavailable
+
+    reason = unavailable() if s.runtime.kind == "local" else ""
+    if reason:
+        click.echo(f"arkserve: WARNING: replicas cannot be sandboxed: {reason}. Services of non-admin users are "
+                   "refused (SandboxUnavailable); admins' services run unconfined, as this user.", err=True)
+
+
 @click.command("up", help="Start store, API, gateway and reconciler on this host (embedded defaults).")
 @store_options
 @click.option("--api-port", type=int, default=None, help="API/console port (default 7780).")
@@ -197,6 +207,7 @@ def up(data_dir: str | None, database_url: str | None, api_port: int | None, run
         if not _wait_healthy(s.api_url):
             fail(f"the API did not come up on {s.api_url}; see the messages above")
         click.echo(_banner(s, boot))
+        _sandbox_warning(s)
         sup.watch()
     finally:
         click.echo(f"arkserve: stopping: the gateway drains in-flight requests (up to {grace:g} s; Ctrl-C again "

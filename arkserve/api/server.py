@@ -1,0 +1,99 @@
+"""How the API is served: uvicorn with a deadline on request headers, so slow clients cannot hold connections.
+
+uvicorn bounds idle keep-alive connections but not a client that sends its request line and headers a byte at
+a time (or connects and sends nothing): each such connection would stay open for ever. :class:`DeadlineProtocol`
+is uvicorn's own httptools protocol with one timer more: from the connection's first moment, and again from
+the first byte of each later request, the headers must be complete within ``api.header_timeout_s``; else the
+client gets ``408`` (JSON, like every API error) and the connection is closed. A request whose body is still
+arriving when its response is complete (a route that did not read it) closes the connection too, so a body
+cannot trickle on behind a finished response. Bodies a route reads are bounded by ``arkserve.api.limits``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from typing import Any, Literal
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from arkserve.settings import Settings
+
+
+def _timeout_response() -> bytes:
+    body = json.dumps({"code": "RequestTimeout", "message": "request headers not received in time",
+                       "request_id": secrets.token_hex(12)}).encode()
+    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+class DeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with a deadline on each request's headers (see the module's docstring)."""
+
+    header_timeout_s: float = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._begun = False  # bytes of a request's head arrived
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.header_timeout_s, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self._begun:
+            self.transport.write(_timeout_response())
+        self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._begun = True
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        self._begun = False
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
+            self.transport.close()  # the body nobody reads would otherwise keep the connection alive
+            return
+        super().on_response_complete()
+
+
+def protocol_for(settings: Settings) -> type[DeadlineProtocol]:
+    return type("ApiProtocol", (DeadlineProtocol,), {"header_timeout_s": settings.api.header_timeout_s})
+
+
+def config(app: Any, settings: Settings, *, host: str | None = None, port: int | None = None,
+           log_level: str | None = None,
+           lifespan: Literal["auto", "on", "off"] = "auto") -> uvicorn.Config:
+    """The uvicorn configuration the API runs under (``arkserve api`` and the tests alike)."""
+    return uvicorn.Config(app, host=host or settings.api.host, port=port or settings.api.port,
+                          http=protocol_for(settings), log_level=log_level or settings.log_level,
+                          server_header=False, timeout_graceful_shutdown=10, lifespan=lifespan,
+                          timeout_keep_alive=5)
+
+
+def run(app: Any, settings: Settings) -> None:
+    uvicorn.Server(config(app, settings)).run()
