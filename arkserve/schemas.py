@@ -254,6 +254,7 @@ class ReplicaOut(BaseModel):
     started_at: float | None
     ready_at: float | None
     last_error: str
+    image_digest: str = ""  # the image it was started from (registry manifest digest, or the local image id)
 
 
 class ServiceOut(BaseModel):

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from arkserve.api import mounts
 from arkserve.api.errors import validated
+from arkserve.api.images import service_image
 from arkserve.api.security import Caller, Context, Principal
 from arkserve.domain.durations import UNITS, parse_duration
 from arkserve.domain.services import endpoint, revision
@@ -50,7 +51,8 @@ def service_endpoint(settings: Settings, svc: ServiceRow) -> str:
 
 def _replica_out(r: ReplicaRow) -> ReplicaOut:
     return ReplicaOut(id=r.id, state=r.state, revision=r.revision, endpoint=f"{r.host}:{r.port}" if r.port else "",
-                      restarts=r.restarts, started_at=r.started_at, ready_at=r.ready_at, last_error=r.last_error)
+                      restarts=r.restarts, started_at=r.started_at, ready_at=r.ready_at, last_error=r.last_error,
+                      image_digest=r.image_digest)
 
 
 def service_out(settings: Settings, svc: ServiceRow, reps: list[ReplicaRow]) -> ServiceOut:
@@ -92,6 +94,7 @@ def list_services(caller: Caller, ctx: Context) -> list[ServiceOut]:
 @router.post("/services", response_model=ServiceOut, status_code=201, summary="Create a service")
 def create_service(body: ServiceCreate, caller: Caller, ctx: Context) -> ServiceOut:
     spec = ServiceSpec(**body.model_dump(exclude={"name", "replicas"})).model_dump()
+    spec["image"] = service_image(ctx, caller.user, spec["image"])  # short form; registry images: who may pull
     g = ctx.settings.gateway
     port_base = g.port_base if g.addressing == "port" else None
     with ctx.store.begin() as conn:
@@ -100,7 +103,7 @@ def create_service(body: ServiceCreate, caller: Caller, ctx: Context) -> Service
         svc = service_store.create(conn, body.name, caller.user.id, spec, body.replicas, port_base,
                                    lambda port: not port_free(g.host, port))  # another program holds it
         event_store.record(conn, svc.name, "created", f"created by {caller.user.username} with "
-                                                      f"{body.replicas} replica(s), image {body.image}")
+                                                      f"{body.replicas} replica(s), image {spec['image']}")
     return service_out(ctx.settings, svc, [])
 
 
@@ -118,6 +121,9 @@ def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -
     svc = visible_service(ctx, caller, name)
     changes = body.model_dump(exclude_unset=True)
     count = changes.pop("replicas", None)
+    if "image" in changes:
+        with ctx.store.read() as conn:
+            changes["image"] = service_image(ctx, user_store.get_by_id(conn, svc.owner_id), changes["image"])
     spec = validated(ServiceSpec, {**svc.spec, **changes}).model_dump() if changes else None
     with ctx.store.begin() as conn:
         if spec is not None and spec.get("instance_type") != svc.spec.get("instance_type"):

@@ -8,12 +8,14 @@ from collections.abc import Mapping
 from typing import Any
 
 # Changing any of these replaces replicas (a rolling update); other fields apply in place.
-ROLLING_FIELDS = ("image", "command", "env", "port", "instance_type", "model")
+ROLLING_FIELDS = ("image", "command", "env", "port", "instance_type", "model", "mounts")
 
 
 def revision(spec: Mapping[str, Any]) -> str:
-    """A short stable hash of the fields that need new replicas when they change."""
-    subset = {k: spec.get(k) for k in ROLLING_FIELDS}
+    """A short stable hash of the fields that need new replicas when they change.
+
+    An empty ``mounts`` is left out, so a service from before mounts existed keeps its revision."""
+    subset = {k: spec.get(k) for k in ROLLING_FIELDS if k != "mounts" or spec.get(k)}
     return hashlib.sha256(json.dumps(subset, sort_keys=True).encode()).hexdigest()[:10]
 
 

@@ -22,6 +22,7 @@ class ReconcilerConfig:
     workers: int = 8  # services reconciled in parallel
     retention_s: float = 7 * 86400  # events, request log, logs of replicas that no longer exist
     prune_every_s: float = 3600
+    model_cache_bytes: int = 50 * 1024**3  # node-local model cache: LRU eviction of unmounted versions past it
 
     def backoff(self, restarts: int) -> float:
         if restarts <= 1:

@@ -20,10 +20,14 @@ from arkserve.errors import ArkserveError, PermanentError, TemporaryError
 from arkserve.logs import read_logs
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.health import probe
+from arkserve.reconciler.modelcache import ModelCache
+from arkserve.registry.pulls import RegistryPulls
 from arkserve.runtimes.base import Mount, ReplicaInfo, ReplicaPhase, ReplicaSpec, Runtime
 from arkserve.store import events as event_store
 from arkserve.store import instance_types
+from arkserve.store import models as model_store
 from arkserve.store import services as service_store
+from arkserve.store import users as user_store
 from arkserve.store.db import Store, version
 from arkserve.store.routing import gateways_caught_up
 from arkserve.store.services import ReplicaRow, ServiceRow
@@ -50,6 +54,8 @@ class ServiceWorker:
     drain_since: dict[str, float] = field(default_factory=dict)
     drain_target: dict[str, int] = field(default_factory=dict)  # routing version without the replica
     stopping: set[str] = field(default_factory=set)
+    model_cache: ModelCache | None = None
+    registry: RegistryPulls | None = None  # pull tokens for images in the platform registry
 
     # ------------------------------------------------------------------------------- store helpers
     def _save(self, rep: ReplicaRow, *, routing: bool = False) -> None:
@@ -69,20 +75,62 @@ class ServiceWorker:
         spec = svc.spec
         with self.store.read() as conn:
             itype = instance_types.get(conn, spec.get("instance_type", "cpu.small"))
+            trusted = user_store.get_by_id(conn, svc.owner_id).is_admin  # may run unsandboxed (runtimes/local.py)
         mounts: tuple[Mount, ...] = ()
         model = spec.get("model") or {}
         if model.get("source") == "disk" and model.get("mount_path"):
-            disk = (self.data_dir / "disks" / svc.owner).resolve()
-            source = (disk / model.get("ref", "").lstrip("/")).resolve()
-            if not source.is_relative_to(disk):
-                raise PermanentError(f"model path {model.get('ref')!r} leaves the owner's disk")
-            if not source.exists():
-                raise PermanentError(f"model path {model.get('ref')!r} not found on {svc.owner}'s disk ({source})")
-            mounts = (Mount(str(source), model["mount_path"], True),)
+            mounts = (Mount(self._disk_source(svc, model.get("ref", "")), model["mount_path"], True),)
+        for m in spec.get("mounts") or []:
+            if m["source"] == "model":
+                mounts += (Mount(self._model_source(svc, m["ref"], m["digest"], replica_id), m["mount_path"], True),)
+            else:
+                mounts += (Mount(self._disk_source(svc, m["ref"]), m["mount_path"], bool(m.get("read_only", True))),)
         return ReplicaSpec(
             service=svc.name, replica=replica_id, revision=revision(spec), image=spec["image"],
+            pull_token=self._pull_token(svc),
             command=spec["command"], port=int(spec["port"]), env=dict(spec.get("env") or {}),
-            cpus=float(itype["cpus"]), memory_mb=int(itype["memory_mb"]), gpus=int(itype["gpus"]), mounts=mounts)
+            cpus=float(itype["cpus"]), memory_mb=int(itype["memory_mb"]), gpus=int(itype["gpus"]), mounts=mounts,
+            trusted=trusted)
+
+    def _pull_token(self, svc: ServiceRow) -> str:
+        """A token for exactly the service's repository when its image is in the platform registry."""
+        if self.registry is None:
+            return ""
+        with self.store.read() as conn:
+            owner = user_store.get_by_id(conn, svc.owner_id)
+            return self.registry.token_for(conn, str(svc.spec["image"]), owner.username, owner.is_admin)
+
+    def _disk_source(self, svc: ServiceRow, ref: str) -> str:
+        disk = (self.data_dir / "disks" / svc.owner).resolve()
+        source = (disk / ref.lstrip("/")).resolve()
+        if not source.is_relative_to(disk):
+            raise PermanentError(f"model path {ref!r} leaves the owner's disk")
+        if not source.exists():
+            raise PermanentError(f"model path {ref!r} not found on {svc.owner}'s disk ({source})")
+        return str(source)
+
+    def _model_source(self, svc: ServiceRow, ref: str, digest: str, replica_id: str) -> str:
+        """The version's folder in this host's model cache, fetched first when it is not there yet."""
+        if self.model_cache is None:
+            self.model_cache = ModelCache(self.data_dir, self.config.model_cache_bytes)
+        if self.model_cache.cached(digest):
+            return str(self.model_cache.ensure(digest, []))
+        with self.store.read() as conn:
+            manifest = model_store.manifest_by_digest(conn, digest)
+            in_use = {m.get("digest", "") for s in service_store.list_all(conn) for m in s.spec.get("mounts") or []}
+        if manifest is None:
+            raise PermanentError(f"model {ref} ({digest}) is no longer in the model market", code="ModelNotFound")
+        last = [0.0]
+
+        def progress(pct: int) -> None:
+            if pct in (0, 100) or time.monotonic() - last[0] >= 1.0:
+                last[0] = time.monotonic()
+                self._event(svc, "fetching", f"fetching model {ref} ({digest[:19]}) {pct}%", replica_id)
+
+        path = self.model_cache.ensure(digest, manifest, progress)
+        for gone in self.model_cache.evict(in_use):
+            self._event(svc, "evicted", f"model cache: evicted {gone[:19]} (least recently used)")
+        return str(path)
 
     # ------------------------------------------------------------------------------- actions
     def _start(self, svc: ServiceRow, rep: ReplicaRow) -> None:
@@ -97,10 +145,11 @@ class ServiceWorker:
             self._fail(svc, rep, f"{CANNOT_START} ({exc.code}): {exc.message}")
             return
         rep.state, rep.host, rep.port, rep.runtime_id = STARTING, info.host, info.port, info.runtime_id
-        rep.started_at, rep.ready_at = info.started_at, None
+        rep.started_at, rep.ready_at, rep.image_digest = info.started_at, None, info.image_digest
         self.health_failures.pop(rep.id, None)
         self._save(rep)
-        self._event(svc, "started", f"replica {rep.id} started on {info.host}:{info.port}", rep.id)
+        image = f" from {svc.spec['image']} ({info.image_digest})" if info.image_digest.startswith("sha256:") else ""
+        self._event(svc, "started", f"replica {rep.id} started on {info.host}:{info.port}{image}", rep.id)
 
     def _fail(self, svc: ServiceRow, rep: ReplicaRow, error: str) -> None:
         was_ready = rep.state == READY

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -55,6 +55,19 @@ class Client:
         if resp.status_code == 204 or not resp.content:
             return None
         return resp.json()
+
+    def upload(self, method: str, path: str, content: Iterable[bytes], *, params: dict[str, Any] | None = None,
+               content_type: str = "application/octet-stream") -> Any:
+        """Send a streamed body (sent as an unsigned payload, see ``ArkAuth``), with no read timeout."""
+        try:
+            resp = self._http.request(method, path, content=content, params=params,
+                                      headers={"content-type": content_type},
+                                      timeout=httpx.Timeout(30.0, read=None, write=None))
+        except httpx.HTTPError as exc:
+            raise ApiError(0, "ConnectionFailed", f"cannot reach {self.endpoint}: {exc}") from None
+        if resp.status_code >= 400:
+            raise _api_error(resp)
+        return resp.json() if resp.content else None
 
     def stream_text(self, path: str, **params: Any) -> Iterator[str]:
         """GET a streaming text response (e.g. followed logs), chunk by chunk, with no read timeout."""

@@ -113,8 +113,8 @@ def test_delete_marks_the_service_for_draining(live_api: LiveApi) -> None:
         _raises(422, "ValidationFailed", lambda: c.get("/services/flowers/requests", since="yesterday"))
 
 
-def test_model_market_is_refused_until_it_exists(live_api: LiveApi) -> None:
+def test_the_legacy_model_field_sends_market_models_to_mounts(live_api: LiveApi) -> None:
     resp = httpx.post(f"{live_api.url}/api/v1/services", auth=ArkAuth(live_api.admin_ak, live_api.admin_sk),
                       json={**SPEC, "model": {"source": "market", "ref": "resnet:1", "mount_path": "/models"}})
     assert resp.status_code == 422 and resp.json()["field"] == "model.source"
-    assert "not available yet" in resp.json()["message"]
+    assert "'mounts'" in resp.json()["message"]  # market models mount through spec.mounts

@@ -1,0 +1,214 @@
+"""The model market: list and search models, show one, publish a version (from a network-disk folder or an
+uploaded tar archive), change a model's card and visibility, delete versions and models.
+
+Anyone sees public models and their own; a user publishes private models, an admin decides which are
+public (curation). A version never changes once published; deleting one a service mounts is refused,
+naming the service.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from arkserve.api.mounts import services_mounting
+from arkserve.api.security import Caller, Context, Principal
+from arkserve.errors import Conflict, Forbidden, NotFound
+from arkserve.schemas import ModelCard, ModelFileOut, ModelOut, ModelPublishDisk, ModelVersionOut
+from arkserve.storage import market
+from arkserve.store import models as model_store
+from arkserve.store import services as service_store
+from arkserve.store.models import ModelRow, VersionRow
+
+router = APIRouter(tags=["models"])
+
+
+def _version_out(v: VersionRow, files: bool) -> ModelVersionOut:
+    return ModelVersionOut(version=v.version, digest=v.digest, size=v.size, file_count=v.file_count,
+                           created_at=v.created_at,
+                           files=[ModelFileOut(**f) for f in v.manifest] if files else None)
+
+
+def _out(m: ModelRow, *, files: bool = False, mounted_by: list[str] | None = None) -> ModelOut:
+    return ModelOut(name=m.name, owner=m.owner, description=m.description, task=m.task, framework=m.framework,
+                    license=m.license, public=m.public, size=m.versions[-1].size if m.versions else 0,
+                    versions=[_version_out(v, files) for v in m.versions], mounted_by=mounted_by or [],
+                    created_at=m.created_at, updated_at=m.updated_at)
+
+
+def _visible(ctx: Any, caller: Principal, name: str) -> ModelRow:
+    with ctx.store.read() as conn:
+        m = model_store.get(conn, name)
+    if not m.public and not caller.owns(m.owner_id):
+        raise Forbidden(f'model "{name}" is private to {m.owner}', code="ModelPrivate")
+    return m
+
+
+def _may_change(caller: Principal, m: ModelRow) -> None:
+    if not caller.owns(m.owner_id):
+        raise Forbidden(f'model "{m.name}" belongs to {m.owner}: only they or an admin may change it')
+
+
+def _card(body: ModelCard, caller: Principal) -> dict[str, Any]:
+    card = body.model_dump(exclude_unset=True, exclude_none=True, include=set(ModelCard.model_fields))
+    if card.get("public") and not caller.user.is_admin:
+        raise Forbidden("only admins make a model public (the market's public models are curated); publish it "
+                        "private and ask an admin", code="PublicNeedsAdmin")
+    return card
+
+
+def _mounted_by(ctx: Any, caller: Principal, name: str, version: str | None = None) -> list[str]:
+    with ctx.store.read() as conn:
+        rows = service_store.list_all(conn, None if caller.user.is_admin else caller.user.id)
+    return services_mounting(rows, name, version)
+
+
+@router.get("/models", response_model=list[ModelOut],
+            summary="List and search the model market (public models and yours)")
+def list_models(caller: Caller, ctx: Context, q: str = Query("", max_length=200, description="name or description"),
+                task: str = Query("", max_length=64), framework: str = Query("", max_length=64)) -> list[ModelOut]:
+    with ctx.store.read() as conn:
+        rows = model_store.search(conn, viewer_id=None if caller.user.is_admin else caller.user.id,
+                                  query=q, task=task, framework=framework)
+    return [_out(m) for m in rows]
+
+
+@router.get("/models/{name}", response_model=ModelOut, summary="Show a model: card, versions and their files")
+def get_model(name: str, caller: Caller, ctx: Context) -> ModelOut:
+    m = _visible(ctx, caller, name)
+    return _out(m, files=True, mounted_by=_mounted_by(ctx, caller, name))
+
+
+@router.get("/models/{name}/versions/{version}", response_model=ModelVersionOut,
+            summary="One version: digest and manifest")
+def get_version(name: str, version: str, caller: Caller, ctx: Context) -> ModelVersionOut:
+    m = _visible(ctx, caller, name)
+    for v in m.versions:
+        if v.version == version:
+            return _version_out(v, True)
+    raise NotFound(f'model "{name}" has no version {version}', code="ModelVersionNotFound")
+
+
+def _prepare(ctx: Any, caller: Principal, name: str, version: str) -> None:
+    """Refuse before any byte is stored: a bad name, another user's model, or an existing version."""
+    market.check_name(name)
+    market.check_version(version)
+    with ctx.store.read() as conn:
+        m = model_store.find(conn, name)
+    if m is not None:
+        _may_change(caller, m)
+        if any(v.version == version for v in m.versions):
+            raise Conflict(f"{name}@{version} already exists; a version never changes: publish a new one",
+                           code="VersionExists")
+
+
+def _record(ctx: Any, caller: Principal, name: str, version: str, card: dict[str, Any],
+            manifest: market.Manifest) -> ModelOut:
+    digest = market.manifest_digest(manifest)
+    with ctx.store.begin() as conn:
+        m = model_store.find(conn, name)
+        if m is None:
+            card.setdefault("description", market.readme(market.BlobStore(ctx.settings.data_dir), manifest))
+            m = model_store.create(conn, name, caller.user.id, card, bool(card.get("public")))
+        else:
+            _may_change(caller, m)
+            if card:
+                model_store.update_model(conn, m.id, **card)
+        model_store.add_version(conn, m.id, version, digest, manifest)
+        m = model_store.get(conn, name)
+    return _out(m, files=True)
+
+
+@router.post("/models/{name}/versions/{version}", response_model=ModelOut, status_code=201,
+             summary="Publish a version from a folder of your network disk (creates the model if new)")
+def publish_from_disk(name: str, version: str, body: ModelPublishDisk, caller: Caller, ctx: Context) -> ModelOut:
+    card = _card(body, caller)
+    _prepare(ctx, caller, name, version)
+    folder = market.disk_folder(ctx.settings.data_dir, caller.user.username, body.disk_path)
+    manifest = market.publish_dir(market.BlobStore(ctx.settings.data_dir), folder)
+    return _record(ctx, caller, name, version, card, manifest)
+
+
+@router.put("/models/{name}/versions/{version}/archive", response_model=ModelOut, status_code=201,
+            summary="Publish a version from a tar archive in the body (plain or compressed; streamed to disk)",
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}})
+async def publish_archive(name: str, version: str, request: Request, caller: Caller, ctx: Context,
+                          description: str | None = Query(None, max_length=65536),
+                          task: str | None = Query(None, max_length=64),
+                          framework: str | None = Query(None, max_length=64),
+                          license: str | None = Query(None, max_length=64),
+                          public: bool | None = None) -> ModelOut:
+    body = ModelCard(description=description, task=task, framework=framework, license=license, public=public)
+    card = _card(body, caller)
+    await run_in_threadpool(_prepare, ctx, caller, name, version)
+    blobs = market.BlobStore(ctx.settings.data_dir)
+    blobs.tmp.mkdir(parents=True, exist_ok=True)
+    fd, spool = tempfile.mkstemp(dir=blobs.tmp, prefix="upload-")
+    try:
+        with os.fdopen(fd, "wb") as out:  # spooled to disk, never held in memory whole
+            async for chunk in request.stream():
+                await run_in_threadpool(out.write, chunk)
+        with open(spool, "rb") as f:
+            manifest = await run_in_threadpool(market.publish_tar, blobs, f)
+    finally:
+        os.unlink(spool)
+    return await run_in_threadpool(_record, ctx, caller, name, version, card, manifest)
+
+
+@router.patch("/models/{name}", response_model=ModelOut,
+              summary="Change a model's card (description, task, framework, license) or visibility (admins)")
+def patch_model(name: str, body: ModelCard, caller: Caller, ctx: Context) -> ModelOut:
+    m = _visible(ctx, caller, name)
+    _may_change(caller, m)
+    card = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "public" in card and card["public"] != m.public and not caller.user.is_admin:
+        raise Forbidden("only admins change whether a model is public", code="PublicNeedsAdmin")
+    with ctx.store.begin() as conn:
+        model_store.update_model(conn, m.id, **card)
+        m = model_store.get(conn, name)
+    return _out(m, files=True, mounted_by=_mounted_by(ctx, caller, name))
+
+
+def _refuse_if_mounted(conn: Any, name: str, version: str | None) -> None:
+    using = services_mounting(service_store.list_all(conn), name, version)
+    if using:
+        what = f"{name}@{version}" if version else name
+        raise Conflict(f"{what} is mounted by service(s) {', '.join(using)}: change or delete them first",
+                       code="ModelInUse")
+
+
+def _collect(ctx: Any) -> None:
+    with ctx.store.read() as conn:
+        keep = model_store.all_blob_hashes(conn)
+    market.BlobStore(ctx.settings.data_dir).collect(keep)
+
+
+@router.delete("/models/{name}/versions/{version}", status_code=204,
+               summary="Delete one version (refused while a service mounts it)")
+def delete_version(name: str, version: str, caller: Caller, ctx: Context) -> Response:
+    m = _visible(ctx, caller, name)
+    _may_change(caller, m)
+    if not any(v.version == version for v in m.versions):
+        raise NotFound(f'model "{name}" has no version {version}', code="ModelVersionNotFound")
+    with ctx.store.begin() as conn:  # checked in the same transaction as the delete
+        _refuse_if_mounted(conn, name, version)
+        model_store.delete_version(conn, m.id, version)
+    _collect(ctx)
+    return Response(status_code=204)
+
+
+@router.delete("/models/{name}", status_code=204,
+               summary="Delete a model and all its versions (refused while a service mounts one)")
+def delete_model(name: str, caller: Caller, ctx: Context) -> Response:
+    m = _visible(ctx, caller, name)
+    _may_change(caller, m)
+    with ctx.store.begin() as conn:
+        _refuse_if_mounted(conn, name, None)
+        model_store.delete_model(conn, m.id)
+    _collect(ctx)
+    return Response(status_code=204)
