@@ -57,7 +57,7 @@ def test_kill_9_is_replaced_within_seconds_without_touching_others(cluster: Clus
 
 
 def test_a_hung_replica_is_replaced(cluster: Cluster) -> None:
-    hang = cluster.data_dir / "hang-now"
+    hang = cluster.app_dir / "hang-now"  # the app dir: what the sandboxed replica sees of the host
     cluster.create("svc", 1, env={"HANG_FILE": str(hang)})
     cluster.wait("ready", lambda: len(cluster.ready("svc")) == 1)
     first = cluster.ready("svc")[0]
