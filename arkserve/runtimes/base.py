@@ -66,6 +66,8 @@ class ReplicaSpec:
     memory_mb: int = 0  # 0 = no limit
     gpus: int = 0
     mounts: tuple[Mount, ...] = ()
+    trusted: bool = False  # owned by an admin: may run unconfined where the local runtime cannot sandbox
+    pull_token: str = ""  # docker: a registry token for pulling exactly this image (the platform registry)
 
 
 class ReplicaPhase(StrEnum):
@@ -88,6 +90,7 @@ class ReplicaInfo:
     exit_code: int | None = None
     runtime_id: str = ""  # pid or container id
     error: str = ""  # why it could not run, when the runtime knows
+    image_digest: str = ""  # the image it runs: the registry's manifest digest when pulled, else the image id
 
 
 class Runtime(Protocol):

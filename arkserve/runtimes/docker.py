@@ -164,7 +164,8 @@ class DockerRuntime:
                            revision=labels.get("ark.revision", ""), phase=phase, host="127.0.0.1",
                            port=int(binding[0].get("HostPort") or 0), started_at=ts,
                            exit_code=state.get("ExitCode") if phase is ReplicaPhase.EXITED else None,
-                           runtime_id=c.id, error=error)
+                           runtime_id=c.id, error=error,
+                           image_digest=labels.get("ark.image_digest") or str(c.attrs.get("Image", "")))
 
     def _get(self, name: str) -> Container | None:
         with _daemon(self.url):
@@ -173,6 +174,32 @@ class DockerRuntime:
             except docker.errors.NotFound:
                 return None
         return c if c.labels.get("ark.managed") == "1" else None
+
+    def _pull_with_token(self, image: str, token: str) -> str:
+        """Pull ``image`` from the platform registry with a token for exactly its repository (every start, so a
+        re-pushed tag is picked up); returns the manifest digest. Registry refusals keep the registry's words."""
+        ref, _, digest = image.partition("@")
+        repo, tag = ref, "latest"
+        if ":" in ref.rsplit("/", 1)[-1]:
+            repo, tag = ref.rsplit(":", 1)
+        if digest:
+            tag = digest
+        try:
+            with _daemon(self.url):
+                for line in self.client.api.pull(repo, tag, stream=True, decode=True,
+                                                 auth_config={"registrytoken": token}):
+                    if isinstance(line, dict) and line.get("error"):
+                        raise docker.errors.APIError(line["error"], explanation=line["error"])
+                found = self.client.images.get(image)
+        except (PermanentError, TemporaryError) as exc:
+            text = exc.message.removeprefix("docker: ")
+            if "not found" in text or "manifest unknown" in text:
+                raise PermanentError(f'pulling "{image}": {text}', code="ImageNotFound") from None
+            if "denied" in text or "unauthorized" in text or isinstance(exc, PermanentError):
+                raise PermanentError(f'pulling "{image}": {text}', code="ImagePullDenied") from None
+            raise
+        digests = [d for d in found.attrs.get("RepoDigests") or [] if d.startswith(repo + "@")]
+        return digests[0].split("@", 1)[1] if digests else str(found.id)
 
     def _check_image(self, image: str) -> None:
         with _daemon(self.url):
@@ -200,14 +227,16 @@ class DockerRuntime:
         if existing is not None and existing.status == "running":
             self._follow(existing)
             return self._info(existing)
-        self._check_image(spec.image)
+        digest = self._pull_with_token(spec.image, spec.pull_token) if spec.pull_token else ""
+        if not digest:
+            self._check_image(spec.image)
         env = {"HOME": "/tmp", **spec.env, "PORT": str(spec.port), "ARK_PORT": str(spec.port),  # noqa: S108
                "ARK_SERVICE": spec.service,
                "ARK_REPLICA": spec.replica, "ARK_REVISION": spec.revision}
         if spec.mounts:
             env["ARK_MODEL_DIR"] = spec.mounts[0].target
         labels = {"ark.managed": "1", "ark.service": spec.service, "ark.replica": spec.replica,
-                  "ark.revision": spec.revision, "ark.port": str(spec.port)}
+                  "ark.revision": spec.revision, "ark.port": str(spec.port), "ark.image_digest": digest}
         if self.instance:
             labels["ark.instance"] = self.instance
         kwargs: dict[str, Any] = {
