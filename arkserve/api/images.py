@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from arkserve.api.registry_token import GIB, catalogue, quota_bytes
+from arkserve.api.registry_token import catalogue, quota_bytes
 from arkserve.api.security import Caller, Context, Principal
 from arkserve.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from arkserve.registry.catalogue import Tag
-from arkserve.registry.names import PUBLIC_NAMESPACE, in_registry, parse_reference, valid_repository
+from arkserve.registry.names import PUBLIC_NAMESPACE, in_registry, parse_reference, resolve_short, valid_repository
+from arkserve.registry.policy import Requester, decide
+from arkserve.registry.tokens import Access
 from arkserve.schemas import (
     ImageQuotaIn,
     ImageQuotaOut,
@@ -22,6 +24,7 @@ from arkserve.schemas import (
 from arkserve.store import images as image_store
 from arkserve.store import services as service_store
 from arkserve.store import users as user_store
+from arkserve.store.users import User
 
 router = APIRouter(tags=["images"])
 
@@ -58,16 +61,16 @@ def _visible(ctx: Context, caller: Principal, name: str) -> tuple[str, bool]:
 @router.get("/images", response_model=list[ImageRepositoryOut],
             summary="Image repositories: yours (default), or the public ones (?public=true)")
 def list_images(caller: Caller, ctx: Context, public: bool = False) -> list[ImageRepositoryOut]:
-    cat = catalogue(ctx)
     with ctx.store.read() as conn:
         rows = {r.name: r for r in image_store.list_repositories(conn)}
     out = []
-    for name in cat.repositories():
-        namespace = name.split("/", 1)[0]
-        row = rows.get(name)
-        is_public = namespace == PUBLIC_NAMESPACE or (row is not None and row.public)
-        if (is_public if public else namespace == caller.user.username):
-            out.append(_repo_out(ctx, name, row.owner if row else namespace, is_public, cat.tags(name)))
+    with catalogue(ctx) as cat:
+        for name in cat.repositories():
+            namespace = name.split("/", 1)[0]
+            row = rows.get(name)
+            is_public = namespace == PUBLIC_NAMESPACE or (row is not None and row.public)
+            if (is_public if public else namespace == caller.user.username):
+                out.append(_repo_out(ctx, name, row.owner if row else namespace, is_public, cat.tags(name)))
     return out
 
 
@@ -92,8 +95,9 @@ def get_quota(caller: Caller, ctx: Context, username: str | None = None) -> Imag
         caller.require_admin()
         with ctx.store.read() as conn:
             user = user_store.get(conn, username)
-    return ImageQuotaOut(username=user.username, used_bytes=catalogue(ctx).namespace_bytes(user.username),
-                         quota_bytes=quota_bytes(ctx, user))
+    with catalogue(ctx) as cat:
+        used = cat.namespace_bytes(user.username)
+    return ImageQuotaOut(username=user.username, used_bytes=used, quota_bytes=quota_bytes(ctx, user))
 
 
 @router.put("/images/quota/{username}", response_model=ImageQuotaOut, summary="Set a user's registry quota (admin)")
@@ -109,7 +113,8 @@ def set_quota(username: str, body: ImageQuotaIn, caller: Caller, ctx: Context) -
 def get_image(name: str, caller: Caller, ctx: Context) -> ImageRepositoryOut:
     full = _name(caller, name)
     owner, public = _visible(ctx, caller, full)
-    tags = catalogue(ctx).tags(full)
+    with catalogue(ctx) as cat:
+        tags = cat.tags(full)
     if not tags:
         raise NotFound(f'image repository "{full}" not found (or has no tags)', code="ImageNotFound")
     return _repo_out(ctx, full, owner, public, tags)
@@ -129,8 +134,9 @@ def set_visibility(name: str, body: ImageVisibility, caller: Caller, ctx: Contex
     _may_change(caller, ctx, full)
     if full.startswith(PUBLIC_NAMESPACE + "/") and not body.public:
         raise ValidationFailed(f"{PUBLIC_NAMESPACE}/ repositories are always public", field="public")
-    if not catalogue(ctx).tag_names(full):
-        raise NotFound(f'image repository "{full}" not found', code="ImageNotFound")
+    with catalogue(ctx) as cat:
+        if not cat.tag_names(full):
+            raise NotFound(f'image repository "{full}" not found', code="ImageNotFound")
     namespace = full.split("/", 1)[0]
     with ctx.store.begin() as conn:
         owner = user_store.find(conn, namespace)
@@ -163,16 +169,37 @@ def delete_image(ref: str, caller: Caller, ctx: Context) -> Response:
         what = f"{full}:{tag}" if tag else full
         raise Conflict(f'{what} is used by service "{used[0]}"' + (f" (and {len(used) - 1} more)" if len(used) > 1
                        else "") + "; delete the service or move it to another image first", code="ImageInUse")
-    cat = catalogue(ctx)
-    if tag:
-        cat.delete_tag(full, tag)
-    else:
-        if not cat.tag_names(full):
-            raise NotFound(f'image repository "{full}" not found', code="ImageNotFound")
-        cat.delete_repository(full)
-        with ctx.store.begin() as conn:
-            image_store.remove(conn, full)
+    with catalogue(ctx) as cat:
+        if tag:
+            cat.delete_tag(full, tag)
+        else:
+            if not cat.tag_names(full):
+                raise NotFound(f'image repository "{full}" not found', code="ImageNotFound")
+            cat.delete_repository(full)
+            with ctx.store.begin() as conn:
+                image_store.remove(conn, full)
     return Response(status_code=204)
 
 
-__all__ = ["GIB", "router"]
+
+def service_image(ctx: Context, owner: User, image: str) -> str:
+    """A service's image as stored: the short form ``app:v1`` resolved to ``<registry>/<owner>/app:v1`` (Docker
+    runtime), and a registry image checked: the owner may pull it, and only the Docker runtime runs it."""
+    s = ctx.settings
+    address = s.registry_address if s.registry.enabled else ""
+    if s.runtime.kind == "docker" and address:
+        image = resolve_short(image, address, owner.username)
+    ref = in_registry(image, address)
+    if ref is None:
+        return image
+    if s.runtime.kind != "docker":
+        raise ValidationFailed(f"image: {image} is in the platform registry; registry images run on the Docker "
+                               "runtime (start the platform with `arkserve up --runtime docker`)", field="image")
+    with ctx.store.read() as conn:
+        row = image_store.find(conn, ref.repository)
+    decision = decide(Requester(owner.username, owner.is_admin), Access("repository", ref.repository, ("pull",)),
+                      is_public=lambda _name: row is not None and row.public)
+    if decision.granted is None:
+        raise ValidationFailed(f"image: {owner.username} may not pull {ref.repository}: {decision.refusal}",
+                               field="image")
+    return image

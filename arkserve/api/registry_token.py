@@ -45,15 +45,12 @@ def signer(data_dir: Path) -> TokenSigner:
     return TokenSigner.from_data_dir(data_dir)
 
 
-@functools.lru_cache(maxsize=8)
-def _catalogue(base_url: str, data_dir: Path) -> Catalogue:
-    return Catalogue(base_url, signer(data_dir), registry_config.storage_root(data_dir))
-
-
 def catalogue(ctx: AppContext) -> Catalogue:
+    """A client of the registry for one request (use it in a ``with`` block)."""
     r = ctx.settings.registry
     host = "127.0.0.1" if r.host in ("0.0.0.0", "") else r.host  # noqa: S104 - reach a wildcard listener locally
-    return _catalogue(f"http://{host}:{r.port}", ctx.settings.data_dir)
+    data_dir = ctx.settings.data_dir
+    return Catalogue(f"http://{host}:{r.port}", signer(data_dir), registry_config.storage_root(data_dir))
 
 
 def quota_bytes(ctx: AppContext, user: User) -> int:
@@ -99,7 +96,8 @@ def _authenticate(ctx: AppContext, username: str, password: str) -> User | None:
 
 def _over_quota(ctx: AppContext, user: User) -> str:
     limit = quota_bytes(ctx, user)
-    used = catalogue(ctx).namespace_bytes(user.username)
+    with catalogue(ctx) as cat:
+        used = cat.namespace_bytes(user.username)
     if used < limit:
         return ""
     return (f"storage quota exceeded: {user.username}/ holds {used / GIB:.2f} GiB of {limit / GIB:.2f} GiB; delete "

@@ -98,17 +98,22 @@ def gateway(data_dir: str | None, database_url: str | None, workers: int | None,
 def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str | None) -> None:
     from arkserve.reconciler.config import ReconcilerConfig
     from arkserve.reconciler.loop import Reconciler
+    from arkserve.registry.pulls import RegistryPulls
     from arkserve.runtimes.factory import make_runtime
     from arkserve.store.db import open_store
 
     s = _settings(data_dir=data_dir, **{"store.database_url": database_url, "runtime.kind": runtime_kind})
     _logging(s.log_level)
     try:
-        runtime = make_runtime(s.runtime.kind, s.data_dir, s.runtime.docker_url)
+        runtime = make_runtime(s.runtime.kind, s.data_dir, s.runtime.docker_url,
+                               replica_user=s.runtime.replica_user, sandbox_paths=s.runtime.sandbox_paths)
         store = open_store(s.database_url, busy_timeout_ms=s.store.busy_timeout_ms)
     except ArkserveError as exc:
         raise click.ClickException(exc.message) from None
-    rec = Reconciler(store, runtime, s.data_dir, ReconcilerConfig(retention_s=s.retention_days * 86400))
+    pulls = (RegistryPulls(s.registry_address, s.data_dir, s.registry.token_ttl_s)
+             if s.registry.enabled and s.runtime.kind == "docker" else None)
+    rec = Reconciler(store, runtime, s.data_dir, ReconcilerConfig(retention_s=s.retention_days * 86400),
+                     registry=pulls)
     signal.signal(signal.SIGTERM, lambda *_: rec.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: rec.stop_event.set())
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from arkserve.errors import ArkserveError
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.worker import DRAINING, FAILED, PENDING, ServiceWorker
+from arkserve.registry.pulls import RegistryPulls
 from arkserve.runtimes.base import ReplicaInfo, Runtime
 from arkserve.store import events as event_store
 from arkserve.store import services as service_store
@@ -25,8 +26,9 @@ log = logging.getLogger("arkserve.reconciler")
 
 
 class Reconciler:
-    def __init__(self, store: Store, runtime: Runtime, data_dir: Path, config: ReconcilerConfig | None = None) -> None:
-        self.store, self.runtime, self.data_dir = store, runtime, data_dir
+    def __init__(self, store: Store, runtime: Runtime, data_dir: Path, config: ReconcilerConfig | None = None, *,
+                 registry: RegistryPulls | None = None) -> None:
+        self.store, self.runtime, self.data_dir, self.registry = store, runtime, data_dir, registry
         self.config = config or ReconcilerConfig()
         self.pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="ark-svc")
         self.stopper = ThreadPoolExecutor(4, thread_name_prefix="ark-stop")
@@ -36,7 +38,8 @@ class Reconciler:
 
     def _worker(self, service_id: int) -> ServiceWorker:
         if service_id not in self.workers:
-            self.workers[service_id] = ServiceWorker(self.store, self.runtime, self.config, self.data_dir, self.stopper)
+            self.workers[service_id] = ServiceWorker(self.store, self.runtime, self.config, self.data_dir, self.stopper,
+                                                     registry=self.registry)
         return self.workers[service_id]
 
     def adopt(self) -> None:

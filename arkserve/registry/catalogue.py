@@ -46,6 +46,12 @@ class Catalogue:
     def close(self) -> None:
         self.http.close()
 
+    def __enter__(self) -> Catalogue:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def _call(self, method: str, path: str, access: Access, **kw: Any) -> httpx.Response:
         token = self.signer.mint("arkserve", [access], ttl_s=60)
         headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}

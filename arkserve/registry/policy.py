@@ -42,7 +42,7 @@ def decide(who: Requester, asked: Access, *, is_public: Callable[[str], bool], o
     own = namespace == who.username
     wanted = {"pull", "push"} if "*" in asked.actions else set(asked.actions) & {"pull", "push"}
     granted: list[str] = []
-    refusal = ""
+    refusal = "" if wanted else f"only pull and push are granted on {name}, not {','.join(asked.actions)}"
     push_refused = False
     if "pull" in wanted:
         if own or who.is_admin or namespace == PUBLIC_NAMESPACE or is_public(name):

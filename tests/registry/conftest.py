@@ -1,0 +1,174 @@
+"""The platform registry with real parts: the API (in a thread), the real ``docker-registry`` process
+(``arkserve registry``), the real dockerd with ``docker login/push/pull`` as separate users (one
+``DOCKER_CONFIG`` each), and, for services, a real reconciler on the Docker runtime and a real gateway.
+
+Without the ``docker-registry`` binary (Debian package ``docker-registry``) the tests skip, unless
+``ARKSERVE_REQUIRE_REGISTRY=1`` (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from arkserve import settings as settings_mod
+from arkserve.api.app import create_app
+from arkserve.auth import keys as key_service
+from arkserve.auth import passwords
+from arkserve.bootstrap import prepare
+from arkserve.sdk.client import Client
+from arkserve.settings import Settings
+from arkserve.store import users as user_store
+from arkserve.store.db import Store
+from tests.live import free_port, gateway_port_base, serve
+from tests.required import unavailable
+from tests.runtimes.conftest import TEST_IMAGE, docker_daemon
+
+__all__ = ["TEST_IMAGE", "docker_daemon"]
+
+REGISTRY_BINARY = "/usr/bin/docker-registry"
+PASSWORD = "correct-horse-battery"
+
+
+def wait_for(what: str, cond: Callable[[], object], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Account:
+    name: str
+    password: str
+    ak: str
+    sk: str
+    docker_config: Path
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    settings: Settings
+    store: Store
+    master: Any
+    api_url: str
+    env: dict[str, str]
+    accounts: dict[str, Account] = field(default_factory=dict)
+    pushed: set[str] = field(default_factory=set)
+
+    @property
+    def address(self) -> str:
+        return self.settings.registry_address
+
+    def add_user(self, name: str, role: str = "user") -> Account:
+        with self.store.begin() as conn:
+            user = user_store.find(conn, name) or user_store.create(conn, name, passwords.hash_password(PASSWORD),
+                                                                     role)
+            ak, sk = key_service.issue(conn, self.master, user.id, "registry tests")
+        cfg = self.tmp / f"docker-{name}"
+        cfg.mkdir(exist_ok=True)
+        self.accounts[name] = Account(name, PASSWORD, ak, sk, cfg)
+        return self.accounts[name]
+
+    def client(self, who: str) -> Client:
+        a = self.accounts[who]
+        return Client(self.api_url, a.ak, a.sk)
+
+    def docker(self, who: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "DOCKER_CONFIG": str(self.accounts[who].docker_config)}
+        return subprocess.run(["docker", *args], env=env, input=stdin, capture_output=True, text=True, timeout=120)
+
+    def login(self, who: str, *, with_key: bool = False,
+              password: str | None = None) -> subprocess.CompletedProcess[str]:
+        a = self.accounts[who]
+        user, secret = (a.ak, a.sk) if with_key else (a.name, a.password if password is None else password)
+        return self.docker(who, "login", self.address, "-u", user, "--password-stdin", stdin=secret + "\n")
+
+    def push(self, who: str, repo_tag: str, source: str = TEST_IMAGE) -> subprocess.CompletedProcess[str]:
+        """Tag ``source`` as ``<registry>/<repo_tag>`` and push it as ``who``."""
+        ref = f"{self.address}/{repo_tag}"
+        subprocess.run(["docker", "tag", source, ref], check=True, capture_output=True)
+        self.pushed.add(ref)
+        return self.docker(who, "push", ref)
+
+    def pull(self, who: str, repo_tag: str) -> subprocess.CompletedProcess[str]:
+        ref = f"{self.address}/{repo_tag}"
+        subprocess.run(["docker", "rmi", ref], capture_output=True)  # from the registry, not the local cache
+        self.pushed.add(ref)
+        return self.docker(who, "pull", ref)
+
+    def blob_bytes(self) -> int:
+        root = self.settings.data_dir / "registry" / "docker/registry/v2/blobs"
+        return sum(p.stat().st_size for p in root.rglob("data") if p.is_file())
+
+
+def _registry_up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/v2/", timeout=1.0).status_code == 401
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def registry_process(s: Settings, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "arkserve", "registry"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        url = f"http://{s.registry.host}:{s.registry.port}"
+        wait_for("the registry", lambda: _registry_up(url) or proc.poll() is not None, timeout=30)
+        assert proc.poll() is None, log.read_text()
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, docker_daemon: None) -> Iterator[Stack]:
+    if not (Path(REGISTRY_BINARY).is_file() and os.access(REGISTRY_BINARY, os.X_OK)):
+        unavailable("ARKSERVE_REQUIRE_REGISTRY", f"no {REGISTRY_BINARY} (apt-get install docker-registry)")
+    tmp = tmp_path_factory.mktemp("registry")
+    api_port = free_port()
+    env = {"ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml")}
+    s = settings_mod.load({"data_dir": str(tmp / "data"), "api.port": api_port, "registry.port": free_port(),
+                           "runtime.kind": "docker", "gateway.port_base": gateway_port_base(),
+                           "gateway.tls": False, "gateway.admin_port": free_port()}, env=env)
+    boot = prepare(s, env=env)
+    child_env = {**os.environ, **settings_mod.to_env(s), **env, "ARKSERVE_DATA_DIR": str(s.data_dir)}
+    child_env.pop("ARKSERVE_MASTER_KEY", None)
+    with serve(create_app(s, boot.store, boot.master), port=api_port) as url, \
+            registry_process(s, child_env, tmp / "registry.log"):
+        st = Stack(tmp, s, boot.store, boot.master, url, child_env)
+        st.accounts["admin"] = Account("admin", boot.admin_password or "", boot.access_key, boot.secret_key,
+                                       tmp / "docker-admin")
+        st.accounts["admin"].docker_config.mkdir()
+        try:
+            yield st
+        finally:
+            for ref in st.pushed:
+                subprocess.run(["docker", "rmi", ref], capture_output=True)
+            boot.store.dispose()
+    for a in st.accounts.values():
+        shutil.rmtree(a.docker_config, ignore_errors=True)
