@@ -5,7 +5,20 @@ from __future__ import annotations
 import click
 
 from arkserve import __version__
-from arkserve.cli import admin, images, instance_types, invoke, keys, parts, registry, server, services, users
+from arkserve.cli import (
+    admin,
+    disk,
+    images,
+    instance_types,
+    invoke,
+    keys,
+    models,
+    parts,
+    registry,
+    server,
+    services,
+    users,
+)
 from arkserve.cli.context import CliState
 
 ALIASES = {"users": "user", "keys": "key", "services": "service", "images": "image", "models": "model",
@@ -34,8 +47,8 @@ def cli(ctx: click.Context, profile: str, endpoint: str | None) -> None:
 
 
 for command in (server.up, server.init, server.api, parts.gateway, parts.reconciler, users.user, users.whoami, keys.key,
-                services.service, instance_types.instance_type, registry.registry, images.image,
-                invoke.invoke, invoke.sign, admin.master_key):
+                services.service, disk.disk, models.model, instance_types.instance_type, registry.registry,
+                images.image, invoke.invoke, invoke.sign, admin.master_key):
     cli.add_command(command)
 
 

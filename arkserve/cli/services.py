@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from arkserve.cli.context import api_errors, state
+from arkserve.cli.models import mount_lines, parse_mount
 from arkserve.cli.output import fail, output_option, render
 from arkserve.sdk.client import ApiError, Client
 
@@ -68,6 +69,8 @@ def service() -> None:
 @click.option("--model-source", type=click.Choice(["image", "disk", "market"]), default="image", show_default=True)
 @click.option("--model-ref", default="", help="disk: path in your disk; market: name:version.")
 @click.option("--mount-path", default="", help="Where the replica sees the model (read-only).")
+@click.option("--mount", "mounts", multiple=True, metavar="SPEC",
+              help="model:NAME@VERSION:/path or disk:/folder:/path[:rw] (repeatable; read-only unless :rw).")
 @click.option("--max-surge", type=click.IntRange(0, 1), default=1, show_default=True,
               help="0 replaces replicas in place on updates (no spare capacity needed).")
 @click.option("--wait", is_flag=True, help="Wait until every replica is ready.")
@@ -76,10 +79,11 @@ def service() -> None:
 @api_errors
 def create(name: str, image: str, port: int, command: str, instance_type: str, replicas: int, env: tuple[str, ...],
            health_path: str | None, no_auth: bool, model_source: str, model_ref: str, mount_path: str,
-           max_surge: int, wait: bool, timeout: float, fmt: str) -> None:
+           mounts: tuple[str, ...], max_surge: int, wait: bool, timeout: float, fmt: str) -> None:
     body = {"name": name, "image": image, "port": port, "command": command, "instance_type": instance_type,
             "replicas": replicas, "env": _env(env), "health_path": health_path, "auth": not no_auth,
-            "model": {"source": model_source, "ref": model_ref, "mount_path": mount_path}, "max_surge": max_surge}
+            "model": {"source": model_source, "ref": model_ref, "mount_path": mount_path}, "max_surge": max_surge,
+            "mounts": [parse_mount(m) for m in mounts]}
     with state().client() as c:
         svc = c.post("/services", body)
         if wait:
@@ -112,7 +116,10 @@ def get(name: str, fmt: str) -> None:
                f"{'on' if spec['auth'] else 'OFF (public)'}")
     click.echo(f"Image:      {spec['image']}   port {spec['port']}   command: {spec['command']}")
     click.echo(f"Replicas:   {svc['ready']}/{svc['replicas']} ready   instance type {spec['instance_type']}   "
-               f"revision {svc['revision']}\n")
+               f"revision {svc['revision']}")
+    for i, line in enumerate(mount_lines(spec)):
+        click.echo(f"{'Mounts:' if i == 0 else '':<12}{line}")
+    click.echo()
     render(svc["instances"], "table", REPLICA_COLUMNS)
 
 
@@ -141,18 +148,22 @@ def scale(name: str, replicas: int, wait: bool, timeout: float, fmt: str) -> Non
 @click.option("--health-path")
 @click.option("--auth/--no-auth", default=None, help="Require signatures (or make the service public).")
 @click.option("--max-surge", type=click.IntRange(0, 1))
+@click.option("--mount", "mounts", multiple=True, metavar="SPEC", help="Replaces all mounts (see create).")
+@click.option("--no-mounts", is_flag=True, help="Remove every mount.")
 @click.option("--wait", is_flag=True)
 @click.option("--timeout", type=float, default=600, show_default=True)
 @output_option
 @api_errors
 def update(name: str, image: str | None, port: int | None, command: str | None, instance_type: str | None,
-           env: tuple[str, ...], health_path: str | None, auth: bool | None, max_surge: int | None, wait: bool,
-           timeout: float, fmt: str) -> None:
+           env: tuple[str, ...], health_path: str | None, auth: bool | None, max_surge: int | None,
+           mounts: tuple[str, ...], no_mounts: bool, wait: bool, timeout: float, fmt: str) -> None:
     body: dict[str, Any] = {k: v for k, v in {"image": image, "port": port, "command": command,
                                               "instance_type": instance_type, "health_path": health_path,
                                               "auth": auth, "max_surge": max_surge}.items() if v is not None}
     if env:
         body["env"] = _env(env)
+    if mounts or no_mounts:
+        body["mounts"] = [parse_mount(m) for m in mounts]
     if not body:
         fail("nothing to change: give at least one option")
     with state().client() as c:
