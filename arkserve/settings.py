@@ -113,6 +113,9 @@ class RuntimeSettings:
     sandbox_paths: str = _setting("", "Local runtime: extra host paths (':'-separated) replicas see read-only, "
                                   "e.g. a shared Python or model directory. The data dir is never shown.",
                                   "ARKSERVE_SANDBOX_PATHS")
+    model_cache_gib: float = _setting(50.0, "Node-local model cache (<data_dir>/model-cache): past this size the "
+                                      "least recently used model versions no service mounts are evicted, GiB.",
+                                      "ARKSERVE_MODEL_CACHE_GIB")
 
 
 @dataclass(frozen=True)

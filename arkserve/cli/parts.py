@@ -112,8 +112,9 @@ def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str
         raise click.ClickException(exc.message) from None
     pulls = (RegistryPulls(s.registry_address, s.data_dir, s.registry.token_ttl_s)
              if s.registry.enabled and s.runtime.kind == "docker" else None)
-    rec = Reconciler(store, runtime, s.data_dir, ReconcilerConfig(retention_s=s.retention_days * 86400),
-                     registry=pulls)
+    config = ReconcilerConfig(retention_s=s.retention_days * 86400,
+                              model_cache_bytes=int(s.runtime.model_cache_gib * 1024**3))
+    rec = Reconciler(store, runtime, s.data_dir, config, registry=pulls)
     signal.signal(signal.SIGTERM, lambda *_: rec.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: rec.stop_event.set())
     try:
