@@ -14,6 +14,7 @@ class ReconcilerConfig:
     gateway_fresh_s: float = 10.0  # a gateway worker silent for longer is presumed gone
     stop_grace_s: float = 10.0  # SIGTERM -> SIGKILL
     health_timeout_s: float = 1.0
+    port_check_after_s: float = 3.0  # a starting replica nobody listens for: look at what its processes listen on
     failure_threshold: int = 3  # consecutive failed probes of a ready replica before it is replaced
     backoff_base_s: float = 1.0  # restart delay: 0 for the first restart, then base * 2^(n-1)
     backoff_max_s: float = 30.0

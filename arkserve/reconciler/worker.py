@@ -20,6 +20,7 @@ from arkserve.errors import ArkserveError, PermanentError, TemporaryError
 from arkserve.logs import read_logs
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.health import probe
+from arkserve.reconciler.listening import wrong_port_message
 from arkserve.reconciler.modelcache import ModelCache
 from arkserve.registry.pulls import RegistryPulls
 from arkserve.runtimes.base import Mount, ReplicaInfo, ReplicaPhase, ReplicaSpec, Runtime
@@ -205,13 +206,19 @@ class ServiceWorker:
                 return
             ok, reason = probe(rep.host, rep.port or 0, svc.spec.get("health_path"), self.config.health_timeout_s)
             if rep.state == STARTING:
+                if not ok and "nothing listens" in reason and now - started >= self.config.port_check_after_s:
+                    wrong = wrong_port_message(info.runtime_id, rep.port or 0)  # it listens, but elsewhere?
+                    if wrong and wrong != rep.last_error:
+                        self._event(svc, "wrong_port", f"replica {rep.id}: {wrong}", rep.id)
+                    reason = wrong or reason
                 if ok:
                     rep.state, rep.ready_at, rep.last_error = READY, now, ""
                     self._save(rep, routing=True)
                     self._event(svc, "ready", f"replica {rep.id} is ready", rep.id)
                 elif now - started > float(svc.spec.get("startup_timeout_s", 300)):
                     hint = " (on the local runtime the app must listen on $PORT)" if "nothing listens" in reason else ""
-                    self._fail(svc, rep, f"not ready after {svc.spec.get('startup_timeout_s')}s: {reason}{hint}")
+                    limit = float(svc.spec.get("startup_timeout_s", 300))
+                    self._fail(svc, rep, f"not ready after {limit:g} s: {reason}{hint}")
                 elif reason != rep.last_error:
                     rep.last_error = reason
                     self._save(rep)
@@ -276,6 +283,7 @@ class ServiceWorker:
 
 
 CANNOT_START = "cannot start"
+WRONG_PORT = "the app listens on "  # the start of listening.wrong_port_message
 
 
 def _failure_reason(last_error: str) -> str:
@@ -319,5 +327,6 @@ def summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig)
         return "pending", "Unschedulable", f"{counts}; {pending[0].last_error}"
     starting = [r for r in live if r.state in (STARTING, FAILED) and r.last_error]
     detail = f"; replica {starting[0].id}: {starting[0].last_error}" if starting else ""
-    return "progressing", "Scaling", counts + detail
+    wrong_port = any(r.last_error.startswith(WRONG_PORT) for r in starting)
+    return "progressing", "WrongPort" if wrong_port else "Scaling", counts + detail
 

@@ -135,20 +135,26 @@ def test_a_missing_image_directory_says_so_in_the_reason(cluster: Cluster) -> No
     assert "Still retrying" in svc.message and "until the service is fixed, scaled to 0 or deleted" in svc.message
 
 
-def test_app_ignoring_port_fails_readiness_with_that_reason(cluster: Cluster) -> None:
+def test_app_ignoring_port_is_diagnosed_at_once_and_fails_readiness_with_that_reason(cluster: Cluster) -> None:
     import socket
 
-    blocker = socket.socket()
-    blocker.bind(("127.0.0.1", 0))
-    blocker.listen()
-    taken = blocker.getsockname()[1]
-    try:
-        cluster.create("svc", 1, env={"IGNORE_PORT": str(taken)}, startup_timeout_s=3)
-        cluster.wait("crash event", lambda: bool(cluster.event_messages("svc", "crashed")), timeout=20)
-        crashes = cluster.event_messages("svc", "crashed")
-        assert any("Address already in use" in m for m in crashes), crashes
-    finally:
-        blocker.close()
+    with socket.socket() as s:  # a free port other than the $PORT the runtime hands out
+        s.bind(("127.0.0.1", 0))
+        other = s.getsockname()[1]
+    t0 = time.monotonic()
+    cluster.create("svc", 1, env={"IGNORE_PORT": str(other)}, startup_timeout_s=12)
+    cluster.wait("wrong-port event", lambda: bool(cluster.event_messages("svc", "wrong_port")), timeout=20)
+    assert time.monotonic() - t0 < 12  # at once, not at the startup timeout
+    (message,) = cluster.event_messages("svc", "wrong_port")  # said once, not on every pass
+    port = cluster.runtime.list()[0].port
+    assert port != other
+    assert f"the app listens on {other}, but the platform routes to $PORT={port}; read the port from" in message
+    svc = cluster.service("svc")
+    assert svc is not None and svc.status == "progressing" and svc.reason == "WrongPort"
+    assert f"the app listens on {other}" in svc.message
+    cluster.wait("not-ready failure", lambda: bool(cluster.event_messages("svc", "crashed")), timeout=30)
+    crash = cluster.event_messages("svc", "crashed")[0]
+    assert "not ready after 12 s: the app listens on" in crash and f"$PORT={port}" in crash
 
 
 def test_delete_drains_then_removes_everything(cluster: Cluster) -> None:
