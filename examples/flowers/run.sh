@@ -6,6 +6,9 @@
 #   docker  the image arkserve-examples/flowers:1 (built by build.sh; the base image is reused when present)
 #   local   this folder as the "image" on the local runtime, run by Debian's /usr/bin/python3
 #           (python3-torch python3-torchvision python3-flask python3-pil; installed here when missing, as root)
+# Model: FLOWERS_MODEL=image (default: the weights are in the image / app folder) or market (publish them to the
+#   model market as flowers-resnet34@1 with publish_model.sh, run an app without weights, and mount the model at
+#   /ark/models, where infer.py reads $ARK_MODEL_DIR).
 # Platform: FLOWERS_PLATFORM=auto (default: the CLI profile's platform when `arkserve whoami` works, else own),
 #   own (always start `arkserve up` in a temp dir, stopped at the end) or profile (never start one).
 # Other knobs: FLOWERS_SERVICE (name, default flowers), FLOWERS_INSTANCE_TYPE, FLOWERS_KEEP=1 (keep the service,
@@ -18,6 +21,9 @@ ROOT=$(cd "$HERE/../.." && pwd)
 ARK=${ARKSERVE_BIN:-$ROOT/.venv/bin/arkserve}; [ -x "$ARK" ] || ARK=arkserve
 PY=${ARKSERVE_PYTHON:-$ROOT/.venv/bin/python}; [ -x "$PY" ] || PY=python3  # needs the arkserve SDK (client.py)
 NAME=${FLOWERS_SERVICE:-flowers}
+MODEL=${FLOWERS_MODEL:-image}
+case $MODEL in image|market) ;; *) echo "run.sh: FLOWERS_MODEL must be image or market" >&2; exit 2 ;; esac
+APP_ONLY=""  # market + local: the app folder without weights
 DEB_PACKAGES="python3-torch python3-torchvision python3-flask python3-pil"
 WORK=$(mktemp -d /tmp/flowers-run.XXXXXX)
 UP_PID="" CREATED=0 TIMINGS=""
@@ -58,6 +64,7 @@ cleanup() {
     for _ in $(seq 1 60); do kill -0 "$UP_PID" 2>/dev/null || break; sleep 0.5; done
     kill -KILL "$UP_PID" 2>/dev/null || true
   fi
+  [ -z "$APP_ONLY" ] || rm -rf "$APP_ONLY"
   if [ "$rc" = 0 ]; then rm -rf "$WORK"; else echo "run.sh: failed (rc $rc); logs kept in $WORK" >&2; fi
 }
 trap cleanup EXIT
@@ -70,7 +77,9 @@ start_platform() {
   if grep -q -- '--runtime' <<<"$help"; then flags+=(--runtime "$MODE"); fi
   if grep -q -- '--gateway-port-base' <<<"$help"; then flags+=(--gateway-port-base "$gw_port"); fi
   log "starting arkserve up (runtime $MODE, API port $api_port, data $WORK/data)"
-  ARKSERVE_RUNTIME=$MODE ARKSERVE_GATEWAY_PORT_BASE=$gw_port "$ARK" up "${flags[@]}" >"$WORK/up.log" 2>&1 &
+  # a free gateway admin port too, so a second arkserve on this host (e.g. a test's) does not stop this one
+  ARKSERVE_RUNTIME=$MODE ARKSERVE_GATEWAY_PORT_BASE=$gw_port ARKSERVE_GATEWAY_ADMIN_PORT=$(free_port) \
+    "$ARK" up "${flags[@]}" >"$WORK/up.log" 2>&1 &
   UP_PID=$!
   for _ in $(seq 1 120); do
     "$ARK" whoami >/dev/null 2>&1 && return 0
@@ -89,9 +98,18 @@ ensure_debian_torch() {
 }
 
 build() {
-  if [ "$MODE" = docker ]; then
+  if [ "$MODE" = docker ] && [ "$MODEL" = market ]; then
+    FLOWERS_APP_ONLY=1 "$HERE/build.sh"
+    IMAGE=${FLOWERS_IMAGE:-arkserve-examples/flowers-app:1} COMMAND="python3 infer.py"
+  elif [ "$MODE" = docker ]; then
     "$HERE/build.sh"
     IMAGE=${FLOWERS_IMAGE:-arkserve-examples/flowers:1} COMMAND="python3 infer.py"
+  elif [ "$MODEL" = market ]; then
+    ensure_debian_torch
+    APP_ONLY=$(mktemp -d /tmp/flowers-app.XXXXXX)  # readable by the sandbox's unprivileged user
+    chmod 755 "$APP_ONLY"
+    cp "$HERE/model.py" "$HERE/preprocess.py" "$HERE/infer.py" "$APP_ONLY/"
+    IMAGE=$APP_ONLY COMMAND="/usr/bin/python3 infer.py"
   else
     ensure_debian_torch
     [ -s "$HERE/flower-model.pth" ] || /usr/bin/python3 "$HERE/make_weights.py" --out "$HERE/flower-model.pth"
@@ -146,6 +164,11 @@ if "$ARK" service get "$NAME" -o json >/dev/null 2>&1; then
   echo "run.sh: a service named $NAME exists already; delete it or set FLOWERS_SERVICE" >&2; exit 1
 fi
 extra=(); [ -n "${FLOWERS_INSTANCE_TYPE:-}" ] && extra+=(--instance-type "$FLOWERS_INSTANCE_TYPE")
+if [ "$MODEL" = market ]; then
+  log "publishing the weights to the model market (flowers-resnet34@1)"
+  timed "publish to the model market" env ARKSERVE_BIN="$ARK" "$HERE/publish_model.sh"
+  extra+=(--mount model:flowers-resnet34@1:/ark/models)
+fi
 log "deploying $NAME (image $IMAGE, command: $COMMAND)"
 CREATED=1
 timed "create + wait ready (1 replica)" "$ARK" service create "$NAME" --image "$IMAGE" --port 27777 \

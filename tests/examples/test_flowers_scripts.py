@@ -9,7 +9,7 @@ import pytest
 
 from tests.examples.flowers_support import FLOWERS
 
-SCRIPTS = ["build_base.sh", "build.sh", "run.sh"]
+SCRIPTS = ["build_base.sh", "build.sh", "run.sh", "publish_model.sh"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
