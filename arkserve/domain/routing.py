@@ -45,6 +45,7 @@ class ServiceRoute:
     require_signed_payload: bool = False
     failing: str = ""  # the status reason while the service is failed (CrashLoop, ImageNotFound); never the
     # message, which quotes the app's last log lines and must not reach callers of a public service
+    not_ready: str = ""  # the status reason while the service is not ready (Scaling, WrongPort, ScaledToZero…)
 
     @property
     def failed_without_replicas(self) -> bool:

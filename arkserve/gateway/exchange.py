@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from arkserve.auth.signing import SignatureError, check_payload
 from arkserve.gateway import balancer as bal
-from arkserve.gateway.http import HttpError, service_failing
+from arkserve.gateway.http import HttpError, no_replica_ready, service_failing
 from arkserve.gateway.relay import ResponseRelay
 from arkserve.gateway.spool import Spool
 from arkserve.gateway.upstream import UpstreamConnection
@@ -264,9 +264,14 @@ class Exchange(ResponseRelay):
             return
         if self.queued:
             self.core.dequeue(self)
-            self.fail(HttpError(503, "NoReplicaAvailable", "no ready replica became free within "
-                                f"{self.core.config.queue_timeout_s:g} s",
-                                retry_after=self.core.config.retry_after_s))
+            cfg, name = self.core.config, self.route.name  # type: ignore[union-attr]
+            route = self.core.services.get(name)
+            if route is None or not route.upstreams:
+                self.fail(no_replica_ready(name, route.not_ready if route else "", cfg.queue_timeout_s,
+                                           cfg.retry_after_s))
+            else:
+                self.fail(HttpError(503, "NoReplicaAvailable", "no ready replica became free within "
+                                    f"{cfg.queue_timeout_s:g} s", retry_after=cfg.retry_after_s))
         else:
             self.core.metrics.upstream_error(self.route.name, "timeout")  # type: ignore[union-attr]
             self.fail(HttpError(504, "UpstreamTimeout", "the replica did not answer within "

@@ -157,6 +157,25 @@ def service_failing(service: str, reason: str, retry_after_s: int) -> HttpError:
                      "sees why in the service's status and logs", retry_after=retry_after_s)
 
 
+_NOT_READY = {
+    "ScaledToZero": "it is scaled to 0 replicas",
+    "Scaling": "its replicas are starting and none is ready yet",
+    "WrongPort": "its app does not listen on the port the platform gives it",
+    "Unschedulable": "no host has room for its replicas now",
+    "RollingUpdate": "its replicas are being replaced",
+    "RolloutStalled": "its new revision is not becoming ready",
+    "Deleting": "it is being deleted",
+}
+
+
+def no_replica_ready(service: str, reason: str, waited_s: float, retry_after_s: int) -> HttpError:
+    """503 after the queue timeout for a service without a ready replica, saying why in caller-safe words
+    (the status reason, never the message, which may quote the app's output)."""
+    why = _NOT_READY.get(reason, f"it is not ready ({reason})" if reason else "none is ready")
+    return HttpError(503, "NoReplicaAvailable", f"no replica of service {service} became ready within "
+                     f"{waited_s:g} s: {why}; its owner sees why in the service's status", retry_after=retry_after_s)
+
+
 def after_upgrade(data: bytes, exc: Exception) -> bytes:
     """The bytes of ``data`` behind the message llhttp stopped at (``HttpParserUpgrade`` carries the offset)."""
     return data[exc.args[0]:] if exc.args and isinstance(exc.args[0], int) else b""

@@ -132,11 +132,11 @@ def remove(conn: Connection, service_id: int) -> None:
 
 
 def set_status(conn: Connection, service_id: int, status: str, reason: str, message: str) -> None:
-    before = conn.execute(select(services.c.status).where(services.c.id == service_id)).scalar()
+    before = conn.execute(select(services.c.status, services.c.reason).where(services.c.id == service_id)).first()
     conn.execute(update(services).where(services.c.id == service_id).values(
         status=status, reason=reason, message=message[:4000]))
-    if "failed" in (before, status):  # the gateway answers at once for a failed service (ServiceRoute.failing)
-        bump(conn)
+    if before is None or (before.status, before.reason) != (status, reason):
+        bump(conn)  # the gateway says why (ServiceRoute.failing / not_ready); a failed service is answered at once
 
 
 # ------------------------------------------------------------------------------------------ replicas

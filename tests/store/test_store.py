@@ -127,6 +127,30 @@ def test_a_failed_service_reaches_the_gateway_with_its_reason_only(store: Store)
         assert snap2.version > snap.version and snap2.services["wobbly"].failing == ""
 
 
+def test_a_service_not_ready_reaches_the_gateway_with_why(store: Store) -> None:
+    master = MasterKey.generate()
+    with store.begin() as conn:
+        uid = user_store.create(conn, "gus", "h", "user").id
+        svc = service_store.create(conn, "slowpoke", uid, {"image": "x", "port": 8000, "command": "x"}, 1, 20001)
+        service_store.set_status(conn, svc.id, "progressing", "Scaling", "0/1 replicas ready")
+    with store.read() as conn:
+        v0 = version(conn)
+        assert load_snapshot(conn, master).services["slowpoke"].not_ready == "Scaling"
+    with store.begin() as conn:
+        service_store.set_status(conn, svc.id, "progressing", "WrongPort", "the app listens on 9000, but …")
+    with store.read() as conn:  # a new reason moves the version, so gateways see it
+        snap = load_snapshot(conn, master)
+        assert snap.version > v0 and snap.services["slowpoke"].not_ready == "WrongPort"
+    with store.begin() as conn:
+        service_store.update_desired(conn, service_store.get(conn, "slowpoke"), replica_count=0)
+    with store.read() as conn:
+        assert load_snapshot(conn, master).services["slowpoke"].not_ready == "ScaledToZero"
+    with store.begin() as conn:
+        service_store.set_status(conn, svc.id, "ready", "Running", "0/0 replicas ready")
+    with store.read() as conn:
+        assert load_snapshot(conn, master).services["slowpoke"].not_ready == ""
+
+
 def test_sessions_expire_and_store_only_a_hash(store: Store) -> None:
     with store.begin() as conn:
         uid = user_store.create(conn, "frank", "h", "user").id
