@@ -69,8 +69,8 @@ def list_images(caller: Caller, ctx: Context, public: bool = False) -> list[Imag
             namespace = name.split("/", 1)[0]
             row = rows.get(name)
             is_public = namespace == PUBLIC_NAMESPACE or (row is not None and row.public)
-            if (is_public if public else namespace == caller.user.username):
-                out.append(_repo_out(ctx, name, row.owner if row else namespace, is_public, cat.tags(name)))
+            if (is_public if public else namespace == caller.user.username) and (tags := cat.tags(name)):
+                out.append(_repo_out(ctx, name, row.owner if row else namespace, is_public, tags))
     return out
 
 

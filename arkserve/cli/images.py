@@ -115,3 +115,28 @@ def quota(username: str | None, set_gib: str | None, fmt: str) -> None:
         return
     render([{**out, "used": _human(out["used_bytes"]), "quota": _human(out["quota_bytes"])}], fmt,
            ("username", "used", "quota"))
+
+
+@image.command("gc", help="Admin, on the registry's host: collect the registry's garbage (deleted tags and "
+                          "repositories free their blobs). The registry is read-only meanwhile.")
+@click.option("--data-dir", default=None, help="Data directory (default ~/.arkserve).")
+@click.option("--keep-untagged", is_flag=True, help="Keep manifests no tag names (pushed by digest).")
+@output_option
+def gc(data_dir: str | None, keep_untagged: bool, fmt: str) -> None:
+    from arkserve.cli.server import _settings
+    from arkserve.errors import ArkserveError
+    from arkserve.registry.maintenance import garbage_collect
+
+    s = _settings(data_dir=data_dir)
+    try:
+        report = garbage_collect(s, delete_untagged=not keep_untagged)
+    except ArkserveError as exc:
+        raise click.ClickException(exc.message) from None
+    out = {"bytes_before": report.bytes_before, "bytes_after": report.bytes_after,
+           "freed_bytes": report.freed_bytes, "blobs_deleted": report.blobs_deleted,
+           "manifests_deleted": report.manifests_deleted}
+    if fmt != "table":
+        render(out, fmt)
+        return
+    click.echo(f"freed {_human(report.freed_bytes)} ({report.blobs_deleted} blobs, {report.manifests_deleted} "
+               f"manifests); the registry now holds {_human(report.bytes_after)}")

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from arkserve.sdk.client import Client
 from arkserve.settings import Settings
 from arkserve.store import users as user_store
 from arkserve.store.db import Store
+from arkserve.supervisor import Child, Supervisor, run_file
 from tests.live import free_port, gateway_port_base, serve
 from tests.required import unavailable
 from tests.runtimes.conftest import TEST_IMAGE, docker_daemon
@@ -127,22 +127,19 @@ def _registry_up(url: str) -> bool:
 
 
 @contextmanager
-def registry_process(s: Settings, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "arkserve", "registry"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+def registry_part(s: Settings, env: dict[str, str]) -> Iterator[Supervisor]:
+    """``arkserve registry`` under the real supervisor of ``arkserve up`` (restarts, ``run/up.json``)."""
+    sup = Supervisor([Child("registry", ["registry"], stop_timeout_s=10)], env, say=lambda _line: None,
+                     state_file=run_file(s.data_dir))
+    sup.start()
+    watcher = threading.Thread(target=sup.watch, kwargs={"interval": 0.1}, daemon=True)
+    watcher.start()
     try:
-        url = f"http://{s.registry.host}:{s.registry.port}"
-        wait_for("the registry", lambda: _registry_up(url) or proc.poll() is not None, timeout=30)
-        assert proc.poll() is None, log.read_text()
-        yield proc
+        wait_for("the registry", lambda: _registry_up(f"http://{s.registry.host}:{s.registry.port}"), timeout=30)
+        yield sup
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        sup.stop()
+        watcher.join(5)
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +156,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, docker_daemon: None) -> Iter
     child_env = {**os.environ, **settings_mod.to_env(s), **env, "ARKSERVE_DATA_DIR": str(s.data_dir)}
     child_env.pop("ARKSERVE_MASTER_KEY", None)
     with serve(create_app(s, boot.store, boot.master), port=api_port) as url, \
-            registry_process(s, child_env, tmp / "registry.log"):
+            registry_part(s, child_env):
         st = Stack(tmp, s, boot.store, boot.master, url, child_env)
         st.accounts["admin"] = Account("admin", boot.admin_password or "", boot.access_key, boot.secret_key,
                                        tmp / "docker-admin")

@@ -4,8 +4,16 @@ public, pushes past the quota refused with a message docker prints."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
 import pytest
 
+from arkserve.registry import config
 from arkserve.sdk.client import ApiError
 from tests.registry.conftest import Stack
 
@@ -96,3 +104,42 @@ def test_pushes_past_the_quota_are_refused_with_a_message(stack: Stack) -> None:
     with stack.client("admin") as c:
         c.request("PUT", "/images/quota/erin", json={"quota_bytes": None})
     assert stack.push("erin", "erin/big:v2").returncode == 0
+
+
+def _unique_image(tmp: Path, tag: str, size: int = 3 * 1024 * 1024) -> None:
+    """A one-layer image of ``size`` random bytes (blobs no other image shares), by `docker import`."""
+    root = tmp / "junk-root"
+    root.mkdir(exist_ok=True)
+    (root / "junk.bin").write_bytes(os.urandom(size))
+    tar = tmp / "junk.tar"
+    with tarfile.open(tar, "w") as t:
+        t.add(root / "junk.bin", arcname="junk.bin")
+    subprocess.run(["docker", "import", str(tar), tag], check=True, capture_output=True)
+
+
+def test_deleted_tags_free_their_blobs_after_garbage_collection(stack: Stack) -> None:
+    stack.add_user("ivan")
+    assert stack.login("ivan").returncode == 0
+    local = "arkserve-test/junk:gc"
+    _unique_image(stack.tmp, local)
+    try:
+        assert stack.push("ivan", "ivan/junk:v1", source=local).returncode == 0
+        assert stack.push("ivan", "ivan/keep:v1").returncode == 0  # shares the busybox layer with other repos
+        before = stack.blob_bytes()
+        with stack.client("ivan") as c:
+            c.delete("/images/junk:v1")
+            assert [r["name"] for r in c.get("/images")] == ["ivan/keep"]  # no tag left: out of the list
+        assert stack.blob_bytes() == before  # deleting only unlinks; the bytes stay until a collection
+        gc = subprocess.run([sys.executable, "-m", "arkserve", "image", "gc", "-o", "json"], env=stack.env,
+                            capture_output=True, text=True, timeout=300)
+        assert gc.returncode == 0, gc.stderr
+        report = json.loads(gc.stdout)
+        freed = before - stack.blob_bytes()
+        assert freed >= 3 * 1024 * 1024 and report["freed_bytes"] == freed, (report, freed)
+        assert report["blobs_deleted"] >= 2  # the layer and the image config
+        assert not config.readonly_marker(stack.settings.data_dir).exists()
+        again = stack.push("ivan", "ivan/keep:v2")  # writable again after the pass
+        assert again.returncode == 0, again.stderr
+        assert stack.pull("ivan", "ivan/keep:v1").returncode == 0  # what is still tagged survived
+    finally:
+        subprocess.run(["docker", "rmi", local], capture_output=True)
