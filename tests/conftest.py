@@ -29,6 +29,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
 
 
 @pytest.fixture
+def api_database_url() -> str:
+    """The store of a live API (tests/api/conftest.py): empty, the default SQLite in its data dir. The API
+    suite overrides this to run on SQLite and PostgreSQL both; suites reusing its fixtures stay on SQLite."""
+    return ""
+
+
+@pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
     """A migrated store on a fresh database (each backend in turn)."""
     s = open_store(database_url)

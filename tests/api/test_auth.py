@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import ApiError
-from tests.api.conftest import LiveApi
+from tests.api.conftest import LiveApi, running_api
 
 
 def _error(resp: httpx.Response, status: int, code: str) -> dict[str, str]:
@@ -141,13 +143,35 @@ def test_session_cookie_alone_is_useless_after_logout(live_api: LiveApi) -> None
     _error(resp, 401, "SessionExpired")
 
 
-def test_no_secret_reaches_a_log_line(live_api: LiveApi, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_reaches_a_log_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    with live_api.client() as admin:
-        admin.post("/users", {"username": "dora", "password": "dora-secret-pw"})
-        key = admin.post("/keys", {"username": "dora"})
-        admin.post(f"/keys/{live_api.admin_ak}/reveal", {"password": live_api.admin_password})
-    httpx.post(f"{live_api.url}/api/v1/session", json={"username": "admin", "password": live_api.admin_password})
-    text = "\n".join(r.getMessage() for r in caplog.records)
-    for secret in (live_api.admin_sk, live_api.admin_password, key["secret_key"], "dora-secret-pw"):
+    with running_api(tmp_path, **{"store.busy_timeout_ms": 300}) as api:  # SQLite: a busy store fails fast
+        with api.client() as admin:  # calls that succeed
+            admin.post("/users", {"username": "dora", "password": "dora-secret-pw"})
+            key = admin.post("/keys", {"username": "dora"})
+            admin.post(f"/keys/{api.admin_ak}/reveal", {"password": api.admin_password})
+        login = httpx.post(f"{api.url}/api/v1/session", json={"username": "admin", "password": api.admin_password})
+        assert login.status_code == 200, login.text
+        session = login.cookies["ark_session"]
+        wrong = httpx.post(f"{api.url}/api/v1/session", json={"username": "dora", "password": "wrong-secret-pw"})
+        _error(wrong, 401, "LoginFailed")
+        # calls that fail on the server's side: another writer holds the store, arkserve logs each 503
+        locker = sqlite3.connect(api.database_url.removeprefix("sqlite:///"), isolation_level=None)
+        try:
+            locker.execute("BEGIN IMMEDIATE")
+            auth = ArkAuth(api.admin_ak, api.admin_sk)
+            busy = [httpx.post(f"{api.url}/api/v1/users", auth=auth,
+                               json={"username": "erin", "password": "erin-secret-pw"}),
+                    httpx.post(f"{api.url}/api/v1/session", json={"username": "admin", "password": api.admin_password})]
+        finally:
+            locker.rollback()
+            locker.close()
+        for resp in busy:
+            _error(resp, 503, "StoreUnavailable")
+    ours = [r for r in caplog.records if r.name.startswith("arkserve")]
+    assert sum("StoreUnavailable" in r.getMessage() for r in ours) == 2, [r.getMessage() for r in ours]
+    server_side = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]  # not this test's client
+    text = "\n".join(logging.Formatter("%(name)s %(message)s").format(r) for r in server_side)  # with tracebacks
+    for secret in (api.admin_sk, api.admin_password, key["secret_key"], "dora-secret-pw", "wrong-secret-pw",
+                   "erin-secret-pw", session):
         assert secret not in text

@@ -75,7 +75,7 @@ def test_metrics_endpoint(live_api: LiveApi) -> None:
         assert empty["totals"]["requests"] == 0 and empty["by_replica"] == {}
         assert (empty["ready"], empty["desired"]) == (0, 2)
 
-        store = open_store(f"sqlite:///{live_api.data_dir / 'arkserve.db'}", migrate_schema=False)
+        store = open_store(live_api.database_url, migrate_schema=False)
         now = time.time()
         rows = [{"time": now - 5 - i * 0.1, "service": "flowers", "replica": "r1" if i % 2 else "r2",
                  "method": "GET", "path": f"/{i}", "status": 200 if i < 18 else (404 if i == 18 else 500),
