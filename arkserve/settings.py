@@ -50,6 +50,9 @@ class ApiSettings:
                                    "limits).", "ARKSERVE_API_MAX_BODY_BYTES")
     header_timeout_s: float = _setting(10.0, "Time an API client has to send a request's headers (408 and the "
                                        "connection closed after).", "ARKSERVE_API_HEADER_TIMEOUT_S")
+    access_log: str = _setting("file", "Where the API's access log (a line per request) goes: 'file' "
+                               "(<data_dir>/logs/api-access.log, rotated) or 'terminal' (`arkserve up --access-log`).",
+                               "ARKSERVE_API_ACCESS_LOG")
     body_timeout_s: float = _setting(30.0, "Longest pause between body bytes of an API request (408 after).",
                                      "ARKSERVE_API_BODY_TIMEOUT_S")
     login_concurrency: int = _setting(4, "Password hashes (64 MiB each) computed at once; a login beyond this "

@@ -57,7 +57,29 @@ def api(data_dir: str | None, database_url: str | None, host: str | None, port: 
     except ArkserveError as exc:
         fail(exc.message)
         raise
-    api_server.run(create_app(s, store, master), s)
+    import uvicorn
+
+    config = api_server.config(create_app(s, store, master), s)  # configures uvicorn's loggers
+    _route_access_log(s)
+    uvicorn.Server(config).run()
+
+
+def _route_access_log(s: Settings) -> None:
+    """uvicorn's access lines (one per request: every console poll) go to a rotated file under the data dir,
+    keeping the terminal for what a person must see; ``api.access_log=terminal`` leaves them on stdout."""
+    from logging.handlers import RotatingFileHandler
+
+    if s.api.access_log == "terminal":
+        return
+    access = logging.getLogger("uvicorn.access")
+    path = s.data_dir / "logs" / "api-access.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = RotatingFileHandler(path, maxBytes=20 * 1024 * 1024, backupCount=3)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    for old in list(access.handlers):
+        access.removeHandler(old)
+    access.addHandler(handler)
+    access.propagate = False
 
 
 def _wait_healthy(url: str, timeout_s: float = 30.0) -> bool:
@@ -177,8 +199,11 @@ def _sandbox_warning(s: Settings) -> None:
 @click.option("--plain-http", is_flag=True, default=None, help="Gateway without TLS.")
 @click.option("--keep-replicas", is_flag=True, default=False,
               help="On exit, leave the services' replicas running (the next start adopts them).")
+@click.option("--access-log", "access_log", is_flag=True, default=False,
+              help="Show the API's access log (a line per request) here too; by default it goes to "
+                   "<data dir>/logs/api-access.log.")
 def up(data_dir: str | None, database_url: str | None, api_port: int | None, runtime_kind: str | None,
-       gateway_port_base: int | None, plain_http: bool | None, keep_replicas: bool) -> None:
+       gateway_port_base: int | None, plain_http: bool | None, keep_replicas: bool, access_log: bool) -> None:
     from arkserve.bootstrap import prepare
     from arkserve.supervisor import Child, Supervisor, run_file
     from arkserve.tls import ensure_local_ca
@@ -186,7 +211,8 @@ def up(data_dir: str | None, database_url: str | None, api_port: int | None, run
     s = _settings(data_dir=data_dir, **{"store.database_url": database_url, "api.port": api_port,
                                         "runtime.kind": runtime_kind, "gateway.port_base": gateway_port_base,
                                         "gateway.tls": False if plain_http else None,
-                                        "runtime.stop_replicas_on_exit": not keep_replicas})
+                                        "runtime.stop_replicas_on_exit": not keep_replicas,
+                                        "api.access_log": "terminal" if access_log else None})
     _ports_free(s)
     try:
         boot = prepare(s)
