@@ -1,5 +1,5 @@
 """Components a test needs from the machine (PostgreSQL, dockerd, Chromium, Debian's PyTorch, nginx and
-wrk): missing, the test skips and says how to get it; CI sets ``ARKSERVE_REQUIRE_*=1`` so the same
+wrk, Node.js): missing, the test skips and says how to get it; CI sets ``ARKSERVE_REQUIRE_*=1`` so the same
 gap fails the run instead of passing it quietly."""
 
 from __future__ import annotations
