@@ -1,0 +1,70 @@
+"""The images API without a registry process: the token service's refusals in the registry's format, the
+OpenAPI document, the local runtime refusing registry images, `up` without the registry binary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from arkserve import settings as settings_mod
+from arkserve.api.app import create_app
+from arkserve.bootstrap import prepare
+from arkserve.cli.server import _registry_part
+from arkserve.sdk.client import ApiError, Client
+from tests.live import gateway_port_base, serve
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[str, Client, str]]:
+    env = {"ARKSERVE_CLI_CONFIG": str(tmp_path / "profiles.yaml")}
+    s = settings_mod.load({"data_dir": str(tmp_path / "data"), "gateway.port_base": gateway_port_base()}, env=env)
+    boot = prepare(s, env=env)
+    with serve(create_app(s, boot.store, boot.master)) as url, Client(url, boot.access_key, boot.secret_key) as c:
+        yield url, c, boot.admin_password or ""
+    boot.store.dispose()
+
+
+def test_token_service_refusals_are_registry_errors(api: tuple[str, Client, str]) -> None:
+    url, _, password = api
+    token_url = f"{url}/api/v1/registry/token"
+    anonymous = httpx.get(token_url, params={"service": "arkserve-registry"})
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Basic")
+    body = anonymous.json()
+    assert body["errors"][0]["code"] == "UNAUTHORIZED" and body["code"] == "RegistryLoginFailed"
+    assert body["request_id"]
+    wrong = httpx.get(token_url, auth=("admin", "nope"))
+    assert wrong.status_code == 401 and "wrong user name or password" in wrong.json()["errors"][0]["message"]
+    ok = httpx.get(token_url, auth=("admin", password), params={"scope": "repository:admin/app:pull,push"})
+    assert ok.status_code == 200 and ok.json()["token"].count(".") == 2 and ok.json()["expires_in"] == 300
+    other = httpx.get(token_url, auth=("admin", password), params={"scope": "repository:bob/app:pull,push"})
+    assert other.status_code == 403 and other.json()["errors"][0]["code"] == "DENIED"
+    assert "admin may push only to admin/<name>" in other.json()["errors"][0]["message"]
+
+
+def test_images_are_in_the_openapi_document(api: tuple[str, Client, str]) -> None:
+    url, _, _ = api
+    paths = httpx.get(f"{url}/api/v1/openapi.json").json()["paths"]
+    for path in ("/api/v1/images", "/api/v1/images/push-commands", "/api/v1/images/quota",
+                 "/api/v1/images/{name}/visibility", "/api/v1/registry/token"):
+        assert path in paths, sorted(paths)
+
+
+def test_the_local_runtime_refuses_registry_images(api: tuple[str, Client, str]) -> None:
+    _, c, _ = api
+    with pytest.raises(ApiError) as refused:
+        c.post("/services", {"name": "fromreg", "image": "127.0.0.1:7782/admin/app:v1", "port": 8000,
+                             "command": "serve"})
+    assert refused.value.status == 422 and "--runtime docker" in refused.value.message
+
+
+def test_up_without_the_registry_binary_says_what_to_install(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    s = settings_mod.load({"data_dir": str(tmp_path), "runtime.kind": "docker",
+                           "registry.binary": str(tmp_path / "no-such-binary")}, env={})
+    assert _registry_part(s) == []
+    assert "apt-get install docker-registry" in capsys.readouterr().out
+    local = settings_mod.load({"data_dir": str(tmp_path), "runtime.kind": "local"}, env={})
+    assert _registry_part(local) == []  # the local runtime runs no registry at all
