@@ -1,4 +1,4 @@
-"""Build a runtime backend from settings: ``make_runtime("local"|"docker"|"fake", data_dir, docker_url)``.
+"""Build a runtime backend from settings: ``make_runtime("local"|"docker", data_dir, docker_url)``.
 
 Backend modules are imported on demand, so the docker SDK loads only when it is used.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 from arkserve.errors import ValidationFailed
 from arkserve.runtimes.base import Runtime
 
-RUNTIME_KINDS = ("local", "docker", "fake")
+RUNTIME_KINDS = ("local", "docker")
 
 
 def make_runtime(kind: str, data_dir: Path, docker_url: str = "", *, replica_user: str = "nobody",
@@ -32,9 +32,5 @@ def make_runtime(kind: str, data_dir: Path, docker_url: str = "", *, replica_use
         from arkserve.runtimes.docker import DockerRuntime
 
         return DockerRuntime(data_dir, docker_url)
-    if kind == "fake":
-        from arkserve.runtimes.fake import FakeRuntime
-
-        return FakeRuntime()
     raise ValidationFailed(f"unknown runtime {kind!r}: expected one of {', '.join(RUNTIME_KINDS)}",
                            field="runtime.kind")

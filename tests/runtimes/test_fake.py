@@ -6,7 +6,7 @@ import pytest
 
 from arkserve.errors import PermanentError, TemporaryError
 from arkserve.runtimes.base import ReplicaPhase, ReplicaSpec, Runtime
-from arkserve.runtimes.fake import FakeHost, FakeRuntime
+from tests.runtimes.fake import FakeHost, FakeRuntime
 
 
 def spec(replica: str = "r0000a1", service: str = "svc", gpus: int = 0) -> ReplicaSpec:

@@ -1,13 +1,15 @@
-"""An in-memory runtime for fast, deterministic reconciler tests.
+"""An in-memory runtime for tests that need what a real backend cannot do on demand (a start that fails
+N times, a replica that exits with a given code or never becomes running, a stop that needs SIGKILL).
 
-Nothing runs: a replica is a record in a :class:`FakeHost`. Share one host between two
-``FakeRuntime`` instances to model a reconciler restart (the second adopts what the first
-started). Knobs: :meth:`FakeRuntime.fail_start` (next starts of a service raise),
-:meth:`~FakeRuntime.exit` (a replica ends with a code), :meth:`~FakeRuntime.hang` (a replica
-stays CREATED: started but never running), ``ignore_sigterm`` (stop needs SIGKILL) and
-``capacity``/``gpus`` (starts beyond them raise ``TemporaryError``). ``calls`` records
-every operation for assertions; ports and runtime ids come from counters, time from
-``clock``.
+A test double, not a backend: the platform cannot select it (``make_runtime`` builds only real
+runtimes, which tests/runtimes/test_contract.py runs against), so it lives here. Nothing runs: a
+replica is a record in a :class:`FakeHost`. Share one host between two ``FakeRuntime`` instances to
+model a reconciler restart (the second adopts what the first started). Knobs:
+:meth:`FakeRuntime.fail_start` (next starts of a service raise), :meth:`~FakeRuntime.exit` (a replica
+ends with a code), :meth:`~FakeRuntime.hang` (a replica stays CREATED: started but never running),
+``ignore_sigterm`` (stop needs SIGKILL) and ``capacity``/``gpus`` (starts beyond them raise
+``TemporaryError``). ``calls`` records every operation for assertions; ports and runtime ids come from
+counters, time from ``clock``.
 """
 
 from __future__ import annotations
