@@ -435,7 +435,8 @@ def verify(
     expected = _mac(secret, string_to_sign(method, url, date, host, claimed))
     if not hmac.compare_digest(expected, sig):
         raise SignatureMismatch(
-            "the signature does not match the request; sign METHOD, the raw path and query, "
+            f"the signature does not match the request (access key {access_key}); the most common cause is a "
+            "wrong or mistyped secret key for that access key; otherwise sign METHOD, the raw path and query, "
             "and the date, host and x-ark-content-sha256 headers exactly as sent"
         )
     return Verified(access_key, claimed, ts)

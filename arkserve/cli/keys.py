@@ -7,7 +7,8 @@ import click
 from arkserve.cli.context import api_errors, state
 from arkserve.cli.output import output_option, render
 
-COLUMNS = ("access_key", "secret_key_masked", "username", "enabled", "description", "created_at", "last_used_at")
+# No SK column: a masked secret tells nobody anything (`key reveal` shows it; -o json still has the mask).
+COLUMNS = ("access_key", "username", "enabled", "description", "created_at", "last_used_at")
 
 
 @click.group("key", help="Manage access keys (AK/SK) for signed requests.")
@@ -15,7 +16,7 @@ def key() -> None:
     pass
 
 
-@key.command("list", help="List your access keys (SK masked).")
+@key.command("list", help="List your access keys (never their SKs: `key reveal` shows one).")
 @click.option("--all", "all_users", is_flag=True, help="Admin: every user's keys.")
 @output_option
 @api_errors

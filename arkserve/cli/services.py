@@ -123,7 +123,8 @@ def get(name: str, fmt: str) -> None:
     render(svc["instances"], "table", REPLICA_COLUMNS)
 
 
-@service.command("scale", help="Set the number of replicas (0 allowed).")
+@service.command("scale", help="Set the number of replicas (0 allowed).",
+                 context_settings={"ignore_unknown_options": True})  # so that -1 reaches the range check
 @click.argument("name")
 @click.argument("replicas", type=click.IntRange(0, 64))
 @click.option("--wait", is_flag=True, help="Wait until the new count is ready.")

@@ -577,3 +577,13 @@ def test_parse_date_rejects(text: str) -> None:
 def test_lookup_may_return_bytearray_or_memoryview() -> None:
     for key in (bytearray(KEY), memoryview(KEY)):
         assert check(headers=signed(), keys={AK: key}) is True  # type: ignore[dict-item]
+
+
+def test_a_wrong_secret_key_is_named_as_the_likely_cause_with_the_access_key() -> None:
+    wrong = base64.b64encode(b"w" * 32).decode()
+    with pytest.raises(s.SignatureError) as info:
+        check(headers=signed(secret_key=wrong))
+    assert info.value.code == "SignatureMismatch"
+    message = str(info.value)
+    assert f"(access key {AK})" in message and "wrong or mistyped secret key" in message
+    assert wrong not in message and SK not in message  # never a secret
