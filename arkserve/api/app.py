@@ -9,6 +9,7 @@ from sqlalchemy import text
 import arkserve
 from arkserve import console
 from arkserve.api import (
+    dav,
     disk,
     disk_uploads,
     errors,
@@ -16,6 +17,7 @@ from arkserve.api import (
     instance_types,
     keys,
     limits,
+    logins,
     metrics,
     models,
     registry_token,
@@ -46,8 +48,8 @@ def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
         401: {"description": "not authenticated", "model": ErrorBody},
         403: {"description": "not allowed", "model": ErrorBody},
         422: {"description": "invalid field", "model": ErrorBody}})
-    for module in (session, users, keys, instance_types, services, metrics, disk, disk_uploads, models, registry_token,
-                   images):
+    for module in (session, logins, users, keys, instance_types, services, metrics, disk, disk_uploads, models,
+                   registry_token, images):
         api.include_router(module.router)
 
     @api.get("/healthz", tags=["meta"], summary="Liveness of the API process")
@@ -62,5 +64,7 @@ def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
         return JSONResponse({"status": "ready", "version": arkserve.__version__})
 
     app.include_router(api)
+    if settings.disk.webdav:
+        dav.mount(app, app.state.ark)
     console.mount(app)
     return app
