@@ -18,6 +18,7 @@ from arkserve.domain.planning import Desired, Observed, ReplicaState, plan
 from arkserve.domain.services import revision
 from arkserve.errors import ArkserveError, PermanentError, TemporaryError
 from arkserve.logs import read_logs
+from arkserve.reconciler.appenv import replica_env
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.health import probe
 from arkserve.reconciler.listening import wrong_port_message
@@ -89,7 +90,8 @@ class ServiceWorker:
         return ReplicaSpec(
             service=svc.name, replica=replica_id, revision=revision(spec), image=spec["image"],
             pull_token=self._pull_token(svc),
-            command=spec["command"], port=int(spec["port"]), env=dict(spec.get("env") or {}),
+            command=spec["command"], port=int(spec["port"]),
+            env=replica_env(self.runtime.name, spec["image"], spec.get("env") or {}),
             cpus=float(itype["cpus"]), memory_mb=int(itype["memory_mb"]), gpus=int(itype["gpus"]), mounts=mounts,
             trusted=trusted)
 
