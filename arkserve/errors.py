@@ -80,6 +80,16 @@ class Forbidden(PermanentError):
     code = "AccessDenied"
 
 
+class TooManyRequests(TemporaryError):
+    """Slow down: retry after ``retry_after_s`` seconds (also sent as ``Retry-After``)."""
+
+    status = 429
+    code = "TooManyRequests"
+
+    def __init__(self, message: str, *, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(message, code=code, details={"retry_after_s": retry_after_s})
+
+
 class StoreUnavailable(TemporaryError):
     code = "StoreUnavailable"
 

@@ -245,6 +245,15 @@ class ServicePatch(_In):
 PATCH_NULLABLE = frozenset({"health_path"})
 
 
+class SecurityEventOut(BaseModel):
+    time: float
+    kind: str = Field(description="login_failed: a wrong user name or password (console login, key reveal, "
+                                  "password change)")
+    username: str
+    client: str = Field(description="the client's address as the API saw it")
+    message: str
+
+
 class ReplicaOut(BaseModel):
     id: str
     state: str

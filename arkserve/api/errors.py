@@ -67,7 +67,9 @@ def install(app: FastAPI) -> None:
     async def _ark(request: Request, exc: ArkserveError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("request %s failed: %s", request_id(request), exc.code)
-        return error_response(request, exc.status, exc.code, exc.message, **exc.details)
+        retry = exc.details.get("retry_after_s")
+        return error_response(request, exc.status, exc.code, exc.message, **exc.details,
+                              headers={"Retry-After": str(retry)} if retry is not None else None)
 
     @app.exception_handler(SignatureError)
     async def _sig(request: Request, exc: SignatureError) -> JSONResponse:

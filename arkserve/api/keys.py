@@ -5,8 +5,9 @@ A user sees and touches only their own keys; an admin sees everyone's.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
+from arkserve.api.logins import check_password, client_of
 from arkserve.api.security import Caller, Context, Principal
 from arkserve.auth import keys as key_service
 from arkserve.auth import passwords
@@ -61,9 +62,10 @@ def get_key(access_key: str, caller: Caller, ctx: Context) -> KeyOut:
 
 
 @router.post("/keys/{access_key}/reveal", response_model=RevealOut, summary="Reveal the SK (re-enter password)")
-def reveal_key(access_key: str, body: RevealRequest, caller: Caller, ctx: Context) -> RevealOut:
+def reveal_key(access_key: str, body: RevealRequest, request: Request, caller: Caller, ctx: Context) -> RevealOut:
     stored = _own(ctx, caller, access_key)
-    if not passwords.verify_password(caller.user.password_hash, body.password):
+    if not check_password(ctx, client_of(request), caller.user.username,
+                          lambda: passwords.verify_password(caller.user.password_hash, body.password), "key reveal"):
         raise Unauthenticated("password is wrong", code="WrongPassword")
     with ctx.store.read() as conn:
         return RevealOut(access_key=stored.access_key, secret_key=key_service.reveal(conn, ctx.master, access_key))

@@ -7,6 +7,7 @@ import secrets
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from arkserve.api.logins import check_password, client_of
 from arkserve.api.security import SESSION_COOKIE, Caller, Context
 from arkserve.auth import passwords
 from arkserve.errors import Unauthenticated
@@ -17,12 +18,17 @@ from arkserve.store import users as user_store
 router = APIRouter(tags=["session"])
 
 
-def _login(ctx: Context, body: LoginRequest) -> tuple[str, SessionOut]:
+def _login(ctx: Context, body: LoginRequest, client: str) -> tuple[str, SessionOut]:
     with ctx.store.read() as conn:
         user = user_store.find(conn, body.username)
-    if user is None:
-        passwords.burn_time(body.password)
-    if user is None or user.disabled or not passwords.verify_password(user.password_hash, body.password):
+
+    def check() -> bool:
+        if user is None:
+            passwords.burn_time(body.password)
+            return False
+        return passwords.verify_password(user.password_hash, body.password) and not user.disabled
+
+    if not check_password(ctx, client, body.username, check, "console login") or user is None:
         raise Unauthenticated("wrong username or password", code="LoginFailed")
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     with ctx.store.begin() as conn:
@@ -31,8 +37,8 @@ def _login(ctx: Context, body: LoginRequest) -> tuple[str, SessionOut]:
 
 
 @router.post("/session", response_model=SessionOut, summary="Log in (console)")
-async def login(body: LoginRequest, response: Response, ctx: Context) -> SessionOut:
-    token, out = await run_in_threadpool(_login, ctx, body)
+async def login(body: LoginRequest, request: Request, response: Response, ctx: Context) -> SessionOut:
+    token, out = await run_in_threadpool(_login, ctx, body, client_of(request))
     response.set_cookie(SESSION_COOKIE, token, max_age=ctx.settings.api.session_ttl_s, httponly=True,
                         samesite="strict", secure=ctx.settings.api.secure_cookies, path="/")
     return out

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
+from arkserve.api.logins import check_password, client_of
 from arkserve.api.security import Caller, Context
 from arkserve.auth import passwords
 from arkserve.errors import Conflict, Unauthenticated
@@ -87,8 +88,10 @@ def delete_user(username: str, caller: Caller, ctx: Context) -> Response:
 
 
 @router.post("/me/password", status_code=204, summary="Change your own password")
-def change_password(body: PasswordChange, caller: Caller, ctx: Context) -> Response:
-    if not passwords.verify_password(caller.user.password_hash, body.current_password):
+def change_password(body: PasswordChange, request: Request, caller: Caller, ctx: Context) -> Response:
+    if not check_password(ctx, client_of(request), caller.user.username,
+                          lambda: passwords.verify_password(caller.user.password_hash, body.current_password),
+                          "password change"):
         raise Unauthenticated("current password is wrong", code="WrongPassword")
     passwords.check_policy(body.new_password, "new_password")
     hashed = passwords.hash_password(body.new_password)

@@ -112,6 +112,18 @@ events = Table(
     Index("ix_events_service_time", "service", "time"),
 )
 
+# Security events for admins (login failures and throttling), kept retention_days.
+security_events = Table(
+    "security_events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("username", String(64), nullable=False, default=""),
+    Column("client", String(64), nullable=False, default=""),
+    Column("message", Text, nullable=False),
+    Index("ix_security_events_time", "time"),
+)
+
 request_log = Table(
     "request_log", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
