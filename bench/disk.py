@@ -1,0 +1,151 @@
+"""Network disk throughput: a file uploaded and downloaded through the API on loopback vs ``cp`` of the same
+file on the same disk, in the same run, with the API process's peak RSS meanwhile.
+
+    .venv/bin/python bench/disk.py                 # 1 GiB, 3 rounds
+    .venv/bin/python bench/disk.py --mib 64 --rounds 1
+
+The API runs as its own process (``arkserve api``) over a fresh data dir in a temporary folder next to
+the source file. Upload: one streamed ``PUT /api/v1/disk/files/...`` (signed, unsigned payload), which
+ends with fsync + rename; so ``cp`` is timed both bare and followed by ``sync`` of the copy, the fair
+reference for a durable write. Download: ``GET`` streamed to a local file (no fsync, like ``cp``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from arkserve import settings as settings_mod
+from arkserve.bootstrap import prepare
+from arkserve.sdk.auth import ArkAuth
+
+CHUNK = 1 << 20
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.stop = pid, 0, threading.Event()
+
+    def rss(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def run(self) -> None:
+        while not self.stop.wait(0.02):
+            self.peak = max(self.peak, self.rss())
+
+
+def _timed(fn: object) -> float:
+    t = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - t
+
+
+def _chunks(path: Path) -> object:
+    with path.open("rb") as f:
+        while data := f.read(CHUNK):
+            yield data
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mib", type=int, default=1024, help="file size in MiB (default 1024)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--dir", default=None, help="where the files and data dir go (default: a temp dir)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="ark-bench-disk-") as tmp:
+        run(Path(tmp), args.mib, args.rounds)
+
+
+def run(tmp: Path, mib: int, rounds: int) -> None:
+    src = tmp / "src.bin"
+    block = os.urandom(CHUNK)
+    with src.open("wb") as f:
+        for i in range(mib):
+            f.write(block[i % 64:] + block[:i % 64])
+    size = src.stat().st_size
+    env = {**os.environ, "ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml")}
+    port = _free_port()
+    s = settings_mod.load({"data_dir": str(tmp / "data"), "api.port": port}, env=env)
+    boot = prepare(s, env=env)
+    boot.store.dispose()
+    api = subprocess.Popen([sys.executable, "-m", "arkserve", "api", "--data-dir", str(tmp / "data"), "--port",
+                            str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v1/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the API did not start")
+            time.sleep(0.1)
+        sampler = RssSampler(api.pid)
+        idle_rss = sampler.rss()
+        sampler.start()
+        http = httpx.Client(base_url=f"{url}/api/v1/disk", auth=ArkAuth(boot.access_key, boot.secret_key),
+                            timeout=httpx.Timeout(600.0))
+        times: dict[str, list[float]] = {"cp": [], "cp + sync": [], "upload": [], "download": []}
+        for r in range(rounds):
+            dst = tmp / f"copy{r}.bin"
+            times["cp"].append(_timed(lambda dst=dst: subprocess.run(["cp", str(src), str(dst)], check=True)))
+            dst.unlink()
+            times["cp + sync"].append(_timed(lambda dst=dst: subprocess.run(
+                ["sh", "-c", f"cp '{src}' '{dst}' && sync '{dst}'"], check=True)))
+            dst.unlink()
+
+            def upload(r: int = r) -> None:
+                resp = http.put(f"/files/bench{r}.bin", content=_chunks(src), headers={"Content-Length": str(size)})
+                assert resp.status_code == 201, resp.text
+
+            def download(r: int = r) -> None:
+                with http.stream("GET", f"/files/bench{r}.bin") as resp, (tmp / "down.bin").open("wb") as f:
+                    assert resp.status_code == 200
+                    for data in resp.iter_raw(CHUNK):
+                        f.write(data)
+
+            times["upload"].append(_timed(upload))
+            times["download"].append(_timed(download))
+            assert (tmp / "down.bin").stat().st_size == size
+            (tmp / "down.bin").unlink()
+            http.delete(f"/files/bench{r}.bin")
+        sampler.stop.set()
+        sampler.join()
+        http.close()
+    finally:
+        api.terminate()
+        api.wait(10)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"file: {mib} MiB, rounds: {rounds} (median; MiB/s = size / time)")
+    print("| transfer | median | MiB/s | vs cp | vs cp + sync |")
+    print("|---|---:|---:|---:|---:|")
+    for k in ("cp", "cp + sync", "upload", "download"):
+        print(f"| {k} | {med[k]:.2f} s | {mib / med[k]:.0f} | {med['cp'] / med[k]:.2f}x | "
+              f"{med['cp + sync'] / med[k]:.2f}x |")
+    print(f"API RSS: idle {idle_rss / 2**20:.0f} MiB, peak during transfers {sampler.peak / 2**20:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
