@@ -81,7 +81,7 @@ def push_commands(caller: Caller, ctx: Context, name: str = "my-app", tag: str =
     address, user = ctx.settings.registry_address, caller.user.username
     target = f"{address}/{user}/{name}:{tag}"
     login = f"docker login {address} -u {user}"
-    key_login = f"docker login {address} -u {caller.access_key or '<access key>'}   # password: the secret key"
+    key_login = f"docker login {address} -u {caller.access_key or '<AK>'}"  # password: the SK
     tag_line, push = f"docker tag {local_image} {target}", f"docker push {target}"
     return PushCommandsOut(registry=address, username=user, namespace=f"{user}/", login=login,
                            login_with_key=key_login, tag=tag_line, push=push, commands=[login, tag_line, push])

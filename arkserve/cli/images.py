@@ -91,7 +91,7 @@ def push_commands(name: str, tag: str, local_image: str, fmt: str) -> None:
     if fmt != "table":
         render(out, fmt)
         return
-    click.echo(f"# log in with your password (or: {out['login_with_key']})")
+    click.echo(f"# log in with your password (or: {out['login_with_key']}, the SK as password)")
     for line in out["commands"]:
         click.echo(line)
 

@@ -8,6 +8,9 @@ import { renderLogin } from "./page-login.js";
 import { renderServices } from "./page-services.js";
 import { renderCreate } from "./page-create.js";
 import { renderService } from "./page-service.js";
+import { renderModel, renderModels } from "./page-models.js";
+import { renderImages } from "./page-images.js";
+import { renderDisk } from "./page-disk.js";
 import { renderKeys, renderPassword } from "./page-settings.js";
 import { renderInstanceTypes, renderUsers } from "./page-admin.js";
 
@@ -20,6 +23,10 @@ const ROUTES = [
   [/^\/(?:console\/?)?(?:services\/?)?$/, renderServices, "services"],
   [/^\/console\/services\/new$/, renderCreate, "services"],
   [/^\/console\/services\/([a-z0-9-]+)(?:\/(instances|logs|requests|events|metrics))?$/, renderService, "services"],
+  [/^\/console\/models\/?$/, renderModels, "models"],
+  [/^\/console\/disk(?:\/(.*))?$/, renderDisk, "disk"],
+  [/^\/console\/images(?:\/(public|private))?\/?$/, renderImages, "images"],
+  [/^\/console\/models\/([a-z0-9][a-z0-9._-]{0,63})$/, renderModel, "models"],
   [/^\/console\/settings(?:\/keys)?$/, renderKeys, "keys"],
   [/^\/console\/settings\/password$/, renderPassword, "password"],
   [/^\/console\/admin(?:\/users)?$/, renderUsers, "users", true],
@@ -80,7 +87,10 @@ function frame(active) {
       userMenu()),
     h("nav.sidebar", { "aria-label": t("nav.label") },
       h("div.nav-group", t("nav.group.inference")),
-      h("ul", navItem("services", "/console/services", t("nav.services"))),
+      h("ul", navItem("services", "/console/services", t("nav.services")),
+        navItem("models", "/console/models", t("nav.models")),
+        navItem("images", "/console/images", t("nav.images")),
+        navItem("disk", "/console/disk", t("nav.disk"))),
       h("div.nav-group", t("nav.group.account")),
       h("ul", navItem("keys", "/console/settings/keys", t("nav.keys")),
         navItem("password", "/console/settings/password", t("nav.password"))),

@@ -1,0 +1,70 @@
+// Images in the platform registry: tabs Public / Private (one row per tag, with a copy-pull-command button),
+// the user's storage against their quota, and the "Push commands" dialog (docker login, tag, push).
+
+import { api } from "./api.js";
+import { t } from "./i18n.js";
+import { navigate } from "./router.js";
+import { copyButton, copyText, dialog, emptyRow, errorText, fmtTime, h, icon, pageHeader } from "./ui.js";
+import { fmtBytes } from "./page-models.js";
+
+const TABS = ["public", "private"];
+
+function pullCommand(tag) { return `docker pull ${tag.image}`; }
+
+function rows(repos) {
+  return repos.flatMap((r) => r.tags.map((tag) => h("tr", { dataset: { image: tag.image } },
+    h("td.nowrap", h("code", r.name)), h("td.nowrap", tag.tag),
+    h("td.nowrap", h("code.digest", { title: tag.digest }, tag.digest.replace("sha256:", "").slice(0, 12))),
+    h("td.nowrap", fmtBytes(tag.size)), h("td.nowrap", tag.pushed_at ? fmtTime(tag.pushed_at, false) : "—"),
+    h("td", r.public ? h("span.badge.on", icon("globe"), t("images.public")) : h("span.badge", icon("lock"),
+      t("images.private"))),
+    h("td.actions", h("button.btn.small", { type: "button", title: pullCommand(tag), "aria-label": t("images.copyPull"),
+      onclick: () => copyText(pullCommand(tag)) }, icon("copy"), "docker pull")))));
+}
+
+function pushDialog(cmds) {
+  const line = (label, text) => h("div.cmd-line", h("div.muted", label),
+    h("div.cmd-row", h("code", text), copyButton(() => text, `${t("common.copy")}: ${label}`)));
+  dialog({ title: t("images.pushTitle"), wide: true, body: h("div.push-commands", { id: "push-commands" },
+    h("p.muted", t("images.pushIntro", { registry: cmds.registry, namespace: cmds.namespace })),
+    line(t("images.step.login"), cmds.login),
+    line(t("images.step.loginKey"), cmds.login_with_key),
+    line(t("images.step.tag"), cmds.tag),
+    line(t("images.step.push"), cmds.push),
+    h("p.muted", t("images.pushRun")),
+    h("div.cmd-row", h("code", `arkserve service create my-app --image ${cmds.push.split(" ").pop()} --port 8000 `
+      + "--command \"python3 app.py\""))) });
+}
+
+export async function renderImages(main, tab = "private") {
+  const current = TABS.includes(tab) ? tab : "private";
+  const tabBar = h("div.tabs", { role: "tablist", "aria-label": t("images.title") },
+    TABS.map((k) => h("button.tab", { type: "button", role: "tab", id: `tab-${k}`, "aria-selected": String(k === current),
+      onclick: () => navigate(`/console/images/${k}`) }, t(`images.tab.${k}`))));
+  const body = h("tbody", emptyRow(7, t("common.loading")));
+  const error = h("div.banner.error", { hidden: true, role: "alert" });
+  const quota = h("span.muted.quota", { id: "image-quota" });
+  const pushBtn = h("button.btn.primary", { type: "button", onclick: async () => {
+    try { pushDialog(await api.get("/images/push-commands")); } catch (err) {
+      error.textContent = errorText(err); error.hidden = false;
+    }
+  } }, icon("plus"), t("images.pushCommands"));
+  main.replaceChildren(pageHeader(t("images.title"), quota, pushBtn),
+    h("p.page-intro.muted", t("images.intro")), error, tabBar,
+    h("div.card.table-card", { role: "tabpanel", "aria-labelledby": `tab-${current}` },
+      h("div.table-wrap", h("table.table", { id: "images-table" },
+        h("thead", h("tr", [t("images.col.repository"), t("images.col.tag"), t("images.col.digest"),
+          t("images.col.size"), t("images.col.pushedAt"), t("images.col.visibility"), t("images.col.pull")]
+          .map((c) => h("th", { scope: "col" }, c)))), body))));
+  try {
+    const [repos, q] = await Promise.all([api.get(`/images${current === "public" ? "?public=true" : ""}`),
+      api.get("/images/quota")]);
+    const shown = rows(repos);
+    body.replaceChildren(...(shown.length ? shown : [emptyRow(7, t(`images.empty.${current}`))]));
+    quota.textContent = t("images.quota", { used: fmtBytes(q.used_bytes), quota: fmtBytes(q.quota_bytes) });
+  } catch (err) {
+    body.replaceChildren(emptyRow(7, "—"));
+    error.textContent = errorText(err);
+    error.hidden = false;
+  }
+}
