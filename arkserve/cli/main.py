@@ -7,6 +7,7 @@ import click
 from arkserve import __version__
 from arkserve.cli import (
     admin,
+    daemon,
     disk,
     images,
     instance_types,
@@ -46,7 +47,8 @@ def cli(ctx: click.Context, profile: str, endpoint: str | None) -> None:
     ctx.obj = CliState(profile=profile, endpoint=endpoint)
 
 
-for command in (server.up, server.init, server.api, parts.gateway, parts.reconciler, users.user, users.whoami, keys.key,
+for command in (server.up, daemon.status, daemon.down, daemon.backup,
+                server.init, server.api, parts.gateway, parts.reconciler, users.user, users.whoami, keys.key,
                 services.service, disk.disk, models.model, instance_types.instance_type, registry.registry,
                 images.image, invoke.invoke, invoke.sign, admin.master_key):
     cli.add_command(command)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -199,11 +200,14 @@ def _sandbox_warning(s: Settings) -> None:
 @click.option("--plain-http", is_flag=True, default=None, help="Gateway without TLS.")
 @click.option("--keep-replicas", is_flag=True, default=False,
               help="On exit, leave the services' replicas running (the next start adopts them).")
+@click.option("--detach", is_flag=True, default=False,
+              help="Run in the background (output in <data dir>/logs/up.log); `arkserve status`, `arkserve down`.")
 @click.option("--access-log", "access_log", is_flag=True, default=False,
               help="Show the API's access log (a line per request) here too; by default it goes to "
                    "<data dir>/logs/api-access.log.")
 def up(data_dir: str | None, database_url: str | None, api_port: int | None, runtime_kind: str | None,
-       gateway_port_base: int | None, plain_http: bool | None, keep_replicas: bool, access_log: bool) -> None:
+       gateway_port_base: int | None, plain_http: bool | None, keep_replicas: bool, access_log: bool,
+       detach: bool) -> None:
     from arkserve.bootstrap import prepare
     from arkserve.supervisor import Child, Supervisor, run_file
     from arkserve.tls import ensure_local_ca
@@ -213,6 +217,12 @@ def up(data_dir: str | None, database_url: str | None, api_port: int | None, run
                                         "gateway.tls": False if plain_http else None,
                                         "runtime.stop_replicas_on_exit": not keep_replicas,
                                         "api.access_log": "terminal" if access_log else None})
+    if detach:
+        from arkserve.cli.daemon import detach as run_detached
+
+        args = sys.argv[sys.argv.index("up") + 1:] if "up" in sys.argv else []
+        run_detached(s, [a for a in args if a != "--detach"])
+        return
     _ports_free(s)
     try:
         boot = prepare(s)
