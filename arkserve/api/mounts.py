@@ -81,15 +81,17 @@ def _model_digest(conn: Connection, owner: User, m: dict[str, Any], field: str) 
         raise _bad(f"{field}.ref: {exc.message}", f"{field}.ref") from None
     model = model_store.find(conn, name)
     if model is None:
-        raise NotFound(f'{field}.ref: model "{name}" not found in the model market', code="ModelNotFound")
+        raise NotFound(f'{field}.ref: model "{name}" not found in the model market', code="ModelNotFound",
+                       details={"field": f"{field}.ref"})
     if not model.public and model.owner_id != owner.id and not owner.is_admin:
-        raise Forbidden(f'{field}.ref: model "{name}" is private to {model.owner}', code="ModelPrivate")
+        raise Forbidden(f'{field}.ref: model "{name}" is private to {model.owner}', code="ModelPrivate",
+                        details={"field": f"{field}.ref"})
     for v in model.versions:
         if v.version == version:
             return v.digest
     known = ", ".join(v.version for v in model.versions) or "none"
     raise NotFound(f'{field}.ref: model "{name}" has no version {version} (versions: {known})',
-                   code="ModelVersionNotFound")
+                   code="ModelVersionNotFound", details={"field": f"{field}.ref"})
 
 
 def services_mounting(services: list[Any], name: str, version: str | None = None) -> list[str]:

@@ -1,4 +1,5 @@
-// Create an inference service: instance type, image, port, command, env, model source, instances, auth.
+// Create an inference service: instance type, image, port, command, env, model (image / model market / network
+// disk, mounted at a path), instances, auth. "?model=NAME@VERSION" (from the model market) preselects a model.
 
 import { api } from "./api.js";
 import { t } from "./i18n.js";
@@ -8,7 +9,10 @@ import { clearErrors, errorText, field, h, icon, pageHeader, showApiError, showE
 
 export async function renderCreate(main) {
   let types = [];
+  let models = [];
   try { types = await api.get("/instance-types"); } catch (err) { toast(errorText(err), "error"); }
+  try { models = await api.get("/models"); } catch (err) { toast(errorText(err), "error"); }
+  const wanted = new URLSearchParams(location.search).get("model") || "";
 
   const name = h("input", { name: "name", required: true, maxlength: 63, autocapitalize: "none", spellcheck: "false",
     placeholder: "my-model" });
@@ -20,11 +24,20 @@ export async function renderCreate(main) {
     placeholder: "python3 app.py" });
   const health = h("input.mono", { name: "health_path", spellcheck: "false", placeholder: "/healthz" });
   const env = envEditor();
-  const source = h("select", { name: "model.source" },
-    ["image", "disk", "market"].map((s) => h("option", { value: s }, t(`model.${s}`))));
-  const ref = h("input.mono", { name: "model.ref", spellcheck: "false" });
-  const mount = h("input.mono", { name: "model.mount_path", spellcheck: "false", placeholder: "/models" });
-  const modelNote = h("div.note", icon("warn"), t("model.notImplemented"));
+  const source = h("select", { name: "mounts.0.source" },
+    ["image", "market", "disk"].map((s) => h("option", { value: s, selected: s === "market" && wanted }, t(`model.${s}`))));
+  const marketRef = h("select.mono", { name: "mounts.0.ref" }, models.flatMap((m) => [...m.versions].reverse().map((v) =>
+    h("option", { value: `${m.name}@${v.version}`, selected: `${m.name}@${v.version}` === wanted },
+      `${m.name} @ ${v.version}${m.public ? "" : ` (${t("models.private")})`}`))));
+  const diskRef = h("input.mono", { name: "mounts.0.disk", spellcheck: "false", placeholder: "/models/resnet34" });
+  const rw = h("input", { type: "checkbox", name: "mounts.0.rw" });
+  const mount = h("input.mono", { name: "mounts.0.mount_path", spellcheck: "false", value: "/ark/models" });
+  const marketField = field(t("create.modelMarketRef"), marketRef, { name: "mounts.0.ref",
+    hint: models.length ? t("create.modelMarketHint") : t("create.modelMarketEmpty") });
+  const diskField = field(t("create.modelDiskRef"), diskRef, { name: "mounts.0.disk", hint: t("create.modelDiskHint") });
+  const rwField = h("label.check", rw, " ", t("create.mountRw"));
+  const mountField = field(t("create.mountPath"), mount, { name: "mounts.0.mount_path", hint: t("create.mountHint") });
+  const modelNote = h("div.note", icon("lock"), t("model.readOnlyNote"));
   const replicas = h("input", { name: "replicas", type: "number", min: 0, max: 64, value: "1" });
   const auth = h("input", { type: "checkbox", name: "auth", checked: true, role: "switch" });
   const authWarn = h("div.banner.warn", { role: "alert", hidden: true }, icon("warn"), t("create.authWarning"));
@@ -33,9 +46,9 @@ export async function renderCreate(main) {
 
   const syncModel = () => {
     const s = source.value;
-    ref.disabled = s === "image";
-    ref.placeholder = s === "market" ? "resnet34:1" : s === "disk" ? "models/resnet34" : "";
-    modelNote.hidden = s === "image";
+    marketField.hidden = s !== "market";
+    diskField.hidden = rwField.hidden = s !== "disk";
+    mountField.hidden = modelNote.hidden = s === "image";
   };
   source.addEventListener("change", syncModel);
   auth.addEventListener("change", () => { authWarn.hidden = auth.checked; });
@@ -55,9 +68,9 @@ export async function renderCreate(main) {
       env.el),
     section(t("create.model"),
       h("div.grid-2",
-        field(t("create.modelSource"), source, { name: "model.source" }),
-        field(t("create.modelRef"), ref, { name: "model.ref", hint: t("create.modelRefHint") })),
-      field(t("create.mountPath"), mount, { name: "model.mount_path", hint: t("create.mountHint") }),
+        field(t("create.modelSource"), source, { name: "mounts.0.source" }),
+        h("div", marketField, diskField, rwField)),
+      mountField,
       modelNote),
     section(t("create.scale"),
       field(t("create.replicas"), replicas, { name: "replicas", hint: t("create.replicasHint") })),
@@ -89,7 +102,11 @@ export async function renderCreate(main) {
     if (replicas.value === "" || !Number.isInteger(r) || r < 0 || r > 64) {
       errors.push(showError(form, "replicas", t("valid.replicas")));
     }
-    if (source.value !== "image" && !ref.value.trim()) errors.push(showError(form, "model.ref", t("valid.required")));
+    if (source.value === "market" && !marketRef.value) errors.push(showError(form, "mounts.0.ref", t("valid.required")));
+    if (source.value === "disk" && !diskRef.value.trim()) errors.push(showError(form, "mounts.0.disk", t("valid.required")));
+    if (source.value !== "image" && !mount.value.trim().startsWith("/")) {
+      errors.push(showError(form, "mounts.0.mount_path", t("valid.absolute")));
+    }
     errors.push(env.validate(form));
     return errors.find(Boolean) || null;
   }
@@ -102,8 +119,12 @@ export async function renderCreate(main) {
       name: name.value.trim(), instance_type: typeSelect.value, image: image.value.trim(),
       port: Number(port.value), command: command.value.trim(), env: env.value(), replicas: Number(replicas.value),
       auth: auth.checked,
-      model: { source: source.value, ref: source.value === "image" ? "" : ref.value.trim(), mount_path: mount.value.trim() },
     };
+    if (source.value !== "image") {
+      const market = source.value === "market";
+      body.mounts = [{ source: market ? "model" : "disk", ref: market ? marketRef.value : diskRef.value.trim(),
+        mount_path: mount.value.trim(), read_only: market || !rw.checked }];
+    }
     if (health.value.trim()) body.health_path = health.value.trim();
     submit.disabled = true;
     try {
@@ -111,6 +132,7 @@ export async function renderCreate(main) {
       toast(t("create.done", { name: body.name }));
       navigate(`/console/services/${body.name}`);
     } catch (err) {
+      if (err.field === "mounts.0.ref" && source.value === "disk") err.field = "mounts.0.disk";
       if (err.code === "ServiceExists") showError(form, "name", t("error.ServiceExists"));
       else showApiError(form, err);
       if (err.code === "ServiceExists") name.focus();

@@ -87,6 +87,11 @@ export async function renderService(main, name, tab = "instances") {
         h("code", `${k}=${v}`))) : h("span.muted", "—")],
       s.model.source === "image" ? null
         : [t("create.model"), `${t(`model.${s.model.source}`)}: ${s.model.ref} → ${s.model.mount_path || "—"}`],
+      (s.mounts || []).length ? [t("details.mounts"), h("div.mount-list", s.mounts.map((m) => h("div.mount",
+        h("code", m.mount_path), " ← ", m.source === "model"
+          ? [t("model.market"), " ", h("code", m.ref), " ", h("code.digest", { title: m.digest }, m.digest)]
+          : [t("model.disk"), " ", h("code", m.ref)],
+        " ", h("span.badge", m.read_only ? t("details.ro") : t("details.rw")))))] : null,
       svc.owner === session.username ? null : [t("details.owner"), svc.owner],
       [t("col.created"), fmtTime(svc.created_at)],
     ]));

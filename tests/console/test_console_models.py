@@ -1,0 +1,130 @@
+"""The model market in real headless Chromium against the whole platform (`arkserve up`): cards, search and
+filters, a model's page (README, versions, files, digest), "Use in a service" opening Create with the mount
+filled in, the service running with the model mounted, a bad disk mount shown next to its field, and the
+market page in Chinese."""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+import tarfile
+from typing import Any
+
+from tests.console.conftest import Console, admin_password
+from tests.e2e.conftest import Platform
+
+README = b"# Flowers ResNet34\n\nClassifies **five** flowers.\n\n- daisy\n- tulips\n\n```\npython3 infer.py\n```\n"
+
+
+def _expect() -> Any:
+    from playwright.sync_api import expect
+
+    return expect
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for rel, data in files.items():
+            info = tarfile.TarInfo(rel)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _publish(p: Platform) -> str:
+    with p.client() as c:
+        made = c.upload("PUT", "/models/flowers-resnet34/versions/1/archive",
+                        iter([_tar({"weights.txt": b"resnet34 weights", "README.md": README})]),
+                        params={"task": "image-classification", "framework": "pytorch", "license": "Apache-2.0",
+                                "public": "true"}, content_type="application/x-tar")
+        c.upload("PUT", "/models/bert-tiny/versions/1/archive", iter([_tar({"vocab.txt": b"[CLS]"})]),
+                 params={"task": "text-classification", "framework": "onnx", "description": "A tiny BERT."},
+                 content_type="application/x-tar")
+    return str(made["versions"][0]["digest"])
+
+
+def test_market_search_model_page_and_use_in_a_service(console: Console, console_platform: Platform) -> None:
+    page, p = console.page, console_platform
+    pw = _expect()
+    digest = _publish(p)
+    console.login("admin", admin_password(p))
+    page.get_by_role("link", name="Model market").click()
+    cards = page.locator("#model-cards .model-card")
+    pw(cards).to_have_count(2)
+    pw(page.locator('[data-model="flowers-resnet34"]')).to_contain_text("Classifies five flowers.")
+    pw(page.locator('[data-model="flowers-resnet34"]')).to_contain_text("Public")
+    console.shot("model-market")
+    page.get_by_placeholder("Search models").fill("tiny")
+    pw(cards).to_have_count(1)
+    pw(cards.first).to_contain_text("bert-tiny")
+    page.get_by_placeholder("Search models").fill("")
+    page.get_by_label("Task").select_option("image-classification")
+    pw(cards).to_have_count(1)
+    page.get_by_label("Task").select_option(index=0)
+    page.get_by_label("Framework").select_option("onnx")
+    pw(cards).to_have_count(1)
+    pw(cards.first).to_contain_text("bert-tiny")
+    page.get_by_label("Framework").select_option(index=0)
+    pw(cards).to_have_count(2)
+
+    # the model's page: README rendered (no raw Markdown), versions, files, digest
+    page.get_by_role("link", name="flowers-resnet34").click()
+    pw(page).to_have_url(re.compile(r"/console/models/flowers-resnet34$"))
+    pw(page.locator(".model-readme h3")).to_have_text("Flowers ResNet34")
+    pw(page.locator(".model-readme strong")).to_have_text("five")
+    pw(page.locator(".model-readme li")).to_have_count(2)
+    pw(page.locator("#versions-table tbody tr")).to_have_count(1)
+    pw(page.locator("#files-table")).to_contain_text("weights.txt")
+    pw(page.locator(".digest-line")).to_contain_text(digest)
+    console.shot("model-page")
+
+    # "Use in a service": Create opens with the model and mount path filled in
+    page.get_by_role("button", name="Use in a service").click()
+    pw(page).to_have_url(re.compile(r"/console/services/new\?model=flowers-resnet34%401$"))
+    pw(page.get_by_label("Model source")).to_have_value("market")
+    pw(page.get_by_label("Model and version")).to_have_value("flowers-resnet34@1")
+    pw(page.get_by_label("Mount path")).to_have_value("/ark/models")
+    page.get_by_label("Service name").fill("clf")
+    page.get_by_label("Image").fill(str(p.app_dir))
+    page.get_by_label("Port").fill("8000")
+    page.get_by_label("Start command").fill(f"{sys.executable} app.py")
+    page.get_by_label("Health check path").fill("/healthz")
+    console.shot("create-with-model", scroll_to=".create-form .form-section:nth-of-type(3)")
+    page.get_by_role("button", name="Create", exact=True).click()
+    pw(page).to_have_url(re.compile(r"/console/services/clf$"))
+    mounts = page.locator(".mount-list")
+    pw(mounts).to_contain_text("/ark/models")
+    pw(mounts).to_contain_text("flowers-resnet34@1")
+    pw(mounts).to_contain_text(digest)
+    pw(mounts).to_contain_text("read-only")
+    p.wait_ready("clf", 1, timeout=90)  # the replica started with the model mounted from the node cache
+    with p.client() as c:
+        assert c.get("/models/flowers-resnet34")["mounted_by"] == ["clf"]
+
+    # a disk folder that does not exist: the API's reason next to the field, nothing created
+    console.goto("/console/services/new")
+    page.get_by_label("Service name").fill("clf2")
+    page.get_by_label("Image").fill(str(p.app_dir))
+    page.get_by_label("Port").fill("8000")
+    page.get_by_label("Start command").fill(f"{sys.executable} app.py")
+    page.get_by_label("Model source").select_option("disk")
+    page.get_by_label("Folder on your network disk").fill("/no/such/folder")
+    page.get_by_label("Mount path").fill("/data")
+    page.get_by_role("button", name="Create", exact=True).click()
+    pw(page.locator('[data-field="mounts.0.disk"] .field-error')).to_contain_text("does not exist")
+    page.get_by_label("Mount path").fill("relative")
+    page.get_by_role("button", name="Create", exact=True).click()
+    pw(page.locator('[data-field="mounts.0.mount_path"] .field-error')).to_contain_text("absolute path")
+    with p.client() as c:
+        assert [s["name"] for s in c.get("/services")] == ["clf"]
+
+    # the market in Chinese
+    page.locator(".user-button").click()
+    page.get_by_role("menuitemradio", name="简体中文").click()
+    console.goto("/console/models")
+    pw(page.get_by_role("heading", name="模型市场")).to_be_visible()
+    pw(page.locator('[data-model="flowers-resnet34"]')).to_contain_text("公开")
+    console.shot("model-market-zh")
+    p.delete_all_services()
