@@ -19,11 +19,10 @@ import json
 import os
 import re
 import secrets
-import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from arkserve.errors import Conflict, NotFound, PermanentError
 from arkserve.storage import paths
 from arkserve.storage.disk import Disk, Entry, QuotaExceeded, quota_message
 from arkserve.storage.paths import Parts
+from arkserve.storage.staging import Appender, Claim, Writer, check_free
 
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -50,35 +50,6 @@ class Session:
     expires_at: float
 
 
-class _Claim:
-    """A held claim on one target name (its ``flock``)."""
-
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path, self.fd = path, fd
-
-    def read(self) -> dict[str, Any]:
-        raw = os.pread(self.fd, 65536, 0)
-        try:
-            data = json.loads(raw) if raw else {}
-        except ValueError:
-            data = {}
-        return data if isinstance(data, dict) else {}
-
-    def write(self, data: dict[str, Any]) -> None:
-        raw = json.dumps(data).encode()
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, raw, 0)
-
-    def release(self, *, remove: bool) -> None:
-        if self.fd < 0:
-            return
-        if remove:
-            with suppress(FileNotFoundError):
-                self.path.unlink()
-        os.close(self.fd)
-        self.fd = -1
-
-
 class Uploads:
     """Uploads into one user's :class:`Disk`."""
 
@@ -90,14 +61,14 @@ class Uploads:
             (staging / sub).mkdir(parents=True, exist_ok=True)
 
     # -- claims and the quota ------------------------------------------------------------------------------
-    def _claim(self, parts: Parts) -> _Claim:
+    def _claim(self, parts: Parts) -> Claim:
         path = self.staging / "claims" / hashlib.sha256(paths.join(parts).encode()).hexdigest()
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                    return _Claim(path, fd)
+                    return Claim(path, fd)
             except BlockingIOError:
                 os.close(fd)
                 raise Conflict(f'an upload to "{paths.join(parts)}" is in progress', code="UploadInProgress") from None
@@ -122,7 +93,7 @@ class Uploads:
             except FileNotFoundError:
                 continue
             try:
-                claim = _Claim(path, fd)
+                claim = Claim(path, fd)
                 data = claim.read()
                 try:
                     fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -148,7 +119,7 @@ class Uploads:
         """(bytes stored, bytes reserved by uploads in flight)."""
         return self.disk.used(), self.reserved()
 
-    def _reserve(self, claim: _Claim, parts: Parts, size: int, data: dict[str, Any]) -> int:
+    def _reserve(self, claim: Claim, parts: Parts, size: int, data: dict[str, Any]) -> int:
         """Check the quota for ``size`` more bytes and record the claim; returns the bytes still free."""
         with self._quota_lock():
             old = self._existing_size(parts)
@@ -169,7 +140,7 @@ class Uploads:
         if not parts:
             raise paths.BadPath("the root of the disk is a folder, not a file")
         with paths.opened_root(self.disk.root) as rfd, paths.opened_dir(rfd, parts[:-1], create=True) as pfd:
-            _check_free(pfd, parts, overwrite)
+            check_free(pfd, parts, overwrite)
 
     # -- one-shot uploads ----------------------------------------------------------------------------------
     def begin(self, rel: str, size: int | None, *, overwrite: bool = False) -> Writer:
@@ -192,7 +163,7 @@ class Uploads:
         """Rename a complete, fsync'ed staging file onto its real name."""
         with paths.opened_root(self.disk.root) as rfd, paths.opened_dir(rfd, parts[:-1], create=True) as pfd, \
                 paths.opened_root(self.staging / "parts") as sfd:
-            _check_free(pfd, parts, overwrite)
+            check_free(pfd, parts, overwrite)
             os.rename(part_name, parts[-1], src_dir_fd=sfd, dst_dir_fd=pfd)
             os.fsync(pfd)
         return self.disk.stat(paths.join(parts))
@@ -218,7 +189,7 @@ class Uploads:
         tmp.write_text(json.dumps(meta))
         os.replace(tmp, self.staging / "sessions" / f"{sid}.json")
 
-    def _drop(self, sid: str) -> None:
+    def drop(self, sid: str) -> None:
         for p in (self.staging / "parts" / f"{sid}.part", self.staging / "sessions" / f"{sid}.json"):
             with suppress(FileNotFoundError):
                 p.unlink()
@@ -228,7 +199,7 @@ class Uploads:
         for meta_path in (self.staging / "sessions").glob("*.json"):
             meta = self._meta(meta_path.stem)
             if meta is None or meta["expires_at"] <= time.time():
-                self._drop(meta_path.stem)
+                self.drop(meta_path.stem)
 
     def create_session(self, rel: str, size: int, *, overwrite: bool = False) -> Session:
         parts = paths.split(rel)
@@ -288,98 +259,6 @@ class Uploads:
         session = self.get_session(sid)
         claim = self._claim(paths.split(session.path))
         try:
-            self._drop(sid)
+            self.drop(sid)
         finally:
             claim.release(remove=True)
-
-
-def _check_free(pfd: int, parts: Parts, overwrite: bool) -> None:
-    st = paths.lstat_in(pfd, parts[-1])
-    if st is None:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        raise Conflict(f'"{paths.join(parts)}" is a folder', code="IsAFolder")
-    if not overwrite:
-        raise Conflict(f'"{paths.join(parts)}" exists already (upload with overwrite to replace it)',
-                       code="PathExists")
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-class Writer:
-    """One one-shot upload in flight: ``write`` chunks, then ``commit`` (or ``abort``)."""
-
-    def __init__(self, up: Uploads, parts: Parts, claim: _Claim, name: str, fd: int, size: int | None,
-                 free: int, overwrite: bool) -> None:
-        self.up, self.parts, self.claim, self.name, self.fd = up, parts, claim, name, fd
-        self.size, self.free, self.overwrite, self.written = size, free, overwrite, 0
-
-    def write(self, data: bytes) -> None:
-        n = self.written + len(data)
-        if self.size is not None and n > self.size:
-            raise PermanentError(f"body is longer than the declared {self.size} bytes", code="SizeMismatch")
-        if self.size is None and n > self.free:
-            raise QuotaExceeded(quota_message(self.up.disk.limit - self.free, n, self.up.disk.limit),
-                                details={"used": self.up.disk.limit - self.free, "limit": self.up.disk.limit})
-        _write_all(self.fd, data)
-        self.written = n
-
-    def commit(self) -> Entry:
-        try:
-            if self.size is not None and self.written != self.size:
-                raise PermanentError(f"body ended after {self.written} of {self.size} bytes", code="SizeMismatch")
-            os.fsync(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-            return self.up.install(self.name, self.parts, self.overwrite)
-        finally:
-            self.abort()
-
-    def abort(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        with suppress(FileNotFoundError):
-            (self.up.staging / "parts" / self.name).unlink()
-        self.claim.release(remove=True)
-
-
-class Appender:
-    """One request appending to a resumable session; ``close`` keeps what was stored (and installs the file
-    once complete)."""
-
-    def __init__(self, up: Uploads, session: Session, parts: Parts, claim: _Claim, fd: int) -> None:
-        self.up, self.session, self.parts, self.claim, self.fd = up, session, parts, claim, fd
-        self.offset = session.offset
-
-    def write(self, data: bytes) -> None:
-        if self.offset + len(data) > self.session.size:
-            raise PermanentError(f"upload would pass its declared size of {self.session.size} bytes",
-                                 code="SizeMismatch")
-        _write_all(self.fd, data)
-        self.offset += len(data)
-
-    def close(self) -> Entry | None:
-        """Make the stored bytes durable; install the file when all bytes are there (then the session ends)."""
-        if self.fd < 0:
-            return None
-        try:
-            os.fsync(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-            if self.offset < self.session.size:
-                return None
-            sid = self.session.id
-            entry = self.up.install(f"{sid}.part", self.parts, self.session.overwrite)
-            self.up._drop(sid)
-            self.claim.release(remove=True)
-            return entry
-        finally:
-            self.claim.release(remove=False)
-
-    def state(self) -> dict[str, Any]:
-        return {**asdict(self.session), "offset": self.offset}

@@ -28,7 +28,8 @@ from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 from arkserve.errors import ArkserveError
 from arkserve.storage import paths
 from arkserve.storage.disk import Entry
-from arkserve.storage.uploads import Uploads, Writer
+from arkserve.storage.staging import Writer
+from arkserve.storage.uploads import Uploads
 
 USER_KEY = "arkserve.disk_user"
 _STATUS = {400: HTTP_BAD_REQUEST, 403: HTTP_FORBIDDEN, 404: HTTP_NOT_FOUND, 409: HTTP_CONFLICT,
