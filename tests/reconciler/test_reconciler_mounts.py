@@ -52,7 +52,8 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 DOCKER_APP = ("mkdir -p /tmp/www; cat /ark/models/weights.txt > /tmp/www/model; cat /data/in.txt > /tmp/www/data; "
               "if (echo x > /ark/models/new.txt) 2>/tmp/www/model_write_error; then echo wrote > /tmp/www/model_write; "
               "else echo refused > /tmp/www/model_write; fi; echo out > /data/out.txt; "
-              "echo $ARK_MODEL_DIR > /tmp/www/model_dir; echo ok > /tmp/www/healthz; exec httpd -f -p $PORT -h /tmp/www")
+              "echo $ARK_MODEL_DIR > /tmp/www/model_dir; echo ok > /tmp/www/healthz; "
+              "exec httpd -f -p $PORT -h /tmp/www")
 
 
 def _publish(c: Cluster, tmp_path: Path) -> str:
