@@ -90,6 +90,7 @@ class ServiceWorker:
         return ReplicaSpec(
             service=svc.name, replica=replica_id, revision=revision(spec), image=spec["image"],
             pull_token=self._pull_token(svc),
+            on_progress=lambda words: self._event(svc, "pulling", f"{spec['image']}: {words}", replica_id),
             command=spec["command"], port=int(spec["port"]),
             env=replica_env(self.runtime.name, spec["image"], spec.get("env") or {}),
             cpus=float(itype["cpus"]), memory_mb=int(itype["memory_mb"]), gpus=int(itype["gpus"]), mounts=mounts,

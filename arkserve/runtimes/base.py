@@ -16,7 +16,7 @@ threads, one service at a time per thread.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -68,6 +68,7 @@ class ReplicaSpec:
     mounts: tuple[Mount, ...] = ()
     trusted: bool = False  # owned by an admin: may run unconfined where the local runtime cannot sandbox
     pull_token: str = ""  # docker: a registry token for pulling exactly this image (the platform registry)
+    on_progress: Callable[[str], None] | None = field(default=None, compare=False)  # pull progress, in words
 
 
 class ReplicaPhase(StrEnum):

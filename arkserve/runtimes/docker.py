@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from docker.types import Mount as DockerMount
 
 from arkserve.errors import PermanentError, RuntimeUnavailable, TemporaryError
 from arkserve.logs import DEFAULT_MAX_BYTES, LogWriter, log_dir_for, log_path, parse_ts, rotate
+from arkserve.registry.progress import PullProgress
 from arkserve.runtimes.base import ReplicaInfo, ReplicaPhase, ReplicaSpec, checked_object_name, object_name
 
 _PHASES = {"created": ReplicaPhase.CREATED, "running": ReplicaPhase.RUNNING, "paused": ReplicaPhase.RUNNING,
@@ -175,7 +176,7 @@ class DockerRuntime:
                 return None
         return c if c.labels.get("ark.managed") == "1" else None
 
-    def _pull_with_token(self, image: str, token: str) -> str:
+    def _pull_with_token(self, image: str, token: str, on_progress: Callable[[str], None] | None = None) -> str:
         """Pull ``image`` from the platform registry with a token for exactly its repository (every start, so a
         re-pushed tag is picked up); returns the manifest digest. Registry refusals keep the registry's words."""
         ref, _, digest = image.partition("@")
@@ -184,13 +185,22 @@ class DockerRuntime:
             repo, tag = ref.rsplit(":", 1)
         if digest:
             tag = digest
+        progress, said, last = PullProgress(), "", 0.0
         try:
             with _daemon(self.url):
                 for line in self.client.api.pull(repo, tag, stream=True, decode=True,
                                                  auth_config={"registrytoken": token}):
                     if isinstance(line, dict) and line.get("error"):
                         raise docker.errors.APIError(line["error"], explanation=line["error"])
+                    if on_progress is not None and isinstance(line, dict):
+                        progress.feed(line)
+                        now = time.monotonic()
+                        if progress.layers and (not said or now - last >= 1.0):
+                            said, last = progress.summary(), now
+                            on_progress(said)
                 found = self.client.images.get(image)
+            if on_progress is not None and progress.layers and progress.summary() != said:
+                on_progress(progress.summary())
         except (PermanentError, TemporaryError) as exc:
             text = exc.message.removeprefix("docker: ")
             if "not found" in text or "manifest unknown" in text:
@@ -227,7 +237,7 @@ class DockerRuntime:
         if existing is not None and existing.status == "running":
             self._follow(existing)
             return self._info(existing)
-        digest = self._pull_with_token(spec.image, spec.pull_token) if spec.pull_token else ""
+        digest = self._pull_with_token(spec.image, spec.pull_token, spec.on_progress) if spec.pull_token else ""
         if not digest:
             self._check_image(spec.image)
         env = {"HOME": "/tmp", **spec.env, "PORT": str(spec.port), "ARK_PORT": str(spec.port),  # noqa: S108

@@ -77,3 +77,19 @@ def test_short_form_and_names() -> None:
     assert resolve_short("127.0.0.1:7782/bob/x:1", "127.0.0.1:7782", "alice") == "127.0.0.1:7782/bob/x:1"
     assert valid_repository("alice/app") and valid_repository("ark-public/py.torch_2")
     assert not valid_repository("app") and not valid_repository("Alice/App") and not valid_repository("a//b")
+
+
+def test_pull_progress_in_words() -> None:
+    from arkserve.registry.progress import PullProgress
+
+    p = PullProgress()
+    for line in [{"status": "Pulling from alice/app", "id": "v1"},
+                 {"status": "Pulling fs layer", "id": "aaa"}, {"status": "Pulling fs layer", "id": "bbb"},
+                 {"status": "Downloading", "id": "aaa", "progressDetail": {"current": 600_000_000, "total": 10**9}},
+                 {"status": "Downloading", "id": "bbb", "progressDetail": {"current": 12_000_000, "total": 4 * 10**8}}]:
+        p.feed(line)
+    assert p.summary() == "pulling 0 of 2 layers, 612.0 MB of 1.4 GB"
+    p.feed({"status": "Pull complete", "id": "aaa"})
+    p.feed({"status": "Already exists", "id": "bbb"})
+    p.feed({"status": "Digest: sha256:abc"})
+    assert p.summary() == "pulled 2 of 2 layers, 1.4 GB of 1.4 GB"

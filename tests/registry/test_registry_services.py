@@ -4,11 +4,15 @@ deleted; a missing tag ends as failed/ImageNotFound and a refused pull as failed
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,10 +25,22 @@ from arkserve.sdk.auth import ArkRequestsAuth
 from arkserve.sdk.client import ApiError
 from tests.reconciler.conftest import FAST
 from tests.registry.conftest import Stack, wait_for
-from tests.runtimes.conftest import DOCKER_INSTANCE
+from tests.runtimes.conftest import DOCKER_INSTANCE, TEST_IMAGE
 
 pytestmark = pytest.mark.docker
 SERVE = "mkdir -p /tmp/www; env > /tmp/www/env; echo ok > /tmp/www/healthz; exec httpd -f -p $PORT -h /tmp/www"
+
+
+def _app_image(tmp: Path) -> str:
+    """The busybox test image plus 2 MiB of random bytes in a layer of its own (docker build, offline)."""
+    ctx = tmp / "app-image"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "junk.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+    (ctx / "Dockerfile").write_text(f"FROM {TEST_IMAGE}\nCOPY junk.bin /junk.bin\n")
+    tag = f"arkserve-test/regweb:{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "build", "-q", "-t", tag, str(ctx)], check=True, capture_output=True,
+                   env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    return tag
 
 
 @dataclass
@@ -70,10 +86,11 @@ def test_service_from_a_pushed_image_serves_signed_requests(parts: Parts) -> Non
     stack = parts.stack
     frank = stack.add_user("frank")
     assert stack.login("frank").returncode == 0
-    pushed = stack.push("frank", "frank/web:v1")
+    local = _app_image(stack.tmp)  # busybox + a layer of its own, so the pull has bytes to fetch
+    pushed = stack.push("frank", "frank/web:v1", source=local)
     assert pushed.returncode == 0, pushed.stderr
     digest = pushed.stdout.split("digest: ", 1)[1].split()[0]
-    subprocess.run(["docker", "rmi", f"{stack.address}/frank/web:v1"], check=True, capture_output=True)  # so it pulls
+    subprocess.run(["docker", "rmi", local, f"{stack.address}/frank/web:v1"], check=True, capture_output=True)
     body = {"name": "regweb", "image": "web:v1", "port": 8000, "command": SERVE, "health_path": "/healthz",
             "startup_timeout_s": 30}
     with stack.client("frank") as c:
@@ -96,6 +113,10 @@ def test_service_from_a_pushed_image_serves_signed_requests(parts: Parts) -> Non
     with stack.client("frank") as c:
         events = c.get("/services/regweb/events")
         assert any(digest in e["message"] for e in events if e["kind"] == "started"), events
+        pulls = [e["message"] for e in events if e["kind"] == "pulling"]
+        # the busybox layer is already on this host; the app's own 2 MiB layer is downloaded
+        assert pulls and re.fullmatch(rf"{re.escape(stack.address)}/frank/web:v1: pulled 2 of 2 layers, "
+                                      r"2\.\d MB of 2\.\d MB", pulls[-1]), pulls
         for ref in ("web:v1", "web"):
             with pytest.raises(ApiError) as in_use:
                 c.delete(f"/images/{ref}")
