@@ -20,6 +20,7 @@ from arkserve.api.errors import validated
 from arkserve.api.images import service_image
 from arkserve.api.security import Caller, Context, Principal
 from arkserve.domain.durations import UNITS, parse_duration
+from arkserve.domain.rollout import Replica, honest_status
 from arkserve.domain.services import endpoint, revision
 from arkserve.errors import NotFound, ValidationFailed
 from arkserve.logs import follow_logs, log_dir_for, read_logs
@@ -56,8 +57,10 @@ def _replica_out(r: ReplicaRow) -> ReplicaOut:
 
 
 def service_out(settings: Settings, svc: ServiceRow, reps: list[ReplicaRow]) -> ServiceOut:
+    status, reason, message = honest_status(svc.status, svc.reason, svc.message, svc.replicas, revision(svc.spec),
+                                            [Replica(r.state, r.revision) for r in reps])
     return ServiceOut(
-        name=svc.name, owner=svc.owner, status=svc.status, reason=svc.reason, message=svc.message,
+        name=svc.name, owner=svc.owner, status=status, reason=reason, message=message,
         endpoint=service_endpoint(settings, svc), replicas=svc.replicas,
         ready=sum(1 for r in reps if r.state == "ready"), generation=svc.generation, revision=revision(svc.spec),
         spec=ServiceSpec(**svc.spec), instances=[_replica_out(r) for r in reps],

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from arkserve.cli.output import fail
+from arkserve.cli.output import EXIT_AUTH, EXIT_FAILURE, fail
 from arkserve.sdk import profiles
 from arkserve.sdk.client import ApiError, Client
 
@@ -62,6 +62,6 @@ def api_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except ApiError as exc:
             rid = f" (request {exc.request_id})" if exc.request_id else ""
-            fail(f"{exc.message} [{exc.code}]{rid}", 2 if exc.status in (401, 403) else 1)
+            fail(f"{exc.message} [{exc.code}]{rid}", EXIT_AUTH if exc.status in (401, 403) else EXIT_FAILURE)
 
     return wrapper  # type: ignore[return-value]

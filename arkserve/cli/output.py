@@ -47,6 +47,12 @@ def render(data: Any, fmt: str, columns: Sequence[str] = ()) -> None:
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else 100_000).print(table)
 
 
-def fail(message: str, code: int = 1) -> None:
+EXIT_FAILURE = 1  # the API refused, or the work failed (docs/cli.md)
+EXIT_USAGE = 2  # click's own: a bad option or argument
+EXIT_AUTH = 3  # authentication or permission failure (401, 403)
+EXIT_TIMEOUT = 4  # --wait gave up before the work was done
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> None:
     click.echo(f"Error: {message}", err=True)
     raise SystemExit(code)

@@ -11,7 +11,8 @@ from rich.console import Console
 
 from arkserve.cli.context import api_errors, state
 from arkserve.cli.models import mount_lines, parse_mount
-from arkserve.cli.output import fail, output_option, render
+from arkserve.cli.output import EXIT_TIMEOUT, fail, output_option, render
+from arkserve.domain.rollout import Replica, settled
 from arkserve.sdk.client import ApiError, Client
 
 COLUMNS = ("name", "status", "ready", "replicas", "endpoint", "auth", "instance_type", "reason")
@@ -34,20 +35,26 @@ def _env(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def wait_ready(c: Client, name: str, timeout: float) -> dict[str, Any]:
-    """Poll until every desired replica is ready; fail on a crash loop, a stalled rollout or the timeout."""
+    """Poll until the service has settled (every desired replica on the current revision and ready); exit 1
+    with the status message when its replicas on that revision fail (crash loop, stalled rollout), and
+    ``EXIT_TIMEOUT`` when ``timeout`` passes first."""
     console = Console(stderr=True)
     deadline = time.monotonic() + timeout
     with console.status(f"waiting for {name}…") as status:
         while True:
             svc: dict[str, Any] = c.get(f"/services/{name}")
-            status.update(f"{name}: {svc['ready']}/{svc['replicas']} ready — {svc['status']}: {svc['message']}")
-            settled = len(svc["instances"]) == svc["replicas"] == svc["ready"]
-            if settled and svc["status"] in ("ready", "stopped"):
+            rev, want = svc["revision"], svc["replicas"]
+            done = sum(1 for i in svc["instances"] if i["revision"] == rev and i["state"] == "ready")
+            status.update(f"{name}: {done}/{want} ready on revision {rev} — {svc['status']}: {svc['message']}")
+            if settled(want, rev, [Replica(i["state"], i["revision"]) for i in svc["instances"]]) \
+                    and svc["status"] in ("ready", "stopped"):
                 return svc
-            if svc["status"] in ("failed", "degraded"):
+            failing = any(i["revision"] == rev and i["state"] == "failed" for i in svc["instances"])
+            if svc["status"] in ("failed", "degraded") and failing:
                 fail(f"{name} is {svc['status']} ({svc['reason']}): {svc['message']}")
             if time.monotonic() > deadline:
-                fail(f"timed out after {timeout:.0f}s: {svc['ready']}/{svc['replicas']} ready; {svc['message']}")
+                fail(f"timed out after {timeout:g}s: {done}/{want} replicas ready on revision {rev}; "
+                     f"{svc['status']} ({svc['reason']}): {svc['message']}", EXIT_TIMEOUT)
             time.sleep(0.5)
 
 
@@ -73,7 +80,7 @@ def service() -> None:
               help="model:NAME@VERSION:/path or disk:/folder:/path[:rw] (repeatable; read-only unless :rw).")
 @click.option("--max-surge", type=click.IntRange(0, 1), default=1, show_default=True,
               help="0 replaces replicas in place on updates (no spare capacity needed).")
-@click.option("--wait", is_flag=True, help="Wait until every replica is ready.")
+@click.option("--wait", is_flag=True, help="Wait until every replica is ready (exit 1 if they fail, 4 on timeout).")
 @click.option("--timeout", type=float, default=600, show_default=True, help="Seconds --wait waits.")
 @output_option
 @api_errors
@@ -127,7 +134,7 @@ def get(name: str, fmt: str) -> None:
                  context_settings={"ignore_unknown_options": True})  # so that -1 reaches the range check
 @click.argument("name")
 @click.argument("replicas", type=click.IntRange(0, 64))
-@click.option("--wait", is_flag=True, help="Wait until the new count is ready.")
+@click.option("--wait", is_flag=True, help="Wait until the new count is ready (exit 1 if they fail, 4 on timeout).")
 @click.option("--timeout", type=float, default=600, show_default=True)
 @output_option
 @api_errors
@@ -151,7 +158,8 @@ def scale(name: str, replicas: int, wait: bool, timeout: float, fmt: str) -> Non
 @click.option("--max-surge", type=click.IntRange(0, 1))
 @click.option("--mount", "mounts", multiple=True, metavar="SPEC", help="Replaces all mounts (see create).")
 @click.option("--no-mounts", is_flag=True, help="Remove every mount.")
-@click.option("--wait", is_flag=True)
+@click.option("--wait", is_flag=True, help="Wait until every replica runs the new revision and is ready (exit 1 if "
+                                           "the rollout stalls, 4 on timeout).")
 @click.option("--timeout", type=float, default=600, show_default=True)
 @output_option
 @api_errors

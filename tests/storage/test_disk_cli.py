@@ -61,7 +61,7 @@ def test_exit_codes(disk_env: DiskEnv, tmp_path: Path) -> None:
     env["ARKSERVE_SECRET_KEY"] = disk_env.bob.sk  # alice's AK with another SK: the signature fails
     denied = subprocess.run([sys.executable, "-m", "arkserve", "disk", "ls"], capture_output=True, text=True,
                             env=env, timeout=60)
-    assert denied.returncode == 2, denied.stderr
+    assert denied.returncode == 3, denied.stderr  # authentication failure (docs/cli.md)
     disk_env.set_quota("alice", 10)
     (tmp_path / "big").write_bytes(b"x" * 11)
     over = _ark(disk_env, tmp_path, "put", str(tmp_path / "big"))
