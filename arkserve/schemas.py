@@ -168,6 +168,9 @@ class ServiceSpec(_In):
     env: dict[str, str] = Field(default_factory=dict)
     health_path: str | None = Field(default=None, max_length=256, description="HTTP readiness path; none: TCP")
     auth: bool = Field(default=True, description="require AK/SK signatures; false makes the service public")
+    pass_authorization: bool = Field(default=False, description="public services: hand the client's "
+                                     "Authorization header to the replica (the app checks its own tokens); "
+                                     "off: the gateway drops it")
     model: ModelMount = Field(default_factory=ModelMount)
     mounts: list[ServiceMount] = Field(default_factory=list, max_length=16,
                                        description="models and disk folders mounted into each replica")
@@ -227,6 +230,7 @@ class ServicePatch(_In):
     env: dict[str, str] | None = None
     health_path: str | None = None
     auth: bool | None = None
+    pass_authorization: bool | None = None
     model: ModelMount | None = None
     mounts: list[ServiceMount] | None = Field(default=None, max_length=16)
     max_surge: int | None = Field(default=None, ge=0, le=1)

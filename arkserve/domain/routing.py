@@ -46,6 +46,7 @@ class ServiceRoute:
     failing: str = ""  # the status reason while the service is failed (CrashLoop, ImageNotFound); never the
     # message, which quotes the app's last log lines and must not reach callers of a public service
     not_ready: str = ""  # the status reason while the service is not ready (Scaling, WrongPort, ScaledToZero…)
+    pass_authorization: bool = False  # public services: hand the client's Authorization header to the replica
 
     @property
     def failed_without_replicas(self) -> bool:

@@ -98,6 +98,14 @@ def valid_host(value: bytes) -> bool:
     return _HOST_OK(value) is not None
 
 
+def host_port(host: bytes) -> int | None:
+    """The port of a valid ``host[:port]`` (``[v6]:port`` too), or ``None`` when it names none."""
+    _, sep, tail = host.rpartition(b":")
+    if not sep or b"]" in tail or not tail.isdigit():
+        return None
+    return int(tail)
+
+
 def host_service(host: bytes, suffix: bytes) -> str | None:
     """The service of ``<service>.<base_domain>[:port]`` (``suffix`` is ``b"." + base_domain``)."""
     name = host.rsplit(b":", 1)[0] if b"]" not in host else host

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from arkserve.auth.signing import EMPTY_CONTENT_HASH, SignatureError, check_payload
 from arkserve.gateway.auth import Decision, authenticate
 from arkserve.gateway.exchange import Exchange
-from arkserve.gateway.http import HOP_BY_HOP, HttpError, host_service, request_id, valid_host
+from arkserve.gateway.http import HOP_BY_HOP, HttpError, host_port, host_service, request_id, valid_host
 
 if TYPE_CHECKING:
     from arkserve.gateway.proxy import ClientConnection
@@ -109,11 +109,25 @@ def build_exchange(conn: ClientConnection) -> Exchange:
         head.append(b"connection: upgrade\r\nupgrade: " + upgrade + b"\r\n")
     if err is None and route is not None:
         if route.auth:
-            err = _authenticate(ex, signing, host, has_body)  # type: ignore[arg-type]
-        elif AUTHZ in signing:
+            err = _other_host(conn, host) or _authenticate(ex, signing, host, has_body)  # type: ignore[arg-type]
+        elif AUTHZ in signing and route.pass_authorization:  # else a public service never sees it
             head += (b"authorization: ", signing[AUTHZ], b"\r\n")
     ex.error = err
     return ex
+
+
+def _other_host(conn: ClientConnection, host: bytes) -> HttpError | None:
+    """Port addressing: a signature covers the Host, so the Host must name the port the request arrived on (a
+    request signed for another service's port is refused). Host addressing routes by the Host itself."""
+    if conn.core.host_mode:
+        return None
+    port = host_port(host)
+    if port == conn.port or (port is None and conn.port in (80, 443)):
+        return None
+    conn.core.metrics.auth_failure("HostMismatch")
+    named = f"port {port}" if port is not None else "no port"
+    return HttpError(401, "HostMismatch", f"the Host header names {named} but the request arrived on port "
+                                          f"{conn.port}: sign each request for the endpoint it is sent to")
 
 
 def _authenticate(ex: Exchange, signing: dict[int, bytes], host: bytes, has_body: bool) -> HttpError | None:

@@ -33,6 +33,7 @@ def load_snapshot(conn: Connection, master: MasterKey) -> RoutingSnapshot:
             name=svc.name, owner_id=svc.owner_id, auth=bool(spec.get("auth", True)), upstreams=ups,
             gateway_port=svc.gateway_port, request_timeout_s=float(spec.get("request_timeout_s", 60.0)),
             max_concurrency=int(spec.get("max_concurrency", 0)),
+            pass_authorization=bool(spec.get("pass_authorization", False)),
             failing=svc.reason if svc.status == "failed" else "",
             not_ready="" if svc.status == "ready" else ("ScaledToZero" if svc.replicas == 0 else svc.reason))
     disabled = {uid for (uid,) in conn.execute(select(users.c.id).where(users.c.disabled.is_(True)))}

@@ -89,12 +89,30 @@ def test_auth_failures(replicas: Any, gateway: Any) -> None:
     assert r1.hits == ["/x"]
 
 
-def test_auth_off_needs_no_signature_and_passes_authorization(replicas: Any, gateway: Any) -> None:
+def test_auth_off_needs_no_signature_and_passes_authorization_only_when_asked(replicas: Any, gateway: Any) -> None:
     r1 = replicas("r1")
-    port = free_port()
-    gateway(snapshot(1, route("open", [r1.upstream()], port, auth=False)))
+    port, asks = free_port(), free_port()
+    gateway(snapshot(1, route("open", [r1.upstream()], port, auth=False),
+                     route("tokens", [r1.upstream()], asks, auth=False, pass_authorization=True)))
     resp = httpx.get(url(port, "/free"), headers={"Authorization": "Bearer app-token"})
+    assert resp.status_code == 200 and "authorization" not in resp.json()["headers"]  # a client's credentials
+    resp = httpx.get(url(asks, "/free"), headers={"Authorization": "Bearer app-token"})
     assert resp.status_code == 200 and resp.json()["headers"]["authorization"] == "Bearer app-token"
+
+
+def test_a_request_signed_for_another_port_is_refused(replicas: Any, gateway: Any) -> None:
+    r1, r2 = replicas("r1"), replicas("r2")
+    mine, other = free_port(), free_port()
+    gateway(snapshot(1, route("mine", [r1.upstream()], mine), route("other", [r2.upstream()], other)))
+    for host in (f"127.0.0.1:{other}", "127.0.0.1"):
+        h = sign_headers(method="GET", url="/x", host=host, access_key="AKOWNER", secret_key=SK, body=b"",
+                         now=time.time())
+        resp = httpx.get(url(mine, "/x"), headers={**h, "Host": host})
+        assert resp.status_code == 401 and resp.json()["code"] == "HostMismatch", resp.text
+        assert "arrived on port" in resp.json()["message"]
+    resp = httpx.get(url(mine, "/x"), auth=ArkAuth("AKOWNER", SK))  # signed for the port it is sent to
+    assert resp.status_code == 200
+    assert r1.hits == ["/x"] and r2.hits == []
 
 
 def test_require_signed_payload_rejects_unsigned(replicas: Any, gateway: Any) -> None:
