@@ -15,6 +15,7 @@ export class ApiError extends Error {
 }
 
 export function setCsrf(token) { csrf = token || ""; }
+export function csrfToken() { return csrf; }
 export function onSessionExpired(fn) { onExpired = fn; }
 
 async function errorOf(res) {

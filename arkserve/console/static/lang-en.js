@@ -181,7 +181,7 @@ export default {
   "images.step.tag": "2. Tag your local image", "images.step.push": "3. Push it",
   "images.pushRun": "Then run it as a service (Docker runtime):",
   "nav.disk": "Network disk",
-  "disk.title": "Network disk", "disk.intro": "Your own files: upload datasets and model weights once, then mount a folder into a service. Also reachable over WebDAV at /dav/ and with `arkserve disk`.",
+  "disk.title": "Network disk", "disk.intro": "Your own files: upload datasets and model weights once, then mount a folder into a service. Also reachable over WebDAV at /dav/ and with the arkserve disk command.",
   "disk.root": "My disk", "disk.empty": "This folder is empty. Drop files here or use Upload.",
   "disk.usage": "{used} of {limit} used", "disk.upload": "Upload", "disk.newFolder": "New folder",
   "disk.folderName": "Folder name", "disk.create": "Create", "disk.download": "Download", "disk.rename": "Rename",

@@ -181,7 +181,7 @@ export default {
   "images.step.tag": "2. 给本地镜像打标签", "images.step.push": "3. 推送",
   "images.pushRun": "然后用它创建服务（Docker 运行时）：",
   "nav.disk": "网盘",
-  "disk.title": "网盘", "disk.intro": "你自己的文件：数据集和模型权重上传一次，即可把文件夹挂载到服务中。也可通过 WebDAV（/dav/）和 `arkserve disk` 访问。",
+  "disk.title": "网盘", "disk.intro": "你自己的文件：数据集和模型权重上传一次，即可把文件夹挂载到服务中。也可通过 WebDAV（/dav/）和 arkserve disk 命令访问。",
   "disk.root": "我的网盘", "disk.empty": "此文件夹为空。把文件拖到这里，或点击“上传”。",
   "disk.usage": "已用 {used} / {limit}", "disk.upload": "上传", "disk.newFolder": "新建文件夹",
   "disk.folderName": "文件夹名称", "disk.create": "创建", "disk.download": "下载", "disk.rename": "重命名",
