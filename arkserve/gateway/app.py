@@ -30,6 +30,7 @@ from arkserve.gateway.core import Core
 from arkserve.gateway.proxy import IDLE, TUNNEL, ClientConnection
 from arkserve.gateway.requestlog import RecordSink
 from arkserve.gateway.snapshot import SnapshotHolder, SnapshotSource
+from arkserve.gateway.tlslisten import TlsListener
 
 log = logging.getLogger("arkserve.gateway")
 
@@ -59,7 +60,7 @@ class Gateway:
         self.sink = sink
         self.ssl_context = ssl_context
         self.metrics_dir = metrics_dir
-        self.listeners: dict[int, asyncio.Server] = {}  # gateway port -> server
+        self.listeners: dict[int, asyncio.Server | TlsListener] = {}  # gateway port -> server
         self.admin: asyncio.Server | None = None
         self.core: Core | None = None
         self.holder: SnapshotHolder | None = None
@@ -170,9 +171,11 @@ class Gateway:
         except OSError as exc:
             log.error("cannot listen on %s:%s (retried later): %s", self.config.host, port, exc)
             return
-        tls = self.ssl_context is not None
-        self.listeners[port] = await core.loop.create_server(
-            lambda: ClientConnection(core, port, tls), sock=sock, ssl=self.ssl_context)
+        if self.ssl_context is not None:  # answers plain HTTP with a 400 that says to use HTTPS
+            self.listeners[port] = TlsListener(core.loop, sock, lambda: ClientConnection(core, port, True),
+                                               self.ssl_context, port, self.config.header_timeout_s)
+            return
+        self.listeners[port] = await core.loop.create_server(lambda: ClientConnection(core, port, False), sock=sock)
 
     async def _sync_listeners(self) -> None:
         async with self._sync_lock:
