@@ -54,7 +54,8 @@ def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
 
     @api.get("/healthz", tags=["meta"], summary="Liveness of the API process")
     def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok", "version": arkserve.__version__})
+        return JSONResponse({"status": "ok", "version": arkserve.__version__,
+                             "runtime": settings.runtime.kind})  # scripts check they picked the right platform
 
     @api.get("/readyz", tags=["meta"], summary="Readiness: the API reaches its store (503 StoreUnavailable "
              "while it cannot); for load balancers and Kubernetes readiness probes")

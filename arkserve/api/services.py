@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Response
@@ -83,6 +84,14 @@ def _check_instance_type(conn: Any, name: str) -> None:
                                field="instance_type") from None
 
 
+def _check_local_image(ctx: Context, image: object) -> None:
+    """The local runtime runs an app directory on this host: one that is not there could never start."""
+    if ctx.settings.runtime.kind == "local" and isinstance(image, str) and not Path(image).is_dir():
+        raise ValidationFailed(f"image: no directory {image} on this host (the local runtime runs an app "
+                               "directory; for an image reference the platform must run with the Docker runtime: "
+                               "`arkserve up --runtime docker`)", field="image")
+
+
 @router.get("/services", response_model=list[ServiceOut], summary="List services (yours; admin: all)")
 def list_services(caller: Caller, ctx: Context) -> list[ServiceOut]:
     with ctx.store.read() as conn:
@@ -98,6 +107,7 @@ def list_services(caller: Caller, ctx: Context) -> list[ServiceOut]:
 def create_service(body: ServiceCreate, caller: Caller, ctx: Context) -> ServiceOut:
     spec = ServiceSpec(**body.model_dump(exclude={"name", "replicas"})).model_dump()
     spec["image"] = service_image(ctx, caller.user, spec["image"])  # short form; registry images: who may pull
+    _check_local_image(ctx, spec["image"])
     g = ctx.settings.gateway
     port_base = g.port_base if g.addressing == "port" else None
     with ctx.store.begin() as conn:
@@ -127,6 +137,7 @@ def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -
     if "image" in changes:
         with ctx.store.read() as conn:
             changes["image"] = service_image(ctx, user_store.get_by_id(conn, svc.owner_id), changes["image"])
+        _check_local_image(ctx, changes["image"])
     spec = validated(ServiceSpec, {**svc.spec, **changes}).model_dump() if changes else None
     with ctx.store.begin() as conn:
         if spec is not None and spec.get("instance_type") != svc.spec.get("instance_type"):

@@ -154,10 +154,37 @@ PY
   echo "run.sh: the request log did not list all $want requests" >&2; return 1
 }
 
+platform_runtime() {  # the runtime of the CLI profile's platform (its /api/v1/healthz says), or "" when unknown
+  "$PY" - "${ARKSERVE_PROFILE:-default}" <<'PY' 2>/dev/null || true
+import os, sys
+import httpx
+from arkserve.sdk.profiles import config_path, load_all
+endpoint = os.environ.get("ARKSERVE_ENDPOINT") or load_all(config_path())[sys.argv[1]].endpoint
+print(httpx.get(endpoint.rstrip("/") + "/api/v1/healthz", timeout=5).json().get("runtime", ""))
+PY
+}
+
+check_runtime() {  # the walkthrough's mode must match the runtime of a platform it did not start
+  local runtime why; runtime=$(platform_runtime)
+  if [ -z "$runtime" ] || [ "$runtime" = "$MODE" ]; then return 0; fi
+  if [ "$MODE" = docker ]; then why="it deploys the image arkserve-examples/flowers:1, which only the Docker runtime runs"
+  else why="it deploys this folder as an app directory, which only the local runtime runs"; fi
+  cat >&2 <<EOF
+run.sh: the platform of your CLI profile runs the $runtime runtime, but 'run.sh $MODE' needs the $MODE runtime
+  ($why). Do one of:
+  - run the walkthrough that fits that platform:      examples/flowers/run.sh $runtime
+  - restart the platform on the $MODE runtime:         arkserve down (or Ctrl-C in its terminal), then
+                                                      arkserve up --runtime $MODE
+  - let run.sh start a private platform for this run: FLOWERS_PLATFORM=own examples/flowers/run.sh $MODE
+EOF
+  exit 1
+}
+
 case ${FLOWERS_PLATFORM:-auto} in
   own) start_platform ;;
-  profile) "$ARK" whoami >/dev/null ;;
-  *) if "$ARK" whoami >/dev/null 2>&1; then log "using the platform of the CLI profile"; else start_platform; fi ;;
+  profile) "$ARK" whoami >/dev/null; check_runtime ;;
+  *) if "$ARK" whoami >/dev/null 2>&1; then log "using the platform of the CLI profile"; check_runtime
+     else start_platform; fi ;;
 esac
 timed "build ($MODE)" build
 if "$ARK" service get "$NAME" -o json >/dev/null 2>&1; then
