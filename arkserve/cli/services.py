@@ -66,7 +66,9 @@ def service() -> None:
 @service.command("create", help="Create a service. IMAGE is an image reference (docker) or a directory (local).")
 @click.argument("name")
 @click.option("--image", required=True, help="Image reference, or the app directory on the local runtime.")
-@click.option("--port", type=int, required=True, help="Port the app listens on.")
+@click.option("--port", type=int, required=True,
+              help="Docker runtime: the port the app listens on inside its container. Local runtime: not used; "
+                   "each replica gets a free port in $PORT, and the app must listen on $PORT.")
 @click.option("--command", "command", required=True, help="Start command, run by /bin/sh -c.")
 @click.option("--instance-type", default="cpu.small", show_default=True)
 @click.option("--replicas", type=int, default=1, show_default=True)
@@ -149,7 +151,7 @@ def scale(name: str, replicas: int, wait: bool, timeout: float, fmt: str) -> Non
 @service.command("update", help="Change the spec; image/command/env/port/instance type roll replicas one at a time.")
 @click.argument("name")
 @click.option("--image")
-@click.option("--port", type=int)
+@click.option("--port", type=int, help="The app's port in its container (Docker runtime; see `create --help`).")
 @click.option("--command", "command")
 @click.option("--instance-type")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="Replaces the whole environment.")

@@ -81,3 +81,12 @@ def test_key_list_and_where_the_access_log_goes(tmp_path: Path) -> None:
         while "GET /api/v1/healthz/?shown" not in (tmp_path / "api2.out").read_text():
             assert time.monotonic() < deadline, "asked for, but no access-log line on the terminal"
             time.sleep(0.05)
+
+
+def test_port_help_says_what_the_port_means_on_each_runtime() -> None:
+    text = " ".join(CliRunner().invoke(cli, ["service", "create", "--help"]).output.split())
+    assert "Docker runtime: the port the app listens on inside its container" in text
+    assert "Local runtime: not used; each replica gets a free port in $PORT" in text
+    static = Path(__file__).parents[2] / "arkserve" / "console" / "static"
+    assert "Local runtime: not used" in (static / "lang-en.js").read_text()
+    assert "本地运行时：不使用此值" in (static / "lang-zh.js").read_text()

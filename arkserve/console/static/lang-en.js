@@ -45,7 +45,7 @@ export default {
   "create.instanceType": "Instance type", "create.container": "Image and start command", "create.image": "Image",
   "create.imagePlaceholder": "/srv/apps/my-model or registry/image:tag",
   "create.imageHint": "Local runtime: a directory on the host. Docker runtime: an image reference.",
-  "create.port": "Port", "create.portHint": "The port your app listens on (1–65535); the platform also sets $PORT.",
+  "create.port": "Port", "create.portHint": "Docker runtime: the port your app listens on inside its container (1–65535). Local runtime: not used; each instance gets a free port in $PORT and your app must listen on $PORT.",
   "create.health": "Health check path", "create.healthHint": "An HTTP path that answers 200 when ready; empty: a TCP check.",
   "create.command": "Start command", "create.commandHint": "Run with /bin/sh -c inside the image directory.",
   "create.env": "Environment variables", "create.envHint": "PORT and ARK_* are set by the platform.",

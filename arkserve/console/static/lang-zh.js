@@ -45,7 +45,7 @@ export default {
   "create.instanceType": "实例规格", "create.container": "镜像与启动命令", "create.image": "镜像",
   "create.imagePlaceholder": "/srv/apps/my-model 或 registry/image:tag",
   "create.imageHint": "本地运行时：主机上的目录；Docker 运行时：镜像地址。",
-  "create.port": "端口", "create.portHint": "应用监听的端口（1–65535）；平台同时设置 $PORT。",
+  "create.port": "端口", "create.portHint": "Docker 运行时：应用在容器内监听的端口（1–65535）。本地运行时：不使用此值；每个实例在 $PORT 中获得一个空闲端口，应用必须监听 $PORT。",
   "create.health": "健康检查路径", "create.healthHint": "就绪时返回 200 的 HTTP 路径；留空则做 TCP 检查。",
   "create.command": "启动命令", "create.commandHint": "在镜像目录中通过 /bin/sh -c 执行。",
   "create.env": "环境变量", "create.envHint": "PORT 和 ARK_* 由平台设置。",
