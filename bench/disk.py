@@ -8,12 +8,15 @@ The API runs as its own process (``arkserve api``) over a fresh data dir in a te
 the source file. Upload: one streamed ``PUT /api/v1/disk/files/...`` (signed, unsigned payload), which
 ends with fsync + rename; so ``cp`` is timed both bare and followed by ``sync`` of the copy, the fair
 reference for a durable write. Download: ``GET`` streamed to a local file (no fsync, like ``cp``).
+The client is ``curl`` when it is installed (so the numbers are the server's, not a Python client's),
+else httpx (``--client httpx`` forces it).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -26,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from arkserve import settings as settings_mod
+from arkserve.auth import signing
 from arkserve.bootstrap import prepare
 from arkserve.sdk.auth import ArkAuth
 
@@ -71,12 +75,22 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=1024, help="file size in MiB (default 1024)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--dir", default=None, help="where the files and data dir go (default: a temp dir)")
+    ap.add_argument("--client", choices=("curl", "httpx"), default="curl" if shutil.which("curl") else "httpx")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="ark-bench-disk-") as tmp:
-        run(Path(tmp), args.mib, args.rounds)
+        run(Path(tmp), args.mib, args.rounds, args.client)
 
 
-def run(tmp: Path, mib: int, rounds: int) -> None:
+def _curl(method: str, url: str, ak: str, sk: str, *args: str) -> None:
+    parts = httpx.URL(url)
+    headers = signing.sign_headers(method=method, url=parts.raw_path.decode(), host=f"{parts.host}:{parts.port}",
+                                   access_key=ak, secret_key=sk, body=None, now=time.time())
+    flags = [f for k, v in headers.items() for f in ("-H", f"{k}: {v}")]
+    subprocess.run(["curl", "-sS", "--fail", "-X", method, *flags, *args, url], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def run(tmp: Path, mib: int, rounds: int, client: str) -> None:
     src = tmp / "src.bin"
     block = os.urandom(CHUNK)
     with src.open("wb") as f:
@@ -116,11 +130,19 @@ def run(tmp: Path, mib: int, rounds: int) -> None:
                 ["sh", "-c", f"cp '{src}' '{dst}' && sync '{dst}'"], check=True)))
             dst.unlink()
 
-            def upload(r: int = r) -> None:
+            file_url = f"{url}/api/v1/disk/files/bench{r}.bin"
+
+            def upload(r: int = r, file_url: str = file_url) -> None:
+                if client == "curl":
+                    _curl("PUT", file_url, boot.access_key, boot.secret_key, "-T", str(src))
+                    return
                 resp = http.put(f"/files/bench{r}.bin", content=_chunks(src), headers={"Content-Length": str(size)})
                 assert resp.status_code == 201, resp.text
 
-            def download(r: int = r) -> None:
+            def download(r: int = r, file_url: str = file_url) -> None:
+                if client == "curl":
+                    _curl("GET", file_url, boot.access_key, boot.secret_key, "-o", str(tmp / "down.bin"))
+                    return
                 with http.stream("GET", f"/files/bench{r}.bin") as resp, (tmp / "down.bin").open("wb") as f:
                     assert resp.status_code == 200
                     for data in resp.iter_raw(CHUNK):
@@ -138,7 +160,7 @@ def run(tmp: Path, mib: int, rounds: int) -> None:
         api.terminate()
         api.wait(10)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"file: {mib} MiB, rounds: {rounds} (median; MiB/s = size / time)")
+    print(f"file: {mib} MiB, rounds: {rounds}, client: {client} (median; MiB/s = size / time)")
     print("| transfer | median | MiB/s | vs cp | vs cp + sync |")
     print("|---|---:|---:|---:|---:|")
     for k in ("cp", "cp + sync", "upload", "download"):

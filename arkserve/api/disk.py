@@ -38,7 +38,7 @@ router = APIRouter(tags=["network disk"], responses={
     400: {"description": "refused path (.., absolute, NUL, symlink, name over 255 bytes)", "model": ErrorBody},
     404: {"description": "no such file or folder", "model": ErrorBody},
     409: {"description": "exists already, not empty, or an upload to that name is in progress", "model": ErrorBody}})
-CHUNK = 1 << 20
+CHUNK = 4 << 20  # per read and send of a download: fewer hops, measured faster than 1 MiB
 
 
 def user_uploads(ctx: AppContext, user: User) -> Uploads:
