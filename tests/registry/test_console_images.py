@@ -85,3 +85,10 @@ def test_images_tabs_copy_buttons_and_push_commands(console: Console, stack: Sta
     page.get_by_role("button", name="推送命令").click()
     pw(page.get_by_role("dialog", name="推送镜像")).to_contain_text("用控制台密码登录")
     console.shot("images-zh")
+
+    # the Create form offers the registry's images (yours and the public ones) in the image field's picker
+    console.goto("/console/services/new")
+    choices = page.locator("#image-choices option")
+    pw(choices).to_have_count(2)
+    assert {choices.nth(i).get_attribute("value") for i in range(2)} == {
+        f"{stack.address}/kate/demo-flower:v1", f"{stack.address}/ark-public/pytorch:2.1"}

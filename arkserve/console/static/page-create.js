@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { t } from "./i18n.js";
 import { link, navigate } from "./router.js";
 import { DNS_LABEL, checkPort, envEditor, instanceTypeField } from "./forms.js";
+import { fillImageChoices } from "./page-images.js";
 import { clearErrors, errorText, field, h, icon, pageHeader, showApiError, showError, toast } from "./ui.js";
 
 export async function renderCreate(main) {
@@ -18,7 +19,9 @@ export async function renderCreate(main) {
     placeholder: "my-model" });
   const { select: typeSelect, info: typeInfo } = instanceTypeField(types, "cpu.small");
   const image = h("input.mono", { name: "image", required: true, spellcheck: "false",
-    placeholder: t("create.imagePlaceholder") });
+    placeholder: t("create.imagePlaceholder"), list: "image-choices" });
+  const imageChoices = h("datalist", { id: "image-choices" });
+  fillImageChoices(imageChoices);  // the registry's images (yours and public), when there is a registry
   const port = h("input", { name: "port", type: "number", min: 1, max: 65535, value: "8000", required: true });
   const command = h("input.mono", { name: "command", required: true, spellcheck: "false",
     placeholder: "python3 app.py" });
@@ -60,7 +63,7 @@ export async function renderCreate(main) {
       field(t("create.name"), name, { name: "name", required: true, hint: t("create.nameHint") }),
       h("div", field(t("create.instanceType"), typeSelect, { name: "instance_type", required: true }), typeInfo)),
     section(t("create.container"),
-      field(t("create.image"), image, { name: "image", required: true, hint: t("create.imageHint") }),
+      field(t("create.image"), image, { name: "image", required: true, hint: t("create.imageHint") }), imageChoices,
       h("div.grid-2",
         field(t("create.port"), port, { name: "port", required: true, hint: t("create.portHint") }),
         field(t("create.health"), health, { name: "health_path", hint: t("create.healthHint") })),

@@ -68,3 +68,15 @@ export async function renderImages(main, tab = "private") {
     error.hidden = false;
   }
 }
+
+/** Fill a <datalist> with the images a service may run: yours, then the public ones (the Create form's picker).
+ *  Without a registry (the local runtime) the list stays empty. */
+export async function fillImageChoices(list) {
+  for (const pub of [false, true]) {
+    try {
+      const repos = await api.get(`/images${pub ? "?public=true" : ""}`);
+      list.append(...repos.flatMap((r) => r.tags.map((tag) => h("option", { value: tag.image },
+        `${r.name}:${tag.tag} · ${t(pub ? "images.public" : "images.private")}`))));
+    } catch { return; /* no registry here */ }
+  }
+}
