@@ -115,21 +115,6 @@ def _host_gpus() -> int:
         return 0
 
 
-def _command_line(policy: sandbox.SandboxPolicy, spec: ReplicaSpec, app_dir: Path) -> list[str]:
-    """The sandboxed command line; unconfined only for trusted (admin) replicas where bwrap cannot run."""
-    reason = sandbox.unavailable()
-    if reason:
-        if not spec.trusted:
-            raise PermanentError(f"the local runtime cannot sandbox replicas of non-admin users: {reason}",
-                                 code="SandboxUnavailable")
-        return ["/bin/sh", "-c", spec.command]
-    st = app_dir.stat()
-    if policy.uid is not None and st.st_uid != policy.uid and st.st_mode & 0o005 != 0o005:
-        raise PermanentError(f'image directory "{app_dir}" is not readable by the replica user (uid {policy.uid}): '
-                             f"make it world-readable, e.g. chmod -R a+rX {app_dir}", code="ValidationFailed")
-    return sandbox.argv(policy, app_dir, spec.mounts, spec.command)
-
-
 class LocalRuntime:
     name = "local"
 
@@ -212,7 +197,7 @@ class LocalRuntime:
             env = {**self._base_env, **spec.env, "PORT": str(port), "ARK_PORT": str(port),
                    "ARK_SERVICE": spec.service, "ARK_REPLICA": spec.replica, "ARK_REVISION": spec.revision,
                    "CUDA_VISIBLE_DEVICES": gpus}
-            argv = _command_line(self.policy, spec, app_dir)
+            argv = sandbox.command_line(self.policy, spec, app_dir)
             if spec.mounts:
                 env["ARK_MODEL_DIR"] = (spec.mounts[0].target if argv[0] != "/bin/sh"
                                         else str(Path(spec.mounts[0].source).resolve()))

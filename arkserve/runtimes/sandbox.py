@@ -16,8 +16,8 @@ uid/gid (``runtime.replica_user``, ``nobody`` by default) with no capabilities a
 through ``setpriv`` inside the sandbox. The network is the host's: the app listens on ``$PORT`` on
 127.0.0.1 where the gateway reaches it (docs/security.md says what that allows).
 
-This module only builds argv and probes whether ``bwrap`` works here; :mod:`arkserve.runtimes.local`
-runs it.
+This module builds the command line (:func:`command_line`, which also refuses what cannot run
+confined) and probes whether ``bwrap`` works here; :mod:`arkserve.runtimes.local` runs it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from arkserve.runtimes.base import Mount
+from arkserve.errors import PermanentError
+from arkserve.runtimes.base import Mount, ReplicaSpec
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
 SANDBOX_TMP = "/tmp"  # noqa: S108 - a fresh tmpfs inside the sandbox, private to the replica
@@ -145,3 +146,18 @@ def argv(policy: SandboxPolicy, app_dir: Path, mounts: Sequence[Mount], command:
     else:
         out += ["--"]
     return [*out, "/bin/sh", "-c", command]
+
+
+def command_line(policy: SandboxPolicy, spec: ReplicaSpec, app_dir: Path) -> list[str]:
+    """The sandboxed command line; unconfined only for trusted (admin) replicas where bwrap cannot run."""
+    reason = unavailable()
+    if reason:
+        if not spec.trusted:
+            raise PermanentError(f"the local runtime cannot sandbox replicas of non-admin users: {reason}",
+                                 code="SandboxUnavailable")
+        return ["/bin/sh", "-c", spec.command]
+    st = app_dir.stat()
+    if policy.uid is not None and st.st_uid != policy.uid and st.st_mode & 0o005 != 0o005:
+        raise PermanentError(f'image directory "{app_dir}" is not readable by the replica user (uid {policy.uid}): '
+                             f"make it world-readable, e.g. chmod -R a+rX {app_dir}", code="ValidationFailed")
+    return argv(policy, app_dir, spec.mounts, spec.command)
