@@ -42,6 +42,8 @@ def test_user_changes_own_password(live_api: LiveApi) -> None:
         fay.post("/me/password", {"current_password": "fay-password-1", "new_password": "fay-password-2"})
     login = httpx.post(f"{live_api.url}/api/v1/session", json={"username": "fay", "password": "fay-password-2"})
     assert login.status_code == 200
+    old = httpx.post(f"{live_api.url}/api/v1/session", json={"username": "fay", "password": "fay-password-1"})
+    assert old.status_code == 401 and old.json()["code"] == "LoginFailed"  # the old password no longer works
 
 
 def test_access_key_lifecycle(live_api: LiveApi) -> None:

@@ -61,7 +61,9 @@ def test_assets_are_served_and_revalidated(url: str) -> None:
 def test_api_errors_stay_json(url: str) -> None:
     r = httpx.get(url + "/api/v1/no-such-thing")
     assert r.status_code == 404 and r.json()["code"] == "NotFound"
-    assert httpx.get(url + "/api/v1/services").json()["code"] in ("MissingAuthorization", "Unauthenticated")
+    unsigned = httpx.get(url + "/api/v1/services")  # neither a signature nor a console session
+    assert unsigned.status_code == 401 and unsigned.headers["www-authenticate"] == "HMAC-SHA256"
+    assert unsigned.json()["code"] == "MissingAuthorization" and unsigned.json()["request_id"]
 
 
 def test_static_files_are_flat_small_and_self_contained() -> None:

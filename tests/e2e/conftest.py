@@ -78,11 +78,15 @@ class Platform:
         return self.wait_ready(name, replicas)
 
     def wait_ready(self, name: str, replicas: int, timeout: float = 60) -> dict[str, Any]:
+        """Until ``replicas`` instances, all ready and all of the service's current revision (so a wait right
+        after an update cannot return on the old replicas), and the status says so."""
         deadline = time.monotonic() + timeout
         with self.client() as c:
             while True:
                 svc: dict[str, Any] = c.get(f"/services/{name}")
-                if svc["ready"] == replicas == len(svc["instances"]) and svc["status"] in ("ready", "stopped"):
+                current = all(i["revision"] == svc["revision"] for i in svc["instances"])
+                if (svc["ready"] == replicas == len(svc["instances"]) and current
+                        and svc["status"] in ("ready", "stopped")):
                     return svc
                 if time.monotonic() > deadline:
                     raise AssertionError(f"not ready: {json.dumps(svc, indent=1)}")

@@ -41,10 +41,11 @@ def test_signed_calls_reach_the_app_and_the_request_log(platform: Platform) -> N
     assert wrong.headers["www-authenticate"] == "HMAC-SHA256"
     unsigned = requests.get(endpoint + "/", verify=platform.ca, timeout=30)
     assert unsigned.status_code == 401 and unsigned.json()["code"] == "MissingAuthorization"
-    time.sleep(1.5)  # the request log is written in batches
-    with platform.client() as c:
-        log = c.get("/services/flowers/requests")
-    mine = [r for r in log if r["request_id"] == rid]
+    deadline = time.monotonic() + 10
+    with platform.client() as c:  # the request log is written in batches: until ours is in
+        while not (mine := [r for r in c.get("/services/flowers/requests") if r["request_id"] == rid]):
+            assert time.monotonic() < deadline, f"request {rid} not in the request log after 10 s"
+            time.sleep(0.1)
     assert len(mine) == 1 and mine[0]["replica"] == svc["instances"][0]["id"] and mine[0]["status"] == 200
     assert mine[0]["access_key"] == p.access_key and mine[0]["path"] == "/flowers"
     cli = platform.cli("invoke", "flowers", "/hello", "-v")

@@ -90,8 +90,17 @@ def test_parts_alone_on_postgres_and_the_gateway_outlives_api_and_store(tmp_path
         procs["api"].send_signal(signal.SIGTERM)
         procs["api"].wait(20)
         assert len(served()) == 2  # control plane down: the data plane goes on
+        gateway_log = tmp_path / "gateway.log"
+
+        def failed_polls() -> int:
+            return gateway_log.read_text(errors="replace").count("routing snapshot source failed")
+
+        before = failed_polls()
         server.stop()
-        time.sleep(1.5)  # several snapshot polls fail meanwhile
+        deadline = time.monotonic() + 20
+        while failed_polls() < before + 4:  # several snapshot polls failed (each of the 2 workers polls alone)
+            assert time.monotonic() < deadline, gateway_log.read_text()[-3000:]
+            time.sleep(0.2)
         assert len(served()) == 2  # store down too: still serving from the last snapshot
         assert procs["gateway"].poll() is None and procs["reconciler"].poll() is None
         http.close()

@@ -22,9 +22,9 @@ def test_scaling_and_a_rolling_update_under_load_lose_nothing(platform: Platform
             platform.wait_ready("busy", 1)
             c.patch("/services/busy", {"replicas": 2})
             platform.wait_ready("busy", 2)
+            before = c.get("/services/busy")["revision"]
             c.patch("/services/busy", {"env": {"VERSION": "2"}})  # rolling update
-            time.sleep(1)
-            platform.wait_ready("busy", 2)
+            assert platform.wait_ready("busy", 2)["revision"] != before  # both replicas on the new revision
         load.stop_after(2000)  # the load ran through every step above
     r = load.result
     print(f"sent {r.sent}, statuses {dict(r.statuses)}, per replica {dict(r.replicas)}")
@@ -43,7 +43,10 @@ def test_kill_9_under_load_fails_only_what_was_in_flight(platform: Platform) -> 
     victim = svc["instances"][0]
     with Load(svc["endpoint"] + "/", p.access_key, p.secret_key, platform.ca, total=1500, concurrency=20,
               min_duration_s=6) as load:
-        time.sleep(1.5)
+        deadline = time.monotonic() + 30
+        while load.result.sent < 100 or len(load.result.replicas) < 3:  # the load reaches all three replicas
+            assert time.monotonic() < deadline, f"load not flowing: {load.result.sent} sent"
+            time.sleep(0.05)
         before = load.result.sent
         pid = int(next(line for line in (platform.data / "replicas" / f"ark-sturdy-{victim['id']}.json")
                        .read_text().split(",") if '"pid"' in line).split(":")[1])

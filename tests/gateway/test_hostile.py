@@ -34,33 +34,36 @@ def exchange(port: int, data: bytes, *, pause: float = 0.0, timeout: float = 5.0
 
 
 def status_and_code(raw: bytes) -> tuple[int, str]:
+    """The status and the error code of a gateway error answer (which must be the full JSON error body)."""
     head, _, body = raw.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
-    return status, json.loads(body)["code"]
+    err = json.loads(body)
+    assert err["message"] and err["request_id"], err
+    return status, err["code"]
 
 
 H = b"Host: 127.0.0.1\r\n"
 CASES = [
     ("cl_and_te", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-     400),
-    ("two_cl", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400),
-    ("bad_cl", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: -1\r\n\r\n", 400),
-    ("cl_list", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3, 3\r\n\r\nabc", 400),
-    ("te_gzip", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400),
-    ("nul", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\x00b\r\n\r\n", 400),
-    ("bare_cr", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\rb\r\n\r\n", 400),
+     400, "BadRequest"),
+    ("two_cl", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400, "BadRequest"),
+    ("bad_cl", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: -1\r\n\r\n", 400, "BadRequest"),
+    ("cl_list", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3, 3\r\n\r\nabc", 400, "BadRequest"),
+    ("te_gzip", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400, "BadRequest"),
+    ("nul", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\x00b\r\n\r\n", 400, "BadRequest"),
+    ("bare_cr", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\rb\r\n\r\n", 400, "BadRequest"),
     # no LF inside a header value either (the verified-signature cache joins values with LF)
-    ("bare_lf", b"GET / HTTP/1.1\r\n" + H + b"Authorization: a\nb\r\n\r\n", 400),
-    ("obs_fold", b"GET / HTTP/1.1\r\n" + H + b"date: a\r\n b\r\n\r\n", 400),
-    ("bad_host", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
-    ("two_hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
-    ("no_host", b"GET / HTTP/1.1\r\n\r\n", 400),
-    ("absolute_uri", b"GET http://evil/ HTTP/1.1\r\n" + H + b"\r\n", 400),
-    ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40, 400),
-    ("big_headers", b"GET / HTTP/1.1\r\n" + H + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
+    ("bare_lf", b"GET / HTTP/1.1\r\n" + H + b"Authorization: a\nb\r\n\r\n", 400, "BadRequest"),
+    ("obs_fold", b"GET / HTTP/1.1\r\n" + H + b"date: a\r\n b\r\n\r\n", 400, "BadRequest"),
+    ("bad_host", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, "BadHost"),
+    ("two_hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "BadHost"),
+    ("no_host", b"GET / HTTP/1.1\r\n\r\n", 400, "BadHost"),
+    ("absolute_uri", b"GET http://evil/ HTTP/1.1\r\n" + H + b"\r\n", 400, "BadRequest"),
+    ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40, 400, "BadRequest"),
+    ("big_headers", b"GET / HTTP/1.1\r\n" + H + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n", 431, "HeadersTooLarge"),
     ("many_headers", b"GET / HTTP/1.1\r\n" + H + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 60) for i in range(2000))
-     + b"\r\n", 431),
-    ("body_too_large", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 2000000\r\n\r\n", 413),
+     + b"\r\n", 431, "HeadersTooLarge"),
+    ("body_too_large", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 2000000\r\n\r\n", 413, "PayloadTooLarge"),
 ]
 
 
@@ -74,13 +77,12 @@ def open_gateway(replicas: Any, gateway: Any) -> Any:
     return g
 
 
-@pytest.mark.parametrize(("name", "data", "status"), CASES, ids=[c[0] for c in CASES])
-def test_rejected(open_gateway: Any, name: str, data: bytes, status: int) -> None:
+@pytest.mark.parametrize(("name", "data", "status", "code"), CASES, ids=[c[0] for c in CASES])
+def test_rejected(open_gateway: Any, name: str, data: bytes, status: int, code: str) -> None:
     port = open_gateway.port
     with httpx.Client() as good:  # a well-behaved client, connected before and used after
         assert good.get(f"http://127.0.0.1:{port}/before").status_code == 200
-        got, code = status_and_code(exchange(port, data))
-        assert got == status, code
+        assert status_and_code(exchange(port, data)) == (status, code)
         assert good.get(f"http://127.0.0.1:{port}/after").status_code == 200
 
 
@@ -88,7 +90,7 @@ def test_chunked_body_over_limit_is_413(open_gateway: Any) -> None:
     port = open_gateway.port
     chunk = b"%x\r\n%s\r\n" % (100_000, b"z" * 100_000)
     raw = exchange(port, b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 12)
-    assert status_and_code(raw)[0] == 413
+    assert status_and_code(raw) == (413, "PayloadTooLarge")
 
 
 def test_slow_headers_get_408_without_blocking_others(open_gateway: Any) -> None:

@@ -42,6 +42,13 @@ def mem_kb(pid: int, field: str) -> int:
     raise AssertionError(field)
 
 
+def _requests_total(admin_port: int) -> int:
+    """The service's request counter as the admin listener sums it over the workers (0 before any dump)."""
+    text = httpx.get(f"http://127.0.0.1:{admin_port}/metrics").text
+    lines = [x for x in text.splitlines() if x.startswith('arkserve_gateway_requests_total{service="svc"')]
+    return sum(int(x.rsplit(" ", 1)[1]) for x in lines)
+
+
 @pytest.fixture
 def gateway_proc(replicas: Any, tmp_path: Path) -> Iterator[Any]:
     procs: list[subprocess.Popen[bytes]] = []
@@ -122,10 +129,11 @@ def test_two_workers_share_ports_metrics_and_log(gateway_proc: Any, tmp_path: Pa
             break
     assert len(prefixes) == 2 and len(pids) == 2
     sent = i + 1
-    time.sleep(1.3)  # workers dump their counters every second
-    text = httpx.get(f"http://127.0.0.1:{admin}/metrics").text
-    line = next(x for x in text.splitlines() if x.startswith('arkserve_gateway_requests_total{service="svc"'))
-    assert int(line.rsplit(" ", 1)[1]) == sent
+    deadline = time.monotonic() + 10
+    while (counted := _requests_total(admin)) < sent:  # workers dump their counters every second
+        assert time.monotonic() < deadline, f"the metrics count {counted} of {sent} requests after 10 s"
+        time.sleep(0.1)
+    assert counted == sent
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0
     records = [json.loads(x) for x in log.read_text().splitlines()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,6 +19,20 @@ AUTH = ArkAuth("AKOWNER", SK)
 
 def url(port: int, path: str = "/") -> str:
     return f"http://127.0.0.1:{port}{path}"
+
+
+def queue_depth(g: Any, service: str = "svc") -> int:
+    """Requests waiting for a replica of ``service`` (the gateway's queue_depth gauge)."""
+    metrics = httpx.get(f"http://127.0.0.1:{g.gw.admin_port}/metrics").text
+    prefix = f'arkserve_gateway_queue_depth{{service="{service}"}} '
+    return next((int(x.removeprefix(prefix)) for x in metrics.splitlines() if x.startswith(prefix)), 0)
+
+
+def wait_for(what: str, cond: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
 
 
 def test_removed_replica_drains_its_slow_request(replicas: Any, gateway: Any) -> None:
@@ -63,10 +78,8 @@ def test_waits_for_a_replica_then_succeeds(replicas: Any, gateway: Any) -> None:
     result: dict[str, Any] = {}
     t = threading.Thread(target=lambda: result.update(resp=httpx.get(url(port, "/w"), auth=AUTH, timeout=10)))
     t.start()
-    time.sleep(0.4)
+    wait_for("the request in the queue", lambda: queue_depth(g) == 1)
     assert "resp" not in result
-    metrics = httpx.get(f"http://127.0.0.1:{g.gw.admin_port}/metrics").text
-    assert 'arkserve_gateway_queue_depth{service="svc"} 1' in metrics
     g.publish(snapshot(2, route("svc", [a.upstream()], port)))
     t.join(10)
     assert result["resp"].status_code == 200 and result["resp"].json()["replica"] == "a"
@@ -96,8 +109,8 @@ def test_a_failed_service_without_replicas_is_answered_at_once(replicas: Any, ga
     result: dict[str, Any] = {}
     t = threading.Thread(target=lambda: result.update(resp=httpx.get(url(port, "/w"), auth=AUTH, timeout=10)))
     t.start()
-    time.sleep(0.4)
-    assert "resp" not in result  # queued
+    wait_for("the request in the queue", lambda: queue_depth(g) == 1)
+    assert "resp" not in result
     g.publish(snapshot(3, route("svc", [], port, failing="ImageNotFound")))
     t.join(5)
     assert result["resp"].status_code == 503 and result["resp"].json()["code"] == "ServiceFailing"
@@ -110,19 +123,23 @@ def test_a_failed_service_without_replicas_is_answered_at_once(replicas: Any, ga
 def test_full_queue_is_immediate_503(replicas: Any, gateway: Any) -> None:
     a = replicas("a")
     port = free_port()
-    gateway(snapshot(1, route("svc", [a.upstream()], port, max_concurrency=1)), queue_max=1, queue_timeout_s=5)
+    g = gateway(snapshot(1, route("svc", [a.upstream()], port, max_concurrency=1)), queue_max=1, queue_timeout_s=5)
     results: list[int] = []
     threads = [threading.Thread(target=lambda: results.append(
-        httpx.get(url(port, "/slow=0.6"), auth=AUTH, timeout=10).status_code)) for _ in range(2)]
-    for t in threads:
-        t.start()
-        time.sleep(0.15)  # first one holds the only slot, the second waits in the queue
+        httpx.get(url(port, "/slow=1.0"), auth=AUTH, timeout=10).status_code)) for _ in range(2)]
+    threads[0].start()
+    wait_for("the first request at the replica", lambda: a.hits == ["/slow=1.0"])  # it holds the only slot
+    threads[1].start()
+    wait_for("the second request in the queue", lambda: queue_depth(g) == 1)
     t0 = time.monotonic()
     resp = httpx.get(url(port, "/x"), auth=AUTH, timeout=10)
     assert resp.status_code == 503 and time.monotonic() - t0 < 0.5
+    assert resp.headers["retry-after"] == "1"
+    assert resp.json()["code"] == "NoReplicaAvailable" and "queue is full" in resp.json()["message"]
     for t in threads:
         t.join(10)
     assert sorted(results) == [200, 200]  # the queued one got the slot when it freed
+    assert "/x" not in a.hits
 
 
 def test_request_timeout_is_504(replicas: Any, gateway: Any) -> None:
