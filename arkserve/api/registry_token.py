@@ -23,9 +23,11 @@ from fastapi.responses import JSONResponse
 
 from arkserve.api.context import AppContext
 from arkserve.api.errors import error_response
+from arkserve.api.logins import check_password, client_of
 from arkserve.api.security import Context
 from arkserve.auth import passwords
 from arkserve.auth.vault import VaultError, unseal
+from arkserve.errors import TooManyRequests
 from arkserve.registry import config as registry_config
 from arkserve.registry.catalogue import Catalogue
 from arkserve.registry.names import PUBLIC_NAMESPACE
@@ -61,8 +63,9 @@ def quota_bytes(ctx: AppContext, user: User) -> int:
 
 def _registry_error(request: Request, status: int, code: str, message: str) -> JSONResponse:
     headers = {"WWW-Authenticate": 'Basic realm="arkserve registry"'} if status == 401 else None
-    return error_response(request, status, "RegistryLoginFailed" if status == 401 else "RegistryAccessDenied",
-                          message, headers=headers, errors=[{"code": code, "message": message, "detail": None}])
+    ours = {401: "RegistryLoginFailed", 429: "LoginThrottled"}.get(status, "RegistryAccessDenied")
+    return error_response(request, status, ours, message, headers=headers,
+                          errors=[{"code": code, "message": message, "detail": None}])
 
 
 def _basic(header: str | None) -> tuple[str, str] | None:
@@ -75,14 +78,16 @@ def _basic(header: str | None) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-def _authenticate(ctx: AppContext, username: str, password: str) -> User | None:
-    """The user of a user name + console password, or of an access key + its secret key."""
+def _authenticate(ctx: AppContext, client: str, username: str, password: str) -> User | None:
+    """The user of a user name + console password (through the login throttle, like the console's login), or of
+    an access key + its secret key."""
     with ctx.store.read() as conn:
         user = user_store.find(conn, username)
         key = None if user is not None else key_store.find(conn, username)
         owner = user_store.get_by_id(conn, key.user_id) if key is not None and key.enabled else None
     if user is not None:
-        ok = passwords.verify_password(user.password_hash, password)
+        ok = check_password(ctx, client, username, lambda: passwords.verify_password(user.password_hash, password),
+                            "registry login")
         return user if ok and not user.disabled else None
     if key is None or owner is None or owner.disabled:
         passwords.burn_time(password)
@@ -120,7 +125,10 @@ def registry_token(request: Request, ctx: Context, service: str = "",
     if creds is None:
         return _registry_error(request, 401, "UNAUTHORIZED", "log in with your user name and password, or your "
                                                              "access key and secret key")
-    user = _authenticate(ctx, *creds)
+    try:
+        user = _authenticate(ctx, client_of(request), *creds)
+    except TooManyRequests as exc:
+        return _registry_error(request, 429, "TOOMANYREQUESTS", exc.message)
     if user is None:
         return _registry_error(request, 401, "UNAUTHORIZED", "wrong user name or password (or access key and "
                                                              "secret key)")

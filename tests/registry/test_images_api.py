@@ -68,3 +68,13 @@ def test_up_without_the_registry_binary_says_what_to_install(tmp_path: Path,
     assert "apt-get install docker-registry" in capsys.readouterr().out
     local = settings_mod.load({"data_dir": str(tmp_path), "runtime.kind": "local"}, env={})
     assert _registry_part(local) == []  # the local runtime runs no registry at all
+
+
+def test_registry_logins_go_through_the_login_throttle(api: tuple[str, Client, str]) -> None:
+    url, _, password = api
+    token_url = f"{url}/api/v1/registry/token"
+    statuses = [httpx.get(token_url, auth=("admin", "guess-" + str(i))).status_code for i in range(8)]
+    assert statuses[:5] == [401] * 5 and 429 in statuses, statuses
+    throttled = httpx.get(token_url, auth=("admin", password))  # even the right password waits now
+    assert throttled.status_code == 429 and throttled.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
+    assert "retry in" in throttled.json()["errors"][0]["message"]
