@@ -233,6 +233,6 @@ def test_bodies_under_the_limit_work(api: Api) -> None:
     from arkserve.sdk.client import Client
 
     with Client(api.url, api.ak, api.sk) as c:
-        svc = c.post("/services", {"name": "ok", "image": "/srv", "port": 9000, "command": "x",
+        svc = c.post("/services", {"name": "ok", "image": "/usr/bin", "port": 9000, "command": "x",
                                    "env": {"A": "x" * (LIMIT // 2)}})
         assert svc["name"] == "ok"

@@ -17,7 +17,7 @@ from arkserve.store.db import open_store
 from arkserve.store.metrics import RequestSample
 from tests.api.conftest import LiveApi
 
-SPEC = {"name": "flowers", "image": "/srv/app", "port": 27777, "command": "python3 infer.py", "replicas": 2}
+SPEC = {"name": "flowers", "image": "/usr/bin", "port": 27777, "command": "python3 infer.py", "replicas": 2}
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("15m", 900), ("2h", 7200), ("1d", 86400), ("45", 45),

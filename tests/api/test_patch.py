@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from arkserve.sdk.auth import ArkAuth
 from tests.api.conftest import LiveApi
 
-SPEC = {"name": "pub", "image": "/srv/app", "port": 27777, "command": "python3 app.py", "replicas": 1}
+SPEC = {"name": "pub", "image": "/usr/bin", "port": 27777, "command": "python3 app.py", "replicas": 1}
 
 
 def _patch(live_api: LiveApi, body: Any) -> httpx.Response:
@@ -81,7 +81,8 @@ def test_invalid_json_names_the_character(live_api: LiveApi) -> None:
 _FIELDS = ["replicas", "image", "port", "command", "instance_type", "env", "health_path", "auth", "model",
            "max_surge", "request_timeout_s", "max_concurrency", "startup_timeout_s", "name", "x"]
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=30),
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8)
 _VALUES = _JSON | st.dictionaries(st.sampled_from(["source", "ref", "mount_path", "PORT", "A", "1x"]),
@@ -95,3 +96,13 @@ def test_random_patch_bodies_never_get_a_5xx(pub: LiveApi, body: Any) -> None:
     assert resp.status_code < 500, (body, resp.text)
     if resp.status_code != 200:
         assert resp.status_code == 422 and resp.json()["code"] == "ValidationFailed", resp.text
+
+
+def test_a_local_image_directory_must_exist(live_api: LiveApi) -> None:
+    auth = ArkAuth(live_api.admin_ak, live_api.admin_sk)
+    resp = httpx.post(f"{live_api.url}/api/v1/services", json={**SPEC, "image": "/no/such/app"}, auth=auth)
+    assert resp.status_code == 422 and resp.json()["field"] == "image", resp.text
+    assert "no directory /no/such/app" in resp.json()["message"]
+    assert httpx.post(f"{live_api.url}/api/v1/services", json=SPEC, auth=auth).status_code == 201
+    resp = httpx.patch(f"{live_api.url}/api/v1/services/pub", json={"image": "/no/such/app"}, auth=auth)
+    assert resp.status_code == 422 and resp.json()["field"] == "image", resp.text

@@ -11,7 +11,7 @@ from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import ApiError
 from tests.api.conftest import LiveApi
 
-SPEC = {"name": "flowers", "image": "/srv/app", "port": 27777, "command": "python3 infer.py", "replicas": 1}
+SPEC = {"name": "flowers", "image": "/usr/bin", "port": 27777, "command": "python3 infer.py", "replicas": 1}
 
 
 def _raises(status: int, code: str, call) -> ApiError:  # type: ignore[no-untyped-def]
@@ -79,7 +79,7 @@ def test_scaling_keeps_the_revision_and_spec_changes_roll(live_api: LiveApi) -> 
         assert scaled["generation"] == made["generation"]
         public = c.patch("/services/flowers", {"auth": False})  # applies in place
         assert public["spec"]["auth"] is False and public["revision"] == made["revision"]
-        rolled = c.patch("/services/flowers", {"image": "/srv/app-v2", "env": {"MODE": "fast"}})
+        rolled = c.patch("/services/flowers", {"image": "/usr/lib", "env": {"MODE": "fast"}})
         assert rolled["revision"] != made["revision"] and rolled["generation"] == made["generation"] + 1
         assert rolled["spec"]["port"] == 27777  # untouched fields stay
         _raises(422, "ValidationFailed", lambda: c.patch("/services/flowers", {"replicas": 65}))

@@ -16,7 +16,7 @@ from arkserve.sdk.client import ApiError, Client
 from arkserve.storage.market import BlobStore
 from tests.api.conftest import LiveApi  # the live_api fixture comes through tests/storage/conftest.py
 
-SPEC = {"name": "flowers", "image": "/srv/app", "port": 27777, "command": "python3 infer.py", "replicas": 0}
+SPEC = {"name": "flowers", "image": "/usr/bin", "port": 27777, "command": "python3 infer.py", "replicas": 0}
 WEIGHTS = b"\x80\x02weights" * 5000
 
 

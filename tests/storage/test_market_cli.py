@@ -43,7 +43,7 @@ def test_publish_a_local_folder_then_list_show_mount_and_delete(live_api: LiveAp
     assert code == 1 and "VersionExists" in out
     # a service mounting it and a disk folder; `service get` shows both
     (live_api.data_dir / "disks" / "admin" / "datasets" / "flowers").mkdir(parents=True)
-    code, out = _run(live_api, "service", "create", "clf", "--image", "/srv/app", "--port", "8000", "--command",
+    code, out = _run(live_api, "service", "create", "clf", "--image", "/usr/bin", "--port", "8000", "--command",
                      "python3 app.py", "--replicas", "0", "--mount", "model:flowers-resnet34@1:/ark/models",
                      "--mount", "disk:/datasets/flowers:/data:rw")
     assert code == 0, out
@@ -52,7 +52,7 @@ def test_publish_a_local_folder_then_list_show_mount_and_delete(live_api: LiveAp
     assert "/data  <- disk /datasets/flowers  rw" in out
     code, out = _run(live_api, "model", "delete", "flowers-resnet34", "--yes")
     assert code == 1 and "ModelInUse" in out and "clf" in out
-    code, out = _run(live_api, "service", "create", "bad", "--image", "/srv/app", "--port", "8000", "--command",
+    code, out = _run(live_api, "service", "create", "bad", "--image", "/usr/bin", "--port", "8000", "--command",
                      "x", "--mount", "model:flowers-resnet34@1:/proc")
     assert code == 1 and "InvalidMount" in out
     assert _run(live_api, "service", "update", "clf", "--no-mounts")[0] == 0
