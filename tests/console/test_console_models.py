@@ -78,6 +78,7 @@ def test_market_search_model_page_and_use_in_a_service(console: Console, console
     pw(page.locator("#versions-table tbody tr")).to_have_count(1)
     pw(page.locator("#files-table")).to_contain_text("weights.txt")
     pw(page.locator(".digest-line")).to_contain_text(digest)
+    pw(page.locator("main")).not_to_contain_text("null")
     console.shot("model-page")
 
     # "Use in a service": Create opens with the model and mount path filled in

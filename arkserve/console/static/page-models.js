@@ -5,7 +5,7 @@ import { api } from "./api.js";
 import { t } from "./i18n.js";
 import { link, navigate } from "./router.js";
 import { markdown } from "./markdown.js";
-import { copyButton, errorText, fmtTime, h, icon, pageHeader } from "./ui.js";
+import { clear, copyButton, errorText, fmtTime, h, icon, pageHeader } from "./ui.js";
 
 export function fmtBytes(n) {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -94,7 +94,7 @@ export async function renderModel(main, name) {
       h("td", h("code.digest", { title: f.sha256 }, f.sha256.slice(0, 16) + "…")))) : []));
   };
   chosen.addEventListener("change", drawFiles);
-  main.replaceChildren(
+  clear(main,
     h("nav.crumbs", { "aria-label": t("nav.breadcrumb") }, link("/console/models", t("models.title")), " / ",
       h("span", m.name)),
     pageHeader(m.name, versions.length ? use : null),
