@@ -56,6 +56,15 @@ def test_images_tabs_copy_buttons_and_push_commands(console: Console, stack: Sta
     rows.first.get_by_role("button", name="Copy pull command").click()
     assert page.evaluate("navigator.clipboard.readText()") == f"docker pull {stack.address}/kate/demo-flower:v1"
     console.shot("images-private")
+    rows.first.get_by_role("button", name="Make public").click()
+    pw(rows.first).to_contain_text("Public")
+    pw(rows.first.get_by_role("button", name="Make private")).to_be_visible()
+    with stack.client("kate") as c:
+        assert c.get("/images/demo-flower")["public"]
+    rows.first.get_by_role("button", name="Make private").click()
+    pw(rows.first).to_contain_text("Private")
+    with stack.client("kate") as c:
+        assert not c.get("/images/demo-flower")["public"]
 
     page.get_by_role("tab", name="Public images").click()
     pw(page.get_by_role("tab", name="Public images")).to_have_attribute("aria-selected", "true")

@@ -52,6 +52,7 @@ export const api = {
   get: (path, query, signal) => json("GET", path, { query, signal }),
   post: (path, body) => json("POST", path, { body }),
   patch: (path, body) => json("PATCH", path, { body }),
+  put: (path, body) => json("PUT", path, { body }),
   del: (path) => json("DELETE", path),
 };
 

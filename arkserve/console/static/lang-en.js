@@ -194,4 +194,6 @@ export default {
   "disk.dropHint": "Drag and drop files onto this list to upload them into this folder.",
   "disk.col.name": "Name", "disk.col.type": "Type", "disk.col.size": "Size", "disk.col.modified": "Modified",
   "disk.type.file": "File", "disk.type.folder": "Folder", "disk.type.link": "Link", "disk.type.other": "Other",
+  "images.makePublic": "Make public", "images.makePrivate": "Make private",
+  "images.nowPublic": "{name} is public: every user may pull it", "images.nowPrivate": "{name} is private again",
 };

@@ -194,4 +194,6 @@ export default {
   "disk.dropHint": "把文件拖放到此列表上，即可上传到当前文件夹。",
   "disk.col.name": "名称", "disk.col.type": "类型", "disk.col.size": "大小", "disk.col.modified": "修改时间",
   "disk.type.file": "文件", "disk.type.folder": "文件夹", "disk.type.link": "链接", "disk.type.other": "其他",
+  "images.makePublic": "设为公开", "images.makePrivate": "设为私有",
+  "images.nowPublic": "{name} 已公开：所有用户都可以拉取", "images.nowPrivate": "{name} 已设为私有",
 };

@@ -4,20 +4,21 @@
 import { api } from "./api.js";
 import { t } from "./i18n.js";
 import { navigate } from "./router.js";
-import { copyButton, copyText, dialog, emptyRow, errorText, fmtTime, h, icon, pageHeader } from "./ui.js";
+import { copyButton, copyText, dialog, emptyRow, errorText, fmtTime, h, icon, pageHeader, toast } from "./ui.js";
 import { fmtBytes } from "./page-models.js";
 
 const TABS = ["public", "private"];
 
 function pullCommand(tag) { return `docker pull ${tag.image}`; }
 
-function rows(repos) {
+function rows(repos, toggle) {
   return repos.flatMap((r) => r.tags.map((tag) => h("tr", { dataset: { image: tag.image } },
     h("td.nowrap", h("code", r.name)), h("td.nowrap", tag.tag),
     h("td.nowrap", h("code.digest", { title: tag.digest }, tag.digest.replace("sha256:", "").slice(0, 12))),
     h("td.nowrap", fmtBytes(tag.size)), h("td.nowrap", tag.pushed_at ? fmtTime(tag.pushed_at, false) : "—"),
-    h("td", r.public ? h("span.badge.on", icon("globe"), t("images.public")) : h("span.badge", icon("lock"),
-      t("images.private"))),
+    h("td.nowrap", r.public ? h("span.badge.on", icon("globe"), t("images.public")) : h("span.badge", icon("lock"),
+      t("images.private")), toggle && !r.name.startsWith("ark-public/") ? h("button.btn.small.ghost", { type: "button",
+      onclick: () => toggle(r) }, t(r.public ? "images.makePrivate" : "images.makePublic")) : null),
     h("td.actions", h("button.btn.small", { type: "button", title: pullCommand(tag), "aria-label": t("images.copyPull"),
       onclick: () => copyText(pullCommand(tag)) }, icon("copy"), "docker pull")))));
 }
@@ -56,17 +57,28 @@ export async function renderImages(main, tab = "private") {
         h("thead", h("tr", [t("images.col.repository"), t("images.col.tag"), t("images.col.digest"),
           t("images.col.size"), t("images.col.pushedAt"), t("images.col.visibility"), t("images.col.pull")]
           .map((c) => h("th", { scope: "col" }, c)))), body))));
-  try {
-    const [repos, q] = await Promise.all([api.get(`/images${current === "public" ? "?public=true" : ""}`),
-      api.get("/images/quota")]);
-    const shown = rows(repos);
-    body.replaceChildren(...(shown.length ? shown : [emptyRow(7, t(`images.empty.${current}`))]));
-    quota.textContent = t("images.quota", { used: fmtBytes(q.used_bytes), quota: fmtBytes(q.quota_bytes) });
-  } catch (err) {
-    body.replaceChildren(emptyRow(7, "—"));
-    error.textContent = errorText(err);
-    error.hidden = false;
+  async function toggle(repo) {
+    try {
+      await api.put(`/images/${repo.name}/visibility`, { public: !repo.public });
+      toast(t(repo.public ? "images.nowPrivate" : "images.nowPublic", { name: repo.name }));
+      await load();
+    } catch (err) { toast(errorText(err), "error"); }
   }
+
+  async function load() {
+    try {
+      const [repos, q] = await Promise.all([api.get(`/images${current === "public" ? "?public=true" : ""}`),
+        api.get("/images/quota")]);
+      const shown = rows(repos, current === "private" ? toggle : null);
+      body.replaceChildren(...(shown.length ? shown : [emptyRow(7, t(`images.empty.${current}`))]));
+      quota.textContent = t("images.quota", { used: fmtBytes(q.used_bytes), quota: fmtBytes(q.quota_bytes) });
+    } catch (err) {
+      body.replaceChildren(emptyRow(7, "—"));
+      error.textContent = errorText(err);
+      error.hidden = false;
+    }
+  }
+  await load();
 }
 
 /** Fill a <datalist> with the images a service may run: yours, then the public ones (the Create form's picker).
