@@ -6,5 +6,6 @@
 - ``config``: the Distribution configuration file arkserve writes;
 - ``catalogue``: reads and deletes through the registry's HTTP API with an internal token;
 - ``process``: runs the binary (``arkserve registry``, supervised by ``arkserve up --runtime docker``);
+- ``pulls``: pull tokens for the reconciler (one repository, ``pull``), ``progress``: pull progress in words;
 - ``maintenance``: garbage collection with the registry read-only.
 """
