@@ -174,9 +174,10 @@ def _registry_part(s: Settings) -> list[Any]:
     if problem:
         click.echo(f"arkserve: {problem}")
         return []
-    if not port_free(s.registry.host, s.registry.port):
-        fail(f"the registry port {s.registry.host}:{s.registry.port} is not free; is another arkserve running? "
-             "Stop it, or pick another port with ARKSERVE_REGISTRY_PORT.")
+    if not port_free(s.registry.host, s.registry.port):  # the registry is optional: say so and run without it
+        click.echo(f"arkserve: the registry port {s.registry.host}:{s.registry.port} is not free (another arkserve?): "
+                   "images are off; pick another port with ARKSERVE_REGISTRY_PORT.")
+        return []
     ensure_signing_key(s.data_dir)  # before the parts start, so none of them races another to create it
     return [Child("registry", ["registry"])]
 

@@ -78,3 +78,18 @@ def test_registry_logins_go_through_the_login_throttle(api: tuple[str, Client, s
     throttled = httpx.get(token_url, auth=("admin", password))  # even the right password waits now
     assert throttled.status_code == 429 and throttled.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
     assert "retry in" in throttled.json()["errors"][0]["message"]
+
+
+def test_up_with_the_registry_port_taken_carries_on_without_images(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        s = settings_mod.load({"data_dir": str(tmp_path), "runtime.kind": "docker", "registry.port": port,
+                               "registry.binary": "/bin/true"}, env={})  # any binary: the port decides
+        if _registry_part(s) == [] and "not free" in capsys.readouterr().out:
+            return
+        pytest.fail("up should have said the registry port is taken and gone on without the registry")
