@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from arkserve.api.logins import check_password, client_of
+from arkserve.api.propagation import await_gateways
 from arkserve.api.security import Caller, Context, Principal
 from arkserve.auth import keys as key_service
 from arkserve.auth import passwords
@@ -53,6 +54,7 @@ def create_key(body: KeyCreate, caller: Caller, ctx: Context) -> KeyCreated:
             owner = user_store.get(conn, body.username)
         ak, sk = key_service.issue(conn, ctx.master, owner.id, body.description)
         stored = key_store.get(conn, ak)
+    await_gateways(ctx)  # the gateway accepts the key as soon as this returns
     return KeyCreated(**key_out(stored).model_dump(), secret_key=sk)
 
 
@@ -76,7 +78,9 @@ def patch_key(access_key: str, body: KeyPatch, caller: Caller, ctx: Context) -> 
     _own(ctx, caller, access_key)
     with ctx.store.begin() as conn:
         key_store.set_enabled(conn, access_key, body.enabled)
-        return key_out(key_store.get(conn, access_key))
+        out = key_out(key_store.get(conn, access_key))
+    await_gateways(ctx)  # enabled: accepted from now on; disabled: refused from now on
+    return out
 
 
 @router.delete("/keys/{access_key}", status_code=204, summary="Delete an access key")
@@ -84,4 +88,5 @@ def delete_key(access_key: str, caller: Caller, ctx: Context) -> Response:
     _own(ctx, caller, access_key)
     with ctx.store.begin() as conn:
         key_store.remove(conn, access_key)
+    await_gateways(ctx)
     return Response(status_code=204)
