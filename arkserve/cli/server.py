@@ -115,7 +115,9 @@ def _banner(s: Settings, boot: Any) -> str:
     lines += [f"  Gateway      {where}; metrics on http://127.0.0.1:{g.admin_port}/metrics"]
     if g.tls and not g.tls_cert:
         lines += [f"  TLS CA       {s.data_dir / 'tls' / 'ca.pem'}   (clients: REQUESTS_CA_BUNDLE=<that file>)"]
-    if s.runtime.kind == "docker" and s.registry.enabled:
+    from arkserve.registry.process import missing_binary
+
+    if s.runtime.kind == "docker" and s.registry.enabled and not missing_binary(s):
         lines += [f"  Registry     {s.registry_address}   (docker login {s.registry_address} -u <user>; "
                   "`arkserve image push-commands`)"]
     lines += [f"  CLI profile  {boot.profile_path}  ->  try `arkserve whoami`, `arkserve key list`", ""]
