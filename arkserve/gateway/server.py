@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import ssl
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -25,6 +24,7 @@ import uvloop
 
 from arkserve.gateway.app import Gateway, listen_socket
 from arkserve.gateway.config import GatewayConfig
+from arkserve.gateway.metricsdir import make_metrics_dir
 from arkserve.gateway.requestlog import RecordSink
 from arkserve.gateway.snapshot import SnapshotSource
 
@@ -82,7 +82,7 @@ def run_gateway(config: GatewayConfig, source: SourceArg, sink: SinkArg = None,
     if workers == 1:
         _worker(config, source, sink, ssl_context, None)
         return
-    metrics_dir = Path(tempfile.mkdtemp(prefix="arkserve-gateway-metrics-"))
+    metrics_dir = make_metrics_dir()  # and the stale ones of gateways killed before are removed
     children: set[int] = set()
     stopping = False
 
