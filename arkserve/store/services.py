@@ -80,7 +80,10 @@ def create(conn: Connection, name: str, owner_id: int, spec: dict[str, Any], rep
                 gateway_port=_free_port(conn, port_base, port_taken) if port_base else None, status="pending",
                 reason="Created", message="waiting for the reconciler", deleting=False, created_at=t, updated_at=t))
     except IntegrityError:
-        raise Conflict(f'service "{name}" already exists', code="ServiceExists") from None
+        # one platform-wide namespace (names are host names in 'host' addressing); the message says the name is
+        # taken and nothing about whose it is (docs/security.md, Tenancy)
+        raise Conflict(f'the service name "{name}" is taken (names are unique across the platform); choose another',
+                       code="ServiceExists") from None
     bump(conn, "specs")
     bump(conn)
     return get(conn, name)

@@ -147,7 +147,7 @@ export default {
   "it.empty": "No instance types.", "it.deleteTitle": "Delete instance type {name}?",
   "it.deleteText": "Existing services keep running; new services cannot choose it.", "it.deleted": "Instance type deleted",
 
-  "error.ServiceExists": "A service with this name already exists.",
+  "error.ServiceExists": "This name is taken (service names are unique across the platform); choose another.",
   "error.WrongPassword": "The password is wrong.",
   "nav.models": "Model market",
   "models.title": "Model market", "models.intro": "Models published on this platform: public ones curated by the administrators, and your own. Mount one into a service at the path your app reads.",

@@ -147,7 +147,7 @@ export default {
   "it.empty": "没有实例规格。", "it.deleteTitle": "删除实例规格 {name}？",
   "it.deleteText": "已有服务继续运行；新服务将无法选择该规格。", "it.deleted": "实例规格已删除",
 
-  "error.ServiceExists": "同名服务已存在。",
+  "error.ServiceExists": "该名称已被占用（服务名称在整个平台内唯一），请换一个。",
   "error.WrongPassword": "密码错误。",
   "nav.models": "模型市场",
   "models.title": "模型市场", "models.intro": "本平台发布的模型：管理员精选的公开模型，以及你自己的模型。把模型挂载到服务中，放在应用读取的路径上。",
