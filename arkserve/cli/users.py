@@ -32,6 +32,17 @@ def get_user(username: str, fmt: str) -> None:
         render(c.get(f"/users/{username}"), fmt, COLUMNS)
 
 
+@user.command("security-events", help="Failed logins and password checks, newest first (admin; docs/security.md).")
+@click.option("--user", "username", default=None, help="Only attempts on this user name.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@output_option
+@api_errors
+def security_events(username: str | None, limit: int, fmt: str) -> None:
+    with state().client() as c:
+        render(c.get("/security/events", username=username, limit=limit), fmt,
+               ("time", "kind", "username", "client", "message"))
+
+
 @user.command("create", help="Create a user; prompts for the password unless --password is given.")
 @click.argument("username")
 @click.option("--role", type=click.Choice(["user", "admin"]), default="user", show_default=True)

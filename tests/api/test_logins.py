@@ -109,3 +109,18 @@ def test_password_change_is_throttled_too(live_api: LiveApi, path: str) -> None:
                         json={"current_password": "wrong-pass", "new_password": "new-password-1"}).status_code
              for _ in range(10)]
     assert codes[:6] == [401] * 6 and 429 in codes[6:], codes
+
+
+def test_admins_list_security_events_from_the_cli(live_api: LiveApi) -> None:
+    from click.testing import CliRunner
+
+    from arkserve.cli.main import cli
+
+    with _web(live_api, "127.0.0.2") as web:
+        assert _login(web, "admin", "not-the-password").status_code == 401
+    env = {"ARKSERVE_ACCESS_KEY": live_api.admin_ak, "ARKSERVE_SECRET_KEY": live_api.admin_sk,
+           "ARKSERVE_ENDPOINT": live_api.url}
+    out = CliRunner().invoke(cli, ["user", "security-events", "--user", "admin", "-o", "json"], env=env,
+                             catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert '"client": "127.0.0.2"' in out.output and '"kind": "login_failed"' in out.output
