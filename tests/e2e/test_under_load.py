@@ -24,7 +24,8 @@ def test_scaling_and_a_rolling_update_under_load_lose_nothing(platform: Platform
             platform.wait_ready("busy", 2)
             before = c.get("/services/busy")["revision"]
             c.patch("/services/busy", {"env": {"VERSION": "2"}})  # rolling update
-            assert platform.wait_ready("busy", 2)["revision"] != before  # both replicas on the new revision
+            svc = platform.wait_ready("busy", 2)
+            assert svc["revision"] != before and {i["revision"] for i in svc["instances"]} == {svc["revision"]}
         load.stop_after(2000)  # the load ran through every step above
     r = load.result
     print(f"sent {r.sent}, statuses {dict(r.statuses)}, per replica {dict(r.replicas)}")
