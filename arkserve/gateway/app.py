@@ -91,9 +91,7 @@ class Gateway:
         if core is None:
             return
         grace = self.config.shutdown_grace_s if grace_s is None else grace_s
-        core.closing = True
-        if self.holder is not None:
-            await self.holder.stop()
+        core.closing = True  # the snapshot keeps being polled: a request queued now may still get a replica
         for srv in self.listeners.values():
             srv.close()
         self.listeners.clear()
@@ -106,6 +104,8 @@ class Gateway:
         deadline = time.monotonic() + grace
         while core.connections and time.monotonic() < deadline and not (force is not None and force.is_set()):
             await asyncio.sleep(0.05)
+        if self.holder is not None:
+            await self.holder.stop()
         if self.admin is not None:
             self.admin.close()
             self.admin = None

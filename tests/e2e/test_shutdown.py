@@ -116,3 +116,40 @@ def _gone(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except OSError:
         return True
+
+
+def test_a_second_sigterm_cuts_the_drain_short(tmp_path: Path) -> None:
+    p = Platform(tmp_path)
+    p.env["ARKSERVE_GATEWAY_SHUTDOWN_GRACE_S"] = "120"
+    p.start()
+    try:
+        svc = p.create("stuck", 1, env={"DELAY_S": "300"})
+        auth = ArkAuth(p.profile.access_key, p.profile.secret_key)
+        result: dict[str, object] = {}
+
+        def call() -> None:
+            with httpx.Client(verify=ssl.create_default_context(cafile=p.ca), auth=auth, timeout=300) as c:
+                try:
+                    result["status"] = c.get(svc["endpoint"] + "/").status_code
+                except httpx.HTTPError as exc:
+                    result["error"] = type(exc).__name__
+
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        _wait(lambda: "delaying /" in _replica_log(p, "stuck"), 30, "the request never reached the replica")
+        assert p.proc is not None
+        p.proc.send_signal(signal.SIGTERM)
+        _wait(lambda: _admin_status(p.admin_port) == (503, "draining"), 10, "the gateway did not start draining")
+        forced = time.monotonic()
+        p.proc.send_signal(signal.SIGTERM)  # the second Ctrl-C
+        assert p.proc.wait(60) == 0
+        assert time.monotonic() - forced < 40  # not the 120 s grace
+        caller.join(10)
+        assert "status" not in result  # the stuck request was cut, as asked
+    finally:
+        p.stop()
+
+
+def _replica_log(p: Platform, service: str) -> str:
+    folder = p.data / "logs" / service
+    return "".join(f.read_text() for f in folder.glob("*.log")) if folder.is_dir() else ""

@@ -33,6 +33,7 @@ class Handler(BaseHTTPRequestHandler):
         if hang and os.path.exists(hang):
             time.sleep(3600)
         if os.environ.get("DELAY_S") and self.path != "/healthz":  # a slow app: each request takes this long
+            print(f"delaying {self.path}", flush=True)
             time.sleep(float(os.environ["DELAY_S"]))
         if self.path == "/model":  # what this replica sees of its model
             body = json.dumps(model_view()).encode()
