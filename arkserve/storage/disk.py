@@ -12,6 +12,8 @@ import errno
 import os
 import shutil
 import stat
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,10 @@ from arkserve.storage import paths
 from arkserve.storage.paths import BadPath, Parts
 
 GIB = 1024**3
+USAGE_CACHE_S = 5.0
+_usage_lock = threading.Lock()
+_usage: dict[Path, tuple[float, int]] = {}  # root -> (when walked, bytes)
+_usage_gen: dict[Path, int] = {}  # root -> count of this process's changes (a walk overlapping one is not kept)
 
 
 class QuotaExceeded(PermanentError):
@@ -137,6 +143,8 @@ class Disk:
                 raise Conflict(f'"{dst}" exists already' + ("" if overwrite else " (use overwrite to replace a file)"),
                                code="PathExists")
             os.rename(sp[-1], dp[-1], src_dir_fd=spfd, dst_dir_fd=dpfd)
+            if target is not None:  # a file replaced
+                self.changed(-target.st_size if stat.S_ISREG(target.st_mode) else 0)
             os.fsync(dpfd)
             os.fsync(spfd)
         return self.stat(dst)
@@ -151,6 +159,7 @@ class Disk:
                 raise NotFound(f'"{rel}" not found on the disk', code="PathNotFound")
             if stat.S_ISDIR(st.st_mode):
                 if recursive:
+                    self.changed(None)
                     shutil.rmtree(parts[-1], dir_fd=pfd)  # fd-based: never follows a link out of the tree
                 else:
                     try:
@@ -162,10 +171,38 @@ class Disk:
                         raise
             else:
                 os.unlink(parts[-1], dir_fd=pfd)
+                self.changed(-st.st_size if stat.S_ISREG(st.st_mode) else 0)
             os.fsync(pfd)
 
     def used(self) -> int:
-        """Bytes of the regular files in the tree (links and folders count nothing)."""
+        """Bytes of the regular files in the tree (links and folders count nothing).
+
+        The walk's result is kept for :data:`USAGE_CACHE_S` seconds and moved by this process's own writes
+        and deletes (:meth:`changed`), so a thousand uploads into a big tree do not walk it a thousand
+        times; bytes written by others (a replica with a read-write mount) count within that time."""
+        with _usage_lock:
+            hit = _usage.get(self.root)
+            gen = _usage_gen.get(self.root, 0)
+        if hit is not None and time.monotonic() - hit[0] < USAGE_CACHE_S:
+            return hit[1]
+        total = self._walk()
+        with _usage_lock:
+            if _usage_gen.get(self.root, 0) == gen:  # no write of ours ran during the walk
+                _usage[self.root] = (time.monotonic(), total)
+        return total
+
+    def changed(self, delta: int | None) -> None:
+        """This process changed the tree's bytes by ``delta`` (``None``: by an unknown amount)."""
+        with _usage_lock:
+            _usage_gen[self.root] = _usage_gen.get(self.root, 0) + 1
+            hit = _usage.get(self.root)
+            if hit is not None:
+                if delta is None:
+                    del _usage[self.root]
+                else:
+                    _usage[self.root] = (hit[0], hit[1] + delta)
+
+    def _walk(self) -> int:
         total = 0
         if not self.root.is_dir():
             return 0

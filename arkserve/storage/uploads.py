@@ -19,6 +19,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -164,7 +165,10 @@ class Uploads:
         with paths.opened_root(self.disk.root) as rfd, paths.opened_dir(rfd, parts[:-1], create=True) as pfd, \
                 paths.opened_root(self.staging / "parts") as sfd:
             check_free(pfd, parts, overwrite)
+            old = paths.lstat_in(pfd, parts[-1])
+            size = os.stat(part_name, dir_fd=sfd).st_size
             os.rename(part_name, parts[-1], src_dir_fd=sfd, dst_dir_fd=pfd)
+            self.disk.changed(size - (old.st_size if old is not None and stat.S_ISREG(old.st_mode) else 0))
             os.fsync(pfd)
         return self.disk.stat(paths.join(parts))
 
