@@ -4,7 +4,9 @@
 (a copy only where the blobs live on another file system), built in a temporary folder and renamed into
 place, so a half-built version is never seen under its digest. Folders are made read-only; replicas get a
 read-only bind mount of the folder, never a copy. Past ``limit_bytes`` the least recently used versions
-that no service mounts are evicted (use touches a version's folder).
+that no service mounts are evicted (use touches a version's folder). A version a replica started with
+stays pinned until that replica is stopped, so a rolling update away from it (the spec no longer names
+it, old replicas still read it) never pulls it from under them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from arkserve.storage.market import CHUNK, BlobStore
 
 Progress = Callable[[int], None]  # percent done, called at 0 and at each step up to 100
 _LOCK = threading.Lock()
+_PINS: dict[tuple[str, str, str], set[str]] = {}  # (cache root, service, replica) -> digests it mounts
+_PINS_LOCK = threading.Lock()
 
 
 class ModelCache:
@@ -88,10 +92,24 @@ class ModelCache:
         for dirpath, _, _ in os.walk(tmp, topdown=False):
             os.chmod(dirpath, 0o555)  # noqa: S103 (read-only for everyone, on purpose)
 
+    def pin(self, service: str, replica: str, digest: str) -> None:
+        """Keep ``digest`` while this replica runs (until :meth:`unpin`)."""
+        with _PINS_LOCK:
+            _PINS.setdefault((str(self.root), service, replica), set()).add(digest)
+
+    def unpin(self, service: str, replica: str) -> None:
+        with _PINS_LOCK:
+            _PINS.pop((str(self.root), service, replica), None)
+
+    def pinned(self) -> set[str]:
+        with _PINS_LOCK:
+            return {d for (root, _, _), ds in _PINS.items() if root == str(self.root) for d in ds}
+
     def evict(self, in_use: set[str]) -> list[str]:
-        """Remove least recently used versions not in ``in_use`` until the cache fits its limit."""
+        """Remove least recently used versions neither in ``in_use`` nor pinned until the cache fits its limit."""
         if not self.root.is_dir():
             return []
+        in_use = in_use | self.pinned()
         entries = []
         for d in self.root.iterdir():
             if d.is_dir() and not d.name.startswith("."):

@@ -117,6 +117,7 @@ class ServiceWorker:
         """The version's folder in this host's model cache, fetched first when it is not there yet."""
         if self.model_cache is None:
             self.model_cache = ModelCache(self.data_dir, self.config.model_cache_bytes)
+        self.model_cache.pin(svc.name, replica_id, digest)  # until the replica is stopped
         if self.model_cache.cached(digest):
             return str(self.model_cache.ensure(digest, []))
         with self.store.read() as conn:
@@ -172,6 +173,8 @@ class ServiceWorker:
             log.warning("stopping %s/%s failed: %s", service, replica, exc.message)
         finally:
             self.stopping.discard(replica)
+            if self.model_cache is not None:
+                self.model_cache.unpin(service, replica)
 
     def _finish_drain(self, svc: ServiceRow, rep: ReplicaRow) -> None:
         try:
@@ -183,6 +186,8 @@ class ServiceWorker:
             log.warning("draining %s/%s failed: %s", svc.name, rep.id, exc.message)
         finally:
             self.stopping.discard(rep.id)
+            if self.model_cache is not None:
+                self.model_cache.unpin(svc.name, rep.id)
             self.drain_since.pop(rep.id, None)
             self.drain_target.pop(rep.id, None)
 

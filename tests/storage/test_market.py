@@ -152,3 +152,16 @@ def test_the_cache_evicts_least_recently_used_versions_not_in_use(tmp_path: Path
     cache.limit_bytes = 0
     assert cache.evict(in_use={digests[2]}) == [digests[0]]
     assert blobs.path(publish_tar(blobs, _tar({"w.bin": bytes([0]) * 1000}))[0]["sha256"]).exists()  # blobs stay
+
+
+def test_a_version_a_running_replica_started_with_is_never_evicted(tmp_path: Path) -> None:
+    # a rolling update away from v1: the spec names v2 only, but old replicas still read v1 until stopped
+    data = tmp_path / "data"
+    blobs = BlobStore(data)
+    cache = ModelCache(data, limit_bytes=0)
+    v1 = publish_tar(blobs, _tar({"w.bin": b"1" * 1000}))
+    cache.ensure(manifest_digest(v1), v1)
+    cache.pin("svc", "r000001", manifest_digest(v1))
+    assert cache.evict(in_use=set()) == [] and cache.cached(manifest_digest(v1))
+    cache.unpin("svc", "r000001")  # the old replica stopped
+    assert cache.evict(in_use=set()) == [manifest_digest(v1)]
