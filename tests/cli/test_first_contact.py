@@ -89,4 +89,4 @@ def test_port_help_says_what_the_port_means_on_each_runtime() -> None:
     assert "Local runtime: not used; each replica gets a free port in $PORT" in text
     static = Path(__file__).parents[2] / "arkserve" / "console" / "static"
     assert "Local runtime: not used" in (static / "lang-en.js").read_text()
-    assert "本地运行时：不使用此值" in (static / "lang-zh.js").read_text()
+    assert "本地运行时：不使用此值" in (static / "lang-zh.js").read_text()  # noqa: RUF001
