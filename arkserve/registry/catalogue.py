@@ -117,7 +117,8 @@ class Catalogue:
     def delete_tag(self, repo: str, tag: str) -> str:
         """Remove ``repo:tag``; returns its digest. The manifest goes too unless another tag still names it."""
         digest, _, _ = self.manifest(repo, tag)
-        others = [t for t in self.tag_names(repo) if t != tag and self.manifest(repo, t)[0] == digest]
+        others = [t for t in self.tag_names(repo)
+                  if t != tag and self.manifest(repo, t)[0] == digest]  # public content address
         if others:  # Distribution 2.8 deletes manifests, not tags: drop only this tag's directory
             shutil.rmtree(self.v2 / "repositories" / repo / "_manifests/tags" / tag, ignore_errors=True)
             return digest

@@ -148,5 +148,6 @@ def digests_by_ref(conn: Connection) -> dict[str, str]:
 
 
 def manifest_by_digest(conn: Connection, digest: str) -> list[dict[str, Any]] | None:
-    row = conn.execute(select(model_versions.c.manifest).where(model_versions.c.digest == digest).limit(1)).first()
+    same = model_versions.c.digest == digest  # public content address
+    row = conn.execute(select(model_versions.c.manifest).where(same).limit(1)).first()
     return list(row[0]) if row else None
