@@ -5,14 +5,13 @@ market page in Chinese."""
 
 from __future__ import annotations
 
-import io
 import re
 import sys
-import tarfile
 from typing import Any
 
 from tests.console.conftest import Console, admin_password
 from tests.e2e.conftest import Platform
+from tests.storage.archives import tar_of
 
 README = b"# Flowers ResNet34\n\nClassifies **five** flowers.\n\n- daisy\n- tulips\n\n```\npython3 infer.py\n```\n"
 
@@ -23,23 +22,13 @@ def _expect() -> Any:
     return expect
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for rel, data in files.items():
-            info = tarfile.TarInfo(rel)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def _publish(p: Platform) -> str:
     with p.client() as c:
         made = c.upload("PUT", "/models/flowers-resnet34/versions/1/archive",
-                        iter([_tar({"weights.txt": b"resnet34 weights", "README.md": README})]),
+                        iter([tar_of({"weights.txt": b"resnet34 weights", "README.md": README})]),
                         params={"task": "image-classification", "framework": "pytorch", "license": "Apache-2.0",
                                 "public": "true"}, content_type="application/x-tar")
-        c.upload("PUT", "/models/bert-tiny/versions/1/archive", iter([_tar({"vocab.txt": b"[CLS]"})]),
+        c.upload("PUT", "/models/bert-tiny/versions/1/archive", iter([tar_of({"vocab.txt": b"[CLS]"})]),
                  params={"task": "text-classification", "framework": "onnx", "description": "A tiny BERT."},
                  content_type="application/x-tar")
     return str(made["versions"][0]["digest"])

@@ -3,8 +3,6 @@ visibility and curation, immutability, deletion refused while mounted, and every
 
 from __future__ import annotations
 
-import io
-import tarfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +13,7 @@ from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import ApiError, Client
 from arkserve.storage.market import BlobStore
 from tests.api.conftest import LiveApi  # the live_api fixture comes through tests/storage/conftest.py
+from tests.storage.archives import tar_of
 
 SPEC = {"name": "flowers", "image": "/usr/bin", "port": 27777, "command": "python3 infer.py", "replicas": 0}
 WEIGHTS = b"\x80\x02weights" * 5000
@@ -27,16 +26,6 @@ def _raises(status: int, code: str, call: Any) -> ApiError:
     return e.value
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for rel, data in files.items():
-            info = tarfile.TarInfo(rel)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def _chunks(data: bytes, size: int = 65536) -> Iterator[bytes]:
     for i in range(0, len(data), size):
         yield data[i:i + size]
@@ -44,7 +33,7 @@ def _chunks(data: bytes, size: int = 65536) -> Iterator[bytes]:
 
 def _upload(c: Client, ref: str, files: dict[str, bytes], **card: Any) -> Any:
     name, version = ref.split("@")
-    return c.upload("PUT", f"/models/{name}/versions/{version}/archive", _chunks(_tar(files)),
+    return c.upload("PUT", f"/models/{name}/versions/{version}/archive", _chunks(tar_of(files)),
                     params={k: v for k, v in card.items()}, content_type="application/x-tar")
 
 
