@@ -143,6 +143,8 @@ def test_walkthrough(console: Console, console_platform: Platform) -> None:
     pw(page.locator('#instances-table tbody tr[data-state="ready"]')).to_have_count(2, timeout=60_000)
     pw(page.locator(".count-big")).to_have_text("2/2 ready")
     endpoint = page.locator(".overview .endpoint code").inner_text()
+    # the local runtime hands each instance its own $PORT: the declared 8000 is not shown as if used
+    pw(page.locator(".overview .port-local")).to_have_text("$PORT (a free port per instance)")
     pw(page.locator(".example pre")).to_contain_text("ArkRequestsAuth")
     replicas = page.locator("#instances-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.replica)")
     assert len(set(replicas)) == 2

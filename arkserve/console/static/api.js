@@ -57,3 +57,10 @@ export const api = {
 };
 
 export const enc = encodeURIComponent;
+
+let runtimeKind = null;
+/** The platform's runtime ("local" or "docker"), asked once: what a service's port means depends on it. */
+export async function platformRuntime() {
+  if (runtimeKind === null) runtimeKind = (await api.get("/healthz")).runtime || "";
+  return runtimeKind;
+}

@@ -72,7 +72,7 @@ export default {
 
   "details.tabs": "Service sections", "details.overview": "Overview", "details.edit": "Edit configuration",
   "details.delete": "Delete", "details.revision": "Revision", "details.owner": "Owner", "details.updated": "Updated",
-  "details.tcpProbe": "TCP check", "details.readyOf": "{ready}/{desired} ready",
+  "details.portLocal": "$PORT (a free port per instance)", "details.tcpProbe": "TCP check", "details.readyOf": "{ready}/{desired} ready",
   "details.starting": "Instances are being scheduled…", "details.noInstances": "No instances (scaled to zero).",
   "details.gone": "Service {name} does not exist (any more).",
   "tab.instances": "Instances", "tab.logs": "Logs", "tab.requests": "Requests", "tab.events": "Events",

@@ -72,7 +72,7 @@ export default {
 
   "details.tabs": "服务分区", "details.overview": "概览", "details.edit": "修改配置",
   "details.delete": "删除", "details.revision": "版本", "details.owner": "所有者", "details.updated": "更新时间",
-  "details.tcpProbe": "TCP 检查", "details.readyOf": "{ready}/{desired} 就绪",
+  "details.portLocal": "$PORT（每个实例一个空闲端口）", "details.tcpProbe": "TCP 检查", "details.readyOf": "{ready}/{desired} 就绪",
   "details.starting": "正在调度实例…", "details.noInstances": "没有实例（已缩容到 0）。",
   "details.gone": "服务 {name} 不存在（或已删除）。",
   "tab.instances": "实例", "tab.logs": "日志", "tab.requests": "请求", "tab.events": "事件",

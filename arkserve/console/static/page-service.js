@@ -1,7 +1,7 @@
 // Service details: status, endpoint + signed examples, tabs (instances, logs, requests, events, metrics),
 // scaling (pencil), configuration edits (rolling update) and deletion with a typed confirmation.
 
-import { api, enc } from "./api.js";
+import { api, enc, platformRuntime } from "./api.js";
 import { t } from "./i18n.js";
 import { link, navigate, session } from "./router.js";
 import { checkPort, envEditor, instanceTypeField } from "./forms.js";
@@ -21,6 +21,7 @@ const TAB_MOUNT = { logs: mountLogs, requests: mountRequests, events: mountEvent
 export async function renderService(main, name, tab = "instances") {
   let svc = null;
   let gone = false;
+  const runtime = await platformRuntime();
   const listeners = new Set();
   const head = h("div.page-head");
   const banner = h("div.status-banner", { "aria-live": "polite" });
@@ -81,7 +82,8 @@ export async function renderService(main, name, tab = "instances") {
       [t("col.instanceType"), s.instance_type],
       [t("create.image"), h("code", s.image)],
       [t("create.command"), h("code", s.command)],
-      [t("create.port"), [String(s.port), h("span.muted", " · ", t("create.health"), " "),
+      [t("create.port"), [runtime === "local" ? h("span.port-local", { title: t("create.portHint") },
+        t("details.portLocal")) : String(s.port), h("span.muted", " · ", t("create.health"), " "),
         s.health_path ? h("code", s.health_path) : h("span.muted", t("details.tcpProbe"))]],
       [t("create.env"), Object.keys(s.env).length ? h("div.env-list", Object.entries(s.env).map(([k, v]) =>
         h("code", `${k}=${v}`))) : h("span.muted", "—")],
