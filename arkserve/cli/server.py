@@ -122,8 +122,9 @@ def _banner(s: Settings, boot: Any) -> str:
                   "`arkserve image push-commands`)"]
     lines += [f"  CLI profile  {boot.profile_path}  ->  try `arkserve whoami`, `arkserve key list`", ""]
     if s.runtime.kind == "local":
-        lines.append("  Runtime      local processes: service commands run as this OS user "
-                     f"({getpass.getuser()}), for one trusted user on one machine.")
+        who = (f"as {s.runtime.replica_user}" if os.geteuid() == 0 else f"as this OS user ({getpass.getuser()})")
+        lines.append(f"  Runtime      local processes, each in a bubblewrap sandbox {who} "
+                     "(docs/security.md)")
     lines += ["", "Press Ctrl-C to stop.", ""]
     return "\n".join(lines)
 
