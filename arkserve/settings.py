@@ -107,6 +107,9 @@ class RuntimeSettings:
                          "ARKSERVE_RUNTIME")
     docker_url: str = _setting("", "Docker Engine address (default: DOCKER_HOST or the local socket).",
                                "ARKSERVE_DOCKER_URL")
+    docker_instance: str = _setting("", "Docker runtime: a label value (ark.instance) that keeps this platform's "
+                                    "containers apart from another arkserve's on the same daemon. Empty: every "
+                                    "arkserve container on the daemon is this platform's.", "ARKSERVE_DOCKER_INSTANCE")
     stop_replicas_on_exit: bool = _setting(
         False, "Stop every replica when the reconciler exits; the next start creates them anew. Off (the "
         "default for `arkserve reconciler`): they keep serving and the next reconciler adopts them. "

@@ -106,7 +106,8 @@ def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str
     _logging(s.log_level)
     try:
         runtime = make_runtime(s.runtime.kind, s.data_dir, s.runtime.docker_url,
-                               replica_user=s.runtime.replica_user, sandbox_paths=s.runtime.sandbox_paths)
+                               docker_instance=s.runtime.docker_instance, replica_user=s.runtime.replica_user,
+                               sandbox_paths=s.runtime.sandbox_paths)
         store = open_store(s.database_url, busy_timeout_ms=s.store.busy_timeout_ms)
     except ArkserveError as exc:
         raise click.ClickException(exc.message) from None

@@ -13,8 +13,8 @@ from arkserve.runtimes.base import Runtime
 RUNTIME_KINDS = ("local", "docker")
 
 
-def make_runtime(kind: str, data_dir: Path, docker_url: str = "", *, replica_user: str = "nobody",
-                 sandbox_paths: str = "") -> Runtime:
+def make_runtime(kind: str, data_dir: Path, docker_url: str = "", *, docker_instance: str = "",
+                 replica_user: str = "nobody", sandbox_paths: str = "") -> Runtime:
     """A runtime of ``kind`` keeping its state and logs under ``data_dir``.
 
     Raises ``ValidationFailed`` for an unknown kind and ``RuntimeUnavailable`` when the
@@ -31,6 +31,6 @@ def make_runtime(kind: str, data_dir: Path, docker_url: str = "", *, replica_use
     if kind == "docker":
         from arkserve.runtimes.docker import DockerRuntime
 
-        return DockerRuntime(data_dir, docker_url)
+        return DockerRuntime(data_dir, docker_url, instance=docker_instance)
     raise ValidationFailed(f"unknown runtime {kind!r}: expected one of {', '.join(RUNTIME_KINDS)}",
                            field="runtime.kind")

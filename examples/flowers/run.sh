@@ -3,7 +3,11 @@
 #   build -> deploy on arkserve -> wait ready -> classify images/ through the signed endpoint
 #   -> scale to 2 -> send 40 more -> print how many each instance served (from the request log).
 # Usage: run.sh [docker|local]
-#   docker  the image arkserve-examples/flowers:1 (built by build.sh; the base image is reused when present)
+#   docker  built by build.sh (the base image is reused when present). On a platform with its image registry
+#           (arkserve up --runtime docker): the base is published as <registry>/ark-public/pytorch:bookworm (as
+#           admin), the app image is built FROM it, pushed as <registry>/<you>/demo-flower:v1 (docker login with
+#           the profile's AK/SK) and deployed as --image demo-flower:v1. Without a registry: the local image
+#           arkserve-examples/flowers:1.
 #   local   this folder as the "image" on the local runtime, run by Debian's /usr/bin/python3
 #           (python3-torch python3-torchvision python3-flask python3-pil; installed here when missing, as root)
 # Model: FLOWERS_MODEL=image (default: the weights are in the image / app folder) or market (publish them to the
@@ -26,7 +30,7 @@ case $MODEL in image|market) ;; *) echo "run.sh: FLOWERS_MODEL must be image or 
 APP_ONLY=""  # market + local: the app folder without weights
 DEB_PACKAGES="python3-torch python3-torchvision python3-flask python3-pil"
 WORK=$(mktemp -d /tmp/flowers-run.XXXXXX)
-UP_PID="" CREATED=0 TIMINGS=""
+UP_PID="" CREATED=0 TIMINGS="" REGISTRY="" NAMESPACE="" PUBLIC_BASE=""
 log() { printf '\n[run %s] %s\n' "$(date +%T)" "$*" >&2; }
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
@@ -78,7 +82,9 @@ start_platform() {
   if grep -q -- '--gateway-port-base' <<<"$help"; then flags+=(--gateway-port-base "$gw_port"); fi
   log "starting arkserve up (runtime $MODE, API port $api_port, data $WORK/data)"
   # a free gateway admin port too, so a second arkserve on this host (e.g. a test's) does not stop this one
+  # and its own registry port, and a Docker instance label: it neither adopts nor stops another's containers
   ARKSERVE_RUNTIME=$MODE ARKSERVE_GATEWAY_PORT_BASE=$gw_port ARKSERVE_GATEWAY_ADMIN_PORT=$(free_port) \
+    ARKSERVE_REGISTRY_PORT=$(free_port) ARKSERVE_DOCKER_INSTANCE=flowers-$$ \
     "$ARK" up "${flags[@]}" >"$WORK/up.log" 2>&1 &
   UP_PID=$!
   for _ in $(seq 1 120); do
@@ -97,8 +103,51 @@ ensure_debian_torch() {
     $DEB_PACKAGES >/dev/null
 }
 
+registry_login() {  # log in to the platform's registry with the profile's AK/SK; sets REGISTRY ("" without one)
+  local push reg ak sk
+  push=$("$ARK" image push-commands -o json) || return 0
+  reg=$(json_field registry <<<"$push")
+  "$PY" -c 'import httpx, sys; sys.exit(httpx.get(f"http://{sys.argv[1]}/v2/", timeout=5).status_code != 401)' \
+    "$reg" 2>/dev/null || { log "no image registry at $reg (arkserve up --runtime docker runs one): using local images"
+                            return 0; }
+  { read -r ak; read -r sk; } < <("$PY" - "${ARKSERVE_PROFILE:-default}" <<'PY'
+import os, sys
+from arkserve.sdk.profiles import config_path, load_all
+p = load_all(config_path())[sys.argv[1]]
+print(os.environ.get("ARKSERVE_ACCESS_KEY") or p.access_key)
+print(os.environ.get("ARKSERVE_SECRET_KEY") or p.secret_key)
+PY
+)
+  export DOCKER_CONFIG=$WORK/docker  # this run's login stays in its temp dir, not in ~/.docker
+  printf '%s' "$sk" | docker login "$reg" -u "$ak" --password-stdin >/dev/null
+  REGISTRY=$reg NAMESPACE=$(json_field username <<<"$push")
+  log "logged in to the platform registry $REGISTRY with the access key $ak"
+}
+
+push() {  # docker push $1, printing the digest the registry stored
+  docker push "$1" | grep -E '^[^ ]+: digest: sha256:' | sed "s|^|pushed $1 |" >&2
+}
+
+publish_base() {  # the PyTorch base as a public image (admins push ark-public/; others reuse it when there)
+  PUBLIC_BASE=$REGISTRY/ark-public/pytorch:bookworm
+  "$HERE/build_base.sh"
+  docker tag arkserve/flowers-base:bookworm "$PUBLIC_BASE"
+  push "$PUBLIC_BASE" || docker pull -q "$PUBLIC_BASE" >/dev/null || {
+    echo "run.sh: cannot push $PUBLIC_BASE (only admins may publish ark-public/ images) and it is not there yet:" \
+      "ask an admin to run this walkthrough once" >&2; return 1; }
+}
+
 build() {
-  if [ "$MODE" = docker ] && [ "$MODEL" = market ]; then
+  if [ "$MODE" = docker ]; then registry_login; fi
+  if [ "$MODE" = docker ] && [ -n "$REGISTRY" ]; then
+    timed "publish the base to ark-public/" publish_base
+    local repo=demo-flower; [ "$MODEL" = market ] && repo=demo-flower-app
+    local target=$REGISTRY/$NAMESPACE/$repo:v1
+    if [ "$MODEL" = market ]; then FLOWERS_APP_ONLY=1 FLOWERS_FROM=$PUBLIC_BASE FLOWERS_IMAGE=$target "$HERE/build.sh"
+    else FLOWERS_FROM=$PUBLIC_BASE FLOWERS_IMAGE=$target "$HERE/build.sh"; fi
+    timed "push $repo:v1" push "$target"
+    IMAGE=$repo:v1 COMMAND="python3 infer.py"  # the short form: <registry>/<you>/$repo:v1
+  elif [ "$MODE" = docker ] && [ "$MODEL" = market ]; then
     FLOWERS_APP_ONLY=1 "$HERE/build.sh"
     IMAGE=${FLOWERS_IMAGE:-arkserve-examples/flowers-app:1} COMMAND="python3 infer.py"
   elif [ "$MODE" = docker ]; then
@@ -201,6 +250,9 @@ CREATED=1
 timed "create + wait ready (1 replica)" "$ARK" service create "$NAME" --image "$IMAGE" --port 27777 \
   --command "$COMMAND" --replicas 1 --health-path /healthz "${extra[@]}" --wait
 ENDPOINT=$("$ARK" service get "$NAME" -o json | json_field endpoint)
+"$ARK" service get "$NAME" -o json | "$PY" -c 'import json, sys
+for r in json.load(sys.stdin)["instances"]:
+    print("replica", r["id"], "runs image digest", r.get("image_digest") or "-")' >&2
 ca=(); [ -n "$UP_PID" ] && ca=(--ca "$WORK/data/tls/ca.pem")
 log "classifying $HERE/images through $ENDPOINT (signed)"
 timed "classify 5 images" "$PY" "$HERE/client.py" "$ENDPOINT" "$HERE/images" "${ca[@]}"

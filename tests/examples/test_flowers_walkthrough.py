@@ -85,6 +85,18 @@ def test_image_serves_the_classifier() -> None:
 
 
 @pytest.mark.docker
+def check_served_from_the_registry(out: str) -> None:
+    """The base went to ark-public/, the app image to the user's namespace, and the replica runs the pushed digest."""
+    assert re.search(r"^pushed \S+/ark-public/pytorch:bookworm ", out, re.M), out
+    pushed = re.search(r"^pushed \S+/admin/demo-flower:v1 v1: digest: (sha256:[0-9a-f]{64})", out, re.M)
+    assert pushed, out
+    assert "(image demo-flower:v1," in out, out  # deployed by the short form of the user's own image
+    running = re.findall(r"^replica \S+ runs image digest (\S+)$", out, re.M)
+    assert running and set(running) == {pushed[1]}, out
+
+
 def test_walkthrough_docker_runtime() -> None:
     require_docker()
-    check_output(run_walkthrough("docker"))
+    out = run_walkthrough("docker")
+    check_output(out)
+    check_served_from_the_registry(out)
