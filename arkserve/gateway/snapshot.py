@@ -3,7 +3,8 @@
 A :class:`SnapshotSource` answers ``version()`` cheaply and ``load()`` a full snapshot; both may
 block (they run in a thread). :class:`SnapshotHolder` polls the version every ``poll_s`` and,
 when it moves, loads and applies the new snapshot on the event loop thread (one attribute swap;
-requests already in flight keep the objects they hold). Errors keep the last snapshot.
+requests already in flight keep the objects they hold), then tells the source it is applied (the store's
+source acknowledges the version only then). Errors keep the last snapshot.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class SnapshotSource(Protocol):
 
     def version(self) -> int: ...
 
+    def applied(self, version: int) -> None:
+        """Told once the snapshot of ``version`` serves requests (the store acknowledges it only then)."""
+        ...
+
 
 class StaticSource:
     """An in-memory source; ``set()`` publishes a new snapshot (tests, embedding, benchmarks)."""
@@ -45,6 +50,9 @@ class StaticSource:
     def version(self) -> int:
         with self._lock:
             return self._snapshot.version
+
+    def applied(self, version: int) -> None:
+        """Nobody waits on an in-memory source."""
 
 
 class SnapshotHolder:
@@ -72,6 +80,9 @@ class SnapshotHolder:
         if snap is not self.current:
             self.current = snap
             self._on_change(snap)
+            # only now, with the snapshot serving: an API call that waits for this ack (a key change) or a
+            # drain must not see it while a request could still be handled by the previous snapshot
+            await loop.run_in_executor(None, self.source.applied, snap.version)
         return True
 
     async def _run(self) -> None:

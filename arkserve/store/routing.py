@@ -68,7 +68,7 @@ def gateways_caught_up(conn: Connection, target: int, fresh_s: float = 10.0) -> 
 class StoreSnapshotSource:
     """The gateway's ``SnapshotSource`` over the store: a cheap version poll, a full load when it moves.
 
-    Each load is acknowledged in ``gateway_acks`` (and re-acknowledged every ``heartbeat_s``), which is how
+    Each applied snapshot is acknowledged in ``gateway_acks`` (and re-acknowledged every ``heartbeat_s``), which is how
     the reconciler knows that no gateway worker routes to a draining replica any more."""
 
     def __init__(self, store: Store, master: MasterKey, worker: str | None = None, heartbeat_s: float = 2.0) -> None:
@@ -95,7 +95,10 @@ class StoreSnapshotSource:
 
     def load(self) -> RoutingSnapshot:
         with self.store.read() as conn:
-            snapshot = load_snapshot(conn, self.master)
-        self.loaded = snapshot.version
+            return load_snapshot(conn, self.master)
+
+    def applied(self, version: int) -> None:
+        """Acknowledge ``version`` once the gateway serves it (not when it is loaded: a request may still
+        be handled by the previous snapshot until the event loop swaps it in)."""
+        self.loaded = version
         self._ack()
-        return snapshot
