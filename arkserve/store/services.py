@@ -1,17 +1,22 @@
-"""Queries on services (desired state and status) and their replicas (observed state)."""
+"""Queries on services (desired state and status) and their replicas (observed state), and the change feed.
+
+Every write to a service's desired state, status or replica rows moves the ``changes`` version and stamps the
+service's ``change_seq`` with it (:func:`touch`, in the writer's transaction). Writers of one store are
+serialised on that version's row, so ``WHERE change_seq > seen`` never skips a commit: the reconciler and the
+gateway read only what moved since they last looked (:func:`changed_since`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from arkserve.errors import Conflict, NotFound
-from arkserve.store.db import bump, now
-from arkserve.store.tables import replicas, services, users
+from arkserve.store.db import bump, now, version
+from arkserve.store.tables import replicas, services, users, versions
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class ServiceRow:
     deleting: bool
     created_at: float
     updated_at: float
+    change_seq: int = 0  # the "changes" version of its last change (see the module docstring)
 
 
 @dataclass
@@ -47,13 +53,18 @@ class ReplicaRow:
     last_error: str = ""
     updated_at: float = field(default=0.0)
     image_digest: str = ""  # the image the runtime started it from (registry digest, or the local image id)
+    node: str = ""  # placement (arkserve/capacity): the host it holds capacity on; "" = none
+    instance_type: str = ""  # the type it was placed as
+    gpu_indices: str = ""  # "0,1": whole GPUs, or the one GPU it has a share of
+    gpu_share_mb: int = 0  # fractional types: its share of that GPU's memory
+    billing: str = "payg"  # payg | prepaid (arkserve/billing/admission.py decides at placement)
 
 
 def _service(row: Any) -> ServiceRow:
     m = row._mapping
     return ServiceRow(m["id"], m["name"], m["owner_id"], m["username"], dict(m["spec"]), m["replicas"],
                       m["generation"], m["gateway_port"], m["status"], m["reason"], m["message"],
-                      bool(m["deleting"]), m["created_at"], m["updated_at"])
+                      bool(m["deleting"]), m["created_at"], m["updated_at"], int(m.get("change_seq") or 0))
 
 
 def _select() -> Any:
@@ -61,7 +72,16 @@ def _select() -> Any:
 
 
 def _free_port(conn: Connection, base: int, taken: Callable[[int], bool]) -> int:
-    used = {p for (p,) in conn.execute(select(services.c.gateway_port)) if p is not None}
+    """The port after the highest one handed out (one lookup on the unique index, whatever the number of
+    services), so a deleted service's port is not at once given to another service its old clients would
+    reach; only once that passes 65535 are the gaps from ``base`` reused (a scan, rare)."""
+    top = conn.execute(select(func.max(services.c.gateway_port))).scalar_one_or_none()
+    port = max(base, top + 1) if top is not None else base
+    while port <= 65535 and taken(port):
+        port += 1
+    if port <= 65535:
+        return port
+    used = {p for (p,) in conn.execute(select(services.c.gateway_port).where(services.c.gateway_port >= base))}
     port = base
     while port in used or taken(port):
         port += 1
@@ -86,6 +106,7 @@ def create(conn: Connection, name: str, owner_id: int, spec: dict[str, Any], rep
                        code="ServiceExists") from None
     bump(conn, "specs")
     bump(conn)
+    _touch(conn, services.c.name == name)
     return get(conn, name)
 
 
@@ -120,6 +141,7 @@ def update_desired(conn: Connection, svc: ServiceRow, *, spec: dict[str, Any] | 
     conn.execute(update(services).where(services.c.id == svc.id).values(**values))
     bump(conn, "specs")
     bump(conn)
+    touch(conn, svc.id)
 
 
 def mark_deleting(conn: Connection, svc: ServiceRow) -> None:
@@ -127,17 +149,21 @@ def mark_deleting(conn: Connection, svc: ServiceRow) -> None:
         deleting=True, status="deleting", reason="Deleting", message="draining replicas", updated_at=now()))
     bump(conn, "specs")
     bump(conn)
+    touch(conn, svc.id)
 
 
 def remove(conn: Connection, service_id: int) -> None:
     conn.execute(delete(services).where(services.c.id == service_id))
     bump(conn)
+    bump(conn, "changes")
+    bump(conn, "removals")  # readers of the feed drop the services they no longer find (see gone_since)
 
 
 def set_status(conn: Connection, service_id: int, status: str, reason: str, message: str) -> None:
     before = conn.execute(select(services.c.status, services.c.reason).where(services.c.id == service_id)).first()
     conn.execute(update(services).where(services.c.id == service_id).values(
         status=status, reason=reason, message=message[:4000]))
+    touch(conn, service_id)
     if before is None or (before.status, before.reason) != (status, reason):
         bump(conn)  # the gateway says why (ServiceRoute.failing / not_ready); a failed service is answered at once
 
@@ -162,7 +188,61 @@ def save_replica(conn: Connection, rep: ReplicaRow, *, routing_changed: bool) ->
         conn.execute(insert(replicas).values(**values))
     if routing_changed:
         bump(conn)
+    touch(conn, rep.service_id)
 
 
 def delete_replica(conn: Connection, replica_id: str) -> None:
+    owner = conn.execute(select(replicas.c.service_id).where(replicas.c.id == replica_id)).scalar()
     conn.execute(delete(replicas).where(replicas.c.id == replica_id))
+    if owner is not None:
+        touch(conn, int(owner))
+
+
+# ------------------------------------------------------------------------------------------ the change feed
+
+def _touch(conn: Connection, where: Any) -> None:
+    bump(conn, "changes")
+    seq = select(versions.c.value).where(versions.c.name == "changes").scalar_subquery()
+    conn.execute(update(services).where(where).values(change_seq=seq))
+
+
+def touch(conn: Connection, service_id: int) -> None:
+    """Mark a service changed (inside the writer's transaction): feed readers pick it up on their next look."""
+    _touch(conn, services.c.id == service_id)
+
+
+def changed_since(conn: Connection, seen: int) -> list[ServiceRow]:
+    """Services whose desired state, status or replicas changed after ``seen`` (a ``changes`` version), oldest
+    change first; the reader's next ``seen`` is the last row's ``change_seq`` (or ``seen`` when none)."""
+    q = _select().where(services.c.change_seq > seen).order_by(services.c.change_seq)
+    return [_service(r) for r in conn.execute(q)]
+
+
+def by_ids(conn: Connection, ids: Iterable[int]) -> list[ServiceRow]:
+    """The services of ``ids`` that still exist (batched: one query per 500 ids)."""
+    wanted, out = list(ids), []
+    for i in range(0, len(wanted), 500):
+        out += [_service(r) for r in conn.execute(_select().where(services.c.id.in_(wanted[i:i + 500])))]
+    return out
+
+
+def replicas_by_service(conn: Connection, ids: Iterable[int]) -> dict[int, list[ReplicaRow]]:
+    """The replica rows of the services of ``ids``, per service (batched like :func:`by_ids`)."""
+    wanted = list(ids)
+    out: dict[int, list[ReplicaRow]] = {i: [] for i in wanted}
+    for i in range(0, len(wanted), 500):
+        q = (select(replicas).where(replicas.c.service_id.in_(wanted[i:i + 500]))
+             .order_by(replicas.c.started_at, replicas.c.id))
+        for r in conn.execute(q):
+            row = ReplicaRow(**dict(r._mapping))
+            out[row.service_id].append(row)
+    return out
+
+
+def all_ids(conn: Connection) -> list[int]:
+    return [int(i) for (i,) in conn.execute(select(services.c.id).order_by(services.c.id))]
+
+
+def feed_versions(conn: Connection) -> tuple[int, int]:
+    """(``changes``, ``removals``): a reader that saw the same pair has nothing new to read."""
+    return version(conn, "changes"), version(conn, "removals")

@@ -65,6 +65,8 @@ instance_types = Table(
     Column("price_per_hour", Float, nullable=False, default=0.0),
     Column("billing", String(16), nullable=False, default="payg"),  # payg | reserved
     Column("description", String(200), nullable=False, default=""),
+    # a share of one GPU's memory (0 < f < 1, with gpus = 0): replicas are packed onto a GPU (arkserve/capacity)
+    Column("gpu_fraction", Float, nullable=False, default=0.0, server_default="0"),
 )
 
 services = Table(
@@ -82,6 +84,9 @@ services = Table(
     Column("deleting", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # the "changes" version when its desired state, status or any of its replica rows last changed: the
+    # reconciler and the gateway read what moved since they last looked (WHERE change_seq > seen)
+    Column("change_seq", BigInteger, nullable=False, server_default="0", index=True),
 )
 
 replicas = Table(
@@ -99,6 +104,25 @@ replicas = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("updated_at", Float, nullable=False),
     Column("image_digest", String(80), nullable=False, default=""),  # what the runtime pulled (sha256:...)
+    # placement (arkserve/capacity): the host it holds capacity on ("" = holds none), as which instance type,
+    # which GPUs ("0,1"), its share of a GPU's memory (fractional types), and how it is billed (payg | prepaid)
+    Column("node", String(255), nullable=False, default="", server_default=""),
+    Column("instance_type", String(64), nullable=False, default="", server_default=""),
+    Column("gpu_indices", String(64), nullable=False, default="", server_default=""),
+    Column("gpu_share_mb", Integer, nullable=False, default=0, server_default="0"),
+    Column("billing", String(16), nullable=False, default="payg", server_default="payg"),
+)
+
+# Hosts the reconcilers run on and what they have (arkserve/capacity/inventory.py), kept current by each.
+hosts = Table(
+    "hosts", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("cpus", Float, nullable=False),
+    Column("memory_mb", Integer, nullable=False),
+    Column("gpus", JSON, nullable=False),  # [{"index", "uuid", "model", "memory_mb"}]
+    Column("runtime", String(32), nullable=False, default=""),
+    Column("gpu_error", Text, nullable=False, default=""),  # why NVML read no GPU ("" when it did, or none)
+    Column("updated_at", Float, nullable=False),
 )
 
 events = Table(
@@ -196,7 +220,8 @@ disk_quotas = Table(
     Column("updated_at", Float, nullable=False),
 )
 
-# Monotonic counters; "routing" moves whenever anything the gateway snapshot depends on changes.
+# Monotonic counters; "routing" moves whenever anything the gateway snapshot depends on changes, "changes" with
+# every services.change_seq, "keys" with access keys and users, "removals" when a service row is deleted.
 versions = Table(
     "versions", metadata,
     Column("name", String(32), primary_key=True),
@@ -210,4 +235,70 @@ gateway_acks = Table(
     Column("worker", String(128), primary_key=True),
     Column("version", BigInteger, nullable=False),
     Column("seen_at", Float, nullable=False),
+)
+
+# ------------------------------------------------------------------------------------------------ billing (issue 15)
+# The ledger is append-only: money in (top-ups, amount > 0) and out (usage, prepaid purchases, amount < 0), in
+# integer micro-units of the currency. A user's balance is the sum of their entries; corrections are new entries.
+billing_ledger = Table(
+    "billing_ledger", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("time", Float, nullable=False),
+    Column("kind", String(16), nullable=False),  # usage | topup | prepaid | renewal | adjustment
+    Column("amount_micro", BigInteger, nullable=False),
+    Column("service", String(63), nullable=False, default=""),
+    Column("instance_type", String(64), nullable=False, default=""),
+    Column("replica", String(16), nullable=False, default=""),
+    Column("billing", String(16), nullable=False, default=""),  # usage: payg | prepaid
+    Column("seconds", Integer, nullable=False, default=0),  # usage: the replica-seconds this entry covers
+    Column("period_start", Float, nullable=True),
+    Column("period_end", Float, nullable=True),
+    Column("note", Text, nullable=False, default=""),
+    Index("ix_billing_ledger_user_time", "user_id", "time"),
+)
+
+# One row per metered run segment: a replica run (replica id + its started_at) billed one way (payg | prepaid).
+# A meter pass extends ``seconds``/``amount_micro`` and writes the ledger entry for the new seconds in one
+# transaction, so a crash between passes neither loses nor repeats a second.
+billing_runs = Table(
+    "billing_runs", metadata,
+    Column("replica_id", String(16), primary_key=True),
+    Column("started_at", Float, primary_key=True),
+    Column("billing", String(16), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("service", String(63), nullable=False),
+    Column("instance_type", String(64), nullable=False),
+    Column("price_micro_per_hour", BigInteger, nullable=False),
+    Column("from_at", Float, nullable=False),  # where this segment's seconds start
+    Column("seconds", Integer, nullable=False),
+    Column("amount_micro", BigInteger, nullable=False),
+    Column("ended", Boolean, nullable=False, default=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+prepaid_instances = Table(
+    "prepaid_instances", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("instance_type", String(64), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("period", String(8), nullable=False),  # month | year
+    Column("starts_at", Float, nullable=False),
+    Column("ends_at", Float, nullable=False),
+    Column("auto_renew", Boolean, nullable=False, default=False),
+    Column("status", String(16), nullable=False),  # active | expired
+    Column("price_micro", BigInteger, nullable=False),  # paid per period, all instances together
+    Column("created_at", Float, nullable=False),
+)
+
+# Per-user limits an admin set (null: unlimited) and the balance state the meter keeps (grace start).
+billing_accounts = Table(
+    "billing_accounts", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("max_replicas", Integer, nullable=True),
+    Column("max_gpus", Integer, nullable=True),
+    Column("max_prepaid", Integer, nullable=True),
+    Column("low_since", Float, nullable=True),  # balance at/below the overdraft limit since (grace running)
+    Column("updated_at", Float, nullable=False),
 )
