@@ -49,6 +49,7 @@ def insert_key(conn: Connection, access_key: str, user_id: int, sealed: Sealed, 
     except IntegrityError:
         raise Conflict("access key id collision, try again", code="KeyExists") from None
     bump(conn)
+    bump(conn, "keys")  # the gateway reloads its keys only when this moves
 
 
 def count_for(conn: Connection, user_id: int) -> int:
@@ -78,11 +79,13 @@ def get(conn: Connection, access_key: str) -> StoredKey:
 def set_enabled(conn: Connection, access_key: str, enabled: bool) -> None:
     conn.execute(update(access_keys).where(access_keys.c.access_key == access_key).values(enabled=enabled))
     bump(conn)
+    bump(conn, "keys")  # the gateway reloads its keys only when this moves
 
 
 def remove(conn: Connection, access_key: str) -> None:
     conn.execute(delete(access_keys).where(access_keys.c.access_key == access_key))
     bump(conn)
+    bump(conn, "keys")  # the gateway reloads its keys only when this moves
 
 
 def touch(conn: Connection, access_keys_used: set[str], at: float | None = None, *,

@@ -80,16 +80,19 @@ def set_password(conn: Connection, user_id: int, password_hash: str) -> None:
 def set_disabled(conn: Connection, user_id: int, disabled: bool) -> None:
     conn.execute(update(users).where(users.c.id == user_id).values(disabled=disabled, updated_at=now()))
     bump(conn)
+    bump(conn, "keys")  # the gateway reloads its keys only when this moves
 
 
 def set_role(conn: Connection, user_id: int, role: str) -> None:
     conn.execute(update(users).where(users.c.id == user_id).values(role=role, updated_at=now()))
     bump(conn)
+    bump(conn, "keys")  # the gateway reloads its keys only when this moves
 
 
 def remove(conn: Connection, user_id: int) -> None:
     conn.execute(delete(users).where(users.c.id == user_id))
     bump(conn)
+    bump(conn, "keys")  # the gateway reloads its keys only when this moves
 
 
 def count_admins(conn: Connection) -> int:
