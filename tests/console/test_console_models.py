@@ -118,3 +118,54 @@ def test_market_search_model_page_and_use_in_a_service(console: Console, console
     pw(page.locator('[data-model="flowers-resnet34"]')).to_contain_text("公开")
     console.shot("model-market-zh")
     p.delete_all_services()
+
+
+def test_create_with_several_mounts(console: Console, console_platform: Platform) -> None:
+    """The Create form's Model section takes a market model and further mounts (a read-only and a writable disk
+    folder); removing a row renumbers the rest, and the API's reason for mount 2 lands next to mount 2's path."""
+    page, p = console.page, console_platform
+    pw = _expect()
+    with p.client() as c:
+        if not any(m["name"] == "flowers-resnet34" for m in c.get("/models")):
+            _publish(p)
+        for folder in ("datasets/flowers", "out"):
+            c.post("/disk/mkdir", {"path": folder})
+    console.login("admin", admin_password(p))
+    console.goto("/console/services/new")
+    page.get_by_label("Service name").fill("multi")
+    page.get_by_label("Image").fill(str(p.app_dir))
+    page.get_by_label("Start command").fill(f"{sys.executable} app.py")
+    add = page.get_by_role("button", name="Add a mount")
+    pw(add).to_be_hidden()  # the model is in the image: nothing to mount
+    page.get_by_label("Model source", exact=True).select_option("market")
+    page.get_by_label("Model and version", exact=True).select_option("flowers-resnet34@1")
+    add.click()
+    add.click()
+    page.get_by_label("Mount 2: Model source").select_option("disk")
+    page.get_by_label("Mount 2: Folder on your network disk").fill("/nowhere")
+    page.get_by_role("button", name="Remove mount 2").click()  # mount 3 becomes mount 2
+    pw(page.locator(".mount-row")).to_have_count(2)
+    pw(page.get_by_label("Mount 2: Model source")).to_have_value("market")
+    page.get_by_label("Mount 2: Model source").select_option("disk")
+    page.get_by_label("Mount 2: Folder on your network disk").fill("/datasets/flowers")
+    page.get_by_label("Mount 2: Mount path").fill("/ark/models")
+    page.get_by_role("button", name="Create", exact=True).click()
+    pw(page.locator('[data-field="mounts.1.mount_path"] .field-error')).to_contain_text("collides")
+    page.get_by_label("Mount 2: Mount path").fill("/data")
+    add.click()
+    page.get_by_label("Mount 3: Model source").select_option("disk")
+    page.get_by_label("Mount 3: Folder on your network disk").fill("/out")
+    page.get_by_label("Mount 3: Writable").check()
+    page.get_by_label("Mount 3: Mount path").fill("/out")
+    console.shot("create-with-mounts", scroll_to=".mounts-editor")
+    page.get_by_role("button", name="Create", exact=True).click()
+    pw(page).to_have_url(re.compile(r"/console/services/multi$"))
+    pw(page.locator(".mount-list")).to_contain_text("/datasets/flowers")
+    with p.client() as c:
+        mounts = [{k: m[k] for k in ("source", "ref", "mount_path", "read_only")}
+                  for m in c.get("/services/multi")["spec"]["mounts"]]
+    assert mounts == [
+        {"source": "model", "ref": "flowers-resnet34@1", "mount_path": "/ark/models", "read_only": True},
+        {"source": "disk", "ref": "/datasets/flowers", "mount_path": "/data", "read_only": True},
+        {"source": "disk", "ref": "/out", "mount_path": "/out", "read_only": False}]
+    p.delete_all_services()

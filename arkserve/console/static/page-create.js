@@ -1,10 +1,12 @@
 // Create an inference service: instance type, image, port, command, env, model (image / model market / network
-// disk, mounted at a path), instances, auth. "?model=NAME@VERSION" (from the model market) preselects a model.
+// disk, mounted at a path, and more mounts: mounts-editor.js), instances, auth. "?model=NAME@VERSION" (from the
+// model market) preselects a model.
 
 import { api } from "./api.js";
 import { t } from "./i18n.js";
 import { link, navigate } from "./router.js";
 import { DNS_LABEL, checkPort, envEditor, instanceTypeField } from "./forms.js";
+import { mountsEditor } from "./mounts-editor.js";
 import { fillImageChoices } from "./page-images.js";
 import { clearErrors, errorText, field, h, icon, pageHeader, showApiError, showError, toast } from "./ui.js";
 
@@ -27,35 +29,14 @@ export async function renderCreate(main) {
     placeholder: "python3 app.py" });
   const health = h("input.mono", { name: "health_path", spellcheck: "false", placeholder: "/healthz" });
   const env = envEditor();
-  const source = h("select", { name: "mounts.0.source" },
-    ["image", "market", "disk"].map((s) => h("option", { value: s, selected: s === "market" && wanted }, t(`model.${s}`))));
-  const marketRef = h("select.mono", { name: "mounts.0.ref" }, models.flatMap((m) => [...m.versions].reverse().map((v) =>
-    h("option", { value: `${m.name}@${v.version}`, selected: `${m.name}@${v.version}` === wanted },
-      `${m.name} @ ${v.version}${m.public ? "" : ` (${t("models.private")})`}`))));
-  const diskRef = h("input.mono", { name: "mounts.0.disk", spellcheck: "false", placeholder: "/models/resnet34" });
-  const rw = h("input", { type: "checkbox", name: "mounts.0.rw" });
-  const mount = h("input.mono", { name: "mounts.0.mount_path", spellcheck: "false", value: "/ark/models" });
-  const marketField = field(t("create.modelMarketRef"), marketRef, { name: "mounts.0.ref",
-    hint: models.length ? t("create.modelMarketHint") : t("create.modelMarketEmpty") });
-  const diskField = field(t("create.modelDiskRef"), diskRef, { name: "mounts.0.disk", hint: t("create.modelDiskHint") });
-  const rwField = h("label.check", rw, " ", t("create.mountRw"));
-  const mountField = field(t("create.mountPath"), mount, { name: "mounts.0.mount_path", hint: t("create.mountHint") });
-  const modelNote = h("div.note", icon("lock"), t("model.readOnlyNote"));
-  const replicas = h("input", { name: "replicas", type: "number", min: 0, max: 64, value: "1" });
+  const mounts = mountsEditor(models, wanted);
+  const replicas = h("input", { name: "replicas", type: "number", min: 0, max: 1000, value: "1" });
   const auth = h("input", { type: "checkbox", name: "auth", checked: true, role: "switch" });
   const authWarn = h("div.banner.warn", { role: "alert", hidden: true }, icon("warn"), t("create.authWarning"));
   const formError = h("div.form-error", { role: "alert", hidden: true });
   const submit = h("button.btn.primary", { type: "submit" }, t("create.submit"));
 
-  const syncModel = () => {
-    const s = source.value;
-    marketField.hidden = s !== "market";
-    diskField.hidden = rwField.hidden = s !== "disk";
-    mountField.hidden = modelNote.hidden = s === "image";
-  };
-  source.addEventListener("change", syncModel);
   auth.addEventListener("change", () => { authWarn.hidden = auth.checked; });
-  syncModel();
 
   const form = h("form.create-form", { novalidate: true, onsubmit: (e) => { e.preventDefault(); create(); } },
     formError,
@@ -69,12 +50,7 @@ export async function renderCreate(main) {
         field(t("create.health"), health, { name: "health_path", hint: t("create.healthHint") })),
       field(t("create.command"), command, { name: "command", required: true, hint: t("create.commandHint") }),
       env.el),
-    section(t("create.model"),
-      h("div.grid-2",
-        field(t("create.modelSource"), source, { name: "mounts.0.source" }),
-        h("div", marketField, diskField, rwField)),
-      mountField,
-      modelNote),
+    section(t("create.model"), mounts.el),
     section(t("create.scale"),
       field(t("create.replicas"), replicas, { name: "replicas", hint: t("create.replicasHint") })),
     h("details.card.form-section.advanced",
@@ -102,14 +78,10 @@ export async function renderCreate(main) {
     if (!checkPort(port.value.trim())) errors.push(showError(form, "port", t("valid.port")));
     if (!command.value.trim()) errors.push(showError(form, "command", t("valid.required")));
     const r = Number(replicas.value);
-    if (replicas.value === "" || !Number.isInteger(r) || r < 0 || r > 64) {
+    if (replicas.value === "" || !Number.isInteger(r) || r < 0 || r > 1000) {
       errors.push(showError(form, "replicas", t("valid.replicas")));
     }
-    if (source.value === "market" && !marketRef.value) errors.push(showError(form, "mounts.0.ref", t("valid.required")));
-    if (source.value === "disk" && !diskRef.value.trim()) errors.push(showError(form, "mounts.0.disk", t("valid.required")));
-    if (source.value !== "image" && !mount.value.trim().startsWith("/")) {
-      errors.push(showError(form, "mounts.0.mount_path", t("valid.absolute")));
-    }
+    errors.push(mounts.validate(form));
     errors.push(env.validate(form));
     return errors.find(Boolean) || null;
   }
@@ -123,11 +95,8 @@ export async function renderCreate(main) {
       port: Number(port.value), command: command.value.trim(), env: env.value(), replicas: Number(replicas.value),
       auth: auth.checked,
     };
-    if (source.value !== "image") {
-      const market = source.value === "market";
-      body.mounts = [{ source: market ? "model" : "disk", ref: market ? marketRef.value : diskRef.value.trim(),
-        mount_path: mount.value.trim(), read_only: market || !rw.checked }];
-    }
+    const mountList = mounts.value();
+    if (mountList.length) body.mounts = mountList;
     if (health.value.trim()) body.health_path = health.value.trim();
     submit.disabled = true;
     try {
@@ -135,7 +104,7 @@ export async function renderCreate(main) {
       toast(t("create.done", { name: body.name }));
       navigate(`/console/services/${body.name}`);
     } catch (err) {
-      if (err.field === "mounts.0.ref" && source.value === "disk") err.field = "mounts.0.disk";
+      err.field = mounts.fieldOf(err);
       if (err.code === "ServiceExists") showError(form, "name", t("error.ServiceExists"));
       else showApiError(form, err);
       if (err.code === "ServiceExists") name.focus();
