@@ -1,0 +1,189 @@
+"""The meter: the I/O shell around :mod:`arkserve.billing.metering`, run as a thread of the reconciler's process.
+
+Each pass reads replica rows from the store, extends every run's segment to now and writes the ledger entries for
+exactly the newly covered seconds, all in ONE transaction: killed between (or during) passes, it neither loses nor
+repeats a second — the next pass starts from what the store holds. After metering, the pass renews or expires
+prepaid instances and applies the balance rule (grace, then pay-as-you-go services scaled to 0), with events.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from arkserve.billing import accounts, admission, ledger, prepaid
+from arkserve.billing.metering import RUNNING, Observed, Plan, Segment, demote, from_micro, plan_pass, to_micro
+from arkserve.errors import ArkserveError
+from arkserve.settings import BillingSettings
+from arkserve.store import events as event_store
+from arkserve.store import services as service_store
+from arkserve.store.tables import billing_runs, instance_types, replicas, services
+
+log = logging.getLogger("arkserve.billing")
+_SEGMENT_FIELDS = ("replica_id", "started_at", "billing", "user_id", "service", "instance_type",
+                   "price_micro_per_hour", "from_at", "seconds", "amount_micro", "ended")
+
+
+def observe(conn: Connection) -> list[Observed]:
+    """Every replica row that has started, with its owner, type, billing and price."""
+    prices = {n: to_micro(p) for n, p in conn.execute(select(instance_types.c.name, instance_types.c.price_per_hour))}
+    extra = [c for c in (replicas.c.get("instance_type"), replicas.c.get("billing")) if c is not None]
+    q = (select(replicas.c.id, replicas.c.state, replicas.c.started_at, replicas.c.updated_at, services.c.name,
+                services.c.owner_id, services.c.spec, *extra)
+         .join(services, services.c.id == replicas.c.service_id).where(replicas.c.started_at.is_not(None)))
+    out = []
+    for row in conn.execute(q):
+        m = row._mapping
+        itype = str(m.get("instance_type") or (m["spec"] or {}).get("instance_type", ""))
+        running = m["state"] in RUNNING
+        out.append(Observed(m["id"], float(m["started_at"]), int(m["owner_id"]), m["name"], itype,
+                            str(m.get("billing") or "payg"), prices.get(itype, 0), running,
+                            None if running else float(m["updated_at"])))
+    return out
+
+
+def _segments(conn: Connection) -> tuple[list[Segment], frozenset[tuple[str, float, str]]]:
+    open_, closed = [], set()
+    for row in conn.execute(select(billing_runs)):
+        seg = Segment(**{k: row._mapping[k] for k in _SEGMENT_FIELDS})
+        if seg.ended:
+            closed.add(seg.key)
+        else:
+            open_.append(seg)
+    return open_, frozenset(closed)
+
+
+def apply(conn: Connection, plan: Plan, now: float) -> None:
+    """Write a pass's plan: segments upserted, ledger entries for the new seconds (the caller's transaction)."""
+    c = billing_runs.c
+    for seg, charge in plan.upserts:
+        values = {k: getattr(seg, k) for k in _SEGMENT_FIELDS}
+        where = (c.replica_id == seg.replica_id) & (c.started_at == seg.started_at) & (c.billing == seg.billing)
+        if conn.execute(update(billing_runs).where(where).values(updated_at=now, **values)).rowcount == 0:
+            conn.execute(insert(billing_runs).values(updated_at=now, **values))
+        if charge is not None:
+            ledger.add(conn, seg.user_id, "usage", -charge.amount_micro, time=charge.period_end, service=seg.service,
+                       instance_type=seg.instance_type, replica=seg.replica_id, billing=seg.billing,
+                       seconds=charge.seconds, period_start=charge.period_start, period_end=charge.period_end)
+    for seg in plan.closed:
+        conn.execute(update(billing_runs).where(
+            (c.replica_id == seg.replica_id) & (c.started_at == seg.started_at) & (c.billing == seg.billing))
+            .values(ended=True, updated_at=now))
+
+
+def meter_pass(conn: Connection, now: float) -> Plan:
+    """One metering pass inside the caller's transaction."""
+    observed = demote(observe(conn), {(u, t): n for u, types in prepaid.active_counts(conn, now).items()
+                                      for t, n in types.items()})
+    open_, closed = _segments(conn)
+    plan = plan_pass(now, observed, open_, closed)
+    apply(conn, plan, now)
+    return plan
+
+
+def _owner_services(conn: Connection, user_id: int) -> list[service_store.ServiceRow]:
+    return [s for s in service_store.list_all(conn, user_id) if not s.deleting]
+
+
+def settle_prepaid(conn: Connection, now: float) -> None:
+    """Renew (auto-renew and enough balance) or expire prepaid instances whose period ended."""
+    for row in prepaid.due(conn, now):
+        what = f"prepaid #{row['id']} ({row['count']}x {row['instance_type']})"
+        if row["auto_renew"] and prepaid.renew(conn, row, now):
+            for svc in _owner_services(conn, row["user_id"]):
+                if svc.spec.get("instance_type") == row["instance_type"]:
+                    event_store.record(conn, svc.name, "prepaid", f"{what} renewed for another {row['period']}")
+            continue
+        prepaid.expire(conn, row["id"])
+        why = "expired" + (" (auto-renew: the balance was short)" if row["auto_renew"] else "")
+        for svc in _owner_services(conn, row["user_id"]):
+            if svc.spec.get("instance_type") != row["instance_type"]:
+                continue
+            if svc.spec.get("on_prepaid_expiry") == "stop" and svc.replicas > 0:
+                service_store.update_desired(conn, svc, replica_count=0)
+                event_store.record(conn, svc.name, "scaled", f"{what} {why}: scaled {svc.replicas} -> 0 "
+                                                             "(on_prepaid_expiry: stop)")
+            else:
+                event_store.record(conn, svc.name, "prepaid", f"{what} {why}: its replicas continue as "
+                                                              "pay-as-you-go")
+
+
+def enforce_balances(conn: Connection, settings: BillingSettings, now: float) -> None:
+    """Users at/below the overdraft limit with pay-as-you-go runs: grace, then their services scaled to 0."""
+    if not settings.enforce:
+        return
+    c = billing_runs.c
+    payg: dict[int, set[str]] = {}
+    for user_id, service in conn.execute(select(c.user_id, c.service).where(
+            c.ended.is_(False), c.billing == "payg", c.price_micro_per_hour > 0)):
+        payg.setdefault(int(user_id), set()).add(str(service))
+    limit = to_micro(settings.overdraft_limit)
+    for user_id, names in payg.items():
+        account = accounts.get(conn, user_id)
+        have = ledger.balance(conn, user_id)
+        if have > limit:
+            if account["low_since"] is not None:
+                accounts.set_low_since(conn, user_id, None, now)
+            continue
+        shown = f"{from_micro(have):.2f} {settings.currency}"
+        if account["low_since"] is None:
+            accounts.set_low_since(conn, user_id, now, now)
+            for name in sorted(names):
+                event_store.record(conn, name, "balance", f"insufficient balance ({shown}): pay-as-you-go replicas "
+                                                          f"are scaled to 0 in {settings.grace_s:g} s unless topped up")
+        elif now - account["low_since"] >= settings.grace_s:
+            for svc in _owner_services(conn, user_id):
+                if svc.name in names and svc.replicas > 0:
+                    service_store.update_desired(conn, svc, replica_count=0)
+                    event_store.record(conn, svc.name, "scaled", f"insufficient balance ({shown}) after the "
+                                                                 f"{settings.grace_s:g} s grace: scaled "
+                                                                 f"{svc.replicas} -> 0 (nothing deleted)")
+
+
+class Meter:
+    """Meter passes every ``settings.meter_interval_s`` on a thread; ``clock`` is replaceable for tests."""
+
+    def __init__(self, store: Any, settings: BillingSettings, clock: Callable[[], float] = time.time) -> None:
+        self.store, self.settings, self.clock = store, settings, clock
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def run_pass(self) -> None:
+        now = self.clock()
+        with self.store.begin() as conn:
+            meter_pass(conn, now)
+        with self.store.begin() as conn:
+            settle_prepaid(conn, now)
+        with self.store.begin() as conn:
+            enforce_balances(conn, self.settings, now)
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.run_pass()
+            except ArkserveError as exc:
+                log.warning("meter pass skipped: %s", exc.message)
+            except Exception:
+                log.exception("meter pass failed; will retry")
+            self.stop_event.wait(self.settings.meter_interval_s)
+
+    def start(self) -> Meter:
+        admission.configure(self.settings)
+        self.thread = threading.Thread(target=self.run, name="ark-meter", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread, then meter once more (the seconds up to now are billed before replicas go away)."""
+        self.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+        try:
+            self.run_pass()
+        except Exception:
+            log.exception("final meter pass failed")
