@@ -204,9 +204,15 @@ class ServiceSpec(_In):
         return v
 
 
+# A service may ask for this many replicas; capacity and quotas decide how many are placed.
+MAX_REPLICAS = 1000
+# The statuses the reconciler records for a service (what the list's ``status`` filter matches).
+SERVICE_STATUSES = ("pending", "progressing", "updating", "ready", "stopped", "degraded", "failed", "deleting")
+
+
 class ServiceCreate(ServiceSpec):
     name: str = Field(description="DNS label, unique on the platform")
-    replicas: int = Field(default=1, ge=0, le=64)
+    replicas: int = Field(default=1, ge=0, le=MAX_REPLICAS)
 
     @field_validator("name")
     @classmethod
@@ -222,7 +228,7 @@ class ServicePatch(_In):
     The changed spec is validated whole by :class:`ServiceSpec`, the same rules as at create. ``null`` is
     accepted only where it means "unset" (``health_path``: TCP readiness); elsewhere it is a 422."""
 
-    replicas: int | None = Field(default=None, ge=0, le=64)
+    replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
     image: str | None = Field(default=None, min_length=1, max_length=512)
     port: int | None = Field(default=None, ge=1, le=65535)
     command: str | None = Field(default=None, min_length=1, max_length=4096)

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from arkserve.api import mounts
+from arkserve.api import cursors, mounts
 from arkserve.api.errors import validated
 from arkserve.api.images import service_image
 from arkserve.api.security import Caller, Context, Principal
@@ -27,6 +27,7 @@ from arkserve.errors import NotFound, ValidationFailed
 from arkserve.logs import follow_logs, log_dir_for, read_logs
 from arkserve.ports import port_free
 from arkserve.schemas import (
+    SERVICE_STATUSES,
     EventOut,
     ReplicaOut,
     RequestRecordOut,
@@ -37,9 +38,10 @@ from arkserve.schemas import (
 )
 from arkserve.settings import Settings
 from arkserve.store import events as event_store
-from arkserve.store import instance_types
+from arkserve.store import instance_types, service_pages
 from arkserve.store import services as service_store
 from arkserve.store import users as user_store
+from arkserve.store.service_pages import Filters
 from arkserve.store.services import ReplicaRow, ServiceRow
 
 router = APIRouter(tags=["services"])
@@ -92,15 +94,25 @@ def _check_local_image(ctx: Context, image: object) -> None:
                                "`arkserve up --runtime docker`)", field="image")
 
 
-@router.get("/services", response_model=list[ServiceOut], summary="List services (yours; admin: all)")
-def list_services(caller: Caller, ctx: Context) -> list[ServiceOut]:
+@router.get("/services", response_model=list[ServiceOut], responses={200: {"headers": cursors.HEADERS}},
+            summary="List services in name order (yours; admin: all), a page at a time")
+def list_services(caller: Caller, ctx: Context, request: Request, response: Response,
+                  limit: int = Query(100, ge=1, le=1000, description="Services per page."),
+                  cursor: str | None = Query(None, description="X-Next-Cursor of the previous page."),
+                  prefix: str = Query("", max_length=63, description="Only names starting with this."),
+                  status: str = Query("", description="Only this recorded status: " + ", ".join(SERVICE_STATUSES)),
+                  owner: str = Query("", max_length=64, description="Only this user's services (admin).")
+                  ) -> list[ServiceOut]:
+    if status and status not in SERVICE_STATUSES:
+        raise ValidationFailed(f"status: expected one of {', '.join(SERVICE_STATUSES)}", field="status")
+    shown = {"prefix": prefix, "status": status, "owner": owner}
+    after = cursors.decode(cursor, shown) if cursor else None
+    scope = None if caller.user.is_admin else caller.user.id
     with ctx.store.read() as conn:
-        rows = service_store.list_all(conn, None if caller.user.is_admin else caller.user.id)
-        reps = service_store.list_replicas(conn)
-    by_service: dict[int, list[ReplicaRow]] = {}
-    for r in reps:
-        by_service.setdefault(r.service_id, []).append(r)
-    return [service_out(ctx.settings, s, by_service.get(s.id, [])) for s in rows]
+        page = service_pages.page(conn, Filters(scope, prefix, status, owner), after=after, limit=limit)
+    cursors.set_headers(response, request, page.total,
+                        cursors.encode(page.last, shown) if page.last is not None else None)
+    return [service_out(ctx.settings, s, page.replicas[s.id]) for s in page.rows]
 
 
 @router.post("/services", response_model=ServiceOut, status_code=201, summary="Create a service")

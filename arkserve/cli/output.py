@@ -28,7 +28,7 @@ def _cell(value: Any, column: str) -> str:
     return str(value)
 
 
-def render(data: Any, fmt: str, columns: Sequence[str] = ()) -> None:
+def render(data: Any, fmt: str, columns: Sequence[str] = (), *, header: bool = True) -> None:
     if fmt == "json":
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
@@ -38,7 +38,7 @@ def render(data: Any, fmt: str, columns: Sequence[str] = ()) -> None:
     rows = data if isinstance(data, list) else [data]
     if not columns:
         columns = list(rows[0].keys()) if rows else []
-    table = Table(box=None, header_style="bold")
+    table = Table(box=None, header_style="bold", show_header=header)  # no header: a later page of a list
     for c in columns:
         table.add_column(c.upper())
     for row in rows:

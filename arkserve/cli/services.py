@@ -13,6 +13,7 @@ from arkserve.cli.context import api_errors, state
 from arkserve.cli.models import mount_lines, parse_mount
 from arkserve.cli.output import EXIT_TIMEOUT, fail, output_option, render
 from arkserve.domain.rollout import Replica, settled
+from arkserve.schemas import MAX_REPLICAS, SERVICE_STATUSES
 from arkserve.sdk.client import ApiError, Client
 
 COLUMNS = ("name", "status", "ready", "replicas", "endpoint", "auth", "instance_type", "reason")
@@ -100,13 +101,30 @@ def create(name: str, image: str, port: int, command: str, instance_type: str, r
     render(_row(svc), fmt, COLUMNS) if fmt == "table" else render(svc, fmt)
 
 
-@service.command("list", help="List services.")
+@service.command("list", help="List services in name order: the first page (--limit), or every page with --all.")
+@click.option("--prefix", default=None, help="Only names starting with this.")
+@click.option("--status", default=None, type=click.Choice(SERVICE_STATUSES), help="Only services in this status.")
+@click.option("--owner", default=None, help="Only this user's services (admin).")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True, help="Services per page.")
+@click.option("--cursor", default=None, help="Start at this page (the cursor a previous list printed).")
+@click.option("--all", "every", is_flag=True, help="Every page, printed as each arrives.")
 @output_option
 @api_errors
-def list_services(fmt: str) -> None:
+def list_services(prefix: str | None, status: str | None, owner: str | None, limit: int, cursor: str | None,
+                  every: bool, fmt: str) -> None:
     with state().client() as c:
-        rows = c.get("/services")
-    render([_row(s) for s in rows], fmt, COLUMNS) if fmt == "table" else render(rows, fmt)
+        pages = c.pages("/services", prefix=prefix, status=status, owner=owner, limit=limit, cursor=cursor)
+        if fmt != "table":  # scripts get one document: the rows of the first page, or of every page
+            render([row for page in pages for row in page.items] if every else next(pages).items, fmt)
+            return
+        for i, page in enumerate(pages):
+            if page.items or i == 0:
+                render([_row(s) for s in page.items], fmt, COLUMNS, header=i == 0)
+            if not every:
+                if page.next_cursor is not None:
+                    click.echo(f"{len(page.items)} of {page.total} services; the rest: --all, or the next page: "
+                               f"--cursor {page.next_cursor}", err=True)
+                return
 
 
 @service.command("get", help="Show a service: status, reason, message and one line per replica.")
@@ -135,7 +153,7 @@ def get(name: str, fmt: str) -> None:
 @service.command("scale", help="Set the number of replicas (0 allowed).",
                  context_settings={"ignore_unknown_options": True})  # so that -1 reaches the range check
 @click.argument("name")
-@click.argument("replicas", type=click.IntRange(0, 64))
+@click.argument("replicas", type=click.IntRange(0, MAX_REPLICAS))
 @click.option("--wait", is_flag=True, help="Wait until the new count is ready (exit 1 if they fail, 4 on timeout).")
 @click.option("--timeout", type=float, default=600, show_default=True)
 @output_option

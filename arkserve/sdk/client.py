@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -27,6 +28,16 @@ def _api_error(resp: httpx.Response) -> ApiError:
                     str(body.get("message", resp.text[:200])), str(body.get("request_id", "")))
 
 
+@dataclass(frozen=True)
+class Page:
+    """A page of a list: its rows, the rows the filters match over all pages (``X-Total-Count``) and the
+    cursor of the next page (``X-Next-Cursor``; None on the last page)."""
+
+    items: list[Any]
+    total: int | None
+    next_cursor: str | None
+
+
 class Client:
     def __init__(
         self,
@@ -45,16 +56,40 @@ class Client:
             verify=verify,
         )
 
-    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def _send(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+              ) -> httpx.Response:
         try:
             resp = self._http.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:
             raise ApiError(0, "ConnectionFailed", f"cannot reach {self.endpoint}: {exc}") from None
         if resp.status_code >= 400:
             raise _api_error(resp)
+        return resp
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        resp = self._send(method, path, json=json, params=params)
         if resp.status_code == 204 or not resp.content:
             return None
         return resp.json()
+
+    def page(self, path: str, **params: Any) -> Page:
+        """One page of a paged list (``limit``, ``cursor`` and the list's filters as ``params``)."""
+        resp = self._send("GET", path, params={k: v for k, v in params.items() if v is not None} or None)
+        total = resp.headers.get("X-Total-Count")
+        return Page(resp.json(), int(total) if total is not None else None, resp.headers.get("X-Next-Cursor"))
+
+    def pages(self, path: str, **params: Any) -> Iterator[Page]:
+        """Every page of a paged list in turn, following ``X-Next-Cursor`` until the last page."""
+        while True:
+            page = self.page(path, **params)
+            yield page
+            if page.next_cursor is None:
+                return
+            params = {**params, "cursor": page.next_cursor}
+
+    def list_all(self, path: str, **params: Any) -> list[Any]:
+        """Every row of a paged list (all pages, ``limit`` rows a request)."""
+        return [row for page in self.pages(path, **params) for row in page.items]
 
     def upload(self, method: str, path: str, content: Iterable[bytes], *, params: dict[str, Any] | None = None,
                content_type: str = "application/octet-stream") -> Any:

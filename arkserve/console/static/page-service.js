@@ -194,12 +194,12 @@ export async function renderService(main, name, tab = "instances") {
 
   // ---- dialogs ----
   function scaleDialog() {
-    const input = h("input", { type: "number", min: 0, max: 64, value: String(svc.replicas), name: "replicas" });
+    const input = h("input", { type: "number", min: 0, max: 1000, value: String(svc.replicas), name: "replicas" });
     const form = h("form", { novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
       clearErrors(form);
       const n = Number(input.value);
-      if (input.value === "" || !Number.isInteger(n) || n < 0 || n > 64) {
+      if (input.value === "" || !Number.isInteger(n) || n < 0 || n > 1000) {
         showError(form, "replicas", t("valid.replicas"));
         input.focus();
         return;
