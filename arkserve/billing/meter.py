@@ -76,10 +76,11 @@ def apply(conn: Connection, plan: Plan, now: float) -> None:
             .values(ended=True, updated_at=now))
 
 
-def meter_pass(conn: Connection, now: float) -> Plan:
-    """One metering pass inside the caller's transaction."""
-    observed = demote(observe(conn), {(u, t): n for u, types in prepaid.active_counts(conn, now).items()
-                                      for t, n in types.items()})
+def meter_pass(conn: Connection, now: float, *, reserved_at: float | None = None) -> Plan:
+    """One metering pass inside the caller's transaction (prepaid instances counted as active at ``reserved_at``,
+    default ``now``)."""
+    active = prepaid.active_counts(conn, now if reserved_at is None else reserved_at)
+    observed = demote(observe(conn), {(u, t): n for u, types in active.items() for t, n in types.items()})
     open_, closed = _segments(conn)
     plan = plan_pass(now, observed, open_, closed)
     apply(conn, plan, now)
@@ -154,12 +155,14 @@ class Meter:
         self.thread: threading.Thread | None = None
 
     def run_pass(self) -> None:
+        """One pass, one transaction: meter up to each prepaid end passed since the last pass (its runs billed
+        prepaid until that instant), renew or expire those, meter up to now, apply the balance rule."""
         now = self.clock()
         with self.store.begin() as conn:
-            meter_pass(conn, now)
-        with self.store.begin() as conn:
+            for end in sorted({float(row["ends_at"]) for row in prepaid.due(conn, now)}):
+                meter_pass(conn, end, reserved_at=end - 0.001)
             settle_prepaid(conn, now)
-        with self.store.begin() as conn:
+            meter_pass(conn, now)
             enforce_balances(conn, self.settings, now)
 
     def run(self) -> None:

@@ -116,12 +116,16 @@ def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str
     config = ReconcilerConfig(retention_s=s.retention_days * 86400,
                               model_cache_bytes=int(s.runtime.model_cache_gib * 1024**3))
     rec = Reconciler(store, runtime, s.data_dir, config, registry=pulls)
+    from arkserve.billing.meter import Meter
+
+    meter = Meter(store, s.billing).start()  # metering, prepaid expiry and balances: a thread of this process
     signal.signal(signal.SIGTERM, lambda *_: rec.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: rec.stop_event.set())
     try:
         rec.run()
     finally:
         rec.stop()
+        meter.stop()  # a last pass bills up to now, before replicas (and their rows) go away
         if s.runtime.stop_replicas_on_exit:
             rec.stop_all_replicas()
         runtime.close()
