@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ReconcilerConfig:
-    interval_s: float = 0.5  # a full pass at least this often
-    wake_poll_s: float = 0.1  # how often to look for spec changes (a change starts a pass at once)
+    interval_s: float = 0.5  # a service with ready replicas is probed (and checked against the runtime) this often
+    wake_poll_s: float = 0.1  # how often to read the change feed; services starting, draining or failing act this often
+    resync_s: float = 30.0  # every service is reconciled at least this often, changed or not (spread over the period)
     drain_min_s: float = 0.2  # out of routing -> stop: at least this long, and until every live gateway worker
     drain_timeout_s: float = 10.0  # acknowledged the snapshot without the replica (at most this long)
     gateway_fresh_s: float = 10.0  # a gateway worker silent for longer is presumed gone
@@ -24,6 +25,9 @@ class ReconcilerConfig:
     retention_s: float = 7 * 86400  # events, request log, logs of replicas that no longer exist
     prune_every_s: float = 3600
     model_cache_bytes: int = 50 * 1024**3  # node-local model cache: LRU eviction of unmounted versions past it
+    cpu_overcommit: float = 8.0  # placement hands out this many times the host's CPUs (arkserve/capacity)
+    memory_overcommit: float = 4.0  # ... and this many times its memory (GPUs are never overcommitted)
+    inventory_every_s: float = 60.0  # the host's inventory (CPUs, memory, GPUs) is recorded again this often
 
     def backoff(self, restarts: int) -> float:
         if restarts <= 1:

@@ -1,8 +1,12 @@
-"""The reconciler loop: adoption on start, then a pass per service at least every second.
+"""The reconciler loop: adoption on start, then passes whose work follows what changed.
 
-A spec change (the store's ``specs`` version moving) starts a pass at once. Each service is
-reconciled in its own worker thread; a service whose previous pass is still running is skipped,
-so one broken service (a hung runtime call, a slow probe) never stalls the others.
+Every ``wake_poll_s`` a pass reads the store's change feed (services whose desired state, status or replica
+rows moved since the last look: one indexed query) and acts on those, plus what the :class:`Schedule` says is
+due (services whose replicas move by themselves, ready replicas due a probe, a slice of the slow resync). A
+pass with nothing due costs that one query; otherwise the runtime is listed once for all services, and their
+rows are read in batches. Each service is reconciled in its own worker thread; a service whose previous pass
+is still running is carried to the next pass, so one broken service (a hung runtime call, a slow probe) never
+stalls the others.
 """
 
 from __future__ import annotations
@@ -10,11 +14,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from arkserve.capacity.inventory import HostInventory
 from arkserve.errors import ArkserveError
+from arkserve.reconciler.capacity import Placer
 from arkserve.reconciler.config import ReconcilerConfig
+from arkserve.reconciler.schedule import Schedule
 from arkserve.reconciler.worker import DRAINING, FAILED, PENDING, ServiceWorker
 from arkserve.registry.pulls import RegistryPulls
 from arkserve.runtimes.base import ReplicaInfo, Runtime
@@ -23,23 +31,28 @@ from arkserve.store import services as service_store
 from arkserve.store.db import Store, bump, version
 
 log = logging.getLogger("arkserve.reconciler")
+Result = tuple[service_store.ServiceRow, list[service_store.ReplicaRow]] | None  # a service's pass: how it ended
 
 
 class Reconciler:
     def __init__(self, store: Store, runtime: Runtime, data_dir: Path, config: ReconcilerConfig | None = None, *,
-                 registry: RegistryPulls | None = None) -> None:
+                 registry: RegistryPulls | None = None, inventory: Callable[[], HostInventory] | None = None) -> None:
         self.store, self.runtime, self.data_dir, self.registry = store, runtime, data_dir, registry
         self.config = config or ReconcilerConfig()
+        self.placer = Placer(store, runtime.name, self.config, inventory)  # inventory: NVML unless a test's
         self.pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="ark-svc")
         self.stopper = ThreadPoolExecutor(4, thread_name_prefix="ark-stop")
         self.workers: dict[int, ServiceWorker] = {}
-        self.inflight: dict[int, Future[None]] = {}
+        self.inflight: dict[int, Future[Result]] = {}
         self.stop_event = threading.Event()
+        self.schedule = Schedule(self.config.interval_s, self.config.resync_s)
+        self.seen = -1  # the "changes" version read so far; -1 until the first pass (which takes every service)
+        self.carry: set[int] = set()  # due, but not acted on yet (previous pass still running, runtime away)
 
     def _worker(self, service_id: int) -> ServiceWorker:
         if service_id not in self.workers:
             self.workers[service_id] = ServiceWorker(self.store, self.runtime, self.config, self.data_dir, self.stopper,
-                                                     registry=self.registry)
+                                                     registry=self.registry, placer=self.placer)
         return self.workers[service_id]
 
     def adopt(self) -> None:
@@ -65,6 +78,28 @@ class Reconciler:
                     service_store.save_replica(conn, r, routing_changed=False)
 
     def run_pass(self) -> None:
+        now = time.monotonic()
+        self._harvest(now)
+        with self.store.read() as conn:
+            if self.seen < 0:  # the first pass: every service
+                seen, changed = version(conn, "changes"), []
+                every = service_store.all_ids(conn)
+                ids: list[int] | None = every
+                self.carry.update(every)
+            else:
+                changed = service_store.changed_since(conn, self.seen)
+                seen = changed[-1].change_seq if changed else self.seen
+                ids = service_store.all_ids(conn) if self.schedule.cycle_over(now) else None
+        self.seen = max(self.seen, seen)
+        if ids is not None:
+            self.schedule.start_cycle(ids, now)
+            for sid in set(self.workers) - set(ids):
+                self._forget(sid)
+        svcs = {s.id: s for s in changed}
+        wanted = (self.carry | self.schedule.due(now)) - svcs.keys()
+        self.carry = wanted | svcs.keys()  # until they are handed to a worker
+        if not self.carry:
+            return
         listed_at = time.time()
         try:
             infos = self.runtime.list()
@@ -75,28 +110,47 @@ class Reconciler:
         for info in infos:
             by_service.setdefault(info.service, {})[info.replica] = info
         with self.store.read() as conn:
-            services = service_store.list_all(conn)
-            rows = service_store.list_replicas(conn)
-        for svc in services:
+            if wanted:
+                svcs.update((s.id, s) for s in service_store.by_ids(conn, wanted))
+            rows = service_store.replicas_by_service(conn, svcs)
+        for sid in wanted - svcs.keys():  # deleted
+            self._forget(sid)
+        self.carry = set()
+        for svc in svcs.values():
             running = self.inflight.get(svc.id)
-            if running is not None and not running.done():
-                continue  # still busy with its previous pass: never block the others
-            mine = [r for r in rows if r.service_id == svc.id]
-            worker = self._worker(svc.id)
-            self.inflight[svc.id] = self.pool.submit(self._guarded, worker, svc, mine,
+            if running is not None:
+                self.carry.add(svc.id)  # still busy with its previous pass: never block the others
+                continue
+            self.inflight[svc.id] = self.pool.submit(self._guarded, self._worker(svc.id), svc, rows[svc.id],
                                                      by_service.get(svc.name, {}), listed_at)
-        gone = set(self.workers) - {s.id for s in services}
-        for sid in gone:
-            self.workers.pop(sid, None)
-            self.inflight.pop(sid, None)
+
+    def _harvest(self, now: float) -> None:
+        """Classify the services whose pass ended (busy, serving, steady) for the schedule."""
+        for sid, fut in list(self.inflight.items()):
+            if not fut.done():
+                continue
+            del self.inflight[sid]
+            result = fut.result()
+            if result is None:
+                self.schedule.retry(sid, now)
+            elif result[0].deleting and not result[1]:
+                self._forget(sid)  # removed by that pass
+            else:
+                self.schedule.note(result[0], result[1], now)
+
+    def _forget(self, service_id: int) -> None:
+        self.workers.pop(service_id, None)
+        self.schedule.forget(service_id)
+        self.carry.discard(service_id)
 
     @staticmethod
     def _guarded(worker: ServiceWorker, svc: service_store.ServiceRow, rows: list[service_store.ReplicaRow],
-                 infos: dict[str, ReplicaInfo], listed_at: float) -> None:
+                 infos: dict[str, ReplicaInfo], listed_at: float) -> Result:
         try:
-            worker.tick(svc, rows, infos, listed_at)
+            return svc, worker.tick(svc, rows, infos, listed_at)
         except Exception:
             log.exception("reconciling service %s failed; will retry", svc.name)
+            return None
 
     def prune(self) -> None:
         """Drop events, request records and log files of gone replicas older than the retention period."""
@@ -113,25 +167,18 @@ class Reconciler:
 
     def run(self) -> None:
         self.adopt()
-        last_pass, seen, last_prune = 0.0, -1, 0.0
+        last_prune = 0.0
         while not self.stop_event.is_set():
-            try:
-                with self.store.read() as conn:
-                    current = version(conn, "specs")
-            except ArkserveError:
-                current = seen
             if time.monotonic() - last_prune >= self.config.prune_every_s:
                 last_prune = time.monotonic()
                 try:
                     self.prune()
                 except ArkserveError as exc:
                     log.warning("pruning skipped: %s", exc.message)
-            if current != seen or time.monotonic() - last_pass >= self.config.interval_s:
-                seen, last_pass = current, time.monotonic()
-                try:
-                    self.run_pass()
-                except ArkserveError as exc:
-                    log.warning("pass skipped: %s", exc.message)
+            try:
+                self.run_pass()
+            except ArkserveError as exc:
+                log.warning("pass skipped: %s", exc.message)
             self.stop_event.wait(self.config.wake_poll_s)
 
     def stop_all_replicas(self, grace_s: float = 5.0) -> int:

@@ -14,11 +14,13 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from arkserve.capacity.usage import indices
 from arkserve.domain.planning import Desired, Observed, ReplicaState, plan
 from arkserve.domain.services import revision
 from arkserve.errors import ArkserveError, PermanentError, TemporaryError
 from arkserve.logs import read_logs
 from arkserve.reconciler.appenv import replica_env
+from arkserve.reconciler.capacity import Placer, gpu_env
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.health import probe
 from arkserve.reconciler.listening import wrong_port_message
@@ -58,11 +60,14 @@ class ServiceWorker:
     stopping: set[str] = field(default_factory=set)
     model_cache: ModelCache | None = None
     registry: RegistryPulls | None = None  # pull tokens for images in the platform registry
+    writes: int = 0  # replica rows written by this worker (a pass re-reads its rows only after it wrote)
+    placer: Placer | None = None  # places each replica on this host before it starts (arkserve/capacity)
 
     # ------------------------------------------------------------------------------- store helpers
     def _save(self, rep: ReplicaRow, *, routing: bool = False) -> None:
         with self.store.begin() as conn:
             service_store.save_replica(conn, rep, routing_changed=routing)
+        self.writes += 1
 
     def _event(self, svc: ServiceRow, kind: str, message: str, replica: str = "") -> None:
         with self.store.begin() as conn:
@@ -73,7 +78,7 @@ class ServiceWorker:
         return " | ".join(line.text for line in lines)[-1500:]
 
     # ------------------------------------------------------------------------------- replica specs
-    def replica_spec(self, svc: ServiceRow, replica_id: str) -> ReplicaSpec:
+    def replica_spec(self, svc: ServiceRow, replica_id: str, placed: ReplicaRow | None = None) -> ReplicaSpec:
         spec = svc.spec
         with self.store.read() as conn:
             itype = instance_types.get(conn, spec.get("instance_type", "cpu.small"))
@@ -87,14 +92,18 @@ class ServiceWorker:
                 mounts += (Mount(self._model_source(svc, m["ref"], m["digest"], replica_id), m["mount_path"], True),)
             else:
                 mounts += (Mount(self._disk_source(svc, m["ref"]), m["mount_path"], bool(m.get("read_only", True))),)
+        gpu_ids = indices(placed.gpu_indices) if placed is not None else ()
+        share = placed.gpu_share_mb if placed is not None else 0
+        user_env = spec.get("env") or {}
+        env = {**replica_env(self.runtime.name, spec["image"], user_env),
+               **gpu_env(share, self.placer.gpu_memory_mb(gpu_ids[0]) if self.placer and gpu_ids else 0, user_env)}
         return ReplicaSpec(
             service=svc.name, replica=replica_id, revision=revision(spec), image=spec["image"],
             pull_token=self._pull_token(svc),
             on_progress=lambda words: self._event(svc, "pulling", f"{spec['image']}: {words}", replica_id),
             command=spec["command"], port=int(spec["port"]),
-            env=replica_env(self.runtime.name, spec["image"], spec.get("env") or {}),
-            cpus=float(itype["cpus"]), memory_mb=int(itype["memory_mb"]), gpus=int(itype["gpus"]), mounts=mounts,
-            trusted=trusted)
+            env=env, cpus=float(itype["cpus"]), memory_mb=int(itype["memory_mb"]), gpus=int(itype["gpus"]),
+            gpu_indices=gpu_ids, gpu_memory_mb=share, mounts=mounts, trusted=trusted)
 
     def _pull_token(self, svc: ServiceRow) -> str:
         """A token for exactly the service's repository when its image is in the platform registry."""
@@ -140,21 +149,36 @@ class ServiceWorker:
     # ------------------------------------------------------------------------------- actions
     def _start(self, svc: ServiceRow, rep: ReplicaRow) -> None:
         try:
-            info = self.runtime.start(self.replica_spec(svc, rep.id))
+            if self.placer is not None and not self._placed(svc, rep):
+                return
+            info = self.runtime.start(self.replica_spec(svc, rep.id, rep))
         except TemporaryError as exc:
             rep.state, rep.last_error = PENDING, exc.message
+            rep.node, rep.gpu_indices, rep.gpu_share_mb = "", "", 0  # gives its placement up while it waits
             self.restart_at[rep.id] = time.time() + self.config.backoff_max_s / 6
             self._save(rep)
             return
         except (PermanentError, ArkserveError) as exc:
+            rep.node, rep.gpu_indices, rep.gpu_share_mb = "", "", 0  # it cannot start: holds nothing
             self._fail(svc, rep, f"{CANNOT_START} ({exc.code}): {exc.message}")
             return
+        if rep.state == PENDING:
+            rep.last_error = ""  # no longer waiting for capacity
         rep.state, rep.host, rep.port, rep.runtime_id = STARTING, info.host, info.port, info.runtime_id
         rep.started_at, rep.ready_at, rep.image_digest = info.started_at, None, info.image_digest
         self.health_failures.pop(rep.id, None)
         self._save(rep)
         image = f" from {svc.spec['image']} ({info.image_digest})" if info.image_digest.startswith("sha256:") else ""
         self._event(svc, "started", f"replica {rep.id} started on {info.host}:{info.port}{image}", rep.id)
+
+    def _placed(self, svc: ServiceRow, rep: ReplicaRow) -> bool:
+        """Place the replica; when it does not fit it waits, pending (``Unschedulable``), and is tried each pass."""
+        assert self.placer is not None
+        before = rep.last_error
+        why = self.placer.assign(svc, rep)
+        if why and why != before:
+            self._event(svc, "unschedulable", f"replica {rep.id} waits: {why}", rep.id)
+        return not why
 
     def _fail(self, svc: ServiceRow, rep: ReplicaRow, error: str) -> None:
         was_ready = rep.state == READY
@@ -253,11 +277,16 @@ class ServiceWorker:
                 self.stopping.add(rep.id)
                 self.stopper.submit(self._finish_drain, svc, rep)
 
-    def tick(self, svc: ServiceRow, rows: list[ReplicaRow], infos: dict[str, ReplicaInfo], listed_at: float) -> None:
+    def tick(self, svc: ServiceRow, rows: list[ReplicaRow], infos: dict[str, ReplicaInfo],
+             listed_at: float) -> list[ReplicaRow]:
+        """One pass over the service; returns its replica rows as the pass left them. A pass that changed
+        nothing reads and writes nothing (the rows come from the loop's batched read)."""
+        writes = self.writes
         for rep in rows:
             self.observe(svc, rep, infos.get(rep.id), listed_at)
-        with self.store.read() as conn:
-            rows = service_store.list_replicas(conn, svc.id)
+        if self.writes != writes:
+            with self.store.read() as conn:
+                rows = service_store.list_replicas(conn, svc.id)
         desired = Desired(svc.replicas, revision(svc.spec), int(svc.spec.get("max_surge", 1)), svc.deleting)
         p = plan(desired, [Observed(r.id, r.revision, ReplicaState(r.state)) for r in rows])
         by_id = {r.id: r for r in rows}
@@ -274,9 +303,11 @@ class ServiceWorker:
             rep = ReplicaRow(id=new_replica_id(), service_id=svc.id, revision=desired.revision, state=PENDING)
             self._save(rep)
             self._start(svc, rep)
-        with self.store.read() as conn:
-            rows = service_store.list_replicas(conn, svc.id)
+        if p.drain or p.start:
+            with self.store.read() as conn:
+                rows = service_store.list_replicas(conn, svc.id)
         self._status(svc, rows)
+        return rows
 
     def _status(self, svc: ServiceRow, rows: list[ReplicaRow]) -> None:
         status, reason, message = summarize(svc, rows, self.config)

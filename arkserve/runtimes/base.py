@@ -65,6 +65,8 @@ class ReplicaSpec:
     cpus: float = 0.0  # 0 = no limit
     memory_mb: int = 0  # 0 = no limit
     gpus: int = 0
+    gpu_indices: tuple[int, ...] = ()  # the GPUs placement assigned (whole, or the one it has a share of)
+    gpu_memory_mb: int = 0  # a fractional type's share of that GPU's memory (0: whole GPUs or none)
     mounts: tuple[Mount, ...] = ()
     trusted: bool = False  # owned by an admin: may run unconfined where the local runtime cannot sandbox
     pull_token: str = ""  # docker: a registry token for pulling exactly this image (the platform registry)

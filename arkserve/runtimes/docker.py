@@ -263,7 +263,10 @@ class DockerRuntime:
             kwargs["nano_cpus"] = int(spec.cpus * 1e9)
         if spec.memory_mb > 0:
             kwargs["mem_limit"] = f"{spec.memory_mb}m"
-        if spec.gpus > 0:
+        if spec.gpu_indices:  # exactly the GPUs placement assigned (a fractional type: the one it shares)
+            kwargs["device_requests"] = [DeviceRequest(device_ids=[str(i) for i in spec.gpu_indices],
+                                                       capabilities=[["gpu"]])]
+        elif spec.gpus > 0:
             kwargs["device_requests"] = [DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])]
         rotate(log_path(self.log_dir, spec.service, spec.replica))
         with _daemon(self.url):
@@ -275,7 +278,7 @@ class DockerRuntime:
             except docker.errors.APIError as exc:
                 with suppress(docker.errors.APIError):
                     c.remove(force=True)
-                if spec.gpus > 0 and "device driver" in str(exc.explanation):
+                if (spec.gpus > 0 or spec.gpu_indices) and "device driver" in str(exc.explanation):
                     raise TemporaryError(f"insufficient GPUs: want {spec.gpus}, have 0 ({exc.explanation})",
                                          code="InsufficientCapacity") from exc
                 raise

@@ -192,7 +192,8 @@ class LocalRuntime:
         if existing is not None:
             self._path(spec.service, spec.replica).unlink(missing_ok=True)
         with self._lock:
-            gpus = self._assign_gpus(spec.gpus)
+            # exactly the GPUs placement assigned (arkserve/capacity); without a placement, the old round robin
+            gpus = ",".join(map(str, spec.gpu_indices)) if spec.gpu_indices else self._assign_gpus(spec.gpus)
             port = self._free_port()
             env = {**self._base_env, **spec.env, "PORT": str(port), "ARK_PORT": str(port),
                    "ARK_SERVICE": spec.service, "ARK_REPLICA": spec.replica, "ARK_REVISION": spec.revision,

@@ -9,6 +9,8 @@ loaded (it is loaded once, at start). Settings (environment):
 - ``CLASS_INDICES_PATH``: index -> name JSON (default ``class_indices.json`` in ``$ARK_MODEL_DIR`` when there,
   else next to this file)
 - ``PORT``: listen port (default 27777), on 0.0.0.0
+- ``FLOWERS_DEVICE``: ``cuda`` or ``cpu`` (default: ``cuda`` when PyTorch sees a GPU, i.e. when arkserve gave the
+  replica one through ``CUDA_VISIBLE_DEVICES``); ``/healthz`` and each answer name the device
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ from model import load_checkpoint, resnet34
 from preprocess import PREPROCESS
 
 HERE = Path(__file__).resolve().parent
+DEVICE = torch.device(os.environ.get("FLOWERS_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def device_name() -> str:
+    """``cuda:0 (NVIDIA H200)`` or ``cpu``."""
+    if DEVICE.type != "cuda":
+        return str(DEVICE)
+    index = DEVICE.index if DEVICE.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
 
 
 def load_model(model_path: str, classes_path: str) -> tuple[torch.nn.Module, dict[int, str], dict]:
@@ -36,7 +47,7 @@ def load_model(model_path: str, classes_path: str) -> tuple[torch.nn.Module, dic
     net = resnet34(num_classes=len(classes))
     net.load_state_dict(state)
     net.eval()
-    return net, classes, meta
+    return net.to(DEVICE), classes, meta
 
 
 def create_app(model_path: str, classes_path: str) -> Flask:
@@ -44,7 +55,7 @@ def create_app(model_path: str, classes_path: str) -> Flask:
     t0 = time.monotonic()
     net, classes, meta = load_model(model_path, classes_path)
     demo = bool(meta.get("demo"))
-    print(f"loaded {model_path} in {time.monotonic() - t0:.1f}s"
+    print(f"loaded {model_path} in {time.monotonic() - t0:.1f}s on {device_name()}"
           + (" -- DEMO WEIGHTS: labels are arbitrary" if demo else ""), flush=True)
     app = Flask(__name__)
 
@@ -53,7 +64,8 @@ def create_app(model_path: str, classes_path: str) -> Flask:
 
     @app.get("/healthz")
     def healthz():
-        return jsonify({"status": "ok", "model": model_path, "demo": demo})
+        return jsonify({"status": "ok", "model": model_path, "demo": demo, "device": device_name(),
+                        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")})
 
     @app.post("/flowers")
     def flowers():
@@ -66,10 +78,10 @@ def create_app(model_path: str, classes_path: str) -> Flask:
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             return bad_request(f"the 'content' field is not a readable image ({type(exc).__name__})")
         with torch.no_grad():
-            probs = torch.softmax(net(PREPROCESS(img).unsqueeze(0))[0], dim=0)
+            probs = torch.softmax(net(PREPROCESS(img).unsqueeze(0).to(DEVICE))[0], dim=0).cpu()
         idx = int(torch.argmax(probs))
         return jsonify({"class": classes[idx], "prob": round(float(probs[idx]), 4),
-                        "replica": os.environ.get("ARK_REPLICA", "")})
+                        "replica": os.environ.get("ARK_REPLICA", ""), "device": device_name()})
 
     return app
 

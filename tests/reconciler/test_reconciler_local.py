@@ -205,7 +205,7 @@ def test_a_replica_the_host_cannot_place_stays_pending_with_the_reason(cluster: 
     cluster.create("big", 1, instance_type="gpu.8x")
     cluster.wait("unschedulable", lambda: (cluster.service("big").reason == "Unschedulable"))  # type: ignore[union-attr]
     svc = cluster.service("big")
-    assert svc is not None and svc.reason == "Unschedulable" and "insufficient GPUs: want 8" in svc.message
+    assert svc is not None and svc.reason == "Unschedulable" and "needs 8 X GPUs; this host has" in svc.message
     assert [r.state for r in cluster.replicas("big")] == ["pending"]
     assert cluster.runtime.list() == []
 

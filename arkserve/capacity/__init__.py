@@ -1,0 +1,1 @@
+"""Capacity: what each host has (inventory), and where a replica fits (placement)."""

@@ -1,0 +1,128 @@
+"""Placement in the reconciler: this host's inventory in the store, and a place on it for each replica it starts.
+
+:class:`Placer` records the host's inventory (``arkserve.capacity.inventory``) at start and every
+``inventory_every_s``, and places a replica (``arkserve.capacity.placement``) right before it starts: under one
+lock, so two services' passes never take the same GPU, and in one transaction that reads what the replicas hold
+and writes the new replica's placement. Billing says how the replica is billed (``billing.admission``).
+
+One reconciler places on its own host only (the runtime it drives); a replica holds its placement from the
+moment it is placed until its row is deleted (stopped), and gives it up while it waits as Unschedulable.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from arkserve.billing import admission
+from arkserve.capacity.inventory import HostInventory, read_inventory
+from arkserve.capacity.placement import Placement, Request, place
+from arkserve.capacity.usage import allocation_of, host_capacity, size_of
+from arkserve.errors import ArkserveError, TemporaryError
+from arkserve.reconciler.config import ReconcilerConfig
+from arkserve.store import hosts as host_store
+from arkserve.store import instance_types
+from arkserve.store import services as service_store
+from arkserve.store.db import Store
+from arkserve.store.services import ReplicaRow, ServiceRow
+
+log = logging.getLogger("arkserve.reconciler")
+
+
+def gpu_env(share_mb: int, gpu_memory_mb: int, user_env: Mapping[str, str]) -> dict[str, str]:
+    """What a replica with a share of a GPU is told (packing, not isolation: frameworks honour it or not).
+
+    ``ARK_GPU_MEMORY_MB``/``ARK_GPU_MEMORY_FRACTION`` for the app (PyTorch:
+    ``torch.cuda.set_per_process_memory_fraction``); JAX honours ``XLA_PYTHON_CLIENT_MEM_FRACTION``,
+    TensorFlow ``TF_FORCE_GPU_ALLOW_GROWTH``, and PyTorch's allocator returns memory sooner with
+    ``PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True``. The service's own env wins."""
+    if share_mb <= 0:
+        return {}
+    fraction = f"{share_mb / gpu_memory_mb:.3f}" if gpu_memory_mb > 0 else "1"
+    hints = {"ARK_GPU_MEMORY_MB": str(share_mb), "ARK_GPU_MEMORY_FRACTION": fraction,
+             "XLA_PYTHON_CLIENT_MEM_FRACTION": fraction, "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+             "TF_FORCE_GPU_ALLOW_GROWTH": "true", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
+    return {k: v for k, v in hints.items() if k not in user_env}
+
+
+class Placer:
+    def __init__(self, store: Store, runtime: str, config: ReconcilerConfig,
+                 inventory: Callable[[], HostInventory] | None = None) -> None:
+        self.store, self.runtime, self.config = store, runtime, config
+        self.inventory = inventory or read_inventory
+        self.lock = threading.Lock()  # one placement at a time on this host
+        self.host: HostInventory | None = None
+        self._recorded_at = float("-inf")
+
+    def record(self) -> HostInventory:
+        """Read the inventory and write it to the store (``hosts``)."""
+        inv = self.inventory()
+        with self.store.begin() as conn:
+            host_store.record(conn, inv.name, inv.cpus, inv.memory_mb, [g.as_dict() for g in inv.gpus],
+                              self.runtime, inv.gpu_error)
+        if self.host is None or self.host != inv:
+            gpus = ", ".join(f"{g.index}: {g.model} ({g.memory_mb} MiB)" for g in inv.gpus) or inv.gpu_error or "none"
+            log.info("host %s: %d CPUs, %d MiB memory, GPUs: %s", inv.name, inv.cpus, inv.memory_mb, gpus)
+        self.host, self._recorded_at = inv, time.monotonic()
+        return inv
+
+    def refresh(self) -> None:
+        """Record the inventory again when ``inventory_every_s`` has passed (the loop calls it each turn)."""
+        if time.monotonic() - self._recorded_at < self.config.inventory_every_s:
+            return
+        try:
+            with self.lock:
+                self.record()
+        except ArkserveError as exc:
+            self._recorded_at = time.monotonic()
+            log.warning("recording the host's inventory failed: %s", exc.message)
+
+    def gpu_memory_mb(self, index: int) -> int:
+        gpus = self.host.gpus if self.host else ()
+        return next((g.memory_mb for g in gpus if g.index == index), 0)
+
+    def assign(self, svc: ServiceRow, rep: ReplicaRow) -> str:
+        """Place ``rep`` (its row updated and saved); ``""`` when placed, else why not (the row saved pending).
+
+        Raises what the store raises for an unknown instance type (the caller fails the replica)."""
+        with self.lock:
+            host = self.host or self.record()
+            with self.store.begin() as conn:
+                itype = instance_types.get(conn, svc.spec.get("instance_type", "cpu.small"))
+                rows = [r for r in host_store.allocations(conn) if r["replica"] != rep.id]
+                try:
+                    mode = self._billing(conn, svc, itype["name"], rows)
+                    result = self._place(conn, svc, rep, itype, mode, host, rows)
+                except TemporaryError as exc:  # e.g. InsufficientBalance: waits like a replica that does not fit
+                    result = None
+                    message = exc.message
+                if isinstance(result, Placement):
+                    rep.node, rep.instance_type, rep.billing = result.host, itype["name"], mode
+                    rep.gpu_indices = ",".join(str(i) for i in result.gpu_indices)
+                    rep.gpu_share_mb = result.gpu_share_mb
+                    service_store.save_replica(conn, rep, routing_changed=False)
+                    return ""
+                if result is not None:
+                    message = result.message
+                rep.node, rep.gpu_indices, rep.gpu_share_mb = "", "", 0
+                rep.state, rep.last_error = "pending", message
+                service_store.save_replica(conn, rep, routing_changed=False)
+                return message
+
+    @staticmethod
+    def _billing(conn: Any, svc: ServiceRow, itype: str, rows: list[dict[str, Any]]) -> str:
+        on_prepaid = sum(1 for r in rows if r["owner_id"] == svc.owner_id and r["instance_type"] == itype
+                         and r["billing"] == "prepaid")
+        return admission.billing_mode(conn, svc.owner_id, itype, svc.spec, on_prepaid)
+
+    def _place(self, conn: Any, svc: ServiceRow, rep: ReplicaRow, itype: dict[str, Any], mode: str,
+               host: HostInventory, rows: list[dict[str, Any]]) -> Any:
+        here = [h for h in host_store.list_all(conn) if h["name"] == host.name]
+        capacity = [host_capacity(h, self.config.cpu_overcommit, self.config.memory_overcommit) for h in here]
+        sizes = {t["name"]: size_of(t) for t in instance_types.list_all(conn)}
+        request = Request(rep.id, svc.name, svc.owner_id, itype["name"], size_of(itype), mode)
+        allocations = [allocation_of(r) for r in rows if r["host"] == host.name]
+        return place(request, capacity, allocations, admission.reserved(conn, time.time()), sizes)
