@@ -169,6 +169,7 @@ class Reconciler:
         self.adopt()
         last_prune = 0.0
         while not self.stop_event.is_set():
+            self.placer.refresh()  # the host's inventory in the store, at start and every inventory_every_s
             if time.monotonic() - last_prune >= self.config.prune_every_s:
                 last_prune = time.monotonic()
                 try:
