@@ -178,6 +178,13 @@ class ServiceSpec(_In):
     request_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     max_concurrency: int = Field(default=0, ge=0, le=10000, description="per replica; 0 = unlimited")
     startup_timeout_s: float = Field(default=300.0, gt=0, le=3600)
+    billing: Literal["auto", "prepaid", "payg"] = Field(
+        default="auto", description="auto: the owner's free prepaid instances first, the rest pay-as-you-go; "
+                                    "prepaid: only prepaid instances (a replica waits for a free one); payg: "
+                                    "pay-as-you-go only (docs/billing.md)")
+    on_prepaid_expiry: Literal["payg", "stop"] = Field(
+        default="payg", description="when a prepaid instance it runs on expires: continue pay-as-you-go, or "
+                                    "scale the service to 0 (never deleted)")
 
     @field_validator("env")
     @classmethod
@@ -243,6 +250,8 @@ class ServicePatch(_In):
     request_timeout_s: float | None = Field(default=None, gt=0, le=3600)
     max_concurrency: int | None = Field(default=None, ge=0, le=10000)
     startup_timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    billing: Literal["auto", "prepaid", "payg"] | None = None
+    on_prepaid_expiry: Literal["payg", "stop"] | None = None
 
     @field_validator("*", mode="before")
     @classmethod

@@ -150,6 +150,23 @@ class DiskSettings:
 
 
 @dataclass(frozen=True)
+class BillingSettings:
+    enforce: bool = _setting(False, "Enforce balances: pay-as-you-go replicas need a balance above the overdraft "
+                             "limit (402 InsufficientBalance otherwise) and running ones stop after the grace. Off: "
+                             "usage is still metered into the ledger, nothing is refused.", "ARKSERVE_BILLING_ENFORCE")
+    overdraft_limit: float = _setting(0.0, "Pay-as-you-go stops when a balance is at or below this (currency units; "
+                                      "-50 lets a user run 50 into debt).", "ARKSERVE_BILLING_OVERDRAFT_LIMIT")
+    grace_s: float = _setting(600.0, "Running pay-as-you-go replicas of a user whose balance reached the overdraft "
+                              "limit keep running this long, then their services are scaled to 0.",
+                              "ARKSERVE_BILLING_GRACE_S")
+    meter_interval_s: float = _setting(30.0, "Seconds between meter passes (each bills the replica-seconds since "
+                                       "the last).", "ARKSERVE_BILLING_METER_INTERVAL_S")
+    prepaid_discount: float = _setting(0.2, "Discount of a prepaid month against 720 pay-as-you-go hours (a year "
+                                       "costs 10 months).", "ARKSERVE_BILLING_PREPAID_DISCOUNT")
+    currency: str = _setting("CNY", "Currency code shown with amounts.", "ARKSERVE_BILLING_CURRENCY")
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = _setting(Path("~/.arkserve"), "Directory for the SQLite store, keys, CA and logs.",
                               "ARKSERVE_DATA_DIR")
@@ -162,6 +179,7 @@ class Settings:
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     disk: DiskSettings = field(default_factory=DiskSettings)
+    billing: BillingSettings = field(default_factory=BillingSettings)
 
     @property
     def database_url(self) -> str:
@@ -176,7 +194,7 @@ class Settings:
         return self.registry.address or f"{self.registry.host}:{self.registry.port}"
 
 
-_GROUPS = ("store", "api", "gateway", "runtime", "registry", "disk")
+_GROUPS = ("store", "api", "gateway", "runtime", "registry", "disk", "billing")
 
 
 def _coerce(kind: Any, raw: Any, name: str) -> Any:

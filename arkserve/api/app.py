@@ -9,6 +9,7 @@ from sqlalchemy import text
 import arkserve
 from arkserve import console
 from arkserve.api import (
+    billing,
     dav,
     disk,
     disk_uploads,
@@ -20,6 +21,7 @@ from arkserve.api import (
     logins,
     metrics,
     models,
+    prepaid,
     registry_token,
     services,
     session,
@@ -49,7 +51,7 @@ def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
         403: {"description": "not allowed", "model": ErrorBody},
         422: {"description": "invalid field", "model": ErrorBody}})
     for module in (session, logins, users, keys, instance_types, services, metrics, disk, disk_uploads, models,
-                   registry_token, images):
+                   registry_token, images, billing, prepaid):
         api.include_router(module.router)
 
     @api.get("/healthz", tags=["meta"], summary="Liveness of the API process")

@@ -20,6 +20,7 @@ from arkserve.api import cursors, mounts
 from arkserve.api.errors import validated
 from arkserve.api.images import service_image
 from arkserve.api.security import Caller, Context, Principal
+from arkserve.billing import guard as billing_guard
 from arkserve.domain.durations import UNITS, parse_duration
 from arkserve.domain.rollout import Replica, honest_status
 from arkserve.domain.services import endpoint, revision
@@ -125,6 +126,7 @@ def create_service(body: ServiceCreate, caller: Caller, ctx: Context) -> Service
     with ctx.store.begin() as conn:
         _check_instance_type(conn, body.instance_type)
         spec = mounts.resolve(conn, ctx.settings.data_dir, caller.user, spec)
+        billing_guard.admit(conn, ctx.settings.billing, caller.user.id, spec, body.replicas)  # 403/402
         svc = service_store.create(conn, body.name, caller.user.id, spec, body.replicas, port_base,
                                    lambda port: not port_free(g.host, port))  # another program holds it
         event_store.record(conn, svc.name, "created", f"created by {caller.user.username} with "
@@ -157,6 +159,9 @@ def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -
         if spec is not None and "mounts" in changes:
             spec = mounts.resolve(conn, ctx.settings.data_dir, user_store.get_by_id(conn, svc.owner_id), spec)
         rolls = spec is not None and revision(spec) != revision(svc.spec)
+        billing_guard.admit(conn, ctx.settings.billing, svc.owner_id, spec or svc.spec,
+                            svc.replicas if count is None else count, service_id=svc.id, old_spec=svc.spec,
+                            old_replicas=svc.replicas)  # quotas (403) and balance (402) before any write
         service_store.update_desired(conn, svc, spec=spec, replica_count=count, new_generation=rolls)
         if count is not None and count != svc.replicas:
             event_store.record(conn, svc.name, "scaled", f"{caller.user.username} scaled {svc.replicas} -> {count}")

@@ -7,6 +7,7 @@ import click
 from arkserve import __version__
 from arkserve.cli import (
     admin,
+    billing,
     daemon,
     disk,
     images,
@@ -50,7 +51,7 @@ def cli(ctx: click.Context, profile: str, endpoint: str | None) -> None:
 for command in (server.up, daemon.status, daemon.down, daemon.backup,
                 server.init, server.api, parts.gateway, parts.reconciler, users.user, users.whoami, keys.key,
                 services.service, disk.disk, models.model, instance_types.instance_type, registry.registry,
-                images.image, invoke.invoke, invoke.sign, admin.master_key):
+                images.image, invoke.invoke, invoke.sign, admin.master_key, billing.billing, billing.quota):
     cli.add_command(command)
 
 
