@@ -94,7 +94,7 @@ class Platform:
 
     def delete_all_services(self, timeout: float = 30) -> None:
         with self.client() as c:
-            self.delete_services([svc["name"] for svc in c.get("/services")], timeout)
+            self.delete_services([svc["name"] for svc in c.list_all("/services", limit=1000)], timeout)
 
     def delete_services(self, names: list[str], timeout: float = 30) -> None:
         """Delete and wait until they are gone (one already on its way out is not an error)."""
@@ -106,7 +106,7 @@ class Platform:
                     if exc.code != "ServiceNotFound":
                         raise
             deadline = time.monotonic() + timeout
-            while {s["name"] for s in c.get("/services")} & set(names) and time.monotonic() < deadline:
+            while {s["name"] for s in c.list_all("/services", limit=1000)} & set(names) and time.monotonic() < deadline:
                 time.sleep(0.2)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:

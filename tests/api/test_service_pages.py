@@ -1,0 +1,157 @@
+"""The services list a page at a time: keyset cursors stable under concurrent creates, filters, the total
+count, refused cursors, and the CLI's first page and ``--all`` (on SQLite and PostgreSQL, like the API suite)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from arkserve.cli.main import cli
+from arkserve.sdk.auth import ArkAuth
+from arkserve.sdk.client import ApiError, Client
+from tests.api.conftest import LiveApi
+
+SPEC = {"image": "/usr/bin", "port": 27777, "command": "python3 infer.py", "replicas": 0}
+
+
+def _create(c: Client, *names: str) -> None:
+    for name in names:
+        c.post("/services", {**SPEC, "name": name})
+
+
+def _get(api: LiveApi, **params: object) -> httpx.Response:
+    return httpx.get(f"{api.url}/api/v1/services", params=params, auth=ArkAuth(api.admin_ak, api.admin_sk))
+
+
+def test_pages_neither_repeat_nor_skip_while_services_are_created(live_api: LiveApi) -> None:
+    before = [f"svc-{i:03d}" for i in range(0, 120, 2)]  # 60 services: svc-000, svc-002, …
+    with live_api.client() as c:
+        _create(c, *before)
+    stop = threading.Event()
+    made: list[str] = []
+    progress = threading.Condition()
+
+    def create_in_between() -> None:  # new names land before and after wherever the reader is
+        with live_api.client() as w:
+            for i in range(1, 120, 2):
+                for name in (f"svc-{i:03d}", f"new-{i:03d}", f"zzz-{i:03d}"):
+                    if stop.is_set():
+                        return
+                    _create(w, name)
+                    with progress:
+                        made.append(name)
+                        progress.notify_all()
+
+    writer = threading.Thread(target=create_in_between)
+    seen: list[str] = []
+    totals: list[int | None] = []
+    with live_api.client() as c:
+        first = c.page("/services", limit=7)
+        seen += [s["name"] for s in first.items]
+        writer.start()
+        cursor = first.next_cursor
+        while cursor is not None:
+            with progress:  # at least one create between any two pages (the writer keeps going meanwhile)
+                count = len(made)
+                assert progress.wait_for(lambda: len(made) > count or not writer.is_alive(), timeout=30)
+            page = c.page("/services", limit=7, cursor=cursor)
+            seen += [s["name"] for s in page.items]
+            totals.append(page.total)
+            cursor = page.next_cursor
+    stop.set()
+    writer.join()
+    assert len(seen) == len(set(seen)), "a row came twice"
+    assert seen == sorted(seen), "out of name order"
+    assert set(before) <= set(seen), f"skipped: {sorted(set(before) - set(seen))}"
+    assert len(made) >= len(totals) and totals == sorted(totals) and totals[0] < totals[-1]  # the count grew
+    assert set(seen) <= set(before) | set(made)
+
+
+def test_filters_and_total_count(live_api: LiveApi) -> None:
+    with live_api.client() as admin:
+        admin.post("/users", {"username": "ursula", "password": "ursula-password"})
+        key = admin.post("/keys", {"username": "ursula"})
+        _create(admin, "alpha-1", "alpha-2", "alpha-3", "beta-1")
+        admin.delete("/services/alpha-2")  # recorded as "deleting" until the reconciler removes it
+    with live_api.client(key["access_key"], key["secret_key"]) as ursula:
+        _create(ursula, "alpha-9", "gamma-1")
+        mine = ursula.page("/services")
+        assert [s["name"] for s in mine.items] == ["alpha-9", "gamma-1"] and mine.total == 2
+        assert ursula.page("/services", owner="admin").items == []  # a filter never widens the scope
+        assert ursula.page("/services", prefix="alpha").total == 1
+    with live_api.client() as admin:
+        page = admin.page("/services", prefix="alpha-", limit=2)
+        assert [s["name"] for s in page.items] == ["alpha-1", "alpha-2"] and page.total == 4
+        assert [s["name"] for s in admin.page("/services", prefix="alpha-", cursor=page.next_cursor).items] == \
+            ["alpha-3", "alpha-9"]
+        assert [s["name"] for s in admin.list_all("/services", owner="ursula")] == ["alpha-9", "gamma-1"]
+        gone = admin.page("/services", status="deleting")
+        assert [s["name"] for s in gone.items] == ["alpha-2"] and gone.total == 1
+        assert admin.page("/services", status="pending", prefix="alpha").total == 3
+        assert admin.page("/services", prefix="%").total == 0  # LIKE's wildcards are plain characters
+        assert admin.page("/services", prefix="a_pha").total == 0
+        whole = admin.page("/services")
+        assert whole.total == 6 and whole.next_cursor is None and len(whole.items) == 6
+    resp = _get(live_api, limit=2)
+    assert resp.headers["X-Total-Count"] == "6"
+    assert resp.headers["Link"] == f'</api/v1/services?limit=2&cursor={resp.headers["X-Next-Cursor"]}>; rel="next"'
+
+
+def test_altered_or_foreign_cursors_and_bad_limits_are_refused(live_api: LiveApi) -> None:
+    with live_api.client() as c:
+        _create(c, "a-1", "a-2", "a-3")
+        cursor = c.page("/services", limit=1).next_cursor
+        assert cursor is not None and c.page("/services", limit=1, cursor=cursor).items[0]["name"] == "a-2"
+    flipped = cursor[:5] + ("A" if cursor[5] != "A" else "B") + cursor[6:]
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    assert b'"a-1"' in raw  # the cursor continues after a-1; one that says a-0 is well formed but not issued
+    edited = base64.urlsafe_b64encode(raw.replace(b'"a-1"', b'"a-0"')).decode().rstrip("=")
+    for bad in (edited, flipped, cursor[:-3], "not-a-cursor", "e30", "%%%"):
+        resp = _get(live_api, cursor=bad)
+        body = resp.json()
+        assert resp.status_code == 400 and body["code"] == "InvalidCursor" and body["request_id"], (bad, body)
+    resp = _get(live_api, cursor=cursor, prefix="a-")  # issued for other filters
+    assert resp.status_code == 400 and "other filters" in resp.json()["message"]
+    for params, field in (({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"status": "sleepy"}, "status")):
+        resp = _get(live_api, **params)
+        assert resp.status_code == 422 and resp.json()["field"] == field, resp.text
+
+
+def test_a_service_may_ask_for_a_thousand_replicas(live_api: LiveApi) -> None:
+    with live_api.client() as c:
+        assert c.post("/services", {**SPEC, "name": "wide", "replicas": 1000})["replicas"] == 1000
+        with pytest.raises(ApiError) as e:
+            c.patch("/services/wide", {"replicas": 1001})
+        assert e.value.status == 422
+
+
+def _cli(api: LiveApi, *args: str) -> tuple[int, str, str]:
+    env = {"ARKSERVE_ACCESS_KEY": api.admin_ak, "ARKSERVE_SECRET_KEY": api.admin_sk, "ARKSERVE_ENDPOINT": api.url}
+    result = CliRunner().invoke(cli, ["service", "list", *args], env=env, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_prints_the_first_page_and_all_pages_with_all(live_api: LiveApi) -> None:
+    names = [f"cli-{i:02d}" for i in range(7)]
+    with live_api.client() as c:
+        _create(c, *names, "other")
+    code, out, err = _cli(live_api, "--limit", "3", "--prefix", "cli-")
+    assert code == 0, out + err
+    assert [line.split()[0] for line in out.splitlines()[1:]] == names[:3]
+    assert "3 of 7 services" in err and "--cursor " in err
+    cursor = err.split("--cursor ")[1].split()[0]
+    code, out, err = _cli(live_api, "--limit", "3", "--cursor", cursor, "--prefix", "cli-")
+    assert code == 0 and [line.split()[0] for line in out.splitlines()[1:]] == names[3:6], out + err
+    code, out, err = _cli(live_api, "--limit", "3", "--prefix", "cli-", "--all")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[0] == "NAME" and err == "", out + err
+    assert [line.split()[0] for line in lines[1:]] == names  # one header, then every page's rows
+    code, out, err = _cli(live_api, "--limit", "2", "--all", "-o", "json")
+    assert code == 0 and [s["name"] for s in json.loads(out)] == [*names, "other"]
+    code, out, err = _cli(live_api, "--status", "deleting")
+    assert code == 0 and out.splitlines()[1:] == []
