@@ -109,6 +109,16 @@ class InstanceTypeIn(_In):
     price_per_hour: float = Field(default=0.0, ge=0)
     billing: Literal["payg", "reserved"] = "payg"
     description: str = Field(default="", max_length=200)
+    gpu_fraction: float = Field(default=0.0, ge=0, lt=1, description=(
+        "A share of one GPU's memory (e.g. 0.5), with gpus = 0: replicas are packed onto one GPU by memory "
+        "(packing, not isolation; docs/capacity.md)"))
+
+    @field_validator("gpu_fraction")
+    @classmethod
+    def _fraction_or_whole(cls, v: float, info: ValidationInfo) -> float:
+        if v > 0 and info.data.get("gpus"):
+            raise ValueError("an instance type has whole GPUs (gpus) or a share of one (gpu_fraction), not both")
+        return v
 
 
 class InstanceTypeOut(InstanceTypeIn):
@@ -283,6 +293,9 @@ class ReplicaOut(BaseModel):
     ready_at: float | None
     last_error: str
     image_digest: str = ""  # the image it was started from (registry manifest digest, or the local image id)
+    gpu_indices: str = ""  # the GPUs placement gave it ("0,1"), or the one it has a share of
+    gpu_share_mb: int = 0  # its share of that GPU's memory (fractional instance types)
+    billing: str = "payg"  # payg | prepaid
 
 
 class ServiceOut(BaseModel):
@@ -461,3 +474,42 @@ class DiskUploadOut(BaseModel):
     expires_at: float
     complete: bool = False  # the file is in place and the session has ended
     entry: DiskEntryOut | None = None
+
+
+class HostGpuHolder(BaseModel):
+    service: str
+    replica: str
+    owner: str
+    share_mb: int = Field(description="0: the whole GPU; else its share of the GPU's memory")
+    billing: str
+
+
+class HostGpu(BaseModel):
+    index: int
+    uuid: str
+    model: str
+    memory_mb: int
+    free: bool = Field(description="no replica holds it or a share of it")
+    free_memory_mb: int = Field(description="memory not yet shared out (0 when a replica holds it whole)")
+    holders: list[HostGpuHolder]
+
+
+class HostAmounts(BaseModel):
+    cpus: float
+    memory_mb: int
+    gpus: int
+    replicas: int | None = None
+
+
+class HostOut(BaseModel):
+    """A host with its capacity (CPUs and memory times the overcommit ratios), what replicas hold, what is free."""
+
+    name: str
+    runtime: str
+    updated_at: float
+    gpu_error: str = Field(description="why no GPU was read (no NVIDIA driver, ...), '' when NVML answered")
+    capacity: HostAmounts
+    physical: dict[str, float]
+    allocated: HostAmounts
+    free: HostAmounts
+    gpus: list[HostGpu]

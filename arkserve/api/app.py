@@ -14,6 +14,7 @@ from arkserve.api import (
     disk,
     disk_uploads,
     errors,
+    hosts,
     images,
     instance_types,
     keys,
@@ -51,7 +52,7 @@ def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
         403: {"description": "not allowed", "model": ErrorBody},
         422: {"description": "invalid field", "model": ErrorBody}})
     for module in (session, logins, users, keys, instance_types, services, metrics, disk, disk_uploads, models,
-                   registry_token, images, billing, prepaid):
+                   registry_token, images, billing, prepaid, hosts):
         api.include_router(module.router)
 
     @api.get("/healthz", tags=["meta"], summary="Liveness of the API process")

@@ -57,7 +57,8 @@ def service_endpoint(settings: Settings, svc: ServiceRow) -> str:
 def _replica_out(r: ReplicaRow) -> ReplicaOut:
     return ReplicaOut(id=r.id, state=r.state, revision=r.revision, endpoint=f"{r.host}:{r.port}" if r.port else "",
                       restarts=r.restarts, started_at=r.started_at, ready_at=r.ready_at, last_error=r.last_error,
-                      image_digest=r.image_digest)
+                      image_digest=r.image_digest, gpu_indices=r.gpu_indices, gpu_share_mb=r.gpu_share_mb,
+                      billing=r.billing)
 
 
 def service_out(settings: Settings, svc: ServiceRow, reps: list[ReplicaRow]) -> ServiceOut:

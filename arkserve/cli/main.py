@@ -10,6 +10,7 @@ from arkserve.cli import (
     billing,
     daemon,
     disk,
+    hosts,
     images,
     instance_types,
     invoke,
@@ -51,7 +52,8 @@ def cli(ctx: click.Context, profile: str, endpoint: str | None) -> None:
 for command in (server.up, daemon.status, daemon.down, daemon.backup,
                 server.init, server.api, parts.gateway, parts.reconciler, users.user, users.whoami, keys.key,
                 services.service, disk.disk, models.model, instance_types.instance_type, registry.registry,
-                images.image, invoke.invoke, invoke.sign, admin.master_key, billing.billing, billing.quota):
+                images.image, invoke.invoke, invoke.sign, admin.master_key, billing.billing, billing.quota,
+                hosts.host):
     cli.add_command(command)
 
 

@@ -114,7 +114,9 @@ def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str
     pulls = (RegistryPulls(s.registry_address, s.data_dir, s.registry.token_ttl_s)
              if s.registry.enabled and s.runtime.kind == "docker" else None)
     config = ReconcilerConfig(retention_s=s.retention_days * 86400,
-                              model_cache_bytes=int(s.runtime.model_cache_gib * 1024**3))
+                              model_cache_bytes=int(s.runtime.model_cache_gib * 1024**3),
+                              cpu_overcommit=s.runtime.cpu_overcommit, memory_overcommit=s.runtime.memory_overcommit,
+                              inventory_every_s=s.runtime.inventory_every_s)
     rec = Reconciler(store, runtime, s.data_dir, config, registry=pulls)
     from arkserve.billing.meter import Meter
 
