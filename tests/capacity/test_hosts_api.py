@@ -20,7 +20,6 @@ from tests.api.conftest import LiveApi, running_api
 from tests.capacity.fake_nvml import FakeNVML
 
 
-
 def _refused(call: object, status: int, code: str) -> str:
     with pytest.raises(ApiError) as e:
         call()  # type: ignore[operator]
