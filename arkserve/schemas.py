@@ -510,6 +510,8 @@ class HostOut(BaseModel):
     gpu_error: str = Field(description="why no GPU was read (no NVIDIA driver, ...), '' when NVML answered")
     capacity: HostAmounts
     physical: dict[str, float]
+    overcommit: dict[str, float] = Field(description="placement's ratios: capacity = physical x ratio; 0: CPUs or "
+                                         "memory are accounted here but never keep a replica from starting")
     allocated: HostAmounts
     free: HostAmounts
     gpus: list[HostGpu]

@@ -122,12 +122,11 @@ class RuntimeSettings:
     model_cache_gib: float = _setting(50.0, "Node-local model cache (<data_dir>/model-cache): past this size the "
                                       "least recently used model versions no service mounts are evicted, GiB.",
                                       "ARKSERVE_MODEL_CACHE_GIB")
-    cpu_overcommit: float = _setting(8.0, "Placement hands out this many times a host's CPUs to instance types "
-                                     "(docs/capacity.md; 1: never more than there are). The local runtime enforces no "
-                                     "CPU limit; Docker limits each container to its type's CPUs.",
-                                     "ARKSERVE_CPU_OVERCOMMIT")
-    memory_overcommit: float = _setting(4.0, "Placement hands out this many times a host's memory to instance types "
-                                        "(1: never more than there is). GPUs are never overcommitted.",
+    cpu_overcommit: float = _setting(0.0, "Placement hands out at most this many times a host's CPUs to instance "
+                                     "types (1: never more than there are; 0: CPUs are accounted and shown but never "
+                                     "keep a replica from starting). docs/capacity.md.", "ARKSERVE_CPU_OVERCOMMIT")
+    memory_overcommit: float = _setting(0.0, "The same for memory (1: never more than the host has; 0: no limit). "
+                                        "GPUs are always placed strictly, never overcommitted.",
                                         "ARKSERVE_MEMORY_OVERCOMMIT")
     inventory_every_s: float = _setting(60.0, "The reconciler records its host's CPUs, memory and GPUs (NVML) at "
                                         "start and again this often, seconds.", "ARKSERVE_INVENTORY_EVERY_S")

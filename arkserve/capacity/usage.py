@@ -24,13 +24,18 @@ def indices(text: str) -> tuple[int, ...]:
     return tuple(int(i) for i in text.split(",") if i.strip().isdigit())
 
 
+UNLIMITED = 2**62  # a ratio of 0: CPUs/memory are accounted and shown, never a reason not to place
+
+
 def host_capacity(host: Mapping[str, Any], cpu_overcommit: float = 1.0,
                   memory_overcommit: float = 1.0) -> HostCapacity:
-    """What placement may hand out on a host: its CPUs and memory times the overcommit ratios, its GPUs."""
+    """What placement may hand out on a host: its CPUs and memory times the overcommit ratios (0: no limit), its
+    GPUs (never overcommitted)."""
     gpus = tuple(GpuSlot(int(g["index"]), str(g.get("model", "")), int(g.get("memory_mb", 0)))
                  for g in host.get("gpus") or [])
-    return HostCapacity(str(host["name"]), float(host["cpus"]) * cpu_overcommit,
-                        int(int(host["memory_mb"]) * memory_overcommit), gpus)
+    cpus = float(host["cpus"]) * cpu_overcommit if cpu_overcommit > 0 else float(UNLIMITED)
+    memory = int(int(host["memory_mb"]) * memory_overcommit) if memory_overcommit > 0 else UNLIMITED
+    return HostCapacity(str(host["name"]), cpus, memory, gpus)
 
 
 def allocation_of(row: Mapping[str, Any]) -> Allocation:
@@ -45,7 +50,7 @@ def allocation_of(row: Mapping[str, Any]) -> Allocation:
 def host_report(host: Mapping[str, Any], rows: Iterable[Mapping[str, Any]], cpu_overcommit: float = 1.0,
                 memory_overcommit: float = 1.0) -> dict[str, Any]:
     """One host for people: capacity (schedulable), allocated, free; each GPU with the replicas holding it."""
-    cap = host_capacity(host, cpu_overcommit, memory_overcommit)
+    cap = host_capacity(host, cpu_overcommit or 1.0, memory_overcommit or 1.0)  # shown: the host's own at 0
     mine = [r for r in rows if r["host"] == cap.name]
     allocs = [allocation_of(r) for r in mine]
     cpus = sum(a.size.cpus for a in allocs)
@@ -63,6 +68,7 @@ def host_report(host: Mapping[str, Any], rows: Iterable[Mapping[str, Any]], cpu_
         "gpu_error": host.get("gpu_error", ""),
         "capacity": {"cpus": cap.cpus, "memory_mb": cap.memory_mb, "gpus": len(cap.gpus)},
         "physical": {"cpus": float(host["cpus"]), "memory_mb": int(host["memory_mb"])},
+        "overcommit": {"cpus": cpu_overcommit, "memory": memory_overcommit},
         "allocated": {"cpus": cpus, "memory_mb": memory, "gpus": sum(1 for g in gpus if not g["free"]),
                       "replicas": len(allocs)},
         "free": {"cpus": cap.cpus - cpus, "memory_mb": cap.memory_mb - memory,

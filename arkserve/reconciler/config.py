@@ -25,8 +25,8 @@ class ReconcilerConfig:
     retention_s: float = 7 * 86400  # events, request log, logs of replicas that no longer exist
     prune_every_s: float = 3600
     model_cache_bytes: int = 50 * 1024**3  # node-local model cache: LRU eviction of unmounted versions past it
-    cpu_overcommit: float = 8.0  # placement hands out this many times the host's CPUs (arkserve/capacity)
-    memory_overcommit: float = 4.0  # ... and this many times its memory (GPUs are never overcommitted)
+    cpu_overcommit: float = 0.0  # placement hands out this many times the host's CPUs (0: no limit; capacity)
+    memory_overcommit: float = 0.0  # ... and this many times its memory (GPUs are never overcommitted)
     inventory_every_s: float = 60.0  # the host's inventory (CPUs, memory, GPUs) is recorded again this often
 
     def backoff(self, restarts: int) -> float:
