@@ -87,7 +87,12 @@ def test_prepaid_purchase_statement_and_csv(billed_api: LiveApi) -> None:
         assert rows[0][:3] == ["month", "user", "service"] and rows[-1][2] == "(total)" and rows[-1][-1] == "28.80"
 
 
-def test_cli_prints_refusals_and_exits_nonzero(billed_api: LiveApi) -> None:
+def test_cli_prints_refusals_and_exits_nonzero(tmp_path: Path) -> None:
+    with running_api(tmp_path, **{"billing.enforce": True}) as api:  # the CLI on SQLite only: the API is the same
+        _cli_refusals(api)
+
+
+def _cli_refusals(billed_api: LiveApi) -> None:
     with billed_api.client() as admin:
         admin.post("/users", {"username": "carol", "password": "carol-password-1"})
         key = admin.post("/keys", {"username": "carol"})

@@ -13,6 +13,8 @@ import { renderImages } from "./page-images.js";
 import { renderDisk } from "./page-disk.js";
 import { renderKeys, renderPassword } from "./page-settings.js";
 import { renderInstanceTypes, renderUsers } from "./page-admin.js";
+import { renderBilling, renderBillingAdmin } from "./page-billing.js";
+import { renderHosts } from "./page-hosts.js";
 
 const root = document.getElementById("app");
 let cleanup = null;
@@ -31,6 +33,9 @@ const ROUTES = [
   [/^\/console\/settings\/password$/, renderPassword, "password"],
   [/^\/console\/admin(?:\/users)?$/, renderUsers, "users", true],
   [/^\/console\/admin\/instance-types$/, renderInstanceTypes, "instance-types", true],
+  [/^\/console\/admin\/hosts$/, renderHosts, "hosts", true],
+  [/^\/console\/billing\/?$/, renderBilling, "billing"],
+  [/^\/console\/admin\/billing$/, renderBillingAdmin, "billing-admin", true],
 ];
 
 function stopPage() {
@@ -92,11 +97,14 @@ function frame(active) {
         navItem("images", "/console/images", t("nav.images")),
         navItem("disk", "/console/disk", t("nav.disk"))),
       h("div.nav-group", t("nav.group.account")),
-      h("ul", navItem("keys", "/console/settings/keys", t("nav.keys")),
+      h("ul", navItem("billing", "/console/billing", t("nav.billing")),
+        navItem("keys", "/console/settings/keys", t("nav.keys")),
         navItem("password", "/console/settings/password", t("nav.password"))),
       session.role === "admin" ? [h("div.nav-group", t("nav.group.admin")),
         h("ul", navItem("users", "/console/admin/users", t("nav.users")),
-          navItem("instance-types", "/console/admin/instance-types", t("nav.instanceTypes")))] : null),
+          navItem("instance-types", "/console/admin/instance-types", t("nav.instanceTypes")),
+          navItem("hosts", "/console/admin/hosts", t("nav.hosts")),
+          navItem("billing-admin", "/console/admin/billing", t("nav.billingAdmin")))] : null),
     main);
   return main;
 }
