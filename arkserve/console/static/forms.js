@@ -57,7 +57,8 @@ export function envEditor(initial = {}) {
 
 export function typeSummary(it) {
   const parts = [`${fmtNum(it.cpus, 2)} vCPU`, fmtMemory(it.memory_mb),
-    it.gpus ? `${it.gpus} × GPU${it.gpu_model ? ` (${it.gpu_model})` : ""}` : t("it.noGpu")];
+    it.gpus ? `${it.gpus} × GPU${it.gpu_model ? ` (${it.gpu_model})` : ""}`
+      : it.gpu_fraction ? t("it.gpuShare", { fraction: fmtNum(it.gpu_fraction, 3) }) : t("it.noGpu")];
   return parts.join(" · ");
 }
 

@@ -120,6 +120,7 @@ export async function renderInstanceTypes(main) {
       memory_mb: inp("memory_mb", { type: "number", min: 1, value: "4096" }),
       gpus: inp("gpus", { type: "number", min: 0, max: 64, value: "0" }),
       gpu_model: inp("gpu_model", { placeholder: "A10" }),
+      gpu_fraction: inp("gpu_fraction", { type: "number", min: 0, max: 0.99, step: 0.05, value: "0" }),
       price_per_hour: inp("price_per_hour", { type: "number", min: 0, step: 0.01, value: "0" }),
       billing: h("select", { name: "billing" }, ["payg", "reserved"].map((b) => h("option", { value: b }, t(`billing.${b}`)))),
       description: inp("description", { maxlength: 200 }),
@@ -129,7 +130,8 @@ export async function renderInstanceTypes(main) {
       clearErrors(form);
       if (!/^[a-z0-9][a-z0-9.-]{0,63}$/.test(f.name.value)) { showError(form, "name", t("valid.typeName")).focus(); return; }
       const body = { name: f.name.value, cpus: Number(f.cpus.value), memory_mb: Number(f.memory_mb.value),
-        gpus: Number(f.gpus.value), gpu_model: f.gpu_model.value, price_per_hour: Number(f.price_per_hour.value),
+        gpus: Number(f.gpus.value), gpu_fraction: Number(f.gpu_fraction.value), gpu_model: f.gpu_model.value,
+        price_per_hour: Number(f.price_per_hour.value),
         billing: f.billing.value, description: f.description.value };
       try {
         await api.post("/instance-types", body);
@@ -142,6 +144,7 @@ export async function renderInstanceTypes(main) {
     field(t("col.name"), f.name, { name: "name", required: true }),
     h("div.grid-3", field("vCPU", f.cpus, { name: "cpus" }), field(t("it.memory"), f.memory_mb, { name: "memory_mb" }),
       field("GPU", f.gpus, { name: "gpus" })),
+    field(t("it.gpuFraction"), f.gpu_fraction, { name: "gpu_fraction" }),
     h("div.grid-3", field(t("it.gpuModel"), f.gpu_model, { name: "gpu_model" }),
       field(t("it.pricePerHour"), f.price_per_hour, { name: "price_per_hour" }),
       field(t("it.billing"), f.billing, { name: "billing" })),
