@@ -10,18 +10,14 @@ Rotation: when the file passes ``max_bytes`` it is renamed to ``<replica>.log.1`
 again rotates too, so ``previous=True`` reads the previous run (or, after a size
 rotation, the older part of the current run) like ``kubectl logs --previous``.
 
-This module also runs as a tiny process, ``python -m arkserve.logs pump FILE
-REPLICA [MAX_BYTES]``: it timestamps its stdin into FILE until EOF. The local runtime pipes
-each replica into one so that output keeps flowing while the reconciler restarts.
-It therefore imports only the standard library.
+The local runtime's shared log pump (``arkserve.runtimes.logpump``) and the docker runtime write
+through :class:`LogWriter`. This module imports only the standard library (the pump process is small).
 """
 
 from __future__ import annotations
 
 import heapq
 import os
-import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -29,7 +25,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 SUFFIX = ".log"
@@ -86,14 +81,19 @@ class LogWriter:
         self.last_ts = last_timestamp(path)
 
     def write(self, text: str, ts: float | None = None) -> None:
+        self.write_many([text], ts)
+
+    def write_many(self, texts: list[str], ts: float | None = None) -> None:
+        """Append lines stamped ``ts`` (now by default) with one flush; rotation happens between lines."""
         stamp = time.time() if ts is None else ts
-        data = LogLine(stamp, self.replica, text.rstrip("\r\n")).format().encode("utf-8", "replace") + b"\n"
         with self._lock:
-            if self._fh.tell() + len(data) > self.max_bytes and self._fh.tell() > 0:
-                self._fh.close()
-                os.replace(self.path, f"{self.path}.1")
-                self._fh = open(self.path, "ab")  # noqa: SIM115
-            self._fh.write(data)
+            for text in texts:
+                data = LogLine(stamp, self.replica, text.rstrip("\r\n")).format().encode("utf-8", "replace") + b"\n"
+                if self._fh.tell() + len(data) > self.max_bytes and self._fh.tell() > 0:
+                    self._fh.close()
+                    os.replace(self.path, f"{self.path}.1")
+                    self._fh = open(self.path, "ab")  # noqa: SIM115
+                self._fh.write(data)
             self._fh.flush()
             self.last_ts = max(self.last_ts or 0.0, stamp)
 
@@ -122,12 +122,6 @@ def last_timestamp(path: Path) -> float | None:
         if line is not None:
             return line.ts
     return None
-
-
-def pump(stream: BinaryIO, writer: LogWriter) -> None:
-    """Copy ``stream`` line by line into ``writer`` until EOF."""
-    for raw in iter(lambda: stream.readline(65536), b""):
-        writer.write(raw.decode("utf-8", "replace"))
 
 
 def _files(log_dir: Path, service: str, replica: str | None, previous: bool) -> list[Path]:
@@ -213,18 +207,3 @@ def follow_logs(log_dir: Path, service: str, replica: str | None = None, since: 
         yield from sorted(fresh)
         done.wait(poll_s)
 
-
-def _main(argv: list[str]) -> int:
-    if len(argv) not in (4, 5) or argv[1] != "pump":
-        print("usage: python -m arkserve.logs pump FILE REPLICA [MAX_BYTES]", file=sys.stderr)
-        return 2
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # exit on EOF only, so the last lines are kept
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    writer = LogWriter(Path(argv[2]), argv[3], int(argv[4]) if len(argv) == 5 else DEFAULT_MAX_BYTES)
-    pump(sys.stdin.buffer, writer)
-    writer.close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv))

@@ -13,33 +13,31 @@ mount's target, as on docker), and an unprivileged uid when the platform runs as
 ``bwrap`` cannot run, replicas of non-admin owners are refused (``SandboxUnavailable``, saying
 what to install) and admins' run unconfined, with the mount *source* as ``ARK_MODEL_DIR``.
 
-Output goes through a detached ``python -m arkserve.logs pump`` process into
-``<data_dir>/logs/<service>/<replica>.log``; it outlives the reconciler, so a replica never
-writes into a dead pipe. Adoption: ``<data_dir>/replicas/<ark-name>.json`` records pid,
-port, revision, start time and the kernel's process start time (guards against pid reuse),
-so a new instance in a new process lists, inspects and stops what an old one started. Exit
-codes of processes this process did not spawn are unknown (None).
+Output: the replica's stdout and stderr are a spool file of its own, which ONE pump process per data
+directory turns into ``<data_dir>/logs/<service>/<replica>.log`` (:mod:`arkserve.runtimes.logpump`: no
+process per replica, nothing lost while the pump or the reconciler restarts). start, stop and list make
+sure a pump runs. Adoption: ``<data_dir>/replicas/<ark-name>.json`` records pid, port, revision, start
+time, the kernel's process start time (guards against pid reuse) and the spool, so a new instance in a
+new process lists, inspects and stops what an old one started. Exit codes of processes this process did
+not spawn are unknown (None). Stopping is :func:`arkserve.runtimes.procgroup.stop_group`; stops of
+different replicas run in parallel (one call per thread).
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import arkserve
 from arkserve.errors import PermanentError, TemporaryError
-from arkserve.logs import DEFAULT_MAX_BYTES, log_dir_for, log_path, rotate
-from arkserve.runtimes import sandbox
+from arkserve.logs import DEFAULT_MAX_BYTES, log_dir_for
+from arkserve.runtimes import logpump, sandbox
 from arkserve.runtimes.base import (
     ReplicaInfo,
     ReplicaPhase,
@@ -48,21 +46,7 @@ from arkserve.runtimes.base import (
     object_name,
     parse_object_name,
 )
-
-# Children spawned by this process, shared by every LocalRuntime in it so exit codes are reaped once.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-_CHILDREN_LOCK = threading.Lock()
-
-
-@atexit.register
-def _leave_children_running() -> None:
-    """Replicas outlive this process on purpose: a restarted reconciler adopts them. Forget them without
-    Popen's "subprocess is still running" warning at interpreter exit."""
-    with _CHILDREN_LOCK:
-        for proc in _CHILDREN.values():
-            if proc.poll() is None:
-                proc.returncode = 0  # not ours to wait for any more
-        _CHILDREN.clear()
+from arkserve.runtimes.procgroup import adopt_child, group_alive, proc_stat, reap, stop_group
 
 
 @dataclass(frozen=True)
@@ -75,37 +59,8 @@ class _State:
     started_at: float
     proc_start: int  # field 22 of /proc/<pid>/stat
     exit_code: int | None = None
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start time in clock ticks) of a live pid, None when there is no such process."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()
-    return fields[0], int(fields[19])
-
-
-def _reap(pid: int) -> int | None:
-    """Exit code of a child of this process once it ended (128+N for signal N), else None."""
-    with _CHILDREN_LOCK:
-        proc = _CHILDREN.get(pid)
-        rc = proc.poll() if proc is not None else None
-        if rc is not None:
-            del _CHILDREN[pid]
-    return None if rc is None else (128 - rc if rc < 0 else rc)
-
-
-def _group_alive(pgid: int) -> bool:
-    _reap(pgid)
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    spool: str = ""  # its output's spool (logpump), "" for replicas started before the shared pump
+    sandboxed: bool = False  # in a bubblewrap PID namespace (procgroup.stop_group's shortcut)
 
 
 def _host_gpus() -> int:
@@ -124,6 +79,7 @@ class LocalRuntime:
         self.data_dir = Path(data_dir)
         self.policy = sandbox.policy_for(self.data_dir, replica_user=replica_user, extra_paths=sandbox_paths)
         self.log_dir = log_dir_for(self.data_dir)
+        self.pump_dir = logpump.pump_dir_for(self.data_dir)
         self.state_dir = self.data_dir / "replicas"
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.gpu_count = _host_gpus() if gpu_count is None else gpu_count
@@ -132,6 +88,7 @@ class LocalRuntime:
         self._base_env = {k: v for k, v in env.items() if not k.startswith("ARKSERVE_")}
         self._lock = threading.Lock()
         self._gpu_next = 0
+        self._ports: dict[str, int] | None = None  # state file name -> port, for _free_port (None: not read yet)
 
     # -- state files -------------------------------------------------------------------------
     def _path(self, service: str, replica: str) -> Path:
@@ -148,16 +105,18 @@ class LocalRuntime:
         tmp = path.with_suffix(f".tmp{threading.get_ident()}")
         tmp.write_text(json.dumps(asdict(state)))
         os.replace(tmp, path)
+        if self._ports is not None:  # copied, not changed in place: _free_port reads it without the lock
+            self._ports = {**self._ports, path.name: state.port}
 
     def _alive(self, st: _State) -> bool:
-        ps = _proc_stat(st.pid)
+        ps = proc_stat(st.pid)
         return ps is not None and ps[1] == st.proc_start and ps[0] not in ("Z", "X")
 
     def _refresh(self, st: _State) -> _State:
         """Record the exit code once the process is seen gone (known only for our own children)."""
         if st.exit_code is not None:
             return st
-        rc = _reap(st.pid)
+        rc = reap(st.pid)
         if rc is None and self._alive(st):
             return st
         if rc is not None:
@@ -202,26 +161,21 @@ class LocalRuntime:
             if spec.mounts:
                 env["ARK_MODEL_DIR"] = (spec.mounts[0].target if argv[0] != "/bin/sh"
                                         else str(Path(spec.mounts[0].source).resolve()))
-            logfile = log_path(self.log_dir, spec.service, spec.replica)
-            logfile.parent.mkdir(parents=True, exist_ok=True)
-            rotate(logfile)
-            read_end, write_end = os.pipe()
+            stem, out = logpump.open_spool(self.pump_dir, spec.service, spec.replica)
             try:
-                self._spawn_pump(read_end, logfile, spec.replica)
                 proc = subprocess.Popen(argv, cwd=app_dir, env=env,
-                                        stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end,
-                                        start_new_session=True)
+                                        stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
             except OSError as exc:
+                logpump.close_spool(self.pump_dir, stem)
                 raise TemporaryError(f"cannot start {spec.command!r}: {exc}") from exc
             finally:
-                os.close(read_end)
-                os.close(write_end)
-            with _CHILDREN_LOCK:
-                _CHILDREN[proc.pid] = proc
-            ps = _proc_stat(proc.pid)
+                os.close(out)
+            adopt_child(proc)
+            ps = proc_stat(proc.pid)
             st = _State(spec.service, spec.replica, spec.revision, proc.pid, port, time.time(),
-                        ps[1] if ps else 0)
+                        ps[1] if ps else 0, spool=stem, sandboxed=argv[0] != "/bin/sh")
             self._save(st)
+        self._ensure_pump()
         return self._info(self._refresh(st))
 
     def stop(self, service: str, replica: str, grace_s: float = 10.0) -> None:
@@ -229,37 +183,33 @@ class LocalRuntime:
         st = self._load(path)
         if st is None:
             return
-        ps = _proc_stat(st.pid)
+        ps = proc_stat(st.pid)
         # Signal the group only while it is provably ours: the leader with the recorded start
         # time, or orphaned members of a group whose leader is gone (Linux keeps that pgid unused).
-        if (ps is None or ps[1] == st.proc_start) and _group_alive(st.pid):
-            self._signal_and_wait(st.pid, grace_s)
-        _reap(st.pid)
+        if (ps is None or ps[1] == st.proc_start) and group_alive(st.pid):
+            stop_group(st.pid, grace_s, sandboxed=st.sandboxed)
+        reap(st.pid)
         with self._lock:  # a start() of the same replica id may have replaced the state meanwhile: keep that
             current = self._load(path)
             if current is not None and current.pid == st.pid:
                 path.unlink(missing_ok=True)
-
-    def _signal_and_wait(self, pgid: int, grace_s: float) -> None:
-        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + wait_s
-            while time.monotonic() < deadline:
-                if not _group_alive(pgid):
-                    return
-                time.sleep(0.02)
+                if self._ports is not None:
+                    self._ports = {k: v for k, v in self._ports.items() if k != path.name}
+        logpump.close_spool(self.pump_dir, st.spool)  # its processes are gone: the pump takes the rest
+        self._ensure_pump(strict=False)
 
     def list(self) -> list[ReplicaInfo]:
-        out = []
+        out, ports = [], {}
         for path in sorted(self.state_dir.glob("*.json")):
             if parse_object_name(path.stem) is None:
                 continue
             st = self._load(path)
             if st is not None:
+                ports[path.name] = st.port
                 out.append(self._info(self._refresh(st)))
+        self._ports = ports
+        if out:
+            self._ensure_pump(strict=False)  # a pump that died comes back within a pass (the spools kept it all)
         return out
 
     def inspect(self, service: str, replica: str) -> ReplicaInfo | None:
@@ -267,7 +217,7 @@ class LocalRuntime:
         return None if st is None else self._info(self._refresh(st))
 
     def close(self) -> None:
-        """Nothing to release: replicas and their log pumps run on without this object."""
+        """Nothing to release: replicas and the log pump run on without this object."""
 
     # -- helpers -----------------------------------------------------------------------------
     def _assign_gpus(self, want: int) -> str:
@@ -281,7 +231,9 @@ class LocalRuntime:
         return ",".join(ids)
 
     def _free_port(self) -> int:
-        taken = {st.port for p in self.state_dir.glob("*.json") if (st := self._load(p)) is not None}
+        if self._ports is None:
+            self.list()
+        taken = set((self._ports or {}).values())
         for _ in range(50):
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
@@ -290,12 +242,10 @@ class LocalRuntime:
                 return port
         raise TemporaryError("no free loopback port")
 
-    def _spawn_pump(self, read_end: int, logfile: Path, replica: str) -> None:
-        """Start the log pump detached (via an exiting shell) so init reaps it, not us."""
-        pkg_root = str(Path(arkserve.__file__).resolve().parent.parent)
-        env = {"PATH": self._base_env.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": pkg_root}
-        # via fd 3: an asynchronous command's stdin is /dev/null unless redirected explicitly.
-        script = 'exec 3<&0; "$0" -m arkserve.logs pump "$1" "$2" "$3" <&3 3<&- &'
-        subprocess.run(["/bin/sh", "-c", script, sys.executable, str(logfile), replica,
-                        str(self.log_max_bytes)], stdin=read_end, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, env=env, start_new_session=True, check=True)
+    def _ensure_pump(self, strict: bool = True) -> None:
+        """Start the log pump unless one runs. Not strict (stop, list): the spools keep the output till a retry."""
+        try:
+            logpump.ensure_pump(self.pump_dir, self.log_dir, self.log_max_bytes, self._base_env.get("PATH", ""))
+        except (OSError, subprocess.CalledProcessError) as exc:
+            if strict:
+                raise TemporaryError(f"cannot start the log pump: {exc}") from exc

@@ -157,7 +157,8 @@ def test_signal_exit_code_and_previous_logs_on_restart(rt: LocalRuntime, tmp_pat
     assert info is not None and info.exit_code == 137
     wait_until(lambda: read_logs(log_dir_for(tmp_path), "svc", "r0000a1"), what="first run's output")
     rt.start(spec("echo second run; sleep 300"))  # same id again: the exited one is replaced
-    wait_until(lambda: read_logs(log_dir_for(tmp_path), "svc", "r0000a1"), what="second run's output")
+    wait_until(lambda: [x.text for x in read_logs(log_dir_for(tmp_path), "svc", "r0000a1")] == ["second run"],
+               what="second run's output, alone in the current log")
     assert [x.text for x in read_logs(log_dir_for(tmp_path), "svc", "r0000a1")] == ["second run"]
     assert [x.text for x in read_logs(log_dir_for(tmp_path), "svc", "r0000a1", previous=True)] == ["first run"]
     rt.stop("svc", "r0000a1", grace_s=0)

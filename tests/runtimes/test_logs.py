@@ -1,9 +1,8 @@
-"""The per-replica log files: format, rotation, reading (since/tail/merge/previous), following, the pump."""
+"""The per-replica log files: format, rotation, reading (since/tail/merge/previous), following (the local
+runtime's pump: test_logpump.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 
 from arkserve.logs import LogLine, LogWriter, follow_logs, last_timestamp, log_path, parse_ts, read_logs, rotate
 
-from .conftest import ROOT, wait_until
+from .conftest import wait_until
 
 _OPEN: list[LogWriter] = []
 
@@ -92,12 +91,3 @@ def test_follow_yields_existing_then_new_lines_across_rotation(tmp_path: Path) -
     stop.set()
     t.join(5)
     assert seen[0] == "old" and sorted(seen[1:]) == ["from b", "new 0", "new 1", "new 2", "new 3"]
-
-
-def test_pump_process_timestamps_stdin_until_eof(tmp_path: Path) -> None:
-    path = log_path(tmp_path, "svc", "r0000a1")
-    subprocess.run([sys.executable, "-m", "arkserve.logs", "pump", str(path), "r0000a1"], cwd=ROOT,
-                   input=b"one\ntwo\npartial", check=True)
-    lines = read_logs(tmp_path, "svc", "r0000a1")
-    assert [(x.replica, x.text) for x in lines] == [("r0000a1", "one"), ("r0000a1", "two"), ("r0000a1", "partial")]
-    assert subprocess.run([sys.executable, "-m", "arkserve.logs"], cwd=ROOT, capture_output=True).returncode == 2

@@ -1,0 +1,169 @@
+"""Many replicas of one tiny app on the local runtime: scale 0 -> N -> 0, and the platform's memory per replica.
+
+Runs the real reconciler (default timings) over a SQLite store in a temp dir, like ``bench/startup.py``.
+The app is busybox ``httpd`` serving a directory (Debian ``busybox-static``, as in the test image). The
+service is created through the store (the API's replica cap does not apply), scaled to N by writing desired
+state as the API does, and timed until N replicas are ``ready``; then scaled to 0 and timed until no replica
+row and no runtime object is left.
+
+Memory: while the N replicas run, every process on the host that exists because of them is found (each
+replica's process group, plus log-pump processes) and split into the app (the ``httpd`` processes) and the
+platform's overhead (sandbox, shells, pumps: everything else). The overhead is reported per replica as RSS
+(what the issue's target counts) and PSS (RSS with shared pages divided among their sharers).
+
+    .venv/bin/python bench/replicas.py [--replicas 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from arkserve.reconciler.loop import Reconciler
+from arkserve.runtimes.factory import make_runtime
+from arkserve.runtimes.local import LocalRuntime
+from arkserve.schemas import ServiceSpec
+from arkserve.store import instance_types
+from arkserve.store import services as service_store
+from arkserve.store import users as user_store
+from arkserve.store.db import open_store
+
+APP_COMMAND = "exec busybox httpd -f -p 127.0.0.1:$PORT -h www"
+PUMP_MARKERS = ("arkserve.logs", "arkserve.runtimes.logpump")
+
+
+@dataclass
+class Memory:
+    app_rss_kb: int = 0
+    overhead_rss_kb: int = 0
+    overhead_pss_kb: int = 0
+    overhead_processes: int = 0
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(comm, pgid) of a live process."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = raw[raw.index("(") + 1: raw.rindex(")")]
+    return comm, int(raw[raw.rindex(")") + 2:].split()[2])
+
+
+def _kb(pid: int, field: str, source: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/{source}").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def measure_memory(groups: set[int]) -> Memory:
+    mem = Memory()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        st = _stat(pid)
+        if st is None:
+            continue
+        comm, pgid = st
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        pump = any(m in cmdline for m in PUMP_MARKERS)
+        if pgid not in groups and not pump:
+            continue
+        rss = _kb(pid, "VmRSS", "status")
+        if comm == "httpd" or (comm == "busybox" and "httpd" in cmdline):
+            mem.app_rss_kb += rss
+        else:
+            mem.overhead_rss_kb += rss
+            mem.overhead_pss_kb += _kb(pid, "Pss", "smaps_rollup")
+            mem.overhead_processes += 1
+    return mem
+
+
+def run(n: int, timeout_s: float) -> dict[str, float]:
+    tmp = Path(tempfile.mkdtemp(prefix="arkserve-bench-replicas-"))
+    tmp.chmod(0o755)
+    app = tmp / "app"
+    (app / "www").mkdir(parents=True)
+    (app / "www" / "index.html").write_text("ok\n")
+    store = open_store(f"sqlite:///{tmp}/arkserve.db")
+    runtime = make_runtime("local", tmp / "data")
+    assert isinstance(runtime, LocalRuntime)
+    spec = ServiceSpec(image=str(app), port=8000, command=APP_COMMAND)
+    with store.begin() as conn:
+        instance_types.seed(conn, [])
+        owner = user_store.create(conn, "bench", "h", "user").id
+        service_store.create(conn, "bench", owner, spec.model_dump(), 0, None)
+    rec = Reconciler(store, runtime, tmp / "data")
+    thread = threading.Thread(target=rec.run, daemon=True)
+    thread.start()
+    out: dict[str, float] = {}
+
+    def rows() -> list[service_store.ReplicaRow]:
+        with store.read() as conn:
+            return service_store.list_replicas(conn)
+
+    def scale(count: int) -> float:
+        with store.begin() as conn:
+            service_store.update_desired(conn, service_store.get(conn, "bench"), replica_count=count)
+        return time.monotonic()
+
+    try:
+        t0 = scale(n)
+        while sum(1 for r in rows() if r.state == "ready") < n:
+            if time.monotonic() - t0 > timeout_s:
+                raise TimeoutError(f"fewer than {n} replicas ready after {timeout_s:g} s")
+            time.sleep(0.05)
+        out["up_s"] = time.monotonic() - t0
+        time.sleep(2)  # let the pass that saw them ready settle before counting memory
+        mem = measure_memory({int(i.runtime_id) for i in runtime.list()})
+        out["overhead_rss_mb"] = mem.overhead_rss_kb / 1024 / n
+        out["overhead_pss_mb"] = mem.overhead_pss_kb / 1024 / n
+        out["app_rss_mb"] = mem.app_rss_kb / 1024 / n
+        out["overhead_processes"] = mem.overhead_processes / n
+        t0 = scale(0)
+        while rows() or runtime.list():
+            if time.monotonic() - t0 > timeout_s:
+                raise TimeoutError(f"{len(rows())} replicas left after {timeout_s:g} s")
+            time.sleep(0.05)
+        out["down_s"] = time.monotonic() - t0
+    finally:
+        rec.stop_event.set()
+        thread.join(30)
+        rec.stop()
+        for info in runtime.list():
+            runtime.stop(info.service, info.replica, 1.0)
+        runtime.close()
+        store.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--replicas", type=int, default=500)
+    ap.add_argument("--timeout", type=float, default=600.0, help="give up a phase after this many seconds")
+    args = ap.parse_args()
+    r = run(args.replicas, args.timeout)
+    print(f"replicas                          {args.replicas}")
+    print(f"scale 0 -> N, all ready           {r['up_s']:.1f} s")
+    print(f"scale N -> 0, all gone            {r['down_s']:.1f} s")
+    print(f"platform overhead per replica     {r['overhead_rss_mb']:.2f} MB RSS, {r['overhead_pss_mb']:.2f} MB PSS "
+          f"({r['overhead_processes']:.2f} processes)")
+    print(f"the app itself per replica        {r['app_rss_mb']:.2f} MB RSS")
+
+
+if __name__ == "__main__":
+    main()
