@@ -22,6 +22,7 @@ class ReconcilerConfig:
     crashloop_restarts: int = 3  # restarts without a stable run after which the status says "failed"
     stable_after_s: float = 60.0  # ready this long: the restart counter's backoff starts afresh
     workers: int = 8  # services reconciled in parallel
+    stop_workers: int = 64  # replica stops (each waits out its own grace period) run this many at a time
     retention_s: float = 7 * 86400  # events, request log, logs of replicas that no longer exist
     prune_every_s: float = 3600
     model_cache_bytes: int = 50 * 1024**3  # node-local model cache: LRU eviction of unmounted versions past it
