@@ -90,9 +90,9 @@ class Reconciler:
                 changed = service_store.changed_since(conn, self.seen)
                 seen = changed[-1].change_seq if changed else self.seen
                 ids = service_store.all_ids(conn) if self.schedule.cycle_over(now) else None
-        self.seen = max(self.seen, seen)
+        first, self.seen = self.seen < 0, max(self.seen, seen)
         if ids is not None:
-            self.schedule.start_cycle(ids, now)
+            self.schedule.start_cycle(ids, now, done=first)
             for sid in set(self.workers) - set(ids):
                 self._forget(sid)
         svcs = {s.id: s for s in changed}
