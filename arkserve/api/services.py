@@ -62,12 +62,13 @@ def _replica_out(r: ReplicaRow) -> ReplicaOut:
 
 
 def service_out(settings: Settings, svc: ServiceRow, reps: list[ReplicaRow]) -> ServiceOut:
-    status, reason, message = honest_status(svc.status, svc.reason, svc.message, svc.replicas, revision(svc.spec),
+    rev = revision(svc.spec)  # a hash of the canonical spec: once per service (a list page makes 100)
+    status, reason, message = honest_status(svc.status, svc.reason, svc.message, svc.replicas, rev,
                                             [Replica(r.state, r.revision) for r in reps])
     return ServiceOut(
         name=svc.name, owner=svc.owner, status=status, reason=reason, message=message,
         endpoint=service_endpoint(settings, svc), replicas=svc.replicas,
-        ready=sum(1 for r in reps if r.state == "ready"), generation=svc.generation, revision=revision(svc.spec),
+        ready=sum(1 for r in reps if r.state == "ready"), generation=svc.generation, revision=rev,
         spec=ServiceSpec(**svc.spec), instances=[_replica_out(r) for r in reps],
         created_at=svc.created_at, updated_at=svc.updated_at)
 

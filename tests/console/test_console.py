@@ -305,3 +305,48 @@ def test_list_auto_refresh_keeps_the_scroll_position_and_unchanged_rows(console:
         assert page.evaluate("window.__kept.isConnected") is True
     finally:
         p.delete_services(names)
+
+
+def test_services_list_pages_searches_and_refreshes_the_page_in_view(console: Console,
+                                                                     console_platform: Platform) -> None:
+    page, p, pw = console.page, console_platform, _expect()
+    names = [f"pg-{i:03d}" for i in range(60)]  # two pages of 50, found by a prefix nothing else has
+    with p.client() as c:
+        for n in names:
+            c.post("/services", {"name": n, "image": str(p.app_dir), "port": 8000, "command": "true", "replicas": 0})
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/v1/services?" in r.url else None)
+    rows, note = page.locator("#services-table tbody tr[data-service]"), page.locator(".list-note")
+    search = page.get_by_placeholder("Search by name")
+    try:
+        console.login("admin", admin_password(p))
+        with page.expect_response(lambda r: "prefix=pg-" in r.url):
+            search.fill("pg-")
+        pw(note).to_have_text("1\N{EN DASH}50 of 60")
+        pw(rows).to_have_count(50)
+        pw(rows.first).to_have_attribute("data-service", "pg-000")
+        prev, more = page.get_by_role("button", name="Previous"), page.get_by_role("button", name="Next")
+        pw(prev).to_be_disabled()
+        more.click()
+        pw(note).to_have_text("51\N{EN DASH}60 of 60")
+        pw(rows).to_have_count(10)
+        pw(rows.first).to_have_attribute("data-service", "pg-050")
+        pw(more).to_be_disabled()
+        # the auto-refresh reloads this page (its cursor, 50 rows), and a change on it shows up
+        asked.clear()
+        with p.client() as c:
+            c.patch("/services/pg-055", {"instance_type": "cpu.medium"})
+        pw(page.locator('#services-table tr[data-service="pg-055"]')).to_contain_text("cpu.medium", timeout=10_000)
+        assert asked and all("limit=50" in u and "cursor=" in u and "prefix=pg-" in u for u in asked), asked
+        prev.click()
+        pw(note).to_have_text("1\N{EN DASH}50 of 60")
+        pw(rows.last).to_have_attribute("data-service", "pg-049")
+        page.get_by_label("Status").select_option("failed")  # filtered on the server: none of them failed
+        pw(page.locator("#services-table")).to_contain_text("No service matches")
+        pw(note).to_have_text("")
+        page.get_by_label("Status").select_option("")
+        search.fill("pg-05")  # a new search starts at its first page
+        pw(note).to_have_text("1\N{EN DASH}10 of 10")
+        pw(rows.first).to_have_attribute("data-service", "pg-050")
+    finally:
+        p.delete_services(names, timeout=120)
