@@ -50,10 +50,10 @@ def test_sigkill_mid_run_loses_and_double_counts_nothing(tmp_path: Path) -> None
         conn.execute(insert(instance_types).values(name="t.odd", cpus=1.0, memory_mb=512, gpus=0, gpu_model="",
                                                    price_per_hour=0.07, billing="payg", description=""))
         uid = conn.execute(insert(users).values(username="alice", password_hash="x", role="user", disabled=False,
-                                                created_at=now, updated_at=now)).inserted_primary_key[0]
+                                                created_at=now, updated_at=now)).inserted_primary_key[0]  # type: ignore[index]
         sid = conn.execute(insert(services).values(
             name="web", owner_id=uid, spec={"instance_type": "t.odd"}, replicas=12, generation=1, status="ready",
-            reason="", message="", deleting=False, created_at=now, updated_at=now)).inserted_primary_key[0]
+            reason="", message="", deleting=False, created_at=now, updated_at=now)).inserted_primary_key[0]  # type: ignore[index]
         conn.execute(insert(replicas), [{"id": f"r{i}", "service_id": sid, "revision": "a", "state": "ready",
                                          "started_at": now - 7.3 * i, "updated_at": now} for i in range(12)])
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}

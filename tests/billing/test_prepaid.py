@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from tests.billing.conftest import Billing, add_user
 DAY = 86400.0
 
 
-def _buy(billing: Billing, count: int = 1, auto_renew: bool = False) -> dict[str, object]:
+def _buy(billing: Billing, count: int = 1, auto_renew: bool = False) -> dict[str, Any]:
     with billing.store.begin() as conn:
         return prepaid.buy(conn, billing.user_id, "t.one", 3.6, count=count, period="month", auto_renew=auto_renew,
                            now=billing.clock.t, discount=0.2, currency="CNY")
@@ -79,7 +80,7 @@ def test_expiry_moves_the_service_to_payg_or_to_zero(billing: Billing, on_expiry
     t0 = billing.clock.t
     billing.replica("p1", sid, t0, billing="prepaid")
     billing.tick(t0 + 1000)
-    end = float(row["ends_at"])  # type: ignore[arg-type]
+    end = float(row["ends_at"])
     billing.tick(end + 50)
     with billing.store.read() as conn:
         state = conn.execute(select(prepaid_instances.c.status)).scalar_one()
@@ -103,11 +104,11 @@ def test_auto_renew_charges_the_next_period(billing: Billing) -> None:
     billing.clock.t = time.time()
     _top_up(billing, 5000)
     row = _buy(billing, auto_renew=True)
-    billing.tick(float(row["ends_at"]) + 1)  # type: ignore[arg-type]
+    billing.tick(float(row["ends_at"]) + 1)
     with billing.store.read() as conn:
-        after = prepaid.get(conn, int(row["id"]))  # type: ignore[call-overload]
-        assert after["status"] == "active" and after["ends_at"] > row["ends_at"]  # type: ignore[operator]
-        assert ledger.balance(conn, billing.user_id) == to_micro(5000) - 2 * int(row["price_micro"])  # type: ignore[call-overload]
+        after = prepaid.get(conn, int(row["id"]))
+        assert after["status"] == "active" and after["ends_at"] > row["ends_at"]
+        assert ledger.balance(conn, billing.user_id) == to_micro(5000) - 2 * int(row["price_micro"])
         billing.tick(float(after["ends_at"]) + 1)  # the balance is short now: it expires
     with billing.store.read() as conn:
-        assert prepaid.get(conn, int(row["id"]))["status"] == "expired"  # type: ignore[call-overload]
+        assert prepaid.get(conn, int(row["id"]))["status"] == "expired"
