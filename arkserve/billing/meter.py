@@ -22,6 +22,7 @@ from arkserve.errors import ArkserveError
 from arkserve.settings import BillingSettings
 from arkserve.store import events as event_store
 from arkserve.store import services as service_store
+from arkserve.store.db import bump
 from arkserve.store.tables import billing_runs, instance_types, replicas, services
 
 log = logging.getLogger("arkserve.billing")
@@ -47,14 +48,17 @@ def observe(conn: Connection) -> list[Observed]:
     return out
 
 
-def _segments(conn: Connection) -> tuple[list[Segment], frozenset[tuple[str, float, str]]]:
-    open_, closed = [], set()
-    for row in conn.execute(select(billing_runs)):
-        seg = Segment(**{k: row._mapping[k] for k in _SEGMENT_FIELDS})
-        if seg.ended:
-            closed.add(seg.key)
-        else:
-            open_.append(seg)
+def _segments(conn: Connection, replica_ids: set[str]) -> tuple[list[Segment], frozenset[tuple[str, float, str]]]:
+    """Open segments, and the keys of closed ones of the replicas seen (closed segments of gone replicas stay
+    unread: the table grows, a pass does not)."""
+    c = billing_runs.c
+    open_ = [Segment(**{k: r._mapping[k] for k in _SEGMENT_FIELDS})
+             for r in conn.execute(select(billing_runs).where(c.ended.is_(False)))]
+    closed: set[tuple[str, float, str]] = set()
+    ids = sorted(replica_ids)
+    for i in range(0, len(ids), 500):
+        q = select(c.replica_id, c.started_at, c.billing).where(c.ended.is_(True), c.replica_id.in_(ids[i:i + 500]))
+        closed.update((str(a), float(b), str(m)) for a, b, m in conn.execute(q))
     return open_, frozenset(closed)
 
 
@@ -81,7 +85,7 @@ def meter_pass(conn: Connection, now: float, *, reserved_at: float | None = None
     default ``now``)."""
     active = prepaid.active_counts(conn, now if reserved_at is None else reserved_at)
     observed = demote(observe(conn), {(u, t): n for u, types in active.items() for t, n in types.items()})
-    open_, closed = _segments(conn)
+    open_, closed = _segments(conn, {o.replica_id for o in observed})
     plan = plan_pass(now, observed, open_, closed)
     apply(conn, plan, now)
     return plan
@@ -159,6 +163,7 @@ class Meter:
         prepaid until that instant), renew or expire those, meter up to now, apply the balance rule."""
         now = self.clock()
         with self.store.begin() as conn:
+            bump(conn, "billing")  # the lock row first: one pass at a time across reconcilers (PostgreSQL)
             for end in sorted({float(row["ends_at"]) for row in prepaid.due(conn, now)}):
                 meter_pass(conn, end, reserved_at=end - 0.001)
             settle_prepaid(conn, now)

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from arkserve.billing import ledger
 from arkserve.billing.metering import from_micro, to_micro
 from arkserve.errors import NotFound, PermanentError
+from arkserve.store.db import bump
 from arkserve.store.tables import prepaid_instances
 
 MONTH_HOURS = 720
@@ -48,6 +49,7 @@ def _end(start: float, period: str) -> float:
 
 def buy(conn: Connection, user_id: int, instance_type: str, price_per_hour: float, *, count: int, period: str,
         auto_renew: bool, now: float, discount: float, currency: str) -> dict[str, Any]:
+    bump(conn, "billing")  # serialised with meter passes and other purchases: the balance read below holds
     price = period_price(price_per_hour, period, count, discount)
     have = ledger.balance(conn, user_id)
     if have < price:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,12 @@ from arkserve.store.tables import prepaid_instances, services
 from tests.billing.conftest import Billing, add_user
 
 DAY = 86400.0
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only here (the purchase's SQL runs on PostgreSQL in tests/api/test_billing.py)."""
+    return f"sqlite:///{tmp_path}/arkserve.db"
 
 
 def _buy(billing: Billing, count: int = 1, auto_renew: bool = False) -> dict[str, Any]:

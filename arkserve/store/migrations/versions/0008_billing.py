@@ -77,9 +77,14 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('user_id')
     )
+    # the meter's lock row: each pass (and each purchase) moves it first, so passes of several reconcilers
+    # (PostgreSQL) run one after the other and never bill the same seconds twice
+    versions = sa.table('versions', sa.column('name', sa.String(32)), sa.column('value', sa.BigInteger()))
+    op.bulk_insert(versions, [{'name': 'billing', 'value': 1}])
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM versions WHERE name = 'billing'")
     op.drop_table('billing_accounts')
     op.drop_index(op.f('ix_prepaid_instances_user_id'), table_name='prepaid_instances')
     op.drop_table('prepaid_instances')
