@@ -107,6 +107,8 @@ class Placer:
                     return ""
                 if result is not None:
                     message = result.message
+                if (rep.state, rep.last_error, rep.node) == ("pending", message, ""):
+                    return message  # still waiting for the same reason: nothing to write
                 rep.node, rep.gpu_indices, rep.gpu_share_mb = "", "", 0
                 rep.state, rep.last_error = "pending", message
                 service_store.save_replica(conn, rep, routing_changed=False)
