@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -42,6 +43,31 @@ def _wait_for_more(store: Store, proc: subprocess.Popen[bytes], more_than: int, 
         time.sleep(0.02)
 
 
+def _assert_exact(store: Store, t_end: float, expect_runs: int) -> None:
+    """Every run's entries chain without gap or overlap from its start to the last pass and add up to its cost."""
+    with store.read() as conn:
+        segments = [dict(r._mapping) for r in conn.execute(select(billing_runs))]
+        rows = [dict(r._mapping) for r in conn.execute(select(billing_ledger).order_by(billing_ledger.c.period_start))]
+        live = {r.id: r.started_at for r in conn.execute(select(replicas))}
+    assert len(segments) == expect_runs and len(rows) > 40
+    for seg in segments:
+        mine = [e for e in rows if e["replica"] == seg["replica_id"] and seg["from_at"] <= e["period_start"]
+                and e["period_end"] <= seg["from_at"] + seg["seconds"]]
+        chain = seg["from_at"]
+        for e in mine:  # contiguous: each entry starts exactly where the one before ended
+            assert e["period_start"] == chain, (seg, e)
+            assert e["seconds"] == round(e["period_end"] - e["period_start"])
+            chain = e["period_end"]
+        assert chain == seg["from_at"] + seg["seconds"]
+        assert sum(e["seconds"] for e in mine) == seg["seconds"]
+        assert -sum(e["amount_micro"] for e in mine) == seg["amount_micro"] == amount_for(seg["seconds"], 70_000)
+        if live.get(seg["replica_id"]) == seg["started_at"]:  # still running: billed up to the last pass
+            assert seg["seconds"] == math.floor(t_end - seg["started_at"]) and not seg["ended"]
+        else:
+            assert seg["ended"]
+    assert sum(e["seconds"] for e in rows) == sum(s["seconds"] for s in segments)
+
+
 def test_sigkill_mid_run_loses_and_double_counts_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/arkserve.db"
     store = open_store(url)
@@ -69,25 +95,34 @@ def test_sigkill_mid_run_loses_and_double_counts_nothing(tmp_path: Path) -> None
     t_end = time.time() + 10
     Meter(store, BillingSettings(), lambda: t_end).run_pass()
 
-    with store.read() as conn:
-        segments = [dict(r._mapping) for r in conn.execute(select(billing_runs))]
-        rows = [dict(r._mapping) for r in conn.execute(select(billing_ledger).order_by(billing_ledger.c.period_start))]
-        live = {r.id: r.started_at for r in conn.execute(select(replicas))}
-    assert len(segments) == 12 + 4 and len(rows) > 80
-    for seg in segments:
-        mine = [e for e in rows if e["replica"] == seg["replica_id"] and seg["from_at"] <= e["period_start"]
-                and e["period_end"] <= seg["from_at"] + seg["seconds"]]
-        chain = seg["from_at"]
-        for e in mine:  # contiguous: each entry starts exactly where the one before ended
-            assert e["period_start"] == chain, (seg, e)
-            assert e["seconds"] == round(e["period_end"] - e["period_start"])
-            chain = e["period_end"]
-        assert chain == seg["from_at"] + seg["seconds"]
-        assert sum(e["seconds"] for e in mine) == seg["seconds"]
-        assert -sum(e["amount_micro"] for e in mine) == seg["amount_micro"] == amount_for(seg["seconds"], 70_000)
-        if live.get(seg["replica_id"]) == seg["started_at"]:  # still running: billed up to the last pass
-            assert seg["seconds"] == math.floor(t_end - seg["started_at"]) and not seg["ended"]
-        else:
-            assert seg["ended"]
-    assert sum(e["seconds"] for e in rows) == sum(s["seconds"] for s in segments)
+    _assert_exact(store, t_end, expect_runs=12 + 4)
     store.dispose()
+
+
+def test_two_meters_at_once_bill_each_second_once(store: Store) -> None:
+    """Two reconcilers (two meters) on one store, SQLite or PostgreSQL: their passes take turns on the lock row."""
+    now = time.time()
+    with store.begin() as conn:
+        conn.execute(insert(instance_types).values(name="t.odd", cpus=1.0, memory_mb=512, gpus=0, gpu_model="",
+                                                   price_per_hour=0.07, billing="payg", description=""))
+        uid = conn.execute(insert(users).values(username="alice", password_hash="x", role="user", disabled=False,
+                                                created_at=now, updated_at=now)).inserted_primary_key[0]  # type: ignore[index]
+        sid = conn.execute(insert(services).values(
+            name="web", owner_id=uid, spec={"instance_type": "t.odd"}, replicas=6, generation=1, status="ready",
+            reason="", message="", deleting=False, created_at=now, updated_at=now)).inserted_primary_key[0]  # type: ignore[index]
+        conn.execute(insert(replicas), [{"id": f"r{i}", "service_id": sid, "revision": "a", "state": "ready",
+                                         "started_at": now - 3.7 * i, "updated_at": now} for i in range(6)])
+    meters = [Meter(store, BillingSettings(meter_interval_s=0.001)) for _ in range(2)]
+    threads = [threading.Thread(target=m.run) for m in meters]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while _entries(store) < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for m in meters:
+        m.stop_event.set()
+    for t in threads:
+        t.join()
+    t_end = time.time() + 10
+    Meter(store, BillingSettings(), lambda: t_end).run_pass()
+    _assert_exact(store, t_end, expect_runs=6)
