@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from arkserve.domain.services import MAX_REPLICAS
+
 USERNAME_RE = r"^[a-z][a-z0-9_.-]{1,31}$"
 DNS_LABEL_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -219,12 +221,6 @@ class ServiceSpec(_In):
         if v is not None and (not v.startswith("/") or any(c in v for c in " \r\n")):
             raise ValueError("must start with '/' and contain no spaces")
         return v
-
-
-# A service may ask for this many replicas; capacity and quotas decide how many are placed.
-MAX_REPLICAS = 1000
-# The statuses the reconciler records for a service (what the list's ``status`` filter matches).
-SERVICE_STATUSES = ("pending", "progressing", "updating", "ready", "stopped", "degraded", "failed", "deleting")
 
 
 class ServiceCreate(ServiceSpec):

@@ -23,12 +23,11 @@ from arkserve.api.security import Caller, Context, Principal
 from arkserve.billing import guard as billing_guard
 from arkserve.domain.durations import UNITS, parse_duration
 from arkserve.domain.rollout import Replica, honest_status
-from arkserve.domain.services import endpoint, revision
+from arkserve.domain.services import SERVICE_STATUSES, endpoint, revision
 from arkserve.errors import NotFound, ValidationFailed
 from arkserve.logs import follow_logs, log_dir_for, read_logs
 from arkserve.ports import port_free
 from arkserve.schemas import (
-    SERVICE_STATUSES,
     EventOut,
     ReplicaOut,
     RequestRecordOut,

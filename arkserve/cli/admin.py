@@ -6,7 +6,6 @@ import os
 
 import click
 
-from arkserve.auth import keys as key_service
 from arkserve.auth.vault import MASTER_KEY_FILE, MasterKey, load_master_key, write_secret_file
 from arkserve.cli.output import fail
 from arkserve.cli.server import _settings, store_options
@@ -22,6 +21,7 @@ def master_key() -> None:
                                    "first: running parts keep the old key in memory.")
 @store_options
 def rotate(data_dir: str | None, database_url: str | None) -> None:
+    from arkserve.auth import keys as key_service  # imports SQLAlchemy: not for every CLI start
     from arkserve.store.db import open_store
 
     s = _settings(data_dir=data_dir, **{"store.database_url": database_url})

@@ -13,7 +13,7 @@ from arkserve.cli.context import api_errors, state
 from arkserve.cli.models import mount_lines, parse_mount
 from arkserve.cli.output import EXIT_TIMEOUT, fail, output_option, render
 from arkserve.domain.rollout import Replica, settled
-from arkserve.schemas import MAX_REPLICAS, SERVICE_STATUSES
+from arkserve.domain.services import MAX_REPLICAS, SERVICE_STATUSES
 from arkserve.sdk.client import ApiError, Client
 
 COLUMNS = ("name", "status", "ready", "replicas", "endpoint", "auth", "instance_type", "reason")

@@ -7,6 +7,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+# A service may ask for this many replicas; capacity and quotas decide how many are placed.
+MAX_REPLICAS = 1000
+# The statuses the reconciler records for a service (what the list's ``status`` filter matches).
+SERVICE_STATUSES = ("pending", "progressing", "updating", "ready", "stopped", "degraded", "failed", "deleting")
+
 # Changing any of these replaces replicas (a rolling update); other fields apply in place.
 ROLLING_FIELDS = ("image", "command", "env", "port", "instance_type", "model", "mounts")
 

@@ -22,7 +22,7 @@ def test_a_negative_replica_count_reaches_the_range_check() -> None:
     result = CliRunner().invoke(cli, ["service", "scale", "hello", "-1"])
     assert result.exit_code == 2
     assert "No such option" not in result.output
-    assert "-1 is not in the range 0<=x<=64" in result.output
+    assert "-1 is not in the range 0<=x<=1000" in result.output
 
 
 def _env(tmp: Path) -> dict[str, str]:
