@@ -23,6 +23,7 @@ from arkserve.errors import ArkserveError
 from arkserve.reconciler.capacity import Placer
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.schedule import Schedule
+from arkserve.reconciler.startwatch import StartWatch
 from arkserve.reconciler.worker import DRAINING, FAILED, PENDING, ServiceWorker
 from arkserve.registry.pulls import RegistryPulls
 from arkserve.runtimes.base import ReplicaInfo, Runtime
@@ -40,8 +41,9 @@ class Reconciler:
         self.store, self.runtime, self.data_dir, self.registry = store, runtime, data_dir, registry
         self.config = config or ReconcilerConfig()
         self.placer = Placer(store, runtime.name, self.config, inventory)  # inventory: NVML unless a test's
+        self.starts = StartWatch(runtime)  # workers start through it: a new replica is probed every 20 ms
         self.pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="ark-svc")
-        self.stopper = ThreadPoolExecutor(4, thread_name_prefix="ark-stop")
+        self.stopper = ThreadPoolExecutor(self.config.stop_workers, thread_name_prefix="ark-stop")
         self.workers: dict[int, ServiceWorker] = {}
         self.inflight: dict[int, Future[Result]] = {}
         self.stop_event = threading.Event()
@@ -51,8 +53,8 @@ class Reconciler:
 
     def _worker(self, service_id: int) -> ServiceWorker:
         if service_id not in self.workers:
-            self.workers[service_id] = ServiceWorker(self.store, self.runtime, self.config, self.data_dir, self.stopper,
-                                                     registry=self.registry, placer=self.placer)
+            self.workers[service_id] = ServiceWorker(self.store, self.starts.runtime, self.config, self.data_dir,
+                                                     self.stopper, registry=self.registry, placer=self.placer)
         return self.workers[service_id]
 
     def adopt(self) -> None:
@@ -180,7 +182,7 @@ class Reconciler:
                 self.run_pass()
             except ArkserveError as exc:
                 log.warning("pass skipped: %s", exc.message)
-            self.stop_event.wait(self.config.wake_poll_s)
+            self.starts.pause(self.config.wake_poll_s)  # ends early when a replica just started answers
 
     def stop_all_replicas(self, grace_s: float = 5.0) -> int:
         """Stop every replica and forget it (``arkserve up``'s Ctrl-C); the next start creates them anew.

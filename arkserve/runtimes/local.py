@@ -145,7 +145,8 @@ class LocalRuntime:
         for m in spec.mounts:
             if not Path(m.source).exists():
                 raise PermanentError(f'mount source "{m.source}" does not exist', code="ValidationFailed")
-        existing = self.inspect(spec.service, spec.replica)
+        old = self._load(self._path(spec.service, spec.replica))
+        existing = None if old is None else self._info(self._refresh(old))
         if existing is not None and existing.phase is ReplicaPhase.RUNNING:
             return existing
         if existing is not None:
@@ -161,7 +162,7 @@ class LocalRuntime:
             if spec.mounts:
                 env["ARK_MODEL_DIR"] = (spec.mounts[0].target if argv[0] != "/bin/sh"
                                         else str(Path(spec.mounts[0].source).resolve()))
-            stem, out = logpump.open_spool(self.pump_dir, spec.service, spec.replica)
+            stem, out = logpump.open_spool(self.pump_dir, spec.service, spec.replica, old.spool if old else "")
             try:
                 proc = subprocess.Popen(argv, cwd=app_dir, env=env,
                                         stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)

@@ -70,16 +70,15 @@ def spool_dir(pump_dir: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------ the runtime's side
 
-def open_spool(pump_dir: Path, service: str, replica: str) -> tuple[str, int]:
+def open_spool(pump_dir: Path, service: str, replica: str, previous: str = "") -> tuple[str, int]:
     """Start a new run's spool: (its stem, an O_APPEND descriptor for the replica's stdout and stderr).
 
-    Older spools of the same replica are marked closed first, so the pump finishes them before this one."""
+    The previous run's spool (``previous``, when the replica id runs again) is marked closed first; the pump
+    finishes a replica's older spools before it starts on a newer one."""
     d = spool_dir(pump_dir)
     d.mkdir(parents=True, exist_ok=True)
-    prefix = f"{service}.{replica}."
-    for old in d.glob(f"{prefix}*{OUT}"):
-        close_spool(pump_dir, old.name[: -len(OUT)])
-    stem = f"{prefix}{time.time_ns():020d}"
+    close_spool(pump_dir, previous)
+    stem = f"{service}.{replica}.{time.time_ns():020d}"
     fd = os.open(d / f"{stem}{OUT}", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
     return stem, fd
 
