@@ -56,9 +56,17 @@ class ServiceRoute:
 
 @dataclass(frozen=True)
 class RoutingSnapshot:
+    """Everything a worker serves from. A snapshot may also say how it differs from the one of version
+    ``base``: only the services named in ``changed`` (added, changed or gone) and, unless ``keys_changed``,
+    the same keys. A worker that serves ``base`` applies just that (O(changed)); ``changed=None`` means
+    anything may differ (a full snapshot)."""
+
     version: int
     services: Mapping[str, ServiceRoute]
     keys: Mapping[str, KeyEntry]
+    changed: frozenset[str] | None = None
+    base: int = -1
+    keys_changed: bool = True
 
     def by_port(self, port: int) -> ServiceRoute | None:
         for route in self.services.values():

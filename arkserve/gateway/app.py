@@ -159,8 +159,9 @@ class Gateway:
 
     def _on_snapshot(self, snap: RoutingSnapshot) -> None:
         assert self.core is not None
-        self.core.apply(snap)
-        if self.config.addressing != "host" and not self.core.closing:
+        ports_moved = self.core.apply(snap)
+        if self.config.addressing != "host" and not self.core.closing and (
+                ports_moved or len(self.listeners) != len(self.core.port_routes)):  # or a bind to retry
             self._spawn(self._sync_listeners())
 
     async def _open(self, port: int) -> None:

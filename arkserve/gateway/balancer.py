@@ -116,23 +116,45 @@ class Balancer:
         states: dict[tuple[str, str, int], ReplicaState] = {}
         pools: dict[str, ServicePool] = {}
         for name, route in services.items():
-            limit = per_worker_limit(route.max_concurrency, self.workers)
-            reps: list[ReplicaState] = []
-            for up in route.upstreams:
-                key = (up.replica, up.host, up.port)
-                st = states.get(key) or self._states.get(key)
-                if st is None:
-                    st = ReplicaState(up, limit)
-                st.limit = limit
-                states[key] = st
-                reps.append(st)
-            old = self.pools.get(name)
-            pool = ServicePool(name, reps)
-            if old is not None:
-                pool._rr = old._rr
-            pools[name] = pool
+            pools[name] = self._pool(route, states, self._states)
         self._states = states
         self.pools = pools
+
+    def update_some(self, services: Mapping[str, ServiceRoute], names: Iterable[str]) -> None:
+        """Rebuild only the pools of ``names`` (the services a snapshot changed; one missing from
+        ``services`` is gone); every other pool and replica state stays as it is."""
+        for name in names:
+            old = self.pools.get(name)
+            before: dict[tuple[str, str, int], ReplicaState] = {}
+            if old is not None:
+                for st in old.replicas:
+                    key = (st.replica, *st.address)
+                    before[key] = self._states.pop(key, st)
+            route = services.get(name)
+            if route is not None:
+                self.pools[name] = self._pool(route, self._states, before)
+            else:
+                self.pools.pop(name, None)
+
+    def _pool(self, route: ServiceRoute, states: dict[tuple[str, str, int], ReplicaState],
+              before: Mapping[tuple[str, str, int], ReplicaState]) -> ServicePool:
+        """The pool of ``route``, reusing each surviving replica's state (in-flight counts carry over);
+        its states are added to ``states``."""
+        limit = per_worker_limit(route.max_concurrency, self.workers)
+        reps: list[ReplicaState] = []
+        for up in route.upstreams:
+            key = (up.replica, up.host, up.port)
+            st = states.get(key) or before.get(key)
+            if st is None:
+                st = ReplicaState(up, limit)
+            st.limit = limit
+            states[key] = st
+            reps.append(st)
+        old = self.pools.get(route.name)
+        pool = ServicePool(route.name, reps)
+        if old is not None:
+            pool._rr = old._rr
+        return pool
 
     def pool(self, name: str) -> ServicePool | None:
         return self.pools.get(name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from arkserve.domain.routing import EMPTY_SNAPSHOT, RoutingSnapshot, ServiceRoute
@@ -51,15 +52,26 @@ class Core:
         self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------ snapshot
-    def apply(self, snap: RoutingSnapshot) -> None:
-        """Swap in a new snapshot; in-flight exchanges keep the route and replica they hold."""
-        self.balancer.update(snap.services)
+    def apply(self, snap: RoutingSnapshot) -> bool:
+        """Swap in a new snapshot; in-flight exchanges keep the route and replica they hold. A snapshot that
+        says what changed since the one served now is applied in O(changed). True when the set of gateway
+        ports may have changed (port addressing opens or closes listeners then)."""
         self.verified.clear()  # keys, their state or the routes may have changed
-        self.secrets = {ak: k.secret for ak, k in snap.keys.items()}
-        self.services = dict(snap.services)
-        self.port_routes = {r.gateway_port: r for r in snap.services.values() if r.gateway_port is not None}
+        if snap.keys_changed or snap.changed is None or snap.base != self.snapshot.version:
+            self.secrets = {ak: k.secret for ak, k in snap.keys.items()}
+        if snap.changed is None or snap.base != self.snapshot.version:
+            self.balancer.update(snap.services)
+            self.services = dict(snap.services)
+            self.port_routes = {r.gateway_port: r for r in snap.services.values() if r.gateway_port is not None}
+            names: Iterable[str] = self.queues
+            ports_moved = True
+        else:
+            names, ports_moved = snap.changed, self._apply_changed(snap)
         self.snapshot = snap
-        for name, q in self.queues.items():  # waiting for a service that has just failed: answer them now
+        for name in names:  # waiting for a service that has just failed: answer them now
+            q = self.queues.get(name)
+            if not q:
+                continue
             route = self.services.get(name)
             while q and route is not None and route.failed_without_replicas:
                 ex = q.popleft()
@@ -68,6 +80,23 @@ class Core:
                 ex.fail(service_failing(name, route.failing, self.config.retry_after_s))
         self._recheck_tunnels(snap)
         self.pump_all()
+        return ports_moved
+
+    def _apply_changed(self, snap: RoutingSnapshot) -> bool:
+        """Only the services ``snap`` names as changed; True when one's gateway port came, went or moved."""
+        assert snap.changed is not None
+        self.balancer.update_some(snap.services, snap.changed)
+        moved = False
+        for name in snap.changed:
+            old, new = self.services.pop(name, None), snap.services.get(name)
+            if old is not None and old.gateway_port is not None and self.port_routes.get(old.gateway_port) is old:
+                del self.port_routes[old.gateway_port]
+            if new is not None:
+                self.services[name] = new
+                if new.gateway_port is not None:
+                    self.port_routes[new.gateway_port] = new
+            moved = moved or (old.gateway_port if old else None) != (new.gateway_port if new else None)
+        return moved
 
     def _recheck_tunnels(self, snap: RoutingSnapshot) -> None:
         """Close every open tunnel (WebSocket) whose handshake this snapshot would refuse: its service is

@@ -1,4 +1,8 @@
-"""Building the gateway's routing snapshot from the store (services, ready replicas, active keys)."""
+"""Building the gateway's routing snapshot from the store (services, ready replicas, active keys).
+
+A gateway worker loads it in full once, then in O(changed): the services the change feed names since its last
+load (``services.change_seq``), the keys only when the ``keys`` version moved. A service removal (``removals``)
+and a slow period (``full_every_s``) bring a full load again."""
 
 from __future__ import annotations
 
@@ -21,21 +25,28 @@ from arkserve.store.tables import gateway_acks, users
 log = logging.getLogger("arkserve.store.routing")
 
 
+def _route(svc: service_store.ServiceRow, reps: list[service_store.ReplicaRow]) -> ServiceRoute:
+    ups = tuple(Upstream(r.id, r.host, r.port) for r in reps if r.state == "ready" and r.port)
+    spec = svc.spec
+    return ServiceRoute(
+        name=svc.name, owner_id=svc.owner_id, auth=bool(spec.get("auth", True)), upstreams=ups,
+        gateway_port=svc.gateway_port, request_timeout_s=float(spec.get("request_timeout_s", 60.0)),
+        max_concurrency=int(spec.get("max_concurrency", 0)),
+        pass_authorization=bool(spec.get("pass_authorization", False)),
+        failing=svc.reason if svc.status == "failed" else "",
+        not_ready="" if svc.status == "ready" else ("ScaledToZero" if svc.replicas == 0 else svc.reason))
+
+
 def load_snapshot(conn: Connection, master: MasterKey) -> RoutingSnapshot:
     ver = version(conn)
-    reps = service_store.list_replicas(conn)
-    routes: dict[str, ServiceRoute] = {}
-    for svc in service_store.list_all(conn):
-        ups = tuple(Upstream(r.id, r.host, r.port) for r in reps
-                    if r.service_id == svc.id and r.state == "ready" and r.port)
-        spec = svc.spec
-        routes[svc.name] = ServiceRoute(
-            name=svc.name, owner_id=svc.owner_id, auth=bool(spec.get("auth", True)), upstreams=ups,
-            gateway_port=svc.gateway_port, request_timeout_s=float(spec.get("request_timeout_s", 60.0)),
-            max_concurrency=int(spec.get("max_concurrency", 0)),
-            pass_authorization=bool(spec.get("pass_authorization", False)),
-            failing=svc.reason if svc.status == "failed" else "",
-            not_ready="" if svc.status == "ready" else ("ScaledToZero" if svc.replicas == 0 else svc.reason))
+    by_service: dict[int, list[service_store.ReplicaRow]] = {}
+    for r in service_store.list_replicas(conn):
+        by_service.setdefault(r.service_id, []).append(r)
+    routes = {svc.name: _route(svc, by_service.get(svc.id, [])) for svc in service_store.list_all(conn)}
+    return RoutingSnapshot(version=ver, services=routes, keys=_keys(conn, master))
+
+
+def _keys(conn: Connection, master: MasterKey) -> dict[str, KeyEntry]:
     disabled = {uid for (uid,) in conn.execute(select(users.c.id).where(users.c.disabled.is_(True)))}
     admins = {uid for (uid,) in conn.execute(select(users.c.id).where(users.c.role == "admin"))}
     keys: dict[str, KeyEntry] = {}
@@ -48,7 +59,48 @@ def load_snapshot(conn: Connection, master: MasterKey) -> RoutingSnapshot:
             log.warning("access key %s cannot be decrypted with this master key; skipped", k.access_key)
             continue
         keys[k.access_key] = KeyEntry(k.access_key, secret, k.user_id, k.user_id in admins)
-    return RoutingSnapshot(version=ver, services=routes, keys=keys)
+    return keys
+
+
+class SnapshotLoader:
+    """Loads snapshots for one gateway worker: in full the first time, after a service removal and every
+    ``full_every_s``; otherwise from the previous one plus what the change feed names (see the module doc).
+
+    State moves only once a load has succeeded, so a store error mid-load changes nothing."""
+
+    def __init__(self, master: MasterKey, full_every_s: float = 300.0) -> None:
+        self.master, self.full_every_s = master, full_every_s
+        self.last: RoutingSnapshot | None = None
+        self._feed = (-1, -1, -1)  # (changes, removals, keys) versions the last snapshot includes
+        self._full_at = 0.0
+
+    def load(self, conn: Connection) -> RoutingSnapshot:
+        ver = version(conn)  # first: whatever the reads below see is at least as new as this
+        changes, removals = service_store.feed_versions(conn)
+        keys_ver = version(conn, "keys")
+        prev = self.last
+        if (prev is None or removals != self._feed[1] or changes < self._feed[0]
+                or time.monotonic() - self._full_at >= self.full_every_s):
+            snap = load_snapshot(conn, self.master)
+            snap = RoutingSnapshot(version=ver, services=snap.services, keys=snap.keys)
+            self.last, self._feed, self._full_at = snap, (changes, removals, keys_ver), time.monotonic()
+            return snap
+        changed_svcs = service_store.changed_since(conn, self._feed[0])
+        reps = service_store.replicas_by_service(conn, [s.id for s in changed_svcs])
+        routes = dict(prev.services)
+        names: set[str] = set()
+        for svc in changed_svcs:
+            route = _route(svc, reps[svc.id])
+            if routes.get(svc.name) != route:
+                routes[svc.name] = route
+                names.add(svc.name)
+        keys_changed = keys_ver != self._feed[2]
+        keys = _keys(conn, self.master) if keys_changed else prev.keys
+        seen = max([changes, *(s.change_seq for s in changed_svcs)])
+        snap = RoutingSnapshot(version=ver, services=routes, keys=keys, changed=frozenset(names), base=prev.version,
+                               keys_changed=keys_changed)
+        self.last, self._feed = snap, (seen, removals, keys_ver)
+        return snap
 
 
 def ack(conn: Connection, worker: str, loaded: int) -> None:
@@ -66,7 +118,7 @@ def gateways_caught_up(conn: Connection, target: int, fresh_s: float = 10.0) -> 
 
 
 class StoreSnapshotSource:
-    """The gateway's ``SnapshotSource`` over the store: a cheap version poll, a full load when it moves.
+    """The gateway's ``SnapshotSource`` over the store: a cheap version poll, a load in O(changed) when it moves.
 
     Each applied snapshot is acknowledged in ``gateway_acks`` (and re-acknowledged every ``heartbeat_s``), which is how
     the reconciler knows that no gateway worker routes to a draining replica any more."""
@@ -77,6 +129,7 @@ class StoreSnapshotSource:
         self.heartbeat_s = heartbeat_s
         self.loaded = 0
         self._beat = 0.0
+        self.loader = SnapshotLoader(master)
 
     def _ack(self) -> None:
         try:
@@ -95,7 +148,7 @@ class StoreSnapshotSource:
 
     def load(self) -> RoutingSnapshot:
         with self.store.read() as conn:
-            return load_snapshot(conn, self.master)
+            return self.loader.load(conn)
 
     def applied(self, version: int) -> None:
         """Acknowledge ``version`` once the gateway serves it (not when it is loaded: a request may still

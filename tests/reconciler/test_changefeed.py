@@ -24,8 +24,9 @@ def _bulk_create(cluster: Cluster, n: int) -> None:
         for start in range(0, n, 1000):
             conn.execute(insert(services), [
                 {"name": f"many-{i:05d}", "owner_id": cluster.owner_id, "spec": spec, "replicas": 0,
-                 "generation": 1, "gateway_port": None, "status": "stopped", "reason": "ScaledToZero", "message": "0 replicas desired",
-                 "deleting": False, "created_at": t, "updated_at": t} for i in range(start, min(n, start + 1000))])
+                 "generation": 1, "gateway_port": None, "status": "stopped", "reason": "ScaledToZero",
+                 "message": "0 replicas desired", "deleting": False, "created_at": t, "updated_at": t}
+                for i in range(start, min(n, start + 1000))])
         service_store._touch(conn, services.c.id > 0)
 
 
@@ -76,4 +77,5 @@ def test_a_deleted_service_is_removed_and_forgotten(cluster: Cluster) -> None:
     cluster.wait("removed", lambda: cluster.service("brief") is None)
     rec = cluster.reconciler
     assert rec is not None
-    cluster.wait("its worker forgotten", lambda: not rec.workers and not rec.schedule.busy and not rec.schedule.probe_at)
+    cluster.wait("its worker forgotten",
+                 lambda: not rec.workers and not rec.schedule.busy and not rec.schedule.probe_at)

@@ -1,0 +1,111 @@
+"""The change feed (services.change_seq) and the gateway's snapshots in O(changed), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+from arkserve.auth import keys as key_service
+from arkserve.auth.vault import MasterKey
+from arkserve.store import services as service_store
+from arkserve.store import users as user_store
+from arkserve.store.db import Store, bump
+from arkserve.store.routing import SnapshotLoader, load_snapshot
+from arkserve.store.services import ReplicaRow
+
+SPEC = {"image": "img", "command": "serve", "port": 8000}
+
+
+def _changed(store: Store, seen: int) -> list[str]:
+    with store.read() as conn:
+        return [s.name for s in service_store.changed_since(conn, seen)]
+
+
+def _seq(store: Store) -> int:
+    with store.read() as conn:
+        return service_store.feed_versions(conn)[0]
+
+
+def test_every_kind_of_change_moves_exactly_its_service(store: Store) -> None:
+    with store.begin() as conn:
+        owner = user_store.create(conn, "owner", "h", "user").id
+        for name in ("a", "b", "c"):
+            service_store.create(conn, name, owner, SPEC, 0, None)
+    assert _changed(store, 0) == ["a", "b", "c"]  # oldest change first
+
+    def moves(name: str, change: object) -> None:
+        seen = _seq(store)
+        with store.begin() as conn:
+            svc = service_store.get(conn, name)
+            change(conn, svc)  # type: ignore[operator]
+        assert _changed(store, seen) == [name]
+        assert _changed(store, _seq(store)) == []
+
+    moves("b", lambda conn, svc: service_store.update_desired(conn, svc, replica_count=2))
+    moves("a", lambda conn, svc: service_store.set_status(conn, svc.id, "ready", "Running", "1/1"))
+    moves("c", lambda conn, svc: service_store.save_replica(
+        conn, ReplicaRow("r1", svc.id, "rev", "starting"), routing_changed=False))
+    moves("c", lambda conn, svc: service_store.delete_replica(conn, "r1"))
+    moves("a", lambda conn, svc: service_store.mark_deleting(conn, svc))
+
+    seen = _seq(store)
+    with store.read() as conn:
+        removals = service_store.feed_versions(conn)[1]
+    with store.begin() as conn:
+        service_store.remove(conn, service_store.get(conn, "a").id)
+    with store.read() as conn:
+        assert service_store.feed_versions(conn)[1] == removals + 1
+        assert service_store.by_ids(conn, [1, 2, 3]) and {s.name for s in service_store.by_ids(conn, [1, 2, 3])} == {
+            "b", "c"}
+    assert _changed(store, seen) == []
+
+
+def _ready(store: Store, name: str, rid: str, port: int) -> None:
+    with store.begin() as conn:
+        svc = service_store.get(conn, name)
+        service_store.save_replica(conn, ReplicaRow(rid, svc.id, "rev", "ready", "127.0.0.1", port,
+                                                    started_at=time.time()), routing_changed=True)
+
+
+def test_snapshots_after_the_first_carry_only_what_changed_and_equal_a_full_load(store: Store) -> None:
+    master = MasterKey.generate()
+    with store.begin() as conn:
+        owner = user_store.create(conn, "owner", "h", "user").id
+        for i in range(20):
+            service_store.create(conn, f"s{i:02d}", owner, SPEC, 1, None)
+    loader = SnapshotLoader(master)
+    with store.read() as conn:
+        first = loader.load(conn)
+    assert first.changed is None and len(first.services) == 20  # the first one is full
+
+    _ready(store, "s07", "r7", 40007)
+    with store.read() as conn:
+        delta = loader.load(conn)
+        full = load_snapshot(conn, master)
+    assert delta.changed == {"s07"} and delta.base == first.version and not delta.keys_changed
+    assert delta.version == full.version and dict(delta.services) == dict(full.services)
+    assert delta.services["s07"].upstreams[0].port == 40007
+    assert delta.keys is first.keys  # not reloaded: no key moved
+
+    with store.begin() as conn:  # a status that changes nothing the gateway sees is not a change for it
+        service_store.touch(conn, service_store.get(conn, "s03").id)
+        bump(conn)
+    with store.read() as conn:
+        quiet = loader.load(conn)
+    assert quiet.changed == frozenset() and dict(quiet.services) == dict(delta.services)
+
+    with store.begin() as conn:
+        ak, _ = key_service.issue(conn, master, owner)
+    with store.read() as conn:
+        keyed = loader.load(conn)
+        full = load_snapshot(conn, master)
+    assert keyed.keys_changed and keyed.changed == frozenset() and set(keyed.keys) == set(full.keys) == {ak}
+    with store.begin() as conn:
+        user_store.set_disabled(conn, owner, True)
+    with store.read() as conn:
+        assert loader.load(conn).keys == {}
+
+    with store.begin() as conn:
+        service_store.remove(conn, service_store.get(conn, "s11").id)
+    with store.read() as conn:
+        after = loader.load(conn)
+    assert after.changed is None and "s11" not in after.services and len(after.services) == 19
