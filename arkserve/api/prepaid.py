@@ -17,7 +17,7 @@ from arkserve.api.context import AppContext
 from arkserve.api.security import Caller, Context
 from arkserve.billing import accounts, guard, prepaid
 from arkserve.billing.metering import from_micro
-from arkserve.billing.schemas import PrepaidIn, PrepaidOut, PrepaidPatch, QuotaIn, QuotaOut
+from arkserve.billing.schemas import PrepaidFreeOut, PrepaidIn, PrepaidOut, PrepaidPatch, QuotaIn, QuotaOut
 from arkserve.errors import NotFound, ValidationFailed
 from arkserve.schemas import ErrorBody
 from arkserve.store import instance_types
@@ -63,6 +63,17 @@ def list_prepaid(caller: Caller, ctx: Context, user: str | None = None, all: boo
     with ctx.store.read() as conn:
         names = {u.id: u.username for u in user_store.list_all(conn)}
         return [_out(conn, r, names) for r in prepaid.list_for(conn, who, active_only=not expired)]
+
+
+@router.get("/billing/prepaid-free", response_model=list[PrepaidFreeOut],
+            summary="Your active prepaid instances per type: held, in use (live replicas on them), free")
+def prepaid_free(caller: Caller, ctx: Context, user: str | None = None) -> list[PrepaidFreeOut]:
+    who = target_user(ctx, caller, user)
+    with ctx.store.read() as conn:
+        held = prepaid.active_counts(conn, time.time()).get(who.id, {})
+        used = _in_use(conn, who.id)
+    return [PrepaidFreeOut(instance_type=t, held=n, in_use=min(n, used.get(t, 0)), free=max(0, n - used.get(t, 0)))
+            for t, n in sorted(held.items())]
 
 
 @router.post("/billing/prepaid", response_model=PrepaidOut, status_code=201,

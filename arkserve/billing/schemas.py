@@ -106,6 +106,13 @@ class PrepaidOut(BaseModel):
     price: float
 
 
+class PrepaidFreeOut(BaseModel):
+    instance_type: str
+    held: int
+    in_use: int
+    free: int
+
+
 class QuotaIn(_In):
     max_replicas: int | None = Field(default=None, ge=0, le=100000, description="null: unlimited")
     max_gpus: int | None = Field(default=None, ge=0, le=100000)

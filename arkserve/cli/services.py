@@ -83,17 +83,22 @@ def service() -> None:
               help="model:NAME@VERSION:/path or disk:/folder:/path[:rw] (repeatable; read-only unless :rw).")
 @click.option("--max-surge", type=click.IntRange(0, 1), default=1, show_default=True,
               help="0 replaces replicas in place on updates (no spare capacity needed).")
+@click.option("--billing", type=click.Choice(["auto", "prepaid", "payg"]), default="auto", show_default=True,
+              help="auto: your free prepaid instances first, the rest pay-as-you-go (docs/billing.md).")
+@click.option("--on-prepaid-expiry", type=click.Choice(["payg", "stop"]), default="payg", show_default=True,
+              help="When a prepaid instance it runs on expires: continue pay-as-you-go, or scale to 0.")
 @click.option("--wait", is_flag=True, help="Wait until every replica is ready (exit 1 if they fail, 4 on timeout).")
 @click.option("--timeout", type=float, default=600, show_default=True, help="Seconds --wait waits.")
 @output_option
 @api_errors
 def create(name: str, image: str, port: int, command: str, instance_type: str, replicas: int, env: tuple[str, ...],
            health_path: str | None, no_auth: bool, model_source: str, model_ref: str, mount_path: str,
-           mounts: tuple[str, ...], max_surge: int, wait: bool, timeout: float, fmt: str) -> None:
+           mounts: tuple[str, ...], max_surge: int, billing: str, on_prepaid_expiry: str, wait: bool, timeout: float,
+           fmt: str) -> None:
     body = {"name": name, "image": image, "port": port, "command": command, "instance_type": instance_type,
             "replicas": replicas, "env": _env(env), "health_path": health_path, "auth": not no_auth,
             "model": {"source": model_source, "ref": model_ref, "mount_path": mount_path}, "max_surge": max_surge,
-            "mounts": [parse_mount(m) for m in mounts]}
+            "mounts": [parse_mount(m) for m in mounts], "billing": billing, "on_prepaid_expiry": on_prepaid_expiry}
     with state().client() as c:
         svc = c.post("/services", body)
         if wait:
@@ -178,6 +183,9 @@ def scale(name: str, replicas: int, wait: bool, timeout: float, fmt: str) -> Non
 @click.option("--max-surge", type=click.IntRange(0, 1))
 @click.option("--mount", "mounts", multiple=True, metavar="SPEC", help="Replaces all mounts (see create).")
 @click.option("--no-mounts", is_flag=True, help="Remove every mount.")
+@click.option("--billing", type=click.Choice(["auto", "prepaid", "payg"]), default=None,
+              help="Prepaid instances and/or pay-as-you-go (docs/billing.md).")
+@click.option("--on-prepaid-expiry", type=click.Choice(["payg", "stop"]), default=None)
 @click.option("--wait", is_flag=True, help="Wait until every replica runs the new revision and is ready (exit 1 if "
                                            "the rollout stalls, 4 on timeout).")
 @click.option("--timeout", type=float, default=600, show_default=True)
@@ -185,10 +193,12 @@ def scale(name: str, replicas: int, wait: bool, timeout: float, fmt: str) -> Non
 @api_errors
 def update(name: str, image: str | None, port: int | None, command: str | None, instance_type: str | None,
            env: tuple[str, ...], health_path: str | None, auth: bool | None, max_surge: int | None,
-           mounts: tuple[str, ...], no_mounts: bool, wait: bool, timeout: float, fmt: str) -> None:
+           mounts: tuple[str, ...], no_mounts: bool, billing: str | None, on_prepaid_expiry: str | None, wait: bool,
+           timeout: float, fmt: str) -> None:
     body: dict[str, Any] = {k: v for k, v in {"image": image, "port": port, "command": command,
                                               "instance_type": instance_type, "health_path": health_path,
-                                              "auth": auth, "max_surge": max_surge}.items() if v is not None}
+                                              "auth": auth, "max_surge": max_surge, "billing": billing,
+                                              "on_prepaid_expiry": on_prepaid_expiry}.items() if v is not None}
     if env:
         body["env"] = _env(env)
     if mounts or no_mounts:

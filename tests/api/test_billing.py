@@ -75,6 +75,7 @@ def test_prepaid_purchase_statement_and_csv(billed_api: LiveApi) -> None:
         assert (row["count"], row["price"], row["status"], row["auto_renew"]) == (1, 28.8, "active", True)
         _refused(lambda: bob.post("/billing/prepaid", {"instance_type": "cpu.small"}), 403, "QuotaExceeded")
         assert bob.get("/billing/balance")["balance"] == 91.2
+        assert bob.get("/billing/prepaid-free") == [{"instance_type": "cpu.small", "held": 1, "in_use": 0, "free": 1}]
         # with a free prepaid instance a replica needs no balance; the second one does (there is some)
         bob.post("/services", {"name": "bob-web", "replicas": 2, **SPEC})
         st = bob.get("/billing/statement")
@@ -102,6 +103,9 @@ def _cli_refusals(billed_api: LiveApi) -> None:
     run = CliRunner()
     out = run.invoke(cli, ["billing", "prepaid", "buy", "cpu.small"], env=env)
     assert out.exit_code == 1 and "[InsufficientBalance]" in out.output and "0.00 CNY" in out.output, out.output
+    out = run.invoke(cli, ["service", "create", "carol-web", "--image", "/usr/bin", "--port", "8000", "--command",
+                           "true", "--billing", "payg"], env=env)
+    assert out.exit_code == 1 and "[InsufficientBalance]" in out.output, out.output
     out = run.invoke(cli, ["billing", "topup", "carol", "50"], env=env)
     assert out.exit_code == 3 and "[AccessDenied]" in out.output
     assert run.invoke(cli, ["billing", "topup", "carol", "50"], env=admin_env).exit_code == 0
