@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from arkserve.api import cursors, mounts
@@ -45,6 +46,7 @@ from arkserve.store.service_pages import Filters
 from arkserve.store.services import ReplicaRow, ServiceRow
 
 router = APIRouter(tags=["services"])
+_SERVICE_LIST = TypeAdapter(list[ServiceOut])
 
 
 def service_endpoint(settings: Settings, svc: ServiceRow) -> str:
@@ -98,13 +100,13 @@ def _check_local_image(ctx: Context, image: object) -> None:
 
 @router.get("/services", response_model=list[ServiceOut], responses={200: {"headers": cursors.HEADERS}},
             summary="List services in name order (yours; admin: all), a page at a time")
-def list_services(caller: Caller, ctx: Context, request: Request, response: Response,
+def list_services(caller: Caller, ctx: Context, request: Request,
                   limit: int = Query(100, ge=1, le=1000, description="Services per page."),
                   cursor: str | None = Query(None, description="X-Next-Cursor of the previous page."),
                   prefix: str = Query("", max_length=63, description="Only names starting with this."),
                   status: str = Query("", description="Only this recorded status: " + ", ".join(SERVICE_STATUSES)),
                   owner: str = Query("", max_length=64, description="Only this user's services (admin).")
-                  ) -> list[ServiceOut]:
+                  ) -> Response:
     if status and status not in SERVICE_STATUSES:
         raise ValidationFailed(f"status: expected one of {', '.join(SERVICE_STATUSES)}", field="status")
     shown = {"prefix": prefix, "status": status, "owner": owner}
@@ -112,9 +114,11 @@ def list_services(caller: Caller, ctx: Context, request: Request, response: Resp
     scope = None if caller.user.is_admin else caller.user.id
     with ctx.store.read() as conn:
         page = service_pages.page(conn, Filters(scope, prefix, status, owner), after=after, limit=limit)
-    cursors.set_headers(response, request, page.total,
+    body = _SERVICE_LIST.dump_json([service_out(ctx.settings, s, page.replicas[s.id]) for s in page.rows])
+    answer = Response(body, media_type="application/json")  # already serialised: FastAPI does not re-validate
+    cursors.set_headers(answer, request, page.total,
                         cursors.encode(page.last, shown) if page.last is not None else None)
-    return [service_out(ctx.settings, s, page.replicas[s.id]) for s in page.rows]
+    return answer
 
 
 @router.post("/services", response_model=ServiceOut, status_code=201, summary="Create a service")
