@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from arkserve.capacity.inventory import read_inventory
@@ -54,6 +55,8 @@ def test_hosts_show_capacity_allocated_free_and_gpu_holders(tmp_path: Path) -> N
         admin.post("/services", {"name": "whole", "replicas": 0, "instance_type": "gpu.one", **spec})
         admin.post("/services", {"name": "halves", "replicas": 0, "instance_type": "gpu.half", **spec})
         assert admin.get("/hosts") == []
+        paths = httpx.get(f"{api.url}/api/v1/openapi.json").json()["paths"]
+        assert "get" in paths["/api/v1/hosts"] and "HostOut" in str(paths["/api/v1/hosts"])
         assert _place(api, "whole") == ""
         assert _place(api, "halves") == "needs 71885 MiB on one GPU (0.5 of a GPU), at most 0 MiB free on any; " \
                                         "held by service whole"
