@@ -4,7 +4,9 @@ A :class:`SnapshotSource` answers ``version()`` cheaply and ``load()`` a full sn
 block (they run in a thread). :class:`SnapshotHolder` polls the version every ``poll_s`` and,
 when it moves, loads and applies the new snapshot on the event loop thread (one attribute swap;
 requests already in flight keep the objects they hold), then tells the source it is applied (the store's
-source acknowledges the version only then). Errors keep the last snapshot.
+source acknowledges the version only then). Errors keep the last snapshot. A snapshot may say what changed
+since the one of its ``base`` version (the store's source does after its first load); the worker then
+applies only that (``Core.apply``).
 """
 
 from __future__ import annotations

@@ -200,11 +200,12 @@ class Reconciler:
             with self.store.begin() as conn:
                 names = {s.id: s.name for s in service_store.list_all(conn)}
                 stopped: dict[int, int] = {}
-                for r in service_store.list_replicas(conn):
+                rows = service_store.list_replicas(conn)
+                if rows:
+                    bump(conn)  # a gateway that outlives us drops them from routing (before touch: lock order)
+                for r in rows:
                     service_store.delete_replica(conn, r.id)
                     stopped[r.service_id] = stopped.get(r.service_id, 0) + 1
-                if stopped:
-                    bump(conn)  # a gateway that outlives us drops them from routing
                 for sid, n in stopped.items():
                     if sid in names:
                         event_store.record(conn, names[sid], "stopped",

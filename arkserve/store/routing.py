@@ -1,7 +1,7 @@
 """Building the gateway's routing snapshot from the store (services, ready replicas, active keys).
 
 A gateway worker loads it in full once, then in O(changed): the services the change feed names since its last
-load (``services.change_seq``), the keys only when the ``keys`` version moved. A service removal (``removals``)
+load (``service_changes``), the keys only when the ``keys`` version moved. A service removal (``removals``)
 and a slow period (``full_every_s``) bring a full load again."""
 
 from __future__ import annotations
@@ -75,9 +75,8 @@ class SnapshotLoader:
         self._full_at = 0.0
 
     def load(self, conn: Connection) -> RoutingSnapshot:
-        ver = version(conn)  # first: whatever the reads below see is at least as new as this
-        changes, removals = service_store.feed_versions(conn)
-        keys_ver = version(conn, "keys")
+        # first: whatever the reads below see is at least as new as these
+        ver, changes, removals, keys_ver = service_store.feed_versions(conn)
         prev = self.last
         if (prev is None or removals != self._feed[1] or changes < self._feed[0]
                 or time.monotonic() - self._full_at >= self.full_every_s):

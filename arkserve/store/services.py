@@ -1,9 +1,11 @@
 """Queries on services (desired state and status) and their replicas (observed state), and the change feed.
 
-Every write to a service's desired state, status or replica rows moves the ``changes`` version and stamps the
-service's ``change_seq`` with it (:func:`touch`, in the writer's transaction). Writers of one store are
-serialised on that version's row, so ``WHERE change_seq > seen`` never skips a commit: the reconciler and the
-gateway read only what moved since they last looked (:func:`changed_since`)."""
+Every write to a service's desired state, status or replica rows moves the ``changes`` version and records it
+as the service's ``seq`` in ``service_changes`` (:func:`touch`, in the writer's transaction). Writers are
+serialised on that version's row, so ``WHERE seq > seen`` never skips a commit: the reconciler and the gateway
+read only what moved since they last looked (:func:`changed_since`). Lock order, against deadlocks on
+PostgreSQL: a writer takes service rows first, then the versions in the order specs, routing, changes
+(:func:`touch` last), removals/keys; ``service_changes`` rows are only ever written right after ``changes``."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from arkserve.errors import Conflict, NotFound
 from arkserve.store.db import bump, now, version
-from arkserve.store.tables import replicas, services, users, versions
+from arkserve.store.tables import replicas, service_changes, services, users, versions
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class ServiceRow:
     deleting: bool
     created_at: float
     updated_at: float
-    change_seq: int = 0  # the "changes" version of its last change (see the module docstring)
+    change_seq: int = 0  # the "changes" version of its last change (read by changed_since only)
 
 
 @dataclass
@@ -106,8 +108,9 @@ def create(conn: Connection, name: str, owner_id: int, spec: dict[str, Any], rep
                        code="ServiceExists") from None
     bump(conn, "specs")
     bump(conn)
-    _touch(conn, services.c.name == name)
-    return get(conn, name)
+    svc = get(conn, name)
+    touch(conn, svc.id)
+    return svc
 
 
 def find(conn: Connection, name: str) -> ServiceRow | None:
@@ -156,16 +159,17 @@ def remove(conn: Connection, service_id: int) -> None:
     conn.execute(delete(services).where(services.c.id == service_id))
     bump(conn)
     bump(conn, "changes")
-    bump(conn, "removals")  # readers of the feed drop the services they no longer find (see gone_since)
+    conn.execute(delete(service_changes).where(service_changes.c.service_id == service_id))
+    bump(conn, "removals")  # feed readers drop it (the gateway: a full load)
 
 
 def set_status(conn: Connection, service_id: int, status: str, reason: str, message: str) -> None:
     before = conn.execute(select(services.c.status, services.c.reason).where(services.c.id == service_id)).first()
     conn.execute(update(services).where(services.c.id == service_id).values(
         status=status, reason=reason, message=message[:4000]))
-    touch(conn, service_id)
     if before is None or (before.status, before.reason) != (status, reason):
         bump(conn)  # the gateway says why (ServiceRoute.failing / not_ready); a failed service is answered at once
+    touch(conn, service_id)
 
 
 # ------------------------------------------------------------------------------------------ replicas
@@ -200,21 +204,23 @@ def delete_replica(conn: Connection, replica_id: str) -> None:
 
 # ------------------------------------------------------------------------------------------ the change feed
 
-def _touch(conn: Connection, where: Any) -> None:
+def touch(conn: Connection, *service_ids: int) -> None:
+    """Mark services changed (inside the writer's transaction, after its other version bumps): feed readers
+    pick them up on their next look."""
     bump(conn, "changes")
-    seq = select(versions.c.value).where(versions.c.name == "changes").scalar_subquery()
-    conn.execute(update(services).where(where).values(change_seq=seq))
-
-
-def touch(conn: Connection, service_id: int) -> None:
-    """Mark a service changed (inside the writer's transaction): feed readers pick it up on their next look."""
-    _touch(conn, services.c.id == service_id)
+    seq = version(conn, "changes")
+    for i in range(0, len(service_ids), 500):
+        chunk = list(service_ids[i:i + 500])
+        conn.execute(delete(service_changes).where(service_changes.c.service_id.in_(chunk)))
+        conn.execute(insert(service_changes), [{"service_id": sid, "seq": seq} for sid in chunk])
 
 
 def changed_since(conn: Connection, seen: int) -> list[ServiceRow]:
     """Services whose desired state, status or replicas changed after ``seen`` (a ``changes`` version), oldest
     change first; the reader's next ``seen`` is the last row's ``change_seq`` (or ``seen`` when none)."""
-    q = _select().where(services.c.change_seq > seen).order_by(services.c.change_seq)
+    q = (_select().add_columns(service_changes.c.seq.label("change_seq"))
+         .join(service_changes, service_changes.c.service_id == services.c.id)
+         .where(service_changes.c.seq > seen).order_by(service_changes.c.seq))
     return [_service(r) for r in conn.execute(q)]
 
 
@@ -243,6 +249,8 @@ def all_ids(conn: Connection) -> list[int]:
     return [int(i) for (i,) in conn.execute(select(services.c.id).order_by(services.c.id))]
 
 
-def feed_versions(conn: Connection) -> tuple[int, int]:
-    """(``changes``, ``removals``): a reader that saw the same pair has nothing new to read."""
-    return version(conn, "changes"), version(conn, "removals")
+def feed_versions(conn: Connection) -> tuple[int, int, int, int]:
+    """The (``routing``, ``changes``, ``removals``, ``keys``) versions, in one query."""
+    names = ("routing", "changes", "removals", "keys")
+    got = dict(conn.execute(select(versions.c.name, versions.c.value).where(versions.c.name.in_(names))).all())
+    return int(got["routing"]), int(got["changes"]), int(got["removals"]), int(got["keys"])

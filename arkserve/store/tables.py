@@ -84,9 +84,15 @@ services = Table(
     Column("deleting", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
-    # the "changes" version when its desired state, status or any of its replica rows last changed: the
-    # reconciler and the gateway read what moved since they last looked (WHERE change_seq > seen)
-    Column("change_seq", BigInteger, nullable=False, server_default="0", index=True),
+)
+
+# The change feed: per service, the "changes" version of the last write to its desired state, status or replica
+# rows; the reconciler and the gateway read what moved since they last looked (WHERE seq > seen). Apart from
+# services (no foreign key) so that marking a change never locks the service row (store/services.py, touch).
+service_changes = Table(
+    "service_changes", metadata,
+    Column("service_id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False, index=True),
 )
 
 replicas = Table(

@@ -27,7 +27,7 @@ def _bulk_create(cluster: Cluster, n: int) -> None:
                  "generation": 1, "gateway_port": None, "status": "stopped", "reason": "ScaledToZero",
                  "message": "0 replicas desired", "deleting": False, "created_at": t, "updated_at": t}
                 for i in range(start, min(n, start + 1000))])
-        service_store._touch(conn, services.c.id > 0)
+        service_store.touch(conn, *service_store.all_ids(conn))
 
 
 def _unsettled(cluster: Cluster) -> int:

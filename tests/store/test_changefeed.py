@@ -1,4 +1,4 @@
-"""The change feed (services.change_seq) and the gateway's snapshots in O(changed), on SQLite and PostgreSQL."""
+"""The change feed (service_changes) and the gateway's snapshots in O(changed), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _changed(store: Store, seen: int) -> list[str]:
 
 def _seq(store: Store) -> int:
     with store.read() as conn:
-        return service_store.feed_versions(conn)[0]
+        return service_store.feed_versions(conn)[1]
 
 
 def test_every_kind_of_change_moves_exactly_its_service(store: Store) -> None:
@@ -49,11 +49,11 @@ def test_every_kind_of_change_moves_exactly_its_service(store: Store) -> None:
 
     seen = _seq(store)
     with store.read() as conn:
-        removals = service_store.feed_versions(conn)[1]
+        removals = service_store.feed_versions(conn)[2]
     with store.begin() as conn:
         service_store.remove(conn, service_store.get(conn, "a").id)
     with store.read() as conn:
-        assert service_store.feed_versions(conn)[1] == removals + 1
+        assert service_store.feed_versions(conn)[2] == removals + 1
         assert service_store.by_ids(conn, [1, 2, 3]) and {s.name for s in service_store.by_ids(conn, [1, 2, 3])} == {
             "b", "c"}
     assert _changed(store, seen) == []

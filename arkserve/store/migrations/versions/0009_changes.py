@@ -1,4 +1,4 @@
-"""change feed: per-service versions for work that follows change (issue 16)
+"""change feed: service_changes (per-service versions) for work that follows change (issue 16)
 
 Revision ID: 0009
 Revises: 0008
@@ -16,9 +16,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('services', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('change_seq', sa.BigInteger(), server_default='0', nullable=False))
-        batch_op.create_index('ix_services_change_seq', ['change_seq'], unique=False)
+    op.create_table('service_changes',
+    sa.Column('service_id', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('service_id')
+    )
+    op.create_index(op.f('ix_service_changes_seq'), 'service_changes', ['seq'], unique=False)
     versions = sa.table('versions', sa.column('name', sa.String(32)), sa.column('value', sa.BigInteger()))
     op.bulk_insert(versions, [{'name': 'changes', 'value': 1}, {'name': 'keys', 'value': 1},
                               {'name': 'removals', 'value': 1}])
@@ -26,6 +29,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DELETE FROM versions WHERE name IN ('changes', 'keys', 'removals')")
-    with op.batch_alter_table('services', schema=None) as batch_op:
-        batch_op.drop_index('ix_services_change_seq')
-        batch_op.drop_column('change_seq')
+    op.drop_index(op.f('ix_service_changes_seq'), table_name='service_changes')
+    op.drop_table('service_changes')
