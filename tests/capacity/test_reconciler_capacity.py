@@ -4,6 +4,7 @@ the in-memory runtime (nothing to start) or the real local runtime (a process th
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from pathlib import Path
 
@@ -118,3 +119,24 @@ def test_local_runtime_gives_a_replica_exactly_its_gpu(tmp_path: Path) -> None:
             with urllib.request.urlopen(f"http://127.0.0.1:{rep.port}/", timeout=5) as resp:
                 seen[name] = (rep.gpu_indices, json.loads(resp.read())["CUDA_VISIBLE_DEVICES"])
         assert seen == {"gpu-a": ("0", "0"), "gpu-b": ("1", "1")}
+
+
+def test_a_prepaid_reservation_holds_against_another_users_pay_as_you_go(tmp_path: Path) -> None:
+    from arkserve.billing import prepaid
+    from arkserve.store import services as service_store
+    from arkserve.store import users as user_store
+
+    rt = fake_runtime(1)
+    with gpu_cluster(tmp_path, lambda _: rt, FakeNVML([("NVIDIA H200", 143771)])) as c:
+        with c.store.begin() as conn:  # the owner holds one prepaid gpu.test instance (free of charge here)
+            prepaid.buy(conn, c.owner_id, "gpu.test", 0.0, count=1, period="month", auto_renew=False,
+                        now=time.time(), discount=0.0, currency="CNY")
+            bob = user_store.create(conn, "bob", "h", "user").id
+            service_store.create(conn, "bobs", bob, c.spec(instance_type="gpu.test"), 1, 20101)
+        c.wait("bob's pay-as-you-go replica waits", lambda: status(c, "bobs")[1] == "Unschedulable")
+        assert "reserved for other users' prepaid instances (1 GPU reserved and not in use)" in status(c, "bobs")[2]
+        c.create("mine", 1, instance_type="gpu.test")
+        c.wait("the owner's replica runs on its prepaid instance", lambda: placed(c, "mine") == [("starting", "0", 0)])
+        assert [r.billing for r in c.replicas("mine")] == ["prepaid"]
+        c.wait("bob waits for the GPU now", lambda: "held by service mine" in status(c, "bobs")[2])
+        assert started_spec_gpus(rt, "bobs") == []
