@@ -69,6 +69,20 @@ def decode(cursor: str, filters: Mapping[str, str]) -> str:
     return after
 
 
+def encode_position(position: tuple[float, int], filters: Mapping[str, str]) -> str:
+    """A cursor for a (time, id) keyset (events, newest first)."""
+    return encode(f"{position[0]!r}:{position[1]}", filters)
+
+
+def decode_position(cursor: str, filters: Mapping[str, str]) -> tuple[float, int]:
+    t, _, i = decode(cursor, filters).partition(":")
+    try:
+        return float(t), int(i)
+    except ValueError:
+        raise InvalidCursor("cursor: not a cursor this API issued (pass the X-Next-Cursor of the previous page "
+                            "unchanged)") from None
+
+
 def set_headers(response: Response, request: Request, total: int, next_cursor: str | None) -> None:
     response.headers["X-Total-Count"] = str(total)
     if next_cursor is not None:

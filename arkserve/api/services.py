@@ -38,8 +38,8 @@ from arkserve.schemas import (
     ServiceSpec,
 )
 from arkserve.settings import Settings
+from arkserve.store import event_pages, instance_types, service_pages
 from arkserve.store import events as event_store
-from arkserve.store import instance_types, service_pages
 from arkserve.store import services as service_store
 from arkserve.store import users as user_store
 from arkserve.store.service_pages import Filters
@@ -200,12 +200,20 @@ def _since(value: str | None) -> float | None:
         raise ValidationFailed("since: expected a duration like 10m, 2h, 1d or a unix time", field="since") from None
 
 
-@router.get("/services/{name}/events", response_model=list[EventOut], summary="Events of a service")
-def service_events(name: str, caller: Caller, ctx: Context, since: str | None = None,
-                   limit: int = Query(200, ge=1, le=5000)) -> list[EventOut]:
+@router.get("/services/{name}/events", response_model=list[EventOut], responses={200: {"headers": cursors.HEADERS}},
+            summary="Events of a service: the newest page (oldest first within it); X-Next-Cursor pages back")
+def service_events(name: str, caller: Caller, ctx: Context, request: Request, response: Response,
+                   since: str | None = None, limit: int = Query(200, ge=1, le=5000),
+                   cursor: str | None = Query(None, description="X-Next-Cursor of the previous (newer) page.")
+                   ) -> list[EventOut]:
     svc = visible_service(ctx, caller, name)
+    shown = {"service": svc.name, "since": since or ""}
+    before = cursors.decode_position(cursor, shown) if cursor else None
     with ctx.store.read() as conn:
-        return [EventOut(**e) for e in event_store.list_events(conn, svc.name, since=_since(since), limit=limit)]
+        page = event_pages.page(conn, svc.name, since=_since(since), before=before, limit=limit)
+    cursors.set_headers(response, request, page.total,
+                        cursors.encode_position(page.before, shown) if page.before else None)
+    return [EventOut(**e) for e in page.rows]
 
 
 @router.get("/services/{name}/requests", response_model=list[RequestRecordOut],

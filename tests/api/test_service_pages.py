@@ -122,12 +122,30 @@ def test_altered_or_foreign_cursors_and_bad_limits_are_refused(live_api: LiveApi
         assert resp.status_code == 422 and resp.json()["field"] == field, resp.text
 
 
-def test_a_service_may_ask_for_a_thousand_replicas(live_api: LiveApi) -> None:
+def test_a_thousand_replicas_and_events_paged_back_from_the_newest(live_api: LiveApi) -> None:
     with live_api.client() as c:
         assert c.post("/services", {**SPEC, "name": "wide", "replicas": 1000})["replicas"] == 1000
         with pytest.raises(ApiError) as e:
             c.patch("/services/wide", {"replicas": 1001})
         assert e.value.status == 422
+        for n in range(1, 12):
+            c.patch("/services/wide", {"replicas": n})  # 12 events: created, scaled 1000 -> 1, …, 10 -> 11
+        newest = c.page("/services/wide/events", limit=5)
+        assert newest.total == 12 and [e["message"][-8:] for e in newest.items][-1] == "10 -> 11"
+        c.patch("/services/wide", {"replicas": 0})  # recorded while paging back: not on the older pages
+        pages = [newest.items, *(p.items for p in c.pages("/services/wide/events", limit=5,
+                                                             cursor=newest.next_cursor))]
+        assert [len(p) for p in pages] == [5, 5, 2]
+        shown = [e for p in reversed(pages) for e in p]  # each page is oldest first, pages go back in time
+        assert [e["kind"] for e in shown] == ["created"] + ["scaled"] * 11
+        assert [e["time"] for e in shown] == sorted(e["time"] for e in shown)
+        assert shown[1]["message"].endswith("1000 -> 1") and shown[-1]["message"].endswith("10 -> 11")
+        _create(c, "wide-2")
+        services_cursor = c.page("/services", limit=1).next_cursor
+        assert services_cursor is not None
+        with pytest.raises(ApiError) as e:  # a cursor is for its own list
+            c.page("/services/wide/events", cursor=services_cursor)
+        assert (e.value.status, e.value.code) == (400, "InvalidCursor")
 
 
 def _cli(api: LiveApi, *args: str) -> tuple[int, str, str]:
