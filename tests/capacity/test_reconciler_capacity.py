@@ -19,7 +19,7 @@ from tests.runtimes.fake import FakeHost, FakeRuntime
 
 
 def fake_runtime(gpus: int) -> FakeRuntime:
-    return FakeRuntime(FakeHost(gpus=gpus), clock=lambda: 1.0)
+    return FakeRuntime(FakeHost(gpus=gpus), clock=time.time)  # started now: starting until the 300 s timeout
 
 
 def placed(c: GpuCluster, name: str) -> list[tuple[str, str, int]]:
