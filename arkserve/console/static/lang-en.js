@@ -261,4 +261,11 @@ export default {
   "billing.max_gpus": "Max GPUs",
   "billing.max_prepaid": "Max prepaid instances",
   "billing.save": "Save",
+  "create.billing": "Billing",
+  "create.billingPrepaid": "Prepaid instance",
+  "create.billingAuto": "Prepaid first, the rest pay-as-you-go",
+  "create.prepaidFree": "Your free prepaid {type} instances: {n}",
+  "create.expiry": "When a prepaid instance expires",
+  "create.expiryPayg": "Continue pay-as-you-go",
+  "create.expiryStop": "Stop the service (scale to 0)",
 };

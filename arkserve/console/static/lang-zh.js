@@ -261,4 +261,11 @@ export default {
   "billing.max_gpus": "最大 GPU 数",
   "billing.max_prepaid": "最多包年包月实例",
   "billing.save": "保存",
+  "create.billing": "计费方式",
+  "create.billingPrepaid": "包年包月实例",
+  "create.billingAuto": "优先使用包年包月，其余按量付费",
+  "create.prepaidFree": "你可用的 {type} 包年包月实例：{n} 个",
+  "create.expiry": "包年包月实例到期后",
+  "create.expiryPayg": "转为按量付费继续运行",
+  "create.expiryStop": "停止服务（缩容到 0）",
 };
