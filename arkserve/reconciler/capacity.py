@@ -32,20 +32,23 @@ from arkserve.store.services import ReplicaRow, ServiceRow
 log = logging.getLogger("arkserve.reconciler")
 
 
-def gpu_env(share_mb: int, gpu_memory_mb: int, user_env: Mapping[str, str]) -> dict[str, str]:
-    """What a replica with a share of a GPU is told (packing, not isolation: frameworks honour it or not).
+def gpu_env(gpu_ids: tuple[int, ...], share_mb: int, gpu_memory_mb: int, user_env: Mapping[str, str]) -> dict[str, str]:
+    """What a replica with GPUs is told: ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (so CUDA numbers GPUs as NVML does, and
+    ``CUDA_VISIBLE_DEVICES`` means the placed ones), and for a share of a GPU (packing, not isolation: frameworks
+    honour it or not):
 
     ``ARK_GPU_MEMORY_MB``/``ARK_GPU_MEMORY_FRACTION`` for the app (PyTorch:
     ``torch.cuda.set_per_process_memory_fraction``); JAX honours ``XLA_PYTHON_CLIENT_MEM_FRACTION``,
     TensorFlow ``TF_FORCE_GPU_ALLOW_GROWTH``, and PyTorch's allocator returns memory sooner with
     ``PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True``. The service's own env wins."""
+    order = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"} if gpu_ids and "CUDA_DEVICE_ORDER" not in user_env else {}
     if share_mb <= 0:
-        return {}
+        return order
     fraction = f"{share_mb / gpu_memory_mb:.3f}" if gpu_memory_mb > 0 else "1"
     hints = {"ARK_GPU_MEMORY_MB": str(share_mb), "ARK_GPU_MEMORY_FRACTION": fraction,
              "XLA_PYTHON_CLIENT_MEM_FRACTION": fraction, "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
              "TF_FORCE_GPU_ALLOW_GROWTH": "true", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
-    return {k: v for k, v in hints.items() if k not in user_env}
+    return {**order, **{k: v for k, v in hints.items() if k not in user_env}}
 
 
 class Placer:

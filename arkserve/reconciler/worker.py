@@ -96,7 +96,8 @@ class ServiceWorker:
         share = placed.gpu_share_mb if placed is not None else 0
         user_env = spec.get("env") or {}
         env = {**replica_env(self.runtime.name, spec["image"], user_env),
-               **gpu_env(share, self.placer.gpu_memory_mb(gpu_ids[0]) if self.placer and gpu_ids else 0, user_env)}
+               **gpu_env(gpu_ids, share, self.placer.gpu_memory_mb(gpu_ids[0]) if self.placer and gpu_ids else 0,
+                        user_env)}
         return ReplicaSpec(
             service=svc.name, replica=replica_id, revision=revision(spec), image=spec["image"],
             pull_token=self._pull_token(svc),

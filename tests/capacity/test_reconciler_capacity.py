@@ -93,7 +93,7 @@ def test_a_gpu_type_on_the_real_host_without_a_gpu_stays_unschedulable(tmp_path:
 
 APP = '''import json, os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-SEEN = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "ARK_GPU_MEMORY_MB")}
+SEEN = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")}
 print("sees", json.dumps(SEEN), flush=True)
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
@@ -117,8 +117,9 @@ def test_local_runtime_gives_a_replica_exactly_its_gpu(tmp_path: Path) -> None:
         for name in ("gpu-a", "gpu-b"):
             [rep] = c.ready(name)
             with urllib.request.urlopen(f"http://127.0.0.1:{rep.port}/", timeout=5) as resp:
-                seen[name] = (rep.gpu_indices, json.loads(resp.read())["CUDA_VISIBLE_DEVICES"])
-        assert seen == {"gpu-a": ("0", "0"), "gpu-b": ("1", "1")}
+                body = json.loads(resp.read())
+                seen[name] = (rep.gpu_indices, body["CUDA_VISIBLE_DEVICES"], body["CUDA_DEVICE_ORDER"])
+        assert seen == {"gpu-a": ("0", "0", "PCI_BUS_ID"), "gpu-b": ("1", "1", "PCI_BUS_ID")}  # numbered as NVML does
 
 
 def test_a_prepaid_reservation_holds_against_another_users_pay_as_you_go(tmp_path: Path) -> None:
