@@ -8,6 +8,7 @@ import torch
 
 SEEN = {
     "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    "CUDA_DEVICE_ORDER": os.environ.get("CUDA_DEVICE_ORDER"),
     "ARK_GPU_MEMORY_MB": os.environ.get("ARK_GPU_MEMORY_MB"),
     "device_count": torch.cuda.device_count(),
     "names": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
