@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import delete, func, insert, select, update
 
 from arkserve.billing.meter import Meter
+from arkserve.billing.metering import amount_for
 from arkserve.settings import BillingSettings
 from arkserve.store import users as user_store
 from arkserve.store.db import Store
-from arkserve.store.tables import billing_ledger, instance_types, replicas, services
+from arkserve.store.tables import billing_ledger, billing_runs, instance_types, replicas, services
 
 PRICE = 3.6  # per hour: exactly 1000 micro-units a second
 
@@ -82,3 +83,26 @@ def billing(store: Store) -> Iterator[Billing]:
                                                    price_per_hour=PRICE, billing="payg", description=""))
     clock = Clock(1_800_000_000.0)
     yield Billing(store, clock, add_user(store, "alice"), Meter(store, BillingSettings(enforce=True), clock))
+
+
+def assert_chained(store: Store, price_micro: int) -> list[dict[str, Any]]:
+    """Every run segment's ledger entries chain without gap or overlap from its start to what it covers, and add
+    up to exactly its cost at ``price_micro`` per hour; returns the segments."""
+    with store.read() as conn:
+        segments = [dict(r._mapping) for r in conn.execute(select(billing_runs))]
+        rows = [dict(r._mapping) for r in conn.execute(select(billing_ledger).where(billing_ledger.c.kind == "usage")
+                                                       .order_by(billing_ledger.c.period_start))]
+    assert segments and rows
+    for seg in segments:
+        mine = [e for e in rows if e["replica"] == seg["replica_id"] and seg["from_at"] <= e["period_start"]
+                and e["period_end"] <= seg["from_at"] + seg["seconds"]]
+        chain = seg["from_at"]
+        for e in mine:  # contiguous: each entry starts exactly where the one before ended
+            assert e["period_start"] == chain, (seg, e)
+            assert e["seconds"] == round(e["period_end"] - e["period_start"])
+            chain = e["period_end"]
+        assert chain == seg["from_at"] + seg["seconds"]
+        assert sum(e["seconds"] for e in mine) == seg["seconds"]
+        assert -sum(e["amount_micro"] for e in mine) == seg["amount_micro"] == amount_for(seg["seconds"], price_micro)
+    assert sum(e["seconds"] for e in rows) == sum(s["seconds"] for s in segments)  # no entry outside a segment
+    return segments
