@@ -23,7 +23,7 @@ from arkserve.settings import BillingSettings
 from arkserve.store import events as event_store
 from arkserve.store import services as service_store
 from arkserve.store.db import bump
-from arkserve.store.tables import billing_runs, instance_types, replicas, services
+from arkserve.store.tables import billing_accounts, billing_runs, instance_types, replicas, services
 
 log = logging.getLogger("arkserve.billing")
 _SEGMENT_FIELDS = ("replica_id", "started_at", "billing", "user_id", "service", "instance_type",
@@ -128,6 +128,9 @@ def enforce_balances(conn: Connection, settings: BillingSettings, now: float) ->
             c.ended.is_(False), c.billing == "payg", c.price_micro_per_hour > 0)):
         payg.setdefault(int(user_id), set()).add(str(service))
     limit = to_micro(settings.overdraft_limit)
+    for (user_id,) in conn.execute(select(billing_accounts.c.user_id).where(billing_accounts.c.low_since.is_not(None))):
+        if user_id not in payg:  # no pay-as-you-go runs left: no grace running (a later one starts afresh)
+            accounts.set_low_since(conn, user_id, None, now)
     for user_id, names in payg.items():
         account = accounts.get(conn, user_id)
         have = ledger.balance(conn, user_id)

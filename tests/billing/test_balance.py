@@ -53,6 +53,12 @@ def test_grace_then_scaled_to_zero_and_a_top_up_ends_the_grace(billing: Billing)
     billing.tick(T0 + 1500)
     assert _replicas(billing, web) == 0 and _replicas(billing, spare) == 0
     assert any("after the 600 s grace: scaled 2 -> 0 (nothing deleted)" in m for m in _events(billing, "web"))
+    billing.remove("w1")
+    billing.remove("w2")
+    billing.remove("s1")
+    billing.tick(T0 + 1510)  # no pay-as-you-go left running: the grace is over, a later one starts afresh
+    with billing.store.read() as conn:
+        assert accounts.get(conn, billing.user_id)["low_since"] is None
 
 
 def test_nothing_is_stopped_when_balances_are_not_enforced(billing: Billing) -> None:
