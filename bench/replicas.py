@@ -9,7 +9,8 @@ row and no runtime object is left.
 Memory: while the N replicas run, every process on the host that exists because of them is found (each
 replica's process group, plus log-pump processes) and split into the app (the ``httpd`` processes) and the
 platform's overhead (sandbox, shells, pumps: everything else). The overhead is reported per replica as RSS
-(what the issue's target counts) and PSS (RSS with shared pages divided among their sharers).
+(what the issue's target counts), PSS (RSS with shared pages divided among their sharers) and private memory
+(pages no other process maps); the log pumps' RSS is also shown on its own.
 
     .venv/bin/python bench/replicas.py [--replicas 500]
 """
@@ -42,7 +43,9 @@ class Memory:
     app_rss_kb: int = 0
     overhead_rss_kb: int = 0
     overhead_pss_kb: int = 0
+    overhead_uss_kb: int = 0  # private pages only (Private_Clean + Private_Dirty)
     overhead_processes: int = 0
+    pump_rss_kb: int = 0  # log pumps: part of the overhead
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
@@ -88,7 +91,10 @@ def measure_memory(groups: set[int]) -> Memory:
         else:
             mem.overhead_rss_kb += rss
             mem.overhead_pss_kb += _kb(pid, "Pss", "smaps_rollup")
+            mem.overhead_uss_kb += _kb(pid, "Private_Clean", "smaps_rollup") + _kb(pid, "Private_Dirty",
+                                                                                  "smaps_rollup")
             mem.overhead_processes += 1
+            mem.pump_rss_kb += rss if pump else 0
     return mem
 
 
@@ -131,6 +137,8 @@ def run(n: int, timeout_s: float) -> dict[str, float]:
         mem = measure_memory({int(i.runtime_id) for i in runtime.list()})
         out["overhead_rss_mb"] = mem.overhead_rss_kb / 1024 / n
         out["overhead_pss_mb"] = mem.overhead_pss_kb / 1024 / n
+        out["overhead_uss_mb"] = mem.overhead_uss_kb / 1024 / n
+        out["pump_rss_mb"] = mem.pump_rss_kb / 1024
         out["app_rss_mb"] = mem.app_rss_kb / 1024 / n
         out["overhead_processes"] = mem.overhead_processes / n
         t0 = scale(0)
@@ -160,8 +168,9 @@ def main() -> None:
     print(f"replicas                          {args.replicas}")
     print(f"scale 0 -> N, all ready           {r['up_s']:.1f} s")
     print(f"scale N -> 0, all gone            {r['down_s']:.1f} s")
-    print(f"platform overhead per replica     {r['overhead_rss_mb']:.2f} MB RSS, {r['overhead_pss_mb']:.2f} MB PSS "
-          f"({r['overhead_processes']:.2f} processes)")
+    print(f"platform overhead per replica     {r['overhead_rss_mb']:.2f} MB RSS, {r['overhead_pss_mb']:.2f} MB PSS, "
+          f"{r['overhead_uss_mb']:.2f} MB private ({r['overhead_processes']:.2f} processes)")
+    print(f"log pump(s), all replicas         {r['pump_rss_mb']:.1f} MB RSS")
     print(f"the app itself per replica        {r['app_rss_mb']:.2f} MB RSS")
 
 

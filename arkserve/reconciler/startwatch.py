@@ -2,11 +2,11 @@
 
 The loop acts on a starting replica once per pass (``wake_poll_s``), so without help a replica turns ready up
 to a pass after its app started listening. A :class:`StartWatch` wraps the runtime the workers use: each
-successful ``start`` puts the replica's endpoint under watch, and one thread connects to it every ``fast_s``
-(20 ms) for its first ``fast_for_s`` seconds, then less and less often (at most ``slow_s`` apart) until it
-answers or ``give_up_s`` passes. When it accepts a connection the watch sets an event that ends the loop's
-pause (:meth:`StartWatch.pause`) at once, and again ``rewake_s`` later in case that pass found the service
-still busy with the pass that started it.
+successful ``start`` puts the replica's endpoint under watch, and one thread connects to it ``first_s`` (5 ms)
+after the start, then every ``fast_s`` (20 ms) for its first ``fast_for_s`` seconds, then less and less often
+(at most ``slow_s`` apart) until it answers or ``give_up_s`` passes. When it accepts a connection the watch
+sets an event that ends the loop's pause (:meth:`StartWatch.pause`) at once, and again ``rewake_s`` later in
+case that pass found the service still busy with the pass that started it.
 
 The watch only decides *when* to look: the replica turns ready in the worker's own pass (``observe``), which
 probes it the usual way (the health path when there is one) and is the only writer of replica state. Many
@@ -27,9 +27,10 @@ from arkserve.runtimes.base import ReplicaInfo, ReplicaPhase, ReplicaSpec, Runti
 
 
 class StartWatch:
-    def __init__(self, runtime: Runtime, *, fast_s: float = 0.02, fast_for_s: float = 2.0, slow_s: float = 0.25,
-                 give_up_s: float = 60.0, rewake_s: float = 0.05, fast_max: int = 32) -> None:
+    def __init__(self, runtime: Runtime, *, first_s: float = 0.005, fast_s: float = 0.02, fast_for_s: float = 2.0,
+                 slow_s: float = 0.25, give_up_s: float = 60.0, rewake_s: float = 0.05, fast_max: int = 32) -> None:
         self.runtime: Runtime = _Watched(runtime, self)
+        self.first_s = first_s
         self.fast_s, self.fast_for_s, self.slow_s, self.give_up_s = fast_s, fast_for_s, slow_s, give_up_s
         self.rewake_s, self.fast_max = rewake_s, fast_max
         self.woken = threading.Event()
@@ -41,7 +42,7 @@ class StartWatch:
     def watch(self, host: str, port: int) -> None:
         now = time.monotonic()
         with self._cond:
-            heapq.heappush(self._due, (now + self.fast_s, next(self._seq), host, port, now, False))
+            heapq.heappush(self._due, (now + self.first_s, next(self._seq), host, port, now, False))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="ark-startwatch", daemon=True)
                 self._thread.start()
