@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -58,6 +59,9 @@ def test_balance_and_quota_refusals_leave_nothing_behind(billed_api: LiveApi) ->
         _refused(lambda: alice.get("/services/api"), 404, "ServiceNotFound")
         assert alice.patch("/services/web", {"replicas": 0})["replicas"] == 0  # scaling down is never refused
         _refused(lambda: alice.post("/billing/topup", {"username": "alice", "amount": 5}), 403, "AccessDenied")
+        paths = httpx.get(f"{billed_api.url}/api/v1/openapi.json").json()["paths"]
+        assert {"/api/v1/billing/balance", "/api/v1/billing/topup", "/api/v1/billing/usage",
+                "/api/v1/billing/statement", "/api/v1/billing/prepaid", "/api/v1/quotas/{username}"} <= set(paths)
         quota = alice.get("/quotas/alice")
         assert (quota["max_replicas"], quota["used_replicas"], quota["max_gpus"]) == (2, 0, None)
 

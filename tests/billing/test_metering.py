@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from arkserve.billing import ledger
 from arkserve.billing.meter import Meter
 from arkserve.billing.metering import amount_for, to_micro
 from arkserve.settings import BillingSettings
@@ -53,6 +54,11 @@ def test_scale_up_and_down_bills_each_replica_from_start_to_last_look(billing: B
     assert billing.billed("r1") == (140, 140_000)
     assert billing.billed("r2") == (170, 170_000)
     assert billing.billed() == (310, 310_000)
+    with billing.store.read() as conn:  # the month's statement: per service and instance type
+        st = ledger.statement(conn, billing.user_id, ledger.current_month(T0))
+    assert st["lines"] == [{"service": "web", "instance_type": "t.one", "billing": "payg", "seconds": 310,
+                            "amount_micro": 310_000}]
+    assert (st["usage_micro"], st["closing_micro"]) == (310_000, -310_000)
 
 
 def test_a_stopped_or_failed_row_is_billed_to_when_it_stopped(billing: Billing) -> None:
