@@ -84,18 +84,17 @@ class SnapshotLoader:
             snap = RoutingSnapshot(version=ver, services=snap.services, keys=snap.keys)
             self.last, self._feed, self._full_at = snap, (changes, removals, keys_ver), time.monotonic()
             return snap
-        changed_svcs = service_store.changed_since(conn, self._feed[0])
-        reps = service_store.replicas_by_service(conn, [s.id for s in changed_svcs])
+        changed = service_store.changed_with_replicas(conn, self._feed[0])
         routes = dict(prev.services)
         names: set[str] = set()
-        for svc in changed_svcs:
-            route = _route(svc, reps[svc.id])
+        for svc, reps in changed:
+            route = _route(svc, reps)
             if routes.get(svc.name) != route:
                 routes[svc.name] = route
                 names.add(svc.name)
         keys_changed = keys_ver != self._feed[2]
         keys = _keys(conn, self.master) if keys_changed else prev.keys
-        seen = max([changes, *(s.change_seq for s in changed_svcs)])
+        seen = max([changes, *(svc.change_seq for svc, _ in changed)])
         snap = RoutingSnapshot(version=ver, services=routes, keys=keys, changed=frozenset(names), base=prev.version,
                                keys_changed=keys_changed)
         self.last, self._feed = snap, (seen, removals, keys_ver)

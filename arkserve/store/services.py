@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from arkserve.errors import Conflict, NotFound
@@ -215,13 +215,33 @@ def touch(conn: Connection, *service_ids: int) -> None:
         conn.execute(insert(service_changes), [{"service_id": sid, "seq": seq} for sid in chunk])
 
 
+# built once: these run on every poll, and building a statement costs about what running it does on SQLite
+_FEED = select(versions.c.name, versions.c.value).where(versions.c.name.in_(("routing", "changes", "removals",
+                                                                              "keys")))
+_CHANGED = (_select().add_columns(service_changes.c.seq.label("change_seq"))
+            .join(service_changes, service_changes.c.service_id == services.c.id)
+            .where(service_changes.c.seq > bindparam("seen")).order_by(service_changes.c.seq))
+_CHANGED_WITH_REPLICAS = (_CHANGED.add_columns(*[c.label(f"r_{c.name}") for c in replicas.c])
+                          .outerjoin(replicas, replicas.c.service_id == services.c.id))
+
+
 def changed_since(conn: Connection, seen: int) -> list[ServiceRow]:
     """Services whose desired state, status or replicas changed after ``seen`` (a ``changes`` version), oldest
     change first; the reader's next ``seen`` is the last row's ``change_seq`` (or ``seen`` when none)."""
-    q = (_select().add_columns(service_changes.c.seq.label("change_seq"))
-         .join(service_changes, service_changes.c.service_id == services.c.id)
-         .where(service_changes.c.seq > seen).order_by(service_changes.c.seq))
-    return [_service(r) for r in conn.execute(q)]
+    return [_service(r) for r in conn.execute(_CHANGED, {"seen": seen})]
+
+
+def changed_with_replicas(conn: Connection, seen: int) -> list[tuple[ServiceRow, list[ReplicaRow]]]:
+    """:func:`changed_since` and each service's replica rows, in one query (the gateway's snapshot loads)."""
+    out: dict[int, tuple[ServiceRow, list[ReplicaRow]]] = {}
+    for r in conn.execute(_CHANGED_WITH_REPLICAS, {"seen": seen}):
+        m = r._mapping
+        entry = out.get(m["id"])
+        if entry is None:
+            entry = out[m["id"]] = (_service(r), [])
+        if m["r_id"] is not None:
+            entry[1].append(ReplicaRow(**{c.name: m[f"r_{c.name}"] for c in replicas.c}))
+    return list(out.values())
 
 
 def by_ids(conn: Connection, ids: Iterable[int]) -> list[ServiceRow]:
@@ -251,6 +271,5 @@ def all_ids(conn: Connection) -> list[int]:
 
 def feed_versions(conn: Connection) -> tuple[int, int, int, int]:
     """The (``routing``, ``changes``, ``removals``, ``keys``) versions, in one query."""
-    names = ("routing", "changes", "removals", "keys")
-    got = dict(conn.execute(select(versions.c.name, versions.c.value).where(versions.c.name.in_(names))).all())
+    got = dict(conn.execute(_FEED).all())
     return int(got["routing"]), int(got["changes"]), int(got["removals"]), int(got["keys"])
