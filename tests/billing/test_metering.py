@@ -3,6 +3,9 @@ crashed replicas, rolling updates, prepaid runs; and the rounding rule itself, t
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from arkserve.billing import ledger
@@ -115,3 +118,10 @@ def test_pending_rows_without_a_start_are_not_billed(billing: Billing) -> None:
     billing.replica("r1", sid, None, state="pending")
     billing.tick(T0 + 100)
     assert billing.billed() == (0, 0)
+
+
+def test_nothing_rewrites_the_ledger() -> None:
+    """The ledger is append-only: no code updates or deletes its rows (corrections are new entries)."""
+    root = Path(__file__).parents[2] / "arkserve"
+    offenders = [str(p) for p in root.rglob("*.py") if re.search(r"(update|delete)\(\s*billing_ledger", p.read_text())]
+    assert offenders == []
