@@ -49,7 +49,7 @@ class Reconciler:
         self.store, self.runtime, self.data_dir, self.registry = store, runtime, data_dir, registry
         self.config = config or ReconcilerConfig()
         self.placer = Placer(store, runtime.name, self.config, inventory)  # inventory: NVML unless a test's
-        self.starts = StartWatch(runtime)  # workers start through it: a new replica is probed every 20 ms
+        self.starts = StartWatch(runtime)  # workers start through it: a new replica is probed every 10 ms
         self.pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="ark-svc")
         self.stopper = ThreadPoolExecutor(self.config.stop_workers, thread_name_prefix="ark-stop")
         self.workers: dict[int, ServiceWorker] = {}

@@ -3,10 +3,10 @@
 The loop acts on a starting replica once per pass (``wake_poll_s``), so without help a replica turns ready up
 to a pass after its app started listening. A :class:`StartWatch` wraps the runtime the workers use: each
 successful ``start`` puts the replica's endpoint under watch, and one thread connects to it ``first_s`` (5 ms)
-after the start, then every ``fast_s`` (20 ms) for its first ``fast_for_s`` seconds, then less and less often
+after the start, then every ``fast_s`` (10 ms) for its first ``fast_for_s`` seconds, then less and less often
 (at most ``slow_s`` apart) until it answers or ``give_up_s`` passes. When it accepts a connection the watch
-sets an event that ends the loop's pause (:meth:`StartWatch.pause`) at once, and again ``rewake_s`` later in
-case that pass found the service still busy with the pass that started it.
+sets an event that ends the loop's pause (:meth:`StartWatch.pause`) at once, and ``rewakes`` times more,
+``rewake_s`` apart, in case that pass found the service still busy with the pass that started it.
 
 The watch only decides *when* to look: the replica turns ready in the worker's own pass (``observe``), which
 probes it the usual way (the health path when there is one) and is the only writer of replica state. Many
@@ -27,14 +27,15 @@ from arkserve.runtimes.base import ReplicaInfo, ReplicaPhase, ReplicaSpec, Runti
 
 
 class StartWatch:
-    def __init__(self, runtime: Runtime, *, first_s: float = 0.005, fast_s: float = 0.02, fast_for_s: float = 2.0,
-                 slow_s: float = 0.25, give_up_s: float = 60.0, rewake_s: float = 0.05, fast_max: int = 32) -> None:
+    def __init__(self, runtime: Runtime, *, first_s: float = 0.005, fast_s: float = 0.01, fast_for_s: float = 2.0,
+                 slow_s: float = 0.25, give_up_s: float = 60.0, rewake_s: float = 0.01, rewakes: int = 5,
+                 fast_max: int = 16) -> None:
         self.runtime: Runtime = _Watched(runtime, self)
         self.first_s = first_s
         self.fast_s, self.fast_for_s, self.slow_s, self.give_up_s = fast_s, fast_for_s, slow_s, give_up_s
-        self.rewake_s, self.fast_max = rewake_s, fast_max
+        self.rewake_s, self.rewakes, self.fast_max = rewake_s, rewakes, fast_max
         self.woken = threading.Event()
-        self._due: list[tuple[float, int, str, int, float, bool]] = []  # (at, seq, host, port, started, answered)
+        self._due: list[tuple[float, int, str, int, float, int]] = []  # (at, seq, host, port, started, wakes left)
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -42,7 +43,7 @@ class StartWatch:
     def watch(self, host: str, port: int) -> None:
         now = time.monotonic()
         with self._cond:
-            heapq.heappush(self._due, (now + self.first_s, next(self._seq), host, port, now, False))
+            heapq.heappush(self._due, (now + self.first_s, next(self._seq), host, port, now, 0))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="ark-startwatch", daemon=True)
                 self._thread.start()
@@ -65,23 +66,21 @@ class StartWatch:
                 if not self._due:
                     self._thread = None  # idle: the next watch starts a new thread
                     return
-                at, _, host, port, started, answered = self._due[0]
+                at, _, host, port, started, wakes = self._due[0]
                 if at > time.monotonic():
                     self._cond.wait(at - time.monotonic())
                     continue
                 heapq.heappop(self._due)
-            if answered:  # the second wake
-                self.woken.set()
-                continue
             now = time.monotonic()
-            if _accepts(host, port):
+            if wakes or _accepts(host, port):
                 self.woken.set()
-                with self._cond:
-                    heapq.heappush(self._due, (now + self.rewake_s, next(self._seq), host, port, started, True))
+                left = wakes - 1 if wakes else self.rewakes
+                if left > 0:  # again shortly: the pass just woken may find the service busy with the starting pass
+                    with self._cond:
+                        heapq.heappush(self._due, (now + self.rewake_s, next(self._seq), host, port, started, left))
             elif now - started < self.give_up_s:
                 with self._cond:
-                    heapq.heappush(self._due, (now + self._next(started, now), next(self._seq), host, port, started,
-                                               False))
+                    heapq.heappush(self._due, (now + self._next(started, now), next(self._seq), host, port, started, 0))
 
 
 def _accepts(host: str, port: int) -> bool:
