@@ -11,7 +11,7 @@ from rich.console import Console
 
 from arkserve.cli.context import api_errors, state
 from arkserve.cli.models import mount_lines, parse_mount
-from arkserve.cli.output import EXIT_TIMEOUT, fail, output_option, render
+from arkserve.cli.output import EXIT_TIMEOUT, fail, output_option, render, render_rows
 from arkserve.domain.rollout import Replica, settled
 from arkserve.domain.services import MAX_REPLICAS, SERVICE_STATUSES
 from arkserve.sdk.client import ApiError, Client
@@ -124,7 +124,7 @@ def list_services(prefix: str | None, status: str | None, owner: str | None, lim
             return
         for i, page in enumerate(pages):
             if page.items or i == 0:
-                render([_row(s) for s in page.items], fmt, COLUMNS, header=i == 0)
+                render_rows([_row(s) for s in page.items], COLUMNS, header=i == 0)
             if not every:
                 if page.next_cursor is not None:
                     click.echo(f"{len(page.items)} of {page.total} services; the rest: --all, or the next page: "
