@@ -103,7 +103,8 @@ def reconciler_phase(n: int, idle_s: float, rounds: int) -> tuple[Store, Path, f
             if time.monotonic() - t0 > 600:
                 raise TimeoutError("services not settled after 600 s")
             time.sleep(0.2)
-        while not all(f.done() for f in list(rec.inflight.values())) or getattr(rec, "carry", None):
+        while (getattr(rec, "seen", 0) < 0 or getattr(rec, "carry", None)
+               or not all(f.done() for f in list(rec.inflight.values()))):
             time.sleep(0.05)  # the first pass over every service
         settle = time.monotonic() - t0
         time.sleep(max(1.0, 31.0 - (time.monotonic() - t0)) if n > 10 else 1.0)  # into the first 30 s resync period

@@ -24,7 +24,7 @@ from arkserve.reconciler.capacity import Placer
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.schedule import Schedule
 from arkserve.reconciler.startwatch import StartWatch
-from arkserve.reconciler.worker import DRAINING, FAILED, PENDING, ServiceWorker, summarize
+from arkserve.reconciler.worker import DRAINING, FAILED, PENDING, ServiceWorker
 from arkserve.registry.pulls import RegistryPulls
 from arkserve.runtimes.base import ReplicaInfo, Runtime
 from arkserve.store import events as event_store
@@ -35,12 +35,15 @@ log = logging.getLogger("arkserve.reconciler")
 Result = tuple[service_store.ServiceRow, list[service_store.ReplicaRow]] | None  # a service's pass: how it ended
 
 
+SCALED_TO_ZERO = ("stopped", "ScaledToZero", "0 replicas desired")  # what summarize() says of such a service
+
+
 def idle(svc: service_store.ServiceRow, rows: list[service_store.ReplicaRow], infos: dict[str, ReplicaInfo] | None,
          config: ReconcilerConfig) -> bool:
     """True for a service with 0 replicas desired, none in the store or the runtime, and the status that says
     so: its pass would do nothing (most of them, at 10 000 services), so none is run."""
     return (svc.replicas == 0 and not rows and not infos and not svc.deleting
-            and summarize(svc, rows, config) == (svc.status, svc.reason, svc.message))
+            and (svc.status, svc.reason, svc.message) == SCALED_TO_ZERO)
 
 
 class Reconciler:

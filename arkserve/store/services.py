@@ -223,6 +223,9 @@ _CHANGED = (_select().add_columns(service_changes.c.seq.label("change_seq"))
             .where(service_changes.c.seq > bindparam("seen")).order_by(service_changes.c.seq))
 _CHANGED_WITH_REPLICAS = (_CHANGED.add_columns(*[c.label(f"r_{c.name}") for c in replicas.c])
                           .outerjoin(replicas, replicas.c.service_id == services.c.id))
+_BY_IDS = _select().where(services.c.id.in_(bindparam("ids", expanding=True)))
+_REPLICAS_OF = (select(replicas).where(replicas.c.service_id.in_(bindparam("ids", expanding=True)))
+                .order_by(replicas.c.started_at, replicas.c.id))
 
 
 def changed_since(conn: Connection, seen: int) -> list[ServiceRow]:
@@ -248,7 +251,7 @@ def by_ids(conn: Connection, ids: Iterable[int]) -> list[ServiceRow]:
     """The services of ``ids`` that still exist (batched: one query per 500 ids)."""
     wanted, out = list(ids), []
     for i in range(0, len(wanted), 500):
-        out += [_service(r) for r in conn.execute(_select().where(services.c.id.in_(wanted[i:i + 500])))]
+        out += [_service(r) for r in conn.execute(_BY_IDS, {"ids": wanted[i:i + 500]})]
     return out
 
 
@@ -257,9 +260,7 @@ def replicas_by_service(conn: Connection, ids: Iterable[int]) -> dict[int, list[
     wanted = list(ids)
     out: dict[int, list[ReplicaRow]] = {i: [] for i in wanted}
     for i in range(0, len(wanted), 500):
-        q = (select(replicas).where(replicas.c.service_id.in_(wanted[i:i + 500]))
-             .order_by(replicas.c.started_at, replicas.c.id))
-        for r in conn.execute(q):
+        for r in conn.execute(_REPLICAS_OF, {"ids": wanted[i:i + 500]}):
             row = ReplicaRow(**dict(r._mapping))
             out[row.service_id].append(row)
     return out

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from arkserve.domain.services import revision
+from arkserve.reconciler.config import ReconcilerConfig
+from arkserve.reconciler.loop import SCALED_TO_ZERO, idle
 from arkserve.reconciler.schedule import Schedule, busy
+from arkserve.reconciler.worker import summarize
 from arkserve.store.services import ReplicaRow, ServiceRow
 
 SPEC = {"image": "img", "command": "serve", "port": 8000}
@@ -25,6 +30,15 @@ def test_busy_is_anything_that_still_moves_or_differs_from_the_ask() -> None:
     assert busy(_svc(1, replicas=2), [_rep("ready")])  # one to start
     assert busy(_svc(1), [_rep("ready", rev="old")])  # a rollout
     assert busy(_svc(1, replicas=0, deleting=True), [])  # still to be removed
+
+
+def test_the_loop_skips_exactly_what_a_pass_would_leave_alone() -> None:
+    stopped = replace(_svc(1, replicas=0), status="stopped", reason="ScaledToZero", message="0 replicas desired")
+    assert summarize(stopped, [], ReconcilerConfig()) == SCALED_TO_ZERO
+    assert idle(stopped, [], {}, ReconcilerConfig())
+    assert not idle(replace(stopped, status="pending"), [], {}, ReconcilerConfig())  # its status is to be written
+    assert not idle(replace(stopped, replicas=1), [], {}, ReconcilerConfig())
+    assert not idle(stopped, [_rep("draining")], {}, ReconcilerConfig())
 
 
 def test_due_follows_the_kind_of_service() -> None:
