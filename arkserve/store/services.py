@@ -73,10 +73,19 @@ def _select() -> Any:
     return select(services, users.c.username).join(users, users.c.id == services.c.owner_id)
 
 
+_PORT_LOCK = 0x61726B706F7274  # "arkport": the advisory lock key of gateway port allocation
+
+
 def _free_port(conn: Connection, base: int, taken: Callable[[int], bool]) -> int:
     """The port after the highest one handed out (one lookup on the unique index, whatever the number of
     services), so a deleted service's port is not at once given to another service its old clients would
-    reach; only once that passes 65535 are the gaps from ``base`` reused (a scan, rare)."""
+    reach; only once that passes 65535 are the gaps from ``base`` reused (a scan, rare).
+
+    On PostgreSQL two creates at once would both read the same highest port, and the second insert would
+    fail on the port's unique index: a transaction-scoped advisory lock makes the second wait for the
+    first's commit (SQLite writers are serialised already: ``BEGIN IMMEDIATE``)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_PORT_LOCK)))
     top = conn.execute(select(func.max(services.c.gateway_port))).scalar_one_or_none()
     port = max(base, top + 1) if top is not None else base
     while port <= 65535 and taken(port):

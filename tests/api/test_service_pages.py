@@ -173,3 +173,29 @@ def test_cli_prints_the_first_page_and_all_pages_with_all(live_api: LiveApi) -> 
     assert code == 0 and [s["name"] for s in json.loads(out)] == [*names, "other"]
     code, out, err = _cli(live_api, "--status", "deleting")
     assert code == 0 and out.splitlines()[1:] == []
+
+
+def test_services_created_at_once_each_get_a_port(live_api: LiveApi) -> None:
+    """On PostgreSQL two creates can read the same highest port at once; the second must not be refused as if
+    its name were taken (the port is chosen under a lock)."""
+    errors: list[str] = []
+    start = threading.Barrier(4)
+
+    def create(worker: int) -> None:
+        with live_api.client() as c:
+            start.wait()
+            for i in range(8):
+                try:
+                    _create(c, f"at-once-{worker}-{i}")
+                except ApiError as exc:
+                    errors.append(f"{exc.code}: {exc.message}")
+
+    threads = [threading.Thread(target=create, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with live_api.client() as c:
+        ports = [s["endpoint"] for s in c.list_all("/services")]
+    assert len(ports) == len(set(ports)) == 32
