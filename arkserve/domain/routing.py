@@ -7,7 +7,7 @@ gateway swaps it in atomically; while the store is away it keeps serving the las
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 
@@ -52,6 +52,40 @@ class ServiceRoute:
     def failed_without_replicas(self) -> bool:
         """Nothing will be ready soon: the gateway answers 503 at once instead of queueing."""
         return bool(self.failing) and not self.upstreams
+
+
+class RouteTable(Mapping[str, ServiceRoute]):
+    """Routes by service name, immutable: a shared base plus the few routes changed on top of it, so the next
+    snapshot costs O(changed) instead of a copy of every route (and the previous one's release costs as little).
+    The changes fold into a new base once they pass ``FOLD_AT`` (about one copy per ``FOLD_AT`` changes)."""
+
+    FOLD_AT = 256
+    __slots__ = ("_base", "_len", "_top")
+
+    def __init__(self, base: Mapping[str, ServiceRoute], top: Mapping[str, ServiceRoute] | None = None) -> None:
+        self._base: dict[str, ServiceRoute] = base if isinstance(base, dict) else dict(base)
+        self._top: dict[str, ServiceRoute] = dict(top or {})
+        self._len = len(self._base) + sum(1 for k in self._top if k not in self._base)
+
+    def __getitem__(self, name: str) -> ServiceRoute:
+        route = self._top.get(name)
+        return self._base[name] if route is None else route
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._base
+        yield from (k for k in self._top if k not in self._base)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def updated(self, changes: Mapping[str, ServiceRoute]) -> RouteTable:
+        """A new table with ``changes`` (added or replaced routes) on top; this one stays as it is."""
+        if not changes:
+            return self
+        top = {**self._top, **changes}
+        if len(top) > self.FOLD_AT:
+            return RouteTable({**self._base, **top})
+        return RouteTable(self._base, top)
 
 
 @dataclass(frozen=True)

@@ -10,31 +10,62 @@ import logging
 import os
 import socket
 import time
+from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from arkserve.auth.signing import decode_secret
 from arkserve.auth.vault import MasterKey, VaultError, unseal
-from arkserve.domain.routing import KeyEntry, RoutingSnapshot, ServiceRoute, Upstream
+from arkserve.domain.routing import KeyEntry, RouteTable, RoutingSnapshot, ServiceRoute, Upstream
 from arkserve.errors import ArkserveError
 from arkserve.store import keys as key_store
 from arkserve.store import services as service_store
 from arkserve.store.db import Store, version
-from arkserve.store.tables import gateway_acks, users
+from arkserve.store.tables import gateway_acks, replicas, service_changes, services, users
 
 log = logging.getLogger("arkserve.store.routing")
 
 
 def _route(svc: service_store.ServiceRow, reps: list[service_store.ReplicaRow]) -> ServiceRoute:
     ups = tuple(Upstream(r.id, r.host, r.port) for r in reps if r.state == "ready" and r.port)
-    spec = svc.spec
+    return _make_route(svc.name, svc.owner_id, svc.spec, svc.replicas, svc.gateway_port, svc.status, svc.reason, ups)
+
+
+def _make_route(name: str, owner_id: int, spec: dict[str, Any], replica_count: int, gateway_port: int | None,
+                status: str, reason: str, ups: tuple[Upstream, ...]) -> ServiceRoute:
     return ServiceRoute(
-        name=svc.name, owner_id=svc.owner_id, auth=bool(spec.get("auth", True)), upstreams=ups,
-        gateway_port=svc.gateway_port, request_timeout_s=float(spec.get("request_timeout_s", 60.0)),
+        name=name, owner_id=owner_id, auth=bool(spec.get("auth", True)), upstreams=ups,
+        gateway_port=gateway_port, request_timeout_s=float(spec.get("request_timeout_s", 60.0)),
         max_concurrency=int(spec.get("max_concurrency", 0)),
         pass_authorization=bool(spec.get("pass_authorization", False)),
-        failing=svc.reason if svc.status == "failed" else "",
-        not_ready="" if svc.status == "ready" else ("ScaledToZero" if svc.replicas == 0 else svc.reason))
+        failing=reason if status == "failed" else "",
+        not_ready="" if status == "ready" else ("ScaledToZero" if replica_count == 0 else reason))
+
+
+# the routes of the services changed after :seen, one row per ready replica (or one without): built once, as
+# building a statement costs more than running it on SQLite
+_S, _R, _C = services.c, replicas.c, service_changes.c
+_CHANGED_ROUTES = (
+    select(_S.name, _S.owner_id, _S.spec, _S.replicas, _S.gateway_port, _S.status, _S.reason, _C.seq,
+           _R.id, _R.host, _R.port)
+    .join(service_changes, _C.service_id == _S.id)
+    .outerjoin(replicas, and_(_R.service_id == _S.id, _R.state == "ready", _R.port.is_not(None)))
+    .where(_C.seq > bindparam("seen")).order_by(_C.seq, _R.started_at, _R.id))
+
+
+def changed_routes(conn: Connection, seen: int) -> tuple[dict[str, ServiceRoute], int]:
+    """The routes of the services changed after ``seen`` (a ``changes`` version), and the newest change read."""
+    rows: dict[str, tuple[Any, list[Upstream]]] = {}
+    last = seen
+    for r in conn.execute(_CHANGED_ROUTES, {"seen": seen}):
+        entry = rows.get(r[0])
+        if entry is None:
+            entry = rows[r[0]] = (r, [])
+            last = max(last, int(r[7]))
+        if r[8] is not None:
+            entry[1].append(Upstream(r[8], r[9], r[10]))
+    return {name: _make_route(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(ups))
+            for name, (r, ups) in rows.items()}, last
 
 
 def load_snapshot(conn: Connection, master: MasterKey) -> RoutingSnapshot:
@@ -84,17 +115,13 @@ class SnapshotLoader:
             snap = RoutingSnapshot(version=ver, services=snap.services, keys=snap.keys)
             self.last, self._feed, self._full_at = snap, (changes, removals, keys_ver), time.monotonic()
             return snap
-        changed = service_store.changed_with_replicas(conn, self._feed[0])
-        routes = dict(prev.services)
-        names: set[str] = set()
-        for svc, reps in changed:
-            route = _route(svc, reps)
-            if routes.get(svc.name) != route:
-                routes[svc.name] = route
-                names.add(svc.name)
+        changed, last = changed_routes(conn, self._feed[0])
+        table = prev.services if isinstance(prev.services, RouteTable) else RouteTable(prev.services)
+        moved = {name: route for name, route in changed.items() if table.get(name) != route}
+        routes, names = table.updated(moved), set(moved)
         keys_changed = keys_ver != self._feed[2]
         keys = _keys(conn, self.master) if keys_changed else prev.keys
-        seen = max([changes, *(svc.change_seq for svc, _ in changed)])
+        seen = max(changes, last)
         snap = RoutingSnapshot(version=ver, services=routes, keys=keys, changed=frozenset(names), base=prev.version,
                                keys_changed=keys_changed)
         self.last, self._feed = snap, (seen, removals, keys_ver)

@@ -230,8 +230,6 @@ _FEED = select(versions.c.name, versions.c.value).where(versions.c.name.in_(("ro
 _CHANGED = (_select().add_columns(service_changes.c.seq.label("change_seq"))
             .join(service_changes, service_changes.c.service_id == services.c.id)
             .where(service_changes.c.seq > bindparam("seen")).order_by(service_changes.c.seq))
-_CHANGED_WITH_REPLICAS = (_CHANGED.add_columns(*[c.label(f"r_{c.name}") for c in replicas.c])
-                          .outerjoin(replicas, replicas.c.service_id == services.c.id))
 _BY_IDS = _select().where(services.c.id.in_(bindparam("ids", expanding=True)))
 _REPLICAS_OF = (select(replicas).where(replicas.c.service_id.in_(bindparam("ids", expanding=True)))
                 .order_by(replicas.c.started_at, replicas.c.id))
@@ -241,19 +239,6 @@ def changed_since(conn: Connection, seen: int) -> list[ServiceRow]:
     """Services whose desired state, status or replicas changed after ``seen`` (a ``changes`` version), oldest
     change first; the reader's next ``seen`` is the last row's ``change_seq`` (or ``seen`` when none)."""
     return [_service(r) for r in conn.execute(_CHANGED, {"seen": seen})]
-
-
-def changed_with_replicas(conn: Connection, seen: int) -> list[tuple[ServiceRow, list[ReplicaRow]]]:
-    """:func:`changed_since` and each service's replica rows, in one query (the gateway's snapshot loads)."""
-    out: dict[int, tuple[ServiceRow, list[ReplicaRow]]] = {}
-    for r in conn.execute(_CHANGED_WITH_REPLICAS, {"seen": seen}):
-        m = r._mapping
-        entry = out.get(m["id"])
-        if entry is None:
-            entry = out[m["id"]] = (_service(r), [])
-        if m["r_id"] is not None:
-            entry[1].append(ReplicaRow(**{c.name: m[f"r_{c.name}"] for c in replicas.c}))
-    return list(out.values())
 
 
 def by_ids(conn: Connection, ids: Iterable[int]) -> list[ServiceRow]:
