@@ -6,7 +6,7 @@ import asyncio
 import time
 from dataclasses import replace
 
-from arkserve.domain.routing import KeyEntry, RoutingSnapshot, ServiceRoute, Upstream
+from arkserve.domain.routing import KeyEntry, RouteTable, RoutingSnapshot, ServiceRoute, Upstream
 from arkserve.gateway.config import GatewayConfig
 from arkserve.gateway.core import Core
 
@@ -63,3 +63,18 @@ def test_a_delta_changes_only_its_services_and_matches_a_full_apply() -> None:
         assert _state(core) == _state(full) and core.secrets == {}
 
     asyncio.run(run())
+
+
+def test_a_route_table_is_a_mapping_that_shares_its_base_and_folds() -> None:
+    base = {f"s{i:05d}": _route(i) for i in range(1000)}
+    t0 = RouteTable(base)
+    t1 = t0.updated({"s00003": _route(3, 1), "new": _route(1000)})
+    assert t1 is not t0 and t0["s00003"] == _route(3) and "new" not in t0  # the older table is untouched
+    assert t1["s00003"] == _route(3, 1) and t1["new"] == _route(1000) and len(t1) == 1001
+    assert dict(t1) == {**base, "s00003": _route(3, 1), "new": _route(1000)} and list(t1)[-1] == "new"
+    assert t1.updated({}) is t1
+    t = t1
+    for i in range(RouteTable.FOLD_AT + 1):
+        t = t.updated({f"s{i:05d}": _route(i, 2)})
+    assert t._base is not t1._base and len(t._top) < 3  # folded into a new base once past FOLD_AT
+    assert len(t) == 1001 and t["s00000"] == _route(0, 2) and t["new"] == _route(1000)
