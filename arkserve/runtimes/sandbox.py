@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arkserve.errors import PermanentError
+from arkserve.runtimes import mount_owner
 from arkserve.runtimes.base import Mount, ReplicaSpec
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
@@ -160,4 +161,8 @@ def command_line(policy: SandboxPolicy, spec: ReplicaSpec, app_dir: Path) -> lis
     if policy.uid is not None and st.st_uid != policy.uid and st.st_mode & 0o005 != 0o005:
         raise PermanentError(f'image directory "{app_dir}" is not readable by the replica user (uid {policy.uid}): '
                              f"make it world-readable, e.g. chmod -R a+rX {app_dir}", code="ValidationFailed")
+    if policy.uid is not None and policy.gid is not None:
+        for m in spec.mounts:  # a writable disk folder belongs to the uid the replica runs as
+            if not m.read_only:
+                mount_owner.hand_over(Path(m.source), policy.data_dir, policy.uid, policy.gid)
     return argv(policy, app_dir, spec.mounts, spec.command)

@@ -1,10 +1,12 @@
 """Services with mounts on real runtimes: a model-market version at /ark/models (from the node-local cache,
 fetched once with progress events) and a network-disk folder at /data. The app reads both; its write to the
-model mount fails; ``ARK_MODEL_DIR`` names the first mount. Docker (bind mounts) and local (bubblewrap)."""
+model mount fails; ``ARK_MODEL_DIR`` names the first mount. Docker (bind mounts) and local (bubblewrap); on the
+local runtime under root, a writable disk mount is written by a replica running as nobody."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -133,3 +135,53 @@ def test_a_market_model_and_a_disk_folder_on_the_local_runtime(local_cluster: Cl
     assert report["data"] == "a flower dataset" and report["model_dir"] == "/ark/models"
     assert report["model_write"].startswith("refused"), report
     _fetched_once_then_warm(c, "mnt", digest)
+
+
+# the local app for a writable disk mount: writes a new file and appends to one it found, says who it is
+RW_APP = '''
+import json, os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+def attempt():
+    try:
+        with open("/out/result.txt", "w") as f:
+            f.write("written by the replica")
+        with open("/out/old.txt", "a") as f:
+            f.write(" + appended")
+        os.makedirs("/out/sub/deeper", exist_ok=True)
+        return "wrote"
+    except OSError as exc:
+        return "refused: " + exc.strerror
+body = json.dumps({"write": attempt(), "uid": os.getuid()}).encode()
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+'''
+
+
+def test_a_writable_disk_mount_on_the_local_runtime_as_root(local_cluster: Cluster, tmp_path: Path) -> None:
+    """Under root the replica runs as nobody; the disk folder (made by root, 0755, a root-owned file in it)
+    is handed to the replica's uid before it starts, so it writes there; a link inside changes nothing."""
+    c = local_cluster
+    out = c.data_dir / "disks" / "owner" / "results"
+    out.mkdir(parents=True)
+    (out / "old.txt").write_text("found")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the disk's")
+    (out / "link").symlink_to(outside)
+    (c.app_dir / "rw_app.py").write_text(RW_APP)
+    full = c.spec(mounts=[{"source": "disk", "ref": "/results", "mount_path": "/out", "read_only": False}],
+                  command=f"{sys.executable} rw_app.py", health_path=None)
+    with c.store.begin() as conn:
+        full = resolve(conn, c.data_dir, user_store.get_by_id(conn, c.owner_id), full)
+        service_store.create(conn, "rw", c.owner_id, full, 1, None)
+    c.wait("ready", lambda: len(c.ready("rw")) == 1, timeout=30)
+    report = json.loads(_get(c.ready("rw")[0]))
+    assert report["write"] == "wrote", report
+    assert (out / "result.txt").read_text() == "written by the replica"
+    assert (out / "old.txt").read_text() == "found + appended" and (out / "sub" / "deeper").is_dir()
+    assert outside.stat().st_uid == os.getuid()  # the link was not followed
+    if os.geteuid() == 0:
+        assert report["uid"] != 0 and (out / "result.txt").stat().st_uid == report["uid"]
