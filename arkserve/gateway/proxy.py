@@ -49,6 +49,10 @@ class ClientConnection(asyncio.Protocol):
         self.paused = 0
         self.closed = False
         self.fatal: bytes | None = None
+        # the last Host that passed the checks that depend only on it and this connection (request.py):
+        # clients send the same one on every request of a connection, so a comparison replaces the parsing
+        self.host_ok: bytes | None = None
+        self.host_port_ok: bytes | None = None
 
     # ------------------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -33,6 +33,12 @@ _CODES = {b"host": HOST, b"authorization": AUTHZ, b"date": DATE, b"x-ark-content
           b"content-length": CLEN, b"transfer-encoding": TENC, b"x-request-id": RID, b"expect": EXPECT,
           b"x-forwarded-for": XFF, b"upgrade": UPGRADE, b"x-forwarded-proto": DROP, b"x-ark-access-key": DROP}
 _CODES.update({n: DROP for n in HOP_BY_HOP if n not in _CODES})
+# the spellings clients send, looked up as received before paying for a lower(); PASS: forwarded as is
+PASS = DROP + 1
+_CODES.update({b"-".join(w.capitalize() for w in n.split(b"-")): c for n, c in list(_CODES.items())})
+_CODES[b"X-Ark-Content-SHA256"] = CHASH
+_CODES.update({n: PASS for n in (b"user-agent", b"User-Agent", b"accept", b"Accept", b"content-type",
+                                 b"Content-Type", b"accept-encoding", b"Accept-Encoding")})
 _NAMES = {AUTHZ: "authorization", DATE: "date", CHASH: "x-ark-content-sha256"}
 
 
@@ -49,8 +55,10 @@ def build_exchange(conn: ClientConnection) -> Exchange:
     err: HttpError | None = None
     codes = _CODES
     for name, value in conn.headers:
-        code = codes.get(name.lower())
+        code = codes.get(name)
         if code is None:
+            code = codes.get(name.lower())
+        if code is None or code == PASS:
             head += (name, b": ", value, b"\r\n")
         elif code == HOST:
             if host is not None:
@@ -82,7 +90,7 @@ def build_exchange(conn: ClientConnection) -> Exchange:
     if err is None:
         if host is None:
             err = HttpError(400, "BadHost", "the Host header is missing")
-        elif not valid_host(host):
+        elif host != conn.host_ok and not _valid_host(conn, host):
             err = HttpError(400, "BadHost", "the Host header is not a valid host[:port]")
         elif url[:1] != b"/":
             err = HttpError(400, "BadRequest", "the request target must be a path")
@@ -116,13 +124,21 @@ def build_exchange(conn: ClientConnection) -> Exchange:
     return ex
 
 
+def _valid_host(conn: ClientConnection, host: bytes) -> bool:
+    if valid_host(host):
+        conn.host_ok = host
+        return True
+    return False
+
+
 def _other_host(conn: ClientConnection, host: bytes) -> HttpError | None:
     """Port addressing: a signature covers the Host, so the Host must name the port the request arrived on (a
     request signed for another service's port is refused). Host addressing routes by the Host itself."""
-    if conn.core.host_mode:
+    if conn.core.host_mode or host == conn.host_port_ok:
         return None
     port = host_port(host)
     if port == conn.port or (port is None and conn.port in (80, 443)):
+        conn.host_port_ok = host
         return None
     conn.core.metrics.auth_failure("HostMismatch")
     named = f"port {port}" if port is not None else "no port"
