@@ -5,6 +5,9 @@ its secret key as the password (what ``rclone``, ``davfs2`` and desktop file man
 platform's TLS protects the password on the wire. Successful checks are remembered for
 :data:`CACHE_S` seconds (keyed by a hash, never the secret itself), so a client's many requests do not
 each pay an Argon2 verification; a disabled user or key stops working when that memory lapses.
+
+wsgidav itself (:mod:`arkserve.api.dav_app`) is imported on the first request to ``/dav/``: a platform
+whose users never mount their disk does not carry it (a few MB in every API process).
 """
 
 from __future__ import annotations
@@ -15,20 +18,12 @@ import threading
 import time
 from typing import Any
 
-from a2wsgi import WSGIMiddleware
 from fastapi import FastAPI
-from wsgidav.dc.base_dc import BaseDomainController
-from wsgidav.error_printer import ErrorPrinter
-from wsgidav.http_authenticator import HTTPAuthenticator
-from wsgidav.request_resolver import RequestResolver
-from wsgidav.wsgidav_app import WsgiDAVApp
+from starlette.types import Receive, Scope, Send
 
 from arkserve.api.context import AppContext
-from arkserve.api.disk import user_uploads
 from arkserve.auth import passwords
 from arkserve.auth.vault import VaultError, unseal
-from arkserve.storage.uploads import Uploads
-from arkserve.storage.webdav import USER_KEY, DiskProvider
 from arkserve.store import keys as key_store
 from arkserve.store import users as user_store
 
@@ -78,55 +73,21 @@ class Credentials:
         return user.username if passwords.verify_password(user.password_hash, secret) else None
 
 
-class ArkDomainController(BaseDomainController):  # type: ignore[misc]
-    """wsgidav's view of our users: one realm, Basic auth only, checked by :class:`Credentials`."""
+class LazyDav:
+    """The ASGI app at ``/dav``: builds the wsgidav app on its first request."""
 
-    def __init__(self, wsgidav_app: Any, config: dict[str, Any]) -> None:
-        super().__init__(wsgidav_app, config)
-        self.credentials: Credentials = config["arkserve"]["credentials"]
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.app: Any = None
 
-    def __str__(self) -> str:
-        return "ArkDomainController"
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:
+            from arkserve.api import dav_app
 
-    def get_domain_realm(self, path_info: str, environ: dict[str, Any]) -> str:
-        return "arkserve disk"
-
-    def require_authentication(self, realm: str, environ: dict[str, Any]) -> bool:
-        return True
-
-    def supports_http_digest_auth(self) -> bool:
-        return False
-
-    def basic_auth_user(self, realm: str, user_name: str, password: str, environ: dict[str, Any]) -> bool:
-        username = self.credentials(user_name, password)
-        if username is None:
-            return False
-        environ[USER_KEY] = username
-        return True
-
-    def digest_auth_user(self, realm: str, user_name: str, environ: dict[str, Any]) -> bool:
-        return False
+            self.app = dav_app.build(self.ctx, Credentials(self.ctx))
+        await self.app(scope, receive, send)
 
 
 def mount(app: FastAPI, ctx: AppContext) -> None:
     """Serve WebDAV at ``/dav/`` on ``app``."""
-
-    def uploads_for(username: str) -> Uploads:
-        with ctx.store.read() as conn:
-            user = user_store.get(conn, username)
-        return user_uploads(ctx, user)
-
-    config: dict[str, Any] = {
-        "provider_mapping": {"/": DiskProvider(uploads_for)},
-        "mount_path": MOUNT,  # hrefs in answers; a2wsgi already strips it from PATH_INFO
-        "http_authenticator": {"domain_controller": ArkDomainController, "accept_basic": True,
-                               "accept_digest": False, "default_to_digest": False, "trusted_auth_header": None},
-        "simple_dc": None,
-        "arkserve": {"credentials": Credentials(ctx)},
-        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, RequestResolver],  # no HTML browser, no CORS
-        "lock_storage": True,
-        "property_manager": True,
-        "verbose": 1,
-        "logging": {"enable": False, "enable_loggers": []},
-    }
-    app.mount(MOUNT, WSGIMiddleware(WsgiDAVApp(config), workers=8), name="webdav")  # type: ignore[arg-type]
+    app.mount(MOUNT, LazyDav(ctx), name="webdav")

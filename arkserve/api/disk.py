@@ -9,13 +9,13 @@ from __future__ import annotations
 import mimetypes
 import os
 import re
-from collections.abc import Iterator
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
 
+from arkserve.api import transfer
 from arkserve.api.context import AppContext
 from arkserve.api.security import Caller, Context
 from arkserve.errors import PermanentError
@@ -38,7 +38,6 @@ router = APIRouter(tags=["network disk"], responses={
     400: {"description": "refused path (.., absolute, NUL, symlink, name over 255 bytes)", "model": ErrorBody},
     404: {"description": "no such file or folder", "model": ErrorBody},
     409: {"description": "exists already, not empty, or an upload to that name is in progress", "model": ErrorBody}})
-CHUNK = 4 << 20  # per read and send of a download: fewer hops, measured faster than 1 MiB
 
 
 def user_uploads(ctx: AppContext, user: User) -> Uploads:
@@ -146,27 +145,24 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, last
 
 
-class _Closer:
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+class FileSlice(Response):
+    """Bytes ``first..last`` of an open file as the body, sent by the kernel where the server can
+    (:func:`arkserve.api.transfer.send_file`); the descriptor is closed when the response ends."""
 
-    def __call__(self) -> None:
-        if self.fd >= 0:
+    def __init__(self, fd: int, first: int, last: int, *, status_code: int, headers: dict[str, str],
+                 media_type: str) -> None:
+        super().__init__(status_code=status_code, headers=headers, media_type=media_type)
+        self.fd, self.first, self.last = fd, first, last
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            if scope["method"] == "HEAD":
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                await transfer.send_file(scope, send, self.fd, self.first, self.last)
+        finally:
             os.close(self.fd)
-            self.fd = -1
-
-
-def _chunks(closer: _Closer, first: int, last: int) -> Iterator[bytes]:
-    pos = first
-    try:
-        while pos <= last:
-            data = os.pread(closer.fd, min(CHUNK, last - pos + 1), pos)
-            if not data:
-                return
-            pos += len(data)
-            yield data
-    finally:
-        closer()
 
 
 @router.get("/disk/files/{path:path}", summary="Download a file (``Range: bytes=a-b`` gives 206)",
@@ -176,14 +172,13 @@ def _chunks(closer: _Closer, first: int, last: int) -> Iterator[bytes]:
                        416: {"model": ErrorBody, "description": "range outside the file"}})
 def download(path: str, request: Request, caller: Caller, ctx: Context) -> Response:
     fd, st = user_disk(ctx, caller.user).open(path)
-    closer = _Closer(fd)
     try:
         size = st.st_size
         etag = f'"{st.st_mtime_ns:x}-{size:x}"'
         if_range = request.headers.get("if-range")
         wanted = parse_range(request.headers.get("range"), size) if if_range in (None, etag) else None
     except BaseException:
-        closer()
+        os.close(fd)
         raise
     name = path.rstrip("/").rsplit("/", 1)[-1]
     headers = {"Accept-Ranges": "bytes", "ETag": etag,
@@ -194,5 +189,4 @@ def download(path: str, request: Request, caller: Caller, ctx: Context) -> Respo
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     headers["Content-Length"] = str(max(0, last - first + 1))
     media = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return StreamingResponse(_chunks(closer, first, last), status_code=status, headers=headers, media_type=media,
-                             background=BackgroundTask(closer))
+    return FileSlice(fd, first, last, status_code=status, headers=headers, media_type=media)

@@ -13,20 +13,15 @@ the file is installed (an unsigned payload, the empty hash, is accepted as every
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import time
-from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from arkserve.api import security
 from arkserve.api.disk import entry_out, user_uploads
-from arkserve.api.security import Caller, Context, Principal
+from arkserve.api.security import Caller, Context
+from arkserve.api.streamed import BodyHash, StreamingCaller
 from arkserve.auth import signing
 from arkserve.schemas import DiskEntryOut, DiskUploadIn, DiskUploadOut
 from arkserve.storage.uploads import Session
@@ -35,60 +30,6 @@ router = APIRouter(tags=["network disk"])
 
 _BINARY_BODY = {"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
-
-
-@dataclass(frozen=True)
-class Uploader:
-    principal: Principal
-    claimed_hash: str | None  # x-ark-content-sha256 of a signed request; None for a console session
-
-
-async def uploader(request: Request, ctx: Context) -> Uploader:
-    """Like :func:`arkserve.api.security.principal`, but leaves the body unread (it is checked as it streams)."""
-    header = request.headers.get("authorization")
-    if header is not None:
-        parsed = signing.parse_authorization(header)
-        found = await run_in_threadpool(security._key_secret, ctx, parsed.access_key)
-        verified = signing.verify(
-            method=request.method, url=security._raw_url(request), headers=dict(request.headers),
-            lookup=lambda ak: found[0] if found is not None and ak == parsed.access_key else None,
-            now=time.time(), skew_s=ctx.settings.api.clock_skew_s)
-        assert found is not None  # verify() raised InvalidCredential otherwise
-        await run_in_threadpool(security._touch, ctx, verified.access_key)
-        return Uploader(security.Principal(found[1], "signature", verified.access_key), verified.content_hash)
-    token = request.cookies.get(security.SESSION_COOKIE)
-    if token:
-        p = await run_in_threadpool(security._by_session, ctx, token, request.method,
-                                    request.headers.get(security.CSRF_HEADER))
-        return Uploader(p, None)
-    raise signing.MissingAuthorization(
-        "request is not signed: send an AK/SK signature (see docs/signing.md) or log in")
-
-
-StreamingCaller = Annotated[Uploader, Depends(uploader)]
-
-
-class _Hash:
-    """The body's hash, computed only when the request claims one."""
-
-    def __init__(self, claimed: str | None) -> None:
-        self.claimed = claimed
-        self.h = hashlib.sha256() if claimed not in (None, signing.EMPTY_CONTENT_HASH) else None
-        self.n = 0
-
-    def update(self, data: bytes) -> None:
-        self.n += len(data)
-        if self.h is not None:
-            self.h.update(data)
-
-    def check(self) -> None:
-        if self.claimed is None:
-            return
-        if self.h is not None:
-            actual = base64.b64encode(self.h.digest()).decode("ascii")
-        else:
-            actual = signing.EMPTY_CONTENT_HASH if self.n == 0 else "-"
-        signing.check_payload(self.claimed, actual, self.n)
 
 
 def _length(request: Request) -> int | None:
@@ -108,9 +49,9 @@ async def put_file(path: str, request: Request, caller: StreamingCaller, ctx: Co
                    overwrite: bool = False) -> DiskEntryOut | Response:
     up = await run_in_threadpool(user_uploads, ctx, caller.principal.user)
     writer = await run_in_threadpool(up.begin, path, _length(request), overwrite=overwrite)
-    digest = _Hash(caller.claimed_hash)
+    digest = BodyHash(caller.claimed_hash)
     try:
-        async for chunk in request.stream():
+        async for chunk in request.stream():  # each piece written as it comes, while it is in the CPU's cache
             digest.update(chunk)
             writer.write(chunk)
         digest.check()
@@ -145,20 +86,21 @@ async def append_upload(upload_id: str, offset: int, request: Request, caller: S
                         ctx: Context) -> DiskUploadOut | Response:
     up = await run_in_threadpool(user_uploads, ctx, caller.principal.user)
     appender = await run_in_threadpool(up.resume, upload_id, offset)
-    digest = _Hash(caller.claimed_hash)
+    digest = BodyHash(caller.claimed_hash)
     try:
-        async for chunk in request.stream():
-            digest.update(chunk)
-            appender.write(chunk)
+        try:
+            async for chunk in request.stream():
+                digest.update(chunk)
+                appender.write(chunk)
+        except ClientDisconnect:
+            await run_in_threadpool(appender.close)  # keep what arrived: the client resumes from there
+            return Response(status_code=400)
         try:
             digest.check()
         except signing.SignatureError:
             os.ftruncate(appender.fd, offset)  # a forged body must not stay stored
             appender.offset = offset
             raise
-    except ClientDisconnect:
-        await run_in_threadpool(appender.close)  # keep what arrived: the client resumes from there
-        return Response(status_code=400)
     except BaseException:
         await run_in_threadpool(appender.close)
         raise

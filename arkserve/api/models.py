@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from arkserve.api.mounts import services_mounting
 from arkserve.api.security import Caller, Context, Principal
+from arkserve.api.streamed import BodyHash, StreamingCaller
 from arkserve.errors import Conflict, Forbidden, NotFound
 from arkserve.schemas import ModelCard, ModelFileOut, ModelOut, ModelPublishDisk, ModelVersionOut
 from arkserve.storage import market
@@ -137,22 +138,26 @@ def publish_from_disk(name: str, version: str, body: ModelPublishDisk, caller: C
             summary="Publish a version from a tar archive in the body (plain or compressed; streamed to disk)",
             openapi_extra={"requestBody": {"required": True, "content": {
                 "application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}})
-async def publish_archive(name: str, version: str, request: Request, caller: Caller, ctx: Context,
+async def publish_archive(name: str, version: str, request: Request, streamed: StreamingCaller, ctx: Context,
                           description: str | None = Query(None, max_length=65536),
                           task: str | None = Query(None, max_length=64),
                           framework: str | None = Query(None, max_length=64),
                           license: str | None = Query(None, max_length=64),
                           public: bool | None = None) -> ModelOut:
+    caller = streamed.principal  # the signature's headers checked; the body's hash is checked as it streams
     body = ModelCard(description=description, task=task, framework=framework, license=license, public=public)
     card = _card(body, caller)
     await run_in_threadpool(_prepare, ctx, caller, name, version)
     blobs = market.BlobStore(ctx.settings.data_dir)
     blobs.tmp.mkdir(parents=True, exist_ok=True)
     fd, spool = tempfile.mkstemp(dir=blobs.tmp, prefix="upload-")
+    digest = BodyHash(streamed.claimed_hash)
     try:
-        with os.fdopen(fd, "wb") as out:  # spooled to disk, never held in memory whole
+        with os.fdopen(fd, "wb", buffering=0) as out:  # spooled to disk as it comes, never held whole
             async for chunk in request.stream():
-                await run_in_threadpool(out.write, chunk)
+                digest.update(chunk)
+                out.write(chunk)  # a raw file writes all of it (or raises)
+        digest.check()  # a body that is not the one signed publishes nothing
         with open(spool, "rb") as f:
             manifest = await run_in_threadpool(market.publish_tar, blobs, f)
     finally:

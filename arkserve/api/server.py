@@ -7,6 +7,7 @@ the first byte of each later request, the headers must be complete within ``api.
 client gets ``408`` (JSON, like every API error) and the connection is closed. A request whose body is still
 arriving when its response is complete (a route that did not read it) closes the connection too, so a body
 cannot trickle on behind a finished response. Bodies a route reads are bounded by ``arkserve.api.limits``.
+Each request's cycle is :class:`arkserve.api.transfer.Cycle`: zero-copy file sends and uncopied bodies.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import secrets
 from typing import Any, Literal
 
 import uvicorn
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from arkserve.api import transfer
 from arkserve.settings import Settings
 
 
@@ -73,6 +76,19 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._disarm()
         self._begun = False
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle.scope is self.scope:
+            transfer.adopt(self.cycle, self.transport)  # zero-copy sends, uncopied bodies
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if not isinstance(cycle, transfer.Cycle):
+            super().on_body(body)
+            return
+        if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
+            return
+        if cycle.add_piece(body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
 
     def on_response_complete(self) -> None:
         if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from arkserve.errors import StoreUnavailable
 from arkserve.store.tables import versions
@@ -57,8 +56,46 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
+_REVISION_RE = re.compile(r"^(down_)?revision(?:\s*:[^=\n]*)?\s*=\s*(?:['\"]([^'\"]+)['\"]|None)\s*$", re.M)
+
+
+def script_head() -> str | None:
+    """The one head revision the migration files name, or ``None`` when they do not say it plainly (a merge,
+    two heads, a file without both lines): then alembic itself decides."""
+    revisions: set[str] = set()
+    downs: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = {m.group(1) or "": m.group(2) for m in _REVISION_RE.finditer(path.read_text())}
+        if found.get("") is None or "down_" not in found:
+            return None
+        revisions.add(str(found[""]))
+        if found["down_"]:
+            downs.add(str(found["down_"]))
+    heads = revisions - downs
+    return heads.pop() if len(heads) == 1 else None
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the store's schema is already at the newest migration (read without importing alembic)."""
+    head = script_head()
+    if head is None:
+        return False
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+    except SQLAlchemyError:  # no table yet, or a store that cannot answer: alembic will say why
+        return False
+    return list(rows) == [head]
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
+    """Bring the schema to the newest migration (idempotent). A store already there is left without
+    importing alembic, which would cost every serving process ~10 MB it never uses."""
+    if at_head(engine):
+        return
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
