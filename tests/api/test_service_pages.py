@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import threading
 
 import httpx
@@ -199,3 +200,19 @@ def test_services_created_at_once_each_get_a_port(live_api: LiveApi) -> None:
     with live_api.client() as c:
         ports = [s["endpoint"] for s in c.list_all("/services")]
     assert len(ports) == len(set(ports)) == 32
+
+
+def test_a_signed_list_is_not_queued_behind_a_writer(live_api: LiveApi) -> None:
+    """A key's last use is written at most once a minute: a list right after needs no write lock, so a long
+    write transaction (the reconciler's, another create's) does not hold it up."""
+    if not live_api.database_url.startswith("sqlite:///"):
+        pytest.skip("SQLite's single write lock; PostgreSQL writers do not block readers")
+    with live_api.client() as c:
+        _create(c, "busy")  # this key's use is now recorded
+        writer = sqlite3.connect(live_api.database_url.removeprefix("sqlite:///"), isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")  # holds the write lock until the end of the test
+            assert [s["name"] for s in c.get("/services")] == ["busy"]
+            writer.execute("ROLLBACK")
+        finally:
+            writer.close()
