@@ -310,8 +310,9 @@ class Pump:
                     writer = self.writers[key] = LogWriter(log_path(self.log_dir, *key), key[1], self.max_bytes)
                 writer.write_many([raw.decode("utf-8", "replace") for raw in lines])
             sp.offset += used
-            # from the block the last punch ended in: a block is freed only by a punch that covers all of it
-            if not _punch(sp.fd, sp.punched - sp.punched % _BLOCK, sp.offset) and not self.warned_no_punch:
+            # from the block the last punch ended in: a block is freed only by a punch that covers all of it. Only
+            # after new lines: a punch is a write, and inotify would wake us for it again
+            if used and not _punch(sp.fd, sp.punched - sp.punched % _BLOCK, sp.offset) and not self.warned_no_punch:
                 self.warned_no_punch = True
                 print("logpump: this filesystem cannot punch holes; spools keep their size until their replica "
                       "stops", file=sys.stderr, flush=True)
