@@ -8,7 +8,8 @@ After each pass of a service the loop tells the :class:`Schedule` what the servi
 * *steady* (nothing to run): only a change in the store, or the resync, brings it back.
 
 The resync reconciles every service once per ``resync_s``, spread evenly over the period (a slice per pass), as
-the safety net for anything the change feed could not see.
+the safety net for anything the change feed could not see; a slice is taken at most every ``slice_s`` (one
+batched read for many services rather than a small one on every pass).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ def busy(svc: ServiceRow, rows: list[ReplicaRow]) -> bool:
 
 
 class Schedule:
-    def __init__(self, interval_s: float, resync_s: float) -> None:
-        self.interval_s, self.resync_s = interval_s, resync_s
+    def __init__(self, interval_s: float, resync_s: float, slice_s: float = 1.0) -> None:
+        self.interval_s, self.resync_s, self.slice_s = interval_s, resync_s, slice_s
+        self.slice_at = -math.inf
         self.busy: set[int] = set()
         self.probe_at: dict[int, float] = {}  # serving services: when (monotonic) to look at them next
         self.cycle: list[int] = []  # this resync period's services, and how far the slices got
@@ -64,7 +66,7 @@ class Schedule:
 
     def cycle_over(self, now: float) -> bool:
         """True when a new resync period starts: the caller lists every service id for :meth:`start_cycle`."""
-        return now - self.cycle_start >= self.resync_s
+        return now - self.cycle_start >= self.resync_s and self.cycle_pos >= len(self.cycle)
 
     def start_cycle(self, ids: Iterable[int], now: float, *, done: bool = False) -> None:
         """A new resync period over ``ids``; ``done``: they are all being reconciled now (the first pass)."""
@@ -75,9 +77,11 @@ class Schedule:
         """Services to reconcile in this pass (besides the changed ones): busy, due a probe, this pass's slice."""
         out = set(self.busy)
         out.update(sid for sid, at in self.probe_at.items() if at <= now)
+        if now - self.slice_at < self.slice_s:
+            return out
         share = min(1.0, (now - self.cycle_start) / self.resync_s) if self.resync_s > 0 else 1.0
         until = math.ceil(len(self.cycle) * share)
         if until > self.cycle_pos:
             out.update(self.cycle[self.cycle_pos:until])
-            self.cycle_pos = until
+            self.cycle_pos, self.slice_at = until, now
         return out
