@@ -18,13 +18,14 @@ from arkserve.gateway.http import METHOD_NAMES
 class Decision:
     """Who called and what the body needs: ``spool`` means hash it before forwarding."""
 
-    __slots__ = ("access_key", "claimed", "require_signed", "signed_at")
+    __slots__ = ("access_key", "claimed", "head_line", "require_signed", "signed_at")
 
     def __init__(self, access_key: str, claimed: str, require_signed: bool, signed_at: float = 0.0) -> None:
         self.access_key = access_key
         self.claimed = claimed
         self.require_signed = require_signed
         self.signed_at = signed_at  # the request's date (the verified-signature cache re-checks the window)
+        self.head_line = b"x-ark-access-key: " + access_key.encode() + b"\r\n"  # what the replica is told
 
     def must_spool(self, has_body: bool) -> bool:
         """Unsigned payload (empty hash with a body) streams; everything else is checked first."""

@@ -173,8 +173,8 @@ def _authenticate(ex: Exchange, signing: dict[int, bytes], host: bytes, has_body
         core.metrics.auth_failure(exc.code)
         return HttpError(exc.status, exc.code, exc.message)
     ex.access_key, ex.claimed, ex.require_signed = d.access_key, d.claimed, d.require_signed
-    ex.head += (b"x-ark-access-key: ", d.access_key.encode(), b"\r\n")
-    if d.must_spool(has_body):
+    ex.head.append(d.head_line)
+    if has_body and d.must_spool(has_body):
         ex.spool = core.new_spool()
     return None
 
