@@ -9,7 +9,8 @@ the source file. Upload: one streamed ``PUT /api/v1/disk/files/...`` (signed, un
 ends with fsync + rename; so ``cp`` is timed both bare and followed by ``sync`` of the copy, the fair
 reference for a durable write. Download: ``GET`` streamed to a local file (no fsync, like ``cp``).
 The client is ``curl`` when it is installed (so the numbers are the server's, not a Python client's),
-else httpx (``--client httpx`` forces it).
+else httpx (``--client httpx`` forces it). With curl, the same client also runs against a bare server
+(:class:`BareServer`: splice in, sendfile out, nothing else): the ceiling of any server for that client.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -64,10 +66,67 @@ def _timed(fn: object) -> float:
     return time.perf_counter() - t
 
 
-def _chunks(path: Path) -> object:
+def _chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as f:
         while data := f.read(CHUNK):
             yield data
+
+
+class BareServer(threading.Thread):
+    """The loopback ceiling for the same client: a bare HTTP/1.1 server, one connection at a time, that
+    receives a PUT body with ``splice(2)`` (socket -> pipe -> file, then fsync, like the API's upload) and
+    sends a GET with ``sendfile(2)`` -- no parsing, auth, quota or Python per byte. Whatever time the API
+    takes beyond it is the platform's; what it takes itself is the client's and the kernel's."""
+
+    def __init__(self, src: Path, dst: Path) -> None:
+        super().__init__(daemon=True)
+        self.src, self.dst = src, dst
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                self.serve(conn)
+
+    def serve(self, conn: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(65536)
+        head, rest = head.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+        if lines[0].startswith("GET"):
+            fd = os.open(self.src, os.O_RDONLY)
+            size = os.fstat(fd).st_size
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % size)
+            sent = 0
+            while sent < size:
+                sent += os.sendfile(conn.fileno(), fd, sent, size - sent)
+            os.close(fd)
+            return
+        if headers.get("expect", "").lower() == "100-continue":
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        left = int(headers["content-length"]) - len(rest)
+        fd = os.open(self.dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, rest)
+        r, w = os.pipe()
+        while left > 0:
+            n = os.splice(conn.fileno(), w, min(left, 1 << 20))
+            if n == 0:
+                break
+            left -= n
+            while n:
+                n -= os.splice(r, fd, n)
+        os.close(r)
+        os.close(w)
+        os.fsync(fd)
+        os.close(fd)
+        conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
 
 def main() -> None:
@@ -121,7 +180,12 @@ def run(tmp: Path, mib: int, rounds: int, client: str) -> None:
         sampler.start()
         http = httpx.Client(base_url=f"{url}/api/v1/disk", auth=ArkAuth(boot.access_key, boot.secret_key),
                             timeout=httpx.Timeout(600.0))
+        bare = BareServer(src, tmp / "bare.bin") if client == "curl" else None
+        if bare is not None:
+            bare.start()
         times: dict[str, list[float]] = {"cp": [], "cp + sync": [], "upload": [], "download": []}
+        if bare is not None:
+            times.update({"bare upload": [], "bare download": []})
         for r in range(rounds):
             dst = tmp / f"copy{r}.bin"
             times["cp"].append(_timed(lambda dst=dst: subprocess.run(["cp", str(src), str(dst)], check=True)))
@@ -152,6 +216,15 @@ def run(tmp: Path, mib: int, rounds: int, client: str) -> None:
             times["download"].append(_timed(download))
             assert (tmp / "down.bin").stat().st_size == size
             (tmp / "down.bin").unlink()
+            if bare is not None:
+                bare_url = f"http://127.0.0.1:{bare.port}/bare.bin"
+                times["bare upload"].append(_timed(lambda u=bare_url: _curl(
+                    "PUT", u, boot.access_key, boot.secret_key, "-T", str(src))))
+                times["bare download"].append(_timed(lambda u=bare_url: _curl(
+                    "GET", u, boot.access_key, boot.secret_key, "-o", str(tmp / "down.bin"))))
+                assert (tmp / "bare.bin").stat().st_size == size and (tmp / "down.bin").stat().st_size == size
+                (tmp / "bare.bin").unlink()
+                (tmp / "down.bin").unlink()
             http.delete(f"/files/bench{r}.bin")
         sampler.stop.set()
         sampler.join()
@@ -163,7 +236,7 @@ def run(tmp: Path, mib: int, rounds: int, client: str) -> None:
     print(f"file: {mib} MiB, rounds: {rounds}, client: {client} (median; MiB/s = size / time)")
     print("| transfer | median | MiB/s | vs cp | vs cp + sync |")
     print("|---|---:|---:|---:|---:|")
-    for k in ("cp", "cp + sync", "upload", "download"):
+    for k in times:
         print(f"| {k} | {med[k]:.2f} s | {mib / med[k]:.0f} | {med['cp'] / med[k]:.2f}x | "
               f"{med['cp + sync'] / med[k]:.2f}x |")
     print(f"API RSS: idle {idle_rss / 2**20:.0f} MiB, peak during transfers {sampler.peak / 2**20:.0f} MiB")

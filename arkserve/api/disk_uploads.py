@@ -8,7 +8,9 @@ interruption; the file appears under its name when the last byte is stored.
 
 Signed uploads are verified without reading the body first: the signature over method, path, query and
 headers is checked up front; a claimed body hash is checked once the body has streamed through, before
-the file is installed (an unsigned payload, the empty hash, is accepted as everywhere else).
+the file is installed (an unsigned payload, the empty hash, is accepted as everywhere else). A one-shot
+upload with ``Content-Length`` and no hash to check is spliced from the socket into its staging file
+(:func:`arkserve.api.transfer.body_receiver`, where the server offers it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from arkserve.api import transfer
 from arkserve.api.disk import entry_out, user_uploads
 from arkserve.api.security import Caller, Context
 from arkserve.api.streamed import BodyHash, StreamingCaller
@@ -50,10 +53,19 @@ async def put_file(path: str, request: Request, caller: StreamingCaller, ctx: Co
     up = await run_in_threadpool(user_uploads, ctx, caller.principal.user)
     writer = await run_in_threadpool(up.begin, path, _length(request), overwrite=overwrite)
     digest = BodyHash(caller.claimed_hash)
+    length = _length(request)
+    receive_into = transfer.body_receiver(request.scope)
     try:
-        async for chunk in request.stream():  # each piece written as it comes, while it is in the CPU's cache
-            digest.update(chunk)
-            writer.write(chunk)
+        if receive_into is not None and length and digest.h is None and "transfer-encoding" not in request.headers:
+            stored = await receive_into(writer.fd, length)  # spliced from the socket, never through Python
+            if stored < length:
+                return Response(status_code=400)  # the client went away; nothing was installed
+            writer.stored(stored)
+            digest.n = stored
+        else:
+            async for chunk in request.stream():  # each piece written as it comes, while in the CPU's cache
+                digest.update(chunk)
+                writer.write(chunk)
         digest.check()
         return entry_out(await run_in_threadpool(writer.commit))
     except ClientDisconnect:

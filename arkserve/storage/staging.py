@@ -84,6 +84,12 @@ class Writer:
         _write_all(self.fd, data)
         self.written = n
 
+    def stored(self, n: int) -> None:
+        """Count ``n`` bytes written to ``fd`` by the caller itself (a body spliced from the socket)."""
+        if self.size is None or self.written + n > self.size:
+            raise PermanentError(f"body is longer than the declared {self.size} bytes", code="SizeMismatch")
+        self.written += n
+
     def commit(self) -> Entry:
         try:
             if self.size is not None and self.written != self.size:

@@ -1,6 +1,7 @@
 """Big transfers through the API's own server (``arkserve.api.server``, as ``arkserve api`` runs it): downloads
 go out through ``sendfile(2)`` (whole files, ranges, keep-alive after them, a client that leaves mid-way);
-uploads handed over piece by piece arrive whole."""
+unsigned-payload uploads are spliced from the socket into the file and arrive whole; a client leaving
+mid-upload installs nothing."""
 
 from __future__ import annotations
 
@@ -76,17 +77,39 @@ def sendfile_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+@pytest.fixture
+def splice_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The byte counts of every ``os.splice`` the server makes (the real call, counted)."""
+    calls: list[int] = []
+    real = os.splice
+
+    def counted(src: int, dst: int, count: int, *args: int) -> int:
+        n = real(src, dst, count, *args)
+        calls.append(n)
+        return n
+
+    monkeypatch.setattr(transfer.os, "splice", counted)
+    return calls
+
+
 def _pieces(data: bytes, size: int = 300_000) -> Iterator[bytes]:
     for i in range(0, len(data), size):
         yield data[i:i + size]
 
 
-def test_download_goes_out_through_sendfile_whole_and_in_ranges(api: Api, sendfile_calls: list[int]) -> None:
+def test_download_goes_out_through_sendfile_whole_and_in_ranges(api: Api, sendfile_calls: list[int],
+                                                                 splice_calls: list[int]) -> None:
     data = os.urandom(24 * MIB + 12345)
     with api.http() as http:
         put = http.put("/files/big.bin", content=_pieces(data), headers={"Content-Length": str(len(data))})
         assert put.status_code == 201, put.text
-        assert (api.disk / "big.bin").read_bytes() == data  # pieces arrive whole, in order
+        assert (api.disk / "big.bin").read_bytes() == data
+        assert sum(splice_calls) >= len(data)  # socket -> pipe -> file: most of it never entered Python
+        # a body whose hash is signed goes through Python (to be hashed), and arrives the same
+        small = os.urandom(3 * MIB)
+        assert http.put("/files/signed.bin", content=small).status_code == 201  # bytes: ArkAuth signs the hash
+        assert (api.disk / "signed.bin").read_bytes() == small
+        http.delete("/files/signed.bin")
         got = http.get("/files/big.bin")
         assert got.status_code == 200 and hashlib.sha256(got.content).digest() == hashlib.sha256(data).digest()
         assert sum(sendfile_calls) == len(data)  # every byte went through the kernel, none through Python
@@ -96,6 +119,26 @@ def test_download_goes_out_through_sendfile_whole_and_in_ranges(api: Api, sendfi
         # the same keep-alive connection serves a JSON answer after a sendfile body
         assert http.get("/usage").json()["used"] == len(data)
         assert sum(sendfile_calls) == len(data) + 10_000_001 + 7
+
+
+def test_a_client_leaving_mid_upload_installs_nothing(api: Api) -> None:
+    host = f"127.0.0.1:{api.port}"
+    path = "/api/v1/disk/files/half.bin"
+    head = sign_headers(method="PUT", url=path, host=host, access_key=api.ak, secret_key=api.sk, body=None,
+                        now=time.time())
+    request = f"PUT {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {64 * MIB}\r\n"
+    request += "".join(f"{k}: {v}\r\n" for k, v in head.items()) + "\r\n"
+    with socket.create_connection(("127.0.0.1", api.port)) as s:
+        s.sendall(request.encode() + os.urandom(5 * MIB))
+    staging = api.disk.parent / ".staging" / "admin" / "parts"
+    with api.http() as http:  # once the server has noticed, the name is free and nothing half is under it
+        deadline = time.monotonic() + 30
+        while (r := http.put("/files/half.bin", content=b"whole")).status_code == 409:
+            assert r.json()["code"] == "UploadInProgress", r.text
+            assert time.monotonic() < deadline, "the half upload still holds the name"
+            time.sleep(0.05)
+        assert r.status_code == 201, r.text
+    assert (api.disk / "half.bin").read_bytes() == b"whole" and list(staging.iterdir()) == []
 
 
 def test_a_client_leaving_mid_download_leaves_the_server_serving(api: Api) -> None:
