@@ -121,7 +121,10 @@ class LocalRuntime:
             return st
         if rc is not None:
             st = replace(st, exit_code=rc)
-            self._save(st)
+            with self._lock:  # a stop() may have removed the state meanwhile: never bring it back
+                current = self._load(self._path(st.service, st.replica))
+                if current is not None and current.pid == st.pid:
+                    self._save(st)
         return st
 
     def _info(self, st: _State) -> ReplicaInfo:

@@ -162,3 +162,28 @@ def test_signal_exit_code_and_previous_logs_on_restart(rt: LocalRuntime, tmp_pat
     assert [x.text for x in read_logs(log_dir_for(tmp_path), "svc", "r0000a1")] == ["second run"]
     assert [x.text for x in read_logs(log_dir_for(tmp_path), "svc", "r0000a1", previous=True)] == ["first run"]
     rt.stop("svc", "r0000a1", grace_s=0)
+
+
+def test_parallel_stops_while_listing_leave_nothing_behind(rt: LocalRuntime) -> None:
+    """A list() that sees a replica exit must not write back the state file a concurrent stop() removed."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    replicas = [f"r0000e{i:02x}" for i in range(40)]
+    for r in replicas:
+        rt.start(spec("exec sleep 300", r))
+    done = threading.Event()
+
+    def keep_listing() -> None:
+        while not done.is_set():
+            rt.list()
+
+    lister = threading.Thread(target=keep_listing)
+    lister.start()
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            list(pool.map(lambda r: rt.stop("svc", r, grace_s=2), replicas))
+    finally:
+        done.set()
+        lister.join(10)
+    assert rt.list() == []
