@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from itertools import chain
 from typing import TYPE_CHECKING
 
 import httptools
@@ -42,6 +41,7 @@ class ClientConnection(asyncio.Protocol):
         self.state = IDLE
         self.deadline = INF
         self.hdr_bytes = 0
+        self.hdr_size = 0  # request line and header bytes as parsed (the 431 check)
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.reading: Exchange | None = None
@@ -122,17 +122,19 @@ class ClientConnection(asyncio.Protocol):
         self.deadline = self.core.clock + self.core.config.header_timeout_s
         self.url = b""
         self.headers = []
+        self.hdr_size = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self.hdr_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+        self.hdr_size += len(name) + len(value) + 4
 
     def on_headers_complete(self) -> None:
         self.hdr_bytes = 0
-        h = self.headers  # their size summed once, in C, rather than per header in on_header
-        if len(self.url) + 4 * len(h) + sum(map(len, chain.from_iterable(h))) > self.core.config.max_header_bytes:
+        if self.hdr_size > self.core.config.max_header_bytes:
             raise HttpError(431, "HeadersTooLarge", "request line and headers exceed "
                             f"{self.core.config.max_header_bytes} bytes")
         ex = build_exchange(self)
