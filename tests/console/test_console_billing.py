@@ -100,6 +100,31 @@ def test_admin_tops_up_and_a_user_buys_prepaid_and_sees_metered_usage(browser: A
         pw(page.locator("#billing-statement-total")).to_contain_text("prepaid 28.80 CNY")
         href = page.locator("#billing-csv").get_attribute("href")
         assert href and "format=csv" in href
+        # the Create form: with the balance below the limit, pay-as-you-go is refused (402, the form says why and
+        # nothing is created); the free prepaid instance takes the service
+        with p.client() as c:
+            c.post("/billing/adjustments", {"username": "dora", "amount": -200, "note": "test"})
+        page.goto(f"{user.base}/console/services/new")
+        page.get_by_label("Service name").fill("dora-pre")
+        page.get_by_label("Instance type").select_option("cpu.small")
+        page.get_by_label("Image").fill(str(p.app_dir))
+        page.get_by_label("Start command").fill(f"{sys.executable} app.py")
+        page.get_by_label("Pay-as-you-go", exact=True).check()
+        pw(page.locator("#create-prepaid-free")).to_have_text("Your free prepaid cpu.small instances: 1")
+        page.get_by_role("button", name="Create").click()
+        pw(page.locator(".form-error")).to_contain_text("insufficient balance: -128.80 CNY")
+        with p.client() as c:
+            assert "dora-pre" not in {s["name"] for s in c.list_all("/services", limit=1000)}
+        page.get_by_label("Prepaid instance", exact=True).check()
+        page.get_by_label("When a prepaid instance expires").select_option("stop")
+        page.get_by_role("button", name="Create").click()
+        pw(page).to_have_url(re.compile(r"/console/services/dora-pre$"))
+        p.wait_ready("dora-pre", 1)
+        with p.client() as c:
+            spec = c.get("/services/dora-pre")["spec"]
+            assert (spec["billing"], spec["on_prepaid_expiry"]) == ("prepaid", "stop")
+            assert c.get("/billing/prepaid-free", user="dora")[0]["in_use"] == 1
+        page.goto(f"{user.base}/console/billing")
         page.evaluate("localStorage.setItem('arkserve.lang', 'zh')")
         page.reload()
         pw(page.get_by_role("heading", name="费用中心")).to_be_visible()

@@ -1,11 +1,12 @@
-// Create an inference service: instance type, image, port, command, env, model (image / model market / network
-// disk, mounted at a path, and more mounts: mounts-editor.js), instances, auth. "?model=NAME@VERSION" (from the
-// model market) preselects a model.
+// Create an inference service: instance type and billing (pay-as-you-go / prepaid: billing-field.js), image, port,
+// command, env, model (image / model market / network disk, mounted at a path, and more mounts: mounts-editor.js),
+// instances, auth. "?model=NAME@VERSION" (from the model market) preselects a model.
 
 import { api } from "./api.js";
 import { t } from "./i18n.js";
 import { link, navigate } from "./router.js";
 import { DNS_LABEL, checkPort, envEditor, instanceTypeField } from "./forms.js";
+import { billingField } from "./billing-field.js";
 import { mountsEditor } from "./mounts-editor.js";
 import { fillImageChoices } from "./page-images.js";
 import { clearErrors, errorText, field, h, icon, pageHeader, showApiError, showError, toast } from "./ui.js";
@@ -20,6 +21,7 @@ export async function renderCreate(main) {
   const name = h("input", { name: "name", required: true, maxlength: 63, autocapitalize: "none", spellcheck: "false",
     placeholder: "my-model" });
   const { select: typeSelect, info: typeInfo } = instanceTypeField(types, "cpu.small");
+  const billing = billingField(typeSelect);  // pay-as-you-go / prepaid instance (docs/billing.md)
   const image = h("input.mono", { name: "image", required: true, spellcheck: "false",
     placeholder: t("create.imagePlaceholder"), list: "image-choices" });
   const imageChoices = h("datalist", { id: "image-choices" });
@@ -42,7 +44,8 @@ export async function renderCreate(main) {
     formError,
     section(t("create.basic"),
       field(t("create.name"), name, { name: "name", required: true, hint: t("create.nameHint") }),
-      h("div", field(t("create.instanceType"), typeSelect, { name: "instance_type", required: true }), typeInfo)),
+      h("div", field(t("create.instanceType"), typeSelect, { name: "instance_type", required: true }), typeInfo),
+      billing.el),
     section(t("create.container"),
       field(t("create.image"), image, { name: "image", required: true, hint: t("create.imageHint") }), imageChoices,
       h("div.grid-2",
@@ -93,7 +96,7 @@ export async function renderCreate(main) {
     const body = {
       name: name.value.trim(), instance_type: typeSelect.value, image: image.value.trim(),
       port: Number(port.value), command: command.value.trim(), env: env.value(), replicas: Number(replicas.value),
-      auth: auth.checked,
+      auth: auth.checked, ...billing.value(),
     };
     const mountList = mounts.value();
     if (mountList.length) body.mounts = mountList;
