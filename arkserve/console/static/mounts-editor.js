@@ -79,6 +79,12 @@ function mountRow(models, { first, wanted, onRemove }) {
     },
   };
   source.addEventListener("change", () => row.sync());
+  for (const box of Object.values(fields)) {  // an error stays until its field is changed
+    box.addEventListener("input", () => {
+      box.classList.remove("invalid");
+      box.querySelector(".field-error").textContent = "";
+    });
+  }
   row.sync();
   return row;
 }
