@@ -74,7 +74,7 @@ def test_static_files_are_flat_small_and_self_contained() -> None:
         text = p.read_text(encoding="utf-8")
         total += len(text.encode())
         assert not re.search(r"https?://(?!127\.0\.0\.1|www\.w3\.org/2000/svg)", text.replace("${url}", "")), p.name
-    assert total < 200_000
+    assert total < 240_000  # ~200 KB with the billing pages and the mounts editor: still no bundle in it
 
 
 def test_every_js_module_imports_only_siblings() -> None:
