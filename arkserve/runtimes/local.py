@@ -37,7 +37,7 @@ from pathlib import Path
 
 from arkserve.errors import PermanentError, TemporaryError
 from arkserve.logs import DEFAULT_MAX_BYTES, log_dir_for
-from arkserve.runtimes import logpump, sandbox
+from arkserve.runtimes import sandbox, spool
 from arkserve.runtimes.base import (
     ReplicaInfo,
     ReplicaPhase,
@@ -79,7 +79,7 @@ class LocalRuntime:
         self.data_dir = Path(data_dir)
         self.policy = sandbox.policy_for(self.data_dir, replica_user=replica_user, extra_paths=sandbox_paths)
         self.log_dir = log_dir_for(self.data_dir)
-        self.pump_dir = logpump.pump_dir_for(self.data_dir)
+        self.pump_dir = spool.pump_dir_for(self.data_dir)
         self.state_dir = self.data_dir / "replicas"
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.gpu_count = _host_gpus() if gpu_count is None else gpu_count
@@ -165,12 +165,12 @@ class LocalRuntime:
             if spec.mounts:
                 env["ARK_MODEL_DIR"] = (spec.mounts[0].target if argv[0] != "/bin/sh"
                                         else str(Path(spec.mounts[0].source).resolve()))
-            stem, out = logpump.open_spool(self.pump_dir, spec.service, spec.replica, old.spool if old else "")
+            stem, out = spool.open_spool(self.pump_dir, spec.service, spec.replica, old.spool if old else "")
             try:
                 proc = subprocess.Popen(argv, cwd=app_dir, env=env,
                                         stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
             except OSError as exc:
-                logpump.close_spool(self.pump_dir, stem)
+                spool.close_spool(self.pump_dir, stem)
                 raise TemporaryError(f"cannot start {spec.command!r}: {exc}") from exc
             finally:
                 os.close(out)
@@ -199,7 +199,7 @@ class LocalRuntime:
                 path.unlink(missing_ok=True)
                 if self._ports is not None:
                     self._ports = {k: v for k, v in self._ports.items() if k != path.name}
-        logpump.close_spool(self.pump_dir, st.spool)  # its processes are gone: the pump takes the rest
+        spool.close_spool(self.pump_dir, st.spool)  # its processes are gone: the pump takes the rest
         self._ensure_pump(strict=False)
 
     def list(self) -> list[ReplicaInfo]:
@@ -249,7 +249,7 @@ class LocalRuntime:
     def _ensure_pump(self, strict: bool = True) -> None:
         """Start the log pump unless one runs. Not strict (stop, list): the spools keep the output till a retry."""
         try:
-            logpump.ensure_pump(self.pump_dir, self.log_dir, self.log_max_bytes, self._base_env.get("PATH", ""))
+            spool.ensure_pump(self.pump_dir, self.log_dir, self.log_max_bytes, self._base_env.get("PATH", ""))
         except (OSError, subprocess.CalledProcessError) as exc:
             if strict:
                 raise TemporaryError(f"cannot start the log pump: {exc}") from exc

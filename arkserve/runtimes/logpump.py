@@ -27,6 +27,8 @@ log aside (``<replica>.log.1``, the ``previous`` log) and marks the new spool be
 before its first line. When the runtime has stopped the replica (its process group is gone) it marks the
 spool closed; the pump then takes the trailing partial line too and removes the spool and its markers.
 A pump with no spools left for ``idle_exit_s`` exits (the next start brings one back).
+The runtime's side (opening and closing spools, starting a pump) and the byte-level helpers are in
+:mod:`arkserve.runtimes.spool`.
 
 Lines are stamped when the pump reads them (within milliseconds while a pump runs; lines written while
 none ran carry the time the next pump read them). NUL bytes at the very start of a line written right
@@ -35,143 +37,33 @@ after a pump restart are taken for the punched range and skipped.
 
 from __future__ import annotations
 
-import ctypes
-import errno
-import fcntl
 import os
 import resource
 import select
 import signal
 import struct
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from arkserve.logs import DEFAULT_MAX_BYTES, LogWriter, log_path, rotate
+from arkserve.runtimes.spool import (
+    BEGUN,
+    BLOCK,
+    CLOSED,
+    LIBC,
+    OUT,
+    READ_CHUNK,
+    punch,
+    resume_offset,
+    split_lines,
+    spool_dir,
+    try_lock,
+)
 
-OUT, CLOSED, BEGUN = ".out", ".closed", ".begun"
-MAX_LINE = 65536
-READ_CHUNK = 1 << 20
-_BLOCK = 4096
-_PUNCH_HOLE, _KEEP_SIZE = 0x02, 0x01
 _IN_MASK = 0x2 | 0x8 | 0x80 | 0x100 | 0x400 | 0x800  # modify, close-write, moved-to, create, delete/move self
 _IN_Q_OVERFLOW = 0x4000
-
-
-def pump_dir_for(data_dir: Path) -> Path:
-    return data_dir / "logpump"
-
-
-def spool_dir(pump_dir: Path) -> Path:
-    return pump_dir / "spool"
-
-
-# ------------------------------------------------------------------------------------------ the runtime's side
-
-def open_spool(pump_dir: Path, service: str, replica: str, previous: str = "") -> tuple[str, int]:
-    """Start a new run's spool: (its stem, an O_APPEND descriptor for the replica's stdout and stderr).
-
-    The previous run's spool (``previous``, when the replica id runs again) is marked closed first; the pump
-    finishes a replica's older spools before it starts on a newer one."""
-    d = spool_dir(pump_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    close_spool(pump_dir, previous)
-    stem = f"{service}.{replica}.{time.time_ns():020d}"
-    fd = os.open(d / f"{stem}{OUT}", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    return stem, fd
-
-
-def close_spool(pump_dir: Path, stem: str) -> None:
-    """The run is over (its processes are gone): the pump drains the rest, partial last line included."""
-    if stem and (spool_dir(pump_dir) / f"{stem}{OUT}").exists():
-        (spool_dir(pump_dir) / f"{stem}{CLOSED}").touch()
-
-
-def _try_lock(pump_dir: Path) -> int | None:
-    """A descriptor holding the pump lock of ``pump_dir``, or None when a pump holds it."""
-    fd = os.open(pump_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def ensure_pump(pump_dir: Path, log_dir: Path, max_bytes: int, path_env: str) -> bool:
-    """Start a pump for ``pump_dir`` unless one runs; True when one was started.
-
-    The lock is taken here and handed to the new pump as an inherited descriptor, so there is no moment in
-    which a second caller could find it free and start a second pump."""
-    spool_dir(pump_dir).mkdir(parents=True, exist_ok=True)
-    fd = _try_lock(pump_dir)
-    if fd is None:
-        return False
-    try:
-        pkg_root = str(Path(__file__).resolve().parents[2])
-        env = {"PATH": path_env or "/usr/bin:/bin", "PYTHONPATH": pkg_root}
-        # detached through an exiting shell, so init reaps it (not us), in a session of its own
-        script = '"$0" -m arkserve.runtimes.logpump "$1" "$2" "$3" "$4" </dev/null >>"$1/pump.err" 2>&1 &'
-        subprocess.run(["/bin/sh", "-c", script, sys.executable, str(pump_dir), str(log_dir), str(max_bytes),
-                        str(fd)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       env=env, start_new_session=True, check=True, pass_fds=(fd,))
-    finally:
-        os.close(fd)  # the pump's inherited copy keeps the lock
-    return True
-
-
-# ------------------------------------------------------------------------------------------ the pump
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _punch(fd: int, start: int, end: int) -> bool:
-    """Free [start, end) of the spool (reads as zeros after); False where the filesystem cannot."""
-    if end <= start:
-        return True
-    if _libc.fallocate(fd, _PUNCH_HOLE | _KEEP_SIZE, ctypes.c_long(start), ctypes.c_long(end - start)) == 0:
-        return True
-    if ctypes.get_errno() not in (errno.EOPNOTSUPP, errno.ENOSYS):
-        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-    for pos in range(start, end, READ_CHUNK):
-        os.pwrite(fd, bytes(min(READ_CHUNK, end - pos)), pos)
-    return False
-
-
-def resume_offset(fd: int) -> int:
-    """Where a spool's unconsumed data starts: its first non-zero byte (everything before was punched)."""
-    size = os.fstat(fd).st_size
-    try:
-        pos = os.lseek(fd, 0, os.SEEK_DATA)
-    except OSError:  # ENXIO: nothing but a hole
-        return size
-    while pos < size:
-        chunk = os.pread(fd, min(READ_CHUNK, size - pos), pos)
-        stripped = chunk.lstrip(b"\0")
-        if stripped:
-            return pos + len(chunk) - len(stripped)
-        pos += len(chunk)
-    return size
-
-
-def split_lines(data: bytes, final: bool) -> tuple[list[bytes], int]:
-    """Complete lines of ``data`` (pieces of at most MAX_LINE bytes) and how many bytes they use.
-
-    ``final``: the run is over, so a trailing partial line counts too."""
-    end = len(data) if final else data.rfind(b"\n") + 1
-    if end == 0 and len(data) >= MAX_LINE:
-        end = len(data) - len(data) % MAX_LINE
-    if end == 0:
-        return [], 0
-    parts = data[:end].split(b"\n")
-    if data[end - 1] == 0x0A:
-        parts.pop()  # the empty piece after the last newline
-    out: list[bytes] = []
-    for line in parts:
-        out += [line[i:i + MAX_LINE] for i in range(0, len(line), MAX_LINE)] or [b""]
-    return out, end
 
 
 class _Inotify:
@@ -179,8 +71,8 @@ class _Inotify:
 
     def __init__(self, path: Path) -> None:
         self.fd = -1
-        fd = int(_libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
-        if fd >= 0 and _libc.inotify_add_watch(fd, os.fsencode(path), _IN_MASK) >= 0:
+        fd = int(LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
+        if fd >= 0 and LIBC.inotify_add_watch(fd, os.fsencode(path), _IN_MASK) >= 0:
             self.fd = fd
         elif fd >= 0:
             os.close(fd)
@@ -232,7 +124,7 @@ class Pump:
     def run(self) -> int:
         if not self.spools_dir.is_dir():
             return 0  # the runtime makes it before starting a pump; gone means the data directory went away
-        lock = self.lock_fd if self.lock_fd is not None else _try_lock(self.dir)
+        lock = self.lock_fd if self.lock_fd is not None else try_lock(self.dir)
         if lock is None:
             return 0  # another pump serves this directory
         os.set_inheritable(lock, False)
@@ -252,7 +144,7 @@ class Pump:
                 os.close(lock)  # let go, then look once more: a spool created meanwhile keeps us (or its pump)
                 if not any(n.endswith(OUT) for n in os.listdir(self.spools_dir)):
                     return 0
-                if (lock := _try_lock(self.dir)) is None:
+                if (lock := try_lock(self.dir)) is None:
                     return 0  # a runtime started another pump meanwhile
                 idle_since = time.monotonic()
             changed = watch.wait(1.0)
@@ -312,7 +204,7 @@ class Pump:
             sp.offset += used
             # from the block the last punch ended in: a block is freed only by a punch that covers all of it. Only
             # after new lines: a punch is a write, and inotify would wake us for it again
-            if used and not _punch(sp.fd, sp.punched - sp.punched % _BLOCK, sp.offset) and not self.warned_no_punch:
+            if used and not punch(sp.fd, sp.punched - sp.punched % BLOCK, sp.offset) and not self.warned_no_punch:
                 self.warned_no_punch = True
                 print("logpump: this filesystem cannot punch holes; spools keep their size until their replica "
                       "stops", file=sys.stderr, flush=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from arkserve.logs import log_dir_for, log_path, read_logs
-from arkserve.runtimes import logpump
+from arkserve.runtimes import spool
 from arkserve.runtimes.base import ReplicaSpec
 from arkserve.runtimes.local import LocalRuntime
 
@@ -59,7 +59,7 @@ def counter(n: int, every: int = 50) -> str:
     (b"x" * 70000 + b"\n", False, [b"x" * 65536, b"x" * 4464], 70001),
 ])
 def test_split_lines(data: bytes, final: bool, lines: list[bytes], used: int) -> None:
-    assert logpump.split_lines(data, final) == (lines, used)
+    assert spool.split_lines(data, final) == (lines, used)
 
 
 def test_resume_offset_is_the_first_unpunched_byte(tmp_path: Path) -> None:
@@ -67,12 +67,12 @@ def test_resume_offset_is_the_first_unpunched_byte(tmp_path: Path) -> None:
     path.write_bytes(b"a" * 10000 + b"\n" + b"rest\n")
     fd = os.open(path, os.O_RDWR)
     try:
-        assert logpump.resume_offset(fd) == 0
-        logpump._punch(fd, 0, 10001)
-        assert logpump.resume_offset(fd) == 10001
+        assert spool.resume_offset(fd) == 0
+        spool.punch(fd, 0, 10001)
+        assert spool.resume_offset(fd) == 10001
         assert os.fstat(fd).st_blocks * 512 <= 8192  # the consumed part is freed, not just zeroed
-        logpump._punch(fd, 10001, 10006)
-        assert logpump.resume_offset(fd) == 10006 == os.fstat(fd).st_size
+        spool.punch(fd, 10001, 10006)
+        assert spool.resume_offset(fd) == 10006 == os.fstat(fd).st_size
     finally:
         os.close(fd)
 
@@ -94,7 +94,7 @@ def test_one_pump_process_serves_every_replica(tmp_path: Path) -> None:
             rt.stop("svc", r, grace_s=0)
     assert [x.text for x in read_logs(log_dir_for(tmp_path), "svc", replicas[0])][-1] == "done"
     wait_until(lambda: not pumps(tmp_path), timeout=20, what="the idle pump to exit")
-    assert not list(logpump.spool_dir(logpump.pump_dir_for(tmp_path)).iterdir())
+    assert not list(spool.spool_dir(spool.pump_dir_for(tmp_path)).iterdir())
 
 
 def _pgid(stat: Path) -> int:
@@ -118,9 +118,9 @@ def test_nothing_lost_across_rotation_a_killed_pump_and_a_reconciler_restart(tmp
     wait_until(lambda: len(numbers(tmp_path, "r0000a1")) >= 300, timeout=20, what="the first 300 lines")
     (pid,) = pumps(tmp_path)
     os.kill(pid, signal.SIGKILL)
-    spool = next(logpump.spool_dir(logpump.pump_dir_for(tmp_path)).glob("*.out"))
-    size = spool.stat().st_size
-    wait_until(lambda: spool.stat().st_size > size + 10_000, timeout=20, what="output while no pump runs")
+    out = next(spool.spool_dir(spool.pump_dir_for(tmp_path)).glob("*.out"))
+    size = out.stat().st_size
+    wait_until(lambda: out.stat().st_size > size + 10_000, timeout=20, what="output while no pump runs")
     assert not pumps(tmp_path)
     rt = LocalRuntime(tmp_path, log_max_bytes=100_000)  # the restarted reconciler
     assert len(rt.list()) == 1
@@ -132,10 +132,10 @@ def test_nothing_lost_across_rotation_a_killed_pump_and_a_reconciler_restart(tmp
         assert older and current, "one size rotation"
         seen = list(dict.fromkeys(older + current))  # first occurrences (a killed pump may write a batch twice)
         assert seen == list(range(n))
-        assert spool.stat().st_blocks * 512 <= 8192 < spool.stat().st_size  # consumed bytes were freed
+        assert out.stat().st_blocks * 512 <= 8192 < out.stat().st_size  # consumed bytes were freed
     finally:
         rt.stop("svc", "r0000a1", grace_s=0)
-    wait_until(lambda: not spool.exists(), what="the pump to finish and remove the spool")
+    wait_until(lambda: not out.exists(), what="the pump to finish and remove the spool")
 
 
 def test_a_partial_last_line_is_kept_when_the_replica_stops(tmp_path: Path) -> None:
