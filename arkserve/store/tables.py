@@ -84,6 +84,8 @@ services = Table(
     Column("deleting", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Index("ix_services_owner_name", "owner_id", "name"),  # a user's list pages (store/service_pages.py)
+    Index("ix_services_status", "status"),  # the list's status filter and its count
 )
 
 # The change feed: per service, the "changes" version of the last write to its desired state, status or replica
