@@ -92,6 +92,7 @@ def test_admin_tops_up_and_a_user_buys_prepaid_and_sees_metered_usage(browser: A
         deadline = time.monotonic() + 30  # the meter (a thread of the reconciler) bills the replica's seconds
         while True:
             page.reload()
+            pw(page.locator("#billing-statement-total")).not_to_be_empty()  # the statement is drawn
             line = page.locator("#billing-statement tbody tr", has_text="dora-web")
             if line.count() and "Pay-as-you-go" in line.inner_text():
                 break
