@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from arkserve.billing import accounts, admission, ledger, prepaid
 from arkserve.billing.metering import RUNNING, Observed, Plan, Segment, demote, from_micro, plan_pass, to_micro
@@ -23,7 +23,7 @@ from arkserve.settings import BillingSettings
 from arkserve.store import events as event_store
 from arkserve.store import services as service_store
 from arkserve.store.db import bump
-from arkserve.store.tables import billing_accounts, billing_runs, instance_types, replicas, services
+from arkserve.store.tables import billing_accounts, billing_runs, billing_stops, instance_types, replicas, services
 
 log = logging.getLogger("arkserve.billing")
 _SEGMENT_FIELDS = ("replica_id", "started_at", "billing", "user_id", "service", "instance_type",
@@ -45,6 +45,11 @@ def observe(conn: Connection) -> list[Observed]:
         out.append(Observed(m["id"], float(m["started_at"]), int(m["owner_id"]), m["name"], itype,
                             str(m.get("billing") or "payg"), prices.get(itype, 0), running,
                             None if running else float(m["updated_at"])))
+    for stop in conn.execute(select(billing_stops)):  # rows deleted while running, with the instant they stopped
+        s = stop._mapping
+        out.append(Observed(s["replica_id"], float(s["started_at"]), int(s["user_id"]), s["service"],
+                            s["instance_type"], s["billing"], prices.get(s["instance_type"], 0), False,
+                            float(s["stopped_at"]), final=True))
     return out
 
 
@@ -88,6 +93,9 @@ def meter_pass(conn: Connection, now: float, *, reserved_at: float | None = None
     open_, closed = _segments(conn, {o.replica_id for o in observed})
     plan = plan_pass(now, observed, open_, closed)
     apply(conn, plan, now)
+    for replica_id, started_at in [(o.replica_id, o.started_at) for o in observed if o.final]:  # billed: done with
+        conn.execute(delete(billing_stops).where((billing_stops.c.replica_id == replica_id)
+                                                 & (billing_stops.c.started_at == started_at)))
     return plan
 
 

@@ -51,6 +51,7 @@ class Observed:
     price_micro_per_hour: int
     running: bool  # in a running state (starting/ready/draining)
     ended_at: float | None = None  # for a row no longer running: when it stopped (its updated_at)
+    final: bool = False  # a deleted row's stop (billing_stops): ended_at is exact, bill it even if never seen
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,8 @@ def plan_pass(now: float, observed: Iterable[Observed], open_segments: Iterable[
     A run seen for the first time starts a segment at its ``started_at`` (the seconds before the meter saw it,
     e.g. while the reconciler was down, are billed too). A run whose billing changed (a prepaid instance expired)
     closes its old segment and opens a new one where the old one ends. Open segments whose run is gone (row
-    deleted, ``started_at`` changed) are closed at what they covered: the meter bills up to its last look."""
+    deleted without a stop record, ``started_at`` changed) are closed at what they covered: up to its last look.
+    A deleted row's stop record (``final``) bills its run to the instant it stopped, seen before or not."""
     segments = {s.key: s for s in open_segments}
     by_run: dict[tuple[str, float], list[Segment]] = {}
     for s in segments.values():
@@ -145,8 +147,8 @@ def plan_pass(now: float, observed: Iterable[Observed], open_segments: Iterable[
             if current:
                 seg, key = current[0], current[0].key
         if seg is None:
-            if not o.running and not by_run.get((o.replica_id, o.started_at)):
-                continue  # stopped before the meter ever saw it: nothing to start (already closed, or never ran)
+            if not o.running and (key in closed_keys if o.final else not by_run.get((o.replica_id, o.started_at))):
+                continue  # already closed; or a row stopped before the meter saw it, whose end is not exact
             previous = by_run.get((o.replica_id, o.started_at), [])
             start = max([p.covered_until for p in previous], default=o.started_at)
             price = o.price_micro_per_hour if o.billing == "payg" else 0

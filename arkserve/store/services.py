@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from arkserve.errors import Conflict, NotFound
 from arkserve.store.db import bump, now, version
-from arkserve.store.tables import replicas, service_changes, services, users, versions
+from arkserve.store.tables import billing_stops, replicas, service_changes, services, users, versions
 
 
 @dataclass(frozen=True)
@@ -204,11 +204,24 @@ def save_replica(conn: Connection, rep: ReplicaRow, *, routing_changed: bool) ->
     touch(conn, rep.service_id)
 
 
-def delete_replica(conn: Connection, replica_id: str) -> None:
-    owner = conn.execute(select(replicas.c.service_id).where(replicas.c.id == replica_id)).scalar()
+_RUNNING = ("starting", "ready", "draining")  # as the meter counts them (arkserve.billing.metering.RUNNING)
+
+
+def delete_replica(conn: Connection, replica_id: str, *, stopped_at: float | None = None) -> None:
+    """Forget a replica; when it was running, leave the meter the instant it stopped (``billing_stops``)."""
+    row = conn.execute(select(replicas.c.service_id, replicas.c.state, replicas.c.started_at,
+                              replicas.c.instance_type, replicas.c.billing, services.c.owner_id, services.c.name,
+                              services.c.spec)
+                       .join(services, services.c.id == replicas.c.service_id)
+                       .where(replicas.c.id == replica_id)).first()
+    if row is not None and row.started_at is not None and row.state in _RUNNING:
+        itype = row.instance_type or str((row.spec or {}).get("instance_type", ""))
+        conn.execute(insert(billing_stops).values(
+            replica_id=replica_id, started_at=row.started_at, stopped_at=now() if stopped_at is None else stopped_at,
+            user_id=row.owner_id, service=row.name, instance_type=itype, billing=row.billing or "payg"))
     conn.execute(delete(replicas).where(replicas.c.id == replica_id))
-    if owner is not None:
-        touch(conn, int(owner))
+    if row is not None:
+        touch(conn, int(row.service_id))
 
 
 # ------------------------------------------------------------------------------------------ the change feed

@@ -285,6 +285,20 @@ billing_runs = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+# A replica row deleted while it ran (drained, scaled down, stopped at shutdown): when it stopped, written in the
+# deleting transaction, so the meter bills the run to that instant (not to its last look) and bills runs that
+# began and ended between two passes; the meter deletes the row in the pass that closes the run.
+billing_stops = Table(
+    "billing_stops", metadata,
+    Column("replica_id", String(16), primary_key=True),
+    Column("started_at", Float, primary_key=True),
+    Column("stopped_at", Float, nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("service", String(63), nullable=False),
+    Column("instance_type", String(64), nullable=False),
+    Column("billing", String(16), nullable=False),
+)
+
 prepaid_instances = Table(
     "prepaid_instances", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

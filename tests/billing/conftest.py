@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, insert, select, update
 from arkserve.billing.meter import Meter
 from arkserve.billing.metering import amount_for
 from arkserve.settings import BillingSettings
+from arkserve.store import services as service_store
 from arkserve.store import users as user_store
 from arkserve.store.db import Store
 from arkserve.store.tables import billing_ledger, billing_runs, instance_types, replicas, services
@@ -51,6 +52,11 @@ class Billing:
                       "updated_at": self.clock.t, **extra}
             if conn.execute(update(replicas).where(replicas.c.id == rid).values(**values)).rowcount == 0:
                 conn.execute(insert(replicas).values(id=rid, **values))
+
+    def stop(self, rid: str) -> None:
+        """Delete the row the way the reconciler does after stopping it (``delete_replica``), now."""
+        with self.store.begin() as conn:
+            service_store.delete_replica(conn, rid, stopped_at=self.clock.t)
 
     def remove(self, rid: str) -> None:
         with self.store.begin() as conn:

@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from arkserve.billing import ledger
 from arkserve.billing.meter import Meter
 from arkserve.billing.metering import amount_for, to_micro
 from arkserve.settings import BillingSettings
+from arkserve.store.tables import billing_stops
 from tests.billing.conftest import Billing
 
 T0 = 1_800_000_000.0
@@ -62,6 +64,27 @@ def test_scale_up_and_down_bills_each_replica_from_start_to_last_look(billing: B
     assert st["lines"] == [{"service": "web", "instance_type": "t.one", "billing": "payg", "seconds": 310,
                             "amount_micro": 310_000}]
     assert (st["usage_micro"], st["closing_micro"]) == (310_000, -310_000)
+
+
+def test_a_replica_deleted_between_passes_is_billed_to_the_instant_it_stopped(billing: Billing) -> None:
+    sid = billing.service("web", 1)
+    billing.replica("r1", sid, T0)
+    billing.tick(T0 + 30)
+    billing.clock.t = T0 + 75
+    billing.stop("r1")  # drained and deleted 45 s after the last look
+    billing.replica("r2", sid, T0 + 80)  # a run that begins and ends between two passes
+    billing.clock.t = T0 + 150
+    billing.stop("r2")
+    billing.replica("r3", sid, T0 + 100, state="starting")
+    billing.clock.t = T0 + 110
+    billing.stop("r3")  # was still starting: billed like any run, the minute minimum included
+    billing.tick(T0 + 180)
+    billing.tick(T0 + 240)  # the stops are used once
+    assert billing.billed("r1") == (75, 75_000)
+    assert billing.billed("r2") == (70, 70_000)
+    assert billing.billed("r3") == (10, 60_000)
+    with billing.store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(billing_stops)).scalar() == 0
 
 
 def test_a_stopped_or_failed_row_is_billed_to_when_it_stopped(billing: Billing) -> None:
