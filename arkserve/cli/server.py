@@ -122,9 +122,12 @@ def _banner(s: Settings, boot: Any) -> str:
                   "`arkserve image push-commands`)"]
     lines += [f"  CLI profile  {boot.profile_path}  ->  try `arkserve whoami`, `arkserve key list`", ""]
     if s.runtime.kind == "local":
+        from arkserve.runtimes.sandbox import unavailable
+
         who = (f"as {s.runtime.replica_user}" if os.geteuid() == 0 else f"as this OS user ({getpass.getuser()})")
-        lines.append(f"  Runtime      local processes, each in a bubblewrap sandbox {who} "
-                     "(docs/security.md)")
+        lines.append(f"  Runtime      local processes, each in a bubblewrap sandbox {who} (docs/security.md)"
+                     if not unavailable() else
+                     "  Runtime      local processes, NOT sandboxed: only admins' services run (see the warning)")
     lines += ["", "Press Ctrl-C to stop.", ""]
     return "\n".join(lines)
 
