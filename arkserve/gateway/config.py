@@ -37,7 +37,7 @@ class GatewayConfig:
     retry_after_s: int = 1
     # bookkeeping
     tick_s: float = 0.25  # timeout sweep granularity
-    snapshot_poll_s: float = 0.5
+    snapshot_poll_s: float = 0.1  # a version read; a load only when it moved
     skew_s: int = 900
     verified_cache: int = 256  # recently verified signatures per worker (0 = off); see request.py
     shutdown_grace_s: float = 30.0  # draining at shutdown: in-flight exchanges get this long

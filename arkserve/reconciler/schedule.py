@@ -3,7 +3,8 @@
 After each pass of a service the loop tells the :class:`Schedule` what the service looked like (:meth:`note`):
 
 * *busy* (replicas starting, draining, failed or pending; fewer or more replicas than desired; another revision;
-  being deleted): acted on every pass, as it moves by itself (a probe turns it ready, a backoff runs out);
+  being deleted; all ready but the status not yet, while the gateways load its routes): acted on every pass, as
+  it moves by itself (a probe turns it ready, a backoff runs out);
 * *serving* (only ready replicas): its replicas are probed, and checked against the runtime, every ``interval_s``;
 * *steady* (nothing to run): only a change in the store, or the resync, brings it back.
 
@@ -28,6 +29,8 @@ MOVING = frozenset({ReplicaState.STARTING.value, ReplicaState.DRAINING.value, Re
 def busy(svc: ServiceRow, rows: list[ReplicaRow]) -> bool:
     """True while the service's replicas still move by themselves or differ from what it asks for."""
     if svc.deleting or len(rows) != svc.replicas or any(r.state in MOVING for r in rows):
+        return True
+    if rows and svc.status != "ready":  # all ready, the status not yet: it waits for the gateways (worker._status)
         return True
     rev = revision(svc.spec)
     return any(r.revision != rev for r in rows)

@@ -62,12 +62,16 @@ class ServiceWorker:
     registry: RegistryPulls | None = None  # pull tokens for images in the platform registry
     writes: int = 0  # replica rows written by this worker (a pass re-reads its rows only after it wrote)
     placer: Placer | None = None  # places each replica on this host before it starts (arkserve/capacity)
+    routed: dict[int, int] = field(default_factory=dict)  # service id -> routing version with its newest ready replica
 
     # ------------------------------------------------------------------------------- store helpers
-    def _save(self, rep: ReplicaRow, *, routing: bool = False) -> None:
+    def _save(self, rep: ReplicaRow, *, routing: bool = False) -> int:
+        """Write the replica row; returns the routing version it produced (or found)."""
         with self.store.begin() as conn:
             service_store.save_replica(conn, rep, routing_changed=routing)
+            routed = version(conn)
         self.writes += 1
+        return routed
 
     def _event(self, svc: ServiceRow, kind: str, message: str, replica: str = "") -> None:
         with self.store.begin() as conn:
@@ -246,7 +250,7 @@ class ServiceWorker:
                     reason = wrong or reason
                 if ok:
                     rep.state, rep.ready_at, rep.last_error = READY, now, ""
-                    self._save(rep, routing=True)
+                    self.routed[svc.id] = self._save(rep, routing=True)  # "ready" once the gateways load it
                     self._event(svc, "ready", f"replica {rep.id} is ready", rep.id)
                 elif now - started > float(svc.spec.get("startup_timeout_s", 300)):
                     hint = " (on the local runtime the app must listen on $PORT)" if "nothing listens" in reason else ""
@@ -317,6 +321,11 @@ class ServiceWorker:
                 service_store.remove(conn, svc.id)
                 event_store.record(conn, svc.name, "deleted", "service deleted")
             return
+        if status == "ready" and svc.id in self.routed:
+            with self.store.read() as conn:  # ready means callable: every live gateway worker routes to it
+                if not gateways_caught_up(conn, self.routed[svc.id], self.config.gateway_fresh_s):
+                    return  # still busy (schedule.busy): looked at again on the next pass
+            del self.routed[svc.id]
         if (status, reason, message) != (svc.status, svc.reason, svc.message):
             with self.store.begin() as conn:
                 service_store.set_status(conn, svc.id, status, reason, message)

@@ -314,3 +314,20 @@ def test_restarts_never_leave_an_untracked_process_behind(cluster: Cluster) -> N
     ours = {int(p) for p in mine if str(cluster.app_dir) in os.readlink(f"/proc/{p}/cwd")}
     leaked = {p for p in ours if os.getpgid(p) not in tracked}
     assert leaked == set()
+
+
+def test_a_service_is_ready_only_once_every_live_gateway_worker_routes_to_it(cluster: Cluster) -> None:
+    """``ready`` means callable: `service create --wait` returns once the gateways serve the new replicas."""
+    from arkserve.store.db import version
+    from arkserve.store.routing import ack
+
+    with cluster.store.begin() as conn:
+        ack(conn, "slow-gateway:1", version(conn))  # a live gateway worker that has not loaded what comes next
+    cluster.create("svc", 1)
+    cluster.wait("replica ready", lambda: len(cluster.ready("svc")) == 1)
+    time.sleep(1.0)  # several passes: the status must wait for the worker
+    svc = cluster.service("svc")
+    assert svc is not None and svc.status != "ready", svc
+    with cluster.store.begin() as conn:
+        ack(conn, "slow-gateway:1", version(conn))
+    cluster.wait("status ready", lambda: getattr(cluster.service("svc"), "status", "") == "ready", timeout=5)
