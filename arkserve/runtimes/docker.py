@@ -39,7 +39,7 @@ from docker.types import DeviceRequest
 from docker.types import Mount as DockerMount
 
 from arkserve.errors import PermanentError, RuntimeUnavailable, TemporaryError
-from arkserve.logs import DEFAULT_MAX_BYTES, LogWriter, log_dir_for, log_path, parse_ts, rotate
+from arkserve.logs import DEFAULT_MAX_BYTES, LogWriter, format_ts, log_dir_for, log_path, parse_ts, rotate
 from arkserve.registry.progress import PullProgress
 from arkserve.runtimes.base import ReplicaInfo, ReplicaPhase, ReplicaSpec, checked_object_name, object_name
 
@@ -101,9 +101,10 @@ class _Follower(threading.Thread):
             ts = parse_ts(stamp)
         except ValueError:
             ts, text = time.time(), raw.decode("utf-8", "replace")
-        # The file keeps microseconds (rounded), docker gives nanoseconds: compare at the file's precision, so a
-        # line already in the file (written before an adoption) is not written again.
-        if after is None or round(ts * 1e6) > round(after * 1e6):
+        # The file keeps microseconds (rounded by format_ts), docker gives nanoseconds: compare the two as the file
+        # writes them, so a line already in the file (written before an adoption) is not written again. (Rounding
+        # ts * 1e6 instead disagreed with format_ts now and then, for a nanosecond count ending near 500.)
+        if after is None or format_ts(ts) > format_ts(after):
             self.writer.write(text, ts)
 
     def close(self) -> None:
