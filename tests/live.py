@@ -1,4 +1,5 @@
-"""Run the real API app under uvicorn in a background thread on a free loopback port."""
+"""Run the real API app under uvicorn (plain, or the API's own server configuration) in a background thread on a
+free loopback port."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from typing import Any
 
 import uvicorn
 
+from arkserve.api import server as api_server
+from arkserve.settings import Settings
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -19,9 +23,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, port: int | None = None) -> Iterator[str]:
+def serve(app: Any, port: int | None = None, settings: Settings | None = None) -> Iterator[str]:
+    """Yield the API's base URL. With ``settings``: under the API's own server configuration
+    (``arkserve.api.server.config``: header deadline, zero-copy transfers), as ``arkserve api`` runs it."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    config = (uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+              if settings is None else
+              api_server.config(app, settings, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

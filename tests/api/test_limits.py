@@ -7,7 +7,6 @@ import contextlib
 import resource
 import selectors
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,14 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from arkserve import settings as settings_mod
-from arkserve.api import server as api_server
 from arkserve.api.app import create_app
 from arkserve.auth.signing import sign_headers
 from arkserve.bootstrap import prepare
-from tests.live import free_port, gateway_port_base
+from tests.live import free_port, gateway_port_base, serve
 
 LIMIT = 64 * 1024
 
@@ -56,17 +53,8 @@ def api(tmp_path: Path) -> Iterator[Api]:
                            "api.body_timeout_s": 1.0}, env=env)
     boot = prepare(s, env=env)
     port = free_port()
-    server = uvicorn.Server(api_server.config(create_app(s, boot.store, boot.master), s, host="127.0.0.1",
-                                              port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "API did not start"
-        time.sleep(0.02)
-    yield Api(port, boot.access_key, boot.secret_key)
-    server.should_exit = True
-    thread.join(10)
+    with serve(create_app(s, boot.store, boot.master), port, settings=s):  # the API's own server
+        yield Api(port, boot.access_key, boot.secret_key)
     boot.store.dispose()
 
 

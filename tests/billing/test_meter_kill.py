@@ -56,9 +56,8 @@ def _assert_exact(store: Store, t_end: float, expect_runs: int) -> None:
             assert seg["ended"]
 
 
-def test_sigkill_mid_run_loses_and_double_counts_nothing(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/arkserve.db"
-    store = open_store(url)
+def _seed(store: Store, count: int, spacing_s: float) -> None:
+    """One user's service of ``count`` ready replicas of a 0.07/h type, started ``spacing_s`` apart until now."""
     now = time.time()
     with store.begin() as conn:
         conn.execute(insert(instance_types).values(name="t.odd", cpus=1.0, memory_mb=512, gpus=0, gpu_model="",
@@ -66,10 +65,16 @@ def test_sigkill_mid_run_loses_and_double_counts_nothing(tmp_path: Path) -> None
         uid = conn.execute(insert(users).values(username="alice", password_hash="x", role="user", disabled=False,
                                                 created_at=now, updated_at=now)).inserted_primary_key[0]  # type: ignore[index]
         sid = conn.execute(insert(services).values(
-            name="web", owner_id=uid, spec={"instance_type": "t.odd"}, replicas=12, generation=1, status="ready",
+            name="web", owner_id=uid, spec={"instance_type": "t.odd"}, replicas=count, generation=1, status="ready",
             reason="", message="", deleting=False, created_at=now, updated_at=now)).inserted_primary_key[0]  # type: ignore[index]
         conn.execute(insert(replicas), [{"id": f"r{i}", "service_id": sid, "revision": "a", "state": "ready",
-                                         "started_at": now - 7.3 * i, "updated_at": now} for i in range(12)])
+                                         "started_at": now - spacing_s * i, "updated_at": now} for i in range(count)])
+
+
+def test_sigkill_mid_run_loses_and_double_counts_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/arkserve.db"
+    store = open_store(url)
+    _seed(store, 12, 7.3)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     for kill in range(4):
         proc = subprocess.Popen([sys.executable, "-c", CHILD, url], env=env)
@@ -89,17 +94,7 @@ def test_sigkill_mid_run_loses_and_double_counts_nothing(tmp_path: Path) -> None
 
 def test_two_meters_at_once_bill_each_second_once(store: Store) -> None:
     """Two reconcilers (two meters) on one store, SQLite or PostgreSQL: their passes take turns on the lock row."""
-    now = time.time()
-    with store.begin() as conn:
-        conn.execute(insert(instance_types).values(name="t.odd", cpus=1.0, memory_mb=512, gpus=0, gpu_model="",
-                                                   price_per_hour=0.07, billing="payg", description=""))
-        uid = conn.execute(insert(users).values(username="alice", password_hash="x", role="user", disabled=False,
-                                                created_at=now, updated_at=now)).inserted_primary_key[0]  # type: ignore[index]
-        sid = conn.execute(insert(services).values(
-            name="web", owner_id=uid, spec={"instance_type": "t.odd"}, replicas=6, generation=1, status="ready",
-            reason="", message="", deleting=False, created_at=now, updated_at=now)).inserted_primary_key[0]  # type: ignore[index]
-        conn.execute(insert(replicas), [{"id": f"r{i}", "service_id": sid, "revision": "a", "state": "ready",
-                                         "started_at": now - 3.7 * i, "updated_at": now} for i in range(6)])
+    _seed(store, 6, 3.7)
     meters = [Meter(store, BillingSettings(meter_interval_s=0.001)) for _ in range(2)]
     threads = [threading.Thread(target=m.run) for m in meters]
     for t in threads:
