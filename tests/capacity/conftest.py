@@ -59,11 +59,7 @@ def gpu_cluster(tmp_path: Path, make_runtime: Callable[[Path], Any], nvml: FakeN
     try:
         yield c
     finally:
-        c.stop()
-        for info in c.runtime.list():
-            c.runtime.stop(info.service, info.replica, 0.5)
-        c.runtime.close()
-        store.dispose()
+        c.close()
 
 
 PYTHON = sys.executable

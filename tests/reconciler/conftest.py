@@ -54,6 +54,14 @@ class Cluster:
             self.reconciler.stop()
             self.reconciler = None
 
+    def close(self) -> None:
+        """After a test: the reconciler stopped, every replica stopped, the runtime and the store closed."""
+        self.stop()
+        for info in self.runtime.list():
+            self.runtime.stop(info.service, info.replica, 0.5)
+        self.runtime.close()
+        self.store.dispose()
+
     def spec(self, **overrides: Any) -> dict[str, Any]:
         base = {"image": str(self.app_dir), "port": 8000, "command": f"{sys.executable} app.py",
                 "health_path": "/healthz", "startup_timeout_s": 10}
@@ -135,11 +143,7 @@ def running_cluster(tmp_path: Path, make_runtime: Callable[[Path], Any]) -> Iter
     try:
         yield c
     finally:
-        c.stop()
-        for info in c.runtime.list():
-            c.runtime.stop(info.service, info.replica, 0.5)
-        c.runtime.close()
-        store.dispose()
+        c.close()
 
 
 @pytest.fixture
