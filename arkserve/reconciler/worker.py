@@ -66,10 +66,10 @@ class ServiceWorker:
 
     # ------------------------------------------------------------------------------- store helpers
     def _save(self, rep: ReplicaRow, *, routing: bool = False) -> int:
-        """Write the replica row; returns the routing version it produced (or found)."""
+        """Write the replica row; with ``routing``, returns the routing version the write produced (else 0)."""
         with self.store.begin() as conn:
             service_store.save_replica(conn, rep, routing_changed=routing)
-            routed = version(conn)
+            routed = version(conn) if routing else 0
         self.writes += 1
         return routed
 
