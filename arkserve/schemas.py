@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from arkserve.domain.services import MAX_REPLICAS
 
@@ -170,6 +170,29 @@ class ServiceMount(_In):
                         description="set by the platform: the digest of the model version (empty for disk)")
 
 
+class AutoscaleSpec(_In):
+    """Automatic replica count from the requests in flight per replica (docs/autoscaling.md)."""
+
+    min: int = Field(default=0, ge=0, le=MAX_REPLICAS, description="never fewer replicas; 0 allows scale to zero")
+    max: int = Field(default=8, ge=1, le=MAX_REPLICAS, description="never more replicas")
+    target: float = Field(default=4.0, gt=0, le=10000, description="requests in flight (or queued) per replica")
+    stable_window_s: float = Field(default=60.0, ge=1, le=3600, description="load averaged over this window")
+    panic_window_s: float = Field(default=6.0, ge=1, le=600, description="burst window: scale up at once when it "
+                                                                         "asks for twice the replicas")
+    scale_in_delay_s: float = Field(default=300.0, ge=0, le=86400, description="scale in only after this long")
+    idle_to_zero_s: float = Field(default=600.0, ge=1, le=86400, description="min 0: no request this long -> 0")
+    cold_start_timeout_s: float = Field(default=120.0, ge=1, le=3600, description="at 0 replicas a request waits "
+                                        "this long in the gateway for the first replica")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscaleSpec:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        if self.panic_window_s > self.stable_window_s:
+            raise ValueError("panic_window_s is longer than stable_window_s")
+        return self
+
+
 class ServiceSpec(_In):
     """The fields of a service a user sets; changing those in ``ROLLING_FIELDS`` rolls the replicas."""
 
@@ -197,6 +220,8 @@ class ServiceSpec(_In):
     on_prepaid_expiry: Literal["payg", "stop"] = Field(
         default="payg", description="when a prepaid instance it runs on expires: continue pay-as-you-go, or "
                                     "scale the service to 0 (never deleted)")
+    autoscale: AutoscaleSpec | None = Field(default=None, description="automatic replica count (none: manual, the "
+                                            "default; docs/autoscaling.md)")
 
     @field_validator("env")
     @classmethod
@@ -258,6 +283,8 @@ class ServicePatch(_In):
     startup_timeout_s: float | None = Field(default=None, gt=0, le=3600)
     billing: Literal["auto", "prepaid", "payg"] | None = None
     on_prepaid_expiry: Literal["payg", "stop"] | None = None
+    autoscale: AutoscaleSpec | None = Field(default=None, description="fields given change the current setting; "
+                                            "null turns the autoscaler off (the replica count stays)")
 
     @field_validator("*", mode="before")
     @classmethod
@@ -267,7 +294,7 @@ class ServicePatch(_In):
         return v
 
 
-PATCH_NULLABLE = frozenset({"health_path"})
+PATCH_NULLABLE = frozenset({"health_path", "autoscale"})
 
 
 class SecurityEventOut(BaseModel):
@@ -332,6 +359,7 @@ class RequestRecordOut(BaseModel):
     access_key: str
     client: str
     request_id: str
+    revision: str = ""  # of the replica that served it (the stable revision or the canary's, docs/canary.md)
 
 
 class ModelFileOut(BaseModel):

@@ -8,12 +8,17 @@ all the same computation. Invariants:
 - never start a second new-revision replica while one is still starting, so a new version that
   never becomes ready stalls the rollout with the old replicas still serving;
 - when there is a choice, drain the replicas that are not serving (pending, starting, failed) first.
+
+A canary (``Desired.canary``, docs/canary.md) is a second revision planned apart: its replicas are scaled to its
+own count (``Plan.start_canary``) and never counted for the stable revision, whose rollout is planned on the
+other replicas exactly as without one. Promoting makes the canary's revision the desired one (a rolling update
+that already has some new replicas ready); rolling back drops it, and its replicas are old ones to drain.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -34,17 +39,25 @@ class Observed:
 
 
 @dataclass(frozen=True)
+class Canary:
+    revision: str
+    replicas: int
+
+
+@dataclass(frozen=True)
 class Desired:
     replicas: int
     revision: str
     max_surge: int = 1
     deleting: bool = False
+    canary: Canary | None = None  # a second revision served beside this one (docs/canary.md)
 
 
 @dataclass(frozen=True)
 class Plan:
     start: int = 0
     drain: tuple[str, ...] = ()
+    start_canary: int = 0  # replicas of the canary's revision to start
 
 
 def _serving_last(reps: Sequence[Observed]) -> list[Observed]:
@@ -54,6 +67,11 @@ def _serving_last(reps: Sequence[Observed]) -> list[Observed]:
 
 def plan(desired: Desired, observed: Sequence[Observed]) -> Plan:
     """``observed`` lists the service's replicas oldest first."""
+    canary = desired.canary
+    if canary is not None and not desired.deleting and canary.revision != desired.revision:
+        stable = plan(replace(desired, canary=None), [r for r in observed if r.revision != canary.revision])
+        mine = plan(Desired(canary.replicas, canary.revision), [r for r in observed if r.revision == canary.revision])
+        return Plan(start=stable.start, drain=stable.drain + mine.drain, start_canary=mine.start)
     active = [r for r in observed if r.state not in (ReplicaState.DRAINING, ReplicaState.STOPPED)]
     if desired.deleting:
         return Plan(drain=tuple(r.id for r in active))

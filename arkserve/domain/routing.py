@@ -29,6 +29,7 @@ class Upstream:
     replica: str
     host: str
     port: int
+    revision: str = ""  # the spec revision it runs (the stable one or the canary's)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class ServiceRoute:
     # message, which quotes the app's last log lines and must not reach callers of a public service
     not_ready: str = ""  # the status reason while the service is not ready (Scaling, WrongPort, ScaledToZero…)
     pass_authorization: bool = False  # public services: hand the client's Authorization header to the replica
+    cold_start_timeout_s: float = 0.0  # autoscaled (docs/autoscaling.md): at 0 replicas a request waits this long
+    # for one to start (the gateway wakes the service); 0 = not autoscaled
+    canary: str = ""  # the canary's revision while the service has one (docs/canary.md); "" = none
+    canary_weight: int = 0  # the canary's percent of requests
 
     @property
     def failed_without_replicas(self) -> bool:

@@ -4,7 +4,9 @@ No I/O and no clock of its own: callers pass ``now``. A :class:`Balancer` holds 
 :class:`ServicePool` per service; :meth:`Balancer.update` rebuilds them from a snapshot while
 keeping each surviving replica's :class:`ReplicaState` (so in-flight counts carry across swaps).
 Small pools are scanned (least outstanding, round-robin among ties); large ones use the power of
-two random choices.
+two random choices. A service with a canary gets a :class:`SplitPool`: one draw per request picks the
+revision (``domain/canary.py``), then the usual rule picks among that revision's replicas; a plain
+service's pool is untouched by any of it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 
+from arkserve.domain.canary import CANARY_KEY_HEADER, pick_canary
 from arkserve.domain.routing import ServiceRoute, Upstream
 
 _SCAN_MAX = 8
@@ -20,11 +23,12 @@ _SCAN_MAX = 8
 class ReplicaState:
     """Per-replica bookkeeping of one worker."""
 
-    __slots__ = ("address", "ejected_until", "failures", "limit", "outstanding", "replica", "upstream")
+    __slots__ = ("address", "ejected_until", "failures", "limit", "outstanding", "replica", "revision", "upstream")
 
     def __init__(self, upstream: Upstream, limit: int) -> None:
         self.upstream = upstream
         self.replica = upstream.replica
+        self.revision = upstream.revision
         self.address = (upstream.host, upstream.port)
         self.limit = limit  # 0 = unlimited
         self.outstanding = 0
@@ -76,8 +80,42 @@ class ServicePool:
                     break
         return best
 
-    def acquire(self, now: float) -> ReplicaState | None:
+    def acquire(self, now: float, head: list[bytes] | None = None) -> ReplicaState | None:
+        """Pick and count a replica; ``head`` (the request's head pieces) matters to a :class:`SplitPool` only."""
         r = self.pick(now)
+        if r is not None:
+            r.outstanding += 1
+        return r
+
+
+def canary_key(head: list[bytes]) -> bytes | None:
+    """The value of the request's ``X-Ark-Canary-Key`` header in its head pieces (name, ": ", value, CRLF)."""
+    for i in range(4, len(head) - 2):
+        part = head[i]
+        if len(part) == len(CANARY_KEY_HEADER) and part.lower() == CANARY_KEY_HEADER and head[i + 1] == b": ":
+            return head[i + 2]
+    return None
+
+
+class SplitPool(ServicePool):
+    """A service with a canary: ``weight`` percent of requests go to the canary revision's replicas, sticky by the
+    ``X-Ark-Canary-Key`` header when the request has one. When the drawn revision has no available replica the
+    other one serves (a split never fails a request that one replica could take)."""
+
+    __slots__ = ("canary", "stable", "weight")
+
+    def __init__(self, name: str, replicas: list[ReplicaState], canary_revision: str, weight: int) -> None:
+        super().__init__(name, replicas)
+        self.weight = weight
+        self.stable = ServicePool(name, [r for r in replicas if r.revision != canary_revision])
+        self.canary = ServicePool(name, [r for r in replicas if r.revision == canary_revision])
+
+    def pick(self, now: float, key: bytes | None = None) -> ReplicaState | None:
+        first, second = (self.canary, self.stable) if pick_canary(self.weight, key) else (self.stable, self.canary)
+        return first.pick(now) or second.pick(now)
+
+    def acquire(self, now: float, head: list[bytes] | None = None) -> ReplicaState | None:
+        r = self.pick(now, canary_key(head) if head else None)
         if r is not None:
             r.outstanding += 1
         return r
@@ -151,7 +189,8 @@ class Balancer:
             states[key] = st
             reps.append(st)
         old = self.pools.get(route.name)
-        pool = ServicePool(route.name, reps)
+        pool = SplitPool(route.name, reps, route.canary, route.canary_weight) if route.canary else \
+            ServicePool(route.name, reps)
         if old is not None:
             pool._rr = old._rr
         return pool

@@ -14,12 +14,14 @@ from arkserve.domain.routing import EMPTY_SNAPSHOT, RoutingSnapshot, ServiceRout
 from arkserve.gateway.balancer import Balancer
 from arkserve.gateway.config import GatewayConfig
 from arkserve.gateway.http import METHOD_NAMES, HttpError, service_failing
+from arkserve.gateway.load import LoadSink, Loads, changes, service_loads
 from arkserve.gateway.metrics import Metrics
 from arkserve.gateway.requestlog import RecordSink, RequestRecord
 from arkserve.gateway.spool import Spool
 from arkserve.gateway.upstream import UpstreamPool
 
 if TYPE_CHECKING:
+    from arkserve.gateway.asyncintake import AsyncQueue
     from arkserve.gateway.auth import Decision
     from arkserve.gateway.exchange import Exchange
     from arkserve.gateway.proxy import ClientConnection
@@ -28,8 +30,14 @@ if TYPE_CHECKING:
 
 
 class Core:
-    def __init__(self, config: GatewayConfig, sink: RecordSink | None) -> None:
+    def __init__(self, config: GatewayConfig, sink: RecordSink | None, load: LoadSink | None = None,
+                 async_queue: AsyncQueue | None = None) -> None:
         self.config = config
+        self.async_queue = async_queue  # asynchronous inference (asyncintake.py); None: off
+        self.load = load  # the autoscaler's view of this worker (gateway/load.py); None: nobody asks
+        self._reported: Loads = {}
+        self._report_at = 0.0
+        self._woken: dict[str, float] = {}  # service -> when this worker last asked it to wake
         self.loop = asyncio.get_running_loop()
         self.sink = sink
         self.balancer = Balancer(config.workers)
@@ -125,11 +133,16 @@ class Core:
             ex.fail(HttpError(503, "NoReplicaAvailable", "no replica is free and the wait queue is full",
                               retry_after=self.config.retry_after_s))
             return
+        cold_s = ex.route.cold_start_timeout_s if not ex.route.upstreams else 0.0  # type: ignore[union-attr]
+        cold = cold_s > 0  # an autoscaled service at 0 replicas: held up to its cold-start timeout
         if not ex.queued:
             ex.queued = True
-            ex.deadline = self.clock + self.config.queue_timeout_s
+            ex.deadline = self.clock + max(self.config.queue_timeout_s, cold_s)
         q.append(ex)
         self.waiting += 1
+        if cold and self.load is not None and self.clock - self._woken.get(name, -1e9) >= self.config.wake_every_s:
+            self._woken[name] = self.clock
+            self.load.wake(name, len(q))
 
     def dequeue(self, ex: Exchange) -> None:
         q = self.queues.get(ex.route.name)  # type: ignore[union-attr]
@@ -159,7 +172,7 @@ class Core:
     def new_spool(self) -> Spool:
         return Spool(self.config.spool_memory_bytes)
 
-    def record(self, ex: Exchange, status: int, replica: str) -> None:
+    def record(self, ex: Exchange, status: int, replica: str, revision: str = "") -> None:
         latency = time.perf_counter() - ex.t0
         service = ex.route.name if ex.route is not None else ""
         self.metrics.observe(service, replica, status, latency)
@@ -171,7 +184,7 @@ class Core:
                 url = ex.url.decode("utf-8", "replace")
             self.sink.submit(RequestRecord(
                 ex.wall, service, replica, method, url, status, round(latency * 1000, 3), ex.bytes_in,
-                ex.bytes_out, ex.access_key, ex.conn.client, ex.rid.decode()))
+                ex.bytes_out, ex.access_key, ex.conn.client, ex.rid.decode(), revision))
 
     def tick(self) -> None:
         now = self.clock = self.upstreams.clock = self.loop.time()
@@ -182,6 +195,12 @@ class Core:
         self.pump_all()
         self.metrics.inflight = sum(len(c.pipeline) for c in self.connections)
         self.metrics.queue_depth = {n: len(q) for n, q in self.queues.items()}
+        if self.load is not None and now >= self._report_at:
+            self._report_at = now + self.config.load_report_s
+            loads = service_loads(self.balancer.pools, self.queues)
+            if loads or self._reported:
+                self.load.report(changes(self._reported, loads))
+            self._reported = loads
 
     async def _run(self) -> None:
         while True:

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from arkserve.auth.signing import SignatureError, check_payload
+from arkserve.gateway import asyncintake
 from arkserve.gateway import balancer as bal
 from arkserve.gateway.http import HttpError, no_replica_ready, service_failing
 from arkserve.gateway.relay import ResponseRelay
@@ -21,6 +22,7 @@ from arkserve.gateway.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
     from arkserve.domain.routing import ServiceRoute
+    from arkserve.gateway.asyncintake import AsyncRequest
     from arkserve.gateway.core import Core
     from arkserve.gateway.proxy import ClientConnection
     from arkserve.gateway.tunnel import Tunnel
@@ -58,6 +60,7 @@ class Exchange(ResponseRelay):
         self.upgrade: bytes | None = None  # the Upgrade the client asked for (a WebSocket handshake)
         self.early = b""  # bytes the client sent behind its handshake, before the 101
         self.tunnel: Tunnel | None = None
+        self.async_req: AsyncRequest | None = None  # an asynchronous submission or lookup (asyncintake.py)
 
     # ------------------------------------------------------------------ request body from the client
     def feed_body(self, data: bytes) -> None:
@@ -69,6 +72,10 @@ class Exchange(ResponseRelay):
                                 f"{self.core.config.max_body_bytes} bytes"), close=True)
             return
         if self.spool is not None:
+            if self.async_req is not None and self.bytes_in > self.core.async_queue.max_body_bytes:  # type: ignore[union-attr]
+                self.fail(HttpError(413, "PayloadTooLarge", "an asynchronous request's body may not exceed "
+                                    f"{self.core.async_queue.max_body_bytes} bytes"), close=True)  # type: ignore[union-attr]
+                return
             self.spool.write(data)
         elif self.sending:
             self._send_body(data)
@@ -119,12 +126,15 @@ class Exchange(ResponseRelay):
             self.dispatch()
 
     def dispatch(self) -> None:
+        if self.async_req is not None:  # stored for the dispatcher, or a lookup: no replica now
+            asyncintake.run(self)
+            return
         core = self.core
         route = self.route
         assert route is not None
         self.queued = False
         pool = core.balancer.pools.get(route.name)
-        st = pool.acquire(core.clock) if pool is not None else None
+        st = pool.acquire(core.clock, self.head) if pool is not None else None
         if st is None:
             if route.failed_without_replicas:  # say why now rather than at the queue timeout
                 self.fail(service_failing(route.name, route.failing, core.config.retry_after_s))
@@ -294,7 +304,8 @@ class Exchange(ResponseRelay):
         if self.done:
             return
         self.done = True
-        replica = self.replica.replica if self.replica is not None else ""
+        st = self.replica
+        replica, revision = (st.replica, st.revision) if st is not None else ("", "")
         self._release()
         if self.queued:
             self.core.dequeue(self)
@@ -307,6 +318,6 @@ class Exchange(ResponseRelay):
         if self.spool is not None:
             self.spool.close()
             self.spool = None
-        self.core.record(self, status or self.status, replica)
+        self.core.record(self, status or self.status, replica, revision)
         if not client_gone:
             self.conn.exchange_finished(self)

@@ -32,6 +32,7 @@ class RequestRecord:
     access_key: str  # "" when unsigned; never the secret or the signature
     client: str  # client address
     request_id: str
+    revision: str = ""  # the spec revision of the replica that served it (stable or canary, docs/canary.md)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

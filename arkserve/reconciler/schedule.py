@@ -18,8 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from arkserve.domain.canary import canary_replicas
 from arkserve.domain.planning import ReplicaState
 from arkserve.domain.services import revision
+from arkserve.store.canary import split_rows as canary_split
 from arkserve.store.services import ReplicaRow, ServiceRow
 
 MOVING = frozenset({ReplicaState.STARTING.value, ReplicaState.DRAINING.value, ReplicaState.FAILED.value,
@@ -28,6 +30,10 @@ MOVING = frozenset({ReplicaState.STARTING.value, ReplicaState.DRAINING.value, Re
 
 def busy(svc: ServiceRow, rows: list[ReplicaRow]) -> bool:
     """True while the service's replicas still move by themselves or differ from what it asks for."""
+    rows, canary = canary_split(svc, rows)  # a canary's replicas are counted apart (docs/canary.md)
+    if svc.canary_spec and (len(canary) != canary_replicas(svc.replicas, svc.canary_weight)
+                   or any(r.state in MOVING for r in canary)):
+        return True
     if svc.deleting or len(rows) != svc.replicas or any(r.state in MOVING for r in rows):
         return True
     if rows and svc.status != "ready":  # all ready, the status not yet: it waits for the gateways (worker._status)

@@ -27,6 +27,7 @@ from arkserve.reconciler.listening import wrong_port_message
 from arkserve.reconciler.modelcache import ModelCache
 from arkserve.registry.pulls import RegistryPulls
 from arkserve.runtimes.base import Mount, ReplicaInfo, ReplicaPhase, ReplicaSpec, Runtime
+from arkserve.store import canary as canary_store
 from arkserve.store import events as event_store
 from arkserve.store import instance_types
 from arkserve.store import models as model_store
@@ -153,6 +154,7 @@ class ServiceWorker:
 
     # ------------------------------------------------------------------------------- actions
     def _start(self, svc: ServiceRow, rep: ReplicaRow) -> None:
+        svc = canary_store.as_revision(svc, rep.revision)  # a canary replica runs the canary's spec
         try:
             if self.placer is not None and not self._placed(svc, rep):
                 return
@@ -292,7 +294,8 @@ class ServiceWorker:
         if self.writes != writes:
             with self.store.read() as conn:
                 rows = service_store.list_replicas(conn, svc.id)
-        desired = Desired(svc.replicas, revision(svc.spec), int(svc.spec.get("max_surge", 1)), svc.deleting)
+        desired = Desired(svc.replicas, revision(svc.spec), int(svc.spec.get("max_surge", 1)), svc.deleting,
+                          canary_store.desired(svc))
         p = plan(desired, [Observed(r.id, r.revision, ReplicaState(r.state)) for r in rows])
         by_id = {r.id: r for r in rows}
         for rid in p.drain:
@@ -304,11 +307,13 @@ class ServiceWorker:
                 service_store.save_replica(conn, rep, routing_changed=was_ready)
                 self.drain_target[rid] = version(conn)
             self._event(svc, "draining", f"replica {rid} leaves routing", rid)
-        for _ in range(p.start):
-            rep = ReplicaRow(id=new_replica_id(), service_id=svc.id, revision=desired.revision, state=PENDING)
+        starts = [desired.revision] * p.start + [desired.canary.revision] * p.start_canary if desired.canary else \
+            [desired.revision] * p.start
+        for rev in starts:
+            rep = ReplicaRow(id=new_replica_id(), service_id=svc.id, revision=rev, state=PENDING)
             self._save(rep)
             self._start(svc, rep)
-        if p.drain or p.start:
+        if starts or p.drain:
             with self.store.read() as conn:
                 rows = service_store.list_replicas(conn, svc.id)
         self._status(svc, rows)
@@ -345,7 +350,16 @@ def _failure_reason(last_error: str) -> str:
 
 
 def summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig) -> tuple[str, str, str]:
-    """(status, reason, message) of a service from its replicas, in words a user can act on."""
+    """(status, reason, message) of a service from its replicas, in words a user can act on; a canary's
+    replicas are left out of the stable revision's words and described after them (docs/canary.md)."""
+    rows, canary_rows = canary_store.split_rows(svc, rows)
+    status, reason, message = _summarize(svc, rows, config)
+    if svc.canary_spec and not svc.deleting:
+        message += "; " + canary_store.describe(svc, canary_rows)
+    return status, reason, message
+
+
+def _summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig) -> tuple[str, str, str]:
     rev = revision(svc.spec)
     live = [r for r in rows if r.state != DRAINING]
     ready = sum(1 for r in live if r.state == READY)

@@ -26,11 +26,11 @@ def list_events(conn: Connection, service: str, *, since: float | None = None,
 
 
 REQUEST_FIELDS = ("time", "service", "replica", "method", "path", "status", "latency_ms", "bytes_in",
-                  "bytes_out", "access_key", "client", "request_id")
+                  "bytes_out", "access_key", "client", "request_id", "revision")
 
 
 def insert_requests(conn: Connection, records: Iterable[Mapping[str, Any]]) -> int:
-    rows = [{k: r.get(k) for k in REQUEST_FIELDS} for r in records]
+    rows = [{**{k: r.get(k) for k in REQUEST_FIELDS}, "revision": r.get("revision") or ""} for r in records]
     if rows:
         conn.execute(insert(request_log), rows)
     return len(rows)

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from arkserve.auth.signing import decode_secret
 from arkserve.auth.vault import MasterKey, VaultError, unseal
 from arkserve.domain.routing import KeyEntry, RouteTable, RoutingSnapshot, ServiceRoute, Upstream
+from arkserve.domain.services import revision
 from arkserve.errors import ArkserveError
 from arkserve.store import keys as key_store
 from arkserve.store import services as service_store
@@ -27,17 +28,21 @@ log = logging.getLogger("arkserve.store.routing")
 
 
 def _route(svc: service_store.ServiceRow, reps: list[service_store.ReplicaRow]) -> ServiceRoute:
-    ups = tuple(Upstream(r.id, r.host, r.port) for r in reps if r.state == "ready" and r.port)
-    return _make_route(svc.name, svc.owner_id, svc.spec, svc.replicas, svc.gateway_port, svc.status, svc.reason, ups)
+    ups = tuple(Upstream(r.id, r.host, r.port, r.revision) for r in reps if r.state == "ready" and r.port)
+    return _make_route(svc.name, svc.owner_id, svc.spec, svc.replicas, svc.gateway_port, svc.status, svc.reason, ups,
+                       svc.canary_spec, svc.canary_weight)
 
 
 def _make_route(name: str, owner_id: int, spec: dict[str, Any], replica_count: int, gateway_port: int | None,
-                status: str, reason: str, ups: tuple[Upstream, ...]) -> ServiceRoute:
+                status: str, reason: str, ups: tuple[Upstream, ...], canary_spec: dict[str, Any] | None = None,
+                canary_weight: int = 0) -> ServiceRoute:
     return ServiceRoute(
+        canary=revision(canary_spec) if canary_spec else "", canary_weight=canary_weight if canary_spec else 0,
         name=name, owner_id=owner_id, auth=bool(spec.get("auth", True)), upstreams=ups,
         gateway_port=gateway_port, request_timeout_s=float(spec.get("request_timeout_s", 60.0)),
         max_concurrency=int(spec.get("max_concurrency", 0)),
         pass_authorization=bool(spec.get("pass_authorization", False)),
+        cold_start_timeout_s=float(a.get("cold_start_timeout_s") or 120.0) if (a := spec.get("autoscale")) else 0.0,
         failing=reason if status == "failed" else "",
         not_ready="" if status == "ready" else ("ScaledToZero" if replica_count == 0 else reason))
 
@@ -47,7 +52,7 @@ def _make_route(name: str, owner_id: int, spec: dict[str, Any], replica_count: i
 _S, _R, _C = services.c, replicas.c, service_changes.c
 _CHANGED_ROUTES = (
     select(_S.name, _S.owner_id, _S.spec, _S.replicas, _S.gateway_port, _S.status, _S.reason, _C.seq,
-           _R.id, _R.host, _R.port)
+           _R.id, _R.host, _R.port, _R.revision, _S.canary_spec, _S.canary_weight)
     .join(service_changes, _C.service_id == _S.id)
     .outerjoin(replicas, and_(_R.service_id == _S.id, _R.state == "ready", _R.port.is_not(None)))
     .where(_C.seq > bindparam("seen")).order_by(_C.seq, _R.started_at, _R.id))
@@ -63,8 +68,8 @@ def changed_routes(conn: Connection, seen: int) -> tuple[dict[str, ServiceRoute]
             entry = rows[r[0]] = (r, [])
             last = max(last, int(r[7]))
         if r[8] is not None:
-            entry[1].append(Upstream(r[8], r[9], r[10]))
-    return {name: _make_route(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(ups))
+            entry[1].append(Upstream(r[8], r[9], r[10], r[11]))
+    return {name: _make_route(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(ups), r[12], r[13])
             for name, (r, ups) in rows.items()}, last
 
 

@@ -38,6 +38,8 @@ class ServiceRow:
     created_at: float
     updated_at: float
     change_seq: int = 0  # the "changes" version of its last change (read by changed_since only)
+    canary_spec: dict[str, Any] | None = None  # a second revision beside this one (store/canary.py)
+    canary_weight: int = 0  # its percent of the requests
 
 
 @dataclass
@@ -66,7 +68,9 @@ def _service(row: Any) -> ServiceRow:
     m = row._mapping
     return ServiceRow(m["id"], m["name"], m["owner_id"], m["username"], dict(m["spec"]), m["replicas"],
                       m["generation"], m["gateway_port"], m["status"], m["reason"], m["message"],
-                      bool(m["deleting"]), m["created_at"], m["updated_at"], int(m.get("change_seq") or 0))
+                      bool(m["deleting"]), m["created_at"], m["updated_at"], int(m.get("change_seq") or 0),
+                      canary_spec=dict(m["canary_spec"]) if m["canary_spec"] else None,
+                      canary_weight=int(m["canary_weight"] or 0))
 
 
 def _select() -> Any:

@@ -84,6 +84,9 @@ services = Table(
     Column("deleting", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # a canary (docs/canary.md): the spec of a second revision served beside this one, and its share of requests
+    Column("canary_spec", JSON, nullable=True),
+    Column("canary_weight", Integer, nullable=False, default=0, server_default="0"),  # percent, 1-99 while a canary
     Index("ix_services_owner_name", "owner_id", "name"),  # a user's list pages (store/service_pages.py)
     Index("ix_services_status", "status"),  # the list's status filter and its count
 )
@@ -171,6 +174,7 @@ request_log = Table(
     Column("access_key", String(64), nullable=False, default=""),
     Column("client", String(64), nullable=False, default=""),
     Column("request_id", String(128), nullable=False, default=""),
+    Column("revision", String(16), nullable=False, default="", server_default=""),  # of the replica that served it
     Index("ix_request_log_service_time", "service", "time"),
 )
 
@@ -236,6 +240,18 @@ versions = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+# Leader leases (issue 17, arkserve/leases): one row per lease ("reconciler"). Whoever holds an unexpired row acts;
+# ``token`` (the fencing token) grows by one each time the lease changes hands. Times are the database's clock.
+leases = Table(
+    "leases", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False, default=""),  # "" once released
+    Column("token", BigInteger, nullable=False),
+    Column("acquired_at", Float, nullable=False),
+    Column("renewed_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
 # One row per gateway worker: the routing version it has loaded, and when it last said so. The reconciler
 # stops a draining replica once every live worker has loaded a snapshot without it.
 gateway_acks = Table(
@@ -243,6 +259,17 @@ gateway_acks = Table(
     Column("worker", String(128), primary_key=True),
     Column("version", BigInteger, nullable=False),
     Column("seen_at", Float, nullable=False),
+)
+
+# Autoscaling (issue 18, docs/autoscaling.md): each gateway worker's load per service (requests in flight and
+# queued), upserted about once a second while non-zero or changed; the autoscaler sums the fresh rows.
+gateway_load = Table(
+    "gateway_load", metadata,
+    Column("worker", String(128), primary_key=True),
+    Column("service", String(63), primary_key=True),
+    Column("inflight", Integer, nullable=False),
+    Column("queued", Integer, nullable=False),
+    Column("reported_at", Float, nullable=False),
 )
 
 # ------------------------------------------------------------------------------------------------ billing (issue 15)
@@ -323,4 +350,43 @@ billing_accounts = Table(
     Column("max_prepaid", Integer, nullable=True),
     Column("low_since", Float, nullable=True),  # balance at/below the overdraft limit since (grace running)
     Column("updated_at", Float, nullable=False),
+)
+
+# Asynchronous inference (issue 18, store/async_requests.py): one row per accepted request, from intake through its
+# result and its callback; a dispatcher claims a row with a lease (lease_owner, lease_until) so a killed dispatcher's
+# claims go back to the queue when the lease runs out. Bodies over a bound live in files under <data_dir>/async/.
+async_requests = Table(
+    "async_requests", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("service", String(63), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),  # null: a public service
+    Column("access_key", String(64), nullable=False, default=""),
+    Column("method", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("headers", JSON, nullable=False),  # [[name, value], ...] to send to the app
+    Column("body", LargeBinary, nullable=True),  # small bodies inline; else body_file
+    Column("body_file", Text, nullable=True),
+    Column("body_size", BigInteger, nullable=False, default=0),
+    Column("callback_url", Text, nullable=True),
+    Column("status", String(16), nullable=False),  # queued | running | succeeded | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", Float, nullable=False),  # a queued row is not claimed before this (retry backoff)
+    Column("lease_owner", String(64), nullable=False, default=""),
+    Column("lease_until", Float, nullable=False, default=0.0),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("expires_at", Float, nullable=True),  # finished rows (and their files) are purged after this
+    Column("error", Text, nullable=True),
+    Column("result_status", Integer, nullable=True),
+    Column("result_headers", JSON, nullable=True),
+    Column("result_body", LargeBinary, nullable=True),
+    Column("result_file", Text, nullable=True),
+    Column("result_size", BigInteger, nullable=True),
+    Column("callback_state", String(16), nullable=False, default="none"),  # none | pending | delivered | failed
+    Column("callback_attempts", Integer, nullable=False, default=0),
+    Column("callback_next_at", Float, nullable=False, default=0.0),
+    Index("ix_async_requests_status_next", "status", "next_at"),
+    Index("ix_async_requests_callback", "callback_state", "callback_next_at"),
+    Index("ix_async_requests_expires", "expires_at"),
 )
