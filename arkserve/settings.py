@@ -103,8 +103,8 @@ class GatewaySettings:
 
 @dataclass(frozen=True)
 class RuntimeSettings:
-    kind: str = _setting("local", "Runtime backend: 'local' (processes on this host) or 'docker'.",
-                         "ARKSERVE_RUNTIME")
+    kind: str = _setting("local", "Runtime backend: 'local' (processes on this host), 'docker' or 'kubernetes' "
+                         "(a Pod per replica; docs/kubernetes.md).", "ARKSERVE_RUNTIME")
     docker_url: str = _setting("", "Docker Engine address (default: DOCKER_HOST or the local socket).",
                                "ARKSERVE_DOCKER_URL")
     docker_instance: str = _setting("", "Docker runtime: a label value (ark.instance) that keeps this platform's "
@@ -130,6 +130,34 @@ class RuntimeSettings:
                                         "ARKSERVE_MEMORY_OVERCOMMIT")
     inventory_every_s: float = _setting(60.0, "The reconciler records its host's CPUs, memory and GPUs (NVML) at "
                                         "start and again this often, seconds.", "ARKSERVE_INVENTORY_EVERY_S")
+    kube_namespace: str = _setting("arkserve", "Kubernetes runtime: the namespace replicas' Pods (and their pull "
+                                   "Secrets) live in.", "ARKSERVE_KUBE_NAMESPACE")
+    kubeconfig: str = _setting("", "Kubernetes runtime: a kubeconfig file to reach the cluster with. Empty: the "
+                               "in-cluster service account (the reconciler runs in the cluster).",
+                               "ARKSERVE_KUBECONFIG")
+    kube_volume_claim: str = _setting("", "Kubernetes runtime: the ReadWriteMany PersistentVolumeClaim holding the "
+                                      "data dir (network disk, model cache); replicas mount sub-paths of it. Empty: "
+                                      "services with mounts cannot start.", "ARKSERVE_KUBE_VOLUME_CLAIM")
+    kube_shared_root: str = _setting("", "Kubernetes runtime: where that claim's root is mounted in the reconciler "
+                                     "(a mount's source must lie under it). Empty: the data dir.",
+                                     "ARKSERVE_KUBE_SHARED_ROOT")
+    kube_start_timeout_s: float = _setting(600.0, "Kubernetes runtime: how long a new Pod may take to run (image "
+                                           "pull included) before it is removed and retried, seconds.",
+                                           "ARKSERVE_KUBE_START_TIMEOUT_S")
+
+
+@dataclass(frozen=True)
+class ReconcilerSettings:
+    leader_election: str = _setting(
+        "auto", "One active reconciler among several copies: 'store' (a lease row in the store: any multi-node "
+        "deployment on PostgreSQL), 'kubernetes' (a coordination.k8s.io Lease), 'off' (this reconciler always acts: "
+        "run only one), 'auto' (off on SQLite, as under the embedded `arkserve up`; kubernetes under the Kubernetes "
+        "runtime; else store). docs/kubernetes.md.", "ARKSERVE_LEADER_ELECTION")
+    lease_duration_s: float = _setting(10.0, "Leader lease duration, seconds: a crashed leader is replaced this long "
+                                       "after its last renewal (renewed every quarter of it; a leader that cannot "
+                                       "renew stops acting a quarter before it expires).", "ARKSERVE_LEASE_DURATION_S")
+    lease_namespace: str = _setting("", "Namespace of the Kubernetes Lease (default: the reconciler Pod's own).",
+                                    "ARKSERVE_LEASE_NAMESPACE")
 
 
 @dataclass(frozen=True)
@@ -175,6 +203,36 @@ class BillingSettings:
 
 
 @dataclass(frozen=True)
+class AsyncSettings:
+    max_body_bytes: int = _setting(100 * 1024**2, "Largest body of an asynchronous request (413 above it).",
+                                   "ARKSERVE_ASYNC_MAX_BODY_BYTES")
+    inline_bytes: int = _setting(256 * 1024, "Asynchronous request and result bodies up to this size are stored in "
+                                 "the store's row; larger ones in a file under <data_dir>/async/ (fsynced before the "
+                                 "202).", "ARKSERVE_ASYNC_INLINE_BYTES")
+    retention_s: float = _setting(86400.0, "Finished asynchronous requests (and their results) are kept this long, "
+                                  "seconds, then purged.", "ARKSERVE_ASYNC_RETENTION_S")
+    concurrency: int = _setting(32, "Asynchronous requests one dispatcher sends at a time.",
+                                "ARKSERVE_ASYNC_CONCURRENCY")
+    lease_s: float = _setting(30.0, "A dispatcher's claim on a request (renewed while it runs); a killed dispatcher's "
+                              "requests go back to the queue this long after its last renewal.", "ARKSERVE_ASYNC_LEASE_S")
+    deliver_timeout_s: float = _setting(900.0, "How long a queued request is retried while the platform cannot take "
+                                        "it (no replica, gateway away), seconds; then it fails.",
+                                        "ARKSERVE_ASYNC_DELIVER_TIMEOUT_S")
+    request_timeout_s: float = _setting(3600.0, "Longest wait for the app's answer to one asynchronous request.",
+                                        "ARKSERVE_ASYNC_REQUEST_TIMEOUT_S")
+    max_attempts: int = _setting(20, "Sends of one request before it fails (retries while no replica can take it, "
+                                 "and claims lost with a dispatcher that died).",
+                                 "ARKSERVE_ASYNC_MAX_ATTEMPTS")
+    callback_hosts: str = _setting("", "Comma-separated host names or addresses a callback URL may name although they "
+                                   "are loopback, private or link-local (by default such callbacks are refused).",
+                                   "ARKSERVE_ASYNC_CALLBACK_HOSTS")
+    callback_attempts: int = _setting(8, "Attempts to deliver a callback (backoff 1 s doubling, at most 5 min apart).",
+                                      "ARKSERVE_ASYNC_CALLBACK_ATTEMPTS")
+    callback_timeout_s: float = _setting(10.0, "Timeout of one callback POST, seconds.",
+                                         "ARKSERVE_ASYNC_CALLBACK_TIMEOUT_S")
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = _setting(Path("~/.arkserve"), "Directory for the SQLite store, keys, CA and logs.",
                               "ARKSERVE_DATA_DIR")
@@ -185,9 +243,11 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    reconciler: ReconcilerSettings = field(default_factory=ReconcilerSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     disk: DiskSettings = field(default_factory=DiskSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
+    asyncq: AsyncSettings = field(default_factory=AsyncSettings)
 
     @property
     def database_url(self) -> str:
@@ -202,7 +262,7 @@ class Settings:
         return self.registry.address or f"{self.registry.host}:{self.registry.port}"
 
 
-_GROUPS = ("store", "api", "gateway", "runtime", "registry", "disk", "billing")
+_GROUPS = ("store", "api", "gateway", "runtime", "reconciler", "registry", "disk", "billing", "asyncq")
 
 
 def _coerce(kind: Any, raw: Any, name: str) -> Any:

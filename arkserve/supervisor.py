@@ -3,6 +3,8 @@
 Children run in process groups of their own, so a terminal's Ctrl-C reaches only the supervisor,
 which then stops the parts **in order** (``stop_order``), each completely before the next:
 
+0. the asynchronous-inference dispatcher (it stops claiming; requests it has in flight get up to 10 s, the
+   rest go back to the queue when their lease runs out);
 1. the gateway: it stops accepting, answers what is in flight (``Connection: close``), its admin
    ``/healthz`` says ``draining``; it exits once drained or after its grace;
 2. the reconciler (which stops the replicas when ``up`` asked it to): only now, so no in-flight
@@ -59,7 +61,8 @@ def run_file(data_dir: Path) -> Path:
 
 class Supervisor:
     def __init__(self, children: Sequence[Child], env: Mapping[str, str], *, grace_s: float | None = None,
-                 say: Callable[[str], None] = print, stop_order: Sequence[str] = ("gateway", "reconciler"),
+                 say: Callable[[str], None] = print,
+                 stop_order: Sequence[str] = ("dispatcher", "gateway", "reconciler"),
                  forced_timeout_s: float = 5.0, state_file: Path | None = None) -> None:
         self.children = list(children)
         if grace_s is not None:  # one timeout for every child (older callers)

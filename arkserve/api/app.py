@@ -9,7 +9,9 @@ from sqlalchemy import text
 import arkserve
 from arkserve import console
 from arkserve.api import (
+    async_requests,
     billing,
+    canary_routes,
     dav,
     disk,
     disk_uploads,
@@ -52,7 +54,7 @@ def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
         403: {"description": "not allowed", "model": ErrorBody},
         422: {"description": "invalid field", "model": ErrorBody}})
     for module in (session, logins, users, keys, instance_types, services, metrics, disk, disk_uploads, models,
-                   registry_token, images, billing, prepaid, hosts):
+                   registry_token, images, billing, prepaid, hosts, async_requests, canary_routes):
         api.include_router(module.router)
 
     @api.get("/healthz", tags=["meta"], summary="Liveness of the API process")

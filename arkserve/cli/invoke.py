@@ -34,9 +34,12 @@ def _parse_headers(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("-F", "--form", "form", multiple=True, help="Multipart field: name=value or name=@file.")
 @click.option("-H", "--header", "headers", multiple=True, help="Extra header 'Name: value'.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the string to sign and the response headers.")
+@click.option("--async", "is_async", is_flag=True,
+              help="Queue it (X-Ark-Async: true): prints {id, status_url} at once; `arkserve async get ID`.")
+@click.option("--callback", default=None, help="With --async: POST the result to this URL (signed, docs/async.md).")
 @api_errors
 def invoke(service_name: str, path: str, method: str | None, data: str | None, form: tuple[str, ...],
-           headers: tuple[str, ...], verbose: bool) -> None:
+           headers: tuple[str, ...], verbose: bool, is_async: bool, callback: str | None) -> None:
     p = state().load_profile()
     with state().client() as c:
         endpoint = c.get(f"/services/{service_name}")["endpoint"]
@@ -55,9 +58,16 @@ def invoke(service_name: str, path: str, method: str | None, data: str | None, f
     verify: bool | str = p.ca_bundle or True
     url = endpoint.rstrip("/") + (path if path.startswith("/") else "/" + path)
     auth = ArkAuth(p.access_key, p.secret_key)
+    extra = _parse_headers(headers)
+    if callback is not None and not is_async:
+        fail("--callback needs --async")
+    if is_async:
+        extra["X-Ark-Async"] = "true"
+        if callback is not None:
+            extra["X-Ark-Callback-Url"] = callback
     with httpx.Client(verify=verify, timeout=120) as http:
         req = http.build_request(method, url, content=body, data=fields or None, files=files or None,
-                                 headers=_parse_headers(headers))
+                                 headers=extra)
         if verbose:
             signed = next(auth.auth_flow(req))
             sts = signing.string_to_sign(method, req.url.raw_path.decode(), signed.headers["date"],

@@ -6,6 +6,8 @@ import click
 
 from arkserve import __version__
 from arkserve.cli import (
+    async_cmd,
+    async_part,
     admin,
     billing,
     daemon,
@@ -53,7 +55,7 @@ for command in (server.up, daemon.status, daemon.down, daemon.backup,
                 server.init, server.api, parts.gateway, parts.reconciler, users.user, users.whoami, keys.key,
                 services.service, disk.disk, models.model, instance_types.instance_type, registry.registry,
                 images.image, invoke.invoke, invoke.sign, admin.master_key, billing.billing, billing.quota,
-                hosts.host):
+                hosts.host, async_part.dispatcher, async_cmd.async_group):
     cli.add_command(command)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,12 @@ def default_workers() -> int:
 def gateway(data_dir: str | None, database_url: str | None, workers: int | None, plain_http: bool | None,
             tls_cert: str | None, tls_key: str | None) -> None:
     from arkserve.gateway.config import GatewayConfig
+    from arkserve.gateway.load import BackgroundLoad, Loads
     from arkserve.gateway.requestlog import BatchingSink, RequestRecord
     from arkserve.gateway.server import run_gateway
     from arkserve.store import events as event_store
     from arkserve.store import keys as key_store
+    from arkserve.store import load as load_store
     from arkserve.store.db import open_store
     from arkserve.store.routing import StoreSnapshotSource
 
@@ -88,12 +91,32 @@ def gateway(data_dir: str | None, database_url: str | None, workers: int | None,
 
         return BatchingSink(deliver)
 
-    run_gateway(config, source, sink, ctx, workers=g.workers or default_workers())
+    def load() -> BackgroundLoad:  # the autoscaler's load reports and wakes (docs/autoscaling.md)
+        store = open_store(s.database_url, migrate_schema=False)
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+
+        def report(loads: Loads) -> None:
+            with store.begin() as conn:
+                load_store.report(conn, worker, loads)
+
+        def wake(service: str, queued: int) -> None:
+            with store.begin() as conn:
+                load_store.wake(conn, worker, service, queued)
+
+        return BackgroundLoad(report, wake)
+
+    def async_queue() -> Any:  # asynchronous inference (docs/async.md): the store-backed queue, per worker
+        from arkserve.asyncq.intake import StoreQueue
+
+        return StoreQueue(open_store(s.database_url, migrate_schema=False), s.data_dir, s.asyncq, master.key)
+
+    run_gateway(config, source, sink, ctx, workers=g.workers or default_workers(), load=load,
+                async_queue=async_queue)
 
 
 @click.command("reconciler", help="Run the reconciler alone (the only part that talks to the runtime).")
 @store_options
-@click.option("--runtime", "runtime_kind", type=click.Choice(["local", "docker"]), default=None,
+@click.option("--runtime", "runtime_kind", type=click.Choice(["local", "docker", "kubernetes"]), default=None,
               help="Runtime backend (default local).")
 def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str | None) -> None:
     from arkserve.reconciler.config import ReconcilerConfig
@@ -107,19 +130,25 @@ def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str
     try:
         runtime = make_runtime(s.runtime.kind, s.data_dir, s.runtime.docker_url,
                                docker_instance=s.runtime.docker_instance, replica_user=s.runtime.replica_user,
-                               sandbox_paths=s.runtime.sandbox_paths)
+                               sandbox_paths=s.runtime.sandbox_paths, kube=s.runtime,
+                               stop_grace_s=ReconcilerConfig.stop_grace_s)
         store = open_store(s.database_url, busy_timeout_ms=s.store.busy_timeout_ms)
     except ArkserveError as exc:
         raise click.ClickException(exc.message) from None
     pulls = (RegistryPulls(s.registry_address, s.data_dir, s.registry.token_ttl_s)
-             if s.registry.enabled and s.runtime.kind == "docker" else None)
+             if s.registry.enabled and s.runtime.kind in ("docker", "kubernetes") else None)
     config = ReconcilerConfig(retention_s=s.retention_days * 86400,
                               model_cache_bytes=int(s.runtime.model_cache_gib * 1024**3),
                               cpu_overcommit=s.runtime.cpu_overcommit, memory_overcommit=s.runtime.memory_overcommit,
                               inventory_every_s=s.runtime.inventory_every_s)
-    rec = Reconciler(store, runtime, s.data_dir, config, registry=pulls)
     from arkserve.billing.meter import Meter
 
+    elector = _elector(s, store)
+    if elector is not None:  # several copies: only the lease holder acts (docs/kubernetes.md, leader election)
+        _run_elected(s, elector, store, runtime, lambda rt: Reconciler(store, rt, s.data_dir, config, registry=pulls,
+                                                                       autoscaler=_autoscaler(s, store)))
+        return
+    rec = Reconciler(store, runtime, s.data_dir, config, registry=pulls, autoscaler=_autoscaler(s, store))
     meter = Meter(store, s.billing).start()  # metering, prepaid expiry and balances: a thread of this process
     signal.signal(signal.SIGTERM, lambda *_: rec.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: rec.stop_event.set())
@@ -130,4 +159,49 @@ def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str
         meter.stop()  # a last pass bills up to now, before replicas (and their rows) go away
         if s.runtime.stop_replicas_on_exit:
             rec.stop_all_replicas()
+        runtime.close()
+
+
+def _autoscaler(s: Settings, store: Any) -> Any:
+    """The autoscaler grows a service only as far as the API's admission would (quotas, balances)."""
+    from arkserve.billing import guard
+    from arkserve.reconciler.autoscaler import Autoscaler
+
+    def admit(conn: Any, svc: Any, n: int) -> None:
+        guard.admit(conn, s.billing, svc.owner_id, svc.spec, n, service_id=svc.id, old_spec=svc.spec,
+                    old_replicas=svc.replicas)
+
+    return Autoscaler(store, admit=admit)
+
+
+def _elector(s: Settings, store: Any) -> Any:
+    from arkserve.leases.factory import make_elector, resolve
+
+    try:
+        kind = resolve(s.reconciler.leader_election, s.database_url, s.runtime.kind)
+        return make_elector(kind, store, duration_s=s.reconciler.lease_duration_s,
+                            namespace=s.reconciler.lease_namespace)
+    except (ArkserveError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _run_elected(s: Settings, elector: Any, store: Any, runtime: Any, make: Any) -> None:
+    """The reconciler and the meter act only while this process holds the lease; a second copy waits."""
+    import threading
+
+    from arkserve.billing.meter import Meter
+    from arkserve.reconciler.leader import FencedRuntime, lead
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    logging.getLogger("arkserve.reconciler").info("leader election: %s lease, %g s; acting only while holding it",
+                                                  elector.backend.name, elector.duration_s)
+    try:
+        last = lead(elector, stop, lambda leading: make(FencedRuntime(runtime, leading)),
+                    lambda: Meter(store, s.billing))
+        if last is not None and s.runtime.stop_replicas_on_exit:
+            last.stop_all_replicas()
+    finally:
+        elector.stop(release=True)  # the next leader takes over at once, not a lease later
         runtime.close()

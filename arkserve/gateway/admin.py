@@ -16,8 +16,9 @@ _MAX_REQUEST = 8192
 
 class AdminProtocol(asyncio.Protocol):
     def __init__(self, metrics: Metrics, metrics_dir: Path | None,
-                 health: Callable[[], dict[str, object]]) -> None:
+                 health: Callable[[], dict[str, object]], extra: Callable[[], str] | None = None) -> None:
         self.metrics = metrics
+        self.extra = extra  # more exposition text, not summed over workers (the async queue's depth)
         self.metrics_dir = metrics_dir
         self.health = health
         self.buf = b""
@@ -37,8 +38,10 @@ class AdminProtocol(asyncio.Protocol):
         if line[0] not in (b"GET", b"HEAD"):
             self._send(405, b"text/plain", b"method not allowed\n")
         elif path == b"/metrics":
-            self._send(200, b"text/plain; version=0.0.4; charset=utf-8",
-                       render(aggregate(self.metrics, self.metrics_dir)))
+            text = render(aggregate(self.metrics, self.metrics_dir))
+            if self.extra is not None:
+                text += self.extra().encode()
+            self._send(200, b"text/plain; version=0.0.4; charset=utf-8", text)
         elif path == b"/healthz":
             health = self.health()
             self._send(200 if health.get("status") == "ok" else 503, b"application/json",

@@ -25,8 +25,10 @@ from typing import Any
 
 from arkserve.domain.routing import RoutingSnapshot
 from arkserve.gateway.admin import AdminProtocol
+from arkserve.gateway.asyncintake import AsyncQueue
 from arkserve.gateway.config import GatewayConfig
 from arkserve.gateway.core import Core
+from arkserve.gateway.load import LoadSink
 from arkserve.gateway.proxy import IDLE, TUNNEL, ClientConnection
 from arkserve.gateway.requestlog import RecordSink
 from arkserve.gateway.snapshot import SnapshotHolder, SnapshotSource
@@ -54,8 +56,11 @@ class Gateway:
     """One worker's gateway on the running loop. ``async with Gateway(cfg, source) as gw: ...``."""
 
     def __init__(self, config: GatewayConfig, source: SnapshotSource, sink: RecordSink | None = None,
-                 ssl_context: ssl.SSLContext | None = None, metrics_dir: Path | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, metrics_dir: Path | None = None,
+                 load: LoadSink | None = None, async_queue: AsyncQueue | None = None) -> None:
         self.config = config
+        self.async_queue = async_queue  # asynchronous inference (asyncintake.py); None: off
+        self.load = load  # the autoscaler's load reports and wakes (gateway/load.py)
         self.source = source
         self.sink = sink
         self.ssl_context = ssl_context
@@ -69,7 +74,7 @@ class Gateway:
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        self.core = core = Core(self.config, self.sink)
+        self.core = core = Core(self.config, self.sink, self.load, self.async_queue)
         self.holder = SnapshotHolder(self.source, self._on_snapshot, self.config.snapshot_poll_s)
         await self.holder.refresh()
         core.start()
@@ -81,7 +86,8 @@ class Gateway:
         if self.config.admin_port >= 0:
             sock = listen_socket(self.config.admin_host, self.config.admin_port)
             self.admin = await core.loop.create_server(
-                lambda: AdminProtocol(core.metrics, self.metrics_dir, self._health), sock=sock)
+                lambda: AdminProtocol(core.metrics, self.metrics_dir, self._health,
+                                      self.async_queue.metrics_text if self.async_queue else None), sock=sock)
         if self.metrics_dir is not None:
             self._spawn(self._dump_metrics())
 

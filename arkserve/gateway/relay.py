@@ -26,7 +26,7 @@ _UPGRADE_VALUE = re.compile(rb"\r\nupgrade:[ \t]*([^\r\n]*?)[ \t]*(?:\r\n|$)", r
 
 class ResponseRelay:
     __slots__ = (
-        "access_key", "active", "attempts", "body_buf", "buffered", "bytes_in", "bytes_out", "chunked",
+        "access_key", "active", "async_req", "attempts", "body_buf", "buffered", "bytes_in", "bytes_out", "chunked",
         "cl", "claimed", "conn", "core", "deadline", "done", "early", "eof_body", "error", "expect", "head",
         "http10", "keep_alive", "method", "pending_head", "queued", "rechunk", "replica", "req_done",
         "require_signed", "resp_started", "rid", "route", "sending", "spool", "status", "t0", "tunnel", "up",

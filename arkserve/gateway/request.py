@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from arkserve.auth.signing import EMPTY_CONTENT_HASH, SignatureError, check_payload
+from arkserve.gateway import asyncintake
 from arkserve.gateway.auth import Decision, authenticate
 from arkserve.gateway.exchange import Exchange
 from arkserve.gateway.http import HOP_BY_HOP, HttpError, host_port, host_service, request_id, valid_host
@@ -40,6 +41,11 @@ _CODES[b"X-Ark-Content-SHA256"] = CHASH
 _CODES.update({n: PASS for n in (b"user-agent", b"User-Agent", b"accept", b"Accept", b"content-type",
                                  b"Content-Type", b"accept-encoding", b"Accept-Encoding")})
 _NAMES = {AUTHZ: "authorization", DATE: "date", CHASH: "x-ark-content-sha256"}
+# asynchronous inference (asyncintake.py): read, never forwarded
+ASYNC, CALLBACK, INTERNAL, INTERNAL_KEY = PASS + 1, PASS + 2, PASS + 3, PASS + 4
+for _n, _c in ((b"x-ark-async", ASYNC), (b"x-ark-callback-url", CALLBACK), (b"x-ark-internal", INTERNAL),
+               (b"x-ark-internal-key", INTERNAL_KEY)):
+    _CODES[_n] = _CODES[b"-".join(w.capitalize() for w in _n.split(b"-"))] = _c
 
 
 def build_exchange(conn: ClientConnection) -> Exchange:
@@ -52,6 +58,7 @@ def build_exchange(conn: ClientConnection) -> Exchange:
     cl = -1
     expect = False
     signing: dict[int, bytes] = {}
+    asyncs: dict[int, bytes] | None = None
     err: HttpError | None = None
     codes = _CODES
     for name, value in conn.headers:
@@ -83,6 +90,10 @@ def build_exchange(conn: ClientConnection) -> Exchange:
             xff = b"x-forwarded-for: " + value + b", " + conn.fwd[17:]
         elif code == UPGRADE:
             upgrade = value
+        elif code > PASS:
+            if asyncs is None:
+                asyncs = {}
+            asyncs[code] = value
     rid_b = request_id(rid)
     chunked = te is not None
     if chunked and te.strip().lower() != b"chunked":  # type: ignore[union-attr]
@@ -116,12 +127,52 @@ def build_exchange(conn: ClientConnection) -> Exchange:
         ex.keep_alive = False  # the connection becomes the tunnel, or closes after a refusal
         head.append(b"connection: upgrade\r\nupgrade: " + upgrade + b"\r\n")
     if err is None and route is not None:
-        if route.auth:
+        if asyncs is not None and INTERNAL in asyncs and asyncintake.internal_ok(core.async_queue, asyncs[INTERNAL]):
+            err = _internal(ex, asyncs.get(INTERNAL_KEY, b""))  # the dispatcher: checked at intake
+        elif route.auth:
             err = _other_host(conn, host) or _authenticate(ex, signing, host, has_body)  # type: ignore[arg-type]
         elif AUTHZ in signing and route.pass_authorization:  # else a public service never sees it
             head += (b"authorization: ", signing[AUTHZ], b"\r\n")
+        if err is None and (asyncs is not None or url[:7] == b"/async/") and (asyncs is None or INTERNAL not in asyncs):
+            err = _async(ex, asyncs or {}, has_body, cl)
     ex.error = err
     return ex
+
+
+def _internal(ex: Exchange, ak_b: bytes) -> HttpError | None:
+    """A stored request sent again by the dispatcher: no signature (checked at intake), but the key must still
+    exist and may still call the service (a key deleted or disabled since gets 403)."""
+    route = ex.route
+    assert route is not None
+    if not route.auth:
+        return None
+    ak = ak_b.decode("ascii", "replace")
+    key = ex.core.snapshot.keys.get(ak)
+    if key is None or not ex.core.snapshot.may_call(key, route):
+        return HttpError(403, "AccessDenied", "the key that submitted this request may no longer call "
+                         f"service {route.name!r}")
+    ex.access_key = ak
+    ex.head.append(b"x-ark-access-key: " + ak_b + b"\r\n")
+    return None
+
+
+def _async(ex: Exchange, asyncs: dict[int, bytes], has_body: bool, cl: int) -> HttpError | None:
+    queue = ex.core.async_queue
+    if queue is None:
+        if ASYNC in asyncs:
+            return HttpError(501, "AsyncUnavailable", "asynchronous requests are not enabled on this gateway")
+        return None  # /async/... is an ordinary path here
+    req = asyncintake.classify(queue, ex.method, ex.url, asyncs.get(ASYNC), asyncs.get(CALLBACK),
+                               ex.conn.headers)
+    if req is None or isinstance(req, HttpError):
+        return req
+    if req.kind == "submit":
+        if cl > queue.max_body_bytes:
+            return HttpError(413, "PayloadTooLarge", f"an asynchronous request's body may not exceed "
+                             f"{queue.max_body_bytes} bytes")
+        asyncintake.prepare_body(ex, has_body)
+    ex.async_req = req
+    return None
 
 
 def _valid_host(conn: ClientConnection, host: bytes) -> bool:

@@ -23,7 +23,9 @@ from pathlib import Path
 import uvloop
 
 from arkserve.gateway.app import Gateway, listen_socket
+from arkserve.gateway.asyncintake import AsyncQueue
 from arkserve.gateway.config import GatewayConfig
+from arkserve.gateway.load import LoadSink
 from arkserve.gateway.metricsdir import make_metrics_dir
 from arkserve.gateway.requestlog import RecordSink
 from arkserve.gateway.snapshot import SnapshotSource
@@ -33,6 +35,8 @@ __all__ = ["Gateway", "listen_socket", "run_gateway"]
 log = logging.getLogger("arkserve.gateway")
 SourceArg = SnapshotSource | Callable[[], SnapshotSource]
 SinkArg = RecordSink | Callable[[], RecordSink] | None
+LoadArg = LoadSink | Callable[[], LoadSink] | None  # autoscaling (gateway/load.py)
+AsyncQueueArg = Callable[[], AsyncQueue] | None  # asynchronous inference (gateway/asyncintake.py): a factory
 
 
 # ---------------------------------------------------------------------------------- processes
@@ -43,7 +47,8 @@ def _resolve(arg: object, proto: type) -> object:
 
 
 async def _serve(config: GatewayConfig, source: SnapshotSource, sink: RecordSink | None,
-                 ssl_context: ssl.SSLContext | None, metrics_dir: Path | None) -> None:
+                 ssl_context: ssl.SSLContext | None, metrics_dir: Path | None, load: LoadSink | None = None,
+                 async_queue: AsyncQueue | None = None) -> None:
     stop, force = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -52,7 +57,7 @@ async def _serve(config: GatewayConfig, source: SnapshotSource, sink: RecordSink
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
-    gw = Gateway(config, source, sink, ssl_context, metrics_dir)
+    gw = Gateway(config, source, sink, ssl_context, metrics_dir, load, async_queue)
     await gw.start()
     try:
         await stop.wait()
@@ -62,25 +67,30 @@ async def _serve(config: GatewayConfig, source: SnapshotSource, sink: RecordSink
 
 
 def _worker(config: GatewayConfig, source: SourceArg, sink: SinkArg, ssl_context: ssl.SSLContext | None,
-            metrics_dir: Path | None) -> None:
+            metrics_dir: Path | None, load: LoadArg = None, async_queue: AsyncQueueArg = None) -> None:
     src = _resolve(source, SnapshotSource)
+    aq = async_queue() if async_queue is not None else None  # after the fork: it holds store connections
     snk = _resolve(sink, RecordSink)
+    ld = _resolve(load, LoadSink)
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_serve(config, src, snk, ssl_context, metrics_dir))  # type: ignore[arg-type]
+            runner.run(_serve(config, src, snk, ssl_context, metrics_dir, ld, aq))  # type: ignore[arg-type]
     finally:
         if snk is not None:
             snk.close()  # type: ignore[attr-defined]
+        if ld is not None:
+            ld.close()  # type: ignore[attr-defined]
 
 
 def run_gateway(config: GatewayConfig, source: SourceArg, sink: SinkArg = None,
-                ssl_context: ssl.SSLContext | None = None, workers: int = 1) -> None:
+                ssl_context: ssl.SSLContext | None = None, workers: int = 1, load: LoadArg = None,
+                async_queue: AsyncQueueArg = None) -> None:
     """Serve until SIGTERM/SIGINT. ``source``/``sink`` may be objects or zero-argument factories
     (a factory is called inside each worker process, after the fork)."""
     workers = max(1, workers)
     config = replace(config, workers=workers)
     if workers == 1:
-        _worker(config, source, sink, ssl_context, None)
+        _worker(config, source, sink, ssl_context, None, load, async_queue)
         return
     metrics_dir = make_metrics_dir()  # and the stale ones of gateways killed before are removed
     children: set[int] = set()
@@ -93,7 +103,7 @@ def run_gateway(config: GatewayConfig, source: SourceArg, sink: SinkArg = None,
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                _worker(config, source, sink, ssl_context, metrics_dir)
+                _worker(config, source, sink, ssl_context, metrics_dir, load, async_queue)
             except BaseException:
                 log.exception("gateway worker failed")
                 code = 1

@@ -1,0 +1,54 @@
+"""Asynchronous requests in the API (docs/async.md): a request's status and result by id (for the CLI's
+``arkserve async get``; the gateway serves the same at ``<endpoint>/async/<id>``), and the caller's webhook
+secret (callbacks are signed with it). Another user's request reads as missing; an admin sees every one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from arkserve.api.security import Caller, Context
+from arkserve.asyncq import files
+from arkserve.domain.async_requests import public_view, webhook_secret
+from arkserve.errors import Conflict, NotFound
+from arkserve.store import async_requests as queue_store
+
+router = APIRouter(tags=["asynchronous requests"])
+
+
+def _own(ctx: Context, caller: Any, request_id: str, bodies: bool) -> dict[str, Any]:
+    with ctx.store.read() as conn:
+        row = queue_store.get(conn, request_id, with_bodies=bodies)
+    if row is None or not (caller.user.is_admin or (row["user_id"] is not None and caller.owns(row["user_id"]))):
+        raise NotFound(f'asynchronous request "{request_id}" not found (results are kept for '
+                       f"{ctx.settings.asyncq.retention_s:g} s)", code="AsyncRequestNotFound")
+    return row
+
+
+@router.get("/async-requests/{request_id}", summary="Status of an asynchronous request (and its result's head)")
+def get_async_request(request_id: str, caller: Caller, ctx: Context) -> dict[str, Any]:
+    return public_view(_own(ctx, caller, request_id, False))
+
+
+@router.get("/async-requests/{request_id}/result", summary="The stored response body of a finished request",
+            response_class=Response)
+def get_async_result(request_id: str, caller: Caller, ctx: Context) -> Response:
+    row = _own(ctx, caller, request_id, True)
+    if row["status"] != queue_store.SUCCEEDED:
+        raise Conflict(f"the request is {row['status']}" + (f": {row['error']}" if row.get("error") else ""),
+                       code="ResultNotReady" if row["status"] in ("queued", "running") else "AsyncRequestFailed")
+    body = row["result_body"] or b""
+    if row["result_file"]:
+        body = files.read(files.body_dir(ctx.settings.data_dir), row["result_file"])
+    ctype = next((v for k, v in row["result_headers"] or [] if k.lower() == "content-type"),
+                 "application/octet-stream")
+    return Response(body, media_type=ctype, headers={"X-Ark-Result-Status": str(row["result_status"])})
+
+
+@router.get("/webhook-secret", summary="Your webhook secret: callbacks of your asynchronous requests are signed "
+                                       "with it (docs/signing.md)")
+def get_webhook_secret(caller: Caller, ctx: Context) -> dict[str, str]:
+    return {"secret": webhook_secret(ctx.master.key, caller.user.id), "algorithm": "HMAC-SHA256",
+            "signature_header": "X-Ark-Webhook-Signature"}

@@ -1,0 +1,62 @@
+"""``arkserve async …``: asynchronous requests by id (status, result) and the webhook secret that signs their
+callbacks. Requests are submitted with ``arkserve invoke --async`` (docs/async.md)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from arkserve.cli.context import api_errors, state
+from arkserve.cli.output import fail, output_option, render
+
+_DONE = ("succeeded", "failed")
+
+
+@click.group("async", help="Asynchronous requests: status and result by id, the webhook secret.")
+def async_group() -> None:
+    pass
+
+
+def _row(doc: dict[str, Any]) -> dict[str, Any]:
+    result = doc.get("result") or {}
+    cb = doc.get("callback") or {}
+    return {"id": doc["id"], "service": doc["service"], "status": doc["status"], "attempts": doc["attempts"],
+            "result_status": result.get("status", ""), "result_bytes": result.get("size", ""),
+            "callback": f"{cb.get('state')} ({cb.get('attempts')} attempts)" if cb else "",
+            "error": doc.get("error") or ""}
+
+
+@async_group.command("get", help="Show an asynchronous request's status; --result prints the stored response body.")
+@click.argument("request_id")
+@click.option("--result", "show_result", is_flag=True, help="Print the response body (exit 1 if not succeeded).")
+@click.option("--wait", "wait_s", type=float, default=None, help="Wait up to this many seconds for it to finish.")
+@output_option
+@api_errors
+def get(request_id: str, show_result: bool, wait_s: float | None, fmt: str) -> None:
+    with state().client() as c:
+        doc = c.get(f"/async-requests/{request_id}")
+        deadline = time.monotonic() + (wait_s or 0)
+        while wait_s and doc["status"] not in _DONE and time.monotonic() < deadline:
+            time.sleep(0.5)
+            doc = c.get(f"/async-requests/{request_id}")
+        if not show_result:
+            render(doc if fmt != "table" else _row(doc), fmt)
+            if wait_s and doc["status"] not in _DONE:
+                fail(f"{request_id} is still {doc['status']} after {wait_s:g} s")
+            return
+        if doc["status"] != "succeeded":
+            fail(f"{request_id} is {doc['status']}" + (f": {doc['error']}" if doc.get("error") else ""))
+        resp = c._send("GET", f"/async-requests/{request_id}/result")  # raw bytes, not JSON
+    sys.stdout.buffer.write(resp.content)
+    if resp.content and not resp.content.endswith(b"\n"):
+        sys.stdout.write("\n")
+
+
+@async_group.command("secret", help="Show your webhook secret (callbacks are signed with it; docs/signing.md).")
+@api_errors
+def secret() -> None:
+    with state().client() as c:
+        click.echo(c.get("/webhook-secret")["secret"])
