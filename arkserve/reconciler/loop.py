@@ -20,6 +20,7 @@ from pathlib import Path
 
 from arkserve.capacity.inventory import HostInventory
 from arkserve.errors import ArkserveError
+from arkserve.reconciler.autoscaler import Autoscaler
 from arkserve.reconciler.capacity import Placer
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.schedule import Schedule
@@ -48,8 +49,10 @@ def idle(svc: service_store.ServiceRow, rows: list[service_store.ReplicaRow], in
 
 class Reconciler:
     def __init__(self, store: Store, runtime: Runtime, data_dir: Path, config: ReconcilerConfig | None = None, *,
-                 registry: RegistryPulls | None = None, inventory: Callable[[], HostInventory] | None = None) -> None:
+                 registry: RegistryPulls | None = None, inventory: Callable[[], HostInventory] | None = None,
+                 autoscaler: Autoscaler | None = None) -> None:
         self.store, self.runtime, self.data_dir, self.registry = store, runtime, data_dir, registry
+        self.autoscaler = autoscaler or Autoscaler(store)  # replica counts of autoscaled services (every pass)
         self.config = config or ReconcilerConfig()
         self.placer = Placer(store, runtime.name, self.config, inventory)  # inventory: NVML unless a test's
         self.starts = StartWatch(runtime)  # workers start through it: a new replica is probed every 10 ms
@@ -104,6 +107,11 @@ class Reconciler:
                 seen = changed[-1].change_seq if changed else self.seen
                 ids = service_store.all_ids(conn) if self.schedule.cycle_over(now) else None
         first, self.seen = self.seen < 0, max(self.seen, seen)
+        try:
+            self.autoscaler.observe(changed)
+            self.autoscaler.step(now)
+        except ArkserveError as exc:
+            log.warning("autoscaler step skipped: %s", exc.message)
         if ids is not None:
             self.schedule.start_cycle(ids, now, done=first)
             for sid in set(self.workers) - set(ids):
@@ -181,10 +189,15 @@ class Reconciler:
             except OSError:
                 continue
 
-    def run(self) -> None:
+    def run(self, leading: Callable[[], bool] | None = None) -> None:
+        """Adopt, then pass after pass until stopped, or until ``leading()`` says this process no longer holds
+        the leader lease (:mod:`arkserve.reconciler.leader`)."""
+        leading = leading or (lambda: True)
+        if not leading():
+            return
         self.adopt()
         last_prune = 0.0
-        while not self.stop_event.is_set():
+        while not self.stop_event.is_set() and leading():
             self.placer.refresh()  # the host's inventory in the store, at start and every inventory_every_s
             if time.monotonic() - last_prune >= self.config.prune_every_s:
                 last_prune = time.monotonic()

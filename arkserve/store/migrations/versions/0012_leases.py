@@ -6,8 +6,8 @@ Create Date: 2026-11-30 21:00:00
 """
 from __future__ import annotations
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = '0012'
 down_revision = '0011'
@@ -16,8 +16,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass  # reserved placeholder: filled by the helper that owns this area
+    op.create_table('leases',
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('holder', sa.String(length=255), nullable=False),
+    sa.Column('token', sa.BigInteger(), nullable=False),
+    sa.Column('acquired_at', sa.Float(), nullable=False),
+    sa.Column('renewed_at', sa.Float(), nullable=False),
+    sa.Column('expires_at', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table('leases')
