@@ -15,14 +15,17 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from arkserve.api import cursors
 from arkserve.api.mounts import services_mounting
 from arkserve.api.security import Caller, Context, Principal
 from arkserve.api.streamed import BodyHash, StreamingCaller
-from arkserve.errors import Conflict, Forbidden, NotFound
+from arkserve.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from arkserve.schemas import ModelCard, ModelFileOut, ModelOut, ModelPublishDisk, ModelVersionOut
 from arkserve.storage import market
+from arkserve.store import model_pages
 from arkserve.store import models as model_store
 from arkserve.store import services as service_store
+from arkserve.store.model_pages import ModelFilters
 from arkserve.store.models import ModelRow, VersionRow
 
 router = APIRouter(tags=["models"])
@@ -68,14 +71,35 @@ def _mounted_by(ctx: Any, caller: Principal, name: str, version: str | None = No
     return services_mounting(rows, name, version)
 
 
-@router.get("/models", response_model=list[ModelOut],
-            summary="List and search the model market (public models and yours)")
-def list_models(caller: Caller, ctx: Context, q: str = Query("", max_length=200, description="name or description"),
-                task: str = Query("", max_length=64), framework: str = Query("", max_length=64)) -> list[ModelOut]:
+@router.get("/models", response_model=list[ModelOut], responses={200: {"headers": cursors.HEADERS}},
+            summary="List and search the model market (public models and yours) in name order, a page at a time")
+def list_models(caller: Caller, ctx: Context, request: Request, response: Response,
+                q: str = Query("", max_length=200, description="In the name or the description."),
+                task: str = Query("", max_length=64), framework: str = Query("", max_length=64),
+                prefix: str = Query("", max_length=64, description="Only names starting with this."),
+                owner: str = Query("", max_length=64, description="Only this publisher's models."),
+                visibility: str = Query("", description="public or private (default: both)."),
+                limit: int = Query(100, ge=1, le=1000, description="Models per page."),
+                cursor: str | None = Query(None, description="X-Next-Cursor of the previous page.")) -> list[ModelOut]:
+    if visibility and visibility not in model_pages.VISIBILITIES:
+        raise ValidationFailed("visibility: expected public or private", field="visibility")
+    shown = {"list": "models", "q": q, "task": task, "framework": framework, "prefix": prefix, "owner": owner,
+             "visibility": visibility}
+    after = cursors.decode(cursor, shown) if cursor else None
+    viewer = None if caller.user.is_admin else caller.user.id
     with ctx.store.read() as conn:
-        rows = model_store.search(conn, viewer_id=None if caller.user.is_admin else caller.user.id,
-                                  query=q, task=task, framework=framework)
-    return [_out(m) for m in rows]
+        page = model_pages.page(conn, ModelFilters(viewer, prefix, q, task, framework, owner, visibility),
+                                after=after, limit=limit)
+    cursors.set_headers(response, request, page.total,
+                        cursors.encode(page.last, shown) if page.last is not None else None)
+    return [_out(m) for m in page.rows]
+
+
+@router.get("/model-facets", response_model=dict[str, list[str]],
+            summary="The tasks and frameworks of the models you can see (the values the list filters take)")
+def model_facets(caller: Caller, ctx: Context) -> dict[str, list[str]]:
+    with ctx.store.read() as conn:
+        return model_pages.facets(conn, None if caller.user.is_admin else caller.user.id)
 
 
 @router.get("/models/{name}", response_model=ModelOut, summary="Show a model: card, versions and their files")

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 
 from arkserve.cli.context import api_errors, state
 from arkserve.cli.output import fail, output_option, render
+from arkserve.cli.pages import paging_options, show_pages
 
 COLUMNS = ("name", "latest", "task", "framework", "license", "size", "public", "owner")
 FILE_COLUMNS = ("path", "size", "sha256")
@@ -101,16 +102,23 @@ def model() -> None:
     pass
 
 
-@model.command("list", help="List models you can use (public ones and yours), optionally searched or filtered.")
+@model.command("list", help="List models you can use (public ones and yours) in name order, searched or filtered on "
+               "the server: the first page (--limit), or every page with --all.")
 @click.argument("query", required=False, default="")
 @click.option("--task", default="", help="e.g. image-classification")
 @click.option("--framework", default="", help="e.g. pytorch")
+@click.option("--prefix", default="", help="Only names starting with this.")
+@click.option("--owner", default="", help="Only this publisher's models.")
+@click.option("--visibility", type=click.Choice(["public", "private"]), default=None, help="Only public or private.")
+@paging_options("models", 100, 1000)
 @output_option
 @api_errors
-def list_models(query: str, task: str, framework: str, fmt: str) -> None:
+def list_models(query: str, task: str, framework: str, prefix: str, owner: str, visibility: str | None, limit: int,
+                cursor: str | None, every: bool, fmt: str) -> None:
     with state().client() as c:
-        rows = c.get("/models", q=query or None, task=task or None, framework=framework or None)
-    render([_row(m) for m in rows], fmt, COLUMNS) if fmt == "table" else render(rows, fmt)
+        pages = c.pages("/models", q=query or None, task=task or None, framework=framework or None,
+                        prefix=prefix or None, owner=owner or None, visibility=visibility, limit=limit, cursor=cursor)
+        show_pages(pages, fmt, COLUMNS, every=every, noun="models", row=_row)
 
 
 @model.command("show", help="Show a model: card, versions with their digests, and the files of a version.")

@@ -9,9 +9,12 @@ from typing import Any
 import click
 from rich.console import Console
 
+from arkserve.cli import canary as canary_cmd
+from arkserve.cli.autoscale import autoscale_line, autoscale_option, parse_autoscale
 from arkserve.cli.context import api_errors, state
 from arkserve.cli.models import mount_lines, parse_mount
-from arkserve.cli.output import EXIT_TIMEOUT, fail, output_option, render, render_rows
+from arkserve.cli.output import EXIT_TIMEOUT, fail, output_option, render
+from arkserve.cli.pages import paging_options, show_pages
 from arkserve.domain.rollout import Replica, settled
 from arkserve.domain.services import MAX_REPLICAS, SERVICE_STATUSES
 from arkserve.sdk.client import ApiError, Client
@@ -87,18 +90,21 @@ def service() -> None:
               help="auto: your free prepaid instances first, the rest pay-as-you-go (docs/billing.md).")
 @click.option("--on-prepaid-expiry", type=click.Choice(["payg", "stop"]), default="payg", show_default=True,
               help="When a prepaid instance it runs on expires: continue pay-as-you-go, or scale to 0.")
+@autoscale_option
 @click.option("--wait", is_flag=True, help="Wait until every replica is ready (exit 1 if they fail, 4 on timeout).")
 @click.option("--timeout", type=float, default=600, show_default=True, help="Seconds --wait waits.")
 @output_option
 @api_errors
 def create(name: str, image: str, port: int, command: str, instance_type: str, replicas: int, env: tuple[str, ...],
            health_path: str | None, no_auth: bool, model_source: str, model_ref: str, mount_path: str,
-           mounts: tuple[str, ...], max_surge: int, billing: str, on_prepaid_expiry: str, wait: bool, timeout: float,
-           fmt: str) -> None:
+           mounts: tuple[str, ...], max_surge: int, billing: str, on_prepaid_expiry: str, autoscale: str | None,
+           wait: bool, timeout: float, fmt: str) -> None:
     body = {"name": name, "image": image, "port": port, "command": command, "instance_type": instance_type,
             "replicas": replicas, "env": _env(env), "health_path": health_path, "auth": not no_auth,
             "model": {"source": model_source, "ref": model_ref, "mount_path": mount_path}, "max_surge": max_surge,
             "mounts": [parse_mount(m) for m in mounts], "billing": billing, "on_prepaid_expiry": on_prepaid_expiry}
+    if autoscale is not None:
+        body["autoscale"] = parse_autoscale(autoscale)
     with state().client() as c:
         svc = c.post("/services", body)
         if wait:
@@ -119,17 +125,7 @@ def list_services(prefix: str | None, status: str | None, owner: str | None, lim
                   every: bool, fmt: str) -> None:
     with state().client() as c:
         pages = c.pages("/services", prefix=prefix, status=status, owner=owner, limit=limit, cursor=cursor)
-        if fmt != "table":  # scripts get one document: the rows of the first page, or of every page
-            render([row for page in pages for row in page.items] if every else next(pages).items, fmt)
-            return
-        for i, page in enumerate(pages):
-            if page.items or i == 0:
-                render_rows([_row(s) for s in page.items], COLUMNS, header=i == 0)
-            if not every:
-                if page.next_cursor is not None:
-                    click.echo(f"{len(page.items)} of {page.total} services; the rest: --all, or the next page: "
-                               f"--cursor {page.next_cursor}", err=True)
-                return
+        show_pages(pages, fmt, COLUMNS, every=every, noun="services", row=_row)
 
 
 @service.command("get", help="Show a service: status, reason, message and one line per replica.")
@@ -149,6 +145,9 @@ def get(name: str, fmt: str) -> None:
     click.echo(f"Image:      {spec['image']}   port {spec['port']}   command: {spec['command']}")
     click.echo(f"Replicas:   {svc['ready']}/{svc['replicas']} ready   instance type {spec['instance_type']}   "
                f"revision {svc['revision']}")
+    click.echo(f"Scaling:    {autoscale_line(spec)}")
+    if svc.get("canary"):
+        click.echo(f"Canary:     {canary_cmd.canary_line(svc)}")
     for i, line in enumerate(mount_lines(spec)):
         click.echo(f"{'Mounts:' if i == 0 else '':<12}{line}")
     click.echo()
@@ -186,15 +185,18 @@ def scale(name: str, replicas: int, wait: bool, timeout: float, fmt: str) -> Non
 @click.option("--billing", type=click.Choice(["auto", "prepaid", "payg"]), default=None,
               help="Prepaid instances and/or pay-as-you-go (docs/billing.md).")
 @click.option("--on-prepaid-expiry", type=click.Choice(["payg", "stop"]), default=None)
+@autoscale_option
+@canary_cmd.canary_option
 @click.option("--wait", is_flag=True, help="Wait until every replica runs the new revision and is ready (exit 1 if "
-                                           "the rollout stalls, 4 on timeout).")
+                                           "the rollout stalls, 4 on timeout); with --canary: until the canary's "
+                                           "replicas are ready.")
 @click.option("--timeout", type=float, default=600, show_default=True)
 @output_option
 @api_errors
 def update(name: str, image: str | None, port: int | None, command: str | None, instance_type: str | None,
            env: tuple[str, ...], health_path: str | None, auth: bool | None, max_surge: int | None,
-           mounts: tuple[str, ...], no_mounts: bool, billing: str | None, on_prepaid_expiry: str | None, wait: bool,
-           timeout: float, fmt: str) -> None:
+           mounts: tuple[str, ...], no_mounts: bool, billing: str | None, on_prepaid_expiry: str | None,
+           autoscale: str | None, canary: int | None, wait: bool, timeout: float, fmt: str) -> None:
     body: dict[str, Any] = {k: v for k, v in {"image": image, "port": port, "command": command,
                                               "instance_type": instance_type, "health_path": health_path,
                                               "auth": auth, "max_surge": max_surge, "billing": billing,
@@ -203,12 +205,16 @@ def update(name: str, image: str | None, port: int | None, command: str | None, 
         body["env"] = _env(env)
     if mounts or no_mounts:
         body["mounts"] = [parse_mount(m) for m in mounts]
-    if not body:
+    if autoscale is not None:
+        body["autoscale"] = parse_autoscale(autoscale)
+    if not body and canary is None:
         fail("nothing to change: give at least one option")
+    if canary is not None:
+        body["canary"] = canary
     with state().client() as c:
         svc = c.patch(f"/services/{name}", body)
         if wait:
-            svc = wait_ready(c, name, timeout)
+            svc = canary_cmd.wait_canary(c, name, timeout) if canary is not None else wait_ready(c, name, timeout)
     render(_row(svc), fmt, COLUMNS) if fmt == "table" else render(svc, fmt)
 
 
@@ -241,14 +247,17 @@ def delete(name: str, yes: bool, wait: bool, timeout: float) -> None:
     click.echo(f"deleted service {name}")
 
 
-@service.command("events", help="Events of a service (created, scaled, replica started/ready/crashed, …).")
+@service.command("events", help="Events of a service (created, scaled, replica started/ready/crashed, …): the "
+                 "newest page, oldest first; --all: every event, newest first, a page at a time.")
 @click.argument("name")
 @click.option("--since", default=None, help="e.g. 10m, 2h, 1d")
+@paging_options("events", 200, 5000)
 @output_option
 @api_errors
-def events(name: str, since: str | None, fmt: str) -> None:
+def events(name: str, since: str | None, limit: int, cursor: str | None, every: bool, fmt: str) -> None:
     with state().client() as c:
-        render(c.get(f"/services/{name}/events", since=since), fmt, ("time", "kind", "replica", "message"))
+        pages = c.pages(f"/services/{name}/events", since=since, limit=limit, cursor=cursor)
+        show_pages(pages, fmt, ("time", "kind", "replica", "message"), every=every, noun="events", newest_first=True)
 
 
 @service.command("requests", help="Recent requests with the replica that served each (newest first).")
@@ -261,7 +270,8 @@ def events(name: str, since: str | None, fmt: str) -> None:
 def requests_(name: str, replica: str | None, since: str | None, limit: int, fmt: str) -> None:
     with state().client() as c:
         rows = c.get(f"/services/{name}/requests", replica=replica, since=since, limit=limit)
-    render(rows, fmt, ("time", "replica", "method", "path", "status", "latency_ms", "access_key", "request_id"))
+    render(rows, fmt, ("time", "replica", "revision", "method", "path", "status", "latency_ms", "access_key",
+                       "request_id"))
 
 
 @service.command("logs", help="Replica logs (stdout/stderr), merged by time; --follow streams.")
@@ -281,3 +291,7 @@ def logs(name: str, replica: str | None, since: str | None, tail: int | None, pr
                 sys.stdout.flush()
         except KeyboardInterrupt:
             pass
+
+
+service.add_command(canary_cmd.promote)
+service.add_command(canary_cmd.rollback)

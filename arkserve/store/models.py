@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from arkserve.errors import Conflict, NotFound
@@ -78,24 +78,6 @@ def get(conn: Connection, name: str) -> ModelRow:
     if found is None:
         raise NotFound(f'model "{name}" not found (see `arkserve model list`)', code="ModelNotFound")
     return found
-
-
-def search(conn: Connection, *, viewer_id: int | None, query: str = "", task: str = "",
-           framework: str = "") -> list[ModelRow]:
-    """Models the viewer may see (public ones and their own; ``viewer_id`` None: all), filtered."""
-    q = _select().order_by(models.c.name)
-    if viewer_id is not None:
-        q = q.where(or_(models.c.public.is_(True), models.c.owner_id == viewer_id))
-    if query:
-        like = f"%{query.lower()}%"
-        q = q.where(or_(models.c.name.ilike(like), models.c.description.ilike(like)))
-    if task:
-        q = q.where(models.c.task == task)
-    if framework:
-        q = q.where(models.c.framework == framework)
-    rows = list(conn.execute(q))
-    versions = _versions(conn, [r.id for r in rows])
-    return [_model(r, versions[r.id]) for r in rows]
 
 
 def create(conn: Connection, name: str, owner_id: int, card: dict[str, str], public: bool) -> ModelRow:
