@@ -4,6 +4,10 @@ The docker half needs a running daemon and the locally built test image
 (``tests/images/busybox.sh``). Without a daemon the docker tests skip, unless
 ``ARKSERVE_REQUIRE_DOCKER=1`` (CI): then ``.ci/docker.sh`` is tried and a daemon that still
 does not answer fails them.
+
+The kubernetes half runs against a live cluster named by ``ARKSERVE_TEST_KUBECONFIG`` (kind, k3s:
+docs/kubernetes.md says how); without one it skips with one line. No cluster runs on the CI machines:
+there the kubernetes runtime is checked by its mapping and schema tests (``test_kubernetes_*.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class Backend:
     ignore_term: str  # serves like `serve` but ignores SIGTERM
     env_port_is_host_port: bool  # local: PORT is the host port; docker: the declared port
     readonly_mounts: bool
+    host: str = "127.0.0.1"  # where replicas are reached; "" = an address of the runtime's own (a Pod IP)
 
     def spec(self, service: str, replica: str = "r0000a1", command: str | None = None,
              **kw: object) -> ReplicaSpec:
@@ -71,6 +76,32 @@ def _docker_backend() -> Backend:
         serve="trap 'echo got SIGTERM; exit 0' TERM; " + BB_SERVE,
         ignore_term="trap '' TERM; " + BB_SERVE,
         env_port_is_host_port=False, readonly_mounts=True)
+
+
+def _kube_backend() -> Backend:
+    """The contract suite on a live cluster: ``ARKSERVE_TEST_KUBECONFIG`` (and optionally ``ARKSERVE_TEST_KUBE_*``)."""
+    import tempfile
+
+    from arkserve.runtimes.kube_mapping import KubeTarget
+    from arkserve.runtimes.kubernetes import KubernetesRuntime
+
+    kubeconfig = os.environ.get("ARKSERVE_TEST_KUBECONFIG", "")
+    if not kubeconfig:
+        pytest.skip("ARKSERVE_TEST_KUBECONFIG is not set: the kubernetes runtime's contract suite needs a live "
+                    "cluster (kind, k3s: docs/kubernetes.md); here only its mapping and schemas are tested")
+    # mounts come from a claim whose volume is the node's temp dir, where the mount test makes its model dir
+    target = KubeTarget(namespace=os.environ.get("ARKSERVE_TEST_KUBE_NAMESPACE", "default"),
+                        claim=os.environ.get("ARKSERVE_TEST_KUBE_CLAIM", "arkserve-test-tmp"),
+                        shared_root=tempfile.gettempdir(), instance=DOCKER_INSTANCE, grace_s=10.0)
+    return Backend(
+        kind="kubernetes", image=os.environ.get("ARKSERVE_TEST_KUBE_IMAGE", TEST_IMAGE),
+        make=lambda d: KubernetesRuntime(d, target, kubeconfig=kubeconfig, start_timeout_s=120),
+        make_code=("from arkserve.runtimes.kubernetes import KubernetesRuntime as R\n"
+                   "from arkserve.runtimes.kube_mapping import KubeTarget\n"
+                   f"rt = R(data_dir, KubeTarget(**{target.__dict__!r}), kubeconfig={kubeconfig!r})"),
+        serve="trap 'echo got SIGTERM; exit 0' TERM; " + BB_SERVE,
+        ignore_term="trap '' TERM; " + BB_SERVE,
+        env_port_is_host_port=False, readonly_mounts=True, host="")
 
 
 def _daemon_answers() -> bool:
@@ -103,8 +134,11 @@ def docker_daemon() -> None:
         pytest.fail(f"cannot build {TEST_IMAGE}: {build.stderr}")
 
 
-@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker),
+                        pytest.param("kubernetes", marks=pytest.mark.kubernetes)])
 def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "kubernetes":
+        return _kube_backend()
     if request.param == "docker":
         request.getfixturevalue("docker_daemon")
         return _docker_backend()

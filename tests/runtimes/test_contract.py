@@ -1,4 +1,5 @@
-"""The runtime contract, run against every real backend (local processes, Docker Engine)."""
+"""The runtime contract, run against every real backend (local processes, Docker Engine, a live Kubernetes
+cluster when ``ARKSERVE_TEST_KUBECONFIG`` names one)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def test_start_serves_http_on_loopback_with_env(backend: Backend, runtime: Runti
     print(f"\n{backend.kind}: start() to HTTP answer in {time.perf_counter() - t0:.3f}s")
     assert info.phase is ReplicaPhase.RUNNING
     assert (info.service, info.replica, info.revision) == (service, "r0000a1", "rev1")
-    assert info.host == "127.0.0.1" and info.port > 0 and info.runtime_id
+    assert (info.host == backend.host if backend.host else info.host) and info.port > 0 and info.runtime_id
     assert env["PORT"] == str(info.port if backend.env_port_is_host_port else spec.port)
     assert env["ARK_SERVICE"] == service and env["ARK_REPLICA"] == "r0000a1"
     assert env["GREETING"] == "hello world"
