@@ -1,6 +1,7 @@
-"""The model market's list a page at a time (on SQLite and PostgreSQL): keyset cursors stable while models are published, the filters
-(prefix, search, task, framework, publisher, visibility) inside the caller's scope, the total count, the
-facets, refused cursors, and ``arkserve model list`` with ``--limit``/``--cursor``/``--all``."""
+"""The model market's list a page at a time, on SQLite and PostgreSQL: keyset cursors stable while models are
+published, the filters (prefix, search, task, framework, publisher, visibility) inside the caller's scope,
+the total count, the facets, refused cursors, and ``arkserve model list`` with ``--limit``/``--cursor``/``--all``.
+"""
 
 from __future__ import annotations
 
