@@ -286,6 +286,10 @@ class ServicePatch(_In):
     autoscale: AutoscaleSpec | None = Field(default=None, description="fields given change the current setting; "
                                             "null turns the autoscaler off (the replica count stays)")
 
+    canary: int | None = Field(default=None, ge=1, le=99, description="percent of requests: the changed spec "
+                               "starts as a canary revision beside the stable one instead of a rolling update; "
+                               "alone, it re-weights the running canary (docs/canary.md)")
+
     @field_validator("*", mode="before")
     @classmethod
     def _no_null(cls, v: object, info: ValidationInfo) -> object:
@@ -321,6 +325,16 @@ class ReplicaOut(BaseModel):
     billing: str = "payg"  # payg | prepaid
 
 
+class CanaryOut(BaseModel):
+    """A service's canary revision beside the stable one (docs/canary.md)."""
+
+    revision: str
+    weight: int = Field(description="percent of requests the canary gets; the stable revision gets the rest")
+    replicas: int = Field(description="replicas the canary runs: ceil(replicas x weight / 100), at least 1")
+    ready: int
+    spec: ServiceSpec
+
+
 class ServiceOut(BaseModel):
     name: str
     owner: str
@@ -336,6 +350,7 @@ class ServiceOut(BaseModel):
     instances: list[ReplicaOut]
     created_at: float
     updated_at: float
+    canary: CanaryOut | None = None  # a second revision beside the stable one; instances lists both's replicas
 
 
 class EventOut(BaseModel):

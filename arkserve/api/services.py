@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
-from arkserve.api import cursors, mounts
+from arkserve.api import canary, cursors, mounts
 from arkserve.api.errors import validated
 from arkserve.api.images import service_image
 from arkserve.api.security import Caller, Context, Principal
@@ -25,7 +25,7 @@ from arkserve.billing import guard as billing_guard
 from arkserve.domain.durations import UNITS, parse_duration
 from arkserve.domain.rollout import Replica, honest_status
 from arkserve.domain.services import SERVICE_STATUSES, endpoint, revision
-from arkserve.errors import NotFound, ValidationFailed
+from arkserve.errors import Conflict, NotFound, ValidationFailed
 from arkserve.logs import follow_logs, log_dir_for, read_logs
 from arkserve.ports import port_free
 from arkserve.schemas import (
@@ -38,6 +38,7 @@ from arkserve.schemas import (
     ServiceSpec,
 )
 from arkserve.settings import Settings
+from arkserve.store import canary as canary_store
 from arkserve.store import event_pages, instance_types, service_pages
 from arkserve.store import events as event_store
 from arkserve.store import services as service_store
@@ -64,14 +65,15 @@ def _replica_out(r: ReplicaRow) -> ReplicaOut:
 
 def service_out(settings: Settings, svc: ServiceRow, reps: list[ReplicaRow]) -> ServiceOut:
     rev = revision(svc.spec)  # a hash of the canonical spec: once per service (a list page makes 100)
+    stable, _ = canary_store.split_rows(svc, reps)  # a canary's replicas are shown apart (docs/canary.md)
     status, reason, message = honest_status(svc.status, svc.reason, svc.message, svc.replicas, rev,
-                                            [Replica(r.state, r.revision) for r in reps])
+                                            [Replica(r.state, r.revision) for r in stable])
     return ServiceOut(
         name=svc.name, owner=svc.owner, status=status, reason=reason, message=message,
         endpoint=service_endpoint(settings, svc), replicas=svc.replicas,
-        ready=sum(1 for r in reps if r.state == "ready"), generation=svc.generation, revision=rev,
+        ready=sum(1 for r in stable if r.state == "ready"), generation=svc.generation, revision=rev,
         spec=ServiceSpec(**svc.spec), instances=[_replica_out(r) for r in reps],
-        created_at=svc.created_at, updated_at=svc.updated_at)
+        created_at=svc.created_at, updated_at=svc.updated_at, canary=canary.canary_out(svc, reps))
 
 
 def visible_service(ctx: Context, caller: Principal, name: str) -> ServiceRow:
@@ -126,16 +128,19 @@ def create_service(body: ServiceCreate, caller: Caller, ctx: Context) -> Service
     spec = ServiceSpec(**body.model_dump(exclude={"name", "replicas"})).model_dump()
     spec["image"] = service_image(ctx, caller.user, spec["image"])  # short form; registry images: who may pull
     _check_local_image(ctx, spec["image"])
+    replicas, bounds = body.replicas, spec.get("autoscale")
+    if bounds:  # an autoscaled service starts within its bounds (docs/autoscaling.md)
+        replicas = min(bounds["max"], max(bounds["min"], replicas))
     g = ctx.settings.gateway
     port_base = g.port_base if g.addressing == "port" else None
     with ctx.store.begin() as conn:
         _check_instance_type(conn, body.instance_type)
         spec = mounts.resolve(conn, ctx.settings.data_dir, caller.user, spec)
-        billing_guard.admit(conn, ctx.settings.billing, caller.user.id, spec, body.replicas)  # 403/402
-        svc = service_store.create(conn, body.name, caller.user.id, spec, body.replicas, port_base,
+        billing_guard.admit(conn, ctx.settings.billing, caller.user.id, spec, replicas)  # 403/402
+        svc = service_store.create(conn, body.name, caller.user.id, spec, replicas, port_base,
                                    lambda port: not port_free(g.host, port))  # another program holds it
         event_store.record(conn, svc.name, "created", f"created by {caller.user.username} with "
-                                                      f"{body.replicas} replica(s), image {spec['image']}")
+                                                      f"{replicas} replica(s), image {spec['image']}")
     return service_out(ctx.settings, svc, [])
 
 
@@ -153,6 +158,15 @@ def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -
     svc = visible_service(ctx, caller, name)
     changes = body.model_dump(exclude_unset=True)
     count = changes.pop("replicas", None)
+    weight = changes.pop("canary", None)  # the changes start a canary instead of a rolling update (docs/canary.md)
+    if changes.get("autoscale") is not None:  # the fields given change the current setting
+        changes["autoscale"] = {**(svc.spec.get("autoscale") or {}), **changes["autoscale"]}
+    autoscaled = changes["autoscale"] if "autoscale" in changes else svc.spec.get("autoscale")
+    if count is not None and autoscaled:
+        raise Conflict(f'service "{name}" is autoscaled ({autoscaled["min"]}-{autoscaled["max"]} replicas): the '
+                       "autoscaler sets its replica count. Change its bounds (`arkserve service update "
+                       f"{name} --autoscale min=N,max=M`) or turn it off first (`arkserve service update {name} "
+                       '--autoscale off`, or PATCH {"autoscale": null})', code="AutoscalerOn")
     if "image" in changes:
         with ctx.store.read() as conn:
             changes["image"] = service_image(ctx, user_store.get_by_id(conn, svc.owner_id), changes["image"])
@@ -164,6 +178,10 @@ def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -
         if spec is not None and "mounts" in changes:
             spec = mounts.resolve(conn, ctx.settings.data_dir, user_store.get_by_id(conn, svc.owner_id), spec)
         rolls = spec is not None and revision(spec) != revision(svc.spec)
+        if weight is not None or (rolls and svc.canary_spec):
+            canary.start(conn, ctx.settings, caller.user.username, service_store.get(conn, name), spec, count, weight)
+            svc = service_store.get(conn, name)
+            return service_out(ctx.settings, svc, service_store.list_replicas(conn, svc.id))
         billing_guard.admit(conn, ctx.settings.billing, svc.owner_id, spec or svc.spec,
                             svc.replicas if count is None else count, service_id=svc.id, old_spec=svc.spec,
                             old_replicas=svc.replicas)  # quotas (403) and balance (402) before any write

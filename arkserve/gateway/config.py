@@ -35,6 +35,9 @@ class GatewayConfig:
     queue_timeout_s: float = 30.0
     queue_max: int = 1024  # per service and worker; beyond it -> immediate 503
     retry_after_s: int = 1
+    # autoscaling (gateway/load.py): how often this worker reports its load, and at most how often it wakes a service
+    load_report_s: float = 1.0
+    wake_every_s: float = 1.0
     # bookkeeping
     tick_s: float = 0.25  # timeout sweep granularity
     snapshot_poll_s: float = 0.1  # a version read; a load only when it moved

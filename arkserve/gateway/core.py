@@ -14,7 +14,7 @@ from arkserve.domain.routing import EMPTY_SNAPSHOT, RoutingSnapshot, ServiceRout
 from arkserve.gateway.balancer import Balancer
 from arkserve.gateway.config import GatewayConfig
 from arkserve.gateway.http import METHOD_NAMES, HttpError, service_failing
-from arkserve.gateway.load import LoadSink, Loads, changes, service_loads
+from arkserve.gateway.load import Loads, LoadSink, changes, service_loads
 from arkserve.gateway.metrics import Metrics
 from arkserve.gateway.requestlog import RecordSink, RequestRecord
 from arkserve.gateway.spool import Spool

@@ -1,0 +1,107 @@
+"""What a gateway worker tells the autoscaler: its load per service, and wakes of services scaled to zero.
+
+:class:`LoadSink` is the interface the :class:`~arkserve.gateway.core.Core` calls from the event loop (both calls
+only hand over and return). :class:`BackgroundLoad` delivers on a daemon thread to two functions the caller
+injects (``arkserve gateway`` wires them to the store; the gateway package never imports it): wakes at once, the
+latest load report within ``interval_s``. :func:`service_loads` is the per-service count the core reports.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol, runtime_checkable
+
+from arkserve.gateway.balancer import ServicePool
+
+Loads = dict[str, tuple[int, int]]  # service -> (requests in flight at its replicas, requests queued for it)
+
+
+@runtime_checkable
+class LoadSink(Protocol):
+    def report(self, loads: Loads) -> None:
+        """This worker's load for the services that have some or whose load changed since the last report."""
+        ...
+
+    def wake(self, service: str, queued: int) -> None:
+        """A request waits for ``service``, which has no replica: ask for one now."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def service_loads(pools: Mapping[str, ServicePool], queues: Mapping[str, Iterable[object]]) -> Loads:
+    """(in flight, queued) for every service with either; others are absent."""
+    out: Loads = {}
+    for name, pool in pools.items():
+        n = sum(st.outstanding for st in pool.replicas)
+        if n:
+            out[name] = (n, 0)
+    for name, q in queues.items():
+        waiting = sum(1 for _ in q)
+        if waiting:
+            out[name] = (out.get(name, (0, 0))[0], waiting)
+    return out
+
+
+def changes(previous: Loads, now: Loads) -> Loads:
+    """What to report: every non-zero load (a refresh: stale rows count as zero), and zeros for services that had
+    load in the previous report."""
+    out = dict(now)
+    for name in previous:
+        if name not in now:
+            out[name] = (0, 0)
+    return out
+
+
+class BackgroundLoad:
+    """Hands reports and wakes to ``deliver_report`` / ``deliver_wake`` on a daemon thread; failures are counted and
+    dropped (a store that is away must not stop the gateway; the next report repeats the load)."""
+
+    def __init__(self, deliver_report: Callable[[Loads], None], deliver_wake: Callable[[str, int], None]) -> None:
+        self._report, self._wake = deliver_report, deliver_wake
+        self._lock = threading.Lock()
+        self._pending: Loads | None = None
+        self._wakes: dict[str, int] = {}
+        self._event = threading.Event()
+        self._stop = False
+        self.failures = 0
+        self._thread = threading.Thread(target=self._run, name="arkserve-load", daemon=True)
+        self._thread.start()
+
+    def report(self, loads: Loads) -> None:
+        with self._lock:
+            self._pending = loads
+        self._event.set()
+
+    def wake(self, service: str, queued: int) -> None:
+        with self._lock:
+            self._wakes[service] = max(queued, self._wakes.get(service, 0))
+        self._event.set()
+
+    def _run(self) -> None:
+        while True:
+            self._event.wait()
+            self._event.clear()
+            with self._lock:
+                wakes, self._wakes = self._wakes, {}
+                pending, self._pending = self._pending, None
+                stop = self._stop
+            for service, queued in wakes.items():
+                self._call(self._wake, service, queued)
+            if pending:
+                self._call(self._report, pending)
+            if stop:
+                return
+
+    def _call(self, fn: Callable[..., None], *args: object) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            self.failures += 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop = True
+        self._event.set()
+        self._thread.join(timeout=5)
