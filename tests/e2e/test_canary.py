@@ -1,0 +1,120 @@
+"""Canary revisions on the whole platform (`arkserve up`, local runtime, the tiny app that reports its VERSION):
+the split lands where its weight says, a key header sticks to one revision, the request log names the revision,
+and rollback and promote under continuous load fail no request (docs/canary.md)."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+
+from arkserve.sdk.auth import ArkAuth
+from tests.e2e.conftest import Platform
+from tests.e2e.load import Load
+
+
+def _canary_serving(platform: Platform, name: str, timeout: float = 60) -> dict[str, Any]:
+    """Until the canary's replicas are ready and every gateway worker routes to them: the reconciler writes the
+    canary's words into the status message only once the gateways have acknowledged its newest ready replica."""
+    deadline = time.monotonic() + timeout
+    with platform.client() as c:
+        while True:
+            svc: dict[str, Any] = c.get(f"/services/{name}")
+            can = svc["canary"]
+            if (can and can["ready"] == can["replicas"] and svc["status"] == "ready"
+                    and f"{can['ready']}/{can['replicas']} ready, {can['weight']}%" in svc["message"]):
+                return svc
+            assert time.monotonic() < deadline, f"canary not serving: {svc}"
+            time.sleep(0.1)
+
+
+def _settled(platform: Platform, name: str, replicas: int, timeout: float = 60) -> dict[str, Any]:
+    svc = platform.wait_ready(name, replicas, timeout)
+    assert svc["canary"] is None
+    return svc
+
+
+def test_a_canary_split_sticks_by_key_and_rollback_and_promote_fail_no_request(platform: Platform) -> None:
+    svc = platform.create("bird", 2, env={"VERSION": "1"})
+    stable = svc["revision"]
+    p = platform.profile
+    url = svc["endpoint"] + "/"
+    with platform.client() as c:
+        svc = c.patch("/services/bird", {"env": {"VERSION": "2"}, "canary": 10})
+    assert svc["revision"] == stable and svc["canary"]["weight"] == 10 and svc["canary"]["replicas"] == 1
+    svc = _canary_serving(platform, "bird")
+    canary = svc["canary"]["revision"]
+    assert {i["revision"] for i in svc["instances"]} == {stable, canary} and len(svc["instances"]) == 3
+
+    # the split: 10 % +- 3 % of 2 000 tiny requests
+    with Load(url, p.access_key, p.secret_key, platform.ca, total=2000, concurrency=20) as load:
+        pass
+    r = load.result
+    print(f"split: sent {r.sent}, versions {dict(r.versions)}, failed {r.failed}")
+    assert r.failed == 0, r.errors[:5]
+    share = r.versions["2"] / (r.versions["1"] + r.versions["2"])
+    assert 0.07 <= share <= 0.13, f"canary share {share:.3f} of {r.sent}"
+
+    # sticky: a key always reaches the same revision; over 40 keys both revisions are met
+    by_key: dict[str, set[str]] = {}
+    tls = ssl.create_default_context(cafile=platform.ca)
+    with httpx.Client(verify=tls, auth=ArkAuth(p.access_key, p.secret_key), timeout=10) as h:
+        for k in range(40):
+            for _ in range(5):
+                resp = h.get(url, headers={"X-Ark-Canary-Key": f"user-{k}"})
+                assert resp.status_code == 200, resp.text
+                by_key.setdefault(f"user-{k}", set()).add(resp.json()["version"])
+    assert all(len(v) == 1 for v in by_key.values()), by_key
+    assert Counter(next(iter(v)) for v in by_key.values()).keys() == {"1", "2"}, by_key
+
+    # the request log names the revision that served each request
+    with platform.client() as c:
+        deadline = time.monotonic() + 10
+        while True:
+            log = c.get("/services/bird/requests", limit=10000)
+            if len(log) >= 2000 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        svc = c.get("/services/bird")
+    seen = Counter(row["revision"] for row in log)
+    assert set(seen) == {stable, canary} and seen[canary] < seen[stable], seen
+    replica_rev = {i["id"]: i["revision"] for i in svc["instances"]}
+    assert all(replica_rev[row["replica"]] == row["revision"] for row in log if row["replica"] in replica_rev)
+
+    # rollback under load: the canary's replicas drain, nothing fails
+    with Load(url, p.access_key, p.secret_key, platform.ca, total=10**9, concurrency=20) as load:
+        while load.result.sent < 200:
+            time.sleep(0.02)
+        with platform.client() as c:
+            c.post("/services/bird/canary/rollback", {})
+        svc = _settled(platform, "bird", 2)
+        sent = load.result.sent
+        load.stop_after(sent + 200)
+    r = load.result
+    print(f"rollback: sent {r.sent}, versions {dict(r.versions)}, failed {r.failed}")
+    assert r.failed == 0, r.errors[:5]
+    assert svc["revision"] == stable and {i["revision"] for i in svc["instances"]} == {stable}
+
+    # a canary at 50 %, then promote under load: the old revision drains, nothing fails
+    with platform.client() as c:
+        c.patch("/services/bird", {"env": {"VERSION": "3"}, "canary": 50})
+    _canary_serving(platform, "bird")
+    with Load(url, p.access_key, p.secret_key, platform.ca, total=10**9, concurrency=20) as load:
+        while load.result.sent < 200:
+            time.sleep(0.02)
+        with platform.client() as c:
+            c.post("/services/bird/canary/promote", {})
+        svc = _settled(platform, "bird", 2)
+        sent = load.result.sent
+        load.stop_after(sent + 200)
+    r = load.result
+    print(f"promote: sent {r.sent}, versions {dict(r.versions)}, failed {r.failed}")
+    assert r.failed == 0, r.errors[:5]
+    assert svc["revision"] != stable and {i["revision"] for i in svc["instances"]} == {svc["revision"]}
+    assert r.versions["3"] > 0 and r.versions["1"] > 0
+    with platform.client() as c:
+        kinds = [e["kind"] for e in c.get("/services/bird/events", limit=5000)]
+    assert kinds.count("canary") == 2 and "rolled_back" in kinds and "promoted" in kinds
