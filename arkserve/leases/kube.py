@@ -98,6 +98,7 @@ class KubeLease:
         obj = self._read()
         if obj is None:
             body = client.V1Lease(
+                api_version="coordination.k8s.io/v1", kind="Lease",
                 metadata=client.V1ObjectMeta(name=self.lease, namespace=self.namespace,
                                              labels={"app.kubernetes.io/part-of": "arkserve"}),
                 spec=client.V1LeaseSpec(holder_identity=holder, lease_duration_seconds=round(duration_s),
