@@ -19,8 +19,10 @@ import pytest
 import yaml
 
 from arkserve.errors import PermanentError, RuntimeUnavailable, TemporaryError
+from arkserve.logs import LogWriter, log_path, read_logs
 from arkserve.runtimes.base import ReplicaSpec
 from arkserve.runtimes.factory import make_runtime
+from arkserve.runtimes.kube_logs import PodFollower
 from arkserve.settings import RuntimeSettings
 from tests.live import free_port
 
@@ -129,3 +131,39 @@ def test_rbac_refusal_is_permanent_with_the_clusters_words_and_a_missing_pod_is_
     seen = [unquote(s) for s in _Answers.seen]  # adoption lists by the platform's label
     assert "GET /api/v1/namespaces/arkserve/pods?labelSelector=arkserve.io/managed=true" in seen, seen
     rt.close()
+
+
+class _Stream:
+    """What ``read_namespaced_pod_log(..., _preload_content=False)`` returns: a urllib3 response, in chunks."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks, self.closed = chunks, False
+
+    def stream(self, amt: int, decode_content: bool = True) -> Iterator[bytes]:
+        yield from self.chunks
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_pod_output_goes_to_the_log_file_once_across_an_adoption(tmp_path: Path) -> None:
+    """The log API's RFC 3339 nanosecond stamps, lines split across chunks; a second follower (the runtime of a
+    restarted reconciler) asks for the seconds since the file's last line and writes only what is newer."""
+    log_dir = tmp_path / "logs"
+    path = log_path(log_dir, "flowers", "r0000a1")
+    asked: list[int | None] = []
+    first = [b"2026-11-30T21:00:07.123456789Z listening\n2026-11-30T21:00:08.000000001Z got ",
+             b"request 1\n2026-11-30T21:00:09.5Z got request 2"]
+    again = [b"2026-11-30T21:00:08.000000001Z got request 1\n2026-11-30T21:00:09.5Z got request 2\n",
+             b"2026-11-30T21:00:10.25Z got SIGTERM\n"]
+    for chunks in (first, again):
+        def open_stream(since: int | None, chunks: list[bytes] = chunks) -> _Stream:
+            asked.append(since)
+            return _Stream(chunks)
+
+        follower = PodFollower("ark-flowers-r0000a1", LogWriter(path, "r0000a1"), open_stream)
+        follower.start()
+        follower.join(timeout=5)
+    assert [line.text for line in read_logs(log_dir, "flowers")] == [
+        "listening", "got request 1", "got request 2", "got SIGTERM"]
+    assert asked[0] is None and asked[1] is not None and asked[1] >= 1
