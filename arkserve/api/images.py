@@ -4,8 +4,9 @@ who owns a repository and whether it is public. Deleting is refused while a serv
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from arkserve.api import cursors
 from arkserve.api.registry_token import catalogue, quota_bytes
 from arkserve.api.security import Caller, Context, Principal
 from arkserve.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -21,9 +22,11 @@ from arkserve.schemas import (
     ImageVisibility,
     PushCommandsOut,
 )
+from arkserve.store import image_pages
 from arkserve.store import images as image_store
 from arkserve.store import services as service_store
 from arkserve.store import users as user_store
+from arkserve.store.image_pages import ImageFilters
 from arkserve.store.users import User
 
 router = APIRouter(tags=["images"])
@@ -58,19 +61,41 @@ def _visible(ctx: Context, caller: Principal, name: str) -> tuple[str, bool]:
     return (row.owner if row else namespace), public
 
 
-@router.get("/images", response_model=list[ImageRepositoryOut],
-            summary="Image repositories: yours (default), or the public ones (?public=true)")
-def list_images(caller: Caller, ctx: Context, public: bool = False) -> list[ImageRepositoryOut]:
-    with ctx.store.read() as conn:
-        rows = {r.name: r for r in image_store.list_repositories(conn)}
-    out = []
+@router.get("/images", response_model=list[ImageRepositoryOut], responses={200: {"headers": cursors.HEADERS}},
+            summary="Image repositories in name order, a page at a time: yours (default), or the public ones "
+                    "(?public=true)")
+def list_images(caller: Caller, ctx: Context, request: Request, response: Response, public: bool = False,
+                prefix: str = Query("", max_length=255, description="Only names (or a part after a '/') starting "
+                                                                    "with this."),
+                owner: str = Query("", max_length=64, description="Only this user's namespace (admins: anyone's; "
+                                                                  "with public=true: their public ones)."),
+                limit: int = Query(50, ge=1, le=500, description="Repositories per page."),
+                cursor: str | None = Query(None, description="X-Next-Cursor of the previous page.")
+                ) -> list[ImageRepositoryOut]:
+    shown = {"list": "images", "public": "true" if public else "", "prefix": prefix, "owner": owner}
+    after = cursors.decode(cursor, shown) if cursor else None
+    me = caller.user.username
+    if not public and owner and owner != me and not caller.user.is_admin:
+        cursors.set_headers(response, request, 0, None)  # a filter never widens the scope: none of yours is theirs
+        return []
+    namespace = owner if public else owner or me
+    f = ImageFilters(public=public, namespace=namespace, prefix=prefix, public_namespace=PUBLIC_NAMESPACE)
+    out: list[ImageRepositoryOut] = []
+    total: int | None = None
+    more = True
     with catalogue(ctx) as cat:
-        for name in cat.repositories():
-            namespace = name.split("/", 1)[0]
-            row = rows.get(name)
-            is_public = namespace == PUBLIC_NAMESPACE or (row is not None and row.public)
-            if (is_public if public else namespace == caller.user.username) and (tags := cat.tags(name)):
-                out.append(_repo_out(ctx, name, row.owner if row else namespace, is_public, tags))
+        while more and len(out) < limit:  # a repository with no tag left is not shown: the next one fills in
+            with ctx.store.read() as conn:
+                page = image_pages.page(conn, f, after=after, limit=limit - len(out))
+            total = page.total if total is None else total
+            for row in page.rows:
+                if tags := cat.tags(row.name):
+                    always = row.name.startswith(PUBLIC_NAMESPACE + "/")
+                    out.append(_repo_out(ctx, row.name, row.owner, row.public or always, tags))
+            more = page.last is not None
+            after = page.rows[-1].name if page.rows else after
+    cursors.set_headers(response, request, total or 0,
+                        cursors.encode(after, shown) if more and after is not None else None)
     return out
 
 

@@ -9,6 +9,7 @@ import click
 
 from arkserve.cli.context import api_errors, state
 from arkserve.cli.output import output_option, render
+from arkserve.cli.pages import paging_options, show_pages
 
 REPO_COLUMNS = ("name", "owner", "public", "tag_count", "size", "pull")
 TAG_COLUMNS = ("tag", "digest", "size", "pushed_at", "image")
@@ -32,14 +33,20 @@ def _rows(repos: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**r, "tag_count": len(r["tags"]), "size": _human(r["size"])} for r in repos]
 
 
-@image.command("list", help="Your repositories, or with --public the public ones (ark-public/ and shared).")
+@image.command("list", help="Your repositories, or with --public the public ones (ark-public/ and shared), in name "
+               "order: the first page (--limit), or every page with --all.")
 @click.option("--public", is_flag=True, help="Public images instead of yours.")
+@click.option("--prefix", default="", help="Only names (or a part after a '/') starting with this.")
+@click.option("--owner", default="", help="Only this user's repositories (admins: anyone's; with --public: their "
+                                          "public ones).")
+@paging_options("repositories", 50, 500)
 @output_option
 @api_errors
-def list_images(public: bool, fmt: str) -> None:
+def list_images(public: bool, prefix: str, owner: str, limit: int, cursor: str | None, every: bool, fmt: str) -> None:
     with state().client() as c:
-        repos = c.get("/images", public="true" if public else None)
-    render(repos if fmt != "table" else _rows(repos), fmt, REPO_COLUMNS)
+        pages = c.pages("/images", public="true" if public else None, prefix=prefix or None, owner=owner or None,
+                        limit=limit, cursor=cursor)
+        show_pages(pages, fmt, REPO_COLUMNS, every=every, noun="repositories", row=lambda r: _rows([r])[0])
 
 
 @image.command("tags", help="Tags of a repository (NAME: yours when it has no namespace) with digest and size.")
