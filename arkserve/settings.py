@@ -156,7 +156,7 @@ class ReconcilerSettings:
     lease_duration_s: float = _setting(10.0, "Leader lease duration, seconds: a crashed leader is replaced this long "
                                        "after its last renewal (renewed every quarter of it; a leader that cannot "
                                        "renew stops acting a quarter before it expires).", "ARKSERVE_LEASE_DURATION_S")
-    lease_namespace: str = _setting("", "Namespace of the Kubernetes Lease (default: the reconciler Pod's own).",
+    lease_namespace: str = _setting("", "Namespace of the Kubernetes Lease (default: runtime.kube_namespace).",
                                     "ARKSERVE_LEASE_NAMESPACE")
 
 

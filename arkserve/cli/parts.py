@@ -180,7 +180,8 @@ def _elector(s: Settings, store: Any) -> Any:
     try:
         kind = resolve(s.reconciler.leader_election, s.database_url, s.runtime.kind)
         return make_elector(kind, store, duration_s=s.reconciler.lease_duration_s,
-                            namespace=s.reconciler.lease_namespace)
+                            namespace=s.reconciler.lease_namespace or s.runtime.kube_namespace,
+                            kubeconfig=s.runtime.kubeconfig)
     except (ArkserveError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -24,7 +24,7 @@ from arkserve.leases.elector import Elector
 from arkserve.leases.kube import KubeLease
 
 PREFIX = "/apis/coordination.k8s.io/v1/namespaces/ark/leases"
-K8S = "1.34"
+K8S = kubernetes_validate.latest_version()  # the newest schemas the library ships (offline)
 
 
 class FakeLeaseApi:
