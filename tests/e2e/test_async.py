@@ -1,0 +1,243 @@
+"""Asynchronous inference end to end through `arkserve up` (API, gateway, reconciler and dispatcher processes):
+202 then the result, a signed callback (retried once) verified with the SDK's helper and logged per attempt,
+another user's keys get 404, the size limit's 413, and every accepted request ending as a result after SIGKILLs
+of the dispatcher and the gateway."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from arkserve.sdk import webhooks
+from arkserve.sdk.auth import ArkAuth
+from tests.e2e.conftest import Platform
+
+APP = Path(__file__).with_name("async_app.py")
+MAX_BODY = 256 * 1024
+
+
+class Hooks:
+    """A callback receiver on loopback: records every POST; the first ``fail_first`` answers are 500."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.got: list[tuple[dict[str, str], bytes]] = []
+        self.fail_first = fail_first
+        hooks = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                hooks.got.append((dict(self.headers), body))
+                status = 500 if len(hooks.got) <= hooks.fail_first else 200
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    tmp = tmp_path_factory.mktemp("async")
+    p = Platform(tmp)
+    p.env.update({"ARKSERVE_ASYNC_CALLBACK_HOSTS": "127.0.0.1", "ARKSERVE_ASYNC_MAX_BODY_BYTES": str(MAX_BODY),
+                  "ARKSERVE_ASYNC_INLINE_BYTES": "4096", "ARKSERVE_ASYNC_LEASE_S": "2",
+                  "ARKSERVE_ASYNC_CONCURRENCY": "4"})
+    p.start()
+    image = tmp / "async-image"
+    image.mkdir()
+    shutil.copy(APP, image / "app.py")
+    p.image = str(image)  # type: ignore[attr-defined]
+    try:
+        yield p
+    finally:
+        try:
+            p.delete_all_services()
+        finally:
+            p.stop()
+
+
+def _service(p: Platform, name: str) -> str:
+    with p.client() as c:
+        if not any(s["name"] == name for s in c.list_all("/services", limit=100)):
+            c.post("/services", {"name": name, "image": p.image, "port": 8000,  # type: ignore[attr-defined]
+                                 "command": f"{sys.executable} app.py", "health_path": "/healthz", "replicas": 1})
+    return str(p.wait_ready(name, 1)["endpoint"])
+
+
+def _http(p: Platform, ak: str | None = None, sk: str | None = None) -> httpx.Client:
+    prof = p.profile
+    return httpx.Client(verify=ssl.create_default_context(cafile=p.ca), auth=ArkAuth(ak or prof.access_key, sk or prof.secret_key), timeout=30)
+
+
+def _status(p: Platform, request_id: str) -> dict[str, Any]:
+    with p.client() as c:
+        doc: dict[str, Any] = c.get(f"/async-requests/{request_id}")
+    return doc
+
+
+def test_202_then_the_result_and_a_signed_callback_retried_once(plat: Platform) -> None:
+    endpoint = _service(plat, "asy")
+    hooks = Hooks(fail_first=1)
+    body = os.urandom(20_000)  # over the inline bound: the body goes to a file under the data dir
+    try:
+        with _http(plat) as h:
+            r = h.post(endpoint + "/async/predict?x=1", content=body,
+                       headers={"X-Ark-Callback-Url": hooks.url, "X-Test": "kept"})
+            assert r.status_code == 202, r.text
+            doc = r.json()
+            assert doc["status"] == "queued" and doc["status_url"] == f"{endpoint}/async/{doc['id']}"
+            assert r.headers["location"] == doc["status_url"]
+            done = wait_for(lambda: (s := h.get(doc["status_url"]).json())["status"] == "succeeded" and s, 30,
+                            "the result")
+            assert done["result"]["status"] == 200 and done["path"] == "/predict?x=1" and done["attempts"] == 1
+            res = h.get(doc["status_url"] + "/result")
+            assert res.status_code == 200 and res.headers["x-app"] == "async-app"
+            echo = res.json()
+            assert echo["sha256"] == hashlib.sha256(body).hexdigest() and echo["path"] == "/predict?x=1"
+            assert echo["x_test"] == "kept" and echo["key"] == plat.profile.access_key
+            # the header form, no body
+            r2 = h.get(endpoint + "/plain?delay=0", headers={"X-Ark-Async": "true"})
+            assert r2.status_code == 202
+            wait_for(lambda: _status(plat, r2.json()["id"])["status"] == "succeeded", 30, "the second result")
+        wait_for(lambda: len(hooks.got) >= 2, 30, "the callback's second attempt")
+        with plat.client() as c:
+            secret = c.get("/webhook-secret")["secret"]
+        headers, raw = hooks.got[1]
+        hook = webhooks.verify(secret, headers, raw)
+        assert hook["id"] == doc["id"] and hook["status"] == "succeeded" and hook["result"]["status"] == 200
+        assert json.loads(base64.b64decode(hook["result"]["body_base64"]))["sha256"] == echo["sha256"]
+        with pytest.raises(webhooks.WebhookVerificationError):
+            webhooks.verify(secret, headers, raw.replace(b"succeeded", b"succeedeD"))
+        with pytest.raises(webhooks.WebhookVerificationError):
+            webhooks.verify(secret[:-1] + ("A" if secret[-1] != "A" else "B"), headers, raw)
+        st = wait_for(lambda: (s := _status(plat, doc["id"]))["callback"]["state"] == "delivered" and s, 10,
+                      "the callback state")
+        assert st["callback"]["attempts"] == 2
+        with plat.client() as c:
+            log = c.get("/services/asy/requests", replica="callback", limit=500)
+        assert sorted(r["status"] for r in log if r["request_id"] == doc["id"]) == [200, 500]
+        out = plat.cli("async", "get", doc["id"], "--result")
+        assert out.returncode == 0 and echo["sha256"] in out.stdout
+    finally:
+        hooks.close()
+
+
+def test_only_the_submitters_own_keys_see_a_request(plat: Platform) -> None:
+    endpoint = _service(plat, "asy")
+    with plat.client() as admin:
+        admin.post("/users", {"username": "other", "password": "other-password", "role": "admin"})
+        other = admin.post("/keys", {"username": "other"})
+        second = admin.post("/keys", {"description": "my second key"})
+    with _http(plat) as h:
+        doc = h.post(endpoint + "/async/x", content=b"mine").json()
+    wait_for(lambda: _status(plat, doc["id"])["status"] == "succeeded", 30, "the result")
+    with _http(plat, second["access_key"], second["secret_key"]) as h:
+        assert h.get(doc["status_url"]).json()["status"] == "succeeded"  # the same user's other key
+    with _http(plat, other["access_key"], other["secret_key"]) as h:  # an admin, so it may call the service
+        for url in (doc["status_url"], doc["status_url"] + "/result"):
+            r = h.get(url)
+            assert r.status_code == 404 and r.json()["code"] == "AsyncRequestNotFound", r.text
+            assert r.json()["request_id"]
+        assert h.get(endpoint + f"/async/ar_{'0' * 32}").status_code == 404
+    with plat.client() as admin:
+        admin.post("/users", {"username": "plain", "password": "plain-password"})
+        plain = admin.post("/keys", {"username": "plain"})
+    out = plat.cli("async", "get", doc["id"])
+    assert out.returncode == 0 and "succeeded" in out.stdout
+    env = {**plat.env, "ARKSERVE_ACCESS_KEY": plain["access_key"], "ARKSERVE_SECRET_KEY": plain["secret_key"],
+           "ARKSERVE_ENDPOINT": plat.profile.endpoint}
+    res = subprocess.run([sys.executable, "-m", "arkserve", "async", "get", doc["id"]], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0 and "AsyncRequestNotFound" in res.stderr, res.stderr
+
+
+def test_a_body_over_the_limit_gets_413_with_the_json_error(plat: Platform) -> None:
+    endpoint = _service(plat, "asy")
+    with _http(plat) as h:
+        r = h.post(endpoint + "/async/big", content=b"x" * (MAX_BODY + 1))
+        assert r.status_code == 413
+        err = r.json()
+        assert err["code"] == "PayloadTooLarge" and str(MAX_BODY) in err["message"] and err["request_id"]
+        chunked = h.post(endpoint + "/async/big", content=iter([b"x" * (MAX_BODY // 4)] * 5))  # no length: counted
+        assert chunked.status_code == 413 and chunked.json()["code"] == "PayloadTooLarge"
+        assert h.post(endpoint + "/async/fits", content=b"x" * MAX_BODY).status_code == 202
+        assert h.post(endpoint + "/big", content=b"x" * (MAX_BODY + 1)).status_code == 200  # not async: no limit
+
+
+def _kill_part(p: Platform, name: str) -> int:
+    parts = json.loads((p.data / "run" / "up.json").read_text())["parts"]
+    pid = int(parts[name])
+    os.killpg(pid, signal.SIGKILL)  # the part and its own children (the gateway's workers)
+    return pid
+
+
+def _restarted(p: Platform, name: str, old: int) -> bool:
+    parts = json.loads((p.data / "run" / "up.json").read_text())["parts"]
+    return int(parts.get(name, old)) != old
+
+
+def test_every_accepted_request_ends_with_its_result_after_sigkills(plat: Platform) -> None:
+    endpoint = _service(plat, "asy")
+    bodies = {}
+    with _http(plat) as h:
+        for i in range(40):
+            body = f"request {i} ".encode() * (i * 50 + 1)
+            r = h.post(endpoint + f"/async/work?delay=0.2&i={i}", content=body)
+            assert r.status_code == 202, r.text
+            bodies[r.json()["id"]] = body
+    ids = list(bodies)
+
+    def finished() -> list[dict[str, Any]]:
+        with plat.client() as c:
+            return [d for d in (c.get(f"/async-requests/{i}") for i in ids) if d["status"] in ("succeeded", "failed")]
+
+    wait_for(lambda: len(finished()) >= 6, 30, "the first results")
+    old = _kill_part(plat, "dispatcher")  # with requests in flight: their leases run out, they are claimed again
+    wait_for(lambda: _restarted(plat, "dispatcher", old), 30, "the dispatcher's restart")
+    n = len(finished())
+    wait_for(lambda: len(finished()) >= n + 4, 30, "results after the dispatcher's restart")
+    old = _kill_part(plat, "gateway")  # with requests in flight through it: they are sent again
+    wait_for(lambda: _restarted(plat, "gateway", old), 30, "the gateway's restart")
+    docs = wait_for(lambda: (f := finished()) and len(f) == len(ids) and f, 90, "every request to end")
+    with _http(plat) as h:
+        for d in docs:
+            assert d["status"] == "succeeded", d
+            echo = h.get(f"{endpoint}/async/{d['id']}/result").json()
+            assert echo["sha256"] == hashlib.sha256(bodies[d["id"]]).hexdigest()
+    assert any(d["attempts"] > 1 for d in docs), "no request was in flight during a kill"
