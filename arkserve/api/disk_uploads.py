@@ -9,12 +9,13 @@ interruption; the file appears under its name when the last byte is stored.
 Signed uploads are verified without reading the body first: the signature over method, path, query and
 headers is checked up front; a claimed body hash is checked once the body has streamed through, before
 the file is installed (an unsigned payload, the empty hash, is accepted as everywhere else). A one-shot
-upload with ``Content-Length`` and no hash to check is spliced from the socket into its staging file
-(:func:`arkserve.api.transfer.body_receiver`, where the server offers it).
+upload or a session's ``PATCH`` with ``Content-Length`` and no hash to check is spliced from the socket into
+its staging file (:func:`arkserve.api.transfer.body_receiver`, where the server offers it).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 from fastapi import APIRouter, Request, Response
@@ -26,6 +27,7 @@ from arkserve.api.disk import entry_out, user_uploads
 from arkserve.api.security import Caller, Context
 from arkserve.api.streamed import BodyHash, StreamingCaller
 from arkserve.auth import signing
+from arkserve.errors import PermanentError
 from arkserve.schemas import DiskEntryOut, DiskUploadIn, DiskUploadOut
 from arkserve.storage.uploads import Session
 
@@ -38,6 +40,14 @@ _BINARY_BODY = {"requestBody": {"required": True, "content": {
 def _length(request: Request) -> int | None:
     raw = request.headers.get("content-length")
     return int(raw) if raw is not None and raw.isdigit() else None
+
+
+def _positioned(fd: int) -> int:
+    """``fd`` (opened to append) made to write at its end without ``O_APPEND``, which ``splice(2)`` refuses;
+    the session's claim keeps it the only writer, so its end stays where it is."""
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_APPEND)
+    os.lseek(fd, 0, os.SEEK_END)
+    return fd
 
 
 def upload_out(s: Session, offset: int | None = None, entry: DiskEntryOut | None = None) -> DiskUploadOut:
@@ -99,11 +109,23 @@ async def append_upload(upload_id: str, offset: int, request: Request, caller: S
     up = await run_in_threadpool(user_uploads, ctx, caller.principal.user)
     appender = await run_in_threadpool(up.resume, upload_id, offset)
     digest = BodyHash(caller.claimed_hash)
+    length = _length(request)
+    receive_into = transfer.body_receiver(request.scope)
     try:
         try:
-            async for chunk in request.stream():
-                digest.update(chunk)
-                appender.write(chunk)
+            if receive_into is not None and length and digest.h is None and "transfer-encoding" not in request.headers:
+                if length > appender.session.size - offset:
+                    raise PermanentError(f"upload would pass its declared size of {appender.session.size} bytes",
+                                         code="SizeMismatch")
+                stored = await receive_into(_positioned(appender.fd), length)  # spliced, never through Python
+                appender.offset += stored
+                digest.n = stored
+                if stored < length:
+                    raise ClientDisconnect()
+            else:
+                async for chunk in request.stream():
+                    digest.update(chunk)
+                    appender.write(chunk)
         except ClientDisconnect:
             await run_in_threadpool(appender.close)  # keep what arrived: the client resumes from there
             return Response(status_code=400)

@@ -10,7 +10,7 @@ between is fetched whole rather than spliced. Progress (bytes, speed, ETA) goes 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +27,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from arkserve.cli import disk_wire as wire
 from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import ApiError
 
@@ -82,13 +83,27 @@ def _read(path: Path, start: int, length: int, bar: Progress, task: TaskID) -> I
             yield data
 
 
+def _send(http: httpx.Client, method: str, url: str, params: dict[str, str], local: Path, offset: int,
+          count: int, bar: Progress, task: TaskID) -> httpx.Response:
+    """One request whose body is ``count`` bytes of ``local`` from ``offset``: by ``sendfile(2)`` on plain
+    HTTP (:mod:`arkserve.cli.disk_wire`), else streamed by httpx."""
+    if wire.usable(http):
+        fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return wire.upload(http, method, url, params, fd, offset, count, lambda n: bar.advance(task, n))
+        finally:
+            os.close(fd)
+    return http.request(method, url, params=params, content=_read(local, offset, count, bar, task),
+                        headers={"Content-Length": str(count)}, timeout=httpx.Timeout(60.0, connect=10.0, write=None))
+
+
 def put_file(http: httpx.Client, local: Path, dest: str, *, overwrite: bool, bar: Progress,
              part: int = PART) -> dict[str, Any]:
     size = local.stat().st_size
     task = bar.add_task(dest, total=size)
     if size < RESUMABLE_FROM:
-        resp = check(http.put(f"/files/{url_path(dest)}", params={"overwrite": str(overwrite).lower()},
-                              content=_read(local, 0, size, bar, task), headers={"Content-Length": str(size)}))
+        resp = check(_send(http, "PUT", f"/files/{url_path(dest)}", {"overwrite": str(overwrite).lower()}, local,
+                           0, size, bar, task))
         return dict(resp.json())
     sessions = check(http.get("/uploads")).json()
     found = [s for s in sessions if s["path"] == remote(dest) and s["size"] == size]
@@ -100,39 +115,80 @@ def put_file(http: httpx.Client, local: Path, dest: str, *, overwrite: bool, bar
     bar.update(task, completed=offset)
     while True:
         n = min(part, size - offset)
-        resp = http.patch(f"/uploads/{session['id']}", params={"offset": offset},
-                          content=_read(local, offset, n, bar, task), headers={"Content-Length": str(n)},
-                          timeout=httpx.Timeout(60.0, connect=10.0, write=None))
-        state = check(resp).json()
+        state = check(_send(http, "PATCH", f"/uploads/{session['id']}", {"offset": str(offset)}, local, offset, n,
+                            bar, task)).json()
         offset = int(state["offset"])
         if state["complete"]:
             return dict(state["entry"])
         bar.update(task, completed=offset)
 
 
+def _store(local: Path, have: int, body: Callable[[int], int], count: int) -> int:
+    """Write ``count`` body bytes to ``local`` from byte ``have`` (the rest of the file cut) with ``body(fd)``,
+    make them durable; returns the bytes stored (fewer: the connection ended early)."""
+    fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.ftruncate(fd, have)
+        os.lseek(fd, have, os.SEEK_SET)
+        stored = body(fd)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if stored < count:
+        raise httpx.ReadError(f"the connection ended after {stored} of {count} bytes; run again to resume")
+    return stored
+
+
+def _write_all(fd: int, chunks: Iterator[bytes], advance: Callable[[int], None]) -> int:
+    stored = 0
+    for data in chunks:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        stored += len(data)
+        advance(len(data))
+    return stored
+
+
 def get_file(http: httpx.Client, src: str, local: Path, *, bar: Progress) -> int:
-    """Download ``src`` to ``local`` (continuing ``local.part`` when there is one); returns the file's size."""
+    """Download ``src`` to ``local`` (continuing ``local.part`` when there is one); returns the file's size.
+    The body is spliced from the socket into the file on plain HTTP (:mod:`arkserve.cli.disk_wire`)."""
     part, tag_file = local.with_name(local.name + ".part"), local.with_name(local.name + ".part.etag")
     have = part.stat().st_size if part.exists() and tag_file.exists() else 0
     headers = {"Range": f"bytes={have}-", "If-Range": tag_file.read_text()} if have else {}
-    with http.stream("GET", f"/files/{url_path(src)}", headers=headers,
-                     timeout=httpx.Timeout(60.0, connect=10.0, read=120.0)) as resp:
-        if resp.status_code != 416:  # 416: the .part is no prefix of the file any more: start again below
-            check(resp)
-            partial = resp.status_code == 206
-            size = int(resp.headers["content-range"].rsplit("/", 1)[-1]) if partial \
-                else int(resp.headers.get("content-length", 0))
-            tag_file.write_text(resp.headers.get("etag", ""))
-            task = bar.add_task(remote(src), total=size, completed=have if partial else 0)
-            with part.open("ab" if partial else "wb") as f:
-                for data in resp.iter_bytes(CHUNK):
-                    f.write(data)
-                    bar.advance(task, len(data))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(part, local)
-            tag_file.unlink(missing_ok=True)
-            return size
+    url = f"/files/{url_path(src)}"
+
+    def begin(resp: httpx.Response) -> tuple[int, int, Callable[[int], None]]:
+        """(offset to write from, body bytes, progress) of a 200/206 response."""
+        partial = resp.status_code == 206
+        size = int(resp.headers["content-range"].rsplit("/", 1)[-1]) if partial \
+            else int(resp.headers.get("content-length", 0))
+        tag_file.write_text(resp.headers.get("etag", ""))
+        start = have if partial else 0
+        task = bar.add_task(remote(src), total=size, completed=start)
+        return start, size - start, lambda n: bar.advance(task, n)
+
+    if wire.usable(http):
+        with wire.download(http, url, headers) as w:
+            status, raw = w.final_head()
+            resp = httpx.Response(status, headers=raw, request=w.req)
+            if status not in (200, 206):
+                resp = w.response(status, raw)
+            if status != 416:
+                check(resp)
+                start, count, advance = begin(resp)
+                _store(part, start, lambda fd: w.splice_into(fd, count, advance), count)
+    else:
+        with http.stream("GET", url, headers=headers, timeout=httpx.Timeout(60.0, connect=10.0, read=120.0)) as resp:
+            if resp.status_code != 416:
+                check(resp)
+                start, count, advance = begin(resp)
+                _store(part, start, lambda fd: _write_all(fd, resp.iter_bytes(CHUNK), advance), count)
+    if resp.status_code != 416:
+        os.replace(part, local)
+        tag_file.unlink(missing_ok=True)
+        return start + count
+    # 416: the .part is no prefix of the file any more: start again
     part.unlink(missing_ok=True)
     tag_file.unlink(missing_ok=True)
     return get_file(http, src, local, bar=bar)
