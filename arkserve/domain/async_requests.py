@@ -80,7 +80,7 @@ def callback_refusal(url: str, allowed: Iterable[str]) -> str | None:
         return f"the callback URL is not a valid URL: {exc}"
     if parts.scheme not in ("http", "https"):
         return "the callback URL must be http:// or https://"
-    host = (parts.hostname or "").lower()
+    host = (parts.hostname or "").lower().rstrip(".")
     if not host:
         return "the callback URL has no host"
     if parts.username is not None or parts.password is not None:

@@ -102,7 +102,8 @@ def _service(p: Platform, name: str) -> str:
 
 def _http(p: Platform, ak: str | None = None, sk: str | None = None) -> httpx.Client:
     prof = p.profile
-    return httpx.Client(verify=ssl.create_default_context(cafile=p.ca), auth=ArkAuth(ak or prof.access_key, sk or prof.secret_key), timeout=30)
+    return httpx.Client(verify=ssl.create_default_context(cafile=p.ca),
+                        auth=ArkAuth(ak or prof.access_key, sk or prof.secret_key), timeout=30)
 
 
 def _status(p: Platform, request_id: str) -> dict[str, Any]:
