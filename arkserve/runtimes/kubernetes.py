@@ -26,6 +26,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
+import urllib3
+
 from arkserve.errors import ArkserveError, RuntimeUnavailable, TemporaryError
 from arkserve.logs import DEFAULT_MAX_BYTES, LogWriter, log_dir_for, log_path, rotate
 from arkserve.runtimes.base import ReplicaInfo, ReplicaPhase, ReplicaSpec, object_name
@@ -100,7 +102,17 @@ class KubernetesRuntime:
                 if exc.status == 404:
                     raise _Gone(doing) from exc
                 raise api_error(int(exc.status or 0), str(exc.reason or ""), exc.body, doing) from exc
-            raise RuntimeUnavailable(f"Kubernetes API unreachable while {doing}: {exc}") from exc
+            if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+                raise RuntimeUnavailable(f"Kubernetes API unreachable while {doing}: {exc}") from exc
+            raise TemporaryError(f"Kubernetes API, {doing}: an answer the client cannot read: {exc}",
+                                 code="KubernetesUnavailable") from exc
+
+    def _send(self, doing: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """A call whose answer we do not read (create, replace, delete): the body is drained, not parsed, so a
+        ``Status`` where the client's model expects the object (or the other way round) is no error."""
+        resp = self._call(doing, fn, *args, _preload_content=False, **kwargs)
+        with suppress(Exception):
+            resp.data  # noqa: B018 - drains the body, which hands the connection back to the pool
 
     def _dict(self, obj: Any) -> Pod:
         return dict(self._api_client.sanitize_for_serialization(obj))
@@ -144,9 +156,9 @@ class KubernetesRuntime:
             return
         core, ns, name = self.core, self.target.namespace, pull_secret_name(spec.service)
         try:
-            self._call(f"replacing Secret {name}", core.replace_namespaced_secret, name, ns, secret)
+            self._send(f"replacing Secret {name}", core.replace_namespaced_secret, name, ns, secret)
         except _Gone:
-            self._call(f"creating Secret {name}", core.create_namespaced_secret, ns, secret)
+            self._send(f"creating Secret {name}", core.create_namespaced_secret, ns, secret)
 
     def start(self, spec: ReplicaSpec) -> ReplicaInfo:
         manifest = pod_manifest(spec, self.target)  # PermanentError for a mount off the shared volume
@@ -161,16 +173,17 @@ class KubernetesRuntime:
             rotate(log_path(self.log_dir, spec.service, spec.replica))
             core = self.core
             try:
-                self._call(f"creating Pod {name}", core.create_namespaced_pod, self.target.namespace, manifest)
+                self._send(f"creating Pod {name}", core.create_namespaced_pod, self.target.namespace, manifest)
             except _Gone as exc:
                 raise api_error(404, "NotFound", f"namespace {self.target.namespace} not found",
                                 f"creating Pod {name}") from exc
-        return self._wait_running(name, spec.image)
+        return self._wait_running(name, spec.image, existing)
 
-    def _wait_running(self, name: str, image: str) -> ReplicaInfo:
+    def _wait_running(self, name: str, image: str, pod: Pod | None = None) -> ReplicaInfo:
+        """Until the Pod runs or exits; ``pod``: what was just read (an existing Pod), not read again."""
         deadline, pause, last = time.monotonic() + self.start_timeout_s, 0.1, ""
         while True:
-            pod = self._read(name)
+            pod = pod or self._read(name)
             if pod is None:
                 raise TemporaryError(f"Pod {name} disappeared while starting", code="Conflict")
             info = pod_info(pod)
@@ -192,7 +205,7 @@ class KubernetesRuntime:
                 raise TemporaryError(f"Pod {name} not running after {self.start_timeout_s:g} s"
                                      + (f": {last}" if last else f" (image {image})"), code="StartTimeout")
             time.sleep(pause)
-            pause = min(pause * 1.5, 1.0)
+            pause, pod = min(pause * 1.5, 1.0), None
 
     def _events(self, name: str) -> list[Pod]:
         core = self.core
@@ -207,7 +220,7 @@ class KubernetesRuntime:
         """Delete the Pod and wait until it is gone; False when there was none."""
         core, ns, grace = self.core, self.target.namespace, max(0, math.ceil(grace_s))
         try:
-            self._call(f"deleting Pod {name}", core.delete_namespaced_pod, name, ns, grace_period_seconds=grace)
+            self._send(f"deleting Pod {name}", core.delete_namespaced_pod, name, ns, grace_period_seconds=grace)
         except _Gone:
             return False
         deadline = time.monotonic() + grace + 60
@@ -225,7 +238,7 @@ class KubernetesRuntime:
                           label_selector=selector(self.target.instance, **{LABEL_SERVICE: service}))
         if not pods.items:
             with suppress(_Gone):
-                self._call("deleting a pull Secret", core.delete_namespaced_secret, pull_secret_name(service), ns)
+                self._send("deleting a pull Secret", core.delete_namespaced_secret, pull_secret_name(service), ns)
 
     def stop(self, service: str, replica: str, grace_s: float = 10.0) -> None:
         name = object_name(service, replica)
