@@ -2,6 +2,7 @@
 // scaling (pencil), configuration edits (rolling update) and deletion with a typed confirmation.
 
 import { api, enc, platformRuntime } from "./api.js";
+import { drawCanary } from "./canary-card.js";
 import { t } from "./i18n.js";
 import { link, navigate, session } from "./router.js";
 import { checkPort, envEditor, instanceTypeField } from "./forms.js";
@@ -25,6 +26,7 @@ export async function renderService(main, name, tab = "instances") {
   const listeners = new Set();
   const head = h("div.page-head");
   const banner = h("div.status-banner", { "aria-live": "polite" });
+  const canaryCard = h("div.card.canary-card", { hidden: true });
   const overview = h("div.card.overview");
   const example = h("div.card.example");
   const tabBar = h("div.tabs", { role: "tablist", "aria-label": t("details.tabs") });
@@ -35,7 +37,7 @@ export async function renderService(main, name, tab = "instances") {
   clear(main,
     h("nav.crumbs", { "aria-label": t("nav.breadcrumb") }, link("/console/services", t("services.title")), " / ",
       h("span", name)),
-    head, banner, h("div.details-grid", overview, example), tabBar, panel);
+    head, banner, canaryCard, h("div.details-grid", overview, example), tabBar, panel);
 
   const ctx = {
     name,
@@ -48,7 +50,7 @@ export async function renderService(main, name, tab = "instances") {
       const fresh = await api.get(`/services/${enc(name)}`);
       const changed = JSON.stringify(fresh) !== JSON.stringify(svc);
       svc = fresh;
-      if (changed) { drawHead(); drawBanner(); drawOverview(); }
+      if (changed) { drawHead(); drawBanner(); drawOverview(); drawCanary(canaryCard, svc, load); }
       listeners.forEach((fn) => fn(svc));
     } catch (err) {
       if (err.code === "ServiceNotFound") {
@@ -183,7 +185,8 @@ export async function renderService(main, name, tab = "instances") {
       const items = s.instances.map((r) => ({ ...r, age: fmtAge(r.started_at) }));
       if (!items.length) tbody.replaceChildren(emptyRow(7, s.replicas ? t("details.starting") : t("details.noInstances")));
       else syncRows(tbody, items, (r) => r.id, (r) => h("tr", { dataset: { replica: r.id, state: r.state } },
-        h("td", h("code", r.id)), h("td", stateBadge(r.state)), h("td", h("code", r.revision)),
+        h("td", h("code", r.id)), h("td", stateBadge(r.state)), h("td", h("code", r.revision),
+          s.canary && r.revision === s.canary.revision ? [" ", h("span.badge.canary", t("canary.canary"))] : null),
         h("td", r.endpoint ? h("code", r.endpoint) : "—"), h("td.num", String(r.restarts)),
         h("td.nowrap", { title: r.started_at ? fmtTime(r.started_at) : "" }, r.age),
         h("td.last-error", { title: r.last_error }, r.last_error || "—")));
@@ -230,6 +233,7 @@ export async function renderService(main, name, tab = "instances") {
     const health = h("input.mono", { value: s.health_path || "", spellcheck: "false", placeholder: "/healthz" });
     const { select: typeSelect, info } = instanceTypeField(types, s.instance_type);
     const env = envEditor(s.env);
+    const canaryPct = h("input", { type: "number", min: 1, max: 99, placeholder: "10", name: "canary" });
     const form = h("form", { novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
       clearErrors(form);
@@ -243,6 +247,11 @@ export async function renderService(main, name, tab = "instances") {
       const patch = {};
       for (const [k, v] of Object.entries(next)) if (JSON.stringify(v) !== JSON.stringify(s[k] ?? null)) patch[k] = v;
       if (!Object.keys(patch).length) { dlg.close(); return; }
+      if (canaryPct.value !== "") {  // a canary beside the stable revision instead of a rolling update
+        const pct = Number(canaryPct.value);
+        if (!Number.isInteger(pct) || pct < 1 || pct > 99) { showError(form, "canary", t("canary.valid")); return; }
+        patch.canary = pct;
+      }
       try {
         svc = await api.patch(`/services/${enc(name)}`, patch);
         dlg.close();
@@ -258,6 +267,7 @@ export async function renderService(main, name, tab = "instances") {
       field(t("create.health"), health, { name: "health_path" })),
     h("div", field(t("create.instanceType"), typeSelect, { name: "instance_type" }), info),
     env.el,
+    field(t("canary.field"), canaryPct, { name: "canary", hint: t("canary.fieldHint") }),
     h("div.dialog-foot.inline", h("button.btn", { type: "button", onclick: () => dlg.close() }, t("common.cancel")),
       h("button.btn.primary", { type: "submit" }, t("edit.submit"))));
     const dlg = dialog({ title: t("edit.title"), body: form, wide: true });
