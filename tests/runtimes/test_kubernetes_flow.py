@@ -233,6 +233,6 @@ def test_a_pod_that_never_runs_is_removed_after_the_start_timeout(cluster: tuple
     c, rt = cluster
     rt.start_timeout_s = 0.5
     c.script = [_waiting("ErrImagePull", "dial tcp 127.0.0.1:5000: connect: connection refused")] * 1000
-    with pytest.raises(TemporaryError, match="not running after 0.5 s: .*connection refused") as err:
+    with pytest.raises(TemporaryError, match=r"not running after 0\.5 s: .*connection refused") as err:
         rt.start(SPEC)
     assert not isinstance(err.value, PermanentError) and not c.pods
