@@ -169,3 +169,49 @@ def test_create_with_several_mounts(console: Console, console_platform: Platform
         {"source": "disk", "ref": "/datasets/flowers", "mount_path": "/data", "read_only": True},
         {"source": "disk", "ref": "/out", "mount_path": "/out", "read_only": False}]
     p.delete_all_services()
+
+
+def test_market_pages_and_searches_on_the_server_and_refreshes_the_page_in_view(console: Console,
+                                                                                 console_platform: Platform) -> None:
+    page, p, pw = console.page, console_platform, _expect()
+    names = [f"pm-{i:02d}" for i in range(30)]  # two pages of 24, found by a search nothing else matches
+    with p.client() as c:
+        for n in names:
+            task = "last-one" if n == "pm-29" else "paging"  # a task only a model on the second page has
+            c.upload("PUT", f"/models/{n}/versions/1/archive", iter([tar_of({"w.bin": n.encode()})]),
+                     params={"task": task}, content_type="application/x-tar")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/v1/models?" in r.url else None)
+    cards, note = page.locator("#model-cards .model-card"), page.locator(".list-note")
+    console.login("admin", admin_password(p))
+    console.goto("/console/models")
+    with page.expect_response(lambda r: "q=pm-" in r.url):
+        page.get_by_placeholder("Search models").fill("pm-")
+    pw(note).to_have_text("1\N{EN DASH}24 of 30")
+    pw(cards).to_have_count(24)
+    pw(cards.first).to_have_attribute("data-model", "pm-00")
+    prev, more = page.get_by_role("button", name="Previous"), page.get_by_role("button", name="Next")
+    pw(prev).to_be_disabled()
+    more.click()
+    pw(note).to_have_text("25\N{EN DASH}30 of 30")
+    pw(cards).to_have_count(6)
+    pw(cards.first).to_have_attribute("data-model", "pm-24")
+    pw(more).to_be_disabled()
+    # the refresh reloads this page (its cursor, 24 rows), and a change on it shows up
+    asked.clear()
+    with p.client() as c:
+        c.upload("PUT", "/models/pm-27/versions/2/archive", iter([tar_of({"w.bin": b"v2"})]),
+                 content_type="application/x-tar")
+    pw(page.locator('[data-model="pm-27"]')).to_contain_text("v2", timeout=15_000)
+    assert asked and all("limit=24" in u and "cursor=" in u and "q=pm-" in u for u in asked), asked
+    prev.click()
+    pw(note).to_have_text("1\N{EN DASH}24 of 30")
+    # the task menu offers every task on the server, not only this page's; a filter starts at its first page
+    page.get_by_label("Task").select_option("last-one")
+    pw(cards).to_have_count(1)
+    pw(cards.first).to_have_attribute("data-model", "pm-29")
+    pw(note).to_have_text("1\N{EN DASH}1 of 1")
+    page.get_by_label("Task").select_option(index=0)
+    page.get_by_placeholder("Search models").fill("pm-nothing")
+    pw(page.locator("#model-cards")).to_contain_text("No model matches.")
+    pw(note).to_have_text("")

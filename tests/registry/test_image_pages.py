@@ -1,7 +1,8 @@
 """The image list a page at a time against the real registry (``docker-registry``) and the real token service:
 keyset cursors stable while repositories are pushed, a repository with no tag left skipped with the next one
 filling the page, the filters (prefix, owner, public) inside the caller's scope, refused cursors, and
-``arkserve image list --all``. Images are pushed over the registry's HTTP API (a config blob, a layer and a
+``arkserve image list --all``, and the console's Images page paging and searching on the server in real
+Chromium. Images are pushed over the registry's HTTP API (a config blob, a layer and a
 manifest, with a token from ``GET /api/v1/registry/token`` like ``docker push`` gets), so no dockerd is needed.
 """
 
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,9 +27,12 @@ from arkserve.bootstrap import prepare
 from arkserve.cli.main import cli
 from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import Client
+from tests.console.conftest import VIEWPORT, Console, browser
 from tests.live import free_port, gateway_port_base, serve
 from tests.registry.conftest import REGISTRY_BINARY, registry_part
 from tests.required import unavailable
+
+__all__ = ["browser"]  # real headless Chromium for the console's Images page
 
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -189,3 +194,50 @@ def test_filters_scope_untagged_repositories_and_cursors(registry: Registry) -> 
     assert result.exit_code == 0 and result.stderr == "", result.output
     assert [line.split()[0] for line in result.stdout.splitlines()] == [
         "NAME", "kate/demo-flower", "kate/demo-tree", "kate/team/demo-x", "kate/web"]
+
+
+def test_console_pages_searches_and_refreshes_the_page_in_view(browser: Any, registry: Registry) -> None:
+    from playwright.sync_api import expect as pw
+
+    registry.add_user("kate")
+    for i in range(23):  # two pages of 20 repositories, found by a prefix the other one lacks
+        registry.push("kate", f"kate/img-{i:02d}")
+    registry.push("kate", "kate/other")
+    context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="Europe/Berlin")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        console = Console(page, registry.api_url)
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url) if "/api/v1/images?" in r.url else None)
+        console.login("kate", "kate-password-1")
+        console.goto("/console/images")
+        rows, note = page.locator("#images-table tbody tr[data-image]"), page.locator(".list-note")
+        pw(note).to_have_text("1\N{EN DASH}20 of 24")
+        with page.expect_response(lambda r: "prefix=img-" in r.url):
+            page.get_by_placeholder("Search by name").fill("img-")
+        pw(note).to_have_text("1\N{EN DASH}20 of 23")
+        pw(rows).to_have_count(20)
+        pw(rows.first).to_contain_text("kate/img-00")
+        prev, more = page.get_by_role("button", name="Previous"), page.get_by_role("button", name="Next")
+        pw(prev).to_be_disabled()
+        more.click()
+        pw(note).to_have_text("21\N{EN DASH}23 of 23")
+        pw(rows).to_have_count(3)
+        pw(more).to_be_disabled()
+        # the refresh reloads this page (its cursor, 20 rows), and a new tag on it shows up
+        asked.clear()
+        registry.push("kate", "kate/img-21", "v2")
+        pw(page.locator('#images-table tr[data-image$="/kate/img-21:v2"]')).to_have_count(1, timeout=15_000)
+        assert asked and all("limit=20" in u and "cursor=" in u and "prefix=img-" in u for u in asked), asked
+        pw(rows).to_have_count(4)
+        prev.click()
+        pw(note).to_have_text("1\N{EN DASH}20 of 23")
+        page.get_by_placeholder("Search by name").fill("nothing-")
+        pw(page.locator("#images-table")).to_contain_text("No image matches the search.")
+        pw(note).to_have_text("")
+        page.get_by_role("tab", name="Public images").click()
+        pw(page.locator("#images-table")).to_contain_text("No public images yet.")
+    finally:
+        context.close()
+    assert not console.problems, "\n".join(console.problems)

@@ -2,7 +2,7 @@
 // command, env, model (image / model market / network disk, mounted at a path, and more mounts: mounts-editor.js),
 // instances, auth. "?model=NAME@VERSION" (from the model market) preselects a model.
 
-import { api } from "./api.js";
+import { api, enc } from "./api.js";
 import { t } from "./i18n.js";
 import { link, navigate } from "./router.js";
 import { DNS_LABEL, checkPort, envEditor, instanceTypeField } from "./forms.js";
@@ -15,8 +15,12 @@ export async function renderCreate(main) {
   let types = [];
   let models = [];
   try { types = await api.get("/instance-types"); } catch (err) { toast(errorText(err), "error"); }
-  try { models = await api.get("/models"); } catch (err) { toast(errorText(err), "error"); }
   const wanted = new URLSearchParams(location.search).get("model") || "";
+  try { // the market is paged: its first 1 000 models, and the one "Use in a service" asked for
+    models = await api.get("/models", { limit: 1000 });
+    const name = wanted.split("@")[0];
+    if (name && !models.some((m) => m.name === name)) models = [...models, await api.get(`/models/${enc(name)}`)];
+  } catch (err) { toast(errorText(err), "error"); }
 
   const name = h("input", { name: "name", required: true, maxlength: 63, autocapitalize: "none", spellcheck: "false",
     placeholder: "my-model" });

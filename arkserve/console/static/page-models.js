@@ -1,11 +1,17 @@
-// The model market: cards with search and task/framework filters; a model's page with its README, versions,
-// files and "Use in a service" (opens Create with the mount filled in).
+// The model market: cards with search and task/framework filters, paged and searched on the server (the refresh
+// reloads only the page in view); a model's page with its README, versions, files and "Use in a service" (opens
+// Create with the mount filled in).
 
 import { api } from "./api.js";
 import { t } from "./i18n.js";
 import { link, navigate } from "./router.js";
 import { markdown } from "./markdown.js";
-import { clear, copyButton, errorText, fmtTime, h, icon, pageHeader } from "./ui.js";
+import { pager } from "./pager.js";
+import { clear, copyButton, errorText, fmtTime, h, icon, pageHeader, syncRows } from "./ui.js";
+
+const PAGE_SIZE = 24;
+const REFRESH_MS = 5000;
+const SEARCH_DELAY_MS = 250;
 
 export function fmtBytes(n) {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -23,22 +29,43 @@ function visibility(m) {
 }
 
 export async function renderModels(main) {
-  let items = [];
+  let loaded = false;
+  let typing = null;
+  const restart = () => list.restart();
   const search = h("input.search", { type: "search", placeholder: t("models.search"), "aria-label": t("models.search"),
-    oninput: () => draw() });
-  const task = h("select", { "aria-label": t("models.task"), onchange: () => draw() });
-  const framework = h("select", { "aria-label": t("models.framework"), onchange: () => draw() });
+    title: t("models.searchHint"), oninput: () => { clearTimeout(typing); typing = setTimeout(restart, SEARCH_DELAY_MS); } });
+  const task = h("select", { "aria-label": t("models.task"), onchange: restart });
+  const framework = h("select", { "aria-label": t("models.framework"), onchange: restart });
   const grid = h("div.model-grid", { id: "model-cards", "aria-busy": "true" }, h("p.muted", t("common.loading")));
   const error = h("div.banner.error", { hidden: true, role: "alert" });
+  const filtered = () => Boolean(search.value.trim() || task.value || framework.value);
+  const list = pager({ path: "/models", size: PAGE_SIZE,
+    query: () => ({ q: search.value.trim(), task: task.value, framework: framework.value }),
+    show: (items) => {
+      loaded = true;
+      grid.removeAttribute("aria-busy");
+      if (items.length) syncRows(grid, items, (m) => m.name, card);
+      else grid.replaceChildren(h("p.empty-state.muted", filtered() ? t("models.noMatch") : t("models.empty")));
+    },
+    fail: (err) => {
+      error.hidden = !err;
+      if (err) error.textContent = errorText(err);
+      if (err && !loaded) grid.replaceChildren();
+    } });
   main.replaceChildren(pageHeader(t("models.title")), h("p.page-intro.muted", t("models.intro")), error,
-    h("div.card.toolbar.model-toolbar", search, task, framework), grid);
+    h("div.card.toolbar.model-toolbar", search, task, framework, h("div.spacer"), list.note, list.element), grid);
 
-  const options = (select, key, all) => {
-    const values = [...new Set(items.map((m) => m[key]).filter(Boolean))].sort();
-    const current = select.value;
+  const options = (select, values, all) => {
     select.replaceChildren(h("option", { value: "" }, all), ...values.map((v) => h("option", { value: v }, v)));
-    select.value = values.includes(current) ? current : "";
   };
+  try { // the filters' values over every model you can see, not only this page's
+    const facets = await api.get("/model-facets");
+    options(task, facets.tasks, t("models.allTasks"));
+    options(framework, facets.frameworks, t("models.allFrameworks"));
+  } catch (err) {
+    error.textContent = errorText(err);
+    error.hidden = false;
+  }
 
   function card(m) {
     const latest = m.versions[m.versions.length - 1];
@@ -52,24 +79,9 @@ export async function renderModels(main) {
         latest ? `v${latest.version} · ${fmtBytes(m.size)}` : t("models.noVersions")));
   }
 
-  function draw() {
-    const q = search.value.trim().toLowerCase();
-    const shown = items.filter((m) => (!q || m.name.includes(q) || (m.description || "").toLowerCase().includes(q))
-      && (!task.value || m.task === task.value) && (!framework.value || m.framework === framework.value));
-    grid.replaceChildren(...(shown.length ? shown.map(card)
-      : [h("p.empty-state.muted", items.length ? t("models.noMatch") : t("models.empty"))]));
-  }
-
-  try {
-    items = await api.get("/models");
-  } catch (err) {
-    error.textContent = errorText(err);
-    error.hidden = false;
-  }
-  options(task, "task", t("models.allTasks"));
-  options(framework, "framework", t("models.allFrameworks"));
-  grid.removeAttribute("aria-busy");
-  draw();
+  await list.load();
+  const stop = list.watch(REFRESH_MS);
+  return () => { clearTimeout(typing); stop(); };
 }
 
 export async function renderModel(main, name) {
