@@ -209,15 +209,17 @@ def delete_image(ref: str, caller: Caller, ctx: Context) -> Response:
 
 def service_image(ctx: Context, owner: User, image: str) -> str:
     """A service's image as stored: the short form ``app:v1`` resolved to ``<registry>/<owner>/app:v1`` (Docker
-    runtime), and a registry image checked: the owner may pull it, and only the Docker runtime runs it."""
+    and Kubernetes runtimes), and a registry image checked: the owner may pull it, and only a runtime that pulls
+    images (docker, kubernetes) runs it."""
     s = ctx.settings
     address = s.registry_address if s.registry.enabled else ""
-    if s.runtime.kind == "docker" and address:
+    pulls = s.runtime.kind in ("docker", "kubernetes")
+    if pulls and address:
         image = resolve_short(image, address, owner.username)
     ref = in_registry(image, address)
     if ref is None:
         return image
-    if s.runtime.kind != "docker":
+    if not pulls:
         raise ValidationFailed(f"image: {image} is in the platform registry; registry images run on the Docker "
                                "runtime (start the platform with `arkserve up --runtime docker`)", field="image")
     with ctx.store.read() as conn:
