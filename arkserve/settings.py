@@ -214,7 +214,8 @@ class AsyncSettings:
     concurrency: int = _setting(32, "Asynchronous requests one dispatcher sends at a time.",
                                 "ARKSERVE_ASYNC_CONCURRENCY")
     lease_s: float = _setting(30.0, "A dispatcher's claim on a request (renewed while it runs); a killed dispatcher's "
-                              "requests go back to the queue this long after its last renewal.", "ARKSERVE_ASYNC_LEASE_S")
+                              "requests go back to the queue this long after its last renewal.",
+                              "ARKSERVE_ASYNC_LEASE_S")
     deliver_timeout_s: float = _setting(900.0, "How long a queued request is retried while the platform cannot take "
                                         "it (no replica, gateway away), seconds; then it fails.",
                                         "ARKSERVE_ASYNC_DELIVER_TIMEOUT_S")

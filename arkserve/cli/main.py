@@ -6,9 +6,9 @@ import click
 
 from arkserve import __version__
 from arkserve.cli import (
+    admin,
     async_cmd,
     async_part,
-    admin,
     billing,
     daemon,
     disk,
