@@ -239,7 +239,8 @@ class ServiceWorker:
             if info is not None and info.phase == ReplicaPhase.EXITED:
                 lines = self._last_lines(svc, rep.id)
                 tail = f"; last output: {lines}" if lines else ""
-                self._fail(svc, rep, f"exited with code {info.exit_code}{tail}")
+                why = f" ({info.error})" if info.error else ""  # e.g. OOMKilled, with the memory limit
+                self._fail(svc, rep, f"exited with code {info.exit_code}{why}{tail}")
                 return
             if info is None:
                 return
@@ -300,6 +301,7 @@ class ServiceWorker:
         by_id = {r.id: r for r in rows}
         for rid in p.drain:
             rep = by_id[rid]
+            self.runtime.stop(svc.name, rid, 0.0)  # BREAK ON PURPOSE
             was_ready = rep.state == READY
             rep.state = DRAINING
             self.drain_since[rid] = time.time()
