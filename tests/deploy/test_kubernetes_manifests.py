@@ -117,6 +117,9 @@ def test_replicas_leader_election_and_exposure(base: list[dict[str, Any]], ingre
     claim = one(base, "PersistentVolumeClaim", env["ARKSERVE_KUBE_VOLUME_CLAIM"])
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     assert one(base, "Service", "arkserve-gateway")["spec"]["type"] == "LoadBalancer"
+    api, _ = container_env(base, "arkserve-api")  # the API's own health routes (seen answering in the image)
+    assert (api["livenessProbe"]["httpGet"]["path"], api["readinessProbe"]["httpGet"]["path"]) == \
+        ("/api/v1/healthz", "/api/v1/readyz")
     # the overlay: host addressing behind an Ingress, whose wildcard rule is the gateway's base domain
     _, genv = container_env(ingress, "arkserve-gateway")
     assert genv["ARKSERVE_GATEWAY_TLS"] == "0" and genv["ARKSERVE_GATEWAY_ADDRESSING"] == "host"
