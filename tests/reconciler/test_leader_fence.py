@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from arkserve.errors import RuntimeUnavailable
+from arkserve.errors import RuntimeUnavailable, ValidationFailed
 from arkserve.leases.elector import Elector
+from arkserve.leases.factory import resolve
 from arkserve.leases.store import StoreLease
 from arkserve.reconciler.leader import FencedRuntime, lead
 from arkserve.reconciler.loop import Reconciler
@@ -97,3 +98,21 @@ def test_lead_stops_acting_when_the_lease_lapses_and_resumes_when_it_leads_again
         elector.stop()
         store.dispose()
     assert result == [made[1]] and meters[1].final_pass  # stopped while leading: the caller may stop replicas
+
+
+@pytest.mark.parametrize(("kind", "url", "runtime", "expected"), [
+    ("auto", "sqlite:////tmp/x/arkserve.db", "local", "off"),  # the embedded `arkserve up`: no election
+    ("auto", "", "docker", "off"),
+    ("auto", "postgresql://u@db/ark", "local", "store"),  # several hosts on one PostgreSQL
+    ("auto", "postgresql://u@db/ark", "kubernetes", "kubernetes"),
+    ("store", "sqlite:////tmp/x/arkserve.db", "local", "store"),  # asked for: given
+    ("off", "postgresql://u@db/ark", "kubernetes", "off"),
+])
+def test_auto_picks_the_lease_from_the_store_and_the_runtime(kind: str, url: str, runtime: str,
+                                                             expected: str) -> None:
+    assert resolve(kind, url, runtime) == expected
+
+
+def test_an_unknown_election_kind_is_refused() -> None:
+    with pytest.raises(ValidationFailed, match="reconciler.leader_election"):
+        resolve("etcd", "", "local")
