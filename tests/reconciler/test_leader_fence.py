@@ -114,5 +114,5 @@ def test_auto_picks_the_lease_from_the_store_and_the_runtime(kind: str, url: str
 
 
 def test_an_unknown_election_kind_is_refused() -> None:
-    with pytest.raises(ValidationFailed, match="reconciler.leader_election"):
+    with pytest.raises(ValidationFailed, match=r"reconciler\.leader_election"):
         resolve("etcd", "", "local")
