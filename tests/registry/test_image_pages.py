@@ -13,6 +13,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,13 @@ from arkserve.bootstrap import prepare
 from arkserve.cli.main import cli
 from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import Client
+from tests.api.conftest import api_database_url
 from tests.console.conftest import VIEWPORT, Console, browser
 from tests.live import free_port, gateway_port_base, serve
 from tests.registry.conftest import REGISTRY_BINARY, registry_part
 from tests.required import unavailable
 
-__all__ = ["browser"]  # real headless Chromium for the console's Images page
+__all__ = ["api_database_url", "browser"]  # both stores; real headless Chromium for the console's Images page
 
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -78,14 +80,15 @@ class Registry:
             assert put.status_code == 201, put.text
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
+@contextmanager
+def running_registry(tmp_path: Path, database_url: str = "") -> Iterator[Registry]:
+    """The API (in a thread) and ``arkserve registry`` on loopback, over a fresh store (SQLite by default)."""
     if not (Path(REGISTRY_BINARY).is_file() and os.access(REGISTRY_BINARY, os.X_OK)):
         unavailable("ARKSERVE_REQUIRE_REGISTRY", f"no {REGISTRY_BINARY} (apt-get install docker-registry)")
     env = {"ARKSERVE_CLI_CONFIG": str(tmp_path / "profiles.yaml")}
     api_port = free_port()
     s = settings_mod.load({"data_dir": str(tmp_path / "data"), "api.port": api_port, "registry.port": free_port(),
-                           "gateway.port_base": gateway_port_base()}, env=env)
+                           "gateway.port_base": gateway_port_base(), "store.database_url": database_url}, env=env)
     boot = prepare(s, env=env)
     child_env = {**os.environ, **settings_mod.to_env(s), **env, "ARKSERVE_DATA_DIR": str(s.data_dir)}
     child_env.pop("ARKSERVE_MASTER_KEY", None)
@@ -95,6 +98,13 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
                            {"admin": (boot.access_key, boot.secret_key)})
     finally:
         boot.store.dispose()
+
+
+@pytest.fixture
+def registry(tmp_path: Path, api_database_url: str) -> Iterator[Registry]:
+    """On SQLite and on PostgreSQL, like the API suite."""
+    with running_registry(tmp_path, api_database_url) as r:
+        yield r
 
 
 def _names(rows: list[dict[str, object]]) -> list[str]:
@@ -196,9 +206,14 @@ def test_filters_scope_untagged_repositories_and_cursors(registry: Registry) -> 
         "NAME", "kate/demo-flower", "kate/demo-tree", "kate/team/demo-x", "kate/web"]
 
 
-def test_console_pages_searches_and_refreshes_the_page_in_view(browser: Any, registry: Registry) -> None:
+def test_console_pages_searches_and_refreshes_the_page_in_view(browser: Any, tmp_path: Path) -> None:
     from playwright.sync_api import expect as pw
 
+    with running_registry(tmp_path) as registry:
+        _console_pages(browser, registry, pw)
+
+
+def _console_pages(browser: Any, registry: Registry, pw: Any) -> None:
     registry.add_user("kate")
     for i in range(23):  # two pages of 20 repositories, found by a prefix the other one lacks
         registry.push("kate", f"kate/img-{i:02d}")
