@@ -301,7 +301,6 @@ class ServiceWorker:
         by_id = {r.id: r for r in rows}
         for rid in p.drain:
             rep = by_id[rid]
-            self.runtime.stop(svc.name, rid, 0.0)  # BREAK ON PURPOSE
             was_ready = rep.state == READY
             rep.state = DRAINING
             self.drain_since[rid] = time.time()
