@@ -4,6 +4,11 @@ file on the same disk, in the same run, with the API process's peak RSS meanwhil
     .venv/bin/python bench/disk.py                 # 1 GiB, 3 rounds
     .venv/bin/python bench/disk.py --mib 64 --rounds 1
 
+Each round runs every row once, in the same order, so that each row's median comes from the same moments
+as its references: ``cp``; ``curl`` against the API; ``arkserve disk put|get`` (the user's path: a fresh
+process, a resumable session in parts, progress bars, the downloaded file fsync'ed and renamed); and
+``curl`` against a bare server. Besides wall time, the CPU seconds of the client and of the API process.
+
 The API runs as its own process (``arkserve api``) over a fresh data dir in a temporary folder next to
 the source file. Upload: one streamed ``PUT /api/v1/disk/files/...`` (signed, unsigned payload), which
 ends with fsync + rename; so ``cp`` is timed both bare and followed by ``sync`` of the copy, the fair
@@ -16,7 +21,10 @@ else httpx (``--client httpx`` forces it). With curl, the same client also runs 
 from __future__ import annotations
 
 import argparse
+import fcntl
+import functools
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -25,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -60,10 +68,34 @@ class RssSampler(threading.Thread):
             self.peak = max(self.peak, self.rss())
 
 
-def _timed(fn: object) -> float:
-    t = time.perf_counter()
-    fn()  # type: ignore[operator]
-    return time.perf_counter() - t
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process and its finished children (the clients)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class Rows:
+    """Wall seconds, client CPU seconds and API CPU seconds of each row, per round."""
+
+    def __init__(self, api_pid: int) -> None:
+        self.api_pid = api_pid
+        self.wall: dict[str, list[float]] = {}
+        self.client: dict[str, list[float]] = {}
+        self.server: dict[str, list[float]] = {}
+
+    def time(self, name: str, fn: Callable[[], object]) -> None:
+        c0, s0, t0 = _own_cpu(), _cpu(self.api_pid), time.perf_counter()
+        fn()
+        t1, c1, s1 = time.perf_counter(), _own_cpu(), _cpu(self.api_pid)
+        self.wall.setdefault(name, []).append(t1 - t0)
+        self.client.setdefault(name, []).append(c1 - c0)
+        self.server.setdefault(name, []).append(s1 - s0)
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -115,6 +147,7 @@ class BareServer(threading.Thread):
         fd = os.open(self.dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.write(fd, rest)
         r, w = os.pipe()
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
         while left > 0:
             n = os.splice(conn.fileno(), w, min(left, 1 << 20))
             if n == 0:
@@ -134,10 +167,12 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=1024, help="file size in MiB (default 1024)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--dir", default=None, help="where the files and data dir go (default: a temp dir)")
-    ap.add_argument("--client", choices=("curl", "httpx"), default="curl" if shutil.which("curl") else "httpx")
+    ap.add_argument("--client", choices=("curl", "httpx"), default="curl" if shutil.which("curl") else "httpx",
+                    help="the client of the 'upload'/'download' rows (the 'cli' rows are always arkserve disk)")
+    ap.add_argument("--part-mib", type=int, default=None, help="--part-size of arkserve disk put (default: its own)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="ark-bench-disk-") as tmp:
-        run(Path(tmp), args.mib, args.rounds, args.client)
+        run(Path(tmp), args.mib, args.rounds, args.client, args.part_mib)
 
 
 def _curl(method: str, url: str, ak: str, sk: str, *args: str) -> None:
@@ -149,13 +184,27 @@ def _curl(method: str, url: str, ak: str, sk: str, *args: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def run(tmp: Path, mib: int, rounds: int, client: str) -> None:
+def _wait_up(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/api/v1/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("the API did not start")
+        time.sleep(0.1)
+
+
+def run(tmp: Path, mib: int, rounds: int, client: str, part_mib: int | None) -> None:
     src = tmp / "src.bin"
     block = os.urandom(CHUNK)
     with src.open("wb") as f:
         for i in range(mib):
             f.write(block[i % 64:] + block[:i % 64])
     size = src.stat().st_size
+    down = tmp / "down.bin"
     env = {**os.environ, "ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml")}
     port = _free_port()
     s = settings_mod.load({"data_dir": str(tmp / "data"), "api.port": port}, env=env)
@@ -164,81 +213,83 @@ def run(tmp: Path, mib: int, rounds: int, client: str) -> None:
     api = subprocess.Popen([sys.executable, "-m", "arkserve", "api", "--data-dir", str(tmp / "data"), "--port",
                             str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
+    ak, sk = boot.access_key, boot.secret_key
+    cli = [sys.executable, "-m", "arkserve", "disk"]
+    cli_env = {**env, "ARKSERVE_CLI_CONFIG": str(tmp / "none.yaml"), "ARKSERVE_ENDPOINT": url,
+               "ARKSERVE_ACCESS_KEY": ak, "ARKSERVE_SECRET_KEY": sk}
+    part = ["--part-size", str(part_mib)] if part_mib else []
+
+    def sh(*argv: str) -> Callable[[], object]:
+        return lambda: subprocess.run(argv, env=cli_env, check=True, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v1/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the API did not start")
-            time.sleep(0.1)
+        _wait_up(url)
         sampler = RssSampler(api.pid)
         idle_rss = sampler.rss()
         sampler.start()
-        http = httpx.Client(base_url=f"{url}/api/v1/disk", auth=ArkAuth(boot.access_key, boot.secret_key),
-                            timeout=httpx.Timeout(600.0))
+        http = httpx.Client(base_url=f"{url}/api/v1/disk", auth=ArkAuth(ak, sk), timeout=httpx.Timeout(600.0))
         bare = BareServer(src, tmp / "bare.bin") if client == "curl" else None
         if bare is not None:
             bare.start()
-        times: dict[str, list[float]] = {"cp": [], "cp + sync": [], "upload": [], "download": []}
-        if bare is not None:
-            times.update({"bare upload": [], "bare download": []})
+        rows = Rows(api.pid)
         for r in range(rounds):
             dst = tmp / f"copy{r}.bin"
-            times["cp"].append(_timed(lambda dst=dst: subprocess.run(["cp", str(src), str(dst)], check=True)))
+            rows.time("cp", sh("cp", str(src), str(dst)))
             dst.unlink()
-            times["cp + sync"].append(_timed(lambda dst=dst: subprocess.run(
-                ["sh", "-c", f"cp '{src}' '{dst}' && sync '{dst}'"], check=True)))
+            rows.time("cp + sync", sh("sh", "-c", f"cp '{src}' '{dst}' && sync '{dst}'"))
             dst.unlink()
-
             file_url = f"{url}/api/v1/disk/files/bench{r}.bin"
 
             def upload(r: int = r, file_url: str = file_url) -> None:
                 if client == "curl":
-                    _curl("PUT", file_url, boot.access_key, boot.secret_key, "-T", str(src))
+                    _curl("PUT", file_url, ak, sk, "-T", str(src))
                     return
                 resp = http.put(f"/files/bench{r}.bin", content=_chunks(src), headers={"Content-Length": str(size)})
                 assert resp.status_code == 201, resp.text
 
             def download(r: int = r, file_url: str = file_url) -> None:
                 if client == "curl":
-                    _curl("GET", file_url, boot.access_key, boot.secret_key, "-o", str(tmp / "down.bin"))
+                    _curl("GET", file_url, ak, sk, "-o", str(down))
                     return
-                with http.stream("GET", f"/files/bench{r}.bin") as resp, (tmp / "down.bin").open("wb") as f:
+                with http.stream("GET", f"/files/bench{r}.bin") as resp, down.open("wb") as f:
                     assert resp.status_code == 200
                     for data in resp.iter_raw(CHUNK):
                         f.write(data)
 
-            times["upload"].append(_timed(upload))
-            times["download"].append(_timed(download))
-            assert (tmp / "down.bin").stat().st_size == size
-            (tmp / "down.bin").unlink()
+            rows.time("upload", upload)
+            rows.time("download", download)
+            assert down.stat().st_size == size
+            down.unlink()
+            rows.time("cli put", sh(*cli, "put", str(src), f"cli{r}.bin", *part))
+            rows.time("cli get", sh(*cli, "get", f"cli{r}.bin", str(down)))
+            assert down.stat().st_size == size
+            down.unlink()
+            rows.time("cli start (du)", sh(*cli, "du"))
+            http.delete(f"/files/bench{r}.bin")
+            http.delete(f"/files/cli{r}.bin")
             if bare is not None:
                 bare_url = f"http://127.0.0.1:{bare.port}/bare.bin"
-                times["bare upload"].append(_timed(lambda u=bare_url: _curl(
-                    "PUT", u, boot.access_key, boot.secret_key, "-T", str(src))))
-                times["bare download"].append(_timed(lambda u=bare_url: _curl(
-                    "GET", u, boot.access_key, boot.secret_key, "-o", str(tmp / "down.bin"))))
-                assert (tmp / "bare.bin").stat().st_size == size and (tmp / "down.bin").stat().st_size == size
+                rows.time("bare upload", functools.partial(_curl, "PUT", bare_url, ak, sk, "-T", str(src)))
+                rows.time("bare download", functools.partial(_curl, "GET", bare_url, ak, sk, "-o", str(down)))
+                assert (tmp / "bare.bin").stat().st_size == size and down.stat().st_size == size
                 (tmp / "bare.bin").unlink()
-                (tmp / "down.bin").unlink()
-            http.delete(f"/files/bench{r}.bin")
+                down.unlink()
         sampler.stop.set()
         sampler.join()
         http.close()
     finally:
         api.terminate()
         api.wait(10)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"file: {mib} MiB, rounds: {rounds}, client: {client} (median; MiB/s = size / time)")
-    print("| transfer | median | MiB/s | vs cp | vs cp + sync |")
-    print("|---|---:|---:|---:|---:|")
-    for k in times:
-        print(f"| {k} | {med[k]:.2f} s | {mib / med[k]:.0f} | {med['cp'] / med[k]:.2f}x | "
-              f"{med['cp + sync'] / med[k]:.2f}x |")
+    med = {k: statistics.median(v) for k, v in rows.wall.items()}
+    print(f"file: {mib} MiB, rounds: {rounds}, client of upload/download: {client} "
+          f"(medians; MiB/s = size / time; CPU = seconds of CPU, client / API process)")
+    print("| transfer | median | min-max | MiB/s | vs cp | vs cp + sync | CPU client / API |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for k, v in rows.wall.items():
+        print(f"| {k} | {med[k]:.2f} s | {min(v):.2f}-{max(v):.2f} | {mib / med[k]:.0f} | {med['cp'] / med[k]:.2f}x | "
+              f"{med['cp + sync'] / med[k]:.2f}x | {statistics.median(rows.client[k]):.2f} / "
+              f"{statistics.median(rows.server[k]):.2f} |")
     print(f"API RSS: idle {idle_rss / 2**20:.0f} MiB, peak during transfers {sampler.peak / 2**20:.0f} MiB")
 
 

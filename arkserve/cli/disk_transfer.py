@@ -179,11 +179,12 @@ def get_file(http: httpx.Client, src: str, local: Path, *, bar: Progress) -> int
                 start, count, advance = begin(resp)
                 _store(part, start, lambda fd: w.splice_into(fd, count, advance), count)
     else:
-        with http.stream("GET", url, headers=headers, timeout=httpx.Timeout(60.0, connect=10.0, read=120.0)) as resp:
+        with http.stream("GET", url, headers={**headers, "Accept-Encoding": "identity"},
+                         timeout=httpx.Timeout(60.0, connect=10.0, read=120.0)) as resp:
             if resp.status_code != 416:
                 check(resp)
-                start, count, advance = begin(resp)
-                _store(part, start, lambda fd: _write_all(fd, resp.iter_bytes(CHUNK), advance), count)
+                start, count, advance = begin(resp)  # each piece written as read (no re-chunking copies)
+                _store(part, start, lambda fd: _write_all(fd, resp.iter_raw(), advance), count)
     if resp.status_code != 416:
         os.replace(part, local)
         tag_file.unlink(missing_ok=True)
