@@ -37,6 +37,7 @@ class MetricsTotals(BaseModel):
     p99_ms: float | None
     errors_4xx: int
     errors_5xx: int
+    inflight: float = 0.0  # requests in flight on average (Little's law: their summed latency / the seconds)
 
 
 class MetricsBucket(MetricsTotals):
@@ -71,7 +72,8 @@ def _summary(samples: Sequence[RequestSample], seconds: float) -> MetricsTotals:
     return MetricsTotals(requests=len(samples), rps=round(len(samples) / seconds, 6) if seconds > 0 else 0.0,
                          p50_ms=percentile(latencies, 50), p99_ms=percentile(latencies, 99),
                          errors_4xx=sum(1 for s in samples if 400 <= s.status < 500),
-                         errors_5xx=sum(1 for s in samples if s.status >= 500))
+                         errors_5xx=sum(1 for s in samples if s.status >= 500),
+                         inflight=round(sum(latencies) / 1000 / seconds, 3) if seconds > 0 else 0.0)
 
 
 def bucket_bounds(now: float, window_s: float, step_s: float) -> tuple[float, float, int]:

@@ -277,8 +277,8 @@ class Exchange(ResponseRelay):
             cfg, name = self.core.config, self.route.name  # type: ignore[union-attr]
             route = self.core.services.get(name)
             if route is None or not route.upstreams:
-                self.fail(no_replica_ready(name, route.not_ready if route else "", cfg.queue_timeout_s,
-                                           cfg.retry_after_s))
+                waited = max(cfg.queue_timeout_s, route.cold_start_timeout_s) if route else cfg.queue_timeout_s
+                self.fail(no_replica_ready(name, route.not_ready if route else "", waited, cfg.retry_after_s))
             else:
                 self.fail(HttpError(503, "NoReplicaAvailable", "no ready replica became free within "
                                     f"{cfg.queue_timeout_s:g} s", retry_after=cfg.retry_after_s))

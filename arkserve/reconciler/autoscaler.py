@@ -69,19 +69,19 @@ class Autoscaler:
         self.observe(rows)
 
     # ------------------------------------------------------------------------------ deciding
-    def step(self, now: float | None = None) -> list[str]:
-        """Decide for every autoscaled service when due; returns the events written (the decisions taken)."""
+    def step(self, now: float | None = None) -> set[int]:
+        """Decide for every autoscaled service when due; returns the ids of the services whose count it changed."""
         mono = time.monotonic() if now is None else now
         if mono >= self.reload_at:
             self.reload_at = mono + self.reload_s
             self._reload()
         if not self.services or (not self.woken and mono < self.next_at):
-            return []
+            return set()
         self.next_at, self.woken = mono + self.every_s, False
         with self.store.read() as conn:
             loads = load_store.totals(conn, self.fresh_s)
         t = time.time()
-        taken = []
+        taken = set()
         for sid, svc in list(self.services.items()):
             policy = self.policies[sid]
             history = self.histories.get(sid)
@@ -90,7 +90,7 @@ class Autoscaler:
             history.observe(t, float(loads.get(svc.name, 0)), policy)
             decision = decide(policy, history, svc.replicas, t)
             if decision.changed and self._apply(svc, decision):
-                taken.append(decision.reason)
+                taken.add(sid)
         return taken
 
     def _apply(self, svc: ServiceRow, d: Decision) -> bool:

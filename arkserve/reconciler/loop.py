@@ -107,17 +107,18 @@ class Reconciler:
                 seen = changed[-1].change_seq if changed else self.seen
                 ids = service_store.all_ids(conn) if self.schedule.cycle_over(now) else None
         first, self.seen = self.seen < 0, max(self.seen, seen)
+        scaled: set[int] = set()  # services whose count the autoscaler just wrote: acted on now, read afresh below
         try:
             self.autoscaler.observe(changed)
-            self.autoscaler.step(now)
+            scaled = self.autoscaler.step(now)
         except ArkserveError as exc:
             log.warning("autoscaler step skipped: %s", exc.message)
         if ids is not None:
             self.schedule.start_cycle(ids, now, done=first)
             for sid in set(self.workers) - set(ids):
                 self._forget(sid)
-        svcs = {s.id: s for s in changed}
-        wanted = (self.carry | self.schedule.due(now)) - svcs.keys()
+        svcs = {s.id: s for s in changed if s.id not in scaled}
+        wanted = (self.carry | self.schedule.due(now) | scaled) - svcs.keys()
         self.carry = wanted | svcs.keys()  # until they are handed to a worker
         if not self.carry:
             return

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from arkserve.sdk.auth import ArkAuth
-from tests.e2e.conftest import Platform, running_platform
+from tests.e2e.conftest import Platform
 from tests.e2e.load import Load
 
 APP = Path(__file__).parent / "coldstart_app.py"
@@ -25,9 +25,19 @@ APP = Path(__file__).parent / "coldstart_app.py"
 
 @pytest.fixture(scope="module")
 def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    with running_platform(tmp_path_factory.mktemp("autoscale")) as p:
-        shutil.copy(APP, p.app_dir / "coldstart_app.py")
+    """The gateway's own queue timeout is 1 s: a request held through a 1.5 s cold start is held by the service's
+    cold-start timeout, not by it."""
+    p = Platform(tmp_path_factory.mktemp("autoscale"))
+    p.env["ARKSERVE_GATEWAY_QUEUE_TIMEOUT_S"] = "1"
+    shutil.copy(APP, p.app_dir / "coldstart_app.py")
+    p.start()
+    try:
         yield p
+    finally:
+        try:
+            p.delete_all_services()
+        finally:
+            p.stop()
 
 
 def create(p: Platform, name: str, replicas: int, autoscale: dict[str, Any], **env: str) -> dict[str, Any]:
@@ -90,15 +100,19 @@ def test_scale_up_under_load_and_back_down_fail_no_request(plat: Platform) -> No
     svc = create(plat, "elastic", 1, {"min": 1, "max": 3, "target": 2, "stable_window_s": 3, "panic_window_s": 1,
                                       "scale_in_delay_s": 2, "idle_to_zero_s": 600}, DELAY_S="0.2")
     with load(plat, svc, total=10**6, concurrency=8) as high:
-        up = wait_for(plat, "elastic", lambda s: s["ready"] >= 2, timeout=60)
-        deadline = time.monotonic() + 30
-        while len(high.result.replicas) < 2:  # until the new replica has served some of the load
-            assert time.monotonic() < deadline, high.result
-            time.sleep(0.05)
-        high.stop_event.set()
+        try:
+            up = wait_for(plat, "elastic", lambda s: s["ready"] >= 2, timeout=60)
+            deadline = time.monotonic() + 30
+            while len(high.result.replicas) < 2:  # until the new replica has served some of the load
+                assert time.monotonic() < deadline, high.result
+                time.sleep(0.05)
+        finally:
+            high.stop_event.set()
     with load(plat, svc, total=10**6, concurrency=1) as low:  # light load goes on while it scales back in
-        down = wait_for(plat, "elastic", lambda s: s["replicas"] == 1 and len(s["instances"]) == 1, timeout=60)
-        low.stop_event.set()
+        try:
+            down = wait_for(plat, "elastic", lambda s: s["replicas"] == 1 and len(s["instances"]) == 1, timeout=60)
+        finally:
+            low.stop_event.set()
     for r in (high.result, low.result):
         print(f"sent {r.sent}: {dict(r.statuses)}, per replica {dict(r.replicas)}")
         assert r.failed == 0, r.errors[:5]

@@ -181,7 +181,9 @@ export async function renderService(main, name, tab = "instances") {
           t("col.age"), t("col.lastError")].map((c) => h("th", { scope: "col" }, c)))),
         tbody))));
     const draw = (s) => {
-      count.textContent = t("details.readyOf", { ready: s.ready, desired: s.replicas });
+      const a = s.spec.autoscale;
+      count.textContent = t("details.readyOf", { ready: s.ready, desired: s.replicas })
+        + (a ? ` · ${t("scale.autoBadge", { min: a.min, max: a.max })}` : "");
       const items = s.instances.map((r) => ({ ...r, age: fmtAge(r.started_at) }));
       if (!items.length) tbody.replaceChildren(emptyRow(7, s.replicas ? t("details.starting") : t("details.noInstances")));
       else syncRows(tbody, items, (r) => r.id, (r) => h("tr", { dataset: { replica: r.id, state: r.state } },
@@ -197,30 +199,68 @@ export async function renderService(main, name, tab = "instances") {
 
   // ---- dialogs ----
   function scaleDialog() {
+    // manual: a count; automatic: the autoscaler's bounds and target (docs/autoscaling.md)
+    const auto = svc.spec.autoscale;
     const input = h("input", { type: "number", min: 0, max: 1000, value: String(svc.replicas), name: "replicas" });
+    const num = (n, v, step) => h("input", { type: "number", min: 0, max: 1000, step: step || 1, name: n, value: String(v) });
+    const aMin = num("auto-min", auto ? auto.min : 0);
+    const aMax = num("auto-max", auto ? auto.max : Math.max(8, svc.replicas));
+    const aTarget = num("auto-target", auto ? auto.target : 4, "any");
+    const mode = (value, label) => h("label.check", { dataset: { scaleMode: value } },
+      h("input", { type: "radio", name: "scale-mode", value, checked: (value === "auto") === Boolean(auto),
+        onchange: show }), " ", label);
+    const manualBox = h("div", field(t("scale.target"), input, { name: "replicas", hint: t("scale.hint") }));
+    const autoBox = h("div.autoscale-fields",
+      field(t("scale.min"), aMin, { name: "auto-min", hint: t("scale.minHint") }),
+      field(t("scale.max"), aMax, { name: "auto-max" }),
+      field(t("scale.perReplica"), aTarget, { name: "auto-target", hint: t("scale.perReplicaHint") }));
+    function show() {
+      const automatic = form.querySelector("input[name=scale-mode]:checked").value === "auto";
+      manualBox.hidden = automatic;
+      autoBox.hidden = !automatic;
+    }
+    const whole = (el, lo) => el.value !== "" && Number.isInteger(Number(el.value)) && Number(el.value) >= lo
+      && Number(el.value) <= 1000;
     const form = h("form", { novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
       clearErrors(form);
-      const n = Number(input.value);
-      if (input.value === "" || !Number.isInteger(n) || n < 0 || n > 1000) {
-        showError(form, "replicas", t("valid.replicas"));
-        input.focus();
-        return;
+      const automatic = form.querySelector("input[name=scale-mode]:checked").value === "auto";
+      let body;
+      if (automatic) {
+        if (!whole(aMin, 0)) { showError(form, "auto-min", t("valid.replicas")); return; }
+        if (!whole(aMax, 1) || Number(aMax.value) < Number(aMin.value)) {
+          showError(form, "auto-max", t("valid.autoMax"));
+          return;
+        }
+        if (!(Number(aTarget.value) > 0)) { showError(form, "auto-target", t("valid.autoTarget")); return; }
+        body = { autoscale: { min: Number(aMin.value), max: Number(aMax.value), target: Number(aTarget.value) } };
+      } else {
+        const n = Number(input.value);
+        if (!whole(input, 0)) {
+          showError(form, "replicas", t("valid.replicas"));
+          input.focus();
+          return;
+        }
+        body = auto ? { autoscale: null, replicas: n } : { replicas: n };
       }
       try {
-        svc = await api.patch(`/services/${enc(name)}`, { replicas: n });
+        svc = await api.patch(`/services/${enc(name)}`, body);
         dlg.close();
-        toast(t("scale.done", { n }));
+        toast(automatic ? t("scale.autoDone", { min: body.autoscale.min, max: body.autoscale.max })
+          : t("scale.done", { n: body.replicas }));
         load();
       } catch (err) { showApiError(form, err); }
     } },
     h("div.form-error", { role: "alert", hidden: true }),
     h("p.muted", t("scale.current", { ready: svc.ready, desired: svc.replicas })),
-    field(t("scale.target"), input, { name: "replicas", hint: t("scale.hint") }),
+    h("div.billing-choices", { role: "radiogroup", "aria-label": t("scale.mode") },
+      mode("manual", t("scale.manual")), mode("auto", t("scale.auto"))),
+    manualBox, autoBox,
     h("div.dialog-foot.inline", h("button.btn", { type: "button", onclick: () => dlg.close() }, t("common.cancel")),
       h("button.btn.primary", { type: "submit" }, t("scale.submit"))));
     const dlg = dialog({ title: t("scale.title"), body: form });
-    input.select();
+    show();
+    if (!auto) input.select();
   }
 
   async function editDialog() {
