@@ -26,7 +26,7 @@ class ModelFilters:
 
     viewer_id: int | None = None
     prefix: str = ""  # the name starts with it
-    query: str = ""  # in the name or the description (any case)
+    query: str = ""  # in the name or the description (any case; % and _ are plain characters)
     task: str = ""
     framework: str = ""
     owner: str = ""  # the publisher's user name
@@ -49,8 +49,8 @@ def _where(f: ModelFilters) -> list[ColumnElement[bool]]:
     if f.prefix:
         conds.append(models.c.name.startswith(f.prefix, autoescape=True))
     if f.query:
-        like = f"%{f.query.lower()}%"
-        conds.append(or_(models.c.name.ilike(like), models.c.description.ilike(like)))
+        conds.append(or_(models.c.name.icontains(f.query, autoescape=True),
+                         models.c.description.icontains(f.query, autoescape=True)))
     if f.task:
         conds.append(models.c.task == f.task)
     if f.framework:

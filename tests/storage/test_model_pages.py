@@ -112,6 +112,7 @@ def test_filters_stay_inside_the_callers_scope_with_a_total_and_facets(live_api:
         assert _names(admin.page("/models", task="image-classification", visibility="public").items) == \
             ["resnet-18", "resnet-50"]
         assert admin.page("/models", prefix="%").total == 0 and admin.page("/models", prefix="r_snet").total == 0
+        assert admin.page("/models", q="%").total == 0 and admin.page("/models", q="r_snet").total == 0
         assert admin.get("/model-facets")["tasks"] == ["image-classification", "secret-task", "text-classification"]
         listed = admin.page("/models", prefix="resnet-18").items[0]
         assert listed["versions"][0]["files"] is None and listed["size"] == len(b"resnet-18")  # no manifests
