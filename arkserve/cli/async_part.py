@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 
 import click
@@ -19,6 +20,7 @@ def dispatcher(data_dir: str | None, database_url: str | None) -> None:
 
     s = _settings(data_dir=data_dir, **{"store.database_url": database_url})
     _logging(s.log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request sent (callback URLs may hold tokens)
     try:
         master = _master(s)
         store = open_store(s.database_url, migrate_schema=False, busy_timeout_ms=s.store.busy_timeout_ms)

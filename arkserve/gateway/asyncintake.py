@@ -66,6 +66,7 @@ class AsyncRequest:
     path: bytes = b""
     callback: str | None = None
     headers: list[list[str]] = field(default_factory=list)
+    base: str = ""  # scheme://host of the status URL, from this request's Host (taken now: pipelining moves on)
 
 
 def internal_ok(queue: AsyncQueue | None, token: bytes) -> bool:
@@ -73,12 +74,14 @@ def internal_ok(queue: AsyncQueue | None, token: bytes) -> bool:
 
 
 def classify(queue: AsyncQueue, method: bytes, url: bytes, flag: bytes | None, callback: bytes | None,
-             headers: list[tuple[bytes, bytes]]) -> AsyncRequest | HttpError | None:
+             headers: list[tuple[bytes, bytes]], tls: bool) -> AsyncRequest | HttpError | None:
     """An async submission, a status/result lookup, or None (an ordinary request)."""
+    host = next((v for n, v in headers if n.lower() == b"host"), b"").decode("latin-1")
+    base = f"{'https' if tls else 'http'}://{host}"
     if url.startswith(b"/async/"):
         m = ID_RE.match(url)
         if m is not None and method in (b"GET", b"HEAD"):
-            return AsyncRequest("result" if m.group(2) else "status", m.group(1).decode())
+            return AsyncRequest("result" if m.group(2) else "status", m.group(1).decode(), base=base)
         path = url[6:]
     elif flag is not None and flag.strip().lower() in (b"true", b"1"):
         path = url
@@ -94,7 +97,7 @@ def classify(queue: AsyncQueue, method: bytes, url: bytes, flag: bytes | None, c
         if why is not None:
             return HttpError(400, "BadCallbackUrl", why)
     kept = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in headers if n.lower() not in _NOT_STORED]
-    return AsyncRequest("submit", new_id(), path, cb, kept)
+    return AsyncRequest("submit", new_id(), path, cb, kept, base)
 
 
 def prepare_body(ex: Exchange, has_body: bool) -> None:
@@ -133,7 +136,7 @@ def run(ex: Exchange) -> None:
             if f.exception() is not None:
                 _fail(ex, f.exception())
                 return
-            url = status_url(ex, req.request_id)
+            url = f"{req.base}/async/{req.request_id}"
             _answer(ex, 202, {"id": req.request_id, "status": "queued", "status_url": url}, [("location", url)])
 
         fut.add_done_callback(submitted)
@@ -149,7 +152,7 @@ def run(ex: Exchange) -> None:
             if doc is None:
                 _not_found(ex)
                 return
-            doc["status_url"] = status_url(ex, req.request_id)
+            doc["status_url"] = f"{req.base}/async/{req.request_id}"
             doc["result_url"] = doc["status_url"] + "/result"
             _answer(ex, 200, doc, [])
 
@@ -169,11 +172,6 @@ def run(ex: Exchange) -> None:
         _write(ex, status, [(k, v) for k, v in headers] + [("x-ark-async-id", req.request_id)], body)
 
     fut3.add_done_callback(got)
-
-
-def status_url(ex: Exchange, request_id: str) -> str:
-    host = next((v for n, v in ex.conn.headers if n.lower() == b"host"), b"").decode("latin-1")
-    return f"{'https' if ex.conn.tls else 'http'}://{host}/async/{request_id}"
 
 
 def _not_found(ex: Exchange) -> None:

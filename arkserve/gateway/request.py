@@ -163,7 +163,7 @@ def _async(ex: Exchange, asyncs: dict[int, bytes], has_body: bool, cl: int) -> H
             return HttpError(501, "AsyncUnavailable", "asynchronous requests are not enabled on this gateway")
         return None  # /async/... is an ordinary path here
     req = asyncintake.classify(queue, ex.method, ex.url, asyncs.get(ASYNC), asyncs.get(CALLBACK),
-                               ex.conn.headers)
+                               ex.conn.headers, ex.conn.tls)
     if req is None or isinstance(req, HttpError):
         return req
     if req.kind == "submit":
