@@ -38,15 +38,18 @@ def _settled(platform: Platform, name: str, replicas: int, timeout: float = 60) 
 
 
 def test_a_canary_split_sticks_by_key_and_rollback_and_promote_fail_no_request(platform: Platform) -> None:
-    svc = platform.create("bird", 2, env={"VERSION": "1"})
+    # each request takes 30 ms in the app, so a replica stopped before the gateways let go of it has requests in flight
+    svc = platform.create("bird", 2, env={"VERSION": "1", "DELAY_S": "0.03"})
     stable = svc["revision"]
     p = platform.profile
     url = svc["endpoint"] + "/"
     with platform.client() as c:
-        svc = c.patch("/services/bird", {"env": {"VERSION": "2"}, "canary": 10})
+        svc = c.patch("/services/bird", {"env": {"VERSION": "2", "DELAY_S": "0.03"}, "canary": 10})
     assert svc["revision"] == stable and svc["canary"]["weight"] == 10 and svc["canary"]["replicas"] == 1
     svc = _canary_serving(platform, "bird")
     canary = svc["canary"]["revision"]
+    shown = platform.cli("service", "get", "bird")
+    assert shown.returncode == 0 and f"Canary:     {canary}   1/1 ready   split 90/10 (stable/canary)" in shown.stdout
     assert {i["revision"] for i in svc["instances"]} == {stable, canary} and len(svc["instances"]) == 3
 
     # the split: 10 % +- 3 % of 2 000 tiny requests
@@ -84,7 +87,10 @@ def test_a_canary_split_sticks_by_key_and_rollback_and_promote_fail_no_request(p
     replica_rev = {i["id"]: i["revision"] for i in svc["instances"]}
     assert all(replica_rev[row["replica"]] == row["revision"] for row in log if row["replica"] in replica_rev)
 
-    # rollback under load: the canary's replicas drain, nothing fails
+    # re-weighted to 50 % (the same canary replica), then rolled back under load: its replicas drain, nothing fails
+    with platform.client() as c:
+        assert c.patch("/services/bird", {"canary": 50})["canary"]["revision"] == canary
+    _canary_serving(platform, "bird")
     with Load(url, p.access_key, p.secret_key, platform.ca, total=10**9, concurrency=20) as load:
         while load.result.sent < 200:
             time.sleep(0.02)
@@ -100,7 +106,7 @@ def test_a_canary_split_sticks_by_key_and_rollback_and_promote_fail_no_request(p
 
     # a canary at 50 %, then promote under load: the old revision drains, nothing fails
     with platform.client() as c:
-        c.patch("/services/bird", {"env": {"VERSION": "3"}, "canary": 50})
+        c.patch("/services/bird", {"env": {"VERSION": "3", "DELAY_S": "0.03"}, "canary": 50})
     _canary_serving(platform, "bird")
     with Load(url, p.access_key, p.secret_key, platform.ca, total=10**9, concurrency=20) as load:
         while load.result.sent < 200:
@@ -117,4 +123,6 @@ def test_a_canary_split_sticks_by_key_and_rollback_and_promote_fail_no_request(p
     assert r.versions["3"] > 0 and r.versions["1"] > 0
     with platform.client() as c:
         kinds = [e["kind"] for e in c.get("/services/bird/events", limit=5000)]
-    assert kinds.count("canary") == 2 and "rolled_back" in kinds and "promoted" in kinds
+    assert kinds.count("canary") == 3 and "rolled_back" in kinds and "promoted" in kinds
+    none = platform.cli("service", "rollback", "bird", "--yes")  # nothing left to roll back: exit 1, the code
+    assert none.returncode == 1 and "[NoCanary]" in none.stderr, none
