@@ -1,8 +1,13 @@
 """A replica app that is slow to start (``START_DELAY_S`` before it listens) and, optionally, slow to answer
-(``DELAY_S`` per request): for the autoscaling tests and bench/coldstart.py. Answers like tests/reconciler/app.py."""
+(``DELAY_S`` per request): for the autoscaling tests and bench/coldstart.py. Answers like tests/reconciler/app.py.
+
+On SIGTERM (a scale-in drains it, then stops it) it stops accepting and exits once the requests it is serving are
+answered, as a real server does: a slow request that reached it just before it left routing is not cut off."""
 
 import json
 import os
+import signal
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -13,6 +18,16 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        global inflight
+        with lock:
+            inflight += 1
+        try:
+            self._answer()
+        finally:
+            with lock:
+                inflight -= 1
+
+    def _answer(self) -> None:
         if os.environ.get("DELAY_S") and self.path != "/healthz":
             time.sleep(float(os.environ["DELAY_S"]))
         body = json.dumps({"replica": os.environ.get("ARK_REPLICA"), "version": os.environ.get("VERSION", "1"),
@@ -32,4 +47,10 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
 
 
-Server(("127.0.0.1", int(os.environ.get("PORT", "8000"))), Handler).serve_forever()
+inflight = 0
+lock = threading.Lock()
+server = Server(("127.0.0.1", int(os.environ.get("PORT", "8000"))), Handler)
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+server.serve_forever()  # until SIGTERM
+while inflight:
+    time.sleep(0.01)
