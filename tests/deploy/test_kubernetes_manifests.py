@@ -39,10 +39,12 @@ def one(objs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     return found[0]
 
 
-def container_env(objs: list[dict[str, Any]], deployment: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A Deployment's container and the environment it gets: ConfigMap entries (envFrom), then its own env."""
+def container_env(objs: list[dict[str, Any]], deployment: str,
+                  name: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Deployment's container (the first, or the one named) and the environment it gets: ConfigMap entries
+    (envFrom), then its own env."""
     pod = one(objs, "Deployment", deployment)["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    container = next(c for c in pod["containers"] if name is None or c["name"] == name)
     env: dict[str, Any] = {}
     for source in container.get("envFrom", []):
         env.update(one(objs, "ConfigMap", source["configMapRef"]["name"])["data"])
@@ -117,6 +119,16 @@ def test_replicas_leader_election_and_exposure(base: list[dict[str, Any]], ingre
     claim = one(base, "PersistentVolumeClaim", env["ARKSERVE_KUBE_VOLUME_CLAIM"])
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     assert one(base, "Service", "arkserve-gateway")["spec"]["type"] == "LoadBalancer"
+    for objs in (base, ingress):  # the dispatcher beside each gateway reaches it on loopback: same settings
+        gw, gw_env = container_env(objs, "arkserve-gateway", "gateway")
+        disp, disp_env = container_env(objs, "arkserve-gateway", "dispatcher")
+        assert disp["args"] == ["dispatcher"]
+        for var in ("ARKSERVE_GATEWAY_TLS", "ARKSERVE_GATEWAY_HOST_PORT", "ARKSERVE_GATEWAY_ADDRESSING",
+                    "ARKSERVE_BASE_DOMAIN", "ARKSERVE_DATA_DIR"):
+            assert gw_env.get(var) == disp_env.get(var), var
+        for c in (gw, disp):  # large asynchronous bodies are files in the data dir, shared with other Pods
+            mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+            assert mounts["data"] == gw_env["ARKSERVE_DATA_DIR"], c["name"]
     api, _ = container_env(base, "arkserve-api")  # the API's own health routes (seen answering in the image)
     assert (api["livenessProbe"]["httpGet"]["path"], api["readinessProbe"]["httpGet"]["path"]) == \
         ("/api/v1/healthz", "/api/v1/readyz")
@@ -138,9 +150,11 @@ def test_secrets_are_referenced_not_inlined_and_every_variable_is_a_setting(base
     assert not [k for k in config["data"] if k in SECRET_VARS or "KEY" in k or "PASSWORD" in k]
     ports = {"arkserve-api": "ARKSERVE_API_PORT", "arkserve-gateway": "ARKSERVE_GATEWAY_HOST_PORT",
              "arkserve-registry": "ARKSERVE_REGISTRY_PORT"}
-    for dep in [o for o in base if o["kind"] == "Deployment"]:
-        name = dep["metadata"]["name"]
-        container, env = container_env(base, name)
+    containers = [(d["metadata"]["name"], c["name"]) for d in base if d["kind"] == "Deployment"
+                  for c in d["spec"]["template"]["spec"]["containers"]]
+    assert len(containers) == 5
+    for name, cname in containers:
+        container, env = container_env(base, name, cname)
         unknown = set(env) - KNOWN_VARS
         assert not unknown, f"{name}: not arkserve settings: {unknown}"
         for var in SECRET_VARS & set(env):
@@ -148,5 +162,5 @@ def test_secrets_are_referenced_not_inlined_and_every_variable_is_a_setting(base
             assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
         if name != "arkserve-registry":
             assert set(env) >= SECRET_VARS, f"{name} lacks the master key or the store"
-        if name in ports:
+        if name in ports and cname != "dispatcher":
             assert [p["containerPort"] for p in container["ports"]] == [int(env[ports[name]])]
