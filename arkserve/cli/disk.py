@@ -122,7 +122,9 @@ def _is_folder(http: httpx.Client, path: str) -> bool:
 @click.argument("dest", default="")
 @click.option("--overwrite", is_flag=True, help="Replace files that exist on the disk.")
 @click.option("--part-size", type=click.IntRange(min=1), default=xfer.PART // 2**20, show_default=True,
-              help="MiB sent per request of a resumable upload (less is redone after an interruption).")
+              help="MiB sent per request of a resumable upload. Each request ends with the server making its "
+              "bytes durable; an interrupted one keeps what arrived, so a smaller part redoes less only when the "
+              "server itself stops.")
 @api_errors
 def put(local: Path, dest: str, overwrite: bool, part_size: int) -> None:
     with _disk() as http:
