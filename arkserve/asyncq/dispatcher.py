@@ -74,13 +74,15 @@ class Dispatcher:
             if ids:
                 with self.store.begin() as conn:
                     queue_store.renew(conn, self.owner, ids, now + self.a.lease_s)
-        if free > 0:
+        with self.store.read() as conn:
+            requests, hooks_due = queue_store.anything_due(conn, now)
+        if free > 0 and requests:
             with self.store.begin() as conn:
                 rows = queue_store.claim(conn, self.owner, now, self.a.lease_s, free)
             for row in rows:
                 self._start(row, self._handle)
         free = self.a.concurrency - len(self.inflight)
-        if free > 0:
+        if free > 0 and hooks_due:
             with self.store.begin() as conn:
                 hooks = queue_store.claim_callbacks(conn, self.owner, now, self.a.lease_s, free)
             for row in hooks:

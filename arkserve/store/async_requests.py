@@ -34,9 +34,25 @@ def get(conn: Connection, request_id: str, *, with_bodies: bool = False) -> dict
     return dict(row._mapping) if row is not None else None
 
 
+def _due(now: float) -> Any:
+    return or_(and_(t.c.status == QUEUED, t.c.next_at <= now), and_(t.c.status == RUNNING, t.c.lease_until < now))
+
+
+def _callback_due(now: float) -> Any:
+    return and_(t.c.callback_state == "pending", t.c.callback_next_at <= now, t.c.lease_until < now)
+
+
+def anything_due(conn: Connection, now: float) -> tuple[bool, bool]:
+    """(requests to claim, callbacks to claim): two indexed reads, so an idle dispatcher never takes the write
+    lock (SQLite has one)."""
+    requests = conn.execute(select(t.c.id).where(_due(now)).limit(1)).first() is not None
+    hooks = conn.execute(select(t.c.id).where(_callback_due(now)).limit(1)).first() is not None
+    return requests, hooks
+
+
 def claim(conn: Connection, owner: str, now: float, lease_s: float, limit: int) -> list[dict[str, Any]]:
     """Up to ``limit`` requests to send, oldest first, now leased to ``owner`` (their bodies included)."""
-    due = or_(and_(t.c.status == QUEUED, t.c.next_at <= now), and_(t.c.status == RUNNING, t.c.lease_until < now))
+    due = _due(now)
     ids = [r.id for r in conn.execute(select(t.c.id).where(due).order_by(t.c.created_at).limit(limit))]
     out = []
     for rid in ids:  # conditional update: a row another dispatcher claimed in between is skipped
@@ -85,7 +101,7 @@ def finish(conn: Connection, request_id: str, owner: str, *, now: float, status:
 
 def claim_callbacks(conn: Connection, owner: str, now: float, lease_s: float, limit: int) -> list[dict[str, Any]]:
     """Finished requests whose callback is due, leased to ``owner`` (result bodies included)."""
-    due = and_(t.c.callback_state == "pending", t.c.callback_next_at <= now, t.c.lease_until < now)
+    due = _callback_due(now)
     ids = [r.id for r in conn.execute(select(t.c.id).where(due).order_by(t.c.callback_next_at).limit(limit))]
     out = []
     for rid in ids:

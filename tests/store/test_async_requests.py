@@ -38,8 +38,12 @@ def test_a_claim_is_leased_and_only_a_dead_owners_claim_is_taken_over(store: Sto
 
 
 def test_requeue_waits_for_its_time_and_depth_counts_by_state(store: Store) -> None:
+    with store.read() as conn:
+        assert q.anything_due(conn, 10.0) == (False, False)
     _submit(store, "ar_a", 1.0)
     _submit(store, "ar_b", 2.0)
+    with store.read() as conn:
+        assert q.anything_due(conn, 0.5) == (False, False) and q.anything_due(conn, 10.0) == (True, False)
     with store.begin() as conn:
         [row] = q.claim(conn, "A", 10.0, 10.0, 1)
         assert q.requeue(conn, row["id"], "A", 15.0, "NoReplicaAvailable")
@@ -56,6 +60,7 @@ def test_callbacks_are_claimed_once_the_result_is_stored_and_purged_after_retent
         for row in q.claim(conn, "A", 10.0, 10.0, 5):
             assert q.finish(conn, row["id"], "A", now=11.0, status=q.SUCCEEDED, retention_s=100, result_status=200,
                             result_file=f"{row['id']}.res")
+        assert q.anything_due(conn, 12.0) == (False, True)
         [hook] = q.claim_callbacks(conn, "A", 12.0, 10.0, 5)
         assert hook["id"] == "ar_c" and hook["callback_attempts"] == 1
         assert q.claim_callbacks(conn, "B", 12.0, 10.0, 5) == []  # leased
