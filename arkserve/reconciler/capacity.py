@@ -7,6 +7,9 @@ and writes the new replica's placement. Billing says how the replica is billed (
 
 One reconciler places on its own host only (the runtime it drives); a replica holds its placement from the
 moment it is placed until its row is deleted (stopped), and gives it up while it waits as Unschedulable.
+A runtime that schedules replicas itself (``CLUSTER_SCHEDULED``: Kubernetes) is not fitted onto the
+reconciler's host: the replica is recorded on that cluster with its billing mode, and the cluster's scheduler
+places it (a Pod it cannot place comes back from the runtime as pending/Unschedulable with its message).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from arkserve.store.db import Store
 from arkserve.store.services import ReplicaRow, ServiceRow
 
 log = logging.getLogger("arkserve.reconciler")
+
+CLUSTER_SCHEDULED = frozenset({"kubernetes"})  # runtimes whose own scheduler places replicas on nodes
 
 
 def gpu_env(gpu_ids: tuple[int, ...], share_mb: int, gpu_memory_mb: int, user_env: Mapping[str, str]) -> dict[str, str]:
@@ -125,6 +130,8 @@ class Placer:
 
     def _place(self, conn: Any, svc: ServiceRow, rep: ReplicaRow, itype: dict[str, Any], mode: str,
                host: HostInventory, rows: list[dict[str, Any]]) -> Any:
+        if self.runtime in CLUSTER_SCHEDULED:  # the cluster places the Pod; whole GPUs as nvidia.com/gpu
+            return Placement(self.runtime)
         here = [h for h in host_store.list_all(conn) if h["name"] == host.name]
         capacity = [host_capacity(h, self.config.cpu_overcommit, self.config.memory_overcommit) for h in here]
         sizes = {t["name"]: size_of(t) for t in instance_types.list_all(conn)}

@@ -141,3 +141,16 @@ def test_a_prepaid_reservation_holds_against_another_users_pay_as_you_go(tmp_pat
         assert [r.billing for r in c.replicas("mine")] == ["prepaid"]
         c.wait("bob waits for the GPU now", lambda: "held by service mine" in status(c, "bobs")[2])
         assert started_spec_gpus(rt, "bobs") == []
+
+
+def test_a_cluster_scheduled_runtime_is_not_fitted_onto_the_reconcilers_host(tmp_path: Path) -> None:
+    """On Kubernetes the cluster places Pods: a GPU replica starts although the reconciler's own host has no
+    GPU, asks the runtime for its whole GPU (nvidia.com/gpu) without host indices, and keeps its billing."""
+    rt = fake_runtime(8)  # the cluster's nodes have GPUs; the reconciler's own host (NVML below) has none
+    rt.name = "kubernetes"
+    with gpu_cluster(tmp_path, lambda _: rt, FakeNVML([])) as c:
+        c.create("wants-gpu", 2, instance_type="gpu.test")
+        c.wait("both started", lambda: [s for s, _, _ in placed(c, "wants-gpu")] == ["starting"] * 2)
+        specs = [r.spec for (s, _), r in rt.host.replicas.items() if s == "wants-gpu"]
+        assert [(s.gpus, s.gpu_indices) for s in specs] == [(1, ())] * 2
+        assert {(r.node, r.billing) for r in c.replicas("wants-gpu")} == {("kubernetes", "payg")}
