@@ -242,3 +242,20 @@ def test_every_accepted_request_ends_with_its_result_after_sigkills(plat: Platfo
             echo = json.loads(c._send("GET", f"/async-requests/{d['id']}/result").content)
             assert echo["sha256"] == hashlib.sha256(bodies[d["id"]]).hexdigest()
     assert any(d["attempts"] > 1 for d in docs), "no request was in flight during a kill"
+
+
+def test_the_queue_depth_is_a_prometheus_gauge_on_the_gateway(plat: Platform) -> None:
+    endpoint = _service(plat, "asy")
+    with _http(plat) as h:
+        ids = [h.post(endpoint + f"/async/slow?delay=2&i={i}", content=b"s").json()["id"] for i in range(3)]
+
+    def gauge() -> dict[str, int]:
+        text = httpx.get(f"http://127.0.0.1:{plat.admin_port}/metrics", timeout=10).text
+        assert "# TYPE arkserve_async_queue_depth gauge" in text
+        return {line.split('state="')[1].split('"')[0]: int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith('arkserve_async_queue_depth{service="asy"')}
+
+    seen = wait_for(lambda: (g := gauge()) and sum(g.values()) >= 1 and g, 10, "the gauge to count them")
+    assert set(seen) == {"queued", "running"} and sum(seen.values()) <= 3
+    wait_for(lambda: all(_status(plat, i)["status"] == "succeeded" for i in ids), 30, "the slow results")
+    wait_for(lambda: sum(gauge().values()) == 0, 10, "the gauge to drop to zero")
