@@ -1,7 +1,9 @@
 """The registry's token service (Distribution's ``auth.token`` realm): ``GET /api/v1/registry/token``.
 
 ``docker login``/``pull``/``push`` come here with HTTP Basic credentials — a user name and console
-password, or an access key as user name and its secret key as password — and the scopes they want
+password, or an access key as user name and its secret key as password (or, from a Kubernetes node pulling a
+replica's image, ``ark-pull-token`` and the pull token the reconciler minted: it is re-issued for at most the
+pulls it already holds) — and the scopes they want
 (``repository:alice/app:pull,push``). The answer is a short-lived JWT with what ``policy.decide``
 grants. Refusals use the registry's error format (``{"errors": [{code, message}]}``, which ``docker``
 prints) next to the API's own ``{code, message, request_id}``: 401 for wrong credentials, 403
@@ -32,7 +34,7 @@ from arkserve.registry import config as registry_config
 from arkserve.registry.catalogue import Catalogue
 from arkserve.registry.names import PUBLIC_NAMESPACE
 from arkserve.registry.policy import Decision, Requester, decide
-from arkserve.registry.tokens import Access, TokenSigner, parse_scope
+from arkserve.registry.tokens import PULL_USER, Access, TokenSigner, parse_scope
 from arkserve.store import images as image_store
 from arkserve.store import keys as key_store
 from arkserve.store import users as user_store
@@ -99,6 +101,28 @@ def _authenticate(ctx: AppContext, client: str, username: str, password: str) ->
     return owner if hmac.compare_digest(secret.encode(), password.encode()) else None
 
 
+def _token_answer(ctx: AppContext, subject: str, granted: list[Access]) -> JSONResponse:
+    ttl = ctx.settings.registry.token_ttl_s
+    token = signer(ctx.settings.data_dir).mint(subject, granted, ttl_s=ttl)
+    issued = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return JSONResponse({"token": token, "access_token": token, "expires_in": ttl, "issued_at": issued})
+
+
+def _pull_token(request: Request, ctx: AppContext, token: str, scopes: list[str]) -> JSONResponse:
+    """A node pulling with a replica's pull token: the pulls it holds that were asked for, nothing more."""
+    held = signer(ctx.settings.data_dir).verify(token)
+    if held is None:
+        return _registry_error(request, 401, "UNAUTHORIZED", "the pull token is invalid or expired; the reconciler "
+                                                             "issues a fresh one at the replica's next start")
+    subject, access = held
+    pulls = {(a.type, a.name) for a in access if "pull" in a.actions}
+    asked = [a for s in scopes for part in s.split() if (a := parse_scope(part)) is not None]
+    granted = [Access(a.type, a.name, ("pull",)) for a in asked if (a.type, a.name) in pulls and "pull" in a.actions]
+    if asked and not granted:
+        return _registry_error(request, 403, "DENIED", "a pull token allows pulling only the image it was issued for")
+    return _token_answer(ctx, subject, granted)
+
+
 def _over_quota(ctx: AppContext, user: User) -> str:
     limit = quota_bytes(ctx, user)
     with catalogue(ctx) as cat:
@@ -125,6 +149,8 @@ def registry_token(request: Request, ctx: Context, service: str = "",
     if creds is None:
         return _registry_error(request, 401, "UNAUTHORIZED", "log in with your user name and password, or your "
                                                              "access key and secret key")
+    if creds[0] == PULL_USER:
+        return _pull_token(request, ctx, creds[1], scope or [])
     try:
         user = _authenticate(ctx, client_of(request), *creds)
     except TooManyRequests as exc:
@@ -147,7 +173,4 @@ def registry_token(request: Request, ctx: Context, service: str = "",
         for g in granted:
             if "push" in g.actions:
                 image_store.ensure(conn, g.name, user.id, public=g.name.startswith(PUBLIC_NAMESPACE + "/"))
-    ttl = ctx.settings.registry.token_ttl_s
-    token = signer(ctx.settings.data_dir).mint(user.username, granted, ttl_s=ttl)
-    issued = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return JSONResponse({"token": token, "access_token": token, "expires_in": ttl, "issued_at": issued})
+    return _token_answer(ctx, user.username, granted)

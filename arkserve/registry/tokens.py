@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
@@ -31,6 +32,7 @@ from arkserve.auth.vault import write_secret_file
 
 ISSUER = "arkserve"
 SERVICE = "arkserve-registry"
+PULL_USER = "ark-pull-token"  # the user name next to a replica's pull token in a runtime's pull credentials
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ def parse_scope(scope: str) -> Access | None:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def key_dir(data_dir: Path) -> Path:
@@ -132,3 +138,20 @@ class TokenSigner:
         signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
         signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return f"{signing_input}.{_b64(signature)}"
+
+    def verify(self, token: str, now: float | None = None) -> tuple[str, list[Access]] | None:
+        """The subject and access of a token this key signed, for this issuer and service, within its validity
+        window; None for anything else (a bad signature, another issuer, expired, malformed)."""
+        try:
+            head, body, sig = token.split(".")
+            self.key.public_key().verify(_unb64(sig), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+            header, claims = json.loads(_unb64(head)), json.loads(_unb64(body))
+            t = time.time() if now is None else now
+            if (header.get("alg") != "RS256" or claims.get("iss") != self.issuer or claims.get("aud") != self.service
+                    or not claims["nbf"] <= t < claims["exp"]):
+                return None
+            access = [Access(str(a["type"]), str(a["name"]), tuple(str(x) for x in a["actions"]))
+                      for a in claims["access"]]
+            return str(claims["sub"]), access
+        except (ValueError, KeyError, TypeError, InvalidSignature):
+            return None

@@ -23,6 +23,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from arkserve.errors import PermanentError
+from arkserve.registry.tokens import PULL_USER
 from arkserve.runtimes.base import ReplicaSpec, checked_object_name
 
 LABEL_MANAGED = "arkserve.io/managed"
@@ -35,7 +36,6 @@ CONTAINER = "app"
 SHARED_VOLUME = "ark-shared"
 NOBODY = 65534
 KEPT_CAPABILITIES = ("CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE", "KILL", "FOWNER", "DAC_OVERRIDE")
-PULL_USER = "ark-pull-token"  # the user name a pull Secret carries next to the token (see docs/kubernetes.md)
 
 
 @dataclass(frozen=True)
