@@ -57,6 +57,13 @@ class UserCreate(_In):
     password: str = Field(min_length=8, max_length=256)
     role: Literal["admin", "user"] = "user"
 
+    @field_validator("username")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v.startswith("ark-"):  # the registry's ark-public/ namespace, the ark-pull-token pull credential
+            raise ValueError("user names starting with 'ark-' are reserved for the platform")
+        return v
+
 
 class UserPatch(_In):
     disabled: bool | None = None

@@ -30,6 +30,10 @@ def test_admin_manages_users(live_api: LiveApi) -> None:
         _raises("LastAdmin", 409, lambda: admin.patch("/users/admin", {"role": "user"}))
         _raises("ValidationFailed", 422,
                 lambda: admin.post("/users", {"username": "shorty", "password": "short"}))
+        for reserved in ("ark-pull-token", "ark-public"):  # platform credentials and namespaces
+            with pytest.raises(ApiError) as e:
+                admin.post("/users", {"username": reserved, "password": "a-long-password"})
+            assert (e.value.status, e.value.code) == (422, "ValidationFailed") and "reserved" in e.value.message
 
 
 def test_user_changes_own_password(live_api: LiveApi) -> None:
