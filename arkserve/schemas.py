@@ -200,6 +200,19 @@ class AutoscaleSpec(_In):
         return self
 
 
+class AutoscalePatch(_In):
+    """The ``autoscale`` fields a PATCH changes; the result is checked whole, as :class:`AutoscaleSpec`."""
+
+    min: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
+    max: int | None = Field(default=None, ge=1, le=MAX_REPLICAS)
+    target: float | None = Field(default=None, gt=0, le=10000)
+    stable_window_s: float | None = Field(default=None, ge=1, le=3600)
+    panic_window_s: float | None = Field(default=None, ge=1, le=600)
+    scale_in_delay_s: float | None = Field(default=None, ge=0, le=86400)
+    idle_to_zero_s: float | None = Field(default=None, ge=1, le=86400)
+    cold_start_timeout_s: float | None = Field(default=None, ge=1, le=3600)
+
+
 class ServiceSpec(_In):
     """The fields of a service a user sets; changing those in ``ROLLING_FIELDS`` rolls the replicas."""
 
@@ -290,7 +303,7 @@ class ServicePatch(_In):
     startup_timeout_s: float | None = Field(default=None, gt=0, le=3600)
     billing: Literal["auto", "prepaid", "payg"] | None = None
     on_prepaid_expiry: Literal["payg", "stop"] | None = None
-    autoscale: AutoscaleSpec | None = Field(default=None, description="fields given change the current setting; "
+    autoscale: AutoscalePatch | None = Field(default=None, description="fields given change the current setting; "
                                             "null turns the autoscaler off (the replica count stays)")
 
     canary: int | None = Field(default=None, ge=1, le=99, description="percent of requests: the changed spec "

@@ -86,7 +86,8 @@ class Decision:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.1f}".rstrip("0").rstrip(".") if x != int(x) else str(int(x))
+    """Up to two decimals (so that 25.04 over a target of 25 does not read as 25)."""
+    return f"{x:.2f}".rstrip("0").rstrip(".")
 
 
 def decide(policy: Policy, history: History, current: int, now: float) -> Decision:

@@ -136,5 +136,7 @@ def test_manual_scale_of_an_autoscaled_service_says_how_to_turn_it_off(plat: Pla
     assert plat.cli("service", "update", "auto", "--autoscale", "min=0,max=4,target=2").returncode == 0
     shown = plat.cli("service", "get", "auto")
     assert "automatic 0-4 replicas, target 2" in shown.stdout, shown.stdout
+    assert plat.cli("service", "update", "auto", "--autoscale", "min=1,max=6").returncode == 0  # only these change
+    assert "automatic 1-6 replicas, target 2" in plat.cli("service", "get", "auto").stdout
     bad = plat.cli("service", "update", "auto", "--autoscale", "min=5,max=2")
     assert bad.returncode != 0 and "min (5) is above max (2)" in bad.stderr, bad.stderr
