@@ -23,13 +23,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, port: int | None = None, settings: Settings | None = None) -> Iterator[str]:
+def serve(app: Any, port: int | None = None, settings: Settings | None = None,
+          tls: tuple[str, str] | None = None) -> Iterator[str]:
     """Yield the API's base URL. With ``settings``: under the API's own server configuration
-    (``arkserve.api.server.config``: header deadline, zero-copy transfers), as ``arkserve api`` runs it."""
+    (``arkserve.api.server.config``: header deadline, zero-copy transfers), as ``arkserve api`` runs it.
+    With ``tls`` (certificate, key): over HTTPS."""
     port = port or free_port()
     config = (uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
               if settings is None else
               api_server.config(app, settings, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    if tls is not None:
+        config.ssl_certfile, config.ssl_keyfile = tls
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -39,7 +43,7 @@ def serve(app: Any, port: int | None = None, settings: Settings | None = None) -
             raise RuntimeError("API server did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)

@@ -13,6 +13,7 @@ down); on HTTPS, behind a proxy or off Linux, httpx streams them.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,11 @@ def check(resp: httpx.Response) -> httpx.Response:
 
 
 def open_disk(endpoint: str, access_key: str, secret_key: str, ca_bundle: str = "") -> httpx.Client:
-    return httpx.Client(base_url=f"{endpoint.rstrip('/')}/api/v1/disk", auth=ArkAuth(access_key, secret_key),
-                        verify=ca_bundle or True, timeout=httpx.Timeout(60.0, connect=10.0))
+    """The disk API's client; it verifies TLS against ``ca_bundle`` (else the system's CAs)."""
+    return wire.DiskClient(base_url=f"{endpoint.rstrip('/')}/api/v1/disk", auth=ArkAuth(access_key, secret_key),
+                           ssl_context=ssl.create_default_context(cafile=ca_bundle) if ca_bundle
+                           else httpx.create_ssl_context(),
+                           timeout=httpx.Timeout(60.0, connect=10.0))
 
 
 def progress() -> Progress:
@@ -89,8 +93,9 @@ def _read(path: Path, start: int, length: int, bar: Progress, task: TaskID) -> I
 def _send(http: httpx.Client, method: str, url: str, params: dict[str, str], local: Path, offset: int,
           count: int, bar: Progress, task: TaskID) -> httpx.Response:
     """One request whose body is ``count`` bytes of ``local`` from ``offset``: by ``sendfile(2)`` on plain
-    HTTP (:mod:`arkserve.cli.disk_wire`), else streamed by httpx."""
-    if wire.usable(http):
+    HTTP (:mod:`arkserve.cli.disk_wire`), else (and for small bodies, on httpx's kept-alive connection)
+    streamed by httpx."""
+    if count >= wire.MIN_BODY and wire.usable(http):
         fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
         try:
             return wire.upload(http, method, url, params, fd, offset, count, lambda n: bar.advance(task, n))

@@ -20,13 +20,17 @@ import fcntl
 import os
 import select
 import socket
+import ssl
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
 STEP = 8 << 20  # bytes per sendfile/splice call between progress updates
+TLS_STEP = 1 << 20  # on TLS: bytes per read into (or write from) the one buffer
+MIN_BODY = 1 << 20  # smaller uploads stay on httpx's kept-alive connection (no new connection, no 100 wait)
 PIPE_SIZE = 1 << 20  # the splice pipe's capacity (the default /proc/sys/fs/pipe-max-size)
 CONTINUE_WAIT_S = 1.0  # how long an upload waits for "100 Continue" before sending anyway
 MAX_HEAD = 64 << 10
@@ -36,12 +40,25 @@ IO_TIMEOUT_S = 120.0  # longest pause of the peer while a body moves, or before 
 Progress = Callable[[int], None]
 
 
+class DiskClient(httpx.Client):
+    """httpx's client, remembering the TLS context it verifies the server with, so that the wire can use the
+    same one on ``https://``."""
+
+    def __init__(self, *, ssl_context: ssl.SSLContext, **kwargs: Any) -> None:
+        super().__init__(verify=ssl_context, **kwargs)
+        self.ssl_context = ssl_context
+
+
 def usable(http: httpx.Client) -> bool:
-    """Whether ``http``'s endpoint can be reached with the zero-copy wire (plain HTTP, no proxy, Linux)."""
+    """Whether ``http``'s endpoint can be reached with the wire: plain HTTP (Linux), or HTTPS through a
+    :class:`DiskClient`; no proxy in the way."""
     url = http.base_url
-    if url.scheme != "http" or not hasattr(os, "splice") or not hasattr(os, "sendfile"):
+    if url.scheme == "http":
+        if not hasattr(os, "splice") or not hasattr(os, "sendfile"):
+            return False
+    elif url.scheme != "https" or not isinstance(http, DiskClient):
         return False
-    proxy = urllib.request.getproxies().get("http")
+    proxy = urllib.request.getproxies().get(url.scheme)
     return not proxy or bool(urllib.request.proxy_bypass(url.host))
 
 
@@ -76,8 +93,13 @@ class Wire:
     def __init__(self, http: httpx.Client, req: httpx.Request) -> None:
         self.req = req
         url = http.base_url
-        self.sock = socket.create_connection((url.host, url.port or 80), timeout=CONNECT_TIMEOUT_S)
+        self.tls = url.scheme == "https"
+        self.sock = socket.create_connection((url.host, url.port or (443 if self.tls else 80)),
+                                             timeout=CONNECT_TIMEOUT_S)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls:
+            assert isinstance(http, DiskClient)
+            self.sock = http.ssl_context.wrap_socket(self.sock, server_hostname=url.host)
         self.sock.settimeout(IO_TIMEOUT_S)
         self.buf = bytearray()
         self.sock.sendall(_head_bytes(req))
@@ -129,7 +151,19 @@ class Wire:
                               content=body, request=self.req)
 
     def send_file(self, fd: int, offset: int, count: int, progress: Progress) -> None:
-        """``count`` bytes of ``fd`` from ``offset`` to the socket, by the kernel."""
+        """``count`` bytes of ``fd`` from ``offset`` to the socket, by the kernel (on TLS: read into one buffer,
+        encrypted from it)."""
+        if self.tls:
+            buf = memoryview(bytearray(TLS_STEP))
+            sent = 0
+            while sent < count:
+                n = os.preadv(fd, [buf[:min(TLS_STEP, count - sent)]], offset + sent)
+                if n == 0:
+                    raise OSError("the file shrank while being uploaded")
+                self.sock.sendall(buf[:n])
+                sent += n
+                progress(n)
+            return
         sent, out = 0, self.sock.fileno()
         while sent < count:
             try:
@@ -154,6 +188,8 @@ class Wire:
         stored = len(first)
         if stored:
             progress(stored)
+        if self.tls:
+            return stored + self._recv_into(fd, count - stored, progress)
         r, w = os.pipe()
         try:
             with contextlib.suppress(OSError):
@@ -175,6 +211,25 @@ class Wire:
         finally:
             os.close(r)
             os.close(w)
+        return stored
+
+
+    def _recv_into(self, fd: int, count: int, progress: Progress) -> int:
+        """TLS: decrypted into one buffer, written from it (no bytes object per piece)."""
+        buf = memoryview(bytearray(TLS_STEP))
+        stored = 0
+        while stored < count:
+            try:
+                n = self.sock.recv_into(buf, min(TLS_STEP, count - stored))
+            except TimeoutError:
+                raise httpx.ReadTimeout("the server stopped sending", request=self.req) from None
+            if n == 0:
+                break
+            view = buf[:n]
+            while view:
+                view = view[os.write(fd, view):]
+            stored += n
+            progress(n)
         return stored
 
 

@@ -1,12 +1,14 @@
 """``arkserve disk put|get`` on plain HTTP move the bytes by the kernel (``arkserve.cli.disk_wire``): the file
 goes out with ``sendfile(2)``, comes back with ``splice(2)``, against the API's own server, which splices
-session ``PATCH`` bodies into the file too. Resume, ``Range``, refusals before the body, and the httpx
-fallback (TLS, proxies) carry the same bytes."""
+session ``PATCH`` bodies into the file too. On HTTPS the same wire reads and writes through one buffer, with
+the server verified. Resume, ``Range``, refusals before the body, and the httpx fallback (proxies, a plain
+``httpx.Client``) carry the same bytes."""
 
 from __future__ import annotations
 
 import os
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from arkserve import settings as settings_mod
+from arkserve.api.app import create_app
 from arkserve.auth.signing import sign_headers
+from arkserve.bootstrap import prepare
 from arkserve.cli import disk_transfer as xfer
 from arkserve.cli import disk_wire as wire
 from arkserve.sdk.client import ApiError
+from arkserve.tls import ensure_local_ca
+from tests.live import gateway_port_base, serve
 from tests.storage.test_disk_transfer import MIB, Api, api, splice_calls  # noqa: F401  (fixtures)
 
 
@@ -158,3 +165,30 @@ def test_a_spliced_patch_cut_short_keeps_what_arrived(api: Api, tmp_path: Path, 
                     assert exc.code == "UploadInProgress" and time.monotonic() < deadline, exc
                     time.sleep(0.05)
         assert entry["size"] == len(data) and (api.disk / "cut.bin").read_bytes() == data
+
+
+def test_on_https_the_wire_carries_the_bytes_through_tls(tmp_path: Path, wire_bytes: dict[str, int]) -> None:
+    env = {"ARKSERVE_CLI_CONFIG": str(tmp_path / "profiles.yaml")}
+    s = settings_mod.load({"data_dir": str(tmp_path / "data"), "gateway.port_base": gateway_port_base()}, env=env)
+    boot = prepare(s, env=env)
+    files = ensure_local_ca(tmp_path / "ca", "ark.test")
+    data = os.urandom(xfer.RESUMABLE_FROM + 2 * MIB + 5)
+    (tmp_path / "src.bin").write_bytes(data)
+    local = tmp_path / "back.bin"
+    with serve(create_app(s, boot.store, boot.master), settings=s, tls=(str(files.cert), str(files.key))) as url:
+        with xfer.open_disk(url, boot.access_key, boot.secret_key, str(files.ca_cert)) as http, \
+                xfer.progress() as bar:
+            assert wire.usable(http)
+            entry = xfer.put_file(http, tmp_path / "src.bin", "tls.bin", overwrite=False, bar=bar, part=8 * MIB)
+            assert entry["size"] == len(data)
+            assert (s.data_dir / "disks" / "admin" / "tls.bin").read_bytes() == data
+            (tmp_path / "back.bin.part").write_bytes(data[:MIB])  # resumed with Range through TLS too
+            (tmp_path / "back.bin.part.etag").write_text(
+                http.get("/files/tls.bin", headers={"Range": "bytes=0-0"}).headers["etag"])
+            assert xfer.get_file(http, "tls.bin", local, bar=bar) == len(data)
+            assert local.read_bytes() == data
+            assert wire_bytes == {"sent": len(data), "spliced": len(data) - MIB}
+        with xfer.open_disk(url, boot.access_key, boot.secret_key) as http, xfer.progress() as bar, \
+                pytest.raises(ssl.SSLCertVerificationError):  # the server is still verified: not our CA
+            xfer.get_file(http, "tls.bin", tmp_path / "again.bin", bar=bar)
+    boot.store.dispose()
