@@ -4,8 +4,8 @@ HTTPS (uvicorn's TLS, a throwaway self-signed certificate), against ``cp`` in th
     .venv/bin/python bench/disk_tls.py                 # 1 GiB, 3 rounds
     .venv/bin/python bench/disk_tls.py --mib 64 --rounds 1
 
-Rows: ``cp``; ``curl`` (OpenSSL) against the API; ``arkserve disk put|get`` (on https:// it uses httpx, not
-the zero-copy wire, since every byte must be encrypted and decrypted in user space); and ``openssl speed``'s
+Rows: ``cp``; ``curl`` (OpenSSL) against the API; ``arkserve disk put|get`` (on https:// no zero-copy: every
+byte is encrypted and decrypted in the processes, the CLI's through one reused buffer); and ``openssl speed``'s
 single-core AES-128-GCM rate, the cipher these connections negotiate, as the crypto-only ceiling. The API's
 own deployment serves plain HTTP on 127.0.0.1; this says what a TLS hop in front of it bounds.
 """

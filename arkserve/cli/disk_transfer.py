@@ -6,8 +6,8 @@ and size (``GET /disk/uploads``) and continues from its stored offset. Downloads
 (with the file's ETag beside it) and continue with ``Range`` + ``If-Range``, so a file changed in
 between is fetched whole rather than spliced. Progress (bytes, speed, ETA) goes to stderr.
 
-On plain HTTP the bodies move by the kernel (:mod:`arkserve.cli.disk_wire`: ``sendfile(2)`` up, ``splice(2)``
-down); on HTTPS, behind a proxy or off Linux, httpx streams them.
+Big bodies go over :mod:`arkserve.cli.disk_wire`: by the kernel on plain HTTP (``sendfile(2)`` up,
+``splice(2)`` down), through one reused buffer on HTTPS; behind a proxy or off Linux, httpx streams them.
 """
 
 from __future__ import annotations
