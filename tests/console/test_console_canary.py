@@ -45,6 +45,7 @@ def test_the_canary_card_splits_rolls_back_and_promotes(console: Console, consol
     page.locator("dialog #f-command").fill(f"{sys.executable} -u app.py")
     page.locator("dialog input[name=canary]").fill("20")
     page.locator("dialog").get_by_role("button", name="Save and roll out").click()
+    pw(page.locator(".toast", has_text="Saved: the canary starts beside the stable revision")).to_be_visible()
     pw(card).to_be_visible()
     pw(card.locator(".canary-side.stable .canary-weight")).to_have_text("80%")
     pw(card.locator(".canary-side.canary .canary-weight")).to_have_text("20%")

@@ -292,5 +292,5 @@ export default {
   "canary.hint": "Each request goes to one revision by the split; a client that sends the header X-Ark-Canary-Key always reaches the same revision.",
   "canary.field": "Start as a canary with this percent of requests (optional)",
   "canary.fieldHint": "1–99. Empty: a rolling update. A canary runs beside the stable revision until you promote or roll it back.",
-  "canary.valid": "A whole number from 1 to 99.",
+  "canary.valid": "A whole number from 1 to 99.", "canary.started": "Saved: the canary starts beside the stable revision",
 };

@@ -292,5 +292,5 @@ export default {
   "canary.hint": "每个请求按比例发往其中一个版本；携带 X-Ark-Canary-Key 请求头的客户端总是到达同一个版本。",
   "canary.field": "以金丝雀方式发布，分配的请求百分比（可选）",
   "canary.fieldHint": "1–99。留空则为滚动更新。金丝雀与稳定版本并行运行，直到你全量发布或回滚。",
-  "canary.valid": "请输入 1 到 99 之间的整数。",
+  "canary.valid": "请输入 1 到 99 之间的整数。", "canary.started": "已保存：金丝雀版本正在与稳定版本并行启动",
 };

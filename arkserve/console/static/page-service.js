@@ -295,7 +295,7 @@ export async function renderService(main, name, tab = "instances") {
       try {
         svc = await api.patch(`/services/${enc(name)}`, patch);
         dlg.close();
-        toast(t("edit.done"));
+        toast(t(patch.canary ? "canary.started" : "edit.done"));
         load();
       } catch (err) { showApiError(form, err); }
     } },
