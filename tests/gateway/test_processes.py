@@ -139,4 +139,4 @@ def test_two_workers_share_ports_metrics_and_log(gateway_proc: Any, tmp_path: Pa
     records = [json.loads(x) for x in log.read_text().splitlines()]
     assert len(records) == sent and {r["replica"] for r in records} == {"r"}
     assert set(records[0]) == {"time", "service", "replica", "method", "path", "status", "latency_ms", "bytes_in",
-                               "bytes_out", "access_key", "client", "request_id"}
+                               "bytes_out", "access_key", "client", "request_id", "revision"}
