@@ -73,6 +73,14 @@ def start(conn: Connection, settings: Settings, who: str, svc: ServiceRow, spec:
                                                      f"{weight}% of requests")
 
 
+def follow(conn: Connection, svc: ServiceRow, changes: dict[str, Any]) -> None:
+    """A change in place (no new revision) of a service with a canary applies to the canary's spec too, so that
+    promoting the canary (its spec becomes the stable one) keeps it."""
+    if svc.canary_spec and changes:
+        spec = ServiceSpec(**{**svc.canary_spec, **changes}).model_dump()
+        canary_store.set_canary(conn, svc, spec, svc.canary_weight)
+
+
 def _needs_canary(svc: ServiceRow, verb: str) -> None:
     if not svc.canary_spec:
         raise Conflict(f'service "{svc.name}" has no canary to {verb} (start one with `arkserve service update '

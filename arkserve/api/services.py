@@ -186,6 +186,8 @@ def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -
                             svc.replicas if count is None else count, service_id=svc.id, old_spec=svc.spec,
                             old_replicas=svc.replicas)  # quotas (403) and balance (402) before any write
         service_store.update_desired(conn, svc, spec=spec, replica_count=count, new_generation=rolls)
+        if spec is not None:
+            canary.follow(conn, svc, changes)  # not rolling (else it started a canary above): the canary's spec too
         if count is not None and count != svc.replicas:
             event_store.record(conn, svc.name, "scaled", f"{caller.user.username} scaled {svc.replicas} -> {count}")
         if spec is not None:

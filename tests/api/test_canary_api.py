@@ -58,6 +58,17 @@ def test_canary_start_reweight_replace_promote_and_rollback(live_api: LiveApi) -
     assert any("split of canary" in m and "50/50" in m for k, m in events if k == "canary")
 
 
+def test_a_change_in_place_while_a_canary_runs_survives_its_promotion(live_api: LiveApi) -> None:
+    with live_api.client() as c:
+        c.post("/services", SPEC)
+        c.patch("/services/birds", {"env": {"VERSION": "2"}, "canary": 10})
+        svc = c.patch("/services/birds", {"health_path": "/ready", "auth": False})  # no new revision: in place
+        assert svc["spec"]["health_path"] == "/ready" and svc["canary"]["spec"]["health_path"] == "/ready"
+        svc = c.post("/services/birds/canary/promote", {})
+    assert svc["spec"]["env"] == {"VERSION": "2"}  # the canary's revision
+    assert svc["spec"]["health_path"] == "/ready" and svc["spec"]["auth"] is False  # and the change made meanwhile
+
+
 def test_another_users_canary_looks_missing(live_api: LiveApi) -> None:
     with live_api.client() as admin:
         admin.post("/users", {"username": "eve", "password": "eve-password"})
