@@ -117,10 +117,14 @@ def settle_prepaid(conn: Connection, now: float) -> None:
         for svc in _owner_services(conn, row["user_id"]):
             if svc.spec.get("instance_type") != row["instance_type"]:
                 continue
-            if svc.spec.get("on_prepaid_expiry") == "stop" and svc.replicas > 0:
-                service_store.update_desired(conn, svc, replica_count=0)
+            autoscaled = bool(svc.spec.get("autoscale"))
+            if svc.spec.get("on_prepaid_expiry") == "stop" and (svc.replicas > 0 or autoscaled):
+                # stopped means stopped: the autoscaler would start it again on the next request (or its minimum)
+                spec = {**svc.spec, "autoscale": None} if autoscaled else None
+                service_store.update_desired(conn, svc, spec=spec, replica_count=0)
                 event_store.record(conn, svc.name, "scaled", f"{what} {why}: scaled {svc.replicas} -> 0 "
-                                                             "(on_prepaid_expiry: stop)")
+                                                             "(on_prepaid_expiry: stop)"
+                                   + ("; autoscaling turned off" if autoscaled else ""))
             else:
                 event_store.record(conn, svc.name, "prepaid", f"{what} {why}: its replicas continue as "
                                                               "pay-as-you-go")

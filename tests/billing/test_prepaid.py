@@ -119,3 +119,24 @@ def test_auto_renew_charges_the_next_period(billing: Billing) -> None:
         billing.tick(float(after["ends_at"]) + 1)  # the balance is short now: it expires
     with billing.store.read() as conn:
         assert prepaid.get(conn, int(row["id"]))["status"] == "expired"
+
+
+def test_an_autoscaled_service_stopped_at_expiry_stays_stopped(billing: Billing) -> None:
+    """on_prepaid_expiry: stop turns the autoscaler off too: a request that arrives later does not wake it."""
+    from arkserve.reconciler.autoscaler import Autoscaler
+    from arkserve.store import load as load_store
+
+    billing.clock.t = time.time()
+    _top_up(billing, 3000)
+    row = _buy(billing)
+    sid = billing.service("web", 1, on_prepaid_expiry="stop", autoscale={"min": 0, "max": 3})
+    billing.replica("p1", sid, billing.clock.t, billing="prepaid")
+    billing.tick(float(row["ends_at"]) + 50)
+    with billing.store.begin() as conn:
+        assert load_store.wake(conn, "gw:1", "web", 2)  # a request waits at 0 replicas
+    Autoscaler(billing.store).step()
+    with billing.store.read() as conn:
+        replicas, spec = conn.execute(select(services.c.replicas, services.c.spec).where(services.c.id == sid)).one()
+        events = [e["message"] for e in event_store.list_events(conn, "web")]
+    assert replicas == 0 and spec.get("autoscale") is None, events
+    assert any("autoscaling turned off" in m for m in events), events
