@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from arkserve.domain.canary import canary_replicas
 from arkserve.store.tables import billing_accounts, instance_types, services
 
 LIMITS = ("max_replicas", "max_gpus", "max_prepaid")
@@ -40,13 +41,19 @@ def set_low_since(conn: Connection, user_id: int, low_since: float | None, now: 
 
 
 def desired_use(conn: Connection, user_id: int, *, exclude_service: int | None = None) -> tuple[int, int]:
-    """(replicas, GPUs) the user's services ask for (desired counts; a deleting service counts until gone)."""
-    q = select(services.c.id, services.c.spec, services.c.replicas).where(services.c.owner_id == user_id)
+    """(replicas, GPUs) the user's services ask for (desired counts, a canary's replicas included; a deleting
+    service counts until gone)."""
+    c = services.c
+    q = select(c.id, c.spec, c.replicas, c.canary_spec, c.canary_weight).where(c.owner_id == user_id)
     gpus_of = {name: int(g) for name, g in conn.execute(select(instance_types.c.name, instance_types.c.gpus))}
     replicas = gpus = 0
-    for sid, spec, count in conn.execute(q):
+    for sid, spec, count, canary_spec, weight in conn.execute(q):
         if sid == exclude_service:
             continue
-        replicas += int(count)
-        gpus += int(count) * gpus_of.get(str((spec or {}).get("instance_type", "")), 0)
+        runs = [(spec, int(count))]
+        if canary_spec:
+            runs.append((canary_spec, canary_replicas(int(count), int(weight))))
+        for what, n in runs:
+            replicas += n
+            gpus += n * gpus_of.get(str((what or {}).get("instance_type", "")), 0)
     return replicas, gpus

@@ -16,8 +16,10 @@ from arkserve.billing import accounts, ledger, prepaid
 from arkserve.billing.admission import payg_refusal
 from arkserve.billing.metering import from_micro
 from arkserve.billing.prepaid import InsufficientBalance
+from arkserve.domain.canary import canary_replicas
 from arkserve.errors import Forbidden
 from arkserve.settings import BillingSettings
+from arkserve.store.services import ServiceRow
 from arkserve.store.tables import instance_types, services
 
 
@@ -74,6 +76,16 @@ def admit(conn: Connection, settings: BillingSettings, owner_id: int, spec: Mapp
         have = ledger.balance(conn, owner_id)
         raise InsufficientBalance(why, details={"balance": from_micro(have), "currency": settings.currency,
                                                 "overdraft_limit": settings.overdraft_limit})
+
+
+def admit_scale(conn: Connection, settings: BillingSettings, svc: ServiceRow, replicas: int) -> None:
+    """:func:`admit` for a service scaled to ``replicas`` as it stands (the autoscaler): with a canary, its
+    replicas (a share of the stable count, ``domain/canary.py``) grow with it and count too."""
+    def with_canary(n: int) -> int:
+        return n + (canary_replicas(n, svc.canary_weight) if svc.canary_spec else 0)
+
+    admit(conn, settings, svc.owner_id, svc.spec, with_canary(replicas), service_id=svc.id, old_spec=svc.spec,
+          old_replicas=with_canary(svc.replicas))
 
 
 def admit_prepaid(conn: Connection, owner_id: int, count: int, now: float) -> None:

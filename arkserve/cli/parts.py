@@ -168,8 +168,7 @@ def _autoscaler(s: Settings, store: Any) -> Any:
     from arkserve.reconciler.autoscaler import Autoscaler
 
     def admit(conn: Any, svc: Any, n: int) -> None:
-        guard.admit(conn, s.billing, svc.owner_id, svc.spec, n, service_id=svc.id, old_spec=svc.spec,
-                    old_replicas=svc.replicas)
+        guard.admit_scale(conn, s.billing, svc, n)  # a canary's replicas grow with the count
 
     return Autoscaler(store, admit=admit)
 

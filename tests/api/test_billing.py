@@ -66,6 +66,17 @@ def test_balance_and_quota_refusals_leave_nothing_behind(billed_api: LiveApi) ->
         assert (quota["max_replicas"], quota["used_replicas"], quota["max_gpus"]) == (2, 0, None)
 
 
+def test_a_canarys_replicas_count_against_the_replica_quota(billed_api: LiveApi) -> None:
+    with _user(billed_api, "carol") as carol, billed_api.client() as admin:
+        admin.post("/billing/topup", {"username": "carol", "amount": 10})
+        admin.request("PUT", "/quotas/carol", json={"max_replicas": 4})
+        carol.post("/services", {"name": "web", "replicas": 2, **SPEC})
+        carol.patch("/services/web", {"env": {"V": "2"}, "canary": 50})  # 2 stable + 1 canary
+        assert carol.get("/quotas/carol")["used_replicas"] == 3
+        _refused(lambda: carol.post("/services", {"name": "api", "replicas": 2, **SPEC}), 403, "QuotaExceeded")
+        carol.post("/services", {"name": "api", "replicas": 1, **SPEC})
+
+
 def test_prepaid_purchase_statement_and_csv(billed_api: LiveApi) -> None:
     with _user(billed_api, "bob") as bob, billed_api.client() as admin:
         admin.post("/billing/topup", {"username": "bob", "amount": 20})

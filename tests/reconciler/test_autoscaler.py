@@ -98,3 +98,25 @@ def test_turning_it_off_or_deleting_the_service_stops_it(store: Store) -> None:
     with store.begin() as conn:  # old rows are pruned
         conn.execute(update(gateway_load).values(reported_at=time.time() - 7200))
         assert load_store.prune(conn) == 1
+
+
+def test_growth_counts_the_canarys_replicas_against_the_quota(store: Store) -> None:
+    from arkserve.billing import accounts, guard
+    from arkserve.settings import BillingSettings
+    from arkserve.store import canary as canary_store
+
+    _service(store, "split", 2, {**AUTO, "min": 1})
+    with store.begin() as conn:
+        svc = service_store.get(conn, "split")
+        canary_store.set_canary(conn, svc, {**svc.spec, "image": "img2"}, 50)  # 2 stable + 1 canary
+        accounts.set_limits(conn, svc.owner_id, {"max_replicas": 4}, time.time())
+
+    def admit(conn: Connection, svc: ServiceRow, n: int) -> None:
+        guard.admit_scale(conn, BillingSettings(), svc, n)
+
+    a = _scaler(store, admit=admit)
+    with store.begin() as conn:
+        load_store.report(conn, "gw:1", {"split": (6, 0)})  # 3 stable replicas wanted: 3 + 2 canary > 4
+    a.step()
+    replicas, events = _state(store, "split")
+    assert replicas == 2 and len(events) == 1 and "cannot scale 2→3" in events[0] and "limit 4" in events[0]
