@@ -100,7 +100,7 @@ def callback_refusal(url: str, allowed: Iterable[str]) -> str | None:
 
 def address_refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, host: str) -> str | None:
     if (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_unspecified
-            or ip.is_reserved):
+            or ip.is_reserved or not ip.is_global):  # not global: e.g. 100.64.0.0/10, where clouds keep metadata
         return (f"callbacks to {host} ({ip}: not a public address) are refused (allow the host with "
                 "ARKSERVE_ASYNC_CALLBACK_HOSTS)")
     return None

@@ -24,6 +24,8 @@ NONE: frozenset[str] = frozenset()
     ("http://10.1.2.3/", NONE, "not a public address"),
     ("http://169.254.169.254/latest/meta-data", NONE, "not a public address"),
     ("http://0.0.0.0/", NONE, "not a public address"),
+    ("http://100.100.100.200/latest/meta-data", NONE, "not a public address"),  # shared space: a cloud's metadata
+    ("http://198.18.0.1/", NONE, "not a public address"),  # benchmarking: not routed on the internet
     ("http://localhost:8000/", NONE, "localhost"),
     ("http://api.localhost/", NONE, "localhost"),
     ("http://localhost./", NONE, "localhost"),
