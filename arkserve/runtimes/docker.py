@@ -39,9 +39,10 @@ from docker.types import DeviceRequest
 from docker.types import Mount as DockerMount
 
 from arkserve.errors import PermanentError, RuntimeUnavailable, TemporaryError
-from arkserve.logs import DEFAULT_MAX_BYTES, LogWriter, format_ts, log_dir_for, log_path, parse_ts, rotate
+from arkserve.logs import DEFAULT_MAX_BYTES, LogWriter, log_dir_for, log_path, parse_ts, rotate
 from arkserve.registry.progress import PullProgress
 from arkserve.runtimes.base import ReplicaInfo, ReplicaPhase, ReplicaSpec, checked_object_name, object_name
+from arkserve.runtimes.follower import StreamFollower
 
 _PHASES = {"created": ReplicaPhase.CREATED, "running": ReplicaPhase.RUNNING, "paused": ReplicaPhase.RUNNING,
            "restarting": ReplicaPhase.RUNNING}
@@ -66,52 +67,15 @@ def _has_registry(image: str) -> bool:
     return "/" in image and ("." in first or ":" in first or first == "localhost")
 
 
-class _Follower(threading.Thread):
+class _Follower(StreamFollower):
     """Copies one container's output into its log file until the container stops or close()."""
 
     def __init__(self, container: Container, writer: LogWriter) -> None:
-        super().__init__(name=f"ark-logs-{container.name}", daemon=True)
-        self.container, self.writer = container, writer
-        self._stream: Any = None
-        self._closed = False
+        super().__init__(str(container.name), writer)
+        self.container = container
 
-    def run(self) -> None:
-        after = self.writer.last_ts  # lines up to here are already in the file (adoption)
-        try:
-            self._stream = self.container.logs(stream=True, follow=True, timestamps=True, stdout=True,
-                                               stderr=True, since=after if after else None)
-            if self._closed:
-                return
-            buf = b""
-            for chunk in self._stream:
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for raw in lines:
-                    self._write(raw, after)
-            if buf:
-                self._write(buf, after)
-        except Exception:  # noqa: S110 - the stream ends with the container or the daemon
-            pass
-        finally:
-            self.writer.close()
-
-    def _write(self, raw: bytes, after: float | None) -> None:
-        stamp, _, text = raw.decode("utf-8", "replace").partition(" ")
-        try:
-            ts = parse_ts(stamp)
-        except ValueError:
-            ts, text = time.time(), raw.decode("utf-8", "replace")
-        # The file keeps microseconds (rounded by format_ts), docker gives nanoseconds: compare the two as the file
-        # writes them, so a line already in the file (written before an adoption) is not written again. (Rounding
-        # ts * 1e6 instead disagreed with format_ts now and then, for a nanosecond count ending near 500.)
-        if after is None or format_ts(ts) > format_ts(after):
-            self.writer.write(text, ts)
-
-    def close(self) -> None:
-        self._closed = True
-        if self._stream is not None:
-            with suppress(Exception):
-                self._stream.close()
+    def open(self, after: float | None) -> Any:
+        return self.container.logs(stream=True, follow=True, timestamps=True, stdout=True, stderr=True, since=after)
 
 
 NOBODY = "65534:65534"

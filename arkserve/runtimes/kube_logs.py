@@ -8,58 +8,23 @@ skips lines up to that timestamp, compared as the file writes them, so no line i
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable, Iterable
-from contextlib import suppress
 from typing import Any
 
-from arkserve.logs import LogWriter, format_ts, parse_ts
+from arkserve.logs import LogWriter
+from arkserve.runtimes.follower import StreamFollower
 
 
-class PodFollower(threading.Thread):
+class PodFollower(StreamFollower):
     """``open_stream(since_seconds)`` returns the raw response (a ``urllib3`` response: ``stream()``, ``close()``)."""
 
     def __init__(self, name: str, writer: LogWriter, open_stream: Callable[[int | None], Any]) -> None:
-        super().__init__(name=f"ark-logs-{name}", daemon=True)
-        self.writer, self.open_stream = writer, open_stream
-        self._stream: Any = None
-        self._closed = False
+        super().__init__(name, writer)
+        self.open_stream = open_stream
 
-    def run(self) -> None:
-        after = self.writer.last_ts  # lines up to here are already in the file (adoption)
-        try:
-            since = max(1, math.ceil(time.time() - after) + 1) if after else None
-            self._stream = self.open_stream(since)
-            if self._closed:
-                return
-            self.copy(self._stream.stream(4096, decode_content=True), after)
-        except Exception:  # noqa: S110 - the stream ends with the container, the Pod or the API server
-            pass
-        finally:
-            self.writer.close()
+    def open(self, after: float | None) -> Any:
+        return self.open_stream(max(1, math.ceil(time.time() - after) + 1) if after else None)
 
-    def copy(self, chunks: Iterable[bytes], after: float | None) -> None:
-        buf = b""
-        for chunk in chunks:
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for raw in lines:
-                self._write(raw, after)
-        if buf:
-            self._write(buf, after)
-
-    def _write(self, raw: bytes, after: float | None) -> None:
-        stamp, _, text = raw.decode("utf-8", "replace").partition(" ")
-        try:
-            ts = parse_ts(stamp)
-        except ValueError:
-            ts, text = time.time(), raw.decode("utf-8", "replace")
-        if after is None or format_ts(ts) > format_ts(after):
-            self.writer.write(text, ts)
-
-    def close(self) -> None:
-        self._closed = True
-        if self._stream is not None:
-            with suppress(Exception):
-                self._stream.close()
+    def chunks(self, stream: Any) -> Iterable[bytes]:
+        return stream.stream(4096, decode_content=True)  # type: ignore[no-any-return]
