@@ -17,6 +17,7 @@ import binascii
 import datetime as dt
 import functools
 import hmac
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -101,8 +102,10 @@ def _authenticate(ctx: AppContext, client: str, username: str, password: str) ->
     return owner if hmac.compare_digest(secret.encode(), password.encode()) else None
 
 
-def _token_answer(ctx: AppContext, subject: str, granted: list[Access]) -> JSONResponse:
+def _token_answer(ctx: AppContext, subject: str, granted: list[Access], until: int | None = None) -> JSONResponse:
     ttl = ctx.settings.registry.token_ttl_s
+    if until is not None:
+        ttl = max(1, min(ttl, until - int(time.time())))
     token = signer(ctx.settings.data_dir).mint(subject, granted, ttl_s=ttl)
     issued = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return JSONResponse({"token": token, "access_token": token, "expires_in": ttl, "issued_at": issued})
@@ -114,13 +117,13 @@ def _pull_token(request: Request, ctx: AppContext, token: str, scopes: list[str]
     if held is None:
         return _registry_error(request, 401, "UNAUTHORIZED", "the pull token is invalid or expired; the reconciler "
                                                              "issues a fresh one at the replica's next start")
-    subject, access = held
-    pulls = {(a.type, a.name) for a in access if "pull" in a.actions}
+    pulls = {(a.type, a.name) for a in held.access if "pull" in a.actions}
     asked = [a for s in scopes for part in s.split() if (a := parse_scope(part)) is not None]
     granted = [Access(a.type, a.name, ("pull",)) for a in asked if (a.type, a.name) in pulls and "pull" in a.actions]
     if asked and not granted:
         return _registry_error(request, 403, "DENIED", "a pull token allows pulling only the image it was issued for")
-    return _token_answer(ctx, subject, granted)
+    # never past the pull token's own expiry: else each answer, shown again as a pull token, would extend it forever
+    return _token_answer(ctx, held.subject, granted, until=held.expires_at)
 
 
 def _over_quota(ctx: AppContext, user: User) -> str:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -56,6 +57,14 @@ def parse_scope(scope: str) -> Access | None:
         return None
     kind = kind.split("(", 1)[0]
     return Access(kind, name, tuple(a for a in actions.split(",") if a))
+
+
+class Held(NamedTuple):
+    """What a verified token holds."""
+
+    subject: str
+    access: list[Access]
+    expires_at: int  # unix time
 
 
 def _b64(data: bytes) -> str:
@@ -139,9 +148,9 @@ class TokenSigner:
         signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return f"{signing_input}.{_b64(signature)}"
 
-    def verify(self, token: str, now: float | None = None) -> tuple[str, list[Access]] | None:
-        """The subject and access of a token this key signed, for this issuer and service, within its validity
-        window; None for anything else (a bad signature, another issuer, expired, malformed)."""
+    def verify(self, token: str, now: float | None = None) -> Held | None:
+        """The subject, access and expiry of a token this key signed, for this issuer and service, within its
+        validity window; None for anything else (a bad signature, another issuer, expired, malformed)."""
         try:
             head, body, sig = token.split(".")
             self.key.public_key().verify(_unb64(sig), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
@@ -152,6 +161,6 @@ class TokenSigner:
                 return None
             access = [Access(str(a["type"]), str(a["name"]), tuple(str(x) for x in a["actions"]))
                       for a in claims["access"]]
-            return str(claims["sub"]), access
+            return Held(str(claims["sub"]), access, int(claims["exp"]))
         except (ValueError, KeyError, TypeError, InvalidSignature):
             return None

@@ -1,7 +1,8 @@
 """A Kubernetes node pulls a replica's image with the pull token the reconciler minted: the registry's real
 token flow (401 with a Bearer challenge, the token service with ``ark-pull-token`` Basic credentials, the
 manifest with the token it gives) against the real registry and token service. The token is re-issued for at
-most the pulls it holds: another repository, a push, a forged or expired token are refused."""
+most the pulls it holds, and never past its own expiry: another repository, a push, a forged or expired token
+are refused."""
 
 from __future__ import annotations
 
@@ -65,3 +66,18 @@ def test_a_node_pulls_exactly_the_image_its_pull_token_names(tmp_path: Path) -> 
         for bad in (forged, expired, "not-a-token", pull[:-4] + "AAAA"):
             refused = _node_pull(r, "alice/app", bad)
             assert refused.status_code == 401 and "pull token is invalid or expired" in refused.json()["message"]
+
+
+def test_a_reissued_token_expires_with_the_pull_token(tmp_path: Path) -> None:
+    """Else each answer, shown again as a pull token, would extend the pull right forever."""
+    with running_registry(tmp_path) as r:
+        signer = TokenSigner.from_data_dir(tmp_path / "data")
+        pull = signer.mint("service-of-alice", [Access("repository", "alice/app", ("pull",))], ttl_s=20)
+        own = signer.verify(pull)
+        with httpx.Client(timeout=30, trust_env=False) as http:
+            got = http.get(f"{r.api_url}/api/v1/registry/token", auth=(PULL_USER, pull),
+                           params={"service": "arkserve", "scope": "repository:alice/app:pull"})
+        assert got.status_code == 200, got.text
+        again = signer.verify(got.json()["token"])
+        assert own is not None and again is not None and again.expires_at <= own.expires_at
+        assert got.json()["expires_in"] <= 20
