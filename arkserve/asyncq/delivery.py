@@ -58,7 +58,8 @@ class Sender:
         self.limit = settings.asyncq.max_body_bytes
         self.dir = files.body_dir(settings.data_dir)
         a = settings.asyncq
-        self.client = httpx.Client(verify=loopback_context() if g.tls else False,
+        self.client = httpx.Client(verify=loopback_context() if g.tls else False, trust_env=False,  # no proxy: the
+                                   # requests carry the internal token and the stored bodies, to loopback only
                                    timeout=httpx.Timeout(a.request_timeout_s, connect=5.0),
                                    limits=httpx.Limits(max_connections=a.concurrency + 4))
 
