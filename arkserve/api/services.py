@@ -22,6 +22,7 @@ from arkserve.api.errors import validated
 from arkserve.api.images import service_image
 from arkserve.api.security import Caller, Context, Principal
 from arkserve.billing import guard as billing_guard
+from arkserve.domain.canary import canary_replicas
 from arkserve.domain.durations import UNITS, parse_duration
 from arkserve.domain.rollout import Replica, honest_status
 from arkserve.domain.services import SERVICE_STATUSES, endpoint, revision
@@ -182,9 +183,13 @@ def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -
             canary.start(conn, ctx.settings, caller.user.username, service_store.get(conn, name), spec, count, weight)
             svc = service_store.get(conn, name)
             return service_out(ctx.settings, svc, service_store.list_replicas(conn, svc.id))
-        billing_guard.admit(conn, ctx.settings.billing, svc.owner_id, spec or svc.spec,
-                            svc.replicas if count is None else count, service_id=svc.id, old_spec=svc.spec,
-                            old_replicas=svc.replicas)  # quotas (403) and balance (402) before any write
+        def share(k: int) -> int:  # a canary's replicas grow with the stable count, and count in quotas
+            return canary_replicas(k, svc.canary_weight) if svc.canary_spec else 0
+
+        n = svc.replicas if count is None else int(count)
+        billing_guard.admit(conn, ctx.settings.billing, svc.owner_id, spec or svc.spec, n + share(n),
+                            service_id=svc.id, old_spec=svc.spec,
+                            old_replicas=svc.replicas + share(svc.replicas))  # quotas (403), balance (402) first
         service_store.update_desired(conn, svc, spec=spec, replica_count=count, new_generation=rolls)
         if spec is not None:
             canary.follow(conn, svc, changes)  # not rolling (else it started a canary above): the canary's spec too

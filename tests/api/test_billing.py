@@ -74,6 +74,7 @@ def test_a_canarys_replicas_count_against_the_replica_quota(billed_api: LiveApi)
         carol.patch("/services/web", {"env": {"V": "2"}, "canary": 50})  # 2 stable + 1 canary
         assert carol.get("/quotas/carol")["used_replicas"] == 3
         _refused(lambda: carol.post("/services", {"name": "api", "replicas": 2, **SPEC}), 403, "QuotaExceeded")
+        _refused(lambda: carol.patch("/services/web", {"replicas": 3}), 403, "QuotaExceeded")  # 3 + 2 canary > 4
         carol.post("/services", {"name": "api", "replicas": 1, **SPEC})
 
 
