@@ -199,7 +199,8 @@ def test_walkthrough(console: Console, console_platform: Platform) -> None:
     # metrics: charts drawn from the metrics endpoint
     page.get_by_role("tab", name="Monitoring").click()
     pw(page.locator(".stat").first).to_contain_text("2/2")
-    pw(page.locator(".chart")).to_have_count(4)
+    pw(page.locator(".chart")).to_have_count(5)  # requests, latency, errors, replicas, requests in flight
+    pw(page.locator(".card", has_text="Requests in flight").locator(".chart")).to_have_count(1)
     pw(page.locator(".stat").nth(1)).to_contain_text("21")
     console.shot("metrics", scroll_to=".tabs")
 
