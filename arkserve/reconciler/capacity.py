@@ -3,7 +3,8 @@
 :class:`Placer` records the host's inventory (``arkserve.capacity.inventory``) at start and every
 ``inventory_every_s``, and places a replica (``arkserve.capacity.placement``) right before it starts: under one
 lock, so two services' passes never take the same GPU, and in one transaction that reads what the replicas hold
-and writes the new replica's placement. Billing says how the replica is billed (``billing.admission``).
+and writes the new replica's placement (a pass's new replicas are placed one after the other in one such
+transaction: ``assign_many``). Billing says how the replica is billed (``billing.admission``).
 
 One reconciler places on its own host only (the runtime it drives); a replica holds its placement from the
 moment it is placed until its row is deleted (stopped), and gives it up while it waits as Unschedulable.
@@ -96,31 +97,57 @@ class Placer:
         """Place ``rep`` (its row updated and saved); ``""`` when placed, else why not (the row saved pending).
 
         Raises what the store raises for an unknown instance type (the caller fails the replica)."""
+        got = self.assign_many([(svc, rep)])[0]
+        if isinstance(got, ArkserveError):
+            raise got
+        return got
+
+    def assign_many(self, wanted: list[tuple[ServiceRow, ReplicaRow]]) -> list[str | ArkserveError]:
+        """Place each replica in turn, under the lock and in one transaction (each counts the ones placed before
+        it); per replica what :meth:`assign` returns, or the error it would raise. What holds capacity is read
+        once and kept up to date here; the rows are written together at the end."""
+        out: list[str | ArkserveError] = []
         with self.lock:
             host = self.host or self.record()
             with self.store.begin() as conn:
-                itype = instance_types.get(conn, svc.spec.get("instance_type", "cpu.small"))
-                rows = [r for r in host_store.allocations(conn) if r["replica"] != rep.id]
-                try:
-                    mode = self._billing(conn, svc, itype["name"], rows)
-                    result = self._place(conn, svc, rep, itype, mode, host, rows)
-                except TemporaryError as exc:  # e.g. InsufficientBalance: waits like a replica that does not fit
-                    result = None
-                    message = exc.message
-                if isinstance(result, Placement):
-                    rep.node, rep.instance_type, rep.billing = result.host, itype["name"], mode
-                    rep.gpu_indices = ",".join(str(i) for i in result.gpu_indices)
-                    rep.gpu_share_mb = result.gpu_share_mb
-                    service_store.save_replica(conn, rep, routing_changed=False)
-                    return ""
-                if result is not None:
-                    message = result.message
-                if (rep.state, rep.last_error, rep.node) == ("pending", message, ""):
-                    return message  # still waiting for the same reason: nothing to write
-                rep.node, rep.gpu_indices, rep.gpu_share_mb = "", "", 0
-                rep.state, rep.last_error = "pending", message
-                service_store.save_replica(conn, rep, routing_changed=False)
-                return message
+                rows, fixed = host_store.allocations(conn), self._fixed(conn, host)
+                changed: dict[str, ReplicaRow] = {}
+                for svc, rep in wanted:
+                    rows = [r for r in rows if r["replica"] != rep.id]
+                    try:
+                        out.append(self._assign(conn, svc, rep, rows, fixed, changed))
+                    except ArkserveError as exc:
+                        out.append(exc)
+                service_store.save_replicas(conn, list(changed.values()), routing_changed=False)
+        return out
+
+    def _assign(self, conn: Any, svc: ServiceRow, rep: ReplicaRow, rows: list[dict[str, Any]], fixed: tuple[Any, ...],
+                changed: dict[str, ReplicaRow]) -> str:
+        itype = instance_types.get(conn, svc.spec.get("instance_type", "cpu.small"))
+        try:
+            mode = self._billing(conn, svc, itype["name"], rows)
+            result = self._place(svc, rep, itype, mode, rows, *fixed)
+        except TemporaryError as exc:  # e.g. InsufficientBalance: waits like a replica that does not fit
+            result = None
+            message = exc.message
+        if isinstance(result, Placement):
+            rep.node, rep.instance_type, rep.billing = result.host, itype["name"], mode
+            rep.gpu_indices = ",".join(str(i) for i in result.gpu_indices)
+            rep.gpu_share_mb = result.gpu_share_mb
+            changed[rep.id] = rep
+            rows.append({**{k: itype[k] for k in ("cpus", "memory_mb", "gpus", "gpu_fraction", "gpu_model")},
+                         "replica": rep.id, "state": rep.state, "host": rep.node, "instance_type": rep.instance_type,
+                         "gpu_indices": rep.gpu_indices, "gpu_share_mb": rep.gpu_share_mb, "billing": rep.billing,
+                         "service": svc.name, "owner_id": svc.owner_id, "owner": svc.owner})  # as allocations() has it
+            return ""
+        if result is not None:
+            message = result.message
+        if (rep.state, rep.last_error, rep.node) == ("pending", message, ""):
+            return message  # still waiting for the same reason: nothing to write
+        rep.node, rep.gpu_indices, rep.gpu_share_mb = "", "", 0
+        rep.state, rep.last_error = "pending", message
+        changed[rep.id] = rep
+        return message
 
     @staticmethod
     def _billing(conn: Any, svc: ServiceRow, itype: str, rows: list[dict[str, Any]]) -> str:
@@ -128,13 +155,18 @@ class Placer:
                          and r["billing"] == "prepaid")
         return admission.billing_mode(conn, svc.owner_id, itype, svc.spec, on_prepaid)
 
-    def _place(self, conn: Any, svc: ServiceRow, rep: ReplicaRow, itype: dict[str, Any], mode: str,
-               host: HostInventory, rows: list[dict[str, Any]]) -> Any:
-        if self.runtime in CLUSTER_SCHEDULED:  # the cluster places the Pod; whole GPUs as nvidia.com/gpu
-            return Placement(self.runtime)
+    def _fixed(self, conn: Any, host: HostInventory) -> tuple[Any, ...]:
+        """What placing a replica reads and does not change: this host's capacity, the types' sizes, prepaid
+        reservations."""
         here = [h for h in host_store.list_all(conn) if h["name"] == host.name]
         capacity = [host_capacity(h, self.config.cpu_overcommit, self.config.memory_overcommit) for h in here]
         sizes = {t["name"]: size_of(t) for t in instance_types.list_all(conn)}
+        return host.name, capacity, sizes, admission.reserved(conn, time.time())
+
+    def _place(self, svc: ServiceRow, rep: ReplicaRow, itype: dict[str, Any], mode: str, rows: list[dict[str, Any]],
+               host: str, capacity: Any, sizes: Any, reserved: Any) -> Any:
+        if self.runtime in CLUSTER_SCHEDULED:  # the cluster places the Pod; whole GPUs as nvidia.com/gpu
+            return Placement(self.runtime)
         request = Request(rep.id, svc.name, svc.owner_id, itype["name"], size_of(itype), mode)
-        allocations = [allocation_of(r) for r in rows if r["host"] == host.name]
-        return place(request, capacity, allocations, admission.reserved(conn, time.time()), sizes)
+        allocations = [allocation_of(r) for r in rows if r["host"] == host]
+        return place(request, capacity, allocations, reserved, sizes)

@@ -12,7 +12,10 @@ import secrets
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+
+from sqlalchemy import Connection
 
 from arkserve.capacity.usage import indices
 from arkserve.domain.planning import Desired, Observed, ReplicaState, plan
@@ -20,11 +23,13 @@ from arkserve.domain.services import revision
 from arkserve.errors import ArkserveError, PermanentError, TemporaryError
 from arkserve.logs import read_logs
 from arkserve.reconciler.appenv import replica_env
+from arkserve.reconciler.batch import GroupCommit, PassWrites
 from arkserve.reconciler.capacity import Placer, gpu_env
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.health import probe
 from arkserve.reconciler.listening import wrong_port_message
 from arkserve.reconciler.modelcache import ModelCache
+from arkserve.reconciler.summary import CANNOT_START, summarize
 from arkserve.registry.pulls import RegistryPulls
 from arkserve.runtimes.base import Mount, ReplicaInfo, ReplicaPhase, ReplicaSpec, Runtime
 from arkserve.store import canary as canary_store
@@ -64,19 +69,24 @@ class ServiceWorker:
     writes: int = 0  # replica rows written by this worker (a pass re-reads its rows only after it wrote)
     placer: Placer | None = None  # places each replica on this host before it starts (arkserve/capacity)
     routed: dict[int, int] = field(default_factory=dict)  # service id -> routing version with its newest ready replica
+    batch: PassWrites = field(init=False)  # this pass's writes, committed together (reconciler/batch.py)
+    reaper: GroupCommit = field(init=False)  # the drain threads' deletes, committed together
+
+    def __post_init__(self) -> None:
+        self.batch, self.reaper = PassWrites(self.store), GroupCommit(self.store)
 
     # ------------------------------------------------------------------------------- store helpers
-    def _save(self, rep: ReplicaRow, *, routing: bool = False) -> int:
-        """Write the replica row; with ``routing``, returns the routing version the write produced (else 0)."""
-        with self.store.begin() as conn:
-            service_store.save_replica(conn, rep, routing_changed=routing)
-            routed = version(conn) if routing else 0
+    def _save(self, rep: ReplicaRow, *, routing: bool = False, later: bool = False) -> None:
+        """Write the replica row (``routing``: moves the gateways' snapshot); ``later``: at the pass's next flush."""
+        self.batch.save(rep, routing)
         self.writes += 1
-        return routed
+        if not later:
+            self.batch.flush()
 
-    def _event(self, svc: ServiceRow, kind: str, message: str, replica: str = "") -> None:
-        with self.store.begin() as conn:
-            event_store.record(conn, svc.name, kind, message, replica)
+    def _event(self, svc: ServiceRow, kind: str, message: str, replica: str = "", *, later: bool = False) -> None:
+        self.batch.event(svc.name, kind, message, replica)
+        if not later:
+            self.batch.flush()
 
     def _last_lines(self, svc: ServiceRow, replica: str, n: int = 5) -> str:
         lines = read_logs(self.data_dir / "logs", svc.name, replica, tail=n)
@@ -153,17 +163,32 @@ class ServiceWorker:
         return str(path)
 
     # ------------------------------------------------------------------------------- actions
-    def _start(self, svc: ServiceRow, rep: ReplicaRow) -> None:
+    def _start_many(self, svc: ServiceRow, revisions: list[str]) -> None:
+        """Start new replicas, 32 at a time: their pending rows in one transaction, their placements in one, their
+        started rows and events in one (after the starts)."""
+        for i in range(0, len(revisions), 32):
+            reps = [ReplicaRow(id=new_replica_id(), service_id=svc.id, revision=r, state=PENDING)
+                    for r in revisions[i:i + 32]]
+            for rep in reps:
+                self._save(rep, later=True)
+            self.batch.flush()
+            got = self.placer.assign_many([(canary_store.as_revision(svc, r.revision), r) for r in reps]) \
+                if self.placer is not None else [None] * len(reps)
+            for rep, placed in zip(reps, got, strict=True):
+                self._start(svc, rep, placed)
+            self.batch.flush()
+
+    def _start(self, svc: ServiceRow, rep: ReplicaRow, placed: str | ArkserveError | None = None) -> None:
         svc = canary_store.as_revision(svc, rep.revision)  # a canary replica runs the canary's spec
         try:
-            if self.placer is not None and not self._placed(svc, rep):
+            if self.placer is not None and not self._placed(svc, rep, placed):
                 return
             info = self.runtime.start(self.replica_spec(svc, rep.id, rep))
         except TemporaryError as exc:
             rep.state, rep.last_error = PENDING, exc.message
             rep.node, rep.gpu_indices, rep.gpu_share_mb = "", "", 0  # gives its placement up while it waits
             self.restart_at[rep.id] = time.time() + self.config.backoff_max_s / 6
-            self._save(rep)
+            self._save(rep, later=True)
             return
         except (PermanentError, ArkserveError) as exc:
             rep.node, rep.gpu_indices, rep.gpu_share_mb = "", "", 0  # it cannot start: holds nothing
@@ -174,15 +199,18 @@ class ServiceWorker:
         rep.state, rep.host, rep.port, rep.runtime_id = STARTING, info.host, info.port, info.runtime_id
         rep.started_at, rep.ready_at, rep.image_digest = info.started_at, None, info.image_digest
         self.health_failures.pop(rep.id, None)
-        self._save(rep)
+        self._save(rep, later=True)
         image = f" from {svc.spec['image']} ({info.image_digest})" if info.image_digest.startswith("sha256:") else ""
-        self._event(svc, "started", f"replica {rep.id} started on {info.host}:{info.port}{image}", rep.id)
+        self._event(svc, "started", f"replica {rep.id} started on {info.host}:{info.port}{image}", rep.id, later=True)
 
-    def _placed(self, svc: ServiceRow, rep: ReplicaRow) -> bool:
-        """Place the replica; when it does not fit it waits, pending (``Unschedulable``), and is tried each pass."""
+    def _placed(self, svc: ServiceRow, rep: ReplicaRow, placed: str | ArkserveError | None) -> bool:
+        """Place the replica (unless ``placed`` says how that went); when it does not fit it waits, pending
+        (``Unschedulable``), and is tried each pass."""
         assert self.placer is not None
-        before = rep.last_error
-        why = self.placer.assign(svc, rep)
+        before = rep.last_error if placed is None else ""  # placed: a new replica, placed by _start_many
+        why = self.placer.assign(svc, rep) if placed is None else placed
+        if isinstance(why, ArkserveError):
+            raise why
         if why and why != before:
             self._event(svc, "unschedulable", f"replica {rep.id} waits: {why}", rep.id)
         return not why
@@ -192,8 +220,8 @@ class ServiceWorker:
         rep.state, rep.last_error = FAILED, error[:4000]
         rep.restarts += 1
         self.restart_at[rep.id] = time.time() + self.config.backoff(rep.restarts)
-        self._save(rep, routing=was_ready)
-        self._event(svc, "crashed", f"replica {rep.id}: {error}", rep.id)
+        self._save(rep, routing=was_ready, later=True)
+        self._event(svc, "crashed", f"replica {rep.id}: {error}", rep.id)  # committed before the stop
         self.stopping.add(rep.id)  # no restart of this id until the old process is gone
         self.stopper.submit(self._stop_quietly, svc.name, rep.id, 0.0)
 
@@ -210,9 +238,11 @@ class ServiceWorker:
     def _finish_drain(self, svc: ServiceRow, rep: ReplicaRow) -> None:
         try:
             self.runtime.stop(svc.name, rep.id, self.config.stop_grace_s)
-            with self.store.begin() as conn:
+
+            def gone(conn: Connection) -> None:
                 service_store.delete_replica(conn, rep.id)
                 event_store.record(conn, svc.name, "stopped", f"replica {rep.id} stopped", rep.id)
+            self.reaper.run(gone)  # with the other drain threads' deletes of the moment
         except ArkserveError as exc:
             log.warning("draining %s/%s failed: %s", svc.name, rep.id, exc.message)
         finally:
@@ -249,34 +279,37 @@ class ServiceWorker:
                 if not ok and "nothing listens" in reason and now - started >= self.config.port_check_after_s:
                     wrong = wrong_port_message(info.runtime_id, rep.port or 0)  # it listens, but elsewhere?
                     if wrong and wrong != rep.last_error:
-                        self._event(svc, "wrong_port", f"replica {rep.id}: {wrong}", rep.id)
+                        self._event(svc, "wrong_port", f"replica {rep.id}: {wrong}", rep.id, later=True)
                     reason = wrong or reason
                 if ok:
                     rep.state, rep.ready_at, rep.last_error = READY, now, ""
-                    self.routed[svc.id] = self._save(rep, routing=True)  # "ready" once the gateways load it
-                    self._event(svc, "ready", f"replica {rep.id} is ready", rep.id)
+                    self._save(rep, routing=True, later=True)  # "ready" once the gateways load it:
+                    self.batch.on_commit(partial(self.routed.__setitem__, svc.id))
+                    self._event(svc, "ready", f"replica {rep.id} is ready", rep.id, later=True)
                 elif now - started > float(svc.spec.get("startup_timeout_s", 300)):
                     hint = " (on the local runtime the app must listen on $PORT)" if "nothing listens" in reason else ""
                     limit = float(svc.spec.get("startup_timeout_s", 300))
                     self._fail(svc, rep, f"not ready after {limit:g} s: {reason}{hint}")
                 elif reason != rep.last_error:
                     rep.last_error = reason
-                    self._save(rep)
+                    self._save(rep, later=True)
                 return
             if ok:
                 self.health_failures.pop(rep.id, None)
                 if rep.restarts and rep.ready_at and now - rep.ready_at > self.config.stable_after_s:
                     rep.restarts = 0  # ran long enough: a future crash restarts without backoff
-                    self._save(rep)
+                    self._save(rep, later=True)
                 return
             count = self.health_failures.get(rep.id, 0) + 1
             self.health_failures[rep.id] = count
             if count >= self.config.failure_threshold:
-                self._event(svc, "unhealthy", f"replica {rep.id} failed {count} health checks: {reason}", rep.id)
+                self._event(svc, "unhealthy", f"replica {rep.id} failed {count} health checks: {reason}", rep.id,
+                            later=True)
                 self._fail(svc, rep, f"unhealthy: {reason}")
         elif rep.state in (FAILED, PENDING) and rep.id not in self.stopping and now >= self.restart_at.get(rep.id, 0.0):
             if rep.state == FAILED:
-                self._event(svc, "restarted", f"restarting replica {rep.id} (restart #{rep.restarts})", rep.id)
+                self._event(svc, "restarted", f"restarting replica {rep.id} (restart #{rep.restarts})", rep.id,
+                            later=True)
             self._start(svc, rep)
         elif rep.state == DRAINING and rep.id not in self.stopping:
             waited = now - self.drain_since.setdefault(rep.id, now)
@@ -290,31 +323,33 @@ class ServiceWorker:
         """One pass over the service; returns its replica rows as the pass left them. A pass that changed
         nothing reads and writes nothing (the rows come from the loop's batched read)."""
         writes = self.writes
-        for rep in rows:
-            self.observe(svc, rep, infos.get(rep.id), listed_at)
-        if self.writes != writes:
-            with self.store.read() as conn:
-                rows = service_store.list_replicas(conn, svc.id)
-        desired = Desired(svc.replicas, revision(svc.spec), int(svc.spec.get("max_surge", 1)), svc.deleting,
-                          canary_store.desired(svc))
-        p = plan(desired, [Observed(r.id, r.revision, ReplicaState(r.state)) for r in rows])
-        by_id = {r.id: r for r in rows}
-        for rid in p.drain:
-            rep = by_id[rid]
-            was_ready = rep.state == READY
-            rep.state = DRAINING
-            self.drain_since[rid] = time.time()
-            with self.store.begin() as conn:
-                service_store.save_replica(conn, rep, routing_changed=was_ready)
-                self.drain_target[rid] = version(conn)
-            self._event(svc, "draining", f"replica {rid} leaves routing", rid)
-        starts = [desired.revision] * p.start + [desired.canary.revision] * p.start_canary if desired.canary else \
-            [desired.revision] * p.start
-        for rev in starts:
-            rep = ReplicaRow(id=new_replica_id(), service_id=svc.id, revision=rev, state=PENDING)
-            self._save(rep)
-            self._start(svc, rep)
-        if starts or p.drain:
+        try:
+            for rep in rows:
+                self.observe(svc, rep, infos.get(rep.id), listed_at)
+                if len(self.batch) >= 200:
+                    self.batch.flush()  # many replicas turning ready: visible in steps of a hundred
+            self.batch.flush()
+            if self.writes != writes:
+                with self.store.read() as conn:
+                    rows = service_store.list_replicas(conn, svc.id)
+            desired = Desired(svc.replicas, revision(svc.spec), int(svc.spec.get("max_surge", 1)), svc.deleting,
+                              canary_store.desired(svc))
+            p = plan(desired, [Observed(r.id, r.revision, ReplicaState(r.state)) for r in rows])
+            by_id = {r.id: r for r in rows}
+            for rid in p.drain:
+                rep = by_id[rid]
+                was_ready = rep.state == READY
+                rep.state = DRAINING
+                self.drain_since[rid] = time.time()
+                self._save(rep, routing=was_ready, later=True)
+                self.batch.on_commit(partial(self.drain_target.__setitem__, rid))
+                self._event(svc, "draining", f"replica {rid} leaves routing", rid, later=True)
+            self.batch.flush()  # the pass's drains in one transaction; each waits for the version after it
+            self._start_many(svc, [desired.revision] * p.start + [desired.canary.revision] * p.start_canary
+                             if desired.canary else [desired.revision] * p.start)
+        finally:
+            self.batch.flush()  # what the pass did before an error is written (a start's row, say)
+        if p.start or (p.start_canary and desired.canary) or p.drain:
             with self.store.read() as conn:
                 rows = service_store.list_replicas(conn, svc.id)
         self._status(svc, rows)
@@ -335,62 +370,3 @@ class ServiceWorker:
         if (status, reason, message) != (svc.status, svc.reason, svc.message):
             with self.store.begin() as conn:
                 service_store.set_status(conn, svc.id, status, reason, message)
-
-
-CANNOT_START = "cannot start"
-WRONG_PORT = "the app listens on "  # the start of listening.wrong_port_message
-
-
-def _failure_reason(last_error: str) -> str:
-    """``ImageNotFound`` and the like when the runtime refused to start it at all; else ``CrashLoop``."""
-    if last_error.startswith(CANNOT_START + " ("):
-        code = last_error[len(CANNOT_START) + 2:].split(")", 1)[0]
-        if code.isalnum():
-            return code
-    return "CrashLoop"
-
-
-def summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig) -> tuple[str, str, str]:
-    """(status, reason, message) of a service from its replicas, in words a user can act on; a canary's
-    replicas are left out of the stable revision's words and described after them (docs/canary.md)."""
-    rows, canary_rows = canary_store.split_rows(svc, rows)
-    status, reason, message = _summarize(svc, rows, config)
-    if svc.canary_spec and not svc.deleting:
-        message += "; " + canary_store.describe(svc, canary_rows)
-    return status, reason, message
-
-
-def _summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig) -> tuple[str, str, str]:
-    rev = revision(svc.spec)
-    live = [r for r in rows if r.state != DRAINING]
-    ready = sum(1 for r in live if r.state == READY)
-    failing = [r for r in live if r.state == FAILED and r.restarts >= config.crashloop_restarts]
-    old = [r for r in live if r.revision != rev]
-    new_failed = [r for r in live if r.revision == rev and r.state == FAILED]
-    pending = [r for r in live if r.state == PENDING and r.last_error]
-    counts = f"{ready}/{svc.replicas} replicas ready"
-    if svc.deleting:
-        return "deleting", "Deleting", f"draining {len(rows)} replica(s)"
-    if old and new_failed:
-        return ("degraded", "RolloutStalled", f"new revision {rev} is not becoming ready; old replicas keep "
-                f"serving ({counts}). Last error: {new_failed[0].last_error}")
-    if failing:
-        r = failing[0]
-        return "failed", _failure_reason(r.last_error), (f"{counts}; replica {r.id} restarted {r.restarts} times: "
-                                                        f"{r.last_error}. Still retrying, at most "
-                                                        f"{config.backoff_max_s:g} s apart, until the service "
-                                                        "is fixed, scaled to 0 or deleted")
-    if old:
-        done = sum(1 for r in live if r.revision == rev and r.state == READY)
-        return "updating", "RollingUpdate", f"{done} of {svc.replicas} replicas on revision {rev}; {counts}"
-    if svc.replicas == 0 and not rows:
-        return "stopped", "ScaledToZero", "0 replicas desired"
-    if ready == svc.replicas and len(rows) == svc.replicas:
-        return "ready", "Running", counts
-    if pending:
-        return "pending", "Unschedulable", f"{counts}; {pending[0].last_error}"
-    starting = [r for r in live if r.state in (STARTING, FAILED) and r.last_error]
-    detail = f"; replica {starting[0].id}: {starting[0].last_error}" if starting else ""
-    wrong_port = any(r.last_error.startswith(WRONG_PORT) for r in starting)
-    return "progressing", "WrongPort" if wrong_port else "Scaling", counts + detail
-

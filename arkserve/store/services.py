@@ -208,6 +208,27 @@ def save_replica(conn: Connection, rep: ReplicaRow, *, routing_changed: bool) ->
     touch(conn, rep.service_id)
 
 
+def save_replicas(conn: Connection, reps: list[ReplicaRow], *, routing_changed: bool) -> None:
+    """:func:`save_replica` for many rows: one statement per kind (executemany), one bump and one touch in all."""
+    if not reps:
+        return
+    stamp = now()
+    for rep in reps:
+        rep.updated_at = stamp
+    ids = [rep.id for rep in reps]
+    found: set[str] = set()
+    for i in range(0, len(ids), 500):
+        found.update(r for (r,) in conn.execute(select(replicas.c.id).where(replicas.c.id.in_(ids[i:i + 500]))))
+    rows = [{k: getattr(rep, k) for k in ReplicaRow.__dataclass_fields__} for rep in reps]
+    if new := [r for r in rows if r["id"] not in found]:
+        conn.execute(insert(replicas), new)
+    if old := [{**{k: v for k, v in r.items() if k != "id"}, "the_id": r["id"]} for r in rows if r["id"] in found]:
+        conn.execute(update(replicas).where(replicas.c.id == bindparam("the_id")), old)
+    if routing_changed:
+        bump(conn)
+    touch(conn, *dict.fromkeys(rep.service_id for rep in reps))
+
+
 _RUNNING = ("starting", "ready", "draining")  # as the meter counts them (arkserve.billing.metering.RUNNING)
 
 

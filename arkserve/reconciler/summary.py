@@ -1,0 +1,76 @@
+"""A service's status in words a user can act on, from its replica rows (what a pass writes as the status).
+
+``summarize`` gives (status, reason, message): ``ready``/``Running``, ``progressing``/``Scaling`` (or
+``WrongPort``), ``pending``/``Unschedulable``, ``failed`` with the start's error code or ``CrashLoop``,
+``degraded``/``RolloutStalled``, ``updating``/``RollingUpdate``, ``stopped``/``ScaledToZero``, ``deleting``.
+"""
+
+from __future__ import annotations
+
+from arkserve.domain.planning import ReplicaState
+from arkserve.domain.services import revision
+from arkserve.reconciler.config import ReconcilerConfig
+from arkserve.store import canary as canary_store
+from arkserve.store.services import ReplicaRow, ServiceRow
+
+READY, STARTING, FAILED, DRAINING, PENDING = (ReplicaState.READY.value, ReplicaState.STARTING.value,
+                                               ReplicaState.FAILED.value, ReplicaState.DRAINING.value,
+                                               ReplicaState.PENDING.value)
+
+CANNOT_START = "cannot start"
+WRONG_PORT = "the app listens on "  # the start of listening.wrong_port_message
+
+
+def _failure_reason(last_error: str) -> str:
+    """``ImageNotFound`` and the like when the runtime refused to start it at all; else ``CrashLoop``."""
+    if last_error.startswith(CANNOT_START + " ("):
+        code = last_error[len(CANNOT_START) + 2:].split(")", 1)[0]
+        if code.isalnum():
+            return code
+    return "CrashLoop"
+
+
+def summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig) -> tuple[str, str, str]:
+    """(status, reason, message) of a service from its replicas, in words a user can act on; a canary's
+    replicas are left out of the stable revision's words and described after them (docs/canary.md)."""
+    rows, canary_rows = canary_store.split_rows(svc, rows)
+    status, reason, message = _summarize(svc, rows, config)
+    if svc.canary_spec and not svc.deleting:
+        message += "; " + canary_store.describe(svc, canary_rows)
+    return status, reason, message
+
+
+def _summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig) -> tuple[str, str, str]:
+    rev = revision(svc.spec)
+    live = [r for r in rows if r.state != DRAINING]
+    ready = sum(1 for r in live if r.state == READY)
+    failing = [r for r in live if r.state == FAILED and r.restarts >= config.crashloop_restarts]
+    old = [r for r in live if r.revision != rev]
+    new_failed = [r for r in live if r.revision == rev and r.state == FAILED]
+    pending = [r for r in live if r.state == PENDING and r.last_error]
+    counts = f"{ready}/{svc.replicas} replicas ready"
+    if svc.deleting:
+        return "deleting", "Deleting", f"draining {len(rows)} replica(s)"
+    if old and new_failed:
+        return ("degraded", "RolloutStalled", f"new revision {rev} is not becoming ready; old replicas keep "
+                f"serving ({counts}). Last error: {new_failed[0].last_error}")
+    if failing:
+        r = failing[0]
+        return "failed", _failure_reason(r.last_error), (f"{counts}; replica {r.id} restarted {r.restarts} times: "
+                                                        f"{r.last_error}. Still retrying, at most "
+                                                        f"{config.backoff_max_s:g} s apart, until the service "
+                                                        "is fixed, scaled to 0 or deleted")
+    if old:
+        done = sum(1 for r in live if r.revision == rev and r.state == READY)
+        return "updating", "RollingUpdate", f"{done} of {svc.replicas} replicas on revision {rev}; {counts}"
+    if svc.replicas == 0 and not rows:
+        return "stopped", "ScaledToZero", "0 replicas desired"
+    if ready == svc.replicas and len(rows) == svc.replicas:
+        return "ready", "Running", counts
+    if pending:
+        return "pending", "Unschedulable", f"{counts}; {pending[0].last_error}"
+    starting = [r for r in live if r.state in (STARTING, FAILED) and r.last_error]
+    detail = f"; replica {starting[0].id}: {starting[0].last_error}" if starting else ""
+    wrong_port = any(r.last_error.startswith(WRONG_PORT) for r in starting)
+    return "progressing", "WrongPort" if wrong_port else "Scaling", counts + detail
+
