@@ -67,10 +67,11 @@ class RouteTable(Mapping[str, ServiceRoute]):
     FOLD_AT = 256
     __slots__ = ("_base", "_len", "_top")
 
-    def __init__(self, base: Mapping[str, ServiceRoute], top: Mapping[str, ServiceRoute] | None = None) -> None:
+    def __init__(self, base: Mapping[str, ServiceRoute], top: Mapping[str, ServiceRoute] | None = None,
+                 _len: int = -1) -> None:
         self._base: dict[str, ServiceRoute] = base if isinstance(base, dict) else dict(base)
         self._top: dict[str, ServiceRoute] = dict(top or {})
-        self._len = len(self._base) + sum(1 for k in self._top if k not in self._base)
+        self._len = _len if _len >= 0 else len(self._base) + sum(1 for k in self._top if k not in self._base)
 
     def __getitem__(self, name: str) -> ServiceRoute:
         route = self._top.get(name)
@@ -90,7 +91,8 @@ class RouteTable(Mapping[str, ServiceRoute]):
         top = {**self._top, **changes}
         if len(top) > self.FOLD_AT:
             return RouteTable({**self._base, **top})
-        return RouteTable(self._base, top)
+        added = sum(1 for k in changes if k not in self._base and k not in self._top)  # O(changed), not O(top)
+        return RouteTable(self._base, top, self._len + added)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from arkserve.errors import Conflict, NotFound
@@ -263,8 +263,9 @@ def touch(conn: Connection, *service_ids: int) -> None:
 
 
 # built once: these run on every poll, and building a statement costs about what running it does on SQLite
-_FEED = select(versions.c.name, versions.c.value).where(versions.c.name.in_(("routing", "changes", "removals",
-                                                                              "keys")))
+# four literals, not an expanding IN: the statement's SQL is cached whole (a gateway worker reads it per change)
+_FEED = select(versions.c.name, versions.c.value).where(or_(*(versions.c.name == literal_column(f"'{n}'")
+                                                             for n in ("routing", "changes", "removals", "keys"))))
 _CHANGED = (_select().add_columns(service_changes.c.seq.label("change_seq"))
             .join(service_changes, service_changes.c.service_id == services.c.id)
             .where(service_changes.c.seq > bindparam("seen")).order_by(service_changes.c.seq))

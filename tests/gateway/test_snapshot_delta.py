@@ -78,3 +78,10 @@ def test_a_route_table_is_a_mapping_that_shares_its_base_and_folds() -> None:
         t = t.updated({f"s{i:05d}": _route(i, 2)})
     assert t._base is not t1._base and len(t._top) < 3  # folded into a new base once past FOLD_AT
     assert len(t) == 1001 and t["s00000"] == _route(0, 2) and t["new"] == _route(1000)
+
+
+def test_a_route_tables_length_follows_added_names_without_counting_its_top() -> None:
+    t = RouteTable({f"s{i:05d}": _route(i) for i in range(100)})
+    for step in range(RouteTable.FOLD_AT - 1):  # replaced, re-added and new names, all before the fold
+        t = t.updated({f"s{step % 150:05d}": _route(step % 150, step), f"n{step % 7}": _route(1000 + step)})
+        assert len(t) == len(dict(t)) == len(list(t))
