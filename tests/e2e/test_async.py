@@ -245,17 +245,23 @@ def test_every_accepted_request_ends_with_its_result_after_sigkills(plat: Platfo
 
 
 def test_the_queue_depth_is_a_prometheus_gauge_on_the_gateway(plat: Platform) -> None:
-    endpoint = _service(plat, "asy")
-    with _http(plat) as h:
-        ids = [h.post(endpoint + f"/async/slow?delay=2&i={i}", content=b"s").json()["id"] for i in range(3)]
-
-    def gauge() -> dict[str, int]:
-        text = httpx.get(f"http://127.0.0.1:{plat.admin_port}/metrics", timeout=10).text
+    def gauge() -> dict[str, int] | None:
+        """The gauge's values for the service; None while the gateway's admin port does not answer (the test
+        before this one SIGKILLs the gateway, which `up` restarts)."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{plat.admin_port}/metrics", timeout=10).text
+        except httpx.TransportError:
+            return None
         assert "# TYPE arkserve_async_queue_depth gauge" in text
         return {line.split('state="')[1].split('"')[0]: int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                if line.startswith('arkserve_async_queue_depth{service="asy"')}
+                if line.startswith('arkserve_async_queue_depth{service="gauged"')}
+
+    wait_for(lambda: gauge() is not None, 30, "the gateway's admin port")
+    endpoint = _service(plat, "gauged")  # its own service: the tests before may leave requests of theirs running
+    with _http(plat) as h:
+        ids = [h.post(endpoint + f"/async/slow?delay=2&i={i}", content=b"s").json()["id"] for i in range(3)]
 
     seen = wait_for(lambda: (g := gauge()) and sum(g.values()) >= 1 and g, 10, "the gauge to count them")
     assert set(seen) == {"queued", "running"} and sum(seen.values()) <= 3
     wait_for(lambda: all(_status(plat, i)["status"] == "succeeded" for i in ids), 30, "the slow results")
-    wait_for(lambda: sum(gauge().values()) == 0, 10, "the gauge to drop to zero")
+    wait_for(lambda: (g := gauge()) is not None and sum(g.values()) == 0, 10, "the gauge to drop to zero")

@@ -1,9 +1,14 @@
 """A tiny replica app for reconciler and gateway tests: serves its identity and what it sees of its model; can be
-told to hang, crash or answer slowly."""
+told to hang, crash or answer slowly.
+
+On SIGTERM (sent once a replica has left routing and the gateways said so) it stops accepting and exits once the
+requests it is answering are answered, as a real server does (a request hung on purpose is not waited for)."""
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -32,6 +37,16 @@ class Handler(BaseHTTPRequestHandler):
         hang = os.environ.get("HANG_FILE")
         if hang and os.path.exists(hang):
             time.sleep(3600)
+        global inflight
+        with lock:
+            inflight += 1
+        try:
+            self._answer()
+        finally:
+            with lock:
+                inflight -= 1
+
+    def _answer(self) -> None:
         if os.environ.get("DELAY_S") and self.path != "/healthz":  # a slow app: each request takes this long
             print(f"delaying {self.path}", flush=True)
             time.sleep(float(os.environ["DELAY_S"]))
@@ -52,5 +67,11 @@ class Handler(BaseHTTPRequestHandler):
         print(f"{self.command} {self.path}", flush=True)
 
 
+inflight = 0
+lock = threading.Lock()
+server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
 print(f"listening on {PORT} as {os.environ.get('ARK_REPLICA')}", flush=True)
-ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+server.serve_forever()  # until SIGTERM
+while inflight:
+    time.sleep(0.01)
