@@ -5,7 +5,9 @@ The reconciler loop hands it every service the change feed names (:meth:`Autosca
 learns which services are autoscaled, and how a gateway's wake of a service at 0 replicas reaches it within one
 pass) and calls :meth:`Autoscaler.step` on every pass; a step reads the load (one grouped query) at most every
 ``every_s``, or at once after a wake. Every ``reload_s`` it re-reads the autoscaled services in full (a safety net
-for what the feed could not say, e.g. a removal) and prunes old load rows. Growth goes through ``admit`` (quotas and
+for what the feed could not say, e.g. a removal) and prunes old load rows. A service's load is what the gateways
+report in flight and queued, plus its asynchronous requests still waiting in the store's queue (those being sent
+are in flight at a gateway already). Growth goes through ``admit`` (quotas and
 balances, injected by ``arkserve reconciler``); a refusal is an event, once per refused count, and the count stays.
 """
 
@@ -20,6 +22,7 @@ from sqlalchemy import Connection
 
 from arkserve.domain.autoscaling import Decision, History, Policy, decide
 from arkserve.errors import ArkserveError
+from arkserve.store import async_requests as async_store
 from arkserve.store import events as event_store
 from arkserve.store import load as load_store
 from arkserve.store import services as service_store
@@ -80,6 +83,7 @@ class Autoscaler:
         self.next_at, self.woken = mono + self.every_s, False
         with self.store.read() as conn:
             loads = load_store.totals(conn, self.fresh_s)
+            backlog = async_store.queue_depth(conn)
         t = time.time()
         taken = set()
         for sid, svc in list(self.services.items()):
@@ -87,7 +91,8 @@ class Autoscaler:
             history = self.histories.get(sid)
             if history is None:
                 history = self.histories[sid] = History(since=t)
-            history.observe(t, float(loads.get(svc.name, 0)), policy)
+            waiting = backlog.get(svc.name, {}).get(async_store.QUEUED, 0)
+            history.observe(t, float(loads.get(svc.name, 0) + waiting), policy)
             decision = decide(policy, history, svc.replicas, t)
             if decision.changed and self._apply(svc, decision):
                 taken.add(sid)

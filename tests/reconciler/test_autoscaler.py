@@ -120,3 +120,20 @@ def test_growth_counts_the_canarys_replicas_against_the_quota(store: Store) -> N
     a.step()
     replicas, events = _state(store, "split")
     assert replicas == 2 and len(events) == 1 and "cannot scale 2→3" in events[0] and "limit 4" in events[0]
+
+
+def test_queued_asynchronous_requests_count_as_load(store: Store) -> None:
+    """A backlog in the async queue grows the service (requests being sent are in flight at a gateway already)."""
+    from arkserve.store import async_requests as async_store
+
+    _service(store, "batch", 1, {**AUTO, "min": 1})
+    now = time.time()
+    with store.begin() as conn:
+        for i in range(8):
+            async_store.insert_request(conn, {"id": f"ar_{i}", "service": "batch", "method": "POST", "path": "/",
+                                              "headers": [], "created_at": now})
+        load_store.report(conn, "gw:1", {"batch": (0, 0)})
+    a = _scaler(store)
+    a.step()
+    replicas, events = _state(store, "batch")
+    assert replicas == 4 and events == ["scaled 1→4: (panic) 8 in flight per replica over the last 6 s > target 2"]
