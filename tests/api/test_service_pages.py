@@ -16,6 +16,7 @@ from arkserve.cli.main import cli
 from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import ApiError, Client
 from tests.api.conftest import LiveApi
+from tests.paging import check_pages_while_writing
 
 SPEC = {"image": "/usr/bin", "port": 27777, "command": "python3 infer.py", "replicas": 0}
 
@@ -31,46 +32,13 @@ def _get(api: LiveApi, **params: object) -> httpx.Response:
 
 def test_pages_neither_repeat_nor_skip_while_services_are_created(live_api: LiveApi) -> None:
     before = [f"svc-{i:03d}" for i in range(0, 120, 2)]  # 60 services: svc-000, svc-002, …
-    with live_api.client() as c:
+    with live_api.client() as c, live_api.client() as w:
         _create(c, *before)
-    stop = threading.Event()
-    made: list[str] = []
-    progress = threading.Condition()
-
-    def create_in_between() -> None:  # new names land before and after wherever the reader is
-        with live_api.client() as w:
-            for i in range(1, 120, 2):
-                for name in (f"svc-{i:03d}", f"new-{i:03d}", f"zzz-{i:03d}"):
-                    if stop.is_set():
-                        return
-                    _create(w, name)
-                    with progress:
-                        made.append(name)
-                        progress.notify_all()
-
-    writer = threading.Thread(target=create_in_between)
-    seen: list[str] = []
-    totals: list[int | None] = []
-    with live_api.client() as c:
-        first = c.page("/services", limit=7)
-        seen += [s["name"] for s in first.items]
-        writer.start()
-        cursor = first.next_cursor
-        while cursor is not None:
-            with progress:  # at least one create between any two pages (the writer keeps going meanwhile)
-                count = len(made)
-                assert progress.wait_for(lambda: len(made) > count or not writer.is_alive(), timeout=30)
-            page = c.page("/services", limit=7, cursor=cursor)
-            seen += [s["name"] for s in page.items]
-            totals.append(page.total)
-            cursor = page.next_cursor
-    stop.set()
-    writer.join()
-    assert len(seen) == len(set(seen)), "a row came twice"
-    assert seen == sorted(seen), "out of name order"
-    assert set(before) <= set(seen), f"skipped: {sorted(set(before) - set(seen))}"
-    assert len(made) >= len(totals) and totals == sorted(totals) and totals[0] < totals[-1]  # the count grew
-    assert set(seen) <= set(before) | set(made)
+        check_pages_while_writing(lambda cursor: c.page("/services", limit=7, cursor=cursor),
+                                  lambda name: _create(w, name), before,
+                                  (n for i in range(1, 120, 2)
+                                   for n in (f"svc-{i:03d}", f"new-{i:03d}", f"zzz-{i:03d}")),
+                                  lambda row: str(row["name"]))
 
 
 def test_filters_and_total_count(live_api: LiveApi) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from arkserve.sdk.client import Client
 from tests.api.conftest import api_database_url
 from tests.console.conftest import VIEWPORT, Console, browser
 from tests.live import free_port, gateway_port_base, serve
+from tests.paging import check_pages_while_writing
 from tests.registry.conftest import REGISTRY_BINARY, registry_part
 from tests.required import unavailable
 
@@ -116,43 +116,12 @@ def test_pages_neither_repeat_nor_skip_while_repositories_are_pushed(registry: R
     before = [f"kate/r-{i:02d}" for i in range(0, 24, 2)]  # 12 repositories
     for repo in before:
         registry.push("kate", repo)
-    stop = threading.Event()
-    made: list[str] = []
-    progress = threading.Condition()
-
-    def push_in_between() -> None:  # new names land before and after wherever the reader is
-        for i in range(1, 24, 2):
-            for repo in (f"kate/r-{i:02d}", f"kate/a-{i:02d}", f"kate/z-{i:02d}"):
-                if stop.is_set():
-                    return
-                registry.push("kate", repo)
-                with progress:
-                    made.append(repo)
-                    progress.notify_all()
-
-    writer = threading.Thread(target=push_in_between)
-    seen: list[str] = []
-    totals: list[int | None] = []
     with registry.client("kate") as c:
-        first = c.page("/images", limit=3)
-        seen += _names(first.items)
-        writer.start()
-        cursor = first.next_cursor
-        while cursor is not None:
-            with progress:  # at least one push between any two pages
-                count = len(made)
-                assert progress.wait_for(lambda: len(made) > count or not writer.is_alive(), timeout=60)
-            page = c.page("/images", limit=3, cursor=cursor)
-            seen += _names(page.items)
-            totals.append(page.total)
-            cursor = page.next_cursor
-    stop.set()
-    writer.join()
-    assert len(seen) == len(set(seen)), "a repository came twice"
-    assert seen == sorted(seen), "out of name order"
-    assert set(before) <= set(seen), f"skipped: {sorted(set(before) - set(seen))}"
-    assert totals == sorted(totals) and totals[0] < totals[-1]  # the count grew as repositories were pushed
-    assert set(seen) <= set(before) | set(made)
+        check_pages_while_writing(lambda cursor: c.page("/images", limit=3, cursor=cursor),
+                                  lambda repo: registry.push("kate", repo), before,
+                                  (r for i in range(1, 24, 2)
+                                   for r in (f"kate/r-{i:02d}", f"kate/a-{i:02d}", f"kate/z-{i:02d}")),
+                                  lambda row: str(row["name"]), timeout=60)
 
 
 def test_filters_scope_untagged_repositories_and_cursors(registry: Registry) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from typing import Any
 
 import httpx
@@ -18,6 +17,7 @@ from arkserve.cli.main import cli
 from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import ApiError, Client
 from tests.api.conftest import LiveApi, api_database_url  # live_api comes through tests/storage/conftest.py
+from tests.paging import check_pages_while_writing
 from tests.storage.archives import tar_of
 
 __all__ = ["api_database_url"]  # on SQLite and on PostgreSQL, like the API suite
@@ -41,47 +41,13 @@ def _names(rows: list[dict[str, Any]]) -> list[str]:
 
 def test_pages_neither_repeat_nor_skip_while_models_are_published(live_api: LiveApi) -> None:
     before = [f"m-{i:03d}" for i in range(0, 60, 2)]  # 30 models: m-000, m-002, …
-    with live_api.client() as c:
+    with live_api.client() as c, live_api.client() as w:
         for name in before:
             _publish(c, name)
-    stop = threading.Event()
-    made: list[str] = []
-    progress = threading.Condition()
-
-    def publish_in_between() -> None:  # new names land before and after wherever the reader is
-        with live_api.client() as w:
-            for i in range(1, 60, 2):
-                for name in (f"m-{i:03d}", f"a-{i:03d}", f"z-{i:03d}"):
-                    if stop.is_set():
-                        return
-                    _publish(w, name)
-                    with progress:
-                        made.append(name)
-                        progress.notify_all()
-
-    writer = threading.Thread(target=publish_in_between)
-    seen: list[str] = []
-    totals: list[int | None] = []
-    with live_api.client() as c:
-        first = c.page("/models", limit=4)
-        seen += _names(first.items)
-        writer.start()
-        cursor = first.next_cursor
-        while cursor is not None:
-            with progress:  # at least one publish between any two pages
-                count = len(made)
-                assert progress.wait_for(lambda: len(made) > count or not writer.is_alive(), timeout=30)
-            page = c.page("/models", limit=4, cursor=cursor)
-            seen += _names(page.items)
-            totals.append(page.total)
-            cursor = page.next_cursor
-    stop.set()
-    writer.join()
-    assert len(seen) == len(set(seen)), "a model came twice"
-    assert seen == sorted(seen), "out of name order"
-    assert set(before) <= set(seen), f"skipped: {sorted(set(before) - set(seen))}"
-    assert totals == sorted(totals) and totals[0] < totals[-1]  # the count grew as models were published
-    assert set(seen) <= set(before) | set(made)
+        check_pages_while_writing(lambda cursor: c.page("/models", limit=4, cursor=cursor),
+                                  lambda name: _publish(w, name), before,
+                                  (n for i in range(1, 60, 2) for n in (f"m-{i:03d}", f"a-{i:03d}", f"z-{i:03d}")),
+                                  lambda row: str(row["name"]))
 
 
 def test_filters_stay_inside_the_callers_scope_with_a_total_and_facets(live_api: LiveApi) -> None:
