@@ -52,3 +52,20 @@ def check_pages_while_writing(read: Callable[[str | None], Page], write: Callabl
     assert set(before) <= set(seen), f"skipped: {sorted(set(before) - set(seen))}"
     assert len(made) >= len(totals) and totals == sorted(totals) and totals[0] < totals[-1]  # the count grew
     assert set(seen) <= set(before) | set(made)
+
+
+def check_cli_pages(cli: Callable[..., tuple[int, str, str]], names: list[str], noun: str) -> None:
+    """A paged ``list`` command over 7 rows named ``cli-…`` (``names``, in order) and more: the first page of 3 and
+    the stderr hint with its count and cursor, the next page by that cursor, then ``--all``: one header and
+    every page's rows. ``cli(*args)`` runs the command and returns (exit code, stdout, stderr)."""
+    code, out, err = cli("--limit", "3", "--prefix", "cli-")
+    assert code == 0, out + err
+    assert [line.split()[0] for line in out.splitlines()[1:]] == names[:3]
+    assert f"3 of 7 {noun}" in err and "--cursor " in err
+    cursor = err.split("--cursor ")[1].split()[0]
+    code, out, err = cli("--limit", "3", "--cursor", cursor, "--prefix", "cli-")
+    assert code == 0 and [line.split()[0] for line in out.splitlines()[1:]] == names[3:6], out + err
+    code, out, err = cli("--limit", "3", "--prefix", "cli-", "--all")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[0] == "NAME" and err == "", out + err
+    assert [line.split()[0] for line in lines[1:]] == names  # one header, then every page's rows

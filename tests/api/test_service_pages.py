@@ -16,7 +16,7 @@ from arkserve.cli.main import cli
 from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import ApiError, Client
 from tests.api.conftest import LiveApi
-from tests.paging import check_pages_while_writing
+from tests.paging import check_cli_pages, check_pages_while_writing
 
 SPEC = {"image": "/usr/bin", "port": 27777, "command": "python3 infer.py", "replicas": 0}
 
@@ -127,20 +127,10 @@ def test_cli_prints_the_first_page_and_all_pages_with_all(live_api: LiveApi) -> 
     names = [f"cli-{i:02d}" for i in range(7)]
     with live_api.client() as c:
         _create(c, *names, "other")
-    code, out, err = _cli(live_api, "--limit", "3", "--prefix", "cli-")
-    assert code == 0, out + err
-    assert [line.split()[0] for line in out.splitlines()[1:]] == names[:3]
-    assert "3 of 7 services" in err and "--cursor " in err
-    cursor = err.split("--cursor ")[1].split()[0]
-    code, out, err = _cli(live_api, "--limit", "3", "--cursor", cursor, "--prefix", "cli-")
-    assert code == 0 and [line.split()[0] for line in out.splitlines()[1:]] == names[3:6], out + err
-    code, out, err = _cli(live_api, "--limit", "3", "--prefix", "cli-", "--all")
-    lines = out.splitlines()
-    assert code == 0 and lines[0].split()[0] == "NAME" and err == "", out + err
-    assert [line.split()[0] for line in lines[1:]] == names  # one header, then every page's rows
-    code, out, err = _cli(live_api, "--limit", "2", "--all", "-o", "json")
+    check_cli_pages(lambda *args: _cli(live_api, *args), names, "services")
+    code, out, _ = _cli(live_api, "--limit", "2", "--all", "-o", "json")
     assert code == 0 and [s["name"] for s in json.loads(out)] == [*names, "other"]
-    code, out, err = _cli(live_api, "--status", "deleting")
+    code, out, _ = _cli(live_api, "--status", "deleting")
     assert code == 0 and out.splitlines()[1:] == []
 
 

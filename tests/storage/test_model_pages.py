@@ -17,7 +17,7 @@ from arkserve.cli.main import cli
 from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import ApiError, Client
 from tests.api.conftest import LiveApi, api_database_url  # live_api comes through tests/storage/conftest.py
-from tests.paging import check_pages_while_writing
+from tests.paging import check_cli_pages, check_pages_while_writing
 from tests.storage.archives import tar_of
 
 __all__ = ["api_database_url"]  # on SQLite and on PostgreSQL, like the API suite
@@ -133,18 +133,8 @@ def test_cli_prints_the_first_page_and_every_page_with_all(live_api: LiveApi) ->
     with live_api.client() as c:
         for name in [*names, "other"]:
             _publish(c, name, task="demo")
-    code, out, err = _cli(live_api, "--limit", "3", "--prefix", "cli-")
-    assert code == 0, out + err
-    assert [line.split()[0] for line in out.splitlines()[1:]] == names[:3]
-    assert "3 of 7 models" in err and "--cursor " in err
-    cursor = err.split("--cursor ")[1].split()[0]
-    code, out, err = _cli(live_api, "--limit", "3", "--cursor", cursor, "--prefix", "cli-")
-    assert code == 0 and [line.split()[0] for line in out.splitlines()[1:]] == names[3:6], out + err
-    code, out, err = _cli(live_api, "--limit", "3", "--prefix", "cli-", "--all")
-    lines = out.splitlines()
-    assert code == 0 and lines[0].split()[0] == "NAME" and err == "", out + err
-    assert [line.split()[0] for line in lines[1:]] == names  # one header, then every page's rows
-    code, out, err = _cli(live_api, "--limit", "2", "--all", "--task", "demo", "-o", "json")
+    check_cli_pages(lambda *args: _cli(live_api, *args), names, "models")
+    code, out, _ = _cli(live_api, "--limit", "2", "--all", "--task", "demo", "-o", "json")
     assert code == 0 and [m["name"] for m in json.loads(out)] == [*names, "other"]
-    code, out, err = _cli(live_api, "--visibility", "public")
+    code, out, _ = _cli(live_api, "--visibility", "public")
     assert code == 0 and out.splitlines()[1:] == []
