@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
@@ -19,10 +20,12 @@ from arkserve.auth.vault import MasterKey, VaultError, unseal
 from arkserve.domain.routing import KeyEntry, RouteTable, RoutingSnapshot, ServiceRoute, Upstream
 from arkserve.domain.services import revision
 from arkserve.errors import ArkserveError
+from arkserve.store import driver
 from arkserve.store import keys as key_store
 from arkserve.store import services as service_store
 from arkserve.store.db import Store, version
-from arkserve.store.tables import gateway_acks, replicas, service_changes, services, users
+from arkserve.store.driver import DriverError, json_value
+from arkserve.store.tables import gateway_acks, replicas, service_changes, services, users, versions
 
 log = logging.getLogger("arkserve.store.routing")
 
@@ -57,19 +60,30 @@ _CHANGED_ROUTES = (
     .outerjoin(replicas, and_(_R.service_id == _S.id, _R.state == "ready", _R.port.is_not(None)))
     .where(_C.seq > bindparam("seen")).order_by(_C.seq, _R.started_at, _R.id))
 
+# what a gateway worker reads on every poll and every change, run on the driver's connection (see driver.py)
+_HOT = driver.Statements(feed=service_store.FEED, changed=_CHANGED_ROUTES,
+                         version=select(versions.c.value).where(versions.c.name == "routing"))
+
 
 def changed_routes(conn: Connection, seen: int) -> tuple[dict[str, ServiceRoute], int]:
     """The routes of the services changed after ``seen`` (a ``changes`` version), and the newest change read."""
-    rows: dict[str, tuple[Any, list[Upstream]]] = {}
+    return routes_of_rows(conn.execute(_CHANGED_ROUTES, {"seen": seen}), seen)
+
+
+def routes_of_rows(result: Iterable[Sequence[Any]], seen: int) -> tuple[dict[str, ServiceRoute], int]:
+    """:func:`changed_routes` from the rows of ``_CHANGED_ROUTES`` (SQLAlchemy's, or the driver's own: JSON
+    columns may then be text)."""
+    rows: dict[str, tuple[Sequence[Any], list[Upstream]]] = {}
     last = seen
-    for r in conn.execute(_CHANGED_ROUTES, {"seen": seen}):
+    for r in result:
         entry = rows.get(r[0])
         if entry is None:
             entry = rows[r[0]] = (r, [])
             last = max(last, int(r[7]))
         if r[8] is not None:
             entry[1].append(Upstream(r[8], r[9], r[10], r[11]))
-    return {name: _make_route(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(ups), r[12], r[13])
+    return {name: _make_route(r[0], r[1], json_value(r[2]), r[3], r[4], r[5], r[6], tuple(ups), json_value(r[12]),
+                              r[13])
             for name, (r, ups) in rows.items()}, last
 
 
@@ -112,24 +126,48 @@ class SnapshotLoader:
 
     def load(self, conn: Connection) -> RoutingSnapshot:
         # first: whatever the reads below see is at least as new as these
-        ver, changes, removals, keys_ver = service_store.feed_versions(conn)
-        prev = self.last
-        if (prev is None or removals != self._feed[1] or changes < self._feed[0]
-                or time.monotonic() - self._full_at >= self.full_every_s):
-            snap = load_snapshot(conn, self.master)
-            snap = RoutingSnapshot(version=ver, services=snap.services, keys=snap.keys)
-            self.last, self._feed, self._full_at = snap, (changes, removals, keys_ver), time.monotonic()
-            return snap
+        feed = service_store.feed_versions(conn)
+        if self.full_due(feed):
+            return self._full(conn, feed)
         changed, last = changed_routes(conn, self._feed[0])
+        keys = _keys(conn, self.master) if feed[3] != self._feed[2] else None
+        return self.delta(feed, changed, last, keys)
+
+    def full_due(self, feed: tuple[int, int, int, int]) -> bool:
+        """Whether the snapshot after the (``routing``, ``changes``, ``removals``, ``keys``) versions ``feed``
+        must be a full load: the first, after a removal, after the feed went back (a restored store), or the
+        slow period's."""
+        return (self.last is None or feed[2] != self._feed[1] or feed[1] < self._feed[0]
+                or time.monotonic() - self._full_at >= self.full_every_s)
+
+    def keys_moved(self, feed: tuple[int, int, int, int]) -> bool:
+        return feed[3] != self._feed[2]
+
+    @property
+    def seen(self) -> int:
+        """The ``changes`` version the last snapshot includes: the next delta reads the changes after it."""
+        return self._feed[0]
+
+    def _full(self, conn: Connection, feed: tuple[int, int, int, int]) -> RoutingSnapshot:
+        ver, changes, removals, keys_ver = feed
+        snap = load_snapshot(conn, self.master)
+        snap = RoutingSnapshot(version=ver, services=snap.services, keys=snap.keys)
+        self.last, self._feed, self._full_at = snap, (changes, removals, keys_ver), time.monotonic()
+        return snap
+
+    def delta(self, feed: tuple[int, int, int, int], changed: dict[str, ServiceRoute], last: int,
+              keys: dict[str, KeyEntry] | None) -> RoutingSnapshot:
+        """The next snapshot from the last one, the routes ``changed`` since it (read after ``feed``), the
+        newest change read, and the keys when they moved (``None``: unchanged)."""
+        prev = self.last
+        assert prev is not None, "a delta needs a snapshot to start from"
+        ver, changes, removals, keys_ver = feed
         table = prev.services if isinstance(prev.services, RouteTable) else RouteTable(prev.services)
         moved = {name: route for name, route in changed.items() if table.get(name) != route}
         routes, names = table.updated(moved), set(moved)
-        keys_changed = keys_ver != self._feed[2]
-        keys = _keys(conn, self.master) if keys_changed else prev.keys
-        seen = max(changes, last)
-        snap = RoutingSnapshot(version=ver, services=routes, keys=keys, changed=frozenset(names), base=prev.version,
-                               keys_changed=keys_changed)
-        self.last, self._feed = snap, (seen, removals, keys_ver)
+        snap = RoutingSnapshot(version=ver, services=routes, keys=prev.keys if keys is None else keys,
+                               changed=frozenset(names), base=prev.version, keys_changed=keys is not None)
+        self.last, self._feed = snap, (max(changes, last), removals, keys_ver)
         return snap
 
 
@@ -160,6 +198,7 @@ class StoreSnapshotSource:
         self.loaded = 0
         self._beat = 0.0
         self.loader = SnapshotLoader(master)
+        self._driver = driver.Session(store.engine)
 
     def _ack(self) -> None:
         try:
@@ -170,15 +209,33 @@ class StoreSnapshotSource:
             log.warning("cannot acknowledge routing version %d: %s", self.loaded, exc.message)
 
     def version(self) -> int:
-        with self.store.read() as conn:
-            current = version(conn)
+        try:
+            with self._driver.read() as reader:
+                current = int(reader.rows(_HOT.get(self.store.engine, "version"))[0][0])
+        except DriverError:  # said in the store's words (or answered) by the usual path
+            with self.store.read() as conn:
+                current = version(conn)
         if self.loaded and time.monotonic() - self._beat >= self.heartbeat_s:
             self._ack()
         return current
 
     def load(self) -> RoutingSnapshot:
+        """The next snapshot. A delta (the usual case: a few services changed) is read on the driver's own
+        connection (:mod:`arkserve.store.driver`), a full load or a key change through SQLAlchemy."""
+        loader, engine = self.loader, self.store.engine
+        if loader.last is not None:
+            try:
+                with self._driver.read() as reader:
+                    got = dict(reader.rows(_HOT.get(engine, "feed")))
+                    feed = (int(got["routing"]), int(got["changes"]), int(got["removals"]), int(got["keys"]))
+                    if not loader.full_due(feed) and not loader.keys_moved(feed):
+                        changed, last = routes_of_rows(reader.rows(_HOT.get(engine, "changed"), seen=loader.seen),
+                                                       loader.seen)
+                        return loader.delta(feed, changed, last, None)
+            except DriverError as exc:
+                log.debug("routing delta on the driver's connection failed (%s); reading it again", exc)
         with self.store.read() as conn:
-            return self.loader.load(conn)
+            return loader.load(conn)
 
     def applied(self, version: int) -> None:
         """Acknowledge ``version`` once the gateway serves it (not when it is loaded: a request may still

@@ -264,7 +264,7 @@ def touch(conn: Connection, *service_ids: int) -> None:
 
 # built once: these run on every poll, and building a statement costs about what running it does on SQLite
 # four literals, not an expanding IN: the statement's SQL is cached whole (a gateway worker reads it per change)
-_FEED = select(versions.c.name, versions.c.value).where(or_(*(versions.c.name == literal_column(f"'{n}'")
+FEED = select(versions.c.name, versions.c.value).where(or_(*(versions.c.name == literal_column(f"'{n}'")
                                                              for n in ("routing", "changes", "removals", "keys"))))
 _CHANGED = (_select().add_columns(service_changes.c.seq.label("change_seq"))
             .join(service_changes, service_changes.c.service_id == services.c.id)
@@ -305,5 +305,5 @@ def all_ids(conn: Connection) -> list[int]:
 
 def feed_versions(conn: Connection) -> tuple[int, int, int, int]:
     """The (``routing``, ``changes``, ``removals``, ``keys``) versions, in one query."""
-    got = dict(conn.execute(_FEED).all())
+    got = dict(conn.execute(FEED).all())
     return int(got["routing"]), int(got["changes"]), int(got["removals"]), int(got["keys"])

@@ -109,3 +109,75 @@ def test_snapshots_after_the_first_carry_only_what_changed_and_equal_a_full_load
     with store.read() as conn:
         after = loader.load(conn)
     assert after.changed is None and "s11" not in after.services and len(after.services) == 19
+
+
+def test_a_gateway_sources_deltas_come_from_the_drivers_connection_and_equal_a_full_load(store: Store) -> None:
+    """The worker's delta reads skip SQLAlchemy's connection (issue 16: a change must cost well under 1 ms):
+    what they build (JSON specs decoded, canaries, upstreams in order) equals a full load."""
+    from sqlalchemy import event
+
+    from arkserve.store import canary as canary_store
+    from arkserve.store.routing import StoreSnapshotSource
+
+    master = MasterKey.generate()
+    with store.begin() as conn:
+        owner = user_store.create(conn, "owner", "h", "user").id
+        for i in range(6):
+            service_store.create(conn, f"s{i}", owner, {**SPEC, "auth": i % 2 == 0, "request_timeout_s": 5.0 + i},
+                                 1, None)
+    source = StoreSnapshotSource(store, master, worker="w")
+    first = source.load()
+    assert first.changed is None and source.version() == first.version
+    connects: list[object] = []
+
+    def connected(conn: object) -> None:
+        connects.append(conn)
+
+    event.listen(store.engine, "engine_connect", connected)
+    try:
+        _ready(store, "s3", "r3", 40003)
+        _ready(store, "s3", "r3b", 40004)
+        with store.begin() as conn:
+            svc = service_store.get(conn, "s4")
+            canary_store.set_canary(conn, svc, {**SPEC, "image": "img2"}, 25)
+        connects.clear()
+        assert source.version() > first.version
+        delta = source.load()
+        assert connects == []  # neither read went through a SQLAlchemy Connection
+    finally:
+        event.remove(store.engine, "engine_connect", connected)
+    with store.read() as conn:
+        full = load_snapshot(conn, master)
+    assert delta.changed == {"s3", "s4"} and delta.version == full.version
+    assert dict(delta.services) == dict(full.services)
+    assert [u.port for u in delta.services["s3"].upstreams] == [40003, 40004]
+    assert delta.services["s4"].canary_weight == 25 and delta.services["s1"].auth is False
+
+
+def test_a_failed_driver_read_falls_back_to_the_usual_path(store: Store) -> None:
+    from arkserve.store import driver
+    from arkserve.store.routing import StoreSnapshotSource
+
+    master = MasterKey.generate()
+    with store.begin() as conn:
+        owner = user_store.create(conn, "owner", "h", "user").id
+        service_store.create(conn, "a", owner, SPEC, 1, None)
+    source = StoreSnapshotSource(store, master, worker="w")
+    source.load()
+    broken = driver.Statements(feed=select_nothing(), changed=select_nothing(), version=select_nothing())
+    import arkserve.store.routing as routing
+    saved, routing._HOT = routing._HOT, broken
+    try:
+        _ready(store, "a", "r1", 40001)
+        assert source.version() > 0
+        snap = source.load()
+    finally:
+        routing._HOT = saved
+    assert [u.port for u in snap.services["a"].upstreams] == [40001]
+    _ready(store, "a", "r2", 40002)  # the dropped connection is opened again
+    assert [u.port for u in source.load().services["a"].upstreams] == [40001, 40002]
+
+
+def select_nothing() -> object:
+    from sqlalchemy import text
+    return text("SELECT * FROM no_such_table")
