@@ -1,11 +1,12 @@
 """What a replica's processes listen on, read from ``/proc`` (Linux): the "app ignores ``$PORT``" diagnosis.
 
 A local replica is a process tree on this host (inside a sandbox it is the sandbox's outer process and
-its descendants, which the host sees under their host pids). When nothing listens on the port the
-platform gave it, the reconciler asks :func:`listening_ports` what the tree listens on instead: the
-TCP sockets in state LISTEN of ``/proc/<pid>/net/tcp{,6}`` (read through each process, so a network
-namespace of its own is seen too) whose inode is one of the tree's open sockets (``/proc/<pid>/fd``).
-Processes that are gone or not ours to read are skipped; the answer is then simply shorter.
+its descendants, which the host sees under their host pids); its id is also its process group's, so once
+that outer process is gone (the runtime drops bwrap's monitor, runtimes/detach.py) the tree is the group's.
+When nothing listens on the port the platform gave it, the reconciler asks :func:`listening_ports` what the
+tree listens on instead: the TCP sockets in state LISTEN of ``/proc/<pid>/net/tcp{,6}`` (read through each
+process, so a network namespace of its own is seen too) whose inode is one of the tree's open sockets
+(``/proc/<pid>/fd``). Processes that are gone or not ours to read are skipped; the answer is then simply shorter.
 """
 
 from __future__ import annotations
@@ -19,10 +20,23 @@ _LISTEN = "0A"
 _MAX_PROCESSES = 512
 
 
+def group_members(pgid: int, proc: Path = PROC) -> list[int]:
+    """The processes of process group ``pgid`` (a scan of ``/proc``)."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for entry in proc.iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                        found.append(int(entry.name))
+    return sorted(found)
+
+
 def process_tree(pid: int, proc: Path = PROC) -> list[int]:
-    """``pid`` and its descendants, parents first (from ``/proc/<pid>/task/*/children``)."""
+    """``pid`` and its descendants, parents first (from ``/proc/<pid>/task/*/children``); where ``pid`` is
+    gone, the members of process group ``pid`` and their descendants."""
     seen: list[int] = []
-    todo = [pid]
+    todo = [pid] if (proc / str(pid)).is_dir() else group_members(pid, proc)
     while todo and len(seen) < _MAX_PROCESSES:
         current = todo.pop(0)
         if current in seen or not (proc / str(current)).is_dir():

@@ -46,6 +46,7 @@ from arkserve.runtimes.base import (
     object_name,
     parse_object_name,
 )
+from arkserve.runtimes.detach import Detacher, Launched, app_exit_code, running_pid
 from arkserve.runtimes.procgroup import adopt_child, group_alive, proc_stat, reap, stop_group
 
 
@@ -61,6 +62,10 @@ class _State:
     exit_code: int | None = None
     spool: str = ""  # its output's spool (logpump), "" for replicas started before the shared pump
     sandboxed: bool = False  # in a bubblewrap PID namespace (procgroup.stop_group's shortcut)
+    init_pid: int = 0  # the sandbox's init once its bwrap monitor (``pid``, the group's id) was dropped (detach)
+    init_start: int = 0
+    app_pid: int = 0  # ... and the app the init runs (the replica's liveness from then on)
+    app_start: int = 0
 
 
 def _host_gpus() -> int:
@@ -89,6 +94,7 @@ class LocalRuntime:
         self._lock = threading.Lock()
         self._gpu_next = 0
         self._ports: dict[str, int] | None = None  # state file name -> port, for _free_port (None: not read yet)
+        self._detacher = Detacher(self._record_init)
 
     # -- state files -------------------------------------------------------------------------
     def _path(self, service: str, replica: str) -> Path:
@@ -109,16 +115,35 @@ class LocalRuntime:
             self._ports = {**self._ports, path.name: state.port}
 
     def _alive(self, st: _State) -> bool:
-        ps = proc_stat(st.pid)
-        return ps is not None and ps[1] == st.proc_start and ps[0] not in ("Z", "X")
+        if st.init_pid:
+            return running_pid(st.app_pid, st.app_start)
+        if running_pid(st.pid, st.proc_start):
+            return True
+        now = self._load(self._path(st.service, st.replica))  # its monitor may just have been dropped
+        return now is not None and now.pid == st.pid and now.init_pid != 0 and running_pid(now.app_pid,
+                                                                                             now.app_start)
+
+    def _record_init(self, key: str, monitor: int, launched: Launched) -> bool:
+        """The Detacher's callback: note the sandbox's init and app before its monitor goes (False: not ours)."""
+        with self._lock:
+            current = self._load(self.state_dir / key)
+            if current is None or current.pid != monitor:
+                return False
+            init, init_start, app, app_start = launched
+            self._save(replace(current, init_pid=init, init_start=init_start, app_pid=app, app_start=app_start))
+        return True
 
     def _refresh(self, st: _State) -> _State:
         """Record the exit code once the process is seen gone (known only for our own children)."""
         if st.exit_code is not None:
             return st
-        rc = reap(st.pid)
+        rc = reap(st.init_pid) if st.init_pid else None
+        if rc is None:
+            rc = reap(st.pid)
         if rc is None and self._alive(st):
             return st
+        if rc is None and st.init_pid and running_pid(st.init_pid, st.init_start):
+            rc = app_exit_code(st.init_pid)  # the app ended, children it left run on in the sandbox
         if rc is not None:
             st = replace(st, exit_code=rc)
             with self._lock:  # a stop() may have removed the state meanwhile: never bring it back
@@ -179,6 +204,8 @@ class LocalRuntime:
             st = _State(spec.service, spec.replica, spec.revision, proc.pid, port, time.time(),
                         ps[1] if ps else 0, spool=stem, sandboxed=argv[0] != "/bin/sh")
             self._save(st)
+        if st.sandboxed:
+            self._detacher.add(self._path(spec.service, spec.replica).name, proc)
         self._ensure_pump()
         return self._info(self._refresh(st))
 
@@ -188,14 +215,21 @@ class LocalRuntime:
         if st is None:
             return
         ps = proc_stat(st.pid)
-        # Signal the group only while it is provably ours: the leader with the recorded start
-        # time, or orphaned members of a group whose leader is gone (Linux keeps that pgid unused).
-        if (ps is None or ps[1] == st.proc_start) and group_alive(st.pid):
+        # Signal the group only while it is provably ours: the leader with the recorded start time, or
+        # orphaned members of a group whose leader is gone (Linux keeps that pgid unused); for a sandbox
+        # whose monitor was dropped, its init with the recorded start time (the namespace ends with it).
+        if st.init_pid:
+            if running_pid(st.init_pid, st.init_start):
+                stop_group(st.pid, grace_s, sandboxed=True, root=st.init_pid)
+            reap(st.init_pid)
+        elif (ps is None or ps[1] == st.proc_start) and group_alive(st.pid):
             stop_group(st.pid, grace_s, sandboxed=st.sandboxed)
         reap(st.pid)
         with self._lock:  # a start() of the same replica id may have replaced the state meanwhile: keep that
             current = self._load(path)
             if current is not None and current.pid == st.pid:
+                if current.init_pid and not st.init_pid:  # its monitor was dropped while this stop ran
+                    reap(current.init_pid)
                 path.unlink(missing_ok=True)
                 if self._ports is not None:
                     self._ports = {k: v for k, v in self._ports.items() if k != path.name}

@@ -28,6 +28,11 @@ from pathlib import Path
 # Children spawned by this process, shared by every LocalRuntime in it so exit codes are reaped once.
 CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 CHILDREN_LOCK = threading.Lock()
+# Sandbox inits this process took over from their bwrap monitors (runtimes/detach.py): our children too.
+INITS: set[int] = set()
+# Held while this process is a child subreaper (detach.take_over) and while it lets a process orphan on purpose
+# (spool.ensure_pump): an orphan made in that window would become a child nobody reaps.
+SUBREAPER_LOCK = threading.Lock()
 
 
 @atexit.register
@@ -63,11 +68,23 @@ def reap(pid: int) -> int | None:
         rc = proc.poll() if proc is not None else None
         if rc is not None:
             del CHILDREN[pid]
+        elif pid in INITS:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                INITS.discard(pid)
+                return None
+            if done == 0:
+                return None
+            INITS.discard(pid)
+            rc = os.waitstatus_to_exitcode(status)
     return None if rc is None else (128 - rc if rc < 0 else rc)
 
 
-def group_alive(pgid: int) -> bool:
+def group_alive(pgid: int, root: int = 0) -> bool:
     reap(pgid)
+    if root:
+        reap(root)
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -122,9 +139,13 @@ def _live_in_group(pgid: int) -> bool:
     return False
 
 
-def stop_group(pgid: int, grace_s: float, *, sandboxed: bool) -> None:
-    """SIGTERM the group, wait up to ``grace_s``, SIGKILL, wait up to 5 s; return once it is gone."""
-    known = members(pgid)
+def stop_group(pgid: int, grace_s: float, *, sandboxed: bool, root: int = 0) -> None:
+    """SIGTERM the group, wait up to ``grace_s``, SIGKILL, wait up to 5 s; return once it is gone.
+
+    ``root``: the process whose descendants are the group (default: the leader ``pgid``); a sandbox whose
+    bwrap monitor (the leader) was dropped names its init."""
+    root = root or pgid
+    known = members(root)
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pgid, sig)
@@ -133,7 +154,7 @@ def stop_group(pgid: int, grace_s: float, *, sandboxed: bool) -> None:
         deadline = time.monotonic() + wait_s
         pause = 0.005
         while True:
-            if not group_alive(pgid):
+            if not group_alive(pgid, root):
                 return
             if len(known) >= 2 and _all_ended(known) and (sandboxed or not _live_in_group(pgid)):
                 return

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from arkserve.runtimes.procgroup import SUBREAPER_LOCK
+
 OUT, CLOSED, BEGUN = ".out", ".closed", ".begun"
 MAX_LINE = 65536
 READ_CHUNK = 1 << 20
@@ -80,9 +82,10 @@ def ensure_pump(pump_dir: Path, log_dir: Path, max_bytes: int, path_env: str) ->
         env = {"PATH": path_env or "/usr/bin:/bin", "PYTHONPATH": pkg_root}
         # detached through an exiting shell, so init reaps it (not us), in a session of its own
         script = '"$0" -m arkserve.runtimes.logpump "$1" "$2" "$3" "$4" </dev/null >>"$1/pump.err" 2>&1 &'
-        subprocess.run(["/bin/sh", "-c", script, sys.executable, str(pump_dir), str(log_dir), str(max_bytes),
-                        str(fd)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       env=env, start_new_session=True, check=True, pass_fds=(fd,))
+        with SUBREAPER_LOCK:  # orphaned on purpose: never while this process adopts orphans (runtimes/detach.py)
+            subprocess.run(["/bin/sh", "-c", script, sys.executable, str(pump_dir), str(log_dir), str(max_bytes),
+                            str(fd)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, env=env, start_new_session=True, check=True, pass_fds=(fd,))
     finally:
         os.close(fd)  # the pump's inherited copy keeps the lock
     return True

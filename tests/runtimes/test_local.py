@@ -39,16 +39,19 @@ def _dead(pid: int) -> bool:
 
 
 def _descendants(pid: int) -> dict[int, str]:
-    """Host pid -> command line of every live descendant of ``pid`` (the sandbox hides them from the app)."""
+    """Host pid -> command line of every live descendant of ``pid`` (the sandbox hides them from the app), or of
+    the members of process group ``pid`` where that process is gone (the sandbox's dropped bwrap monitor)."""
     parents: dict[int, int] = {}
+    groups: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
         parents[int(stat.parent.name)] = int(fields[1])
+        groups[int(stat.parent.name)] = int(fields[2])
     found: dict[int, str] = {}
-    frontier = [pid]
+    frontier = [pid] if pid in parents else [p for p, g in groups.items() if g == pid]
     while frontier:
         p = frontier.pop()
         for child, parent in parents.items():
