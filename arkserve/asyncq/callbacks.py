@@ -76,6 +76,15 @@ def deliver(client: httpx.Client, row: dict[str, Any], secret: str, body: bytes,
     return resp.status_code, "" if resp.status_code < 300 else f"the callback answered {resp.status_code}"
 
 
+def shown(url: str) -> str:
+    """The callback URL as the request log shows it: scheme, host and port only. Its path and query often hold
+    the receiver's secret (a webhook token), and logs never show secrets; the request's owner sees the whole
+    URL on the request itself (``arkserve async get``)."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    return origin + ("/…" if parts.path.strip("/") or parts.query else "/")
+
+
 def backoff(attempt: int) -> float:
     """Seconds before the next attempt: 1, 2, 4, … at most 300."""
     return float(min(300, 2 ** max(0, attempt - 1)))

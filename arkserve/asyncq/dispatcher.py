@@ -186,7 +186,8 @@ class Dispatcher:
             queue_store.callback_outcome(conn, row["id"], self.owner, state, next_at)
             event_store.insert_requests(conn, [{
                 "time": t0, "service": row["service"], "replica": "callback", "method": "POST",
-                "path": row["callback_url"][:2000], "status": status, "latency_ms": round((time.time() - t0) * 1000, 3),
+                "path": callbacks.shown(row["callback_url"]), "status": status,
+                "latency_ms": round((time.time() - t0) * 1000, 3),
                 "bytes_in": 0, "bytes_out": 0, "access_key": row["access_key"], "client": "dispatcher",
                 "request_id": row["id"]}])
 

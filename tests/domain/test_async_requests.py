@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from arkserve.asyncq.callbacks import CallbackRefused, target
+from arkserve.asyncq.callbacks import CallbackRefused, shown, target
 from arkserve.domain.async_requests import allowed_hosts, callback_refusal, internal_token, webhook_secret
 
 NONE: frozenset[str] = frozenset()
@@ -64,3 +64,14 @@ def test_secrets_are_derived_per_purpose_and_user() -> None:
     assert webhook_secret(key, 1) != webhook_secret(key, 2) and webhook_secret(key, 1).startswith("whsec_")
     assert webhook_secret(key, 1) == webhook_secret(key, 1) and webhook_secret(bytes(32), 1) != webhook_secret(key, 1)
     assert internal_token(key) != internal_token(bytes(32)) and len(internal_token(key)) == 64
+
+
+@pytest.mark.parametrize(("url", "logged"), [
+    ("https://hooks.example.com/services/T0/B0/XXXXsecret", "https://hooks.example.com/…"),
+    ("http://10.0.0.5:8080/cb?token=abc", "http://10.0.0.5:8080/…"),
+    ("https://example.com", "https://example.com/"),
+    ("https://example.com/", "https://example.com/"),
+    ("http://[::1]:9000/x", "http://[::1]:9000/…"),
+])
+def test_the_request_log_shows_a_callback_url_without_its_path_or_query(url: str, logged: str) -> None:
+    assert shown(url) == logged

@@ -54,7 +54,7 @@ class Hooks:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook/s3cr3t-token?sig=also-secret"
 
     def close(self) -> None:
         self.server.shutdown()
@@ -153,6 +153,8 @@ def test_202_then_the_result_and_a_signed_callback_retried_once(plat: Platform) 
         with plat.client() as c:
             log = c.get("/services/asy/requests", replica="callback", limit=500)
         assert sorted(r["status"] for r in log if r["request_id"] == doc["id"]) == [200, 500]
+        # the receiver's token in the URL's path or query is not written to the log
+        assert {r["path"] for r in log if r["request_id"] == doc["id"]} == {hooks.url.split("/hook")[0] + "/…"}
         out = plat.cli("async", "get", doc["id"], "--result")
         assert out.returncode == 0 and echo["sha256"] in out.stdout
     finally:
