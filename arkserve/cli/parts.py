@@ -145,8 +145,9 @@ def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str
 
     elector = _elector(s, store)
     if elector is not None:  # several copies: only the lease holder acts (docs/kubernetes.md, leader election)
-        _run_elected(s, elector, store, runtime, lambda rt: Reconciler(store, rt, s.data_dir, config, registry=pulls,
-                                                                       autoscaler=_autoscaler(s, store)))
+        work = _fenced_store(s, elector) or store
+        _run_elected(s, elector, work, runtime, lambda rt: Reconciler(work, rt, s.data_dir, config, registry=pulls,
+                                                                      autoscaler=_autoscaler(s, work)))
         return
     rec = Reconciler(store, runtime, s.data_dir, config, registry=pulls, autoscaler=_autoscaler(s, store))
     meter = Meter(store, s.billing).start()  # metering, prepaid expiry and balances: a thread of this process
@@ -183,6 +184,21 @@ def _elector(s: Settings, store: Any) -> Any:
                             kubeconfig=s.runtime.kubeconfig)
     except (ArkserveError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _fenced_store(s: Settings, elector: Any) -> Any:
+    """Under the store's lease, the reconciler and meter write through an engine of their own whose write
+    transactions check the lease first (``store/fence.py``); the elector renews on the unfenced one."""
+    from arkserve.leases.store import StoreLease
+    from arkserve.store import fence
+    from arkserve.store.db import open_store
+
+    if not isinstance(elector.backend, StoreLease):
+        return None
+    fenced = open_store(s.database_url, busy_timeout_ms=s.store.busy_timeout_ms, migrate_schema=False)
+    fence.install(fenced, elector.backend.lease, lambda: (elector.holder, elector.token))
+    logging.getLogger("arkserve.reconciler").info("store writes fenced by the %s lease", elector.backend.lease)
+    return fenced
 
 
 def _run_elected(s: Settings, elector: Any, store: Any, runtime: Any, make: Any) -> None:

@@ -83,6 +83,7 @@ def test_one_reconciler_acts_and_the_other_takes_over_after_sigkill(tmp_path: Pa
     try:
         a = spawn(logs[0])
         _wait("A to lead", lambda: LEADING in text(0), 30, logs)
+        assert "store writes fenced by the reconciler lease" in text(0)  # store/fence.py guards its writes
         spawn(logs[1])
         _wait("B to say it waits", lambda: WAITING in text(1), 30, logs)
         with store.begin() as conn:
