@@ -2,8 +2,11 @@
 
 Public surface: :class:`GatewayConfig`, :class:`Gateway` (in-process, async), :func:`run_gateway`
 (blocking, multi-worker), the request-log sinks and the snapshot source protocol.
+
+The hot path runs compiled when the optional build is present and current, else as Python (``fast.py``).
 """
 
+from arkserve.gateway import fast  # first: fast.guard() picks the hot path before any hot module loads
 from arkserve.gateway.config import GatewayConfig
 from arkserve.gateway.requestlog import BatchingSink, JsonLinesSink, MemorySink, RecordSink, RequestRecord
 from arkserve.gateway.server import Gateway, run_gateway
@@ -20,5 +23,6 @@ __all__ = [
     "SnapshotHolder",
     "SnapshotSource",
     "StaticSource",
+    "fast",
     "run_gateway",
 ]

@@ -29,7 +29,7 @@ from arkserve.gateway.asyncintake import AsyncQueue
 from arkserve.gateway.config import GatewayConfig
 from arkserve.gateway.core import Core
 from arkserve.gateway.load import LoadSink
-from arkserve.gateway.proxy import IDLE, TUNNEL, ClientConnection
+from arkserve.gateway.proxy import IDLE, TUNNEL, client_protocol
 from arkserve.gateway.requestlog import RecordSink
 from arkserve.gateway.snapshot import SnapshotHolder, SnapshotSource
 from arkserve.gateway.tlslisten import TlsListener
@@ -179,10 +179,10 @@ class Gateway:
             log.error("cannot listen on %s:%s (retried later): %s", self.config.host, port, exc)
             return
         if self.ssl_context is not None:  # answers plain HTTP with a 400 that says to use HTTPS
-            self.listeners[port] = TlsListener(core.loop, sock, lambda: ClientConnection(core, port, True),
+            self.listeners[port] = TlsListener(core.loop, sock, client_protocol(core, port, True),
                                                self.ssl_context, port, self.config.header_timeout_s)
             return
-        self.listeners[port] = await core.loop.create_server(lambda: ClientConnection(core, port, False), sock=sock)
+        self.listeners[port] = await core.loop.create_server(client_protocol(core, port, False), sock=sock)
 
     async def _sync_listeners(self) -> None:
         async with self._sync_lock:

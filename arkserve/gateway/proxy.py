@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
@@ -28,7 +29,15 @@ _MAX_PIPELINE = 16
 _MAX_EARLY = 64 * 1024  # bytes a client may send behind an Upgrade handshake before it is answered
 
 
-class ClientConnection(asyncio.Protocol):
+def client_protocol(core: Core, port: int, tls: bool) -> Callable[[], asyncio.Protocol]:
+    """The factory a listener takes (asyncio types it as returning a Protocol subclass)."""
+    return cast("Callable[[], asyncio.Protocol]", lambda: ClientConnection(core, port, tls))
+
+
+class ClientConnection:
+    """An ``asyncio.Protocol`` by its methods, not by inheritance: without a Python base class the optional
+    compiled build (``arkserve.gateway.fast``) makes it a native class with fixed attribute slots."""
+
     def __init__(self, core: Core, port: int, tls: bool) -> None:
         self.core = core
         self.port = port
@@ -103,6 +112,9 @@ class ClientConnection(asyncio.Protocol):
         if self.reading is not None and self.reading not in self.pipeline:
             self.reading.client_lost()
         self.pipeline.clear()
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes itself
 
     def pause_writing(self) -> None:
         self.write_paused = True

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from arkserve.gateway.core import Core
     from arkserve.gateway.exchange import Exchange
     from arkserve.gateway.proxy import ClientConnection
+    from arkserve.gateway.spool import Spool
     from arkserve.gateway.upstream import UpstreamConnection
 
 _NO_BODY_STATUS = (204, 304)
@@ -49,7 +50,7 @@ class ResponseRelay:
     deadline: float
     req_done: bool
     done: bool
-    spool: object
+    spool: Spool | None
     upgrade: bytes | None
     early: bytes
     tunnel: Tunnel | None

@@ -8,7 +8,8 @@ to it (``resp_head``/``resp_body``/``resp_end``/``upstream_lost``). Idle connect
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
     from arkserve.gateway.tunnel import Tunnel
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection:
+    """An ``asyncio.Protocol`` by its methods (see ``proxy.ClientConnection``: a native class when compiled)."""
+
     def __init__(self, pool: UpstreamPool, address: tuple[str, int]) -> None:
         self.pool = pool
         self.address = address
@@ -171,8 +174,9 @@ class UpstreamPool:
 
     async def connect(self, address: tuple[str, int]) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
-        _, proto = await loop.create_connection(lambda: UpstreamConnection(self, address), *address)
-        return proto
+        factory = cast("Callable[[], asyncio.Protocol]", lambda: UpstreamConnection(self, address))
+        _, proto = await loop.create_connection(factory, *address)
+        return cast(UpstreamConnection, proto)
 
     def sweep(self, now: float) -> None:
         limit = now - self.idle_s
