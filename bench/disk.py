@@ -5,9 +5,11 @@ file on the same disk, in the same run, with the API process's peak RSS meanwhil
     .venv/bin/python bench/disk.py --mib 64 --rounds 1
 
 Each round runs every row once, in the same order, so that each row's median comes from the same moments
-as its references: ``cp``; ``curl`` against the API; ``arkserve disk put|get`` (the user's path: a fresh
-process, a resumable session in parts, progress bars, the downloaded file fsync'ed and renamed); and
-``curl`` against a bare server. Besides wall time, the CPU seconds of the client and of the API process.
+as its references: ``cp``; ``curl`` against the API; a minimal client against the API
+(:class:`disk_raw.RawClient`: ``sendfile(2)`` up, ``splice(2)`` down, nothing else: the API's own speed);
+``arkserve disk put|get`` (the user's path: a fresh process, a resumable session in parts, progress bars,
+the downloaded file fsync'ed and renamed); and ``curl`` against a bare server. Besides wall time, the CPU
+seconds of the client and of the API process.
 
 The API runs as its own process (``arkserve api``) over a fresh data dir in a temporary folder next to
 the source file. Upload: one streamed ``PUT /api/v1/disk/files/...`` (signed, unsigned payload), which
@@ -21,7 +23,6 @@ else httpx (``--client httpx`` forces it). With curl, the same client also runs 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import functools
 import os
 import resource
@@ -37,6 +38,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+from disk_raw import BareServer, RawClient
 
 from arkserve import settings as settings_mod
 from arkserve.auth import signing
@@ -102,64 +104,6 @@ def _chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as f:
         while data := f.read(CHUNK):
             yield data
-
-
-class BareServer(threading.Thread):
-    """The loopback ceiling for the same client: a bare HTTP/1.1 server, one connection at a time, that
-    receives a PUT body with ``splice(2)`` (socket -> pipe -> file, then fsync, like the API's upload) and
-    sends a GET with ``sendfile(2)`` -- no parsing, auth, quota or Python per byte. Whatever time the API
-    takes beyond it is the platform's; what it takes itself is the client's and the kernel's."""
-
-    def __init__(self, src: Path, dst: Path) -> None:
-        super().__init__(daemon=True)
-        self.src, self.dst = src, dst
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-
-    def run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                self.serve(conn)
-
-    def serve(self, conn: socket.socket) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += conn.recv(65536)
-        head, rest = head.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
-        if lines[0].startswith("GET"):
-            fd = os.open(self.src, os.O_RDONLY)
-            size = os.fstat(fd).st_size
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % size)
-            sent = 0
-            while sent < size:
-                sent += os.sendfile(conn.fileno(), fd, sent, size - sent)
-            os.close(fd)
-            return
-        if headers.get("expect", "").lower() == "100-continue":
-            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        left = int(headers["content-length"]) - len(rest)
-        fd = os.open(self.dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, rest)
-        r, w = os.pipe()
-        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
-        while left > 0:
-            n = os.splice(conn.fileno(), w, min(left, 1 << 20))
-            if n == 0:
-                break
-            left -= n
-            while n:
-                n -= os.splice(r, fd, n)
-        os.close(r)
-        os.close(w)
-        os.fsync(fd)
-        os.close(fd)
-        conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
 
 def main() -> None:
@@ -229,7 +173,8 @@ def run(tmp: Path, mib: int, rounds: int, client: str, part_mib: int | None) -> 
         idle_rss = sampler.rss()
         sampler.start()
         http = httpx.Client(base_url=f"{url}/api/v1/disk", auth=ArkAuth(ak, sk), timeout=httpx.Timeout(600.0))
-        bare = BareServer(src, tmp / "bare.bin") if client == "curl" else None
+        raw = RawClient("127.0.0.1", port, ak, sk)
+        bare = BareServer(str(src), str(tmp / "bare.bin")) if client == "curl" else None
         if bare is not None:
             bare.start()
         rows = Rows(api.pid)
@@ -261,6 +206,13 @@ def run(tmp: Path, mib: int, rounds: int, client: str, part_mib: int | None) -> 
             rows.time("download", download)
             assert down.stat().st_size == size
             down.unlink()
+            raw_path = f"/api/v1/disk/files/raw{r}.bin"
+            rows.time("raw put", functools.partial(raw.put, raw_path, str(src)))
+            rows.time("raw get", functools.partial(raw.get, raw_path, str(down), durable=False))
+            down.unlink()
+            rows.time("raw get + fsync", functools.partial(raw.get, raw_path, str(down), durable=True))
+            down.unlink()
+            http.delete(f"/files/raw{r}.bin")
             rows.time("cli put", sh(*cli, "put", str(src), f"cli{r}.bin", *part))
             rows.time("cli get", sh(*cli, "get", f"cli{r}.bin", str(down)))
             assert down.stat().st_size == size

@@ -29,6 +29,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Scope, Send
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
+from arkserve.storage.writeback import Writeback, position
+
 ZEROCOPY = "http.response.zerocopy"
 SPLICE = "arkserve.request.splice"  # our own: receive the rest of a body straight into a file
 SPLICE_STEP = 1 << 20  # bytes per splice from the socket (and the pipe's size, the default pipe-max-size)
@@ -57,9 +59,13 @@ def _sendfile_all(sock: int, fd: int, offset: int, count: int) -> int:
     return sent
 
 
-def _splice_in(sock: int, fd: int, count: int) -> int:
+def _splice_in(sock: int, fd: int, count: int, start: int) -> int:
     """Move ``count`` bytes from a non-blocking socket into ``fd`` through a pipe (``splice(2)``: the bytes
-    never enter Python); returns the bytes stored (fewer when the client stops sending or goes away)."""
+    never enter Python); returns the bytes stored (fewer when the client stops sending or goes away). The disk
+    writes the file behind the write head from offset ``start`` (:class:`arkserve.storage.writeback.Writeback`),
+    so the fsync that ends the upload has little left."""
+    writeback = Writeback(fd, start)
+    head = position(fd)
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     r, w = os.pipe()
@@ -82,6 +88,7 @@ def _splice_in(sock: int, fd: int, count: int) -> int:
                 m = os.splice(r, fd, n)
                 n -= m
                 stored += m
+            writeback.advance(head + stored)
     finally:
         os.close(r)
         os.close(w)
@@ -139,7 +146,7 @@ class Cycle(RequestResponseCycle):
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.waiting_for_100_continue = False
         pieces, self.pieces, self.buffered = self.pieces, [], 0
-        stored = 0
+        start, stored = position(fd), 0
         for piece in pieces:
             view = memoryview(piece)[:count - stored]
             while view:
@@ -148,7 +155,7 @@ class Cycle(RequestResponseCycle):
         if stored >= count or not self.more_body or self.disconnected:
             return stored
         sock = self.transport.get_extra_info("socket").fileno()
-        return stored + await run_in_threadpool(_splice_in, sock, fd, count - stored)
+        return stored + await run_in_threadpool(_splice_in, sock, fd, count - stored, start)
 
     async def receive(self) -> Any:
         if self.waiting_for_100_continue and not self.transport.is_closing():

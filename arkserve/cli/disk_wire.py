@@ -30,6 +30,8 @@ from typing import Any
 
 import httpx
 
+from arkserve.storage.writeback import Writeback, position
+
 STEP = 8 << 20  # bytes per sendfile/splice call between progress updates
 TLS_STEP = 1 << 20  # on TLS: bytes per read into (or write from) the one buffer
 MIN_BODY = 1 << 20  # smaller uploads stay on httpx's kept-alive connection (no new connection, no 100 wait)
@@ -181,7 +183,11 @@ class Wire:
 
     def splice_into(self, fd: int, count: int, progress: Progress) -> int:
         """The body's ``count`` bytes into ``fd`` at its offset: what came with the head first, then the rest
-        spliced from the socket. Returns the bytes stored (fewer: the server closed early)."""
+        spliced from the socket. Returns the bytes stored (fewer: the server closed early). The disk writes
+        them behind the write head (:class:`arkserve.storage.writeback.Writeback`): the caller's fsync then
+        has little left."""
+        start = position(fd)
+        writeback = Writeback(fd, start)
         first = bytes(self.buf[:count])
         del self.buf[:len(first)]
         view = memoryview(first)
@@ -210,6 +216,7 @@ class Wire:
                     m = os.splice(r, fd, n)
                     n, stored = n - m, stored + m
                     progress(m)
+                writeback.advance(start + stored)
         finally:
             os.close(r)
             os.close(w)
@@ -218,6 +225,8 @@ class Wire:
 
     def _recv_into(self, fd: int, count: int, progress: Progress) -> int:
         """TLS: decrypted into one buffer, written from it (no bytes object per piece)."""
+        start = position(fd)
+        writeback = Writeback(fd, start)
         buf = memoryview(bytearray(TLS_STEP))
         stored = 0
         while stored < count:
@@ -232,6 +241,7 @@ class Wire:
                 view = view[os.write(fd, view):]
             stored += n
             progress(n)
+            writeback.advance(start + stored)
         return stored
 
 

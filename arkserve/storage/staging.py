@@ -15,6 +15,7 @@ from arkserve.errors import Conflict, PermanentError
 from arkserve.storage import paths
 from arkserve.storage.disk import Entry, QuotaExceeded, quota_message
 from arkserve.storage.paths import Parts
+from arkserve.storage.writeback import Writeback
 
 if TYPE_CHECKING:
     from arkserve.storage.uploads import Session, Uploads
@@ -73,6 +74,7 @@ class Writer:
                  free: int, overwrite: bool) -> None:
         self.up, self.parts, self.claim, self.name, self.fd = up, parts, claim, name, fd
         self.size, self.free, self.overwrite, self.written = size, free, overwrite, 0
+        self.writeback = Writeback(fd)  # the disk writes behind the head: the fsync of commit has little left
 
     def write(self, data: bytes) -> None:
         n = self.written + len(data)
@@ -83,6 +85,7 @@ class Writer:
                                 details={"used": self.up.disk.limit - self.free, "limit": self.up.disk.limit})
         _write_all(self.fd, data)
         self.written = n
+        self.writeback.advance(n)
 
     def stored(self, n: int) -> None:
         """Count ``n`` bytes written to ``fd`` by the caller itself (a body spliced from the socket)."""
@@ -117,6 +120,7 @@ class Appender:
     def __init__(self, up: Uploads, session: Session, parts: Parts, claim: Claim, fd: int) -> None:
         self.up, self.session, self.parts, self.claim, self.fd = up, session, parts, claim, fd
         self.offset = session.offset
+        self.writeback = Writeback(fd, self.offset)
 
     def write(self, data: bytes) -> None:
         if self.offset + len(data) > self.session.size:
@@ -124,6 +128,7 @@ class Appender:
                                  code="SizeMismatch")
         _write_all(self.fd, data)
         self.offset += len(data)
+        self.writeback.advance(self.offset)
 
     def close(self) -> Entry | None:
         """Make the stored bytes durable; install the file when all bytes are there (then the session ends)."""
