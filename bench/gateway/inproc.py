@@ -7,7 +7,9 @@ prints microseconds per request. Kernel time (4 socket syscalls and epoll per re
 use ``bench/gateway/run.py`` for the end-to-end ratio against nginx. A profile of the same loop:
 ``--profile``. ``--cpu`` times with the thread's CPU clock instead of the wall clock (steadier on a
 shared box); ``--root DIR`` measures the gateway of another checkout (``git archive OLD arkserve |
-tar -x -C DIR``) with this same harness, to compare two versions in one sitting.
+tar -x -C DIR``) with this same harness, to compare two versions in one sitting. With the optional compiled hot path
+built (``python -m arkserve.gateway.fastbuild build``) it measures that; ``--pure`` loads the hot modules from their
+``.py`` files anyway, so the two can alternate in one sitting.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import base64
 import cProfile
+import importlib.util
 import os
 import pstats
 import sys
@@ -26,12 +29,19 @@ from typing import Any
 _here = str(Path(__file__).resolve().parents[2])
 _root = sys.argv[sys.argv.index("--root") + 1] if "--root" in sys.argv[:-1] else _here
 sys.path[:0] = [_root, str(Path(__file__).resolve().parent)]
+if "--pure" in sys.argv:  # before arkserve.gateway is imported: its fast.py, loaded on its own, forces the sources
+    _spec = importlib.util.spec_from_file_location("_inproc_fast", Path(_root, "arkserve", "gateway", "fast.py"))
+    assert _spec is not None and _spec.loader is not None
+    _fast = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_fast)
+    _fast.use_sources(Path(_root, "arkserve", "gateway").resolve())
 
 from gateway_proc import AK, SK  # noqa: E402
 
 import arkserve  # noqa: E402
 from arkserve.auth.signing import sign_headers  # noqa: E402
 from arkserve.domain.routing import KeyEntry, RoutingSnapshot, ServiceRoute, Upstream  # noqa: E402
+from arkserve.gateway import proxy  # noqa: E402
 from arkserve.gateway.config import GatewayConfig  # noqa: E402
 from arkserve.gateway.core import Core  # noqa: E402
 from arkserve.gateway.proxy import ClientConnection  # noqa: E402
@@ -101,7 +111,8 @@ async def run(n: int, profile: bool, clock: Any = time.perf_counter) -> None:
              ("GET, auth on, new", True, distinct, 1), ("GET, auth off, new", False, distinct, 1),
              ("POST 100KB signed", True, [request("POST", body)], 2))
     results: dict[str, float] = {}
-    print(f"arkserve from {Path(arkserve.__file__).parent.parent}; {clock.__name__}")
+    hot = "compiled" if not (proxy.__file__ or "").endswith(".py") else "pure Python"
+    print(f"arkserve from {Path(arkserve.__file__).parent.parent}; {clock.__name__}; hot path {hot}")
     for label, auth, reqs, pieces in cases:
         conn, up = setup(auth)
         step = -(-len(reqs[0]) // pieces)
@@ -144,6 +155,7 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--cpu", action="store_true", help="time with the thread's CPU clock, not the wall clock")
     ap.add_argument("--root", help="import arkserve from this checkout instead of this one's")
+    ap.add_argument("--pure", action="store_true", help="the hot modules from their .py files even when compiled")
     a = ap.parse_args()
     asyncio.run(run(a.n, a.profile, time.thread_time if a.cpu else time.perf_counter))
 

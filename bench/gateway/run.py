@@ -30,6 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench" / "gateway")]
 from gateway_proc import AK, SK  # noqa: E402
 
 from arkserve.auth.signing import content_hash, sign_headers  # noqa: E402
+from arkserve.gateway import fast  # noqa: E402
 from arkserve.tls import TlsFiles, ensure_local_ca  # noqa: E402
 
 NGINX_CONF = """
@@ -191,7 +192,7 @@ def main() -> None:
                  ("POST 100KB signed payload", body, True, 0), ("POST 100KB unsigned payload", body, False, 0)]
         print(f"wrk -t{a.threads} -c{a.connections} -d{a.duration}s x {a.rounds} interleaved rounds (median); "
               f"{os.cpu_count()} cores; {a.workers} workers each; auth on; {'TLS' if tls else 'plain HTTP'}; "
-              f"body sha256 {content_hash(body)[:12]}...")
+              f"body sha256 {content_hash(body)[:12]}...; gateway hot path {fast.MODE}")
         print(f"{'case':30} {'target':8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non2xx':>7} "
               f"{'cpu us/req':>10}  ratio")
         for label, b, signed, distinct in cases:
