@@ -1,7 +1,8 @@
 """The reconciler loop: adoption on start, then passes whose work follows what changed.
 
-Every ``wake_poll_s`` a pass reads the store's change feed (services whose desired state, status or replica
-rows moved since the last look: one indexed query) and acts on those, plus what the :class:`Schedule` says is
+Every ``wake_poll_s`` (at once when the reconciler is quiet and someone commits to a SQLite store:
+:mod:`arkserve.reconciler.wake`) a pass reads the store's change feed (services whose desired state, status
+or replica rows moved since the last look: one indexed query) and acts on those, plus what the :class:`Schedule` says is
 due (services whose replicas move by themselves, ready replicas due a probe, a slice of the slow resync). A
 pass with nothing due costs that one query; otherwise the runtime is listed once for all services, and their
 rows are read in batches. Each service is reconciled in its own worker thread; a service whose previous pass
@@ -25,6 +26,7 @@ from arkserve.reconciler.capacity import Placer
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.schedule import Schedule
 from arkserve.reconciler.startwatch import StartWatch
+from arkserve.reconciler.wake import StoreWake
 from arkserve.reconciler.worker import DRAINING, FAILED, PENDING, ServiceWorker
 from arkserve.registry.pulls import RegistryPulls
 from arkserve.runtimes.base import ReplicaInfo, Runtime
@@ -56,6 +58,7 @@ class Reconciler:
         self.config = config or ReconcilerConfig()
         self.placer = Placer(store, runtime.name, self.config, inventory)  # inventory: NVML unless a test's
         self.starts = StartWatch(runtime)  # workers start through it: a new replica is probed every 10 ms
+        self.wake: StoreWake | None = None  # SQLite: a commit ends a quiet pause at once (made by run())
         self.pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="ark-svc")
         self.stopper = ThreadPoolExecutor(self.config.stop_workers, thread_name_prefix="ark-stop")
         self.workers: dict[int, ServiceWorker] = {}
@@ -197,6 +200,10 @@ class Reconciler:
         if not leading():
             return
         self.adopt()
+        if self.wake is None:  # it sets the pause's event, the start watch's
+            self.wake = StoreWake.for_url(self.store.engine.url, self.starts.woken, self._quiet)
+            if self.wake is not None:
+                self.wake.start()
         last_prune = 0.0
         while not self.stop_event.is_set() and leading():
             self.placer.refresh()  # the host's inventory in the store, at start and every inventory_every_s
@@ -210,7 +217,8 @@ class Reconciler:
                 self.run_pass()
             except ArkserveError as exc:
                 log.warning("pass skipped: %s", exc.message)
-            self.starts.pause(self.config.wake_poll_s)  # ends early when a replica just started answers
+            # ends early when a replica just started answers, or (quiet) when someone committed to the store
+            self.starts.pause(self.config.wake_poll_s)
 
     def stop_all_replicas(self, grace_s: float = 5.0) -> int:
         """Stop every replica and forget it (``arkserve up``'s Ctrl-C); the next start creates them anew.
@@ -244,8 +252,17 @@ class Reconciler:
         log.info("stopped %d replica(s) at exit", len(infos))
         return len(infos)
 
+    def _quiet(self) -> bool:
+        """No service's pass running or waiting: a commit to the store may start the next pass at once."""
+        try:
+            return not self.carry and all(f.done() for f in list(self.inflight.values()))
+        except RuntimeError:  # the loop changed the dict meanwhile: busy
+            return False
+
     def stop(self) -> None:
         """Stop reconciling; replicas keep running and are adopted by the next reconciler."""
         self.stop_event.set()
+        if self.wake is not None:
+            self.wake.close()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.stopper.shutdown(wait=True)

@@ -281,6 +281,8 @@ def test_prune_drops_old_records_and_logs_of_gone_replicas_only(cluster: Cluster
     cluster.create("svc", 1)
     cluster.wait("ready", lambda: len(cluster.ready("svc")) == 1)
     live = cluster.ready("svc")[0].id
+    # the pump writes a replica's log file once it has output (ready may come first)
+    cluster.wait("the live replica's log", lambda: (cluster.data_dir / "logs" / "svc" / f"{live}.log").exists())
     gone = cluster.data_dir / "logs" / "svc" / "r00000dead.log"
     gone.write_text("old\n")
     os.utime(gone, (time.time() - 10 * 86400, time.time() - 10 * 86400))

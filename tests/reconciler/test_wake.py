@@ -1,0 +1,84 @@
+"""A commit to a SQLite store wakes a quiet reconciler at once (reconciler/wake.py): the store watch on its own,
+then a real reconciler whose timed passes are 30 s apart noticing a scale within a second or two."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from arkserve.reconciler.wake import StoreWake
+from arkserve.runtimes.local import LocalRuntime
+
+from .conftest import FAST, running_cluster
+
+
+def _db(tmp_path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x)")
+    return conn
+
+
+def _wait(cond: object, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(cond) and cond():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_a_commit_sets_the_event_only_while_quiet(tmp_path: Path) -> None:
+    writer = _db(tmp_path)
+    woken, quiet = threading.Event(), [False]
+    seen: list[int] = []  # rows a reader sees when the watch asks: the commit must be visible by then
+
+    def asked() -> bool:
+        with sqlite3.connect(tmp_path / "store.db") as reader:
+            seen.append(reader.execute("SELECT count(*) FROM t").fetchone()[0])
+        return quiet[0]
+
+    wake = StoreWake(str(tmp_path / "store.db"), woken, asked)
+    wake.start()
+    try:
+        writer.execute("SELECT * FROM t").fetchall()  # a read wakes nothing
+        writer.execute("INSERT INTO t VALUES (1)")  # busy: seen, but no wake-up
+        assert _wait(lambda: wake.commits == 1)
+        assert not woken.is_set()
+        quiet[0] = True
+        t0 = time.monotonic()
+        writer.execute("INSERT INTO t VALUES (2)")
+        assert woken.wait(5), "a commit while quiet wakes the loop"
+        assert time.monotonic() - t0 < 1.0
+        assert wake.commits == 2 and seen == [1, 2], seen
+    finally:
+        wake.close()
+        writer.close()
+
+
+def test_only_a_file_backed_sqlite_store_is_watched(tmp_path: Path) -> None:
+    _db(tmp_path).close()
+    event = threading.Event()
+    made = StoreWake.for_url(f"sqlite:///{tmp_path}/store.db", event, lambda: True)
+    assert made is not None
+    made.close()
+    assert StoreWake.for_url("sqlite://", event, lambda: True) is None
+    assert StoreWake.for_url("postgresql+psycopg://u:p@127.0.0.1:1/db", event, lambda: True) is None
+
+
+def test_a_quiet_reconciler_acts_on_a_scale_at_once_not_at_its_next_timed_pass(tmp_path: Path) -> None:
+    with running_cluster(tmp_path, LocalRuntime) as c:
+        c.stop()
+        c.config = replace(FAST, wake_poll_s=30.0, interval_s=30.0)  # timed passes 30 s apart
+        c.start()
+        c.create("web", 0, command=f"exec {sys.executable} app.py")
+        c.wait("the service to be seen", lambda: (s := c.service("web")) is not None and s.status == "stopped",
+               timeout=10)
+        c.wait("the reconciler to be quiet", lambda: c.reconciler is not None and c.reconciler._quiet(), timeout=10)
+        c.scale("web", 1)
+        took = c.wait("a ready replica", lambda: bool(c.ready("web")), timeout=15)
+        assert took < 10, took  # a drain still waits for a timed pass (the schedule's), so no scale down here
