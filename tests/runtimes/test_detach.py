@@ -71,10 +71,9 @@ def test_a_sandboxed_replica_is_one_platform_process_beside_its_app(tmp_path: Pa
     pgid = int(info.runtime_id)
     assert state(tmp_path / "data", "r0000a1")["sandboxed"]
     wait_until(lambda: detached(tmp_path / "data", "r0000a1"), what="the monitor to be dropped")
-    wait_until(lambda: len(group(pgid)) == 2, what="bwrap's monitor to be gone")
+    wait_until(lambda: sorted(name for name, _, _ in group(pgid).values()) == ["bwrap", "sleep"],
+               what="the sandbox's init and the app, and no monitor")  # the app is bwrap until it has exec'd
     procs = group(pgid)
-    names = sorted(name for name, _, _ in procs.values())
-    assert names == ["bwrap", "sleep"], procs  # the sandbox's init and the app: no monitor
     init = next(pid for pid, (name, _, _) in procs.items() if name == "bwrap")
     assert procs[init][1] == os.getpid(), "the init is this process's child now (its exit code is reaped here)"
     assert pgid not in procs
