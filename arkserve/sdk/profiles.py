@@ -13,8 +13,6 @@ from pathlib import Path
 
 import yaml
 
-from arkserve.auth.vault import write_secret_file
-
 
 @dataclass(frozen=True)
 class Profile:
@@ -48,4 +46,6 @@ def save(path: Path, name: str, profile: Profile) -> None:
     profiles = load_all(path)
     profiles[name] = profile
     text = yaml.safe_dump({"profiles": {n: asdict(p) for n, p in profiles.items()}}, sort_keys=True)
+    from arkserve.auth.vault import write_secret_file  # here: the vault's cryptography costs every CLI start
+
     write_secret_file(path, text)

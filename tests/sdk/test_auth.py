@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 
 from arkserve.auth import signing
 from arkserve.sdk import ArkAuth, ArkRequestsAuth
-from arkserve.sdk.auth import _requests_host
+from arkserve.sdk.requests_auth import _requests_host
 from tests.spec import vectors
 
 AK = "AKIDSDKTEST000000001"

@@ -109,3 +109,17 @@ def test_get_resumes_a_partial_download_and_refetches_a_changed_file(disk_env: D
     (tmp_path / "f.bin.part.etag").write_text('"stale"')
     assert _ark(disk_env, tmp_path, "get", "f.bin").returncode == 0
     assert (tmp_path / "f.bin").read_bytes() == data
+
+
+def test_put_and_get_start_without_the_heavy_imports(disk_env: DiskEnv, tmp_path: Path) -> None:
+    """``arkserve disk put|get`` (a real transfer each) never import ``requests`` (the SDK's requests signer)
+    nor ``cryptography`` (the server's vault): each cost every start of the command ~70 / ~15 ms."""
+    (tmp_path / "f.bin").write_bytes(os.urandom(2 << 20))
+    code = ("import sys\nfrom arkserve.cli.main import main\ntry:\n    main()\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\nprint(sorted(m for m in ('requests', 'cryptography') if m in sys.modules))")
+    for args in (["put", str(tmp_path / "f.bin"), "f.bin"], ["get", "f.bin", str(tmp_path / "back.bin")]):
+        r = subprocess.run([sys.executable, "-c", code, "disk", *args], capture_output=True, text=True,
+                           env=_env(disk_env, disk_env.alice, tmp_path), cwd=tmp_path, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
+    assert (tmp_path / "back.bin").read_bytes() == (tmp_path / "f.bin").read_bytes()
