@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from arkserve.auth.signing import EMPTY_CONTENT_HASH, format_date
 from arkserve.domain.async_requests import Submission, new_id
 from arkserve.gateway.http import HOP_BY_HOP, REASONS, HttpError
+from arkserve.gateway.phase import FINISHED, STARTED
 
 if TYPE_CHECKING:
     import asyncio
@@ -189,7 +190,7 @@ def _answer(ex: Exchange, status: int, doc: dict[str, Any], extra: list[tuple[st
 
 
 def _write(ex: Exchange, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-    if ex.done:  # the client went away meanwhile (a submission stays accepted)
+    if ex.resp == FINISHED:  # the client went away meanwhile (a submission stays accepted)
         return
     close = not ex.keep_alive or ex.core.closing
     ex.keep_alive = not close
@@ -202,7 +203,7 @@ def _write(ex: Exchange, status: int, headers: list[tuple[str, str]], body: byte
     t = ex.conn.transport
     if t is not None and not ex.conn.closed:
         t.write(head if ex.method == b"HEAD" else head + body)
-    ex.resp_started = True
+    ex.resp = STARTED
     ex.status = status
     ex.bytes_out = len(body)
     ex._finish(False)  # the exchange's own ending: log record, next pipelined request

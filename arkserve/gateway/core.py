@@ -16,6 +16,7 @@ from arkserve.gateway.config import GatewayConfig
 from arkserve.gateway.http import METHOD_NAMES, HttpError, service_failing
 from arkserve.gateway.load import Loads, LoadSink, changes, service_loads
 from arkserve.gateway.metrics import Metrics
+from arkserve.gateway.phase import ACTIVE, FINISHED, QUEUED
 from arkserve.gateway.requestlog import RecordSink, RequestRecord
 from arkserve.gateway.spool import Spool
 from arkserve.gateway.upstream import UpstreamPool
@@ -84,7 +85,7 @@ class Core:
             while q and route is not None and route.failed_without_replicas:
                 ex = q.popleft()
                 self.waiting -= 1
-                ex.queued = False
+                ex.stage = ACTIVE
                 ex.fail(service_failing(name, route.failing, self.config.retry_after_s))
         self._recheck_tunnels(snap)
         self.pump_all()
@@ -135,8 +136,8 @@ class Core:
             return
         cold_s = ex.route.cold_start_timeout_s if not ex.route.upstreams else 0.0  # type: ignore[union-attr]
         cold = cold_s > 0  # an autoscaled service at 0 replicas: held up to its cold-start timeout
-        if not ex.queued:
-            ex.queued = True
+        if ex.stage != QUEUED:
+            ex.stage = QUEUED
             ex.deadline = self.clock + max(self.config.queue_timeout_s, cold_s)
         q.append(ex)
         self.waiting += 1
@@ -149,7 +150,7 @@ class Core:
         if q is not None and ex in q:
             q.remove(ex)
             self.waiting -= 1
-        ex.queued = False
+        ex.stage = ACTIVE
 
     def pump(self, name: str) -> None:
         q = self.queues.get(name)
@@ -157,10 +158,10 @@ class Core:
         while q and pool is not None and pool.pick(self.clock) is not None:
             ex = q.popleft()
             self.waiting -= 1
-            if not ex.done:
+            if ex.resp != FINISHED:
                 deadline = ex.deadline
                 ex.dispatch()
-                if ex.queued:  # put back by dispatch: keep the original deadline
+                if ex.stage == QUEUED:  # put back by dispatch: keep the original deadline
                     ex.deadline = deadline
 
     def pump_all(self) -> None:

@@ -16,6 +16,7 @@ from arkserve.auth.signing import SignatureError, check_payload
 from arkserve.gateway import asyncintake
 from arkserve.gateway import balancer as bal
 from arkserve.gateway.http import HttpError, no_replica_ready, service_failing
+from arkserve.gateway.phase import ACTIVE, FINISHED, NO_RESPONSE, PENDING, QUEUED, SENDING, STARTED
 from arkserve.gateway.relay import ResponseRelay
 from arkserve.gateway.spool import Spool
 from arkserve.gateway.upstream import UpstreamConnection
@@ -51,8 +52,9 @@ class Exchange(ResponseRelay):
         self.spool: Spool | None = None
         self.body_buf: list[bytes] = []
         self.buffered = self.bytes_in = self.bytes_out = self.attempts = self.status = 0
-        self.req_done = self.sending = self.active = self.queued = self.done = False
-        self.resp_started = self.rechunk = self.eof_body = False
+        self.req_done = self.rechunk = self.eof_body = False
+        self.stage = PENDING  # phase.py
+        self.resp = NO_RESPONSE
         self.replica: bal.ReplicaState | None = None
         self.up: UpstreamConnection | None = None
         self.pending_head: bytes | None = None
@@ -65,7 +67,7 @@ class Exchange(ResponseRelay):
     # ------------------------------------------------------------------ request body from the client
     def feed_body(self, data: bytes) -> None:
         self.bytes_in += len(data)
-        if self.done or self.error is not None:
+        if self.resp == FINISHED or self.error is not None:
             return
         if self.bytes_in > self.core.config.max_body_bytes:
             self.fail(HttpError(413, "PayloadTooLarge", "request body exceeds "
@@ -77,7 +79,7 @@ class Exchange(ResponseRelay):
                                     f"{self.core.async_queue.max_body_bytes} bytes"), close=True)  # type: ignore[union-attr]
                 return
             self.spool.write(data)
-        elif self.sending:
+        elif self.stage == SENDING:
             self._send_body(data)
             self.deadline = self.core.clock + self.route.request_timeout_s  # type: ignore[union-attr]
         else:
@@ -95,7 +97,7 @@ class Exchange(ResponseRelay):
 
     def body_end(self) -> None:
         self.req_done = True
-        if self.done or self.error is not None:
+        if self.resp == FINISHED or self.error is not None:
             return
         if self.spool is not None:
             try:
@@ -104,12 +106,12 @@ class Exchange(ResponseRelay):
             except SignatureError as exc:
                 self.core.metrics.auth_failure(exc.code)
                 self.error = HttpError(exc.status, exc.code, exc.message)
-                if self.active:
+                if self.stage != PENDING:
                     self.fail(self.error)
                 return
-            if self.active:
+            if self.stage != PENDING:
                 self.dispatch()
-        elif self.sending:
+        elif self.stage == SENDING:
             if self.chunked:
                 self.up.transport.write(b"0\r\n\r\n")  # type: ignore[union-attr]
             self.conn.resume(PAUSE_UPSTREAM)
@@ -117,7 +119,7 @@ class Exchange(ResponseRelay):
     # --------------------------------------------------------------------------- dispatching
     def start(self) -> None:
         """Called when this exchange reaches the front of its connection's pipeline."""
-        self.active = True
+        self.stage = ACTIVE
         if self.error is not None:
             self.fail(self.error)
         elif self.expect and not self.req_done:
@@ -132,7 +134,7 @@ class Exchange(ResponseRelay):
         core = self.core
         route = self.route
         assert route is not None
-        self.queued = False
+        self.stage = ACTIVE
         pool = core.balancer.pools.get(route.name)
         st = pool.acquire(core.clock, self.head) if pool is not None else None
         if st is None:
@@ -158,7 +160,7 @@ class Exchange(ResponseRelay):
             self._release()
             core.metrics.upstream_error(self.route.name, "connect")  # type: ignore[union-attr]
             core.pump_all()
-            if self.done:
+            if self.resp == FINISHED:
                 return
             self.attempts += 1
             if self.attempts > core.config.connect_retries:
@@ -167,7 +169,7 @@ class Exchange(ResponseRelay):
             else:
                 self.dispatch()
             return
-        if self.done:
+        if self.resp == FINISHED:
             core.upstreams.put(up)
             return
         bal.succeed(st)
@@ -203,7 +205,7 @@ class Exchange(ResponseRelay):
                 t.write(piece)
             spool.close()
             self.spool = spool = None
-        self.sending = True
+        self.stage = SENDING
         if spool is not None:
             spool.rewind()
             self.pump_spool()
@@ -231,48 +233,48 @@ class Exchange(ResponseRelay):
 
     def upstream_resumed(self) -> None:
         self.conn.resume(PAUSE_UPSTREAM)
-        if self.spool is not None and self.sending:
+        if self.spool is not None and self.stage == SENDING:
             self.pump_spool()
         self.deadline = self.core.clock + self.route.request_timeout_s  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------------------ endings
     def fail(self, err: HttpError, *, close: bool = False) -> None:
         """Answer with the gateway's own error (or abort if the response already started)."""
-        if self.done:
+        if self.resp == FINISHED:
             return
         if self.up is not None:
             up, self.up = self.up, None
             up.close()
-        if self.resp_started:
+        if self.resp == STARTED:
             self.conn.abort()
             self._finish(False, status=err.status)
             return
-        self.resp_started = True
+        self.resp = STARTED
         self.status = err.status
         if close or not self.req_done or err.status == 400:  # a malformed request: do not trust the stream
             self.keep_alive = False
-        if self.active:
+        if self.stage != PENDING:
             self.conn.write_error(self, err)
             self._finish(False)
         else:
             self.error = err
 
     def client_lost(self) -> None:
-        if self.done:
+        if self.resp == FINISHED:
             return
         if self.up is not None:
             up, self.up = self.up, None
             up.close()
         self.keep_alive = False
-        self._finish(False, status=self.status if self.resp_started else 499, client_gone=True)
+        self._finish(False, status=self.status if self.resp == STARTED else 499, client_gone=True)
 
     def check(self, now: float) -> None:
-        if self.done or now < self.deadline:
+        if self.resp == FINISHED or now < self.deadline:
             return
         if self.tunnel is not None:  # nothing moved for tunnel_idle_s
             self.tunnel.close()
             return
-        if self.queued:
+        if self.stage == QUEUED:
             self.core.dequeue(self)
             cfg, name = self.core.config, self.route.name  # type: ignore[union-attr]
             route = self.core.services.get(name)
@@ -301,13 +303,13 @@ class Exchange(ResponseRelay):
                 core.pump(self.route.name)  # type: ignore[union-attr]
 
     def _finish(self, reuse_upstream: bool, status: int = 0, client_gone: bool = False) -> None:
-        if self.done:
+        if self.resp == FINISHED:
             return
-        self.done = True
+        self.resp = FINISHED
         st = self.replica
         replica, revision = (st.replica, st.revision) if st is not None else ("", "")
         self._release()
-        if self.queued:
+        if self.stage == QUEUED:
             self.core.dequeue(self)
         up, self.up = self.up, None
         if up is not None:

@@ -17,6 +17,7 @@ import httptools
 
 from arkserve.gateway.exchange import PAUSE_BUFFER, PAUSE_UPSTREAM, Exchange
 from arkserve.gateway.http import HttpError, after_upgrade, error_response, request_id
+from arkserve.gateway.phase import FINISHED
 from arkserve.gateway.request import build_exchange
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class ClientConnection:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:  # an Upgrade request was parsed: no more HTTP on here
             ex = self.pipeline[-1] if self.pipeline else None
-            if ex is not None and ex.upgrade is not None and not ex.done:
+            if ex is not None and ex.upgrade is not None and ex.resp != FINISHED:
                 self.state, self.deadline = UPGRADING, INF
                 self._early(after_upgrade(data, exc))
             else:  # already answered (refused); the connection closes after the answer
@@ -181,7 +182,7 @@ class ClientConnection:
     # ------------------------------------------------------------------------------ upgrades
     def _early(self, data: bytes) -> None:
         ex = self.pipeline[-1] if self.pipeline else None
-        if ex is None or ex.done or not data:
+        if ex is None or ex.resp == FINISHED or not data:
             return
         ex.early += data
         if len(ex.early) > _MAX_EARLY:

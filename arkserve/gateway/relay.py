@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING, cast
 
 from arkserve.gateway.http import HttpError, response_head
+from arkserve.gateway.phase import FINISHED, STARTED
 from arkserve.gateway.tunnel import Tunnel
 
 if TYPE_CHECKING:
@@ -27,10 +28,10 @@ _UPGRADE_VALUE = re.compile(rb"\r\nupgrade:[ \t]*([^\r\n]*?)[ \t]*(?:\r\n|$)", r
 
 class ResponseRelay:
     __slots__ = (
-        "access_key", "active", "async_req", "attempts", "body_buf", "buffered", "bytes_in", "bytes_out", "chunked",
-        "cl", "claimed", "conn", "core", "deadline", "done", "early", "eof_body", "error", "expect", "head",
-        "http10", "keep_alive", "method", "pending_head", "queued", "rechunk", "replica", "req_done",
-        "require_signed", "resp_started", "rid", "route", "sending", "spool", "status", "t0", "tunnel", "up",
+        "access_key", "async_req", "attempts", "body_buf", "buffered", "bytes_in", "bytes_out", "chunked",
+        "cl", "claimed", "conn", "core", "deadline", "early", "eof_body", "error", "expect", "head",
+        "http10", "keep_alive", "method", "pending_head", "rechunk", "replica", "req_done",
+        "require_signed", "resp", "rid", "route", "spool", "stage", "status", "t0", "tunnel", "up",
         "upgrade", "url", "wall",
     )
     conn: ClientConnection
@@ -44,12 +45,12 @@ class ResponseRelay:
     http10: bool
     rechunk: bool
     eof_body: bool
-    resp_started: bool
+    resp: int  # phase.py
+    stage: int
     pending_head: bytes | None
     bytes_out: int
     deadline: float
     req_done: bool
-    done: bool
     spool: Spool | None
     upgrade: bytes | None
     early: bytes
@@ -83,7 +84,7 @@ class ResponseRelay:
         else:
             out.append(b"\r\n")
         self.pending_head = b"".join(out)
-        self.resp_started = True
+        self.resp = STARTED
         if head_req:  # llhttp would wait for a body; the connection is not reusable
             up = self.up
             assert up is not None
@@ -95,7 +96,7 @@ class ResponseRelay:
     def resp_upgrade(self, raw: bytes) -> None:
         """The replica switched protocols (101) as the client asked: relay its head, become a tunnel."""
         self.status = 101
-        self.resp_started = True
+        self.resp = STARTED
         head = response_head(raw)[0]  # without its Connection and Upgrade: they are set here
         m = _UPGRADE_VALUE.search(raw)
         proto = m.group(1) if m and m.group(1) else self.upgrade
@@ -140,13 +141,13 @@ class ResponseRelay:
 
     def upstream_lost(self, exc: BaseException | None) -> None:
         self.up = None
-        if self.done:
+        if self.resp == FINISHED:
             return
-        if self.eof_body and self.resp_started and self.status:  # body delimited by the close
+        if self.eof_body and self.resp == STARTED and self.status:  # body delimited by the close
             self.resp_end(False)
             return
         self.core.metrics.upstream_error(self.route.name, "reset")  # type: ignore[union-attr]
-        if self.resp_started:
+        if self.resp == STARTED:
             self.flush_head()
             self.conn.abort()
             self._finish(False, status=502)
