@@ -200,7 +200,7 @@ class Reconciler:
         if not leading():
             return
         self.adopt()
-        if self.wake is None:  # it sets the pause's event, the start watch's
+        if self.wake is None and self.config.store_wake:  # it sets the pause's event, the start watch's
             self.wake = StoreWake.for_url(self.store.engine.url, self.starts.woken, self._quiet)
             if self.wake is not None:
                 self.wake.start()
