@@ -12,7 +12,11 @@ platform's overhead (sandbox, shells, pumps: everything else). The overhead is r
 (what the issue's target counts), PSS (RSS with shared pages divided among their sharers) and private memory
 (pages no other process maps); the log pumps' RSS is also shown on its own.
 
-    .venv/bin/python bench/replicas.py [--replicas 500]
+    .venv/bin/python bench/replicas.py [--replicas 500] [--compare]
+
+``--compare`` runs the bench four times, alternating a runtime that keeps bubblewrap's monitor process per
+replica (``LocalRuntime.drop_monitor=False``, the process model before ``runtimes/detach.py``) with the
+default that drops it.
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ def measure_memory(groups: set[int]) -> Memory:
     return mem
 
 
-def run(n: int, timeout_s: float) -> dict[str, float]:
+def run(n: int, timeout_s: float, drop_monitor: bool = True) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="arkserve-bench-replicas-"))
     tmp.chmod(0o755)
     app = tmp / "app"
@@ -107,6 +111,7 @@ def run(n: int, timeout_s: float) -> dict[str, float]:
     store = open_store(f"sqlite:///{tmp}/arkserve.db")
     runtime = make_runtime("local", tmp / "data")
     assert isinstance(runtime, LocalRuntime)
+    runtime.drop_monitor = drop_monitor
     spec = ServiceSpec(image=str(app), port=8000, command=APP_COMMAND)
     with store.begin() as conn:
         instance_types.seed(conn, [])
@@ -163,15 +168,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--replicas", type=int, default=500)
     ap.add_argument("--timeout", type=float, default=600.0, help="give up a phase after this many seconds")
+    ap.add_argument("--compare", action="store_true",
+                    help="also run with bwrap's monitor kept (LocalRuntime.drop_monitor=False), alternating")
     args = ap.parse_args()
-    r = run(args.replicas, args.timeout)
-    print(f"replicas                          {args.replicas}")
-    print(f"scale 0 -> N, all ready           {r['up_s']:.1f} s")
-    print(f"scale N -> 0, all gone            {r['down_s']:.1f} s")
-    print(f"platform overhead per replica     {r['overhead_rss_mb']:.2f} MB RSS, {r['overhead_pss_mb']:.2f} MB PSS, "
-          f"{r['overhead_uss_mb']:.2f} MB private ({r['overhead_processes']:.2f} processes)")
-    print(f"log pump(s), all replicas         {r['pump_rss_mb']:.1f} MB RSS")
-    print(f"the app itself per replica        {r['app_rss_mb']:.2f} MB RSS")
+    variants = [("", True)] if not args.compare else [("monitor kept", False), ("monitor dropped", True)] * 2
+    for label, drop in variants:
+        r = run(args.replicas, args.timeout, drop_monitor=drop)
+        if label:
+            print(f"--- {label}")
+        print(f"replicas                          {args.replicas}")
+        print(f"scale 0 -> N, all ready           {r['up_s']:.1f} s")
+        print(f"scale N -> 0, all gone            {r['down_s']:.1f} s")
+        print(f"platform overhead per replica     {r['overhead_rss_mb']:.2f} MB RSS, {r['overhead_pss_mb']:.2f} MB "
+              f"PSS, {r['overhead_uss_mb']:.2f} MB private ({r['overhead_processes']:.2f} processes)")
+        print(f"log pump(s), all replicas         {r['pump_rss_mb']:.1f} MB RSS")
+        print(f"the app itself per replica        {r['app_rss_mb']:.2f} MB RSS", flush=True)
 
 
 if __name__ == "__main__":

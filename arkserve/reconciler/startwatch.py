@@ -27,7 +27,7 @@ from arkserve.runtimes.base import ReplicaInfo, ReplicaPhase, ReplicaSpec, Runti
 
 
 class StartWatch:
-    def __init__(self, runtime: Runtime, *, first_s: float = 0.005, fast_s: float = 0.005, fast_for_s: float = 2.0,
+    def __init__(self, runtime: Runtime, *, first_s: float = 0.005, fast_s: float = 0.01, fast_for_s: float = 2.0,
                  slow_s: float = 0.25, give_up_s: float = 60.0, rewake_s: float = 0.01, rewakes: int = 5,
                  fast_max: int = 16) -> None:
         self.runtime: Runtime = _Watched(runtime, self)

@@ -19,8 +19,10 @@ process per replica, nothing lost while the pump or the reconciler restarts). st
 sure a pump runs. Adoption: ``<data_dir>/replicas/<ark-name>.json`` records pid, port, revision, start
 time, the kernel's process start time (guards against pid reuse) and the spool, so a new instance in a
 new process lists, inspects and stops what an old one started. Exit codes of processes this process did
-not spawn are unknown (None). Stopping is :func:`arkserve.runtimes.procgroup.stop_group`; stops of
-different replicas run in parallel (one call per thread).
+not spawn are unknown (None). A sandbox is one platform process beside the app: bwrap's monitor is dropped
+once the app runs (:mod:`arkserve.runtimes.detach`; the state file then records the sandbox's init and the
+app, whose pid and start time are the replica's liveness). Stopping is
+:func:`arkserve.runtimes.procgroup.stop_group`; stops of different replicas run in parallel (one call per thread).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ class LocalRuntime:
 
     def __init__(self, data_dir: Path, *, gpu_count: int | None = None,
                  log_max_bytes: int = DEFAULT_MAX_BYTES, base_env: Mapping[str, str] | None = None,
-                 replica_user: str = "nobody", sandbox_paths: tuple[str, ...] = ()) -> None:
+                 replica_user: str = "nobody", sandbox_paths: tuple[str, ...] = (), drop_monitor: bool = True) -> None:
         self.data_dir = Path(data_dir)
         self.policy = sandbox.policy_for(self.data_dir, replica_user=replica_user, extra_paths=sandbox_paths)
         self.log_dir = log_dir_for(self.data_dir)
@@ -95,6 +97,7 @@ class LocalRuntime:
         self._gpu_next = 0
         self._ports: dict[str, int] | None = None  # state file name -> port, for _free_port (None: not read yet)
         self._detacher = Detacher(self._record_init)
+        self.drop_monitor = drop_monitor  # False: sandboxes keep bwrap's monitor (two processes; benchmarks)
 
     # -- state files -------------------------------------------------------------------------
     def _path(self, service: str, replica: str) -> Path:
@@ -204,7 +207,7 @@ class LocalRuntime:
             st = _State(spec.service, spec.replica, spec.revision, proc.pid, port, time.time(),
                         ps[1] if ps else 0, spool=stem, sandboxed=argv[0] != "/bin/sh")
             self._save(st)
-        if st.sandboxed:
+        if st.sandboxed and self.drop_monitor:
             self._detacher.add(self._path(spec.service, spec.replica).name, proc)
         self._ensure_pump()
         return self._info(self._refresh(st))

@@ -1,8 +1,10 @@
 """Process groups of the local runtime: liveness guarded against pid reuse, reaping, and stopping a group.
 
 A replica is a process group whose leader the runtime spawned (``start_new_session``). Its exit code is known
-only to the process that spawned it (``_CHILDREN``, reaped here once). Stopping sends SIGTERM to the group,
-waits up to the grace period, then SIGKILL, and returns as soon as the group is gone.
+only to the process that spawned it (``CHILDREN``, reaped here once), or, for a sandbox whose bwrap monitor
+(the leader) was dropped, to the process that took its init over (``INITS``, :mod:`arkserve.runtimes.detach`).
+Stopping sends SIGTERM to the group, waits up to the grace period, then SIGKILL, and returns as soon as the
+group is gone.
 
 "Gone" counts zombies: a process that has exited but that nobody has reaped yet holds no resources and
 runs no code, yet keeps the group alive for ``kill(-pgid, 0)``. Reparented orphans are reaped by the host's
