@@ -60,9 +60,10 @@ def test_response_heads_are_remembered_exactly_and_bounded() -> None:
            b"Connection: keep-alive\r\nX-Seen: %d")
     want = (b"HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 21:00:00 GMT\r\nContent-Length: 2\r\nX-Seen: 1", True, False)
     assert filter_head(raw % 1) == want
-    assert response_head(raw % 1) == want  # filtered and remembered
-    # remembered: the same head object, not filtered again (compiled, the tuple around it is built anew)
-    assert response_head(raw % 1)[0] is _HEADS[raw % 1][0]
+    first = response_head(raw % 1)
+    assert first == want  # filtered and remembered
+    # remembered: the same head object again, not filtered anew (compiled, the tuple around it is built anew)
+    assert response_head(raw % 1)[0] is first[0] is _HEADS[raw % 1][0]
     chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Seen: 1"
     assert response_head(chunked) == (b"HTTP/1.1 200 OK\r\nX-Seen: 1", False, True)
     for i in range(3 * _HEADS_MAX):
