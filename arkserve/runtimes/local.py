@@ -49,7 +49,7 @@ from arkserve.runtimes.base import (
     parse_object_name,
 )
 from arkserve.runtimes.detach import Detacher, Launched, app_exit_code, running_pid
-from arkserve.runtimes.procgroup import adopt_child, group_alive, proc_stat, reap, stop_group
+from arkserve.runtimes.procgroup import CHILDREN, adopt_child, group_alive, proc_stat, reap, stop_group
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class LocalRuntime:
             self._ports = {**self._ports, path.name: state.port}
 
     def _alive(self, st: _State) -> bool:
-        if st.init_pid:
+        if st.init_pid and st.pid not in CHILDREN:  # its monitor dropped (or not ours): the app is its life
             return running_pid(st.app_pid, st.app_start)
         if running_pid(st.pid, st.proc_start):
             return True
@@ -231,11 +231,11 @@ class LocalRuntime:
         with self._lock:  # a start() of the same replica id may have replaced the state meanwhile: keep that
             current = self._load(path)
             if current is not None and current.pid == st.pid:
-                if current.init_pid and not st.init_pid:  # its monitor was dropped while this stop ran
-                    reap(current.init_pid)
                 path.unlink(missing_ok=True)
                 if self._ports is not None:
                     self._ports = {k: v for k, v in self._ports.items() if k != path.name}
+        if current is not None and current.pid == st.pid and current.init_pid and not st.init_pid:  # dropped meanwhile
+            reap(current.init_pid)
         spool.close_spool(self.pump_dir, st.spool)  # its processes are gone: the pump takes the rest
         self._ensure_pump(strict=False)
 

@@ -146,8 +146,8 @@ def test_adopted_replica_that_dies_has_unknown_exit_code(tmp_path: Path) -> None
     rt = LocalRuntime(tmp_path)
     info = rt.inspect("svc", "r0000a1")
     assert info is not None and info.phase is ReplicaPhase.RUNNING and info.runtime_id == str(pid)
-    os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: _dead(pid), what="the adopted process to die")
+    os.killpg(pid, signal.SIGKILL)  # its processes: bwrap's monitor (if still there), the sandbox's init, the app
+    wait_until(lambda: not _descendants(pid) and _dead(pid), what="the adopted processes to die")
     info = rt.inspect("svc", "r0000a1")
     assert info is not None and info.phase is ReplicaPhase.EXITED and info.exit_code is None
     rt.stop("svc", "r0000a1")
