@@ -249,15 +249,15 @@ class Exchange(ResponseRelay):
             self.conn.abort()
             self._finish(False, status=err.status)
             return
-        self.resp = STARTED
-        self.status = err.status
         if close or not self.req_done or err.status == 400:  # a malformed request: do not trust the stream
             self.keep_alive = False
-        if self.stage != PENDING:
-            self.conn.write_error(self, err)
-            self._finish(False)
-        else:
+        if self.stage == PENDING:  # behind another exchange on its connection: answered by start() in turn
             self.error = err
+            return
+        self.resp = STARTED
+        self.status = err.status
+        self.conn.write_error(self, err)
+        self._finish(False)
 
     def client_lost(self) -> None:
         if self.resp == FINISHED:

@@ -93,6 +93,22 @@ def test_chunked_body_over_limit_is_413(open_gateway: Any) -> None:
     assert status_and_code(raw) == (413, "PayloadTooLarge")
 
 
+def test_an_error_of_a_request_waiting_behind_another_is_answered_not_aborted(replicas: Any, gateway: Any) -> None:
+    """A pipelined request whose body goes over the limit while the one before it is still being answered gets
+    its 413 once its turn comes (the connection was cut before: its answer was taken for already started). The
+    limit is under what a waiting request buffers (256 KiB), or its body would wait unread."""
+    port = free_port()
+    gateway(snapshot(1, route("open", [replicas("a").upstream()], port, auth=False)), max_body_bytes=50_000)
+    chunk = b"%x\r\n%s\r\n" % (20_000, b"z" * 20_000)
+    data = (b"GET /slow=0.5 HTTP/1.1\r\n" + H + b"\r\n"
+            + b"POST /second HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 4 + b"0\r\n\r\n")
+    raw = exchange(port, data)
+    first, sep, rest = raw.partition(b"HTTP/1.1 413")
+    assert first.startswith(b"HTTP/1.1 200") and b'"path": "/slow=0.5"' in first
+    assert sep, raw[:300]
+    assert status_and_code(sep + rest) == (413, "PayloadTooLarge")
+
+
 def test_slow_headers_get_408_without_blocking_others(open_gateway: Any) -> None:
     port = open_gateway.port
     with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
