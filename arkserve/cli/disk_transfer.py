@@ -36,7 +36,7 @@ from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import ApiError
 
 RESUMABLE_FROM = 16 * 1024 * 1024
-PART = 256 * 1024 * 1024  # each PATCH ends with an fsync on the server: fewer, longer requests stall less
+PART = 1024 * 1024 * 1024  # each PATCH ends with an fsync on the server; a cut one keeps what arrived
 CHUNK = 1024 * 1024
 
 
