@@ -66,36 +66,60 @@ def launched_init(monitor: int) -> Launched | None:
     return inits[0], init[1], apps[0], app[1]
 
 
-def app_exit_code(init: int) -> int | None:
-    """The exit code of a sandbox's app that ended while its init runs on (children of the app are left).
-
-    bwrap's init passes it to the monitor by adding code+1 to an eventfd; with the monitor gone nobody reads
-    it, and ``/proc/<init>/fdinfo`` shows the count. None when unknown (not ended, or not readable)."""
+def passed_on(init: int) -> int | None:
+    """What a sandbox's init has passed on of its app's end: bwrap's init adds exit code + 1 to an eventfd once
+    the app ended (for the monitor, which nobody reads now); ``/proc/<init>/fdinfo`` shows the count. 0: not
+    yet (the app runs, or ended a moment ago); None: not readable here."""
     fd_dir = Path(f"/proc/{init}/fd")
     try:
         for fd in os.listdir(fd_dir):
             if os.readlink(fd_dir / fd) == "anon_inode:[eventfd]":
                 for line in Path(f"/proc/{init}/fdinfo/{fd}").read_text().splitlines():
                     if line.startswith("eventfd-count:"):
-                        count = int(line.split()[1], 16)
-                        return count - 1 if count > 0 else None
+                        return int(line.split()[1], 16)
     except (OSError, ValueError, IndexError):
         pass
     return None
 
 
-def take_over(proc: subprocess.Popen[bytes], init: int) -> bool:
-    """SIGKILL the monitor ``proc`` with this process as subreaper, so that ``init`` becomes our child."""
+def _stopped(pid: int, within_s: float = 0.2) -> bool:
+    """Wait for a SIGSTOPped process to be stopped; False when it ended or did not stop in time."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        st = procgroup.proc_stat(pid)
+        if st is None or st[0] in ("Z", "X"):
+            return False
+        if st[0] in ("T", "t"):
+            return True
+        time.sleep(0.0005)
+    return False
+
+
+def take_over(proc: subprocess.Popen[bytes], launched: Launched) -> bool:
+    """SIGKILL the monitor ``proc`` with this process as subreaper, so that the init becomes our child.
+
+    The monitor is stopped first, and dropped only if the app still runs then: a stopped monitor cannot reap
+    the init or read the app's exit code, so whatever the app does from then on, its code stays with the init
+    (its eventfd, then its exit status, reaped here). An app that ended already keeps its monitor, which is
+    about to exit with the code (False)."""
+    init, _, app, app_start = launched
     with procgroup.SUBREAPER_LOCK, procgroup.CHILDREN_LOCK:
         if proc.poll() is not None:  # the sandbox ended meanwhile: its exit code is the monitor's
             return False
-        _subreaper(True)  # may fail: then nothing has changed
+        proc.send_signal(signal.SIGSTOP)
+        if not _stopped(proc.pid) or not running_pid(app, app_start):
+            proc.send_signal(signal.SIGCONT)
+            return False
+        _subreaper(True)  # may fail: then nothing has changed (the finally lets the monitor go on)
         try:
             procgroup.CHILDREN.pop(proc.pid, None)
             proc.send_signal(signal.SIGKILL)
             proc.wait()  # once reaped, its children have been reparented (to us)
         finally:
             _subreaper(False)
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGCONT)
+                procgroup.CHILDREN[proc.pid] = proc
         procgroup.INITS.add(init)
     return True
 
@@ -143,7 +167,7 @@ class Detacher:
             return False
         try:
             if self.record(key, proc.pid, init):
-                take_over(proc, init[0])
+                take_over(proc, init)
         except OSError:
             pass  # the monitor stays: the replica runs as before, with two bwrap processes
         return True

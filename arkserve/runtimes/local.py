@@ -48,8 +48,8 @@ from arkserve.runtimes.base import (
     object_name,
     parse_object_name,
 )
-from arkserve.runtimes.detach import Detacher, Launched, app_exit_code, running_pid
-from arkserve.runtimes.procgroup import CHILDREN, adopt_child, group_alive, proc_stat, reap, stop_group
+from arkserve.runtimes.detach import Detacher, Launched, passed_on, running_pid
+from arkserve.runtimes.procgroup import CHILDREN, adopt_child, awaited, group_alive, proc_stat, reap, stop_group
 
 
 @dataclass(frozen=True)
@@ -119,12 +119,20 @@ class LocalRuntime:
 
     def _alive(self, st: _State) -> bool:
         if st.init_pid and st.pid not in CHILDREN:  # its monitor dropped (or not ours): the app is its life
-            return running_pid(st.app_pid, st.app_start)
+            if running_pid(st.app_pid, st.app_start):
+                return True  # ... and it is still ending until its init has passed the exit code on, or exited
+            return running_pid(st.init_pid, st.init_start) and passed_on(st.init_pid) == 0
         if running_pid(st.pid, st.proc_start):
             return True
         now = self._load(self._path(st.service, st.replica))  # its monitor may just have been dropped
         return now is not None and now.pid == st.pid and now.init_pid != 0 and running_pid(now.app_pid,
                                                                                              now.app_start)
+
+    @staticmethod
+    def _reaped(st: _State) -> int | None:
+        """The exit code, once the sandbox's init (taken over from its monitor) or the monitor is reaped."""
+        rc = reap(st.init_pid) if st.init_pid else None
+        return reap(st.pid) if rc is None else rc
 
     def _record_init(self, key: str, monitor: int, launched: Launched) -> bool:
         """The Detacher's callback: note the sandbox's init and app before its monitor goes (False: not ours)."""
@@ -140,13 +148,12 @@ class LocalRuntime:
         """Record the exit code once the process is seen gone (known only for our own children)."""
         if st.exit_code is not None:
             return st
-        rc = reap(st.init_pid) if st.init_pid else None
-        if rc is None:
-            rc = reap(st.pid)
+        rc = self._reaped(st)
         if rc is None and self._alive(st):
             return st
         if rc is None and st.init_pid and running_pid(st.init_pid, st.init_start):
-            rc = app_exit_code(st.init_pid)  # the app ended, children it left run on in the sandbox
+            count = passed_on(st.init_pid)  # the app ended, children it left run on in the sandbox
+            rc = count - 1 if count else None
         if rc is not None:
             st = replace(st, exit_code=rc)
             with self._lock:  # a stop() may have removed the state meanwhile: never bring it back
@@ -156,7 +163,8 @@ class LocalRuntime:
         return st
 
     def _info(self, st: _State) -> ReplicaInfo:
-        running = st.exit_code is None and self._alive(st)
+        # a process of ours that ended is still "running" until its exit code is reaped (a moment later)
+        running = st.exit_code is None and (self._alive(st) or awaited(st.pid, st.init_pid))
         return ReplicaInfo(service=st.service, replica=st.replica, revision=st.revision,
                            phase=ReplicaPhase.RUNNING if running else ReplicaPhase.EXITED,
                            host="127.0.0.1", port=st.port, started_at=st.started_at,

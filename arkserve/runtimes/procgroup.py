@@ -83,6 +83,13 @@ def reap(pid: int) -> int | None:
     return None if rc is None else (128 - rc if rc < 0 else rc)
 
 
+def awaited(pid: int, init: int = 0) -> bool:
+    """Whether this process will reap an exit code for a replica: its bwrap monitor (or leader) is our child,
+    or its sandbox's init was taken over (:mod:`arkserve.runtimes.detach`; the lock waits out a take-over)."""
+    with CHILDREN_LOCK:
+        return pid in CHILDREN or (init != 0 and init in INITS)
+
+
 def group_alive(pgid: int, root: int = 0) -> bool:
     reap(pgid)
     if root:
