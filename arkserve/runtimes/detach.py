@@ -9,14 +9,16 @@ needs once the app has been launched (bwrap's child has read the go-ahead and se
 about 1.9 MB of RSS per replica.
 
 So this module takes the monitor's place. A :class:`Detacher` thread watches the monitors started by this
-process; once the init has forked the app (the init has a child: setup is over), it records the init's pid
-and start time (through the runtime's callback, before anything else, so the replica is never seen without
-a live process) and SIGKILLs the monitor while this process is a child subreaper
+process; once the init has forked the app (the init has a child: setup is over), it records the init's and
+the app's pid and start time (through the runtime's callback, before anything else, so the replica is never
+seen without a live process), stops the monitor (SIGSTOP: from then on it can neither reap the init nor read
+the app's exit code) and, if the app still runs, SIGKILLs it while this process is a child subreaper
 (``PR_SET_CHILD_SUBREAPER``, on only for that moment, under a lock): the init is reparented to this process
 and its exit status (the app's, 128+N for a signal) is reaped here (:func:`arkserve.runtimes.procgroup.reap`)
-as the monitor's would have been. The process group is unchanged (its id is the monitor's pid, which Linux
-keeps unused while the group has members), so a stop signals it as before. After a restart of the platform
-the init belongs to the host's init, like any adopted replica (exit code unknown).
+as the monitor's would have been. An app that ended before keeps its monitor, which exits with its code.
+The process group is unchanged (its id is the monitor's pid, which Linux keeps unused while the group has
+members), so a stop signals it as before. After a restart of the platform the init belongs to the host's
+init, like any adopted replica (exit code unknown).
 """
 
 from __future__ import annotations
@@ -35,9 +37,8 @@ from arkserve.runtimes import procgroup
 _PR_SET_CHILD_SUBREAPER = 36
 GIVE_UP_S = 60.0  # a sandbox still in setup after this long keeps its monitor
 
-# (key, monitor pid, (init pid, its start time, app pid, its start time)) -> False when the replica is no longer
-# this runtime's (stopped meanwhile)
-Launched = tuple[int, int, int, int]
+Launched = tuple[int, int, int, int]  # init pid, its start time, app pid, its start time
+# (key, monitor pid, launched) -> False when the replica is no longer this runtime's (stopped meanwhile)
 Record = Callable[[str, int, Launched], bool]
 
 
@@ -148,8 +149,9 @@ class Detacher:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending:
-                    self._cond.wait()
+                if not self._pending:
+                    self._thread = None  # idle: the next add starts a new thread
+                    return
                 items = list(self._pending.items())
             done = [(key, proc) for key, (proc, since) in items if self._step(key, proc, since)]
             with self._cond:
