@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,15 @@ def spec(app_dir: Path, command: str, replica: str = "r0000a1", **env: str) -> R
 
 
 @pytest.fixture
+def rt(tmp_path: Path) -> Iterator[LocalRuntime]:
+    """The runtime of the test; whatever it leaves running (a failed test) is stopped after it."""
+    runtime = LocalRuntime(tmp_path / "data")
+    yield runtime
+    for info in runtime.list():
+        runtime.stop(info.service, info.replica, grace_s=0)
+
+
+@pytest.fixture
 def app_dir(tmp_path: Path) -> Path:
     app = tmp_path / "app"
     app.mkdir()
@@ -65,8 +75,8 @@ def app_dir(tmp_path: Path) -> Path:
     return app
 
 
-def test_a_sandboxed_replica_is_one_platform_process_beside_its_app(tmp_path: Path, app_dir: Path) -> None:
-    rt = LocalRuntime(tmp_path / "data")
+def test_a_sandboxed_replica_is_one_platform_process_beside_its_app(
+        rt: LocalRuntime, tmp_path: Path, app_dir: Path) -> None:
     info = rt.start(spec(app_dir, "exec sleep 300"))
     pgid = int(info.runtime_id)
     assert state(tmp_path / "data", "r0000a1")["sandboxed"]
@@ -83,8 +93,8 @@ def test_a_sandboxed_replica_is_one_platform_process_beside_its_app(tmp_path: Pa
     assert group(pgid) == {} and rt.inspect("svc", "r0000a1") is None
 
 
-def test_exit_code_of_a_sandboxed_app_after_its_monitor_is_dropped(tmp_path: Path, app_dir: Path) -> None:
-    rt = LocalRuntime(tmp_path / "data")
+def test_exit_code_of_a_sandboxed_app_after_its_monitor_is_dropped(
+        rt: LocalRuntime, tmp_path: Path, app_dir: Path) -> None:
     release = app_dir / "release"  # the sandbox sees its app directory (read-only), where the test writes
     rt.start(spec(app_dir, f"while [ ! -e {release} ]; do sleep 0.02; done; exit 7"))
     wait_until(lambda: detached(tmp_path / "data", "r0000a1"), what="the monitor to be dropped")
@@ -104,9 +114,9 @@ def _slow_request(port: int, out: list[object]) -> None:
         out.append(exc)
 
 
-def test_a_graceful_stop_of_a_sandboxed_app_finishes_its_request(tmp_path: Path, app_dir: Path) -> None:
+def test_a_graceful_stop_of_a_sandboxed_app_finishes_its_request(
+        rt: LocalRuntime, tmp_path: Path, app_dir: Path) -> None:
     """SIGTERM reaches the app (not only the sandbox's init, which ignores it as a namespace's PID 1 does)."""
-    rt = LocalRuntime(tmp_path / "data")
     info = rt.start(spec(app_dir, f"exec {PY} app.py", DELAY_S="1.5"))
     wait_until(lambda: detached(tmp_path / "data", "r0000a1"), what="the monitor to be dropped")
     wait_until(lambda: _answers(info.port), timeout=30, what="the app to answer")
@@ -131,7 +141,8 @@ def _answers(port: int) -> bool:
         return False
 
 
-def test_a_restarted_platform_adopts_and_stops_a_detached_sandbox(tmp_path: Path, app_dir: Path) -> None:
+def test_a_restarted_platform_adopts_and_stops_a_detached_sandbox(
+        rt: LocalRuntime, tmp_path: Path, app_dir: Path) -> None:
     """Another process starts the replica, drops its monitor and exits; this one adopts and stops it."""
     data = tmp_path / "data"
     code = (f"import time\nfrom pathlib import Path\nfrom arkserve.runtimes.base import ReplicaSpec\n"
@@ -144,7 +155,6 @@ def test_a_restarted_platform_adopts_and_stops_a_detached_sandbox(tmp_path: Path
     assert out.returncode == 0, out.stderr
     pgid = int(out.stdout.split()[0])
     assert detached(data, "r0000a1")
-    rt = LocalRuntime(data)
     adopted = rt.inspect("svc", "r0000a1")
     assert adopted is not None and adopted.phase is ReplicaPhase.RUNNING and adopted.runtime_id == str(pgid)
     wait_until(lambda: _answers(adopted.port), timeout=30, what="the adopted app to answer")
