@@ -13,7 +13,9 @@ which then stops the parts **in order** (``stop_order``), each completely before
 
 Each child gets SIGTERM, then up to its ``stop_timeout_s``, then SIGKILL. A second SIGINT/SIGTERM
 forces: the part now stopping gets a second SIGTERM (the gateway ends its drain at once) and every
-part from then on gets at most ``forced_timeout_s``.
+part from then on gets at most ``forced_timeout_s``, except a part that must finish its own stop
+(``Child.forceable`` false: the reconciler stopping the replicas, each within its grace; killing it
+then would leave them running with nothing to stop them).
 
 While running, the supervisor keeps ``state_file`` (JSON: its pid, each part's pid) up to date for
 ``arkserve status`` and ``arkserve down``; it removes the file when it is done.
@@ -48,6 +50,7 @@ class Child:
     name: str
     argv: Sequence[str]
     stop_timeout_s: float = 15.0  # SIGTERM -> SIGKILL when stopping
+    forceable: bool = True  # a second Ctrl-C shortens its stop to ``forced_timeout_s``
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -138,11 +141,12 @@ class Supervisor:
             if self.forced.is_set() and forced_at is None:
                 forced_at = time.monotonic()
                 for child in alive:
-                    self._signal(child, signal.SIGTERM)  # the second one: the gateway ends its drain now
+                    if child.forceable:
+                        self._signal(child, signal.SIGTERM)  # the second one: the gateway ends its drain now
             for child in list(alive):
                 assert child.proc is not None
                 deadline = started + child.stop_timeout_s
-                if forced_at is not None:
+                if forced_at is not None and child.forceable:
                     deadline = min(deadline, forced_at + self.forced_timeout_s)
                 if child.proc.poll() is not None:
                     alive.remove(child)

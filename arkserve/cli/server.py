@@ -242,7 +242,7 @@ def up(data_dir: str | None, database_url: str | None, api_port: int | None, run
     env = {**os.environ, **settings_mod.to_env(s), "ARKSERVE_DATA_DIR": str(s.data_dir)}
     grace = s.gateway.shutdown_grace_s
     sup = Supervisor([Child("api", ["api"]), Child("gateway", ["gateway"], stop_timeout_s=grace + 10),
-                      Child("reconciler", ["reconciler"], stop_timeout_s=60),
+                      Child("reconciler", ["reconciler"], stop_timeout_s=60, forceable=False),
                       Child("dispatcher", ["dispatcher"], stop_timeout_s=20), *_registry_part(s)],
                      env, state_file=run_file(s.data_dir))
     sup.install_signals()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import ssl
 import threading
@@ -146,8 +147,26 @@ def test_a_second_sigterm_cuts_the_drain_short(tmp_path: Path) -> None:
         assert time.monotonic() - forced < 40  # not the 120 s grace
         caller.join(10)
         assert "status" not in result  # the stuck request was cut, as asked
+        # but the replicas were still stopped: none left running (it was, killed with the reconciler mid-stop)
+        assert not list((p.data / "replicas").glob("*.json"))
+        # and nothing of theirs is left (the log pump exits 5 s after its last spool closed)
+        _wait(lambda: _processes_under(tmp_path) == [], 20, "a replica or the log pump was left running")
     finally:
         p.stop()
+
+
+def _processes_under(folder: Path) -> list[str]:
+    """Command lines of the live processes that name ``folder`` (a replica's sandbox names its app dir)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if str(folder) in cmd and state not in ("Z", "X") and proc.name != str(os.getpid()):
+            found.append(cmd[:200])
+    return found
 
 
 def _replica_log(p: Platform, service: str) -> str:
