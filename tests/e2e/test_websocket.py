@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import shutil
 import ssl
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -33,9 +35,7 @@ def test_a_websocket_service_through_the_platform(platform: Platform, tmp_path: 
         session = connect(uri, additional_headers=websocket_headers(uri, p.access_key, p.secret_key), ssl=trust,
                           open_timeout=30)
     except TimeoutError:  # say where it got stuck
-        logs = "\n".join(f.read_text()[-3000:] for f in sorted((platform.data / "logs").rglob("*.log")))
-        raise AssertionError(f"no handshake answer\nup.log:\n{(platform.tmp / 'up.log').read_text()[-6000:]}"
-                             f"\nreplica logs:\n{logs}") from None
+        raise AssertionError(f"no handshake answer\n{_where(platform)}") from None
     with session as ws:
         hello = json.loads(ws.recv())
         assert hello == {"replica": svc["instances"][0]["id"], "path": "/ws?room=7"}
@@ -44,7 +44,10 @@ def test_a_websocket_service_through_the_platform(platform: Platform, tmp_path: 
             assert ws.recv() == f"frame {i}"
         rid = ws.response.headers["x-request-id"] if ws.response is not None else ""
     with pytest.raises(InvalidStatus) as refused:
-        connect(uri, ssl=trust, open_timeout=10)
+        try:
+            connect(uri, ssl=trust, open_timeout=10)
+        except TimeoutError:
+            raise AssertionError(f"no answer to an unsigned handshake\n{_where(platform)}") from None
     assert refused.value.response.status_code == 401
     deadline = time.monotonic() + 10
     while True:  # the request log is written in batches
@@ -64,9 +67,29 @@ def test_a_websocket_service_through_the_platform(platform: Platform, tmp_path: 
         with platform.client() as c:
             c.patch("/services/chat", {"env": {"VERSION": "2"}})
         with pytest.raises(ConnectionClosed):
-            while True:
-                ws.recv(timeout=60)
+            try:
+                while True:
+                    ws.recv(timeout=60)
+            except TimeoutError:
+                raise AssertionError(f"the old replica's WebSocket outlived it\n{_where(platform)}") from None
     svc = platform.wait_ready("chat", 1)
     assert svc["instances"][0]["id"] != old_replica
     with connect(uri, additional_headers=websocket_headers(uri, p.access_key, p.secret_key), ssl=trust) as ws:
         assert json.loads(ws.recv())["replica"] == svc["instances"][0]["id"]
+
+
+def _where(platform: Platform) -> str:
+    """What to look at when a handshake or a close does not come: the platform's output, the replicas' logs, the
+    gateway's gauges, the replica processes alive now."""
+    logs = "\n".join(f.read_text()[-3000:] for f in sorted((platform.data / "logs").rglob("*.log")))
+    try:
+        gauges = "\n".join(line for line in httpx.get(f"http://127.0.0.1:{platform.admin_port}/metrics", timeout=5)
+                           .text.splitlines() if line.startswith(("arkserve_gateway_inflight", "arkserve_gateway_queue",
+                                                                 "arkserve_gateway_upstream", "arkserve_gateway_auth",
+                                                                 "arkserve_gateway_requests_total")))
+    except httpx.HTTPError as exc:
+        gauges = f"(no metrics: {exc})"
+    procs = subprocess.run(["ps", "-eo", "pid,ppid,pgid,stat,etime,cmd"], capture_output=True, text=True).stdout
+    mine = "\n".join(line[:200] for line in procs.splitlines() if str(platform.tmp) in line)
+    return (f"up.log:\n{(platform.tmp / 'up.log').read_text()[-6000:]}\nreplica logs:\n{logs}\n"
+            f"gateway gauges:\n{gauges}\nprocesses:\n{mine}")
