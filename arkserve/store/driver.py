@@ -65,9 +65,12 @@ class Reader:
         self._cursor = cursor
 
     def rows(self, compiled: Compiled, **values: Any) -> list[tuple[Any, ...]]:
+        return self.execute(compiled.sql, compiled.params(values))
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
         try:
-            self._cursor.execute(compiled.sql, compiled.params(values))
-            return list(self._cursor.fetchall())
+            self._cursor.execute(sql, params)
+            return list(self._cursor.fetchall()) if self._cursor.description else []
         except Exception as exc:  # the driver's own error classes: sqlite3.Error, psycopg.Error
             raise DriverError(f"{exc.__class__.__name__}: {exc}") from exc
 
@@ -123,7 +126,7 @@ def _transaction(engine: Engine, raw: Any) -> Iterator[Reader]:
     except Exception as exc:
         raise DriverError(f"{exc.__class__.__name__}: {exc}") from exc
     if engine.dialect.name == "sqlite":  # pysqlite's own transactions are off (store.db): begin ourselves
-        Reader(cursor).rows(_BEGIN)
+        Reader(cursor).execute("BEGIN")
     try:
         yield Reader(cursor)
     finally:
@@ -142,17 +145,6 @@ def read(engine: Engine) -> Iterator[Reader]:
             yield reader
     finally:
         raw.close()  # back to the pool
-
-
-class _Text:
-    sql = "BEGIN"
-
-    @staticmethod
-    def params(values: Mapping[str, Any]) -> Sequence[Any]:
-        return ()
-
-
-_BEGIN: Any = _Text()
 
 
 def json_value(value: Any) -> Any:

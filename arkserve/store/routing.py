@@ -226,8 +226,7 @@ class StoreSnapshotSource:
         if loader.last is not None:
             try:
                 with self._driver.read() as reader:
-                    got = dict(reader.rows(_HOT.get(engine, "feed")))
-                    feed = (int(got["routing"]), int(got["changes"]), int(got["removals"]), int(got["keys"]))
+                    feed = service_store.feed_of_rows(reader.rows(_HOT.get(engine, "feed")))
                     if not loader.full_due(feed) and not loader.keys_moved(feed):
                         changed, last = routes_of_rows(reader.rows(_HOT.get(engine, "changed"), seen=loader.seen),
                                                        loader.seen)

@@ -9,7 +9,7 @@ PostgreSQL: a writer takes service rows first, then the versions in the order sp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -305,5 +305,10 @@ def all_ids(conn: Connection) -> list[int]:
 
 def feed_versions(conn: Connection) -> tuple[int, int, int, int]:
     """The (``routing``, ``changes``, ``removals``, ``keys``) versions, in one query."""
-    got = dict(conn.execute(FEED).all())
+    return feed_of_rows(conn.execute(FEED).all())
+
+
+def feed_of_rows(rows: Iterable[Sequence[Any]]) -> tuple[int, int, int, int]:
+    """:func:`feed_versions` from the (name, value) rows of ``FEED`` (SQLAlchemy's, or the driver's own)."""
+    got = {name: value for name, value in rows}
     return int(got["routing"]), int(got["changes"]), int(got["removals"]), int(got["keys"])
