@@ -36,7 +36,7 @@ class StoreQueue:
         self.max_body_bytes = settings.max_body_bytes
         self.internal_token = internal_token(master_key)
         self.allowed = allowed_hosts(settings.callback_hosts)
-        self._depth = ""
+        self._depth = _depth_text({})  # the gauge is declared from the first scrape on, zero rows until a read
         self._stop = threading.Event()
         self._every = depth_every_s
         threading.Thread(target=self._refresh_depth, name="arkserve-async-depth", daemon=True).start()
@@ -87,22 +87,26 @@ class StoreQueue:
         return self._depth
 
     def _refresh_depth(self) -> None:
-        while not self._stop.wait(self._every):
+        while True:  # the first read at once, then every few seconds
             try:
                 with self.store.read() as conn:
-                    depth = queue_store.queue_depth(conn)
+                    self._depth = _depth_text(queue_store.queue_depth(conn))
             except ArkserveError as exc:
                 log.debug("async queue depth not read: %s", exc)
-                continue
-            lines = ["# HELP arkserve_async_queue_depth Asynchronous requests accepted and not finished, by state.",
-                     "# TYPE arkserve_async_queue_depth gauge"]
-            for service, states in sorted(depth.items()):
-                for state, n in sorted(states.items()):
-                    lines.append(f'arkserve_async_queue_depth{{service="{_esc(service)}",state="{state}"}} {n}')
-            self._depth = "\n".join(lines) + "\n"
+            if self._stop.wait(self._every):
+                return
 
     def close(self) -> None:
         self._stop.set()
+
+
+def _depth_text(depth: dict[str, dict[str, int]]) -> str:
+    lines = ["# HELP arkserve_async_queue_depth Asynchronous requests accepted and not finished, by state.",
+             "# TYPE arkserve_async_queue_depth gauge"]
+    for service, states in sorted(depth.items()):
+        for state, n in sorted(states.items()):
+            lines.append(f'arkserve_async_queue_depth{{service="{_esc(service)}",state="{state}"}} {n}')
+    return "\n".join(lines) + "\n"
 
 
 def _esc(v: str) -> str:
