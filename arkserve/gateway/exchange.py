@@ -2,8 +2,12 @@
 
 Body bytes from the client either stream to the replica (buffered, with backpressure, until an
 upstream connection is attached) or go to a :class:`Spool` when the content hash must be checked
-first. Connect failures before any byte was written are retried on another replica; anything
-later is reported (502/504 before the response started, an aborted connection after).
+first. Connect failures before any byte was written are retried on another replica. So is an
+idempotent request without a body (GET, HEAD, OPTIONS, DELETE, PUT, TRACE) whose connection closes
+before any byte of the response came back: a kept-alive connection the replica closed as the request
+went out, or a replica stopping with the request unread (as nginx's ``proxy_next_upstream error``
+does; a POST may have been acted on, so it is not sent twice). Anything else is reported (502/504
+before the response started, an aborted connection after).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
     from arkserve.gateway.tunnel import Tunnel
 
 PAUSE_BUFFER, PAUSE_UPSTREAM = 1, 2
+_IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"DELETE", b"PUT", b"TRACE"))
 _HIGH_WATER = 256 * 1024
 _PIECE = 256 * 1024
 
@@ -174,6 +179,25 @@ class Exchange(ResponseRelay):
             return
         bal.succeed(st)
         self.attach(up)
+
+    def resend(self, exc: BaseException | None) -> bool:
+        """After the upstream connection closed with no response: send the request again (on a new connection,
+        perhaps to another replica) when that is safe. False when it is not (the caller answers 502), and for a
+        malformed response (``exc`` not a socket error: sending again would not help). The other idle
+        connections to that replica are closed too: they may be as dead."""
+        core = self.core
+        if (not (exc is None or isinstance(exc, OSError)) or self.stage != SENDING or self.resp != NO_RESPONSE
+                or not self.req_done or self.chunked or self.cl > 0 or self.upgrade is not None
+                or self.method not in _IDEMPOTENT or self.attempts >= core.config.connect_retries):
+            return False
+        self.attempts += 1
+        st = self.replica
+        if st is not None:
+            core.upstreams.discard(st.address)
+        self._release()
+        self.head.pop()  # what attach() added behind the head: the terminator (no body here)
+        self.dispatch()
+        return True
 
     def attach(self, up: UpstreamConnection) -> None:
         self.up = up

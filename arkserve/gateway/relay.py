@@ -62,6 +62,9 @@ class ResponseRelay:
     def fail(self, err: HttpError, *, close: bool = False) -> None:
         raise NotImplementedError
 
+    def resend(self, exc: BaseException | None) -> bool:
+        raise NotImplementedError
+
     # ------------------------------------------------------------------------------ response
     def resp_head(self, status: int, raw: bytes) -> None:
         self.status = status
@@ -147,6 +150,8 @@ class ResponseRelay:
             self.resp_end(False)
             return
         self.core.metrics.upstream_error(self.route.name, "reset")  # type: ignore[union-attr]
+        if self.resend(exc):
+            return
         if self.resp == STARTED:
             self.flush_head()
             self.conn.abort()

@@ -190,6 +190,11 @@ class UpstreamPool:
             else:
                 del self.idle[address]
 
+    def discard(self, address: tuple[str, int]) -> None:
+        """Close the idle connections to ``address`` (one of them was found closed under a request)."""
+        for c in self.idle.pop(address, ()):
+            c.close()
+
     def close_all(self) -> None:
         for conns in self.idle.values():
             for c in conns:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -11,7 +13,7 @@ import httpx
 
 from arkserve.domain.routing import Upstream
 from arkserve.sdk.auth import ArkAuth
-from tests.gateway.harness import SK, route, snapshot
+from tests.gateway.harness import SK, RawReplica, route, snapshot
 from tests.live import free_port
 
 AUTH = ArkAuth("AKOWNER", SK)
@@ -195,3 +197,58 @@ def test_host_addressing(replicas: Any, gateway: Any) -> None:
         assert c.get(url(port, "/b"), headers={"Host": "birds.infer.test"}).json()["replica"] == "b"
         assert c.get(url(port, "/"), headers={"Host": "nope.infer.test"}).status_code == 404
         assert c.get(url(port, "/")).status_code == 404
+
+
+class ResettingReplica(RawReplica):
+    """Reads each request's head and body, then resets its connection without a byte of answer for the first
+    ``resets`` requests (a replica stopping with the request unread, or a kept-alive connection it closed as
+    the request went out); answers the ones after. ``seen`` lists the request lines it read."""
+
+    def __init__(self, resets: int) -> None:
+        self.resets = resets
+        self.seen: list[bytes] = []
+        super().__init__()
+
+    def serve(self, conn: socket.socket) -> None:
+        buf = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                length = next((int(v) for n, _, v in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+                               if n.strip().lower() == b"content-length"), 0)
+                while len(buf) < length:
+                    buf += conn.recv(65536)
+                buf = buf[length:]
+                self.seen.append(head.split(b"\r\n", 1)[0])
+                if len(self.seen) <= self.resets:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+                    return
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+
+def test_a_bodiless_idempotent_request_is_sent_again_when_the_replica_resets_before_answering(gateway: Any) -> None:
+    rep = ResettingReplica(resets=1)
+    port = free_port()
+    gateway(snapshot(1, route("svc", [Upstream("r", "127.0.0.1", rep.port)], port)))
+    try:
+        with httpx.Client(auth=AUTH) as c:
+            r = c.get(url(port, "/once"))
+            assert (r.status_code, r.text) == (200, "ok")
+            assert rep.seen == [b"GET /once HTTP/1.1"] * 2
+            rep.resets = 5  # (a running count) it resets every attempt: 1 + connect_retries (2) tries, then 502
+            r = c.get(url(port, "/always"))
+            assert r.status_code == 502 and r.json()["code"] == "UpstreamError", r.text
+            assert rep.seen[2:] == [b"GET /always HTTP/1.1"] * 3
+            rep.resets = 6  # a POST may have been acted on: never sent twice
+            r = c.post(url(port, "/post"), content=b"body")
+            assert r.status_code == 502 and rep.seen[5:] == [b"POST /post HTTP/1.1"], (r.text, rep.seen)
+            rep.resets = 7  # a DELETE with a body: not resent either (the body is not kept)
+            r = c.request("DELETE", url(port, "/del"), content=b"x")
+            assert r.status_code == 502 and rep.seen[6:] == [b"DELETE /del HTTP/1.1"], (r.text, rep.seen)
+    finally:
+        rep.close()
