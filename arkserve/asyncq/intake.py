@@ -9,7 +9,6 @@ waits on the store.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -17,14 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from arkserve.asyncq import files
-from arkserve.domain.async_requests import Submission, allowed_hosts, callback_refusal, internal_token, public_view
+from arkserve.domain.async_requests import (
+    ResultRefusal,
+    Submission,
+    allowed_hosts,
+    callback_refusal,
+    internal_token,
+    public_view,
+)
 from arkserve.errors import ArkserveError
 from arkserve.settings import AsyncSettings
 from arkserve.store import async_requests as queue_store
 from arkserve.store.db import Store
 
 log = logging.getLogger("arkserve.asyncq")
-_JSON = [["content-type", "application/json"]]
 
 
 class StoreQueue:
@@ -66,7 +71,8 @@ class StoreQueue:
         row = self._own(request_id, service, user_id, False)
         return public_view(row) if row is not None else None
 
-    def result(self, request_id: str, service: str, user_id: int | None) -> tuple[int, list[list[str]], bytes] | None:
+    def result(self, request_id: str, service: str, user_id: int | None
+               ) -> tuple[int, list[list[str]], bytes] | ResultRefusal | None:
         row = self._own(request_id, service, user_id, True)
         if row is None:
             return None
@@ -76,8 +82,8 @@ class StoreQueue:
                 body = files.read(self.dir, row["result_file"])
             return int(row["result_status"]), list(row["result_headers"] or []), body
         if row["status"] == queue_store.FAILED:
-            return 502, _JSON, _error("AsyncRequestFailed", f"the request failed: {row['error']}", request_id)
-        return 409, _JSON, _error("ResultNotReady", f"the request is {row['status']}; try again later", request_id)
+            return ResultRefusal(502, "AsyncRequestFailed", f"the request failed: {row['error']}")
+        return ResultRefusal(409, "ResultNotReady", f"the request is {row['status']}; try again later")
 
     # ------------------------------------------------------------------------------ on the loop
     def check_callback(self, url: str) -> str | None:
@@ -111,7 +117,3 @@ def _depth_text(depth: dict[str, dict[str, int]]) -> str:
 
 def _esc(v: str) -> str:
     return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _error(code: str, message: str, request_id: str) -> bytes:
-    return json.dumps({"code": code, "message": message, "request_id": request_id}).encode()

@@ -33,6 +33,16 @@ class Submission:
     body_size: int = 0
 
 
+@dataclass(frozen=True)
+class ResultRefusal:
+    """Why a result cannot be given (yet): the gateway answers it as its own error, with the exchange's request id
+    (not the asynchronous request's id, which the URL already holds)."""
+
+    status: int
+    code: str
+    message: str
+
+
 def new_id() -> str:
     return "ar_" + secrets.token_hex(16)
 

@@ -24,7 +24,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Protocol
 
 from arkserve.auth.signing import EMPTY_CONTENT_HASH, format_date
-from arkserve.domain.async_requests import Submission, new_id
+from arkserve.domain.async_requests import ResultRefusal, Submission, new_id
 from arkserve.gateway.http import HOP_BY_HOP, REASONS, HttpError
 from arkserve.gateway.phase import FINISHED, STARTED
 
@@ -53,7 +53,7 @@ class AsyncQueue(Protocol):
     def lookup(self, request_id: str, service: str, user_id: int | None) -> dict[str, Any] | None: ...
 
     def result(self, request_id: str, service: str, user_id: int | None
-               ) -> tuple[int, list[list[str]], bytes] | None: ...
+               ) -> tuple[int, list[list[str]], bytes] | ResultRefusal | None: ...
 
     def check_callback(self, url: str) -> str | None: ...  # why the URL is refused, or None
 
@@ -161,13 +161,16 @@ def run(ex: Exchange) -> None:
         return
     fut3 = loop.run_in_executor(None, queue.result, req.request_id, ex.route.name, user_id)
 
-    def got(f: asyncio.Future[tuple[int, list[list[str]], bytes] | None]) -> None:
+    def got(f: asyncio.Future[tuple[int, list[list[str]], bytes] | ResultRefusal | None]) -> None:
         if f.exception() is not None:
             _fail(ex, f.exception())
             return
         res = f.result()
         if res is None:
             _not_found(ex)
+            return
+        if isinstance(res, ResultRefusal):  # not ready, or failed: the gateway's own error, with this request's id
+            ex.fail(HttpError(res.status, res.code, res.message))
             return
         status, headers, body = res
         _write(ex, status, [(k, v) for k, v in headers] + [("x-ark-async-id", req.request_id)], body)

@@ -262,6 +262,10 @@ def test_the_queue_depth_is_a_prometheus_gauge_on_the_gateway(plat: Platform) ->
     endpoint = _service(plat, "gauged")  # its own service: the tests before may leave requests of theirs running
     with _http(plat) as h:
         ids = [h.post(endpoint + f"/async/slow?delay=2&i={i}", content=b"s").json()["id"] for i in range(3)]
+        early = h.get(endpoint + f"/async/{ids[-1]}/result")  # behind two others taking 2 s: not ready
+        err = early.json()
+        assert early.status_code == 409 and err["code"] == "ResultNotReady", early.text
+        assert err["request_id"] == early.headers["x-request-id"] != ids[-1]  # this exchange's id, as every error
 
     seen = wait_for(lambda: (g := gauge()) and sum(g.values()) >= 1 and g, 10, "the gauge to count them")
     assert set(seen) == {"queued", "running"} and sum(seen.values()) <= 3
