@@ -12,23 +12,28 @@ platform's overhead (sandbox, shells, pumps: everything else). The overhead is r
 (what the issue's target counts), PSS (RSS with shared pages divided among their sharers) and private memory
 (pages no other process maps); the log pumps' RSS is also shown on its own.
 
-    .venv/bin/python bench/replicas.py [--replicas 500] [--compare]
+    .venv/bin/python bench/replicas.py [--replicas 500] [--compare | --root /tmp/before [--runs 2]]
 
 ``--compare`` runs the bench four times, alternating a runtime that keeps bubblewrap's monitor process per
 replica (``LocalRuntime.drop_monitor=False``, the process model before ``runtimes/detach.py``) with the
-default that drops it.
+default that drops it. ``--root DIR [--runs 2]`` runs it in fresh processes, alternating the ``arkserve``
+package in DIR (an older commit's) with this tree's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import arkserve
 from arkserve.reconciler.loop import Reconciler
 from arkserve.runtimes.factory import make_runtime
 from arkserve.runtimes.local import LocalRuntime
@@ -164,13 +169,32 @@ def run(n: int, timeout_s: float, drop_monitor: bool = True) -> dict[str, float]
     return out
 
 
+def alternate(root: str, runs: int, argv: list[str]) -> None:
+    """Run this bench ``runs`` times in fresh processes alternating the ``arkserve`` package in ``root`` (e.g. the
+    commit before, unpacked with ``git archive``) with this tree's: before/after in one sitting."""
+    for i in range(runs):
+        for label, path in ((root, root), ("this tree", "")):
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            if path:
+                env["PYTHONPATH"] = path
+            print(f"=== run {i + 1} of {runs}: arkserve from {label}", flush=True)
+            subprocess.run([sys.executable, *argv], env=env, check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--replicas", type=int, default=500)
     ap.add_argument("--timeout", type=float, default=600.0, help="give up a phase after this many seconds")
     ap.add_argument("--compare", action="store_true",
                     help="also run with bwrap's monitor kept (LocalRuntime.drop_monitor=False), alternating")
+    ap.add_argument("--root", help="also run the arkserve package in this directory (e.g. the commit before, "
+                    "from git archive), alternating with this tree's, each run in a fresh process")
+    ap.add_argument("--runs", type=int, default=2, help="with --root: runs of each")
     args = ap.parse_args()
+    if args.root:
+        alternate(args.root, args.runs, [__file__, "--replicas", str(args.replicas), "--timeout", str(args.timeout)])
+        return
+    print(f"arkserve from {Path(arkserve.__file__).parent}", flush=True)
     variants = [("", True)] if not args.compare else [("monitor kept", False), ("monitor dropped", True)] * 2
     for label, drop in variants:
         r = run(args.replicas, args.timeout, drop_monitor=drop)

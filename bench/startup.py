@@ -11,6 +11,9 @@ that all see the same machine. Apps: the Python test app (``tests/reconciler/app
 (``tests/images/busybox.sh`` builds it), the platform only.
 
     .venv/bin/python bench/startup.py [--rounds 7]
+
+``--root DIR [--runs 2]`` runs it in fresh processes, alternating the ``arkserve`` package in DIR (an older
+commit's) with this tree's; ``--no-docker`` skips the Docker row.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import arkserve
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.loop import Reconciler
 from arkserve.runtimes.factory import make_runtime
@@ -183,10 +187,30 @@ def _row(label: str, solo: list[float], plat: list[float], poll: list[float]) ->
             f"{min(plat):.3f}, max {max(plat):.3f})")
 
 
+def alternate(root: str, runs: int, argv: list[str]) -> None:
+    """Run this bench ``runs`` times in fresh processes alternating the ``arkserve`` package in ``root`` (e.g. the
+    commit before, unpacked with ``git archive``) with this tree's: before/after in one sitting."""
+    for i in range(runs):
+        for label, path in ((root, root), ("this tree", "")):
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            if path:
+                env["PYTHONPATH"] = path
+            print(f"=== run {i + 1} of {runs}: arkserve from {label}", flush=True)
+            subprocess.run([sys.executable, *argv], env=env, check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--no-docker", action="store_true", help="skip busybox on Docker")
+    ap.add_argument("--root", help="also run the arkserve package in this directory (e.g. the commit before, "
+                    "from git archive), alternating with this tree's, each run in a fresh process")
+    ap.add_argument("--runs", type=int, default=2, help="with --root: runs of each")
     args = ap.parse_args()
+    if args.root:
+        alternate(args.root, args.runs, [__file__, "--rounds", str(args.rounds)] + ["--no-docker"] * args.no_docker)
+        return
+    print(f"arkserve from {Path(arkserve.__file__).parent}", flush=True)
     py_cmd = f"exec {sys.executable} app.py"
     bb_cmd = "exec busybox httpd -f -p 127.0.0.1:$PORT -h www"
     print(f"{'app (runtime), medians in s':34} {'alone':>8} {'platform':>9} {'overhead':>9} {'poll only':>10}  "
@@ -195,11 +219,11 @@ def main() -> None:
             lambda _d: py_cmd, args.rounds)
     measure("busybox httpd (local)", "local", ServiceSpec(image="-", port=8000, command=bb_cmd),
             lambda _d: bb_cmd, args.rounds)
-    if _docker_ready():
+    if not args.no_docker and _docker_ready():
         measure("busybox httpd (docker)", "docker", ServiceSpec(image=BUSYBOX, port=8000, command=BB_SERVE), None,
                 args.rounds)
     else:
-        print("docker: skipped (no daemon or test image)")
+        print("docker: skipped (--no-docker, or no daemon or test image)")
 
 
 if __name__ == "__main__":

@@ -49,20 +49,35 @@ class PassWrites:
     def on_commit(self, call: Callable[[int], object]) -> None:
         self.after.append(call)
 
-    def flush(self) -> int:
-        """Commit what was collected (nothing when empty); returns the routing version after the commit."""
-        if not self.rows and not self.events and not self.after:
+    def flush(self, first: Callable[[Connection], object] | None = None) -> int:
+        """Commit what was collected (nothing when empty); returns the routing version after the commit.
+
+        ``first`` runs at the start of the same transaction, before the collected writes (which include any it
+        adds or changes): the placer places a pass's new replicas there, so their rows are written once, placed
+        (``Placer.assign_many``). When the transaction fails, what was collected is dropped, as always."""
+        if first is None and not self.rows and not self.events and not self.after:
             return 0
-        rows, events, after = list(self.rows.values()), self.events, self.after
-        self.rows, self.events, self.after = {}, [], []
-        with self.store.begin() as conn:
-            service_store.save_replicas(conn, [rep for rep, _ in rows], routing_changed=any(r for _, r in rows))
-            routed = version(conn)
-            for service, kind, message, replica in events:
-                event_store.record(conn, service, kind, message, replica)
+        try:
+            with self.store.begin() as conn:
+                if first is not None:
+                    first(conn)
+                rows, events, after = self._take()
+                service_store.save_replicas(conn, [rep for rep, _ in rows], routing_changed=any(r for _, r in rows))
+                routed = version(conn)
+                for service, kind, message, replica in events:
+                    event_store.record(conn, service, kind, message, replica)
+        except BaseException:
+            self._take()
+            raise
         for call in after:
             call(routed)
         return routed
+
+    def _take(self) -> tuple[list[tuple[ReplicaRow, bool]], list[tuple[str, str, str, str]],
+                             list[Callable[[int], object]]]:
+        taken = list(self.rows.values()), self.events, self.after
+        self.rows, self.events, self.after = {}, [], []
+        return taken
 
 
 class _Ticket:

@@ -4,7 +4,10 @@
 ``inventory_every_s``, and places a replica (``arkserve.capacity.placement``) right before it starts: under one
 lock, so two services' passes never take the same GPU, and in one transaction that reads what the replicas hold
 and writes the new replica's placement (a pass's new replicas are placed one after the other in one such
-transaction: ``assign_many``). Billing says how the replica is billed (``billing.admission``).
+transaction: ``assign_many``, which also writes the pass's pending rows of them, so each new row is written
+once, placed). What placing reads and does not change (the host's capacity, the instance types, prepaid
+reservations, billing's answer for an owner, type and count) is read once per such transaction, not per
+replica. Billing says how the replica is billed (``billing.admission``).
 
 One reconciler places on its own host only (the runtime it drives); a replica holds its placement from the
 moment it is placed until its row is deleted (stopped), and gives it up while it waits as Unschedulable.
@@ -21,11 +24,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sqlalchemy import Connection
+
 from arkserve.billing import admission
 from arkserve.capacity.inventory import HostInventory, read_inventory
-from arkserve.capacity.placement import Placement, Request, place
+from arkserve.capacity.placement import Allocation, Placement, Request, place
 from arkserve.capacity.usage import allocation_of, host_capacity, size_of
 from arkserve.errors import ArkserveError, TemporaryError
+from arkserve.reconciler.batch import PassWrites
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.store import hosts as host_store
 from arkserve.store import instance_types
@@ -102,31 +108,49 @@ class Placer:
             raise got
         return got
 
-    def assign_many(self, wanted: list[tuple[ServiceRow, ReplicaRow]]) -> list[str | ArkserveError]:
+    def assign_many(self, wanted: list[tuple[ServiceRow, ReplicaRow]],
+                    writes: PassWrites | None = None) -> list[str | ArkserveError]:
         """Place each replica in turn, under the lock and in one transaction (each counts the ones placed before
         it); per replica what :meth:`assign` returns, or the error it would raise. What holds capacity is read
-        once and kept up to date here; the rows are written together at the end."""
+        once (as placement's allocations) and kept up to date here; the rows are written together at the end:
+        with ``writes`` (the pass's collected writes: the new replicas' pending rows) by its flush, in the same
+        transaction."""
         out: list[str | ArkserveError] = []
+
+        def place_all(conn: Connection) -> None:
+            held, fixed = [allocation_of(r) for r in host_store.allocations(conn)], self._fixed(conn, host)
+            changed: dict[str, ReplicaRow] = {}
+            billing: dict[tuple[Any, ...], str | TemporaryError] = {}  # billing's answers in this transaction
+            for svc, rep in wanted:
+                held = [a for a in held if a.replica != rep.id]
+                try:
+                    out.append(self._assign(conn, svc, rep, held, fixed, changed, billing))
+                except ArkserveError as exc:
+                    out.append(exc)
+            if writes is None:
+                service_store.save_replicas(conn, list(changed.values()), routing_changed=False)
+            else:
+                for rep in changed.values():
+                    writes.save(rep)
+
         with self.lock:
             host = self.host or self.record()
-            with self.store.begin() as conn:
-                rows, fixed = host_store.allocations(conn), self._fixed(conn, host)
-                changed: dict[str, ReplicaRow] = {}
-                for svc, rep in wanted:
-                    rows = [r for r in rows if r["replica"] != rep.id]
-                    try:
-                        out.append(self._assign(conn, svc, rep, rows, fixed, changed))
-                    except ArkserveError as exc:
-                        out.append(exc)
-                service_store.save_replicas(conn, list(changed.values()), routing_changed=False)
+            if writes is None:
+                with self.store.begin() as conn:
+                    place_all(conn)
+            else:
+                writes.flush(first=place_all)
         return out
 
-    def _assign(self, conn: Any, svc: ServiceRow, rep: ReplicaRow, rows: list[dict[str, Any]], fixed: tuple[Any, ...],
-                changed: dict[str, ReplicaRow]) -> str:
-        itype = instance_types.get(conn, svc.spec.get("instance_type", "cpu.small"))
+    def _assign(self, conn: Connection, svc: ServiceRow, rep: ReplicaRow, held: list[Allocation],
+                fixed: tuple[Any, ...], changed: dict[str, ReplicaRow],
+                billing: dict[tuple[Any, ...], str | TemporaryError]) -> str:
+        name = svc.spec.get("instance_type", "cpu.small")
+        types = fixed[-1]
+        itype = types[name] if name in types else instance_types.get(conn, name)  # not there: NotFound
         try:
-            mode = self._billing(conn, svc, itype["name"], rows)
-            result = self._place(svc, rep, itype, mode, rows, *fixed)
+            mode = self._billing(conn, svc, itype["name"], held, billing)
+            result = self._place(svc, rep, itype, mode, held, *fixed[:-1])
         except TemporaryError as exc:  # e.g. InsufficientBalance: waits like a replica that does not fit
             result = None
             message = exc.message
@@ -135,10 +159,8 @@ class Placer:
             rep.gpu_indices = ",".join(str(i) for i in result.gpu_indices)
             rep.gpu_share_mb = result.gpu_share_mb
             changed[rep.id] = rep
-            rows.append({**{k: itype[k] for k in ("cpus", "memory_mb", "gpus", "gpu_fraction", "gpu_model")},
-                         "replica": rep.id, "state": rep.state, "host": rep.node, "instance_type": rep.instance_type,
-                         "gpu_indices": rep.gpu_indices, "gpu_share_mb": rep.gpu_share_mb, "billing": rep.billing,
-                         "service": svc.name, "owner_id": svc.owner_id, "owner": svc.owner})  # as allocations() has it
+            held.append(Allocation(rep.id, svc.name, svc.owner_id, rep.node, rep.instance_type, size_of(itype),
+                                   result.gpu_indices, result.gpu_share_mb, rep.billing))  # as allocations() has it
             return ""
         if result is not None:
             message = result.message
@@ -150,23 +172,36 @@ class Placer:
         return message
 
     @staticmethod
-    def _billing(conn: Any, svc: ServiceRow, itype: str, rows: list[dict[str, Any]]) -> str:
-        on_prepaid = sum(1 for r in rows if r["owner_id"] == svc.owner_id and r["instance_type"] == itype
-                         and r["billing"] == "prepaid")
-        return admission.billing_mode(conn, svc.owner_id, itype, svc.spec, on_prepaid)
+    def _billing(conn: Connection, svc: ServiceRow, itype: str, held: list[Allocation],
+                 known: dict[tuple[Any, ...], str | TemporaryError]) -> str:
+        """Billing's mode for the replica. Its answer depends on the owner, the type, the spec and the count
+        already on prepaid instances, and on store rows placing does not change (prepaid instances, balance,
+        prices): asked once per such key in a transaction, not once per replica."""
+        on_prepaid = sum(1 for a in held if a.owner_id == svc.owner_id and a.instance_type == itype
+                         and a.billing == "prepaid")
+        key = (svc.owner_id, itype, id(svc.spec), on_prepaid)  # id: the spec object, alive for the transaction
+        if key not in known:
+            try:
+                known[key] = admission.billing_mode(conn, svc.owner_id, itype, svc.spec, on_prepaid)
+            except TemporaryError as exc:
+                known[key] = exc
+        answer = known[key]
+        if isinstance(answer, TemporaryError):
+            raise answer
+        return answer
 
-    def _fixed(self, conn: Any, host: HostInventory) -> tuple[Any, ...]:
+    def _fixed(self, conn: Connection, host: HostInventory) -> tuple[Any, ...]:
         """What placing a replica reads and does not change: this host's capacity, the types' sizes, prepaid
-        reservations."""
+        reservations, and (last) the instance types by name."""
         here = [h for h in host_store.list_all(conn) if h["name"] == host.name]
         capacity = [host_capacity(h, self.config.cpu_overcommit, self.config.memory_overcommit) for h in here]
-        sizes = {t["name"]: size_of(t) for t in instance_types.list_all(conn)}
-        return host.name, capacity, sizes, admission.reserved(conn, time.time())
+        types = {t["name"]: t for t in instance_types.list_all(conn)}
+        sizes = {name: size_of(t) for name, t in types.items()}
+        return host.name, capacity, sizes, admission.reserved(conn, time.time()), types
 
-    def _place(self, svc: ServiceRow, rep: ReplicaRow, itype: dict[str, Any], mode: str, rows: list[dict[str, Any]],
+    def _place(self, svc: ServiceRow, rep: ReplicaRow, itype: dict[str, Any], mode: str, held: list[Allocation],
                host: str, capacity: Any, sizes: Any, reserved: Any) -> Any:
         if self.runtime in CLUSTER_SCHEDULED:  # the cluster places the Pod; whole GPUs as nvidia.com/gpu
             return Placement(self.runtime)
         request = Request(rep.id, svc.name, svc.owner_id, itype["name"], size_of(itype), mode)
-        allocations = [allocation_of(r) for r in rows if r["host"] == host]
-        return place(request, capacity, allocations, reserved, sizes)
+        return place(request, capacity, [a for a in held if a.host == host], reserved, sizes)

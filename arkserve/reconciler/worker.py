@@ -14,6 +14,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -41,6 +42,7 @@ from arkserve.store import users as user_store
 from arkserve.store.db import Store, version
 from arkserve.store.routing import gateways_caught_up
 from arkserve.store.services import ReplicaRow, ServiceRow
+from arkserve.store.users import User
 
 log = logging.getLogger("arkserve.reconciler")
 READY, STARTING, FAILED, DRAINING, PENDING = (ReplicaState.READY.value, ReplicaState.STARTING.value,
@@ -50,6 +52,28 @@ READY, STARTING, FAILED, DRAINING, PENDING = (ReplicaState.READY.value, ReplicaS
 
 def new_replica_id() -> str:
     return "r" + secrets.token_hex(4)
+
+
+@dataclass
+class SpecReads:
+    """The store rows a replica's spec is built from, read once for a batch of starts
+    (:meth:`ServiceWorker.spec_reads`); a failed read is kept and raised for each replica that needs it, where a
+    read of its own would have raised."""
+
+    types: dict[str, dict[str, Any]]  # instance types by name
+    owner: User | ArkserveError
+    tokens: dict[str, tuple[float, str | ArkserveError]] = field(default_factory=dict)  # image -> (minted, token)
+
+    def instance_type(self, store: Store, name: str) -> dict[str, Any]:
+        if name in self.types:
+            return self.types[name]
+        with store.read() as conn:  # not there when read (or created since): the store's answer, NotFound
+            return instance_types.get(conn, name)
+
+    def user(self) -> User:
+        if isinstance(self.owner, ArkserveError):
+            raise self.owner
+        return self.owner
 
 
 @dataclass
@@ -93,11 +117,14 @@ class ServiceWorker:
         return " | ".join(line.text for line in lines)[-1500:]
 
     # ------------------------------------------------------------------------------- replica specs
-    def replica_spec(self, svc: ServiceRow, replica_id: str, placed: ReplicaRow | None = None) -> ReplicaSpec:
+    def replica_spec(self, svc: ServiceRow, replica_id: str, placed: ReplicaRow | None = None,
+                     reads: SpecReads | None = None) -> ReplicaSpec:
+        """What the runtime starts; ``reads``: the store rows it needs, read once for a batch of starts (else
+        read here)."""
         spec = svc.spec
-        with self.store.read() as conn:
-            itype = instance_types.get(conn, spec.get("instance_type", "cpu.small"))
-            trusted = user_store.get_by_id(conn, svc.owner_id).is_admin  # may run unsandboxed (runtimes/local.py)
+        reads = reads or self.spec_reads(svc)
+        itype = reads.instance_type(self.store, spec.get("instance_type", "cpu.small"))
+        trusted = reads.user().is_admin  # may run unsandboxed (runtimes/local.py)
         mounts: tuple[Mount, ...] = ()
         model = spec.get("model") or {}
         if model.get("source") == "disk" and model.get("mount_path"):
@@ -115,19 +142,40 @@ class ServiceWorker:
                         user_env)}
         return ReplicaSpec(
             service=svc.name, replica=replica_id, revision=revision(spec), image=spec["image"],
-            pull_token=self._pull_token(svc),
+            pull_token=self._pull_token(svc, reads),
             on_progress=lambda words: self._event(svc, "pulling", f"{spec['image']}: {words}", replica_id),
             command=spec["command"], port=int(spec["port"]),
             env=env, cpus=float(itype["cpus"]), memory_mb=int(itype["memory_mb"]), gpus=int(itype["gpus"]),
             gpu_indices=gpu_ids, gpu_memory_mb=share, mounts=mounts, trusted=trusted)
 
-    def _pull_token(self, svc: ServiceRow) -> str:
-        """A token for exactly the service's repository when its image is in the platform registry."""
+    def spec_reads(self, svc: ServiceRow) -> SpecReads:
+        """One read of what :meth:`replica_spec` needs from the store for the replicas of a batch: the instance
+        types and the service's owner."""
+        with self.store.read() as conn:
+            types = {t["name"]: t for t in instance_types.list_all(conn)}
+            try:
+                return SpecReads(types, user_store.get_by_id(conn, svc.owner_id))
+            except ArkserveError as exc:
+                return SpecReads(types, exc)
+
+    def _pull_token(self, svc: ServiceRow, reads: SpecReads) -> str:
+        """A token for exactly the service's repository when its image is in the platform registry; one token
+        serves the replicas of a batch while it is fresh (a tenth of its lifetime)."""
         if self.registry is None:
             return ""
-        with self.store.read() as conn:
-            owner = user_store.get_by_id(conn, svc.owner_id)
-            return self.registry.token_for(conn, str(svc.spec["image"]), owner.username, owner.is_admin)
+        image = str(svc.spec["image"])
+        at, token = reads.tokens.get(image, (float("-inf"), ""))
+        if time.monotonic() - at >= self.registry.ttl_s / 10:
+            owner = reads.user()
+            try:
+                with self.store.read() as conn:
+                    token = self.registry.token_for(conn, image, owner.username, owner.is_admin)
+            except PermanentError as exc:  # ImagePullDenied: the same answer for each replica of the batch
+                token = exc
+            reads.tokens[image] = (time.monotonic(), token)
+        if isinstance(token, ArkserveError):
+            raise token
+        return token
 
     def _disk_source(self, svc: ServiceRow, ref: str) -> str:
         disk = (self.data_dir / "disks" / svc.owner).resolve()
@@ -164,26 +212,32 @@ class ServiceWorker:
 
     # ------------------------------------------------------------------------------- actions
     def _start_many(self, svc: ServiceRow, revisions: list[str]) -> None:
-        """Start new replicas, 32 at a time: their pending rows in one transaction, their placements in one, their
-        started rows and events in one (after the starts)."""
+        """Start new replicas, 32 at a time: their pending rows and their placements in one transaction, what
+        their specs read from the store in one read, their started rows and events in one transaction (after
+        the starts)."""
         for i in range(0, len(revisions), 32):
             reps = [ReplicaRow(id=new_replica_id(), service_id=svc.id, revision=r, state=PENDING)
                     for r in revisions[i:i + 32]]
             for rep in reps:
                 self._save(rep, later=True)
-            self.batch.flush()
-            got = self.placer.assign_many([(canary_store.as_revision(svc, r.revision), r) for r in reps]) \
-                if self.placer is not None else [None] * len(reps)
+            wanted = [(canary_store.as_revision(svc, r.revision), r) for r in reps]
+            if self.placer is not None:
+                got: list[str | ArkserveError | None] = [*self.placer.assign_many(wanted, self.batch)]
+            else:
+                self.batch.flush()
+                got = [None] * len(reps)
+            reads = self.spec_reads(svc)
             for rep, placed in zip(reps, got, strict=True):
-                self._start(svc, rep, placed)
+                self._start(svc, rep, placed, reads)
             self.batch.flush()
 
-    def _start(self, svc: ServiceRow, rep: ReplicaRow, placed: str | ArkserveError | None = None) -> None:
+    def _start(self, svc: ServiceRow, rep: ReplicaRow, placed: str | ArkserveError | None = None,
+               reads: SpecReads | None = None) -> None:
         svc = canary_store.as_revision(svc, rep.revision)  # a canary replica runs the canary's spec
         try:
             if self.placer is not None and not self._placed(svc, rep, placed):
                 return
-            info = self.runtime.start(self.replica_spec(svc, rep.id, rep))
+            info = self.runtime.start(self.replica_spec(svc, rep.id, rep, reads))
         except TemporaryError as exc:
             rep.state, rep.last_error = PENDING, exc.message
             rep.node, rep.gpu_indices, rep.gpu_share_mb = "", "", 0  # gives its placement up while it waits

@@ -55,6 +55,34 @@ def test_a_scale_to_many_commits_per_batch_not_per_replica(fake_cluster: Cluster
         assert messages.index(f"replica {rid} leaves routing") < messages.index(f"replica {rid} stopped")
 
 
+def test_a_scale_to_many_reads_types_and_owner_per_batch_and_writes_each_row_placed(fake_cluster: Cluster) -> None:
+    c = fake_cluster
+    c.create("many", 0)
+    c.wait("scaled to zero", lambda: (c.service("many") or c.all_services()[0]).status == "stopped")
+    reads: dict[str, int] = {"instance_types": 0, "users": 0}
+    inserted: list[dict[str, object]] = []
+
+    def look(_conn: object, _cursor: object, statement: str, _params: object, context: object, _many: bool) -> None:
+        words = " ".join(statement.split())
+        for table in reads:
+            reads[table] += words.startswith(f"SELECT {table}.")
+        if words.startswith("INSERT INTO replicas"):
+            inserted.extend(context.compiled_parameters)  # type: ignore[attr-defined]
+
+    event.listen(c.store.engine, "before_cursor_execute", look)
+    try:
+        c.scale("many", 64)
+        c.wait("64 started", lambda: sum(1 for r in c.replicas("many") if r.state == "starting") == 64)
+    finally:
+        event.remove(c.store.engine, "before_cursor_execute", look)
+    # two batches of 32: the placer's read of the types and the specs' read of types and owner, per batch (per
+    # replica it was 128 reads of the type and 64 of the owner)
+    assert reads["instance_types"] <= 6 and reads["users"] <= 3, reads
+    # each new row is first written placed, with its placement, in one transaction (not pending, then placed)
+    assert len(inserted) == 64 and all(row["node"] and row["state"] == "pending" for row in inserted), inserted[:2]
+    assert c.events("many").count("started") == 64
+
+
 def _owner_and_service(store: Store) -> int:
     with store.begin() as conn:
         owner = user_store.create(conn, "owner", "h", "user").id
