@@ -4,7 +4,9 @@ Runs the real reconciler (default timings) over a SQLite store in a temp dir, li
 The app is busybox ``httpd`` serving a directory (Debian ``busybox-static``, as in the test image). The
 service is created through the store (the API's replica cap does not apply), scaled to N by writing desired
 state as the API does, and timed until N replicas are ``ready``; then scaled to 0 and timed until no replica
-row and no runtime object is left.
+row and no runtime object is left. The scale-up also reports when the last replica was started, and how much of
+that the runtime's ``start`` took (one service's pass starts them one after the other): the rest is the
+platform's own start path (store reads and writes, placement, specs).
 
 Memory: while the N replicas run, every process on the host that exists because of them is found (each
 replica's process group, plus log-pump processes) and split into the app (the ``httpd`` processes) and the
@@ -17,7 +19,7 @@ platform's overhead (sandbox, shells, pumps: everything else). The overhead is r
 ``--compare`` runs the bench four times, alternating a runtime that keeps bubblewrap's monitor process per
 replica (``LocalRuntime.drop_monitor=False``, the process model before ``runtimes/detach.py``) with the
 default that drops it. ``--root DIR [--runs 2]`` runs it in fresh processes, alternating the ``arkserve``
-package in DIR (an older commit's) with this tree's.
+package in DIR (an older commit's) with this tree's (``--root`` twice: those two).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 
 import arkserve
 from arkserve.reconciler.loop import Reconciler
+from arkserve.runtimes.base import ReplicaInfo, ReplicaSpec
 from arkserve.runtimes.factory import make_runtime
 from arkserve.runtimes.local import LocalRuntime
 from arkserve.schemas import ServiceSpec
@@ -117,6 +120,18 @@ def run(n: int, timeout_s: float, drop_monitor: bool = True) -> dict[str, float]
     runtime = make_runtime("local", tmp / "data")
     assert isinstance(runtime, LocalRuntime)
     runtime.drop_monitor = drop_monitor
+    starts = [0.0, 0.0]  # seconds spent in runtime.start (the one service's pass starts them one by one), last end
+    inner_start = runtime.start
+
+    def timed_start(spec: ReplicaSpec) -> ReplicaInfo:
+        t = time.monotonic()
+        try:
+            return inner_start(spec)
+        finally:
+            starts[0] += time.monotonic() - t
+            starts[1] = time.monotonic()
+
+    runtime.start = timed_start  # type: ignore[method-assign]
     spec = ServiceSpec(image=str(app), port=8000, command=APP_COMMAND)
     with store.begin() as conn:
         instance_types.seed(conn, [])
@@ -143,6 +158,7 @@ def run(n: int, timeout_s: float, drop_monitor: bool = True) -> dict[str, float]
                 raise TimeoutError(f"fewer than {n} replicas ready after {timeout_s:g} s")
             time.sleep(0.05)
         out["up_s"] = time.monotonic() - t0
+        out["last_start_s"], out["runtime_start_s"] = starts[1] - t0, starts[0]
         time.sleep(2)  # let the pass that saw them ready settle before counting memory
         mem = measure_memory({int(i.runtime_id) for i in runtime.list()})
         out["overhead_rss_mb"] = mem.overhead_rss_kb / 1024 / n
@@ -169,11 +185,12 @@ def run(n: int, timeout_s: float, drop_monitor: bool = True) -> dict[str, float]
     return out
 
 
-def alternate(root: str, runs: int, argv: list[str]) -> None:
-    """Run this bench ``runs`` times in fresh processes alternating the ``arkserve`` package in ``root`` (e.g. the
-    commit before, unpacked with ``git archive``) with this tree's: before/after in one sitting."""
+def alternate(roots: list[str], runs: int, argv: list[str]) -> None:
+    """Run this bench ``runs`` times in fresh processes alternating the ``arkserve`` packages in ``roots`` (e.g. the
+    commit before, unpacked with ``git archive``), and this tree's when only one is given: before/after in one
+    sitting."""
     for i in range(runs):
-        for label, path in ((root, root), ("this tree", "")):
+        for label, path in [(r, r) for r in roots] + ([("this tree", "")] if len(roots) == 1 else []):
             env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
             if path:
                 env["PYTHONPATH"] = path
@@ -187,8 +204,9 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=600.0, help="give up a phase after this many seconds")
     ap.add_argument("--compare", action="store_true",
                     help="also run with bwrap's monitor kept (LocalRuntime.drop_monitor=False), alternating")
-    ap.add_argument("--root", help="also run the arkserve package in this directory (e.g. the commit before, "
-                    "from git archive), alternating with this tree's, each run in a fresh process")
+    ap.add_argument("--root", action="append", help="also run the arkserve package in this directory (e.g. the "
+                    "commit before, from git archive), alternating with this tree's, each run in a fresh process; "
+                    "given twice: those two alternating")
     ap.add_argument("--runs", type=int, default=2, help="with --root: runs of each")
     args = ap.parse_args()
     if args.root:
@@ -201,7 +219,9 @@ def main() -> None:
         if label:
             print(f"--- {label}")
         print(f"replicas                          {args.replicas}")
-        print(f"scale 0 -> N, all ready           {r['up_s']:.1f} s")
+        print(f"scale 0 -> N, all ready           {r['up_s']:.1f} s (the last started at {r['last_start_s']:.1f} s, "
+              f"{r['runtime_start_s']:.1f} s of it in runtime.start; the rest of the start path: "
+              f"{r['last_start_s'] - r['runtime_start_s']:.1f} s)")
         print(f"scale N -> 0, all gone            {r['down_s']:.1f} s")
         print(f"platform overhead per replica     {r['overhead_rss_mb']:.2f} MB RSS, {r['overhead_pss_mb']:.2f} MB "
               f"PSS, {r['overhead_uss_mb']:.2f} MB private ({r['overhead_processes']:.2f} processes)")

@@ -13,7 +13,7 @@ that all see the same machine. Apps: the Python test app (``tests/reconciler/app
     .venv/bin/python bench/startup.py [--rounds 7]
 
 ``--root DIR [--runs 2]`` runs it in fresh processes, alternating the ``arkserve`` package in DIR (an older
-commit's) with this tree's; ``--no-docker`` skips the Docker row.
+commit's) with this tree's (``--root`` twice: those two); ``--no-docker`` skips the Docker row.
 """
 
 from __future__ import annotations
@@ -187,11 +187,12 @@ def _row(label: str, solo: list[float], plat: list[float], poll: list[float]) ->
             f"{min(plat):.3f}, max {max(plat):.3f})")
 
 
-def alternate(root: str, runs: int, argv: list[str]) -> None:
-    """Run this bench ``runs`` times in fresh processes alternating the ``arkserve`` package in ``root`` (e.g. the
-    commit before, unpacked with ``git archive``) with this tree's: before/after in one sitting."""
+def alternate(roots: list[str], runs: int, argv: list[str]) -> None:
+    """Run this bench ``runs`` times in fresh processes alternating the ``arkserve`` packages in ``roots`` (e.g. the
+    commit before, unpacked with ``git archive``), and this tree's when only one is given: before/after in one
+    sitting."""
     for i in range(runs):
-        for label, path in ((root, root), ("this tree", "")):
+        for label, path in [(r, r) for r in roots] + ([("this tree", "")] if len(roots) == 1 else []):
             env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
             if path:
                 env["PYTHONPATH"] = path
@@ -203,8 +204,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--no-docker", action="store_true", help="skip busybox on Docker")
-    ap.add_argument("--root", help="also run the arkserve package in this directory (e.g. the commit before, "
-                    "from git archive), alternating with this tree's, each run in a fresh process")
+    ap.add_argument("--root", action="append", help="also run the arkserve package in this directory (e.g. the "
+                    "commit before, from git archive), alternating with this tree's, each run in a fresh process; "
+                    "given twice: those two alternating")
     ap.add_argument("--runs", type=int, default=2, help="with --root: runs of each")
     args = ap.parse_args()
     if args.root:
