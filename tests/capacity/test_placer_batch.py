@@ -12,11 +12,12 @@ from typing import Any
 
 from sqlalchemy import event
 
-from arkserve.billing import prepaid
+from arkserve.billing import admission, prepaid
 from arkserve.capacity.inventory import read_inventory
 from arkserve.reconciler.batch import PassWrites
 from arkserve.reconciler.capacity import Placer
 from arkserve.reconciler.config import ReconcilerConfig
+from arkserve.settings import BillingSettings
 from arkserve.store import instance_types
 from arkserve.store import services as service_store
 from arkserve.store import users as user_store
@@ -34,7 +35,7 @@ def reads_of(store: Store) -> Iterator[Counter[str]]:
 
     def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         words = " ".join(statement.split())
-        for table in ("instance_types", "prepaid_instances", "users"):
+        for table in ("instance_types", "prepaid_instances", "users", "billing_ledger"):
             if words.startswith(f"SELECT {table}.") or f"FROM {table} " in words + " ":
                 seen[table] += 1
 
@@ -93,6 +94,21 @@ def test_a_refusal_from_billing_is_each_replicas_unschedulable_reason(store: Sto
     assert [(r.state, r.node, r.last_error) for r in reps] == [("pending", "host-a", "")] + \
         [("pending", "", why)] * 3
     assert reads["prepaid_instances"] <= 3, reads
+
+
+def test_a_short_balance_is_read_once_and_keeps_each_replica_pending_in_billings_words(store: Store) -> None:
+    svc = _service(store, prepaid_count=0)  # the owner's balance is 0; cpu.small costs 0.05 an hour
+    placer, reps = _placer(store), _new(svc, 5)
+    admission.configure(BillingSettings(enforce=True))
+    try:
+        with reads_of(store) as reads:
+            got = placer.assign_many([(svc, r) for r in reps])
+    finally:
+        admission.configure(BillingSettings())
+    why = "insufficient balance: 0.00 CNY (pay-as-you-go needs more than 0.00); top up, or use a prepaid instance"
+    assert got == [why] * 5
+    assert [(r.state, r.node, r.last_error) for r in reps] == [("pending", "", why)] * 5
+    assert reads["billing_ledger"] == 1 and reads["instance_types"] == 2, reads  # the types; the price once
 
 
 def test_with_the_pass_writes_the_new_rows_are_written_once_placed_in_its_transaction(store: Store) -> None:
