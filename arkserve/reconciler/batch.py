@@ -6,7 +6,8 @@ only) and commits them in one transaction at :meth:`PassWrites.flush`; what must
 drain's routing target, a crashed replica's stop, the "ready" routing version) runs as a callback after it,
 never before, so a stop still comes after the row that says why, and a drain still waits for the gateways to
 load the snapshot without the replica. A write the worker does not defer is added and flushed at once, so
-the store sees every write in the order the pass made it.
+the store sees every write in the order the pass made it. The placer places a pass's new replicas at the start
+of the flush's transaction (``flush(first=...)``), so their rows are written once, already placed.
 
 :class:`GroupCommit` does the same for writes from many threads (the drain threads deleting the replicas
 they stopped): each caller's write joins the open group, one of the callers commits the group, and each
