@@ -25,15 +25,14 @@ package in DIR (an older commit's) with this tree's (``--root`` twice: those two
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from alternation import alternate
 
 import arkserve
 from arkserve.reconciler.loop import Reconciler
@@ -183,19 +182,6 @@ def run(n: int, timeout_s: float, drop_monitor: bool = True) -> dict[str, float]
         store.dispose()
         shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def alternate(roots: list[str], runs: int, argv: list[str]) -> None:
-    """Run this bench ``runs`` times in fresh processes alternating the ``arkserve`` packages in ``roots`` (e.g. the
-    commit before, unpacked with ``git archive``), and this tree's when only one is given: before/after in one
-    sitting."""
-    for i in range(runs):
-        for label, path in [(r, r) for r in roots] + ([("this tree", "")] if len(roots) == 1 else []):
-            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-            if path:
-                env["PYTHONPATH"] = path
-            print(f"=== run {i + 1} of {runs}: arkserve from {label}", flush=True)
-            subprocess.run([sys.executable, *argv], env=env, check=True)
 
 
 def main() -> None:

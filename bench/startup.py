@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from alternation import alternate
+
 import arkserve
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.loop import Reconciler
@@ -185,19 +187,6 @@ def _row(label: str, solo: list[float], plat: list[float], poll: list[float]) ->
     verdict = "met" if p - a <= TARGET_S else "NOT met"
     return (f"{label:34} {a:8.3f} {p:9.3f} {p - a:+9.3f} {q - a:+10.3f}  {verdict} (platform min "
             f"{min(plat):.3f}, max {max(plat):.3f})")
-
-
-def alternate(roots: list[str], runs: int, argv: list[str]) -> None:
-    """Run this bench ``runs`` times in fresh processes alternating the ``arkserve`` packages in ``roots`` (e.g. the
-    commit before, unpacked with ``git archive``), and this tree's when only one is given: before/after in one
-    sitting."""
-    for i in range(runs):
-        for label, path in [(r, r) for r in roots] + ([("this tree", "")] if len(roots) == 1 else []):
-            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-            if path:
-                env["PYTHONPATH"] = path
-            print(f"=== run {i + 1} of {runs}: arkserve from {label}", flush=True)
-            subprocess.run([sys.executable, *argv], env=env, check=True)
 
 
 def main() -> None:
