@@ -152,6 +152,23 @@ class RawReplica:
     def serve(self, conn: socket.socket) -> None:
         raise NotImplementedError
 
+    @staticmethod
+    def read_head(conn: socket.socket, buf: bytes) -> tuple[bytes, bytes] | None:
+        """The next request head on ``conn`` (without its blank line) and the bytes after it, starting from what
+        ``buf`` already holds; None when the peer closes first."""
+        while b"\r\n\r\n" not in buf:
+            data = conn.recv(65536)
+            if not data:
+                return None
+            buf += data
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        return head, rest
+
+    @staticmethod
+    def content_length(head: bytes) -> int:
+        return next((int(v) for n, _, v in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+                     if n.strip().lower() == b"content-length"), 0)
+
     def close(self) -> None:
         self.sock.close()
 

@@ -212,17 +212,14 @@ class ResettingReplica(RawReplica):
     def serve(self, conn: socket.socket) -> None:
         buf = b""
         with conn:
-            while True:
-                while b"\r\n\r\n" not in buf:
+            while (got := self.read_head(conn, buf)) is not None:
+                head, buf = got
+                length = self.content_length(head)
+                while len(buf) < length:
                     data = conn.recv(65536)
                     if not data:
                         return
                     buf += data
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                length = next((int(v) for n, _, v in (line.partition(b":") for line in head.split(b"\r\n")[1:])
-                               if n.strip().lower() == b"content-length"), 0)
-                while len(buf) < length:
-                    buf += conn.recv(65536)
                 buf = buf[length:]
                 self.seen.append(head.split(b"\r\n", 1)[0])
                 if len(self.seen) <= self.resets:

@@ -36,19 +36,10 @@ class HeadRecordingReplica(RawReplica):
         buf = b""
         with conn:
             try:
-                while True:
-                    while b"\r\n\r\n" not in buf:
-                        data = conn.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    head, _, buf = buf.partition(b"\r\n\r\n")
+                while (got := self.read_head(conn, buf)) is not None:
+                    head, buf = got
                     self.heads.append(head.split(b"\r\n", 1)[0])  # the handler is called here
-                    length = 0
-                    for line in head.split(b"\r\n")[1:]:
-                        name, _, value = line.partition(b":")
-                        if name.strip().lower() == b"content-length":
-                            length = int(value)
+                    length = self.content_length(head)
                     while len(buf) < length:
                         data = conn.recv(65536)
                         if not data:
