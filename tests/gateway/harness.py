@@ -165,6 +165,17 @@ class RawReplica:
         return head, rest
 
     @staticmethod
+    def skip_body(conn: socket.socket, buf: bytes, length: int) -> bytes | None:
+        """Read past a body of ``length`` bytes (``buf`` holds its start); the bytes after it, None when the peer
+        closes first."""
+        while len(buf) < length:
+            data = conn.recv(65536)
+            if not data:
+                return None
+            buf += data
+        return buf[length:]
+
+    @staticmethod
     def content_length(head: bytes) -> int:
         return next((int(v) for n, _, v in (line.partition(b":") for line in head.split(b"\r\n")[1:])
                      if n.strip().lower() == b"content-length"), 0)

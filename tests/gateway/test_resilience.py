@@ -214,13 +214,10 @@ class ResettingReplica(RawReplica):
         with conn:
             while (got := self.read_head(conn, buf)) is not None:
                 head, buf = got
-                length = self.content_length(head)
-                while len(buf) < length:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                buf = buf[length:]
+                rest = self.skip_body(conn, buf, self.content_length(head))
+                if rest is None:
+                    return
+                buf = rest
                 self.seen.append(head.split(b"\r\n", 1)[0])
                 if len(self.seen) <= self.resets:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST

@@ -39,13 +39,10 @@ class HeadRecordingReplica(RawReplica):
                 while (got := self.read_head(conn, buf)) is not None:
                     head, buf = got
                     self.heads.append(head.split(b"\r\n", 1)[0])  # the handler is called here
-                    length = self.content_length(head)
-                    while len(buf) < length:
-                        data = conn.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    buf = buf[length:]
+                    rest = self.skip_body(conn, buf, self.content_length(head))
+                    if rest is None:
+                        return
+                    buf = rest
                     conn.sendall(_OK)
             except OSError:
                 return
