@@ -3,7 +3,7 @@
 
 Two services side by side over a SQLite store in a temp dir: ``plain`` (no mount) and ``mounted`` (the model
 at /ark/models). Each round starts a replica of one, then the other, the way the reconciler does (its
-``replica_spec``, which resolves the mount through the host's model cache, then ``runtime.start``), and
+``specs.build``, which resolves the mount through the host's model cache, then ``runtime.start``), and
 measures until the app accepts connections: the reconciler's probe cadence (a pass every 0.5 s) is left
 out, so the difference is what the mount costs. The first ``mounted`` replica runs on a cold cache (the
 fetch).
@@ -67,7 +67,7 @@ def _start_to_listening(worker: ServiceWorker, store: Store, name: str) -> float
         svc = service_store.get(conn, name)
     rid = new_replica_id()
     t0 = time.monotonic()
-    info = worker.runtime.start(worker.replica_spec(svc, rid))
+    info = worker.runtime.start(worker.specs.build(svc, rid))
     while True:
         try:
             socket.create_connection((info.host, info.port), timeout=1).close()

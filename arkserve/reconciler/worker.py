@@ -14,35 +14,28 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Connection
 
-from arkserve.capacity.usage import indices
 from arkserve.domain.planning import Desired, Observed, ReplicaState, plan
 from arkserve.domain.services import revision
 from arkserve.errors import ArkserveError, PermanentError, TemporaryError
 from arkserve.logs import read_logs
-from arkserve.reconciler.appenv import replica_env
 from arkserve.reconciler.batch import GroupCommit, PassWrites
-from arkserve.reconciler.capacity import Placer, gpu_env
+from arkserve.reconciler.capacity import Placer
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.health import probe
 from arkserve.reconciler.listening import wrong_port_message
-from arkserve.reconciler.modelcache import ModelCache
+from arkserve.reconciler.specs import SpecBuilder, SpecReads
 from arkserve.reconciler.summary import CANNOT_START, summarize
 from arkserve.registry.pulls import RegistryPulls
-from arkserve.runtimes.base import Mount, ReplicaInfo, ReplicaPhase, ReplicaSpec, Runtime
+from arkserve.runtimes.base import ReplicaInfo, ReplicaPhase, Runtime
 from arkserve.store import canary as canary_store
 from arkserve.store import events as event_store
-from arkserve.store import instance_types
-from arkserve.store import models as model_store
 from arkserve.store import services as service_store
-from arkserve.store import users as user_store
 from arkserve.store.db import Store, version
 from arkserve.store.routing import gateways_caught_up
 from arkserve.store.services import ReplicaRow, ServiceRow
-from arkserve.store.users import User
 
 log = logging.getLogger("arkserve.reconciler")
 READY, STARTING, FAILED, DRAINING, PENDING = (ReplicaState.READY.value, ReplicaState.STARTING.value,
@@ -52,28 +45,6 @@ READY, STARTING, FAILED, DRAINING, PENDING = (ReplicaState.READY.value, ReplicaS
 
 def new_replica_id() -> str:
     return "r" + secrets.token_hex(4)
-
-
-@dataclass
-class SpecReads:
-    """The store rows a replica's spec is built from, read once for a batch of starts
-    (:meth:`ServiceWorker.spec_reads`); a failed read is kept and raised for each replica that needs it, where a
-    read of its own would have raised."""
-
-    types: dict[str, dict[str, Any]]  # instance types by name
-    owner: User | ArkserveError
-    tokens: dict[str, tuple[float, str | ArkserveError]] = field(default_factory=dict)  # image -> (minted, token)
-
-    def instance_type(self, store: Store, name: str) -> dict[str, Any]:
-        if name in self.types:
-            return self.types[name]
-        with store.read() as conn:  # not there when read (or created since): the store's answer, NotFound
-            return instance_types.get(conn, name)
-
-    def user(self) -> User:
-        if isinstance(self.owner, ArkserveError):
-            raise self.owner
-        return self.owner
 
 
 @dataclass
@@ -88,16 +59,18 @@ class ServiceWorker:
     drain_since: dict[str, float] = field(default_factory=dict)
     drain_target: dict[str, int] = field(default_factory=dict)  # routing version without the replica
     stopping: set[str] = field(default_factory=set)
-    model_cache: ModelCache | None = None
     registry: RegistryPulls | None = None  # pull tokens for images in the platform registry
     writes: int = 0  # replica rows written by this worker (a pass re-reads its rows only after it wrote)
     placer: Placer | None = None  # places each replica on this host before it starts (arkserve/capacity)
     routed: dict[int, int] = field(default_factory=dict)  # service id -> routing version with its newest ready replica
+    specs: SpecBuilder = field(init=False)  # what the runtime starts for a replica (reconciler/specs.py)
     batch: PassWrites = field(init=False)  # this pass's writes, committed together (reconciler/batch.py)
     reaper: GroupCommit = field(init=False)  # the drain threads' deletes, committed together
 
     def __post_init__(self) -> None:
         self.batch, self.reaper = PassWrites(self.store), GroupCommit(self.store)
+        self.specs = SpecBuilder(self.store, self.runtime.name, self.config, self.data_dir, self._event,
+                                 self.registry, self.placer)
 
     # ------------------------------------------------------------------------------- store helpers
     def _save(self, rep: ReplicaRow, *, routing: bool = False, later: bool = False) -> None:
@@ -116,100 +89,6 @@ class ServiceWorker:
         lines = read_logs(self.data_dir / "logs", svc.name, replica, tail=n)
         return " | ".join(line.text for line in lines)[-1500:]
 
-    # ------------------------------------------------------------------------------- replica specs
-    def replica_spec(self, svc: ServiceRow, replica_id: str, placed: ReplicaRow | None = None,
-                     reads: SpecReads | None = None) -> ReplicaSpec:
-        """What the runtime starts; ``reads``: the store rows it needs, read once for a batch of starts (else
-        read here)."""
-        spec = svc.spec
-        reads = reads or self.spec_reads(svc)
-        itype = reads.instance_type(self.store, spec.get("instance_type", "cpu.small"))
-        trusted = reads.user().is_admin  # may run unsandboxed (runtimes/local.py)
-        mounts: tuple[Mount, ...] = ()
-        model = spec.get("model") or {}
-        if model.get("source") == "disk" and model.get("mount_path"):
-            mounts = (Mount(self._disk_source(svc, model.get("ref", "")), model["mount_path"], True),)
-        for m in spec.get("mounts") or []:
-            if m["source"] == "model":
-                mounts += (Mount(self._model_source(svc, m["ref"], m["digest"], replica_id), m["mount_path"], True),)
-            else:
-                mounts += (Mount(self._disk_source(svc, m["ref"]), m["mount_path"], bool(m.get("read_only", True))),)
-        gpu_ids = indices(placed.gpu_indices) if placed is not None else ()
-        share = placed.gpu_share_mb if placed is not None else 0
-        user_env = spec.get("env") or {}
-        env = {**replica_env(self.runtime.name, spec["image"], user_env),
-               **gpu_env(gpu_ids, share, self.placer.gpu_memory_mb(gpu_ids[0]) if self.placer and gpu_ids else 0,
-                        user_env)}
-        return ReplicaSpec(
-            service=svc.name, replica=replica_id, revision=revision(spec), image=spec["image"],
-            pull_token=self._pull_token(svc, reads),
-            on_progress=lambda words: self._event(svc, "pulling", f"{spec['image']}: {words}", replica_id),
-            command=spec["command"], port=int(spec["port"]),
-            env=env, cpus=float(itype["cpus"]), memory_mb=int(itype["memory_mb"]), gpus=int(itype["gpus"]),
-            gpu_indices=gpu_ids, gpu_memory_mb=share, mounts=mounts, trusted=trusted)
-
-    def spec_reads(self, svc: ServiceRow) -> SpecReads:
-        """One read of what :meth:`replica_spec` needs from the store for the replicas of a batch: the instance
-        types and the service's owner."""
-        with self.store.read() as conn:
-            types = {t["name"]: t for t in instance_types.list_all(conn)}
-            try:
-                return SpecReads(types, user_store.get_by_id(conn, svc.owner_id))
-            except ArkserveError as exc:
-                return SpecReads(types, exc)
-
-    def _pull_token(self, svc: ServiceRow, reads: SpecReads) -> str:
-        """A token for exactly the service's repository when its image is in the platform registry; one token
-        serves the replicas of a batch while it is fresh (a tenth of its lifetime)."""
-        if self.registry is None:
-            return ""
-        image = str(svc.spec["image"])
-        at, token = reads.tokens.get(image, (float("-inf"), ""))
-        if time.monotonic() - at >= self.registry.ttl_s / 10:
-            owner = reads.user()
-            try:
-                with self.store.read() as conn:
-                    token = self.registry.token_for(conn, image, owner.username, owner.is_admin)
-            except PermanentError as exc:  # ImagePullDenied: the same answer for each replica of the batch
-                token = exc
-            reads.tokens[image] = (time.monotonic(), token)
-        if isinstance(token, ArkserveError):
-            raise token
-        return token
-
-    def _disk_source(self, svc: ServiceRow, ref: str) -> str:
-        disk = (self.data_dir / "disks" / svc.owner).resolve()
-        source = (disk / ref.lstrip("/")).resolve()
-        if not source.is_relative_to(disk):
-            raise PermanentError(f"model path {ref!r} leaves the owner's disk")
-        if not source.exists():
-            raise PermanentError(f"model path {ref!r} not found on {svc.owner}'s disk ({source})")
-        return str(source)
-
-    def _model_source(self, svc: ServiceRow, ref: str, digest: str, replica_id: str) -> str:
-        """The version's folder in this host's model cache, fetched first when it is not there yet."""
-        if self.model_cache is None:
-            self.model_cache = ModelCache(self.data_dir, self.config.model_cache_bytes)
-        self.model_cache.pin(svc.name, replica_id, digest)  # until the replica is stopped
-        if self.model_cache.cached(digest):
-            return str(self.model_cache.ensure(digest, []))
-        with self.store.read() as conn:
-            manifest = model_store.manifest_by_digest(conn, digest)
-            in_use = {m.get("digest", "") for s in service_store.list_all(conn) for m in s.spec.get("mounts") or []}
-        if manifest is None:
-            raise PermanentError(f"model {ref} ({digest}) is no longer in the model market", code="ModelNotFound")
-        last = [0.0]
-
-        def progress(pct: int) -> None:
-            if pct in (0, 100) or time.monotonic() - last[0] >= 1.0:
-                last[0] = time.monotonic()
-                self._event(svc, "fetching", f"fetching model {ref} ({digest[:19]}) {pct}%", replica_id)
-
-        path = self.model_cache.ensure(digest, manifest, progress)
-        for gone in self.model_cache.evict(in_use):
-            self._event(svc, "evicted", f"model cache: evicted {gone[:19]} (least recently used)")
-        return str(path)
-
     # ------------------------------------------------------------------------------- actions
     def _start_many(self, svc: ServiceRow, revisions: list[str]) -> None:
         """Start new replicas, 32 at a time: their pending rows and their placements in one transaction, what
@@ -226,7 +105,7 @@ class ServiceWorker:
             else:
                 self.batch.flush()
                 got = [None] * len(reps)
-            reads = self.spec_reads(svc)
+            reads = self.specs.reads(svc)
             for rep, placed in zip(reps, got, strict=True):
                 self._start(svc, rep, placed, reads)
             self.batch.flush()
@@ -237,7 +116,7 @@ class ServiceWorker:
         try:
             if self.placer is not None and not self._placed(svc, rep, placed):
                 return
-            info = self.runtime.start(self.replica_spec(svc, rep.id, rep, reads))
+            info = self.runtime.start(self.specs.build(svc, rep.id, rep, reads))
         except TemporaryError as exc:
             rep.state, rep.last_error = PENDING, exc.message
             rep.node, rep.gpu_indices, rep.gpu_share_mb = "", "", 0  # gives its placement up while it waits
@@ -286,8 +165,8 @@ class ServiceWorker:
             log.warning("stopping %s/%s failed: %s", service, replica, exc.message)
         finally:
             self.stopping.discard(replica)
-            if self.model_cache is not None:
-                self.model_cache.unpin(service, replica)
+            if self.specs.model_cache is not None:
+                self.specs.model_cache.unpin(service, replica)
 
     def _finish_drain(self, svc: ServiceRow, rep: ReplicaRow) -> None:
         try:
@@ -301,8 +180,8 @@ class ServiceWorker:
             log.warning("draining %s/%s failed: %s", svc.name, rep.id, exc.message)
         finally:
             self.stopping.discard(rep.id)
-            if self.model_cache is not None:
-                self.model_cache.unpin(svc.name, rep.id)
+            if self.specs.model_cache is not None:
+                self.specs.model_cache.unpin(svc.name, rep.id)
             self.drain_since.pop(rep.id, None)
             self.drain_target.pop(rep.id, None)
 

@@ -20,5 +20,5 @@ def test_only_an_admins_replica_is_trusted(cluster: Cluster) -> None:
         worker = ServiceWorker(cluster.store, cluster.runtime, cluster.config, cluster.data_dir, stopper)
         with cluster.store.read() as conn:
             mine, theirs = service_store.get(conn, "mine"), service_store.get(conn, "theirs")
-        assert worker.replica_spec(mine, "r0000a1").trusted is True
-        assert worker.replica_spec(theirs, "r0000a1").trusted is False
+        assert worker.specs.build(mine, "r0000a1").trusted is True
+        assert worker.specs.build(theirs, "r0000a1").trusted is False
