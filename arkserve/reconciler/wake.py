@@ -7,8 +7,10 @@ wake nothing; an idle store costs nothing). The pages are written before the com
 then waits (1 ms steps, at most ``visible_within_s``) for the commit to show on a read-only connection of its
 own (``PRAGMA data_version`` changes when another connection committed: a few microseconds, no disk read).
 Then, only if the reconciler is quiet (no service's pass running or carried over), it sets the loop's wake-up
-event and the next pass starts at once. A busy reconciler passes every ``wake_poll_s`` anyway, and its own
-workers' commits must not turn that into a pass every few milliseconds (each lists the runtime).
+event and the next pass starts at once. A commit seen while a pass runs wakes the loop once that pass ends (it
+may have read the feed before the commit: a scale landing mid-pass is not left for the next poll); so a busy
+reconciler's own workers' commits make one more pass after the busy spell, not a pass every few milliseconds
+(each lists the runtime).
 
 Nothing changes in what a pass does, only when it runs; the fixed poll stays the fallback (and the only
 wake-up on PostgreSQL, or where inotify is missing). The API and the reconciler never import each other: the
@@ -124,8 +126,10 @@ class StoreWake:
                 if now == self._last:
                     continue  # a checkpoint, or a commit still in flight (the next poll sees it)
                 self._last, self.commits = now, self.commits + 1
-                if self.quiet():
-                    self.woken.set()
+                while not self.quiet():  # a pass is running: wake the loop as it ends, or this commit (a scale
+                    if self._stop.wait(0.005):  # landing mid-pass, after that pass read the feed) waits for the poll
+                        return
+                self.woken.set()
             except (OSError, ValueError, sqlite3.Error):
                 if self._stop.is_set():
                     return
