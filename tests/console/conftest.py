@@ -5,13 +5,16 @@ without Playwright's own browser download (``.ci/console.sh`` installs both). Wh
 tests skip with the reason, unless ``ARKSERVE_REQUIRE_CHROMIUM=1`` (CI), which makes them fail instead.
 
 Every page records console errors and warnings (a missing translation logs one) and uncaught page
-errors; a test that produced any fails at teardown.
+errors; a test that produced any fails at teardown. When a test fails, its report says where the page was: its
+URL, the API requests still waiting and the last ones answered (status, time taken), and the start of its text.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,8 +64,31 @@ class Console:
         self.page = page
         self.base = base
         self.problems: list[str] = []
+        self.waiting: dict[Any, float] = {}  # request -> when it was sent
+        self.answered: deque[str] = deque(maxlen=25)
         page.on("console", self._on_console)
         page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+        page.on("request", lambda r: self.waiting.__setitem__(r, time.monotonic()))
+        page.on("response", lambda r: self._ended(r.request, str(r.status)))
+        page.on("requestfailed", lambda r: self._ended(r, f"failed: {r.failure}"))
+
+    def _ended(self, request: Any, outcome: str) -> None:
+        sent = self.waiting.pop(request, None)
+        if "/static/" in request.url and outcome[:1] in ("2", "3"):
+            return  # the page's own files: only the API's answers and failures are kept
+        took = f"{time.monotonic() - sent:.2f} s" if sent is not None else "?"
+        self.answered.append(f"{request.method} {request.url} -> {outcome} in {took}")
+
+    def describe(self) -> str:
+        """Where the page is: for the report of a failed test."""
+        now = time.monotonic()
+        waiting = [f"{r.method} {r.url} waiting {now - t:.2f} s" for r, t in self.waiting.items()]
+        try:
+            text = self.page.inner_text("body", timeout=2000)[:1500]
+        except Exception as exc:  # a closed or crashed page says so
+            text = f"(no text: {exc})"
+        return "\n".join([f"url: {self.page.url}", "requests waiting:", *waiting, "last answered:", *self.answered,
+                          "text:", text])
 
     def _on_console(self, msg: Any) -> None:
         # Chromium logs every 4xx/5xx response as "Failed to load resource"; the API answers 401/422 on purpose.
@@ -114,9 +140,19 @@ def open_console(browser: Any, platform: Platform) -> Iterator[Console]:
 
 
 @pytest.fixture
-def console(browser: Any, console_platform: Platform) -> Iterator[Console]:
+def console(request: pytest.FixtureRequest, browser: Any, console_platform: Platform) -> Iterator[Console]:
     with open_console(browser, console_platform) as c:
+        request.node.console_page = c  # for the report, should the test fail (pytest_runtest_makereport)
         yield c
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    page = getattr(item, "console_page", None)
+    if report.when == "call" and report.failed and page is not None:
+        report.sections.append(("where the console page was", page.describe()))
 
 
 def admin_password(p: Platform) -> str:
