@@ -22,13 +22,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 
 from arkserve.billing import admission
 from arkserve.capacity.inventory import HostInventory, read_inventory
-from arkserve.capacity.placement import Allocation, Placement, Request, place
+from arkserve.capacity.placement import Allocation, HostCapacity, Placement, Request, Size, Unfit, place
 from arkserve.capacity.usage import allocation_of, host_capacity, size_of
 from arkserve.errors import ArkserveError, TemporaryError
 from arkserve.reconciler.batch import PassWrites
@@ -61,6 +61,16 @@ def gpu_env(gpu_ids: tuple[int, ...], share_mb: int, gpu_memory_mb: int, user_en
              "XLA_PYTHON_CLIENT_MEM_FRACTION": fraction, "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
              "TF_FORCE_GPU_ALLOW_GROWTH": "true", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
     return {**order, **{k: v for k, v in hints.items() if k not in user_env}}
+
+
+class Fixed(NamedTuple):
+    """What placing a replica reads and does not change, read once per placement transaction."""
+
+    host: str  # this host's name
+    capacity: list[HostCapacity]  # what may be handed out on it
+    sizes: dict[str, Size]  # the instance types' sizes, by name
+    reserved: dict[int, dict[str, int]]  # active prepaid instances: {user_id: {instance_type: count}}
+    types: dict[str, dict[str, Any]]  # the instance type rows, by name
 
 
 class Placer:
@@ -143,14 +153,13 @@ class Placer:
         return out
 
     def _assign(self, conn: Connection, svc: ServiceRow, rep: ReplicaRow, held: list[Allocation],
-                fixed: tuple[Any, ...], changed: dict[str, ReplicaRow],
+                fixed: Fixed, changed: dict[str, ReplicaRow],
                 billing: dict[tuple[Any, ...], str | TemporaryError]) -> str:
         name = svc.spec.get("instance_type", "cpu.small")
-        types = fixed[-1]
-        itype = types[name] if name in types else instance_types.get(conn, name)  # not there: NotFound
+        itype = fixed.types[name] if name in fixed.types else instance_types.get(conn, name)  # not there: NotFound
         try:
             mode = self._billing(conn, svc, itype["name"], held, billing)
-            result = self._place(svc, rep, itype, mode, held, *fixed[:-1])
+            result = self._place(svc, rep, itype, mode, held, fixed)
         except TemporaryError as exc:  # e.g. InsufficientBalance: waits like a replica that does not fit
             result = None
             message = exc.message
@@ -190,18 +199,16 @@ class Placer:
             raise answer
         return answer
 
-    def _fixed(self, conn: Connection, host: HostInventory) -> tuple[Any, ...]:
-        """What placing a replica reads and does not change: this host's capacity, the types' sizes, prepaid
-        reservations, and (last) the instance types by name."""
+    def _fixed(self, conn: Connection, host: HostInventory) -> Fixed:
         here = [h for h in host_store.list_all(conn) if h["name"] == host.name]
         capacity = [host_capacity(h, self.config.cpu_overcommit, self.config.memory_overcommit) for h in here]
         types = {t["name"]: t for t in instance_types.list_all(conn)}
         sizes = {name: size_of(t) for name, t in types.items()}
-        return host.name, capacity, sizes, admission.reserved(conn, time.time()), types
+        return Fixed(host.name, capacity, sizes, admission.reserved(conn, time.time()), types)
 
     def _place(self, svc: ServiceRow, rep: ReplicaRow, itype: dict[str, Any], mode: str, held: list[Allocation],
-               host: str, capacity: Any, sizes: Any, reserved: Any) -> Any:
+               fixed: Fixed) -> Placement | Unfit:
         if self.runtime in CLUSTER_SCHEDULED:  # the cluster places the Pod; whole GPUs as nvidia.com/gpu
             return Placement(self.runtime)
         request = Request(rep.id, svc.name, svc.owner_id, itype["name"], size_of(itype), mode)
-        return place(request, capacity, [a for a in held if a.host == host], reserved, sizes)
+        return place(request, fixed.capacity, [a for a in held if a.host == fixed.host], fixed.reserved, fixed.sizes)

@@ -104,6 +104,11 @@ class SpecBuilder:
             env=env, cpus=float(itype["cpus"]), memory_mb=int(itype["memory_mb"]), gpus=int(itype["gpus"]),
             gpu_indices=gpu_ids, gpu_memory_mb=share, mounts=mounts, trusted=trusted)
 
+    def unpin(self, service: str, replica: str) -> None:
+        """The replica is stopped: its model versions may be evicted again."""
+        if self.model_cache is not None:
+            self.model_cache.unpin(service, replica)
+
     def reads(self, svc: ServiceRow) -> SpecReads:
         """One read of what :meth:`build` needs from the store for the replicas of a batch: the instance
         types and the service's owner."""

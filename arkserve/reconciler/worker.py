@@ -165,8 +165,7 @@ class ServiceWorker:
             log.warning("stopping %s/%s failed: %s", service, replica, exc.message)
         finally:
             self.stopping.discard(replica)
-            if self.specs.model_cache is not None:
-                self.specs.model_cache.unpin(service, replica)
+            self.specs.unpin(service, replica)
 
     def _finish_drain(self, svc: ServiceRow, rep: ReplicaRow) -> None:
         try:
@@ -180,8 +179,7 @@ class ServiceWorker:
             log.warning("draining %s/%s failed: %s", svc.name, rep.id, exc.message)
         finally:
             self.stopping.discard(rep.id)
-            if self.specs.model_cache is not None:
-                self.specs.model_cache.unpin(svc.name, rep.id)
+            self.specs.unpin(svc.name, rep.id)
             self.drain_since.pop(rep.id, None)
             self.drain_target.pop(rep.id, None)
 
