@@ -3,9 +3,18 @@ alternating ``arkserve`` packages (e.g. the commit before, unpacked with ``git a
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+
+
+def add_options(ap: argparse.ArgumentParser) -> None:
+    """``--root DIR`` (repeatable) and ``--runs N`` on a bench's command line."""
+    ap.add_argument("--root", action="append", help="also run the arkserve package in this directory (e.g. the "
+                    "commit before, from git archive), alternating with this tree's, each run in a fresh process; "
+                    "given twice: those two alternating")
+    ap.add_argument("--runs", type=int, default=2, help="with --root: runs of each")
 
 
 def alternate(roots: list[str], runs: int, argv: list[str]) -> None:

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from alternation import alternate
+from alternation import add_options, alternate
 
 import arkserve
 from arkserve.reconciler.loop import Reconciler
@@ -190,10 +190,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=600.0, help="give up a phase after this many seconds")
     ap.add_argument("--compare", action="store_true",
                     help="also run with bwrap's monitor kept (LocalRuntime.drop_monitor=False), alternating")
-    ap.add_argument("--root", action="append", help="also run the arkserve package in this directory (e.g. the "
-                    "commit before, from git archive), alternating with this tree's, each run in a fresh process; "
-                    "given twice: those two alternating")
-    ap.add_argument("--runs", type=int, default=2, help="with --root: runs of each")
+    add_options(ap)
     args = ap.parse_args()
     if args.root:
         alternate(args.root, args.runs, [__file__, "--replicas", str(args.replicas), "--timeout", str(args.timeout)])

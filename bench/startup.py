@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from alternation import alternate
+from alternation import add_options, alternate
 
 import arkserve
 from arkserve.reconciler.config import ReconcilerConfig
@@ -193,10 +193,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--no-docker", action="store_true", help="skip busybox on Docker")
-    ap.add_argument("--root", action="append", help="also run the arkserve package in this directory (e.g. the "
-                    "commit before, from git archive), alternating with this tree's, each run in a fresh process; "
-                    "given twice: those two alternating")
-    ap.add_argument("--runs", type=int, default=2, help="with --root: runs of each")
+    add_options(ap)
     args = ap.parse_args()
     if args.root:
         alternate(args.root, args.runs, [__file__, "--rounds", str(args.rounds)] + ["--no-docker"] * args.no_docker)
