@@ -3,7 +3,8 @@
 After each pass of a service the loop tells the :class:`Schedule` what the service looked like (:meth:`note`):
 
 * *busy* (replicas starting, draining, failed or pending; fewer or more replicas than desired; another revision;
-  being deleted; all ready but the status not yet, while the gateways load its routes): acted on every pass, as
+  being deleted; all ready but the status not yet, or new at 0 replicas and still ``pending``, while the gateways
+  load its routes): acted on every pass, as
   it moves by itself (a probe turns it ready, a backoff runs out);
 * *serving* (only ready replicas): its replicas are probed, and checked against the runtime, every ``interval_s``;
 * *steady* (nothing to run): only a change in the store, or the resync, brings it back.
@@ -36,8 +37,8 @@ def busy(svc: ServiceRow, rows: list[ReplicaRow]) -> bool:
         return True
     if svc.deleting or len(rows) != svc.replicas or any(r.state in MOVING for r in rows):
         return True
-    if rows and svc.status != "ready":  # all ready, the status not yet: it waits for the gateways (worker._status)
-        return True
+    if (rows and svc.status != "ready") or svc.status == "pending":  # the status waits for the gateways
+        return True  # (worker._status): all ready and not yet "ready", or new and not yet "stopped"
     rev = revision(svc.spec)
     return any(r.revision != rev for r in rows)
 

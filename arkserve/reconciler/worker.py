@@ -293,7 +293,10 @@ class ServiceWorker:
                 service_store.remove(conn, svc.id)
                 event_store.record(conn, svc.name, "deleted", "service deleted")
             return
-        if status == "ready" and svc.id in self.routed:
+        if status == "stopped" and svc.status == "pending" and svc.id not in self.routed:
+            with self.store.read() as conn:  # a new service at 0 replicas: its endpoint (holding requests for a
+                self.routed[svc.id] = version(conn)  # cold start) is there once the gateways listen on its port
+        if status in ("ready", "stopped") and svc.id in self.routed:
             with self.store.read() as conn:  # ready means callable: every live gateway worker routes to it
                 if not gateways_caught_up(conn, self.routed[svc.id], self.config.gateway_fresh_s):
                     return  # still busy (schedule.busy): looked at again on the next pass

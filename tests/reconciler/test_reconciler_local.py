@@ -333,3 +333,21 @@ def test_a_service_is_ready_only_once_every_live_gateway_worker_routes_to_it(clu
     with cluster.store.begin() as conn:
         ack(conn, "slow-gateway:1", version(conn))
     cluster.wait("status ready", lambda: getattr(cluster.service("svc"), "status", "") == "ready", timeout=5)
+
+
+def test_a_new_service_at_zero_replicas_is_stopped_only_once_every_live_gateway_worker_listens_for_it(
+        cluster: Cluster) -> None:
+    """A service created at 0 replicas (autoscaled from zero: its endpoint holds requests for the cold start) says
+    ``stopped`` once the gateways have its port open, so a request sent right after `create --wait` connects."""
+    from arkserve.store.db import version
+    from arkserve.store.routing import ack
+
+    with cluster.store.begin() as conn:
+        ack(conn, "slow-gateway:1", version(conn))  # a live gateway worker that has not loaded what comes next
+    cluster.create("idle", 0)
+    time.sleep(1.0)  # several passes: the status must wait for the worker
+    svc = cluster.service("idle")
+    assert svc is not None and svc.status == "pending", svc
+    with cluster.store.begin() as conn:
+        ack(conn, "slow-gateway:1", version(conn))
+    cluster.wait("status stopped", lambda: getattr(cluster.service("idle"), "status", "") == "stopped", timeout=5)
