@@ -215,3 +215,33 @@ def test_market_pages_and_searches_on_the_server_and_refreshes_the_page_in_view(
     page.get_by_placeholder("Search models").fill("pm-nothing")
     pw(page.locator("#model-cards")).to_contain_text("No model matches.")
     pw(note).to_have_text("")
+
+
+def test_a_search_that_fires_after_next_keeps_the_page_in_view(console: Console, console_platform: Platform) -> None:
+    """A debounced search that fires after a click on Next, with the filters of the page in view (typed and typed
+    back), reloads that page: it does not throw the list back to its first page. (A CI run saw the market's
+    refresh stuck on page 1 after Next: the search typed just before was still due.) The page's timers run
+    only when the test advances them, so the search is due exactly across the click."""
+    page, p, pw = console.page, console_platform, _expect()
+    with p.client() as c:
+        for i in range(30):
+            c.upload("PUT", f"/models/pq-{i:02d}/versions/1/archive", iter([tar_of({"w.bin": b"x"})]),
+                     content_type="application/x-tar")
+    console.login("admin", admin_password(p))
+    page.clock.install()
+    console.goto("/console/models")
+    search, note = page.get_by_placeholder("Search models"), page.locator(".list-note")
+    search.fill("pq-")
+    with page.expect_response(lambda r: "q=pq-" in r.url):
+        page.clock.run_for(300)
+    pw(note).to_have_text("1\N{EN DASH}24 of 30")
+    search.fill("pq-0")
+    search.fill("pq-")  # the same filters as the page in view, and a search due in 250 ms
+    with page.expect_response(lambda r: "cursor=" in r.url):
+        page.get_by_role("button", name="Next").click()
+    pw(note).to_have_text("25\N{EN DASH}30 of 30")
+    with page.expect_request(lambda r: "/api/v1/models?" in r.url) as due:
+        page.clock.run_for(300)
+    assert "cursor=" in due.value.url, f"the due search loaded the first page: {due.value.url}"
+    pw(note).to_have_text("25\N{EN DASH}30 of 30")
+    pw(page.locator("#model-cards .model-card").first).to_have_attribute("data-model", "pq-24")

@@ -49,7 +49,6 @@ export default {
   "services.intro": "Each service runs your image on the instances you ask for, behind one signed HTTPS endpoint.",
   "services.search": "Search by name", "services.details": "Details", "services.copyEndpoint": "Copy endpoint",
   "services.empty": "No inference services yet.", "services.noMatch": "No service matches the search.",
-  "services.range": "{from}–{to} of {total}", "services.prevPage": "Previous", "services.nextPage": "Next",
   "services.searchHint": "Names starting with what you type", "services.statusFilter": "Status",
   "services.allStatuses": "All statuses",
 

@@ -49,7 +49,6 @@ export default {
   "services.intro": "每个服务按您指定的实例数运行镜像，并通过一个带签名校验的 HTTPS 访问地址对外提供服务。",
   "services.search": "按名称搜索", "services.details": "详情", "services.copyEndpoint": "复制访问地址",
   "services.empty": "还没有推理服务。", "services.noMatch": "没有匹配的服务。",
-  "services.range": "第 {from}–{to} 个，共 {total} 个", "services.prevPage": "上一页", "services.nextPage": "下一页",
   "services.searchHint": "名称以输入内容开头的服务", "services.statusFilter": "状态",
   "services.allStatuses": "全部状态",
 
