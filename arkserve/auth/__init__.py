@@ -1,1 +1,2 @@
-"""Authentication: request signing (signing.py), and later keys, passwords and permissions."""
+"""Authentication: the AK/SK request signature (signing.py, with httpdate, authorization, mac and
+signature_errors beside it), access keys, passwords, the secret vault and login throttling."""
