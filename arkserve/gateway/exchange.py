@@ -70,7 +70,9 @@ class Exchange(ResponseRelay):
         self.async_req: AsyncRequest | None = None  # an asynchronous submission or lookup (asyncintake.py)
 
     # ------------------------------------------------------------------ request body from the client
-    def feed_body(self, data: bytes) -> None:
+    def feed_body(self, data: bytes | memoryview) -> None:
+        """A piece of the request body: bytes from the parser, or (a Content-Length body past the parser,
+        ``ClientConnection.left``) the received chunk itself or a view of it, copied only where it is kept."""
         self.bytes_in += len(data)
         if self.resp == FINISHED or self.error is not None:
             return
@@ -83,17 +85,17 @@ class Exchange(ResponseRelay):
                 self.fail(HttpError(413, "PayloadTooLarge", "an asynchronous request's body may not exceed "
                                     f"{self.core.async_queue.max_body_bytes} bytes"), close=True)  # type: ignore[union-attr]
                 return
-            self.spool.write(data)
+            self.spool.write(data if isinstance(data, bytes) else bytes(data))
         elif self.stage == SENDING:
             self._send_body(data)
             self.deadline = self.core.clock + self.route.request_timeout_s  # type: ignore[union-attr]
         else:
-            self.body_buf.append(data)
+            self.body_buf.append(data if isinstance(data, bytes) else bytes(data))
             self.buffered += len(data)
             if self.buffered > _HIGH_WATER:
                 self.conn.pause(PAUSE_BUFFER)
 
-    def _send_body(self, data: bytes) -> None:
+    def _send_body(self, data: bytes | memoryview) -> None:
         t = self.up.transport  # type: ignore[union-attr]
         if self.chunked:
             t.writelines((b"%x\r\n" % len(data), data, b"\r\n"))  # type: ignore[union-attr]

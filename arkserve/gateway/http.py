@@ -203,6 +203,6 @@ def no_replica_ready(service: str, reason: str, waited_s: float, retry_after_s: 
                      f"{waited_s:g} s: {why}; its owner sees why in the service's status", retry_after=retry_after_s)
 
 
-def after_upgrade(data: bytes, exc: Exception) -> bytes:
+def after_upgrade(data: bytes | memoryview, exc: Exception) -> bytes:
     """The bytes of ``data`` behind the message llhttp stopped at (``HttpParserUpgrade`` carries the offset)."""
-    return data[exc.args[0]:] if exc.args and isinstance(exc.args[0], int) else b""
+    return bytes(data[exc.args[0]:]) if exc.args and isinstance(exc.args[0], int) else b""

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 import httptools
 
@@ -28,6 +28,9 @@ INF = float("inf")
 IDLE, HEADERS, BODY, WAIT, CLOSING, UPGRADING, TUNNEL = 0, 1, 2, 3, 4, 5, 6
 _MAX_PIPELINE = 16
 _MAX_EARLY = 64 * 1024  # bytes a client may send behind an Upgrade handshake before it is answered
+# A read at least this large that may start with a request head has the head parsed on its own, so the body behind
+# it can bypass the parser (see ``ClientConnection.left``): below this, copying the body costs less than the split.
+_SPLIT: Final = 16 * 1024
 
 
 def client_protocol(core: Core, port: int, tls: bool) -> Callable[[], asyncio.Protocol]:
@@ -63,6 +66,12 @@ class ClientConnection:
         # clients send the same one on every request of a connection, so a comparison replaces the parsing
         self.host_ok: bytes | None = None
         self.host_port_ok: bytes | None = None
+        # Body bytes of the request being read that bypass the parser: a Content-Length body on a kept-alive
+        # connection is counted here and handed on as the received chunks (or slices of them), where llhttp would
+        # copy each piece into a new bytes object for on_body. -1: such a body began in the read being parsed (its
+        # count is taken after it, _take). 0: the parser frames the body (chunked, an Upgrade, a connection that
+        # closes after the request) or no body is being read.
+        self.left = 0
 
     # ------------------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -74,13 +83,19 @@ class ClientConnection:
         self.deadline = self.core.clock + self.core.config.idle_timeout_s
         self.core.connections.add(self)
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | memoryview) -> None:
+        if self.left > 0:
+            self._stream(data)
+            return
         if self.state >= CLOSING:
             if self.state == UPGRADING:
                 self._early(data)
             return
         if self.state != BODY:
-            self.hdr_bytes += len(data)
+            n = len(data)
+            if n >= _SPLIT and isinstance(data, bytes) and self._split(data):
+                return
+            self.hdr_bytes += n
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:  # an Upgrade request was parsed: no more HTTP on here
@@ -101,9 +116,54 @@ class ClientConnection:
             else:
                 self.fatal_error(HttpError(400, "BadRequest", f"malformed HTTP request: {exc}"))
             return
-        if self.state == HEADERS and self.hdr_bytes > self.core.config.max_header_bytes:
+        if self.left:
+            self._take()
+        elif self.state == HEADERS and self.hdr_bytes > self.core.config.max_header_bytes:
             self.fatal_error(HttpError(431, "HeadersTooLarge", "request line and headers exceed "
                                        f"{self.core.config.max_header_bytes} bytes"))
+
+    def _split(self, data: bytes) -> bool:
+        """A large read that may start with a request head: parse up to the first blank line alone, so that a body
+        behind it can bypass the parser. Any split is safe: the parser decides what the bytes are, and only a body
+        it has not consumed (``bytes_in``) is counted past it; the blank line found only makes that likely."""
+        end = data.find(b"\r\n\r\n") + 4
+        if end < 4 or end >= len(data):
+            return False
+        view = memoryview(data)
+        self.data_received(view[:end])
+        self.data_received(view[end:])
+        return True
+
+    def _take(self) -> None:
+        """After a read in which a Content-Length body began: if the parser stopped inside it (it holds no state
+        but the count of bytes left), the rest bypasses it, and a fresh parser takes the next request (_stream)."""
+        ex = self.reading
+        if self.state == BODY and ex is not None and ex.keep_alive and ex.cl > ex.bytes_in:
+            self.left = ex.cl - ex.bytes_in
+        else:
+            self.left = 0
+
+    def _stream(self, data: bytes | memoryview) -> None:
+        """Body bytes past the parser: the request's share goes to its exchange as it is (no copy); after the last
+        one, a fresh parser takes what follows (the old one still waits for the body it never saw)."""
+        ex = self.reading
+        left = self.left
+        n = len(data)
+        self.deadline = self.core.clock + self.core.config.body_timeout_s
+        if n < left:
+            self.left = left - n
+            ex.feed_body(data)  # type: ignore[union-attr]
+            return
+        self.left = 0
+        if n == left:
+            ex.feed_body(data)  # type: ignore[union-attr]
+        else:
+            data = memoryview(data)
+            ex.feed_body(data[:left])  # type: ignore[union-attr]
+        self.parser = httptools.HttpRequestParser(self)
+        self.on_message_complete()
+        if n > left:
+            self.data_received(data[left:])
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -155,6 +215,7 @@ class ClientConnection:
         if ex.cl > 0 or ex.chunked:
             self.state = BODY
             self.deadline = self.core.clock + self.core.config.body_timeout_s
+            self.left = -1 if not ex.chunked and ex.upgrade is None else 0  # see _take
         else:
             self.state = WAIT
             self.deadline = INF
@@ -164,7 +225,7 @@ class ClientConnection:
         elif len(self.pipeline) >= _MAX_PIPELINE:
             self.pause(PAUSE_BUFFER)
 
-    def on_body(self, body: bytes) -> None:
+    def on_body(self, body: bytes) -> None:  # a chunked body, or one that does not bypass the parser (left)
         self.deadline = self.core.clock + self.core.config.body_timeout_s
         self.reading.feed_body(body)  # type: ignore[union-attr]
 
@@ -180,11 +241,11 @@ class ClientConnection:
             ex.body_end()
 
     # ------------------------------------------------------------------------------ upgrades
-    def _early(self, data: bytes) -> None:
+    def _early(self, data: bytes | memoryview) -> None:
         ex = self.pipeline[-1] if self.pipeline else None
         if ex is None or ex.resp == FINISHED or not data:
             return
-        ex.early += data
+        ex.early += bytes(data)
         if len(ex.early) > _MAX_EARLY:
             self.pause(PAUSE_BUFFER)
 
@@ -249,6 +310,7 @@ class ClientConnection:
     def fatal_error(self, err: HttpError) -> None:
         """The byte stream is unusable: answer (after the responses still owed) and close."""
         self.state, self.deadline = CLOSING, INF
+        self.left = 0
         if self.transport is not None:
             self.transport.pause_reading()
         ex, self.reading = self.reading, None

@@ -9,7 +9,8 @@ use ``bench/gateway/run.py`` for the end-to-end ratio against nginx. A profile o
 shared box); ``--root DIR`` measures the gateway of another checkout (``git archive OLD arkserve |
 tar -x -C DIR``) with this same harness, to compare two versions in one sitting. With the optional compiled hot path
 built (``python -m arkserve.gateway.fastbuild build``) it measures that; ``--pure`` loads the hot modules from their
-``.py`` files anyway, so the two can alternate in one sitting.
+``.py`` files anyway, so the two can alternate in one sitting. ``--unsigned`` adds a 100 KB POST with an unsigned
+payload (streamed to the replica as it arrives, no spool).
 """
 
 from __future__ import annotations
@@ -79,9 +80,9 @@ class Transport:
     def abort(self) -> None: ...
 
 
-def request(method: str, body: bytes, path: str = "/v1/predict") -> bytes:
+def request(method: str, body: bytes, path: str = "/v1/predict", unsigned: bool = False) -> bytes:
     h = sign_headers(method=method, url=path, host=f"127.0.0.1:{PORT}", access_key=AK, secret_key=SK,
-                     body=body, now=time.time())
+                     body=None if unsigned else body, now=time.time())
     lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{PORT}", "User-Agent: wrk",
              "Accept: */*", *(f"{k}: {v}" for k, v in h.items() if k.lower() != "host")]
     if body:
@@ -103,13 +104,15 @@ def setup(auth: bool) -> tuple[ClientConnection, UpstreamConnection]:
     return conn, up
 
 
-async def run(n: int, profile: bool, clock: Any = time.perf_counter) -> None:
+async def run(n: int, profile: bool, clock: Any = time.perf_counter, unsigned: bool = False) -> None:
     body = os.urandom(100 * 1024)
     get = request("GET", b"")
     distinct = [request("GET", b"", f"/v1/predict?n={i}") for i in range(5000)]  # more than the cache holds
-    cases = (("GET, auth on", True, [get], 1), ("GET, auth off", False, [get], 1),
+    cases = [("GET, auth on", True, [get], 1), ("GET, auth off", False, [get], 1),
              ("GET, auth on, new", True, distinct, 1), ("GET, auth off, new", False, distinct, 1),
-             ("POST 100KB signed", True, [request("POST", body)], 2))
+             ("POST 100KB signed", True, [request("POST", body)], 2)]
+    if unsigned:  # the body streams to the replica as it comes (no hash to check first, so no spool)
+        cases.append(("POST 100KB unsigned", True, [request("POST", body, unsigned=True)], 2))
     results: dict[str, float] = {}
     hot = "compiled" if not (proxy.__file__ or "").endswith(".py") else "pure Python"
     print(f"arkserve from {Path(arkserve.__file__).parent.parent}; {clock.__name__}; hot path {hot}")
@@ -156,8 +159,9 @@ def main() -> None:
     ap.add_argument("--cpu", action="store_true", help="time with the thread's CPU clock, not the wall clock")
     ap.add_argument("--root", help="import arkserve from this checkout instead of this one's")
     ap.add_argument("--pure", action="store_true", help="the hot modules from their .py files even when compiled")
+    ap.add_argument("--unsigned", action="store_true", help="also a 100 KB POST with an unsigned payload (streamed)")
     a = ap.parse_args()
-    asyncio.run(run(a.n, a.profile, time.thread_time if a.cpu else time.perf_counter))
+    asyncio.run(run(a.n, a.profile, time.thread_time if a.cpu else time.perf_counter, a.unsigned))
 
 
 if __name__ == "__main__":
