@@ -18,6 +18,14 @@ reference for a durable write. Download: ``GET`` streamed to a local file (no fs
 The client is ``curl`` when it is installed (so the numbers are the server's, not a Python client's),
 else httpx (``--client httpx`` forces it). With curl, the same client also runs against a bare server
 (:class:`BareServer`: splice in, sendfile out, nothing else): the ceiling of any server for that client.
+
+Every row starts from the same state of memory (``--memory``). On a VM that reports free memory to its host
+(``virtio_balloon`` free page reporting, as on the project's machines) the first touch of a page freed more
+than ~2 s earlier faults in the host: writing 1 GiB into such pages costs 0.5-1 s more than into pages freed
+just now. Without care a row that follows an ``unlink`` (``cp`` did) gets the fast pages and the next row the
+slow ones. ``warm`` (default): before each row a copy of the file is made and deleted, untimed, so every row
+writes into just-freed page cache, as on a long-running host, where new page cache comes from reclaimed cache.
+``cold``: before each row the bench waits 3 s, so every row, ``cp`` too, pays the host's faults.
 """
 
 from __future__ import annotations
@@ -85,19 +93,30 @@ def _own_cpu() -> float:
 class Rows:
     """Wall seconds, client CPU seconds and API CPU seconds of each row, per round."""
 
-    def __init__(self, api_pid: int) -> None:
-        self.api_pid = api_pid
+    def __init__(self, api_pid: int, settle: Callable[[], None] = lambda: None) -> None:
+        self.api_pid, self.settle = api_pid, settle
         self.wall: dict[str, list[float]] = {}
         self.client: dict[str, list[float]] = {}
         self.server: dict[str, list[float]] = {}
 
     def time(self, name: str, fn: Callable[[], object]) -> None:
+        self.settle()  # untimed: every row starts from the same state of memory
         c0, s0, t0 = _own_cpu(), _cpu(self.api_pid), time.perf_counter()
         fn()
         t1, c1, s1 = time.perf_counter(), _own_cpu(), _cpu(self.api_pid)
         self.wall.setdefault(name, []).append(t1 - t0)
         self.client.setdefault(name, []).append(c1 - c0)
         self.server.setdefault(name, []).append(s1 - s0)
+
+
+def _settle(src: Path, scratch: Path, memory: str) -> None:
+    """``warm``: a copy of ``src`` made and deleted, so the next row writes into just-freed page cache;
+    ``cold``: a wait longer than the VM's free page reporting delay (2 s), so it writes into reported pages."""
+    if memory == "warm":
+        shutil.copyfile(src, scratch)
+        scratch.unlink()
+    else:
+        time.sleep(3)
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -114,9 +133,11 @@ def main() -> None:
     ap.add_argument("--client", choices=("curl", "httpx"), default="curl" if shutil.which("curl") else "httpx",
                     help="the client of the 'upload'/'download' rows (the 'cli' rows are always arkserve disk)")
     ap.add_argument("--part-mib", type=int, default=None, help="--part-size of arkserve disk put (default: its own)")
+    ap.add_argument("--memory", choices=("warm", "cold"), default="warm",
+                    help="the state of memory each row starts from (see above; default warm)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="ark-bench-disk-") as tmp:
-        run(Path(tmp), args.mib, args.rounds, args.client, args.part_mib)
+        run(Path(tmp), args.mib, args.rounds, args.client, args.part_mib, args.memory)
 
 
 def _curl(method: str, url: str, ak: str, sk: str, *args: str) -> None:
@@ -141,7 +162,7 @@ def _wait_up(url: str) -> None:
         time.sleep(0.1)
 
 
-def run(tmp: Path, mib: int, rounds: int, client: str, part_mib: int | None) -> None:
+def run(tmp: Path, mib: int, rounds: int, client: str, part_mib: int | None, memory: str = "warm") -> None:
     src = tmp / "src.bin"
     block = os.urandom(CHUNK)
     with src.open("wb") as f:
@@ -177,7 +198,7 @@ def run(tmp: Path, mib: int, rounds: int, client: str, part_mib: int | None) -> 
         bare = BareServer(str(src), str(tmp / "bare.bin")) if client == "curl" else None
         if bare is not None:
             bare.start()
-        rows = Rows(api.pid)
+        rows = Rows(api.pid, functools.partial(_settle, src, tmp / "scratch.bin", memory))
         for r in range(rounds):
             dst = tmp / f"copy{r}.bin"
             rows.time("cp", sh("cp", str(src), str(dst)))
@@ -234,7 +255,7 @@ def run(tmp: Path, mib: int, rounds: int, client: str, part_mib: int | None) -> 
         api.terminate()
         api.wait(10)
     med = {k: statistics.median(v) for k, v in rows.wall.items()}
-    print(f"file: {mib} MiB, rounds: {rounds}, client of upload/download: {client} "
+    print(f"file: {mib} MiB, rounds: {rounds}, memory: {memory}, client of upload/download: {client} "
           f"(medians; MiB/s = size / time; CPU = seconds of CPU, client / API process)")
     print("| transfer | median | min-max | MiB/s | vs cp | vs cp + sync | CPU client / API |")
     print("|---|---:|---:|---:|---:|---:|---:|")
