@@ -184,6 +184,27 @@ class RawReplica:
         self.sock.close()
 
 
+def read_answers(s: socket.socket, count: int) -> list[tuple[int, bytes]]:
+    """The next ``count`` responses on ``s`` (each framed by its Content-Length): status and body."""
+    out: list[tuple[int, bytes]] = []
+    buf = b""
+    while len(out) < count:
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(65536)
+            assert chunk, (out, buf)
+            buf += chunk
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        length = int(next(v for k, _, v in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+                          if k.strip().lower() == b"content-length"))
+        while len(buf) < length:
+            chunk = s.recv(65536)
+            assert chunk, (out, buf)
+            buf += chunk
+        out.append((int(head.split(b" ", 2)[1]), buf[:length]))
+        buf = buf[length:]
+    return out
+
+
 def keys() -> dict[str, KeyEntry]:
     import base64
     return {"AKOWNER": KeyEntry("AKOWNER", base64.b64decode(SK), user_id=1, is_admin=False),

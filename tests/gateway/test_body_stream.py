@@ -25,7 +25,7 @@ from arkserve.gateway.core import Core
 from arkserve.gateway.proxy import _SPLIT, ClientConnection
 from arkserve.gateway.requestlog import MemorySink
 from arkserve.gateway.upstream import UpstreamConnection
-from tests.gateway.harness import SK, route, snapshot
+from tests.gateway.harness import SK, read_answers, route, snapshot
 from tests.live import free_port
 
 H = b"Host: 127.0.0.1\r\n"
@@ -37,23 +37,7 @@ def post(path: str, body: bytes, extra: bytes = b"") -> bytes:
 
 def answers(s: socket.socket, count: int) -> list[tuple[int, dict[str, Any]]]:
     """The next ``count`` answers on ``s``: status and JSON body."""
-    out: list[tuple[int, dict[str, Any]]] = []
-    buf = b""
-    while len(out) < count:
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            assert chunk, (out, buf)
-            buf += chunk
-        head, _, buf = buf.partition(b"\r\n\r\n")
-        length = int(next(v for k, _, v in (line.partition(b":") for line in head.split(b"\r\n")[1:])
-                          if k.strip().lower() == b"content-length"))
-        while len(buf) < length:
-            chunk = s.recv(65536)
-            assert chunk, (out, buf)
-            buf += chunk
-        out.append((int(head.split(b" ", 2)[1]), json.loads(buf[:length])))
-        buf = buf[length:]
-    return out
+    return [(status, json.loads(body)) for status, body in read_answers(s, count)]
 
 
 def until_closed(s: socket.socket) -> bytes:

@@ -8,31 +8,15 @@ import socket
 from typing import Any
 
 from arkserve.gateway.http import _HEADS, _HEADS_MAX, filter_head, response_head
-from tests.gateway.harness import route, snapshot
+from tests.gateway.harness import read_answers, route, snapshot
 from tests.live import free_port
 
 
 def _answers(port: int, data: bytes, count: int) -> list[tuple[int, bytes]]:
     """Send ``data`` (pipelined requests) on one connection; the status and body of ``count`` answers."""
-    out: list[tuple[int, bytes]] = []
-    buf = b""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(data)
-        while len(out) < count:
-            while b"\r\n\r\n" not in buf:
-                chunk = s.recv(65536)
-                assert chunk, (out, buf)
-                buf += chunk
-            head, _, buf = buf.partition(b"\r\n\r\n")
-            length = int(next(v for k, _, v in (line.partition(b":") for line in head.split(b"\r\n")[1:])
-                              if k.strip().lower() == b"content-length"))
-            while len(buf) < length:
-                chunk = s.recv(65536)
-                assert chunk, (out, buf)
-                buf += chunk
-            out.append((int(head.split(b" ", 2)[1]), buf[:length]))
-            buf = buf[length:]
-    return out
+        return read_answers(s, count)
 
 
 def test_a_bad_host_after_a_good_one_on_the_same_connection_is_refused(replicas: Any, gateway: Any) -> None:
