@@ -49,10 +49,9 @@ def gateway(data_dir: str | None, database_url: str | None, workers: int | None,
             tls_cert: str | None, tls_key: str | None) -> None:
     from arkserve.gateway.config import GatewayConfig
     from arkserve.gateway.load import BackgroundLoad, Loads
-    from arkserve.gateway.requestlog import BatchingSink, RequestRecord
+    from arkserve.gateway.requestlog import BatchingSink, RequestRow
     from arkserve.gateway.server import run_gateway
     from arkserve.store import events as event_store
-    from arkserve.store import keys as key_store
     from arkserve.store import load as load_store
     from arkserve.store.db import open_store
     from arkserve.store.routing import StoreSnapshotSource
@@ -81,11 +80,10 @@ def gateway(data_dir: str | None, database_url: str | None, workers: int | None,
     def sink() -> BatchingSink:
         store = open_store(s.database_url, migrate_schema=False)
 
-        def deliver(batch: list[RequestRecord]) -> None:
+        def deliver(batch: list[RequestRow]) -> None:
             try:
                 with store.begin() as conn:
-                    event_store.insert_requests(conn, [r.to_dict() for r in batch])
-                    key_store.touch(conn, {r.access_key for r in batch if r.access_key})
+                    event_store.log_requests(conn, batch)
             except ArkserveError as exc:  # the store is away: the gateway keeps serving
                 logging.getLogger("arkserve.gateway").warning("request log batch dropped: %s", exc.message)
 

@@ -8,7 +8,7 @@ The hot path runs compiled when the optional build is present and current, else 
 
 from arkserve.gateway import fast  # first: fast.guard() picks the hot path before any hot module loads
 from arkserve.gateway.config import GatewayConfig
-from arkserve.gateway.requestlog import BatchingSink, JsonLinesSink, MemorySink, RecordSink, RequestRecord
+from arkserve.gateway.requestlog import BatchingSink, JsonLinesSink, MemorySink, RecordSink, RequestRecord, RequestRow
 from arkserve.gateway.server import Gateway, run_gateway
 from arkserve.gateway.snapshot import SnapshotHolder, SnapshotSource, StaticSource
 
@@ -20,6 +20,7 @@ __all__ = [
     "MemorySink",
     "RecordSink",
     "RequestRecord",
+    "RequestRow",
     "SnapshotHolder",
     "SnapshotSource",
     "StaticSource",

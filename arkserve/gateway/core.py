@@ -17,7 +17,7 @@ from arkserve.gateway.http import METHOD_NAMES, HttpError, service_failing
 from arkserve.gateway.load import Loads, LoadSink, changes, service_loads
 from arkserve.gateway.metrics import Metrics
 from arkserve.gateway.phase import ACTIVE, FINISHED, QUEUED
-from arkserve.gateway.requestlog import RecordSink, RequestRecord
+from arkserve.gateway.requestlog import RecordSink
 from arkserve.gateway.spool import Spool
 from arkserve.gateway.upstream import UpstreamPool
 
@@ -183,9 +183,8 @@ class Core:
                 url = ex.url.decode()
             except UnicodeDecodeError:
                 url = ex.url.decode("utf-8", "replace")
-            self.sink.submit(RequestRecord(
-                ex.wall, service, replica, method, url, status, round(latency * 1000, 3), ex.bytes_in,
-                ex.bytes_out, ex.access_key, ex.conn.client, ex.rid.decode(), revision))
+            self.sink.submit((ex.wall, service, replica, method, url, status, round(latency * 1000, 3), ex.bytes_in,
+                              ex.bytes_out, ex.access_key, ex.conn.client, ex.rid.decode(), revision))
 
     def tick(self) -> None:
         now = self.clock = self.upstreams.clock = self.loop.time()

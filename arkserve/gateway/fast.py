@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-HOT = ("http", "relay", "exchange", "request", "proxy", "upstream", "core", "balancer", "auth")
+HOT = ("http", "relay", "exchange", "request", "proxy", "upstream", "core", "balancer", "auth", "metrics")
 GROUP = "hotpath"  # the shared library: hotpath__mypyc<suffix>
 MANIFEST = "fast.json"
 PKG = Path(__file__).resolve().parent

@@ -7,7 +7,9 @@ p50, p99 and the gateway/nginx ratio for GET and a 100 KB POST, and the p50 late
 adds at concurrency 1. ``cpu us/req`` is the CPU time (user + system, from ``/proc``) the proxy's
 own processes spent per request in that round: the upstream and wrk are not in it. ``--tls``: both
 proxies terminate TLS with the same certificate (the upstream stays plain HTTP); wrk keeps its
-connections, so this measures encryption, not handshakes.
+connections, so this measures encryption, not handshakes. The gateway logs every request to a SQLite store
+in the run's temporary folder, as ``arkserve gateway`` does (``--request-log none``: records dropped instead,
+as this benchmark did before 2026-12-02).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -171,18 +174,22 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--latency-seconds", type=int, default=5, help="length of each concurrency-1 run")
     ap.add_argument("--tls", action="store_true", help="both proxies terminate TLS (the same certificate)")
+    ap.add_argument("--request-log", choices=("store", "none"), default="store",
+                    help="the gateway's request log: a SQLite store (default, as deployed) or none")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="arkserve-bench-"))
     tls = ensure_local_ca(tmp, "localhost") if a.tls else None
     scheme = "https" if tls else "http"
     tls_args = [] if tls is None else ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+    log_args = ["--request-log", f"sqlite:///{tmp}/requests.db"] if a.request_log == "store" else []
     up, ng, gw = free_port(), free_port(), free_port()
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs.append(start_nginx(tmp, "upstream", up, UPSTREAM_BODY, up, 1))
         procs.append(start_nginx(tmp, "proxy", ng, PROXY_BODY, up, a.workers, tls))
         procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench/gateway/gateway_proc.py"), "--port",
-                                       str(gw), "--upstream", str(up), "--workers", str(a.workers), *tls_args],
+                                       str(gw), "--upstream", str(up), "--workers", str(a.workers), *tls_args,
+                                       *log_args],
                                       env={**os.environ, "PYTHONPATH": str(ROOT)}))
         wait_port(gw)
         time.sleep(0.5)  # the gateway's workers are forked after the port opens
@@ -192,7 +199,7 @@ def main() -> None:
                  ("POST 100KB signed payload", body, True, 0), ("POST 100KB unsigned payload", body, False, 0)]
         print(f"wrk -t{a.threads} -c{a.connections} -d{a.duration}s x {a.rounds} interleaved rounds (median); "
               f"{os.cpu_count()} cores; {a.workers} workers each; auth on; {'TLS' if tls else 'plain HTTP'}; "
-              f"body sha256 {content_hash(body)[:12]}...; gateway hot path {fast.MODE}")
+              f"body sha256 {content_hash(body)[:12]}...; gateway hot path {fast.MODE}; request log {a.request_log}")
         print(f"{'case':30} {'target':8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non2xx':>7} "
               f"{'cpu us/req':>10}  ratio")
         for label, b, signed, distinct in cases:
@@ -231,6 +238,9 @@ def main() -> None:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+    if log_args:  # the workers flushed their sinks on the way out
+        with sqlite3.connect(tmp / "requests.db") as db:
+            print(f"request log: {db.execute('select count(*) from request_log').fetchone()[0]} rows stored")
 
 
 if __name__ == "__main__":

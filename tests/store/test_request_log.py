@@ -1,0 +1,67 @@
+"""The gateway's request log in the store: rows exactly as the hot path submits them, on every backend."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from arkserve.auth import keys as key_service
+from arkserve.auth.vault import MasterKey
+from arkserve.gateway.requestlog import FIELDS, BatchingSink, RequestRecord
+from arkserve.store import events
+from arkserve.store import users as user_store
+from arkserve.store.db import Store
+from arkserve.store.tables import access_keys
+
+
+def test_the_gateways_row_is_the_stores_row() -> None:
+    """The gateway and the store may not import each other; their field order is the same by this test."""
+    assert FIELDS == events.REQUEST_FIELDS
+
+
+def test_rows_land_whole_in_order_and_mark_the_signing_key_used(store: Store) -> None:
+    with store.begin() as conn:
+        uid = user_store.create(conn, "dora", "h", "user").id
+        ak, _ = key_service.issue(conn, MasterKey.generate(), uid, "k")
+    t = time.time()
+    rows = [  # awkward values on purpose: a '%' and quotes in the path (the PostgreSQL driver's format style)
+        (t, "svc", "r0", "GET", "/v1/x?q=100%25&s='a'", 200, 1.25, 0, 27, ak, "127.0.0.1", "rid-1", "3"),
+        (t + 0.001, "svc", "", "POST", "/v1/“ünï”", 401, 0.5, 12, 0, "", "::1", "rid-2", ""),
+        (t + 0.002, "other", "r1", "GET", "/", 503, 30000.0, 0, 0, "", "10.0.0.1", "rid-3", "")]
+    with store.begin() as conn:
+        events.log_requests(conn, rows)
+    with store.read() as conn:
+        listed = events.list_requests(conn, "svc")
+        used = conn.execute(select(access_keys.c.last_used_at).where(access_keys.c.access_key == ak)).scalar()
+    assert [tuple(r[k] for k in events.REQUEST_FIELDS) for r in reversed(listed)] == rows[:2]
+    assert used is not None and used >= t - 1
+
+
+def test_a_batching_sink_hands_the_store_every_row(store: Store) -> None:
+    """The gateway command's wiring (``cli/parts.py``): a BatchingSink whose batches go to ``log_requests``."""
+    def deliver(batch: list[tuple[object, ...]]) -> None:
+        with store.begin() as conn:
+            events.log_requests(conn, batch)
+
+    sink = BatchingSink(deliver, interval_s=0.01, batch_size=7)
+    sent = [RequestRecord(float(i), "svc", "r0", "GET", f"/{i}", 200, 0.1, 0, 2, "", "c", f"id{i}", "")
+            for i in range(50)]
+    for r in sent:
+        sink.submit(tuple(r))  # type: ignore[arg-type]
+    sink.close()
+    with store.read() as conn:
+        got = [RequestRecord(**r) for r in events.list_requests(conn, "svc", limit=100)]
+    assert sorted(got) == sent
+
+
+def test_a_batch_larger_than_one_statement_lands_whole_and_in_order(store: Store) -> None:
+    """517 rows = 256 + 256 + 4 + 1: full statements, then smaller ones, each row once."""
+    count = 2 * events.ROWS_PER_INSERT + 5
+    rows = [(float(i), "big", f"r{i % 3}", "GET", f"/{i}", 200, 0.5, i, 2 * i, "", "c", f"id{i}", "")
+            for i in range(count)]
+    with store.begin() as conn:
+        assert events.insert_request_rows(conn, rows) == count
+    with store.read() as conn:
+        listed = events.list_requests(conn, "big", limit=count + 10)
+    assert [tuple(r[k] for k in events.REQUEST_FIELDS) for r in reversed(listed)] == rows
