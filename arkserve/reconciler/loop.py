@@ -183,8 +183,11 @@ class Reconciler:
     def prune(self) -> None:
         """Drop events, request records and log files of gone replicas older than the retention period."""
         cutoff = time.time() - self.config.retention_s
-        with self.store.begin() as conn:
-            event_store.prune(conn, self.config.retention_s)
+        while True:  # a chunk per transaction: the gateways' request-log writers get the store in between
+            with self.store.begin() as conn:
+                if not event_store.prune(conn, self.config.retention_s):
+                    break
+        with self.store.read() as conn:
             live = {r.id for r in service_store.list_replicas(conn)}
         for path in (self.data_dir / "logs").glob("*/*.log*"):
             try:

@@ -65,3 +65,32 @@ def test_a_batch_larger_than_one_statement_lands_whole_and_in_order(store: Store
     with store.read() as conn:
         listed = events.list_requests(conn, "big", limit=count + 10)
     assert [tuple(r[k] for k in events.REQUEST_FIELDS) for r in reversed(listed)] == rows
+
+
+def test_prune_goes_from_the_oldest_end_a_chunk_at_a_time(store: Store) -> None:
+    """Rows older than the retention go, a chunk per call, oldest first; newer rows stay. A row written after
+    newer ones (a long request: its time is its start) goes once it is within a chunk of the oldest end."""
+    now = time.time()
+    old, new = now - 10 * 86400, now - 60
+
+    def row(i: int, t: float) -> tuple[object, ...]:
+        return (t, "svc", "r0", "GET", f"/{i}", 200, 0.5, 0, 0, "", "c", f"id{i}", "")
+
+    rows = [row(i, old) for i in range(25)] + [row(25 + i, new) for i in range(5)] + [row(30, old)]
+    with store.begin() as conn:
+        events.insert_request_rows(conn, rows)
+        for i in range(3):
+            events.record(conn, "svc", "Note", f"event {i}")
+    gone = []
+    while True:
+        with store.begin() as conn:
+            n = events.prune(conn, 86400, chunk=10)
+        if not n:
+            break
+        gone.append(n)
+    # 10 + 10 old; the 10 oldest left are 5 old and 5 new; then the straggler is among the 10 oldest
+    assert gone == [10, 10, 5, 1]
+    with store.read() as conn:
+        left = [r["request_id"] for r in events.list_requests(conn, "svc", limit=100)]
+        assert len(events.list_events(conn, "svc")) == 3  # recent events stay
+    assert sorted(left) == sorted(f"id{25 + i}" for i in range(5))
