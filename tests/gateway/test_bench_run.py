@@ -51,3 +51,21 @@ def test_the_gateway_benchmark_runs_every_case_through_both_proxies(tools: None,
     assert "!! non-2xx" not in out
     assert re.search(r"^\s+nginx\s+p50 [\d.]+ ms, added", out, re.M)
     assert re.search(r"^\s+arkserve p50 [\d.]+ ms, added", out, re.M)
+    stored = re.search(r"^request log: (\d+) rows stored$", out, re.M)  # logged as `arkserve gateway` logs
+    assert stored and int(stored[1]) >= sum(int(m["rps"]) for (_, t), m in rows.items() if t == "arkserve"), out
+
+
+def test_the_deployed_gateway_benchmark_proxies_through_all_three(tools: None) -> None:
+    """`bench/gateway/deployed.py`: nginx, run.py's gateway and `arkserve gateway` on a real data dir all answer
+    2xx, and the deployed one logs its requests to its store."""
+    env = {**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin"}
+    res = subprocess.run([sys.executable, str(ROOT / "bench/gateway/deployed.py"), "--rounds", "1", "--duration", "1",
+                          "--connections", "8"], capture_output=True, text=True, timeout=240, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = {m[1]: m for m in re.finditer(r"^(nginx|run\.py's|deployed)\s+(\d+)\s+([\d.]+)x\s+[\d.]+\s+(\d+)\s+"
+                                         r"([\d.]+)", res.stdout, re.M)}
+    assert set(rows) == {"nginx", "run.py's", "deployed"}, res.stdout
+    for name, m in rows.items():
+        assert int(m[2]) > 0 and int(m[4]) == 0 and float(m[5]) > 0, f"{name}: {m[0]}"
+    logged = re.search(r"^deployed request log: (\d+) rows$", res.stdout, re.M)
+    assert logged and int(logged[1]) >= int(rows["deployed"][2]), res.stdout
