@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -124,13 +123,7 @@ def main() -> None:
                   f"{int(sum(x['non2xx'] for x in runs)):>7} {m['cpu_us']:>10.1f}  "
                   + ", ".join(f"{x['rps']:.0f}" for x in runs))
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        run.stop(procs)
     with open_store(f"sqlite:///{tmp / 'data' / 'arkserve.db'}", migrate_schema=False).read() as conn:
         print(f"deployed request log: {conn.exec_driver_sql('select count(*) from request_log').scalar()} rows")
 

@@ -89,6 +89,17 @@ def start_nginx(tmp: Path, name: str, port: int, body: str, upstream: int, worke
     return proc
 
 
+def stop(procs: list[subprocess.Popen[bytes]], timeout_s: float = 15) -> None:
+    """SIGTERM to all, then wait for each (SIGKILL past ``timeout_s``)."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def lua_script(tmp: Path, name: str, method: str, host: str, body: bytes | None, signed_payload: bool,
                distinct: int = 0) -> Path:
     """A wrk script for one case; ``distinct`` > 0: that many GETs, each with its own path and
@@ -231,13 +242,7 @@ def main() -> None:
             print(f"  {target:8} p50 {r['p50']:.3f} ms, added {r['p50'] - base['p50']:.3f} ms "
                   f"(direct {base['p50']:.3f} ms)")
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
     if log_args:  # the workers flushed their sinks on the way out
         with sqlite3.connect(tmp / "requests.db") as db:
             print(f"request log: {db.execute('select count(*) from request_log').fetchone()[0]} rows stored")
