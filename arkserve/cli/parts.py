@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import ssl
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,8 @@ def gateway(data_dir: str | None, database_url: str | None, workers: int | None,
             tls_cert: str | None, tls_key: str | None) -> None:
     from arkserve.gateway.config import GatewayConfig
     from arkserve.gateway.load import BackgroundLoad, Loads
-    from arkserve.gateway.requestlog import BatchingSink, RequestRow
+    from arkserve.gateway.requestlog import PipedSink
     from arkserve.gateway.server import run_gateway
-    from arkserve.store import events as event_store
     from arkserve.store import load as load_store
     from arkserve.store.db import open_store
     from arkserve.store.routing import StoreSnapshotSource
@@ -77,17 +77,9 @@ def gateway(data_dir: str | None, database_url: str | None, workers: int | None,
     def source() -> StoreSnapshotSource:  # called in each worker process, after the fork
         return StoreSnapshotSource(open_store(s.database_url, migrate_schema=False), master)
 
-    def sink() -> BatchingSink:
-        store = open_store(s.database_url, migrate_schema=False)
-
-        def deliver(batch: list[RequestRow]) -> None:
-            try:
-                with store.begin() as conn:
-                    event_store.log_requests(conn, batch)
-            except ArkserveError as exc:  # the store is away: the gateway keeps serving
-                logging.getLogger("arkserve.gateway").warning("request log batch dropped: %s", exc.message)
-
-        return BatchingSink(deliver)
+    def sink() -> PipedSink:  # in each worker: its request log goes to the store through a writer process
+        return PipedSink([sys.executable, "-m", "arkserve.store.request_writer"],
+                         env={**os.environ, "ARKSERVE_REQUEST_LOG_DB": s.database_url})
 
     def load() -> BackgroundLoad:  # the autoscaler's load reports and wakes (docs/autoscaling.md)
         store = open_store(s.database_url, migrate_schema=False)

@@ -8,7 +8,15 @@ The hot path runs compiled when the optional build is present and current, else 
 
 from arkserve.gateway import fast  # first: fast.guard() picks the hot path before any hot module loads
 from arkserve.gateway.config import GatewayConfig
-from arkserve.gateway.requestlog import BatchingSink, JsonLinesSink, MemorySink, RecordSink, RequestRecord, RequestRow
+from arkserve.gateway.requestlog import (
+    BatchingSink,
+    JsonLinesSink,
+    MemorySink,
+    PipedSink,
+    RecordSink,
+    RequestRecord,
+    RequestRow,
+)
 from arkserve.gateway.server import Gateway, run_gateway
 from arkserve.gateway.snapshot import SnapshotHolder, SnapshotSource, StaticSource
 
@@ -18,6 +26,7 @@ __all__ = [
     "GatewayConfig",
     "JsonLinesSink",
     "MemorySink",
+    "PipedSink",
     "RecordSink",
     "RequestRecord",
     "RequestRow",

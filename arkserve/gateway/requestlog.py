@@ -13,7 +13,10 @@ rows and counts them instead of growing without limit.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import marshal
+import subprocess
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -106,6 +109,65 @@ class BatchingSink:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+class PipedSink(BatchingSink):
+    """Hand each batch to a child process (``argv``) on its stdin: an 8-byte little-endian length, then the
+    batch as :mod:`marshal` data (a list of rows). The child does the slow part, the store's ``INSERT`` in
+    ``arkserve gateway`` (``python -m arkserve.store.request_writer``), so that this process only serialises.
+
+    Why a process: the same writes in a thread of this process took the GIL from the event loop thousands of
+    times a second (about 8 000 context switches a second in each direction at 15 000 requests a second) and
+    cost 10-20 µs per request (docs/benchmarks.md, "The request log"). Here the thread makes one C call and
+    one ``write`` per batch. A child that died is started again for the next batch; the batch whose write
+    failed counts in ``failed_batches``; rows a dying child had read and not stored are lost with it. The child
+    runs in its own session, so a Ctrl-C at the terminal does not reach it, and it should stop at the end of its
+    input (``request_writer`` also ignores SIGTERM, which a service manager sends to every process of the
+    unit), so :meth:`close` loses nothing: it drains, closes the pipe and waits for the child."""
+
+    def __init__(self, argv: list[str], *, env: dict[str, str] | None = None, stop_timeout_s: float = 30.0,
+                 **kwargs: float) -> None:
+        self._argv, self._env, self._stop_timeout = list(argv), env, stop_timeout_s
+        self._child: subprocess.Popen[bytes] | None = None
+        self.started = 0  # children started, the first one included
+        super().__init__(self._send, **kwargs)  # type: ignore[arg-type]
+
+    def _send(self, batch: list[RequestRow]) -> None:
+        payload = marshal.dumps(batch)
+        child = self._child
+        if child is None or child.poll() is not None:
+            self._forget()
+            # its own session: a Ctrl-C at the terminal does not reach it; it ends when this process closes the pipe
+            child = self._child = subprocess.Popen(self._argv, stdin=subprocess.PIPE, env=self._env,
+                                                   start_new_session=True)
+            self.started += 1
+        assert child.stdin is not None
+        try:
+            child.stdin.write(len(payload).to_bytes(8, "little"))
+            child.stdin.write(payload)
+            child.stdin.flush()
+        except OSError:  # BrokenPipeError: it died; the next batch starts another
+            self._forget()
+            raise
+
+    def _forget(self) -> None:
+        """Let go of a child that died (rows it had not stored yet are lost with it)."""
+        if self._child is not None and self._child.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._child.stdin.close()
+        self._child = None
+
+    def close(self) -> None:
+        super().close()
+        child = self._child
+        if child is not None and child.stdin is not None:
+            with contextlib.suppress(OSError):
+                child.stdin.close()  # its end of input: it writes what it has and exits
+            try:
+                child.wait(self._stop_timeout)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
 
 
 class JsonLinesSink(BatchingSink):

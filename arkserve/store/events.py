@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -53,7 +54,7 @@ def insert_request_rows(conn: Connection, rows: Sequence[Sequence[Any]]) -> int:
     style, i = conn.dialect.paramstyle, 0
     while i < len(rows):
         n = 1 << (min(len(rows) - i, ROWS_PER_INSERT).bit_length() - 1)
-        conn.exec_driver_sql(_insert_rows_sql(style, n), tuple(v for r in rows[i:i + n] for v in r))
+        conn.exec_driver_sql(_insert_rows_sql(style, n), tuple(itertools.chain.from_iterable(rows[i:i + n])))
         i += n
     return len(rows)
 

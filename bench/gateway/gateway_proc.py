@@ -1,24 +1,21 @@
 """Run the arkserve gateway for the benchmark: one service on ``--port`` in front of ``--upstream``,
 auth on, one key (the benchmark's pre-signed requests use it). ``--request-log URL``: every request is logged
-to that store the way ``arkserve gateway`` does it (a batching sink per worker, ``store.events.log_requests``);
-without it the records are dropped in the sink's thread."""
+to that store the way ``arkserve gateway`` does it (a ``PipedSink`` per worker and its writer process,
+``arkserve.store.request_writer``); without it the records are dropped in the sink's thread."""
 
 from __future__ import annotations
 
 import argparse
 import base64
 import logging
+import os
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from arkserve.domain.routing import KeyEntry, RoutingSnapshot, ServiceRoute, Upstream
 from arkserve.gateway import BatchingSink, GatewayConfig, StaticSource, run_gateway
-from arkserve.store import events
 from arkserve.store.db import open_store
 from arkserve.tls import server_context
-
-if TYPE_CHECKING:  # inproc.py imports AK and SK from here with an older arkserve (--root)
-    from arkserve.gateway import RequestRow
 
 AK = "AKBENCH0000000000001"
 SK = "uFDCEZCbi5bya6DinCwW2GxEfzkxTnlbzN0mGlxSCg4="
@@ -46,12 +43,10 @@ def main() -> None:
     def sink() -> BatchingSink:  # in each worker, as cli/parts.py's gateway command
         if not a.request_log:
             return BatchingSink(lambda batch: None)
-        store = open_store(a.request_log, migrate_schema=False)
+        from arkserve.gateway import PipedSink  # here: inproc.py imports AK and SK with older trees (--root)
 
-        def deliver(batch: list[RequestRow]) -> None:
-            with store.begin() as conn:
-                events.log_requests(conn, batch)
-        return BatchingSink(deliver)
+        return PipedSink([sys.executable, "-m", "arkserve.store.request_writer"],
+                         env={**os.environ, "ARKSERVE_REQUEST_LOG_DB": a.request_log})
 
     run_gateway(GatewayConfig(admin_port=a.admin_port, max_body_bytes=1 << 30), StaticSource(snap), sink,
                 server_context(Path(a.tls_cert), Path(a.tls_key)) if a.tls_cert else None, a.workers)

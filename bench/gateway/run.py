@@ -5,7 +5,8 @@ Starts an nginx upstream serving a fixed response, an nginx reverse proxy (2 wor
 upstream) and the arkserve gateway (2 workers, auth on, pre-signed requests), then prints req/s,
 p50, p99 and the gateway/nginx ratio for GET and a 100 KB POST, and the p50 latency each proxy
 adds at concurrency 1. ``cpu us/req`` is the CPU time (user + system, from ``/proc``) the proxy's
-own processes spent per request in that round: the upstream and wrk are not in it. ``--tls``: both
+own processes spent per request in that round, the gateway's request-log writers included: the upstream and wrk
+are not in it. ``--tls``: both
 proxies terminate TLS with the same certificate (the upstream stays plain HTTP); wrk keeps its
 connections, so this measures encryption, not handshakes. The gateway logs every request to a SQLite store
 in the run's temporary folder, as ``arkserve gateway`` does (``--request-log none``: records dropped instead,
@@ -137,9 +138,10 @@ def lua_script(tmp: Path, name: str, method: str, host: str, body: bytes | None,
 
 
 def tree(pid: int) -> list[int]:
-    """``pid`` and its children (nginx's workers, the gateway's worker processes)."""
+    """``pid`` and all its descendants: nginx's workers; the gateway's workers and each one's request-log
+    writer (started with the first batch, so call this after a warm-up)."""
     kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [pid, *map(int, kids)]
+    return [pid, *(d for k in kids for d in tree(int(k)))]
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -204,7 +206,7 @@ def main() -> None:
                                       env={**os.environ, "PYTHONPATH": str(ROOT)}))
         wait_port(gw)
         time.sleep(0.5)  # the gateway's workers are forked after the port opens
-        pids = {"nginx": tree(procs[1].pid), "arkserve": tree(procs[2].pid)}
+        roots = {"nginx": procs[1].pid, "arkserve": procs[2].pid}
         body = os.urandom(100 * 1024)
         cases = [("GET", None, True, 0), ("GET, each signed anew", None, True, 5000),
                  ("POST 100KB signed payload", body, True, 0), ("POST 100KB unsigned payload", body, False, 0)]
@@ -221,9 +223,10 @@ def main() -> None:
             for _ in range(a.rounds):  # interleaved rounds: the box is shared, so noise hits both alike
                 for target, port in (("nginx", ng), ("arkserve", gw)):
                     wrk(port, scripts[target], a.threads, a.connections, 1, scheme)  # warm up
-                    c0 = cpu_seconds(pids[target])
+                    pids = tree(roots[target])
+                    c0 = cpu_seconds(pids)
                     r = wrk(port, scripts[target], a.threads, a.connections, a.duration, scheme)
-                    r["cpu_us"] = (cpu_seconds(pids[target]) - c0) / max(r["rps"] * a.duration, 1) * 1e6
+                    r["cpu_us"] = (cpu_seconds(pids) - c0) / max(r["rps"] * a.duration, 1) * 1e6
                     runs[target].append(r)
             med = {t: median(r, key=lambda x: x["rps"]) for t, r in runs.items()}
             ratio = med["arkserve"]["rps"] / med["nginx"]["rps"] if med["nginx"]["rps"] else 0.0

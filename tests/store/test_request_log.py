@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import time
+from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from arkserve.auth import keys as key_service
 from arkserve.auth.vault import MasterKey
-from arkserve.gateway.requestlog import FIELDS, BatchingSink, RequestRecord
+from arkserve.gateway.requestlog import FIELDS, BatchingSink, PipedSink, RequestRecord
 from arkserve.store import events
 from arkserve.store import users as user_store
 from arkserve.store.db import Store
-from arkserve.store.tables import access_keys
+from arkserve.store.tables import access_keys, request_log
 
 
 def test_the_gateways_row_is_the_stores_row() -> None:
@@ -94,3 +98,60 @@ def test_prune_goes_from_the_oldest_end_a_chunk_at_a_time(store: Store) -> None:
         left = [r["request_id"] for r in events.list_requests(conn, "svc", limit=100)]
         assert len(events.list_events(conn, "svc")) == 3  # recent events stay
     assert sorted(left) == sorted(f"id{25 + i}" for i in range(5))
+
+
+def _piped(database_url: str) -> PipedSink:
+    """The sink ``arkserve gateway`` gives each worker (cli/parts.py), flushing often."""
+    return PipedSink([sys.executable, "-m", "arkserve.store.request_writer"],
+                     env={**os.environ, "ARKSERVE_REQUEST_LOG_DB": database_url}, interval_s=0.01, batch_size=300)
+
+
+def _rows(service: str, n: int, start: int = 0) -> list[tuple[object, ...]]:
+    return [(float(i), service, "r0", "GET", f"/{i}", 200, 0.1, 0, 2, "", "c", f"id{i}", "")
+            for i in range(start, start + n)]
+
+
+def _stored(store: Store, service: str) -> int:
+    with store.read() as conn:
+        return int(conn.execute(select(func.count()).where(request_log.c.service == service)).scalar_one())
+
+
+def _until(what: str, check: Callable[[], bool], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_a_piped_sink_hands_every_row_to_its_writer_which_outlives_a_stop(store: Store, database_url: str) -> None:
+    """Rows reach the store through the writer process. The writer is out of the terminal's reach (its own
+    session: Ctrl-C goes to the gateway, which closes the pipe), a SIGINT or SIGTERM sent to it anyway does not
+    stop it early, and close() waits until the last row is stored."""
+    sink = _piped(database_url)
+    rows = _rows("piped", 3000)
+    for r in rows[:1000]:
+        sink.submit(r)  # type: ignore[arg-type]
+    _until("the first rows stored", lambda: _stored(store, "piped") > 0)  # the writer is up
+    assert sink._child is not None and os.getsid(sink._child.pid) != os.getsid(0)
+    os.kill(sink._child.pid, signal.SIGINT)
+    os.kill(sink._child.pid, signal.SIGTERM)
+    for r in rows[1000:]:
+        sink.submit(r)  # type: ignore[arg-type]
+    sink.close()
+    with store.read() as conn:
+        got = [tuple(r[k] for k in events.REQUEST_FIELDS) for r in events.list_requests(conn, "piped", limit=5000)]
+    assert sorted(got) == rows and sink.started == 1 and sink.failed_batches == 0
+
+
+def test_a_piped_sink_starts_another_writer_when_its_writer_died(store: Store, database_url: str) -> None:
+    sink = _piped(database_url)
+    for r in _rows("again", 100):
+        sink.submit(r)  # type: ignore[arg-type]
+    _until("the first rows stored", lambda: _stored(store, "again") == 100)
+    assert sink._child is not None
+    os.kill(sink._child.pid, signal.SIGKILL)
+    sink._child.wait()
+    for r in _rows("again", 100, start=100):
+        sink.submit(r)  # type: ignore[arg-type]
+    sink.close()
+    assert _stored(store, "again") == 200 and sink.started == 2
