@@ -3,12 +3,13 @@
 :class:`RecordSink` is the interface (``submit`` is called on the hot path and must only enqueue;
 ``close`` flushes). The hot path hands it a :data:`RequestRow`: a plain tuple of :class:`RequestRecord`'s
 fields in order. Building one costs the compiled hot path a few tens of nanoseconds, where a record object
-cost about half a microsecond, and a store takes the rows as they are (``store.events.insert_request_rows``,
-one ``executemany``), where a dict per record cost it 10-20 µs more (docs/benchmarks.md, "The request log").
+cost about half a microsecond, and a store takes the rows as they are (``store.events.insert_request_rows``),
+where a dict per record cost it 10-20 µs more (docs/benchmarks.md, "The request log").
 :class:`BatchingSink` moves rows to a background thread in batches and calls a blocking ``deliver(batch)``
-there (the ``gateway`` command wires a store writer this way); when the backlog passes its bound it drops
-rows and counts them instead of growing without limit.
-:class:`MemorySink` is for tests, :class:`JsonLinesSink` appends JSON lines to a file.
+there; when the backlog passes its bound it drops rows and counts them instead of growing without limit.
+:class:`PipedSink` is the one the ``gateway`` command uses: its thread only serialises each batch for a writer
+process, which writes it to the store. :class:`MemorySink` is for tests, :class:`JsonLinesSink` appends JSON
+lines to a file.
 """
 
 from __future__ import annotations

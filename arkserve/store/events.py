@@ -47,10 +47,11 @@ def _insert_rows_sql(style: str, n: int) -> str:
 def insert_request_rows(conn: Connection, rows: Sequence[Sequence[Any]]) -> int:
     """Append request-log rows, each a sequence in :data:`REQUEST_FIELDS` order, many rows to a statement.
 
-    The gateway writes one row per request from a thread beside its event loop. A statement per row
-    (``executemany``) lets go of the GIL and takes it back for every row: beside a busy loop that cost 30-55 µs
-    of CPU a row, against about 3 µs here (docs/benchmarks.md, "The request log"). Statements hold 256, 128, …
-    or 1 rows, so that only nine distinct texts are ever prepared (and cached by the driver)."""
+    The gateway logs one row per request (its writer process, ``store/request_writer.py``). A statement per
+    row (``executemany``) lets go of the GIL and takes it back for every row: in a thread beside a busy event
+    loop that cost 30-55 µs of CPU a row, against about 3 µs here (docs/benchmarks.md, "The request log").
+    Statements hold 256, 128, … or 1 rows, so that only nine distinct texts are ever prepared (and cached by
+    the driver)."""
     style, i = conn.dialect.paramstyle, 0
     while i < len(rows):
         n = 1 << (min(len(rows) - i, ROWS_PER_INSERT).bit_length() - 1)
