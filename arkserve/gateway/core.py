@@ -195,6 +195,9 @@ class Core:
         self.pump_all()
         self.metrics.inflight = sum(len(c.pipeline) for c in self.connections)
         self.metrics.queue_depth = {n: len(q) for n, q in self.queues.items()}
+        if self.sink is not None:  # a BatchingSink counts what it lost; other sinks lose nothing they know of
+            lost = {"backlog": getattr(self.sink, "dropped", 0), "delivery": getattr(self.sink, "failed_rows", 0)}
+            self.metrics.request_log_lost = {k: v for k, v in lost.items() if v}
         if self.load is not None and now >= self._report_at:
             self._report_at = now + self.config.load_report_s
             loads = service_loads(self.balancer.pools, self.queues)

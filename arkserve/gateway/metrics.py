@@ -29,6 +29,7 @@ class Metrics:
         self.upstream_errors: dict[tuple[str, str], int] = {}
         self.auth_failures: dict[str, int] = {}
         self.queue_depth: dict[str, int] = {}
+        self.request_log_lost: dict[str, int] = {}  # reason -> rows (Core.tick copies the sink's counters)
 
     def observe(self, service: str, replica: str, status: int, latency_s: float) -> None:
         k = (service, replica, _STATUS_CLASS[status // 100] if status < 600 else "5xx")
@@ -58,6 +59,7 @@ class Metrics:
             "upstream_errors": [[*k, v] for k, v in self.upstream_errors.items()],
             "auth_failures": self.auth_failures,
             "queue_depth": self.queue_depth,
+            "request_log_lost": self.request_log_lost,
         }
 
     def dump(self, directory: Path) -> None:
@@ -79,6 +81,8 @@ class Metrics:
             self.auth_failures[code] = self.auth_failures.get(code, 0) + v
         for svc, v in st["queue_depth"].items():
             self.queue_depth[svc] = self.queue_depth.get(svc, 0) + v
+        for reason, v in st.get("request_log_lost", {}).items():  # absent from a dump of an older worker
+            self.request_log_lost[reason] = self.request_log_lost.get(reason, 0) + v
 
 
 def aggregate(own: Metrics, directory: Path | None) -> Metrics:
@@ -131,4 +135,9 @@ def render(m: Metrics) -> bytes:
     add("# TYPE arkserve_gateway_auth_failures_total counter")
     for code, v in sorted(m.auth_failures.items()):
         add(f'arkserve_gateway_auth_failures_total{{code="{_esc(code)}"}} {v}')
+    add("# HELP arkserve_gateway_request_log_lost_total Request-log rows that were not handed on, by reason "
+        "(backlog: the sink's queue was full; delivery: its writer failed).")
+    add("# TYPE arkserve_gateway_request_log_lost_total counter")
+    for reason, v in sorted(m.request_log_lost.items()):
+        add(f'arkserve_gateway_request_log_lost_total{{reason="{reason}"}} {v}')
     return ("\n".join(out) + "\n").encode()

@@ -82,8 +82,9 @@ class BatchingSink:
         self._max = max_backlog
         self._queue: deque[RequestRow] = deque()
         self._stop = threading.Event()
-        self.dropped = 0
+        self.dropped = 0  # rows refused because the backlog was full
         self.failed_batches = 0
+        self.failed_rows = 0  # rows of the batches that deliver() failed on
         self._thread = threading.Thread(target=self._run, name="arkserve-requestlog", daemon=True)
         self._thread.start()
 
@@ -101,6 +102,7 @@ class BatchingSink:
                 self._deliver(batch)
             except Exception:  # a failing store must not kill the log thread
                 self.failed_batches += 1
+                self.failed_rows += len(batch)
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

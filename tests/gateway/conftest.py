@@ -32,8 +32,8 @@ def replicas() -> Iterator[Callable[[str], Replica]]:
 def gateway() -> Iterator[Callable[..., GatewayThread]]:
     made: list[GatewayThread] = []
 
-    def make(snap: RoutingSnapshot, ssl_context: Any = None, **config: Any) -> GatewayThread:
-        g = GatewayThread(GatewayConfig(**{**FAST, **config}), snap, ssl_context)
+    def make(snap: RoutingSnapshot, ssl_context: Any = None, sink: Any = None, **config: Any) -> GatewayThread:
+        g = GatewayThread(GatewayConfig(**{**FAST, **config}), snap, ssl_context, sink)
         made.append(g)
         return g
 

@@ -17,7 +17,7 @@ from typing import Any
 import uvloop
 
 from arkserve.domain.routing import KeyEntry, RoutingSnapshot, ServiceRoute, Upstream
-from arkserve.gateway import Gateway, GatewayConfig, MemorySink, StaticSource
+from arkserve.gateway import Gateway, GatewayConfig, MemorySink, RecordSink, StaticSource
 
 SK = "uFDCEZCbi5bya6DinCwW2GxEfzkxTnlbzN0mGlxSCg4="
 SK2 = "v2kv9xFNRAH1hNJAOOTpArDGWGuxo9CUYxwlKtWgcDQ="
@@ -223,13 +223,14 @@ def route(name: str, upstreams: list[Upstream], port: int | None = None, **kw: A
 class GatewayThread:
     """A Gateway on a uvloop in a background thread."""
 
-    def __init__(self, config: GatewayConfig, snap: RoutingSnapshot, ssl_context: Any = None) -> None:
+    def __init__(self, config: GatewayConfig, snap: RoutingSnapshot, ssl_context: Any = None,
+                 sink: RecordSink | None = None) -> None:
         self.source = StaticSource(snap)
         self.sink = MemorySink()
         self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.gw = Gateway(config, self.source, self.sink, ssl_context)
+        self.gw = Gateway(config, self.source, sink or self.sink, ssl_context)
         self.call(self.gw.start())
 
     def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from arkserve.domain.routing import Upstream
+from arkserve.gateway import BatchingSink
 from arkserve.sdk.auth import ArkAuth
 from tests.gateway.harness import SK, RawReplica, route, snapshot
 from tests.live import free_port
@@ -246,3 +247,31 @@ def test_a_bodiless_idempotent_request_is_sent_again_when_the_replica_resets_bef
             assert r.status_code == 502 and rep.seen[6:] == [b"DELETE /del HTTP/1.1"], (r.text, rep.seen)
     finally:
         rep.close()
+
+
+def _lost(g: Any) -> dict[str, int]:
+    """``arkserve_gateway_request_log_lost_total`` by reason, from the admin listener."""
+    metrics = httpx.get(f"http://127.0.0.1:{g.gw.admin_port}/metrics").text
+    prefix = "arkserve_gateway_request_log_lost_total{reason=\""
+    return {x[len(prefix):].split('"')[0]: int(x.rsplit(" ", 1)[1]) for x in metrics.splitlines()
+            if x.startswith(prefix)}
+
+
+def test_request_log_rows_the_sink_could_not_hand_on_are_counted_in_metrics(replicas: Any, gateway: Any) -> None:
+    """Rows refused by a full backlog and rows of batches whose delivery failed show on /metrics, by reason;
+    the requests themselves are answered as usual."""
+    def refuse(batch: list[Any]) -> None:
+        raise OSError("the writer is gone")
+
+    a = replicas("a")
+    failing, full = BatchingSink(refuse, interval_s=0.02), BatchingSink(lambda batch: None, max_backlog=0)
+    ports = free_port(), free_port()
+    for port, sink in zip(ports, (failing, full), strict=True):
+        g = gateway(snapshot(1, route("svc", [a.upstream()], port)), sink=sink)
+        with httpx.Client(auth=AUTH) as c:
+            assert all(c.get(url(port, f"/{i}")).status_code == 200 for i in range(3))
+        reason = "delivery" if sink is failing else "backlog"
+        wait_for(f"3 rows lost to {reason}", lambda g=g, reason=reason: _lost(g).get(reason) == 3)
+        assert set(_lost(g)) == {reason}
+    failing.close()
+    full.close()
