@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import ssl
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,7 @@ def gateway(data_dir: str | None, database_url: str | None, workers: int | None,
     from arkserve.gateway.requestlog import PipedSink
     from arkserve.gateway.server import run_gateway
     from arkserve.store import load as load_store
+    from arkserve.store import request_writer
     from arkserve.store.db import open_store
     from arkserve.store.routing import StoreSnapshotSource
 
@@ -78,8 +78,8 @@ def gateway(data_dir: str | None, database_url: str | None, workers: int | None,
         return StoreSnapshotSource(open_store(s.database_url, migrate_schema=False), master)
 
     def sink() -> PipedSink:  # in each worker: its request log goes to the store through a writer process
-        return PipedSink([sys.executable, "-m", "arkserve.store.request_writer"],
-                         env={**os.environ, "ARKSERVE_REQUEST_LOG_DB": s.database_url})
+        argv, env = request_writer.launch(s.database_url)
+        return PipedSink(argv, env=env)
 
     def load() -> BackgroundLoad:  # the autoscaler's load reports and wakes (docs/autoscaling.md)
         store = open_store(s.database_url, migrate_schema=False)

@@ -23,6 +23,12 @@ from arkserve.store import events
 from arkserve.store.db import open_store
 
 log = logging.getLogger("arkserve.gateway")
+URL_VARIABLE = "ARKSERVE_REQUEST_LOG_DB"
+
+
+def launch(database_url: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that start this writer for ``database_url`` (``PipedSink(argv, env=env)``)."""
+    return [sys.executable, "-m", __name__], {**os.environ, URL_VARIABLE: database_url}
 
 
 def read_batch(stream: BinaryIO) -> list[tuple[object, ...]] | None:
@@ -34,14 +40,15 @@ def read_batch(stream: BinaryIO) -> list[tuple[object, ...]] | None:
     payload = stream.read(size)
     if len(payload) < size:
         return None
-    return list(marshal.loads(payload))  # noqa: S302 - from the worker that started this process, on its pipe
+    rows: list[tuple[object, ...]] = marshal.loads(payload)  # noqa: S302 - from the worker that started us, on its pipe
+    return rows
 
 
 def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = open_store(os.environ["ARKSERVE_REQUEST_LOG_DB"], migrate_schema=False)
+    store = open_store(os.environ[URL_VARIABLE], migrate_schema=False)
     try:
         while (rows := read_batch(sys.stdin.buffer)) is not None:
             try:

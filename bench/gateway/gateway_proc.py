@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import base64
 import logging
-import os
-import sys
 from pathlib import Path
 
 from arkserve.domain.routing import KeyEntry, RoutingSnapshot, ServiceRoute, Upstream
@@ -44,9 +42,10 @@ def main() -> None:
         if not a.request_log:
             return BatchingSink(lambda batch: None)
         from arkserve.gateway import PipedSink  # here: inproc.py imports AK and SK with older trees (--root)
+        from arkserve.store import request_writer
 
-        return PipedSink([sys.executable, "-m", "arkserve.store.request_writer"],
-                         env={**os.environ, "ARKSERVE_REQUEST_LOG_DB": a.request_log})
+        argv, env = request_writer.launch(a.request_log)
+        return PipedSink(argv, env=env)
 
     run_gateway(GatewayConfig(admin_port=a.admin_port, max_body_bytes=1 << 30), StaticSource(snap), sink,
                 server_context(Path(a.tls_cert), Path(a.tls_key)) if a.tls_cert else None, a.workers)

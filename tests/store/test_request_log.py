@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 
@@ -13,7 +12,7 @@ from sqlalchemy import func, select
 from arkserve.auth import keys as key_service
 from arkserve.auth.vault import MasterKey
 from arkserve.gateway.requestlog import FIELDS, BatchingSink, PipedSink, RequestRecord
-from arkserve.store import events
+from arkserve.store import events, request_writer
 from arkserve.store import users as user_store
 from arkserve.store.db import Store
 from arkserve.store.tables import access_keys, request_log
@@ -102,8 +101,8 @@ def test_prune_goes_from_the_oldest_end_a_chunk_at_a_time(store: Store) -> None:
 
 def _piped(database_url: str) -> PipedSink:
     """The sink ``arkserve gateway`` gives each worker (cli/parts.py), flushing often."""
-    return PipedSink([sys.executable, "-m", "arkserve.store.request_writer"],
-                     env={**os.environ, "ARKSERVE_REQUEST_LOG_DB": database_url}, interval_s=0.01, batch_size=300)
+    argv, env = request_writer.launch(database_url)
+    return PipedSink(argv, env=env, interval_s=0.01, batch_size=300)
 
 
 def _rows(service: str, n: int, start: int = 0) -> list[tuple[object, ...]]:
