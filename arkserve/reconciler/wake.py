@@ -4,8 +4,10 @@ The loop reads the change feed every ``wake_poll_s`` (0.1 s), so a scale written
 (about 50 on average) before a pass saw it. A :class:`StoreWake` watches the store's directory with inotify
 (Linux): a commit writes its pages to ``<db>-wal`` first, which wakes one thread (reads write nothing and
 wake nothing; an idle store costs nothing). The pages are written before the commit is visible, so the thread
-then waits (1 ms steps, at most ``visible_within_s``) for the commit to show on a read-only connection of its
-own (``PRAGMA data_version`` changes when another connection committed: a few microseconds, no disk read).
+then checks for the commit to show on a read-only connection of its own (``PRAGMA data_version`` changes when
+another connection committed: a few microseconds, no disk read), 1 ms apart and backing off to 50 ms, for up to
+``visible_within_s`` (2 s): nothing signals the moment a commit becomes visible, and a busy box can deschedule
+the writer between its WAL write and that moment for far longer than the usual microseconds.
 Then, only if the reconciler is quiet (no service's pass running or carried over), it sets the loop's wake-up
 event and the next pass starts at once. A commit seen while a pass runs wakes the loop once that pass ends (it
 may have read the feed before the commit: a scale landing mid-pass is not left for the next poll); so a busy
@@ -41,7 +43,7 @@ class StoreWake:
     ``quiet()`` says the reconciler is idle. :meth:`start` and :meth:`close` run and end its thread."""
 
     def __init__(self, database: str, woken: threading.Event, quiet: Callable[[], bool], *,
-                 visible_within_s: float = 0.05) -> None:
+                 visible_within_s: float = 2.0) -> None:
         path = Path(database).resolve()
         self.woken, self.quiet, self.visible_within_s = woken, quiet, visible_within_s
         self.names = {path.name.encode(), f"{path.name}-wal".encode()}
@@ -113,18 +115,27 @@ class StoreWake:
             self._release()
 
     def _watch(self) -> None:
+        pending_until = 0.0  # a write was seen and its commit has not shown yet: keep checking until then
+        step = 0.001
         while not self._stop.is_set():
             try:
-                select.select([self._fd, self._stop_r], [], [])
+                timeout = None if not pending_until else max(0.0, min(step, pending_until - time.monotonic()))
+                ready, _, _ = select.select([self._fd, self._stop_r], [], [], timeout)
                 if self._stop.is_set():
                     return
-                if not self._written():
+                if self._fd in ready and self._written():
+                    pending_until, step = time.monotonic() + self.visible_within_s, 0.001
+                elif not pending_until:
                     continue
-                deadline = time.monotonic() + self.visible_within_s
-                while (now := self._version()) == self._last and time.monotonic() < deadline:
-                    time.sleep(0.001)  # its pages are in the WAL; the commit shows a moment later
-                if now == self._last:
-                    continue  # a checkpoint, or a commit still in flight (the next poll sees it)
+                if (now := self._version()) == self._last:
+                    # Its pages are in the WAL and the commit shows a moment later; a writer descheduled in
+                    # between makes that moment long, and no event marks it: check again, backing off, for
+                    # visible_within_s (a checkpoint writes without a commit and ends the same way).
+                    step = min(step * 2, 0.05)
+                    if time.monotonic() >= pending_until:
+                        pending_until = 0.0
+                    continue
+                pending_until = 0.0
                 self._last, self.commits = now, self.commits + 1
                 while not self.quiet():  # a pass is running: wake the loop as it ends, or this commit (a scale
                     if self._stop.wait(0.005):  # landing mid-pass, after that pass read the feed) waits for the poll

@@ -62,6 +62,40 @@ def test_a_commit_wakes_the_loop_once_it_is_quiet(tmp_path: Path) -> None:
         writer.close()
 
 
+class _LateCommit(StoreWake):
+    """A store whose commits show ``late_s`` after their pages reach the WAL: the writer was descheduled
+    between the two (a busy box), so no further inotify event comes when the commit becomes visible."""
+
+    late_s = 0.3
+    written_at = 0.0
+
+    def _written(self) -> bool:
+        found = super()._written()
+        if found:
+            self.written_at = time.monotonic()
+        return found
+
+    def _version(self) -> int:
+        version = super()._version()
+        if self.written_at and time.monotonic() - self.written_at < self.late_s:
+            return self._last  # not visible yet
+        return version
+
+
+def test_a_commit_that_shows_long_after_its_wal_write_still_wakes_the_loop(tmp_path: Path) -> None:
+    writer = _db(tmp_path)
+    woken = threading.Event()
+    wake = _LateCommit(str(tmp_path / "store.db"), woken, lambda: True)
+    wake.start()
+    try:
+        writer.execute("INSERT INTO t VALUES (1)")
+        assert woken.wait(5), "a commit visible 0.3 s after its WAL write was dropped until the timed poll"
+        assert wake.commits == 1
+    finally:
+        wake.close()
+        writer.close()
+
+
 def test_only_a_file_backed_sqlite_store_is_watched(tmp_path: Path) -> None:
     _db(tmp_path).close()
     event = threading.Event()
