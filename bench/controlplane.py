@@ -1,7 +1,8 @@
 """The control plane at scale: does its cost follow what changed? (issue 16)
 
-One command, one run, everything on this machine over a SQLite store in a temp dir; the services are
-written straight into the store (0 replicas each, as ``service create`` would leave them):
+One command, one run, everything on this machine over a SQLite store in a temp dir (``--postgres``: a fresh
+database on a throwaway PostgreSQL server, or on the server at ``--postgres URL``); the services are written
+straight into the store (0 replicas each, as ``service create`` would leave them):
 
 * reconciler CPU while nothing changes, at N services (the bench process does nothing else meanwhile);
 * scale 0 -> 1 of one service until its replica row is ``ready``, at 10 and at N services (same run);
@@ -10,13 +11,14 @@ written straight into the store (0 replicas each, as ``service create`` would le
   and stop), its CPU read from ``/proc``;
 * what one snapshot change costs a worker: the source's ``load()`` plus ``Core.apply``, in CPU time.
 
-    .venv/bin/python bench/controlplane.py [--services 10000] [--idle-s 10] [--rounds 3]
+    .venv/bin/python bench/controlplane.py [--services 10000] [--idle-s 10] [--rounds 3] [--postgres [URL]]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
@@ -44,13 +46,21 @@ from arkserve.store.routing import StoreSnapshotSource
 from arkserve.store.tables import services
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests import pg  # noqa: E402  (a throwaway PostgreSQL server for --postgres)
+
 APP = ROOT / "tests" / "reconciler" / "app.py"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def make_store(tmp: Path, n: int) -> tuple[Store, int]:
+def database(tmp: Path, pg_admin: str | None) -> str:
+    """A fresh, empty store: a SQLite file in ``tmp``, or a new database on the PostgreSQL server ``pg_admin``."""
+    return f"sqlite:///{tmp}/arkserve.db" if pg_admin is None else pg.fresh_database(pg_admin)
+
+
+def make_store(url: str, tmp: Path, n: int) -> tuple[Store, int]:
     """A store with ``n`` settled services of 0 replicas (bulk inserts); the first is the one the bench scales."""
-    store = open_store(f"sqlite:///{tmp}/arkserve.db")
+    store = open_store(url)
     (tmp / "app").mkdir(exist_ok=True)
     shutil.copy(APP, tmp / "app" / "app.py")
     spec = ServiceSpec(image=str(tmp / "app"), port=8000, command=f"{sys.executable} app.py",
@@ -89,10 +99,12 @@ def _scale(store: Store, count: int) -> None:
         service_store.update_desired(conn, service_store.get(conn, "svc-00000"), replica_count=count)
 
 
-def reconciler_phase(n: int, idle_s: float, rounds: int) -> tuple[Store, Path, float, float, float]:
-    """(store, dir, seconds to settle, CPU share while idle, median scale 0->1 latency) at ``n`` services."""
+def reconciler_phase(n: int, idle_s: float, rounds: int,
+                     pg_admin: str | None) -> tuple[Store, str, Path, float, float, float]:
+    """(store, its URL, dir, seconds to settle, CPU share while idle, median scale 0->1 latency) at ``n`` services."""
     tmp = Path(tempfile.mkdtemp(prefix=f"arkserve-cp-{n}-"))
-    store, _ = make_store(tmp, n)
+    url = database(tmp, pg_admin)
+    store, _ = make_store(url, tmp, n)
     runtime = LocalRuntime(tmp / "data")  # apart from the app's directory, as the runtime asks
     rec = Reconciler(store, runtime, tmp / "data")
     thread = threading.Thread(target=rec.run, daemon=True)
@@ -135,7 +147,7 @@ def reconciler_phase(n: int, idle_s: float, rounds: int) -> tuple[Store, Path, f
         for info in runtime.list():
             runtime.stop(info.service, info.replica, 1.0)
         runtime.close()
-    return store, tmp, settle, idle, statistics.median(times)
+    return store, url, tmp, settle, idle, statistics.median(times)
 
 
 def _flip(store: Store, i: int, fake_ports: dict[int, str]) -> None:
@@ -159,11 +171,14 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def gateway_phase(store: Store, tmp: Path, n: int, window_s: float, per_s: int) -> float:
+def gateway_phase(store: Store, url: str, n: int, window_s: float, per_s: int) -> float:
     """CPU share of one gateway worker process while ``per_s`` services change per second."""
     master = MasterKey.generate()
-    proc = subprocess.Popen([sys.executable, __file__, "--gateway-worker", str(tmp / "arkserve.db"), master.to_b64()],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, __file__, "--gateway-worker", "-", master.to_b64()],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None
+    proc.stdin.write(url + "\n")  # on stdin, not the command line, where ps would show a password
+    proc.stdin.close()
     try:
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != "ready":
@@ -211,7 +226,7 @@ def apply_phase(store: Store, n: int, changes: int) -> tuple[float, float, float
     return asyncio.run(run())
 
 
-def gateway_worker(db: str, master_b64: str) -> None:
+def gateway_worker(url: str, master_b64: str) -> None:
     """The child of :func:`gateway_phase`: one gateway worker over the store until terminated."""
     import signal
 
@@ -220,7 +235,7 @@ def gateway_worker(db: str, master_b64: str) -> None:
     async def serve() -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        source = StoreSnapshotSource(open_store(f"sqlite:///{db}", migrate_schema=False),
+        source = StoreSnapshotSource(open_store(url, migrate_schema=False),
                                      MasterKey.from_b64(master_b64))
         config = GatewayConfig(addressing="host", host="127.0.0.1", host_port=0, admin_port=-1)
         gw = Gateway(config, source)
@@ -238,19 +253,30 @@ def main() -> None:
     ap.add_argument("--idle-s", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--changes-per-s", type=int, default=10)
-    ap.add_argument("--gateway-worker", nargs=2, metavar=("DB", "MASTER"), help=argparse.SUPPRESS)
+    ap.add_argument("--postgres", nargs="?", const="throwaway", metavar="URL",
+                    help="a PostgreSQL store: a server started for the run, or databases made on the server at URL "
+                         "(an admin URL that may CREATE DATABASE)")
+    ap.add_argument("--gateway-worker", nargs=2, metavar=("URL", "MASTER"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.gateway_worker:
-        gateway_worker(*args.gateway_worker)
+        gateway_worker(sys.stdin.readline().strip(), args.gateway_worker[1])
         return
+    with contextlib.ExitStack() as stack:
+        pg_admin = args.postgres
+        if pg_admin == "throwaway":
+            pg_admin = stack.enter_context(pg.postgres_server()).url
+        run(args, pg_admin)
+
+
+def run(args: argparse.Namespace, pg_admin: str | None) -> None:
     n = args.services
     rows: list[tuple[str, str, str, bool]] = []
-    small, small_tmp, _, small_idle, small_lat = reconciler_phase(10, args.idle_s, args.rounds)
+    small, _, small_tmp, _, small_idle, small_lat = reconciler_phase(10, args.idle_s, args.rounds, pg_admin)
     small.dispose()
     shutil.rmtree(small_tmp, ignore_errors=True)
-    store, tmp, settle, idle, lat = reconciler_phase(n, args.idle_s, args.rounds)
+    store, url, tmp, settle, idle, lat = reconciler_phase(n, args.idle_s, args.rounds, pg_admin)
     try:
-        gw_cpu = gateway_phase(store, tmp, n, args.idle_s, args.changes_per_s)
+        gw_cpu = gateway_phase(store, url, n, args.idle_s, args.changes_per_s)
         first_ms, load_ms, apply_ms = apply_phase(store, n, 50)
     finally:
         store.dispose()
@@ -265,7 +291,8 @@ def main() -> None:
     change_ms = load_ms + apply_ms
     rows.append(("one snapshot change in a worker (CPU: store reads + apply)", f"{change_ms:.2f} ms = {load_ms:.2f} + "
                  f"{apply_ms:.2f} ms (first, full: {first_ms:.0f} ms)", "well under 1 ms", change_ms < 1.0))
-    print(f"\n| what ({n} services) | measured | target | verdict |\n|---|---|---|---|")
+    kind = "SQLite" if pg_admin is None else "PostgreSQL"
+    print(f"\n| what ({n} services, {kind}) | measured | target | verdict |\n|---|---|---|---|")
     for what, got, target, ok in rows:
         print(f"| {what} | {got} | {target} | {'pass' if ok else 'FAIL'} |")
 

@@ -1,7 +1,8 @@
 """The control plane's API at scale: create N services (0 replicas) through the real API, then list them.
 
 Starts ``arkserve init`` and ``arkserve api`` (alone: no reconciler, no gateway) on 127.0.0.1 over a
-SQLite store in a temp dir, creates N services one after another with the SDK (signed, as any client),
+SQLite store in a temp dir (``--postgres``: a fresh database on a throwaway PostgreSQL server, or on the
+server at ``--postgres URL``), creates N services one after another with the SDK (signed, as any client),
 and measures, from the client:
 - create latency, p50/p99 of the first and of the last 1 000 creates (or tenth, for small N);
 - ``GET /api/v1/services?limit=100`` latency p50/p99 (the first page, and pages deep in the list
@@ -11,12 +12,13 @@ and measures, from the client:
   ``arkserve service list --all`` (every page), wall time;
 then prints a Markdown table (docs/benchmarks.md holds the last run).
 
-    .venv/bin/python bench/controlplane_api.py [--services 10000] [--list-rounds 200]
+    .venv/bin/python bench/controlplane_api.py [--services 10000] [--list-rounds 200] [--postgres [URL]]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import resource
@@ -33,6 +35,9 @@ import httpx
 
 from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import Client
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests import pg  # a throwaway PostgreSQL server for --postgres
 
 BIN = Path(sys.executable).parent / "arkserve"
 SPEC = {"port": 8000, "command": "true", "replicas": 0}
@@ -84,11 +89,13 @@ def _cli(env: dict[str, str], *args: str) -> tuple[float, float]:
     return wall, (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
 
 
-def run(n: int, list_rounds: int, tmp: Path) -> list[tuple[str, str]]:
+def run(n: int, list_rounds: int, tmp: Path, database_url: str = "") -> list[tuple[str, str]]:
     load_before = os.getloadavg()[0]
     port = _free_port()
     env = {**os.environ, "ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml"), "ARKSERVE_API_PORT": str(port),
            "ARKSERVE_GATEWAY_PORT_BASE": "20001", "ARKSERVE_LOG_LEVEL": "warning"}
+    if database_url:
+        env["ARKSERVE_DATABASE_URL"] = database_url
     out = subprocess.run([str(BIN), "init", "--data-dir", str(tmp / "data")], env=env, check=True,
                          capture_output=True, text=True).stdout
     found = re.search(r"access key: (\S+)\s+secret key: (\S+)", out)
@@ -140,6 +147,7 @@ def run(n: int, list_rounds: int, tmp: Path) -> list[tuple[str, str]]:
         api.terminate()
         api.wait(timeout=30)
     return [
+        ("store", "PostgreSQL" if database_url else "SQLite"),
         ("services created (0 replicas)", f"{n} (X-Total-Count {total})"),
         ("load average (1 min) before / after, 2 cores", f"{load_before:.1f} / {os.getloadavg()[0]:.1f}"),
         (f"create p50 / p99, first {tail}", _ms(creates[:tail])),
@@ -162,10 +170,17 @@ def main() -> None:
     ap.add_argument("--services", type=int, default=10_000)
     ap.add_argument("--list-rounds", type=int, default=200, help="GET /services?limit=100 requests to time")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (store, api.log)")
+    ap.add_argument("--postgres", nargs="?", const="throwaway", metavar="URL",
+                    help="a PostgreSQL store: a server started for the run, or a database made on the server at "
+                         "URL (an admin URL that may CREATE DATABASE)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="arkserve-bench-cp-"))
     try:
-        rows = run(args.services, args.list_rounds, tmp)
+        with contextlib.ExitStack() as stack:
+            admin = args.postgres
+            if admin == "throwaway":
+                admin = stack.enter_context(pg.postgres_server()).url
+            rows = run(args.services, args.list_rounds, tmp, pg.fresh_database(admin) if admin else "")
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
