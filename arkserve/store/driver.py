@@ -4,7 +4,10 @@ A gateway worker reads the routing versions on every poll and the changed routes
 SQLAlchemy ``Connection`` each read pays for the connection wrapper, its events, the transaction object, the
 execution context and the result wrapper: about ten times what SQLite spends running the query. Here a
 statement is compiled once for the engine's dialect, and run on a connection checked out of the same pool
-(so PostgreSQL's pre-ping and SQLite's pragmas still apply) with a plain cursor.
+(so PostgreSQL's pre-ping and SQLite's pragmas still apply) with a plain cursor. On PostgreSQL that connection
+is in autocommit while this module holds it: under PostgreSQL's READ COMMITTED each statement takes its own
+snapshot inside a transaction as well, so a read transaction added nothing but a ``BEGIN`` and a ``ROLLBACK``,
+a round trip each (half the CPU of a gateway worker's routing delta there: ``bench/controlplane.py --postgres``).
 
 What the cursor returns is the driver's: a JSON column arrives as text on SQLite (:func:`json_value`
 decodes it), booleans as integers. Any driver error is raised as :class:`DriverError`; callers fall back to
@@ -108,15 +111,37 @@ class Session:
         """Give the connection back; ``invalidate``: it failed, so the pool discards it instead of reusing it."""
         raw, self._raw = self._raw, None
         if raw is not None:
-            with contextlib.suppress(Exception):  # already gone
-                raw.invalidate() if invalidate else raw.close()
+            _release(self.engine, raw, invalidate)
+
+
+def _autocommit(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
 
 
 def _connect(engine: Engine) -> Any:
     try:
-        return engine.raw_connection()
+        raw: Any = engine.raw_connection()
     except Exception as exc:
         raise DriverError(f"{exc.__class__.__name__}: {exc}") from exc
+    if _autocommit(engine):
+        try:
+            raw.rollback()  # out of whatever the pool's checkout left open (nothing, usually: no round trip then)
+            raw.dbapi_connection.autocommit = True
+        except Exception as exc:
+            _release(engine, raw, invalidate=True)
+            raise DriverError(f"{exc.__class__.__name__}: {exc}") from exc
+    return raw
+
+
+def _release(engine: Engine, raw: Any, invalidate: bool = False) -> None:
+    """Back to the pool as the pool handed it out (not in autocommit), or discarded when it failed."""
+    with contextlib.suppress(Exception):  # already gone
+        if invalidate:
+            raw.invalidate()
+            return
+        if _autocommit(engine):
+            raw.dbapi_connection.autocommit = False
+        raw.close()
 
 
 @contextmanager
@@ -131,7 +156,7 @@ def _transaction(engine: Engine, raw: Any) -> Iterator[Reader]:
         yield Reader(cursor)
     finally:
         try:
-            raw.rollback()
+            raw.rollback()  # nothing to end in autocommit (PostgreSQL): no round trip
         except Exception as exc:
             raise DriverError(f"{exc.__class__.__name__}: {exc}") from exc
 
@@ -140,11 +165,15 @@ def _transaction(engine: Engine, raw: Any) -> Iterator[Reader]:
 def read(engine: Engine) -> Iterator[Reader]:
     """One read transaction on a connection checked out of the pool for it."""
     raw = _connect(engine)
+    failed = False
     try:
         with _transaction(engine, raw) as reader:
             yield reader
+    except DriverError:
+        failed = True
+        raise
     finally:
-        raw.close()  # back to the pool
+        _release(engine, raw, invalidate=failed)
 
 
 def json_value(value: Any) -> Any:

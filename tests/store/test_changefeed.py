@@ -181,3 +181,22 @@ def test_a_failed_driver_read_falls_back_to_the_usual_path(store: Store) -> None
 def select_nothing() -> object:
     from sqlalchemy import text
     return text("SELECT * FROM no_such_table")
+
+
+def test_connections_the_driver_read_on_go_back_to_the_pool_as_they_came(store: Store) -> None:
+    """On PostgreSQL the driver reads in autocommit (no BEGIN and ROLLBACK round trips). A connection handed back
+    to the pool that way would make a later store transaction commit each statement as it ran: a rollback would
+    keep its writes."""
+    from arkserve.store import driver
+
+    session = driver.Session(store.engine)
+    with session.read() as kept, driver.read(store.engine) as one_off:  # both paths, on two connections
+        assert kept.execute("SELECT 1") == one_off.execute("SELECT 1") == [(1,)]
+    session.close()
+    with store.engine.connect() as a, store.engine.connect() as b:  # the pool's two connections, whichever is which
+        for conn, name in ((a, "ghost-a"), (b, "ghost-b")):
+            tx = conn.begin()
+            user_store.create(conn, name, "h", "user")
+            tx.rollback()
+    with store.read() as conn:
+        assert user_store.find(conn, "ghost-a") is None and user_store.find(conn, "ghost-b") is None
