@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import shutil
@@ -59,6 +60,11 @@ async def _serve(config: GatewayConfig, source: SnapshotSource, sink: RecordSink
         loop.add_signal_handler(sig, on_signal)
     gw = Gateway(config, source, sink, ssl_context, metrics_dir, load, async_queue)
     await gw.start()
+    # What start-up made (the modules, the first snapshot) lives as long as the worker. Frozen, a full collection
+    # no longer walks it: under load each worker otherwise stopped for 37-72 ms every few seconds (the slowest
+    # request of a run; docs/benchmarks.md, "Garbage collection in the workers").
+    gc.collect()
+    gc.freeze()
     try:
         await stop.wait()
         log.info("gateway worker %s draining (up to %g s)", os.getpid(), config.shutdown_grace_s)

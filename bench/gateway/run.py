@@ -3,7 +3,8 @@
 One command: ``.venv/bin/python bench/gateway/run.py`` (needs Debian ``nginx-light`` and ``wrk``).
 Starts an nginx upstream serving a fixed response, an nginx reverse proxy (2 workers, keep-alive
 upstream) and the arkserve gateway (2 workers, auth on, pre-signed requests), then prints req/s,
-p50, p99 and the gateway/nginx ratio for GET and a 100 KB POST, and the p50 latency each proxy
+p50, p99, the slowest request (``max``: a stalled event loop shows here first) and the gateway/nginx ratio for
+GET and a 100 KB POST, and the p50 latency each proxy
 adds at concurrency 1. ``cpu us/req`` is the CPU time (user + system, from ``/proc``) the proxy's
 own processes spent per request in that round, the gateway's request-log writers included: the upstream and wrk
 are not in it. ``--tls``: both
@@ -160,10 +161,13 @@ def parse_wrk(out: str) -> dict[str, float]:
         if not m:
             return float("nan")
         return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    slowest = re.search(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\s", out, re.M)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {"rps": float(rps.group(1)) if rps else 0.0, "p50": lat("50"), "p99": lat("99"),
+            "max": float(slowest.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[slowest.group(2)]
+            if slowest else float("nan"),
             "non2xx": float(non2xx.group(1)) if non2xx else 0.0, "errors": 1.0 if errors else 0.0}
 
 
@@ -213,7 +217,7 @@ def main() -> None:
         print(f"wrk -t{a.threads} -c{a.connections} -d{a.duration}s x {a.rounds} interleaved rounds (median); "
               f"{os.cpu_count()} cores; {a.workers} workers each; auth on; {'TLS' if tls else 'plain HTTP'}; "
               f"body sha256 {content_hash(body)[:12]}...; gateway hot path {fast.MODE}; request log {a.request_log}")
-        print(f"{'case':30} {'target':8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non2xx':>7} "
+        print(f"{'case':30} {'target':8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'non2xx':>7} "
               f"{'cpu us/req':>10}  ratio")
         for label, b, signed, distinct in cases:
             method = "GET" if b is None else "POST"
@@ -232,7 +236,7 @@ def main() -> None:
             ratio = med["arkserve"]["rps"] / med["nginx"]["rps"] if med["nginx"]["rps"] else 0.0
             for target in ("nginx", "arkserve"):
                 r = med[target]
-                print(f"{label:30} {target:8} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} "
+                print(f"{label:30} {target:8} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['max']:>8.2f} "
                       f"{int(sum(x['non2xx'] for x in runs[target])):>7} {r['cpu_us']:>10.1f}"
                       + (f"  {ratio:.2f}x" if target == "arkserve" else ""))
             if any(x["non2xx"] for r in runs.values() for x in r):

@@ -21,7 +21,7 @@ from tests.required import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = ("GET", "GET, each signed anew", "POST 100KB signed payload", "POST 100KB unsigned payload")
-ROW = re.compile(r"^(?P<case>.+?)\s{2,}(?P<target>nginx|arkserve)\s+(?P<rps>\d+)\s+[\d.]+\s+[\d.]+\s+"
+ROW = re.compile(r"^(?P<case>.+?)\s{2,}(?P<target>nginx|arkserve)\s+(?P<rps>\d+)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+"
                  r"(?P<non2xx>\d+)\s+(?P<cpu>[\d.]+)(?:\s+(?P<ratio>[\d.]+)x)?$", re.M)
 
 
