@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class ReconcilerConfig:
     interval_s: float = 0.5  # a service with ready replicas is probed (and checked against the runtime) this often
     wake_poll_s: float = 0.1  # how often to read the change feed; services starting, draining or failing act this often
-    store_wake: bool = True  # SQLite: a commit ends a quiet pause at once (reconciler/wake.py); False: the poll only
+    store_wake: bool = True  # a commit ends a quiet pause at once (reconciler/wake.py); False: the poll only
     resync_s: float = 30.0  # every service is reconciled at least this often, changed or not (spread over the period)
     drain_min_s: float = 0.2  # out of routing -> stop: at least this long, and until every live gateway worker
     drain_timeout_s: float = 10.0  # acknowledged the snapshot without the replica (at most this long)

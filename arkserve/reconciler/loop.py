@@ -1,6 +1,6 @@
 """The reconciler loop: adoption on start, then passes whose work follows what changed.
 
-Every ``wake_poll_s`` (at once when the reconciler is quiet and someone commits to a SQLite store:
+Every ``wake_poll_s`` (at once when the reconciler is quiet and someone commits to the store:
 :mod:`arkserve.reconciler.wake`) a pass reads the store's change feed (services whose desired state, status
 or replica rows moved since the last look: one indexed query) and acts on those, plus what the :class:`Schedule` says is
 due (services whose replicas move by themselves, ready replicas due a probe, a slice of the slow resync). A
@@ -21,12 +21,12 @@ from pathlib import Path
 
 from arkserve.capacity.inventory import HostInventory
 from arkserve.errors import ArkserveError
+from arkserve.reconciler import wake as store_wake
 from arkserve.reconciler.autoscaler import Autoscaler
 from arkserve.reconciler.capacity import Placer
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.schedule import Schedule
 from arkserve.reconciler.startwatch import StartWatch
-from arkserve.reconciler.wake import StoreWake
 from arkserve.reconciler.worker import DRAINING, FAILED, PENDING, ServiceWorker
 from arkserve.registry.pulls import RegistryPulls
 from arkserve.runtimes.base import ReplicaInfo, Runtime
@@ -58,7 +58,7 @@ class Reconciler:
         self.config = config or ReconcilerConfig()
         self.placer = Placer(store, runtime.name, self.config, inventory)  # inventory: NVML unless a test's
         self.starts = StartWatch(runtime)  # workers start through it: a new replica is probed every 10 ms
-        self.wake: StoreWake | None = None  # SQLite: a commit ends a quiet pause at once (made by run())
+        self.wake: store_wake.Wake | None = None  # a commit ends a quiet pause at once (made by run())
         self.pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="ark-svc")
         self.stopper = ThreadPoolExecutor(self.config.stop_workers, thread_name_prefix="ark-stop")
         self.workers: dict[int, ServiceWorker] = {}
@@ -204,7 +204,7 @@ class Reconciler:
             return
         self.adopt()
         if self.wake is None and self.config.store_wake:  # it sets the pause's event, the start watch's
-            self.wake = StoreWake.for_url(self.store.engine.url, self.starts.woken, self._quiet)
+            self.wake = store_wake.for_url(self.store.engine.url, self.starts.woken, self._quiet)
             if self.wake is not None:
                 self.wake.start()
         last_prune = 0.0

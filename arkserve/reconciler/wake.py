@@ -14,9 +14,13 @@ may have read the feed before the commit: a scale landing mid-pass is not left f
 reconciler's own workers' commits make one more pass after the busy spell, not a pass every few milliseconds
 (each lists the runtime).
 
+On PostgreSQL a :class:`NotifyWake` does the same with the server's own signal: every change-feed entry
+(``store.services.touch``) sends ``NOTIFY arkserve_changes`` with its transaction, delivered at commit; a thread
+with a connection of its own ``LISTEN``s and wakes the quiet loop the same way. :func:`for_url` picks one.
+
 Nothing changes in what a pass does, only when it runs; the fixed poll stays the fallback (and the only
-wake-up on PostgreSQL, or where inotify is missing). The API and the reconciler never import each other: the
-store's files are the only thing they share.
+wake-up where inotify is missing, or the listening connection is down: it reconnects every few seconds). The
+API and the reconciler never import each other: the store is the only thing they share.
 """
 
 from __future__ import annotations
@@ -31,11 +35,39 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy.engine import URL, make_url
 
+from arkserve.store.services import CHANGES_CHANNEL
+
 _IN_MODIFY = 0x2
 _EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
+
+
+class Wake(Protocol):
+    commits: int
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def for_url(url: str | URL, woken: threading.Event, quiet: Callable[[], bool]) -> Wake | None:
+    """The wake for the store at ``url``: inotify on a SQLite file, LISTEN on PostgreSQL; None otherwise."""
+    backend = make_url(url).get_backend_name()
+    if backend == "postgresql":
+        return NotifyWake(url, woken, quiet)
+    return StoreWake.for_url(url, woken, quiet)
+
+
+def _when_quiet(quiet: Callable[[], bool], woken: threading.Event, stop: threading.Event) -> None:
+    """Set ``woken`` once ``quiet()``: a pass is running, so wake the loop as it ends (this commit may be a scale
+    landing mid-pass, after that pass read the feed), or as soon as nothing runs."""
+    while not quiet():
+        if stop.wait(0.005):
+            return
+    woken.set()
 
 
 class StoreWake:
@@ -137,11 +169,48 @@ class StoreWake:
                     continue
                 pending_until = 0.0
                 self._last, self.commits = now, self.commits + 1
-                while not self.quiet():  # a pass is running: wake the loop as it ends, or this commit (a scale
-                    if self._stop.wait(0.005):  # landing mid-pass, after that pass read the feed) waits for the poll
-                        return
-                self.woken.set()
+                _when_quiet(self.quiet, self.woken, self._stop)
             except (OSError, ValueError, sqlite3.Error):
                 if self._stop.is_set():
                     return
                 time.sleep(0.1)
+
+
+class NotifyWake:
+    """Sets ``woken`` when a transaction that touched the change feed of the PostgreSQL store at ``url`` commits
+    while ``quiet()`` says the reconciler is idle. Its thread keeps a connection of its own, in autocommit, that
+    ``LISTEN``s on :data:`~arkserve.store.services.CHANGES_CHANNEL`; a lost connection is opened again after
+    ``retry_s`` (the loop's poll covers the gap)."""
+
+    def __init__(self, url: str | URL, woken: threading.Event, quiet: Callable[[], bool], *,
+                 retry_s: float = 2.0) -> None:
+        parsed = make_url(url)
+        self._conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.woken, self.quiet, self.retry_s = woken, quiet, retry_s
+        self.commits = 0  # notifications seen (a burst of them may wake the loop once)
+        self.listening = threading.Event()  # set while the LISTEN is in place (tests wait on it)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ark-storewake", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """End the thread without waiting for it (it notices within a quarter of a second)."""
+        self._stop.set()
+
+    def _run(self) -> None:
+        import psycopg  # the PostgreSQL driver: present wherever such a store is
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    self.listening.set()
+                    while not self._stop.is_set():
+                        if any(True for _ in conn.notifies(timeout=0.25, stop_after=1)):  # returns on the first
+                            self.commits += 1
+                            _when_quiet(self.quiet, self.woken, self._stop)
+            except psycopg.Error:
+                self.listening.clear()
+                self._stop.wait(self.retry_s)

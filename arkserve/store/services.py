@@ -251,10 +251,16 @@ def delete_replica(conn: Connection, replica_id: str, *, stopped_at: float | Non
 
 # ------------------------------------------------------------------------------------------ the change feed
 
+CHANGES_CHANNEL = "arkserve_changes"  # PostgreSQL: touch() notifies it; a quiet reconciler listens (reconciler/wake.py)
+
+
 def touch(conn: Connection, *service_ids: int) -> None:
     """Mark services changed (inside the writer's transaction, after its other version bumps): feed readers
-    pick them up on their next look."""
+    pick them up on their next look. On PostgreSQL the commit also notifies :data:`CHANGES_CHANNEL` (one
+    notification per transaction: the server folds repeats)."""
     bump(conn, "changes")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"NOTIFY {CHANGES_CHANNEL}")
     seq = version(conn, "changes")
     for i in range(0, len(service_ids), 500):
         chunk = list(service_ids[i:i + 500])

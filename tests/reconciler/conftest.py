@@ -128,13 +128,15 @@ class Cluster:
 
 
 @contextmanager
-def running_cluster(tmp_path: Path, make_runtime: Callable[[Path], Any]) -> Iterator[Cluster]:
-    """A store with an owner and the seed instance types, a runtime and a running reconciler; all torn down."""
+def running_cluster(tmp_path: Path, make_runtime: Callable[[Path], Any],
+                    database_url: str | None = None) -> Iterator[Cluster]:
+    """A store (SQLite in ``tmp_path``, or the database at ``database_url``) with an owner and the seed instance
+    types, a runtime and a running reconciler; all torn down."""
     data = tmp_path / "data"
     app = tmp_path / "app"
     app.mkdir()
     shutil.copy(Path(__file__).with_name("app.py"), app / "app.py")
-    store = open_store(f"sqlite:///{data}/arkserve.db")
+    store = open_store(database_url or f"sqlite:///{data}/arkserve.db")
     with store.begin() as conn:
         instance_types.seed(conn, [])
         owner = user_store.create(conn, "owner", "h", "user").id

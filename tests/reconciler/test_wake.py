@@ -1,5 +1,6 @@
-"""A commit to a SQLite store wakes a quiet reconciler at once (reconciler/wake.py): the store watch on its own,
-then a real reconciler whose timed passes are 30 s apart noticing a scale within a second or two."""
+"""A commit wakes a quiet reconciler at once (reconciler/wake.py): the SQLite store watch and the PostgreSQL
+listener on their own, then a real reconciler whose timed passes are 30 s apart noticing a scale within a second
+or two, on each store."""
 
 from __future__ import annotations
 
@@ -10,8 +11,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from arkserve.reconciler.wake import StoreWake
+import pytest
+
+from arkserve.reconciler import wake as store_wake
+from arkserve.reconciler.wake import NotifyWake, StoreWake
 from arkserve.runtimes.local import LocalRuntime
+from arkserve.store import events as event_store
+from arkserve.store import services as service_store
+from arkserve.store.db import open_store
 
 from .conftest import FAST, running_cluster
 
@@ -104,10 +111,48 @@ def test_only_a_file_backed_sqlite_store_is_watched(tmp_path: Path) -> None:
     made.close()
     assert StoreWake.for_url("sqlite://", event, lambda: True) is None
     assert StoreWake.for_url("postgresql+psycopg://u:p@127.0.0.1:1/db", event, lambda: True) is None
+    assert store_wake.for_url("sqlite://", event, lambda: True) is None
+    assert isinstance(store_wake.for_url("postgresql+psycopg://u:p@127.0.0.1:1/db", event, lambda: True), NotifyWake)
 
 
-def test_a_quiet_reconciler_acts_on_a_scale_at_once_not_at_its_next_timed_pass(tmp_path: Path) -> None:
-    with running_cluster(tmp_path, LocalRuntime) as c:
+def test_a_change_feed_commit_to_a_postgresql_store_wakes_the_loop_once_it_is_quiet(postgres_admin_url: str) -> None:
+    from tests import pg
+
+    store = open_store(pg.fresh_database(postgres_admin_url))
+    woken, quiet = threading.Event(), [False]
+    wake = NotifyWake(store.engine.url, woken, lambda: quiet[0])
+    wake.start()
+    try:
+        assert wake.listening.wait(10), "the listener connected"
+        with store.begin() as conn:  # a commit that is not a change-feed entry wakes nothing
+            event_store.record(conn, "svc", "Note", "not a change")
+        with store.begin() as conn:  # a pass is running: seen, no wake-up while it runs ...
+            service_store.touch(conn)
+        assert _wait(lambda: wake.commits == 1)
+        assert not woken.wait(0.2)
+        quiet[0] = True  # ... and one as soon as it ends
+        assert woken.wait(5), "a change seen mid-pass wakes the loop when the pass ends"
+        woken.clear()
+        t0 = time.monotonic()
+        with store.begin() as conn:
+            service_store.touch(conn)
+            service_store.touch(conn)  # one transaction, one notification
+        assert woken.wait(5), "a change while quiet wakes the loop"
+        assert time.monotonic() - t0 < 1.0
+        assert _wait(lambda: wake.commits == 2) and not _wait(lambda: wake.commits > 2, timeout=0.5)
+    finally:
+        wake.close()
+        store.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_quiet_reconciler_acts_on_a_scale_at_once_not_at_its_next_timed_pass(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    url = None
+    if backend == "postgres":
+        from tests import pg
+        url = pg.fresh_database(request.getfixturevalue("postgres_admin_url"))
+    with running_cluster(tmp_path, LocalRuntime, url) as c:
         c.stop()
         c.config = replace(FAST, wake_poll_s=30.0, interval_s=30.0)  # timed passes 30 s apart
         c.start()
