@@ -179,8 +179,8 @@ class StoreWake:
 class NotifyWake:
     """Sets ``woken`` when a transaction that touched the change feed of the PostgreSQL store at ``url`` commits
     while ``quiet()`` says the reconciler is idle. Its thread keeps a connection of its own, in autocommit, that
-    ``LISTEN``s on :data:`~arkserve.store.services.CHANGES_CHANNEL`; a lost connection is opened again after
-    ``retry_s`` (the loop's poll covers the gap)."""
+    ``LISTEN``s on :data:`~arkserve.store.services.CHANGES_CHANNEL`, and sleeps in ``select`` on it (no CPU while
+    nothing is written); a lost connection is opened again after ``retry_s`` (the loop's poll covers the gap)."""
 
     def __init__(self, url: str | URL, woken: threading.Event, quiet: Callable[[], bool], *,
                  retry_s: float = 2.0) -> None:
@@ -190,16 +190,33 @@ class NotifyWake:
         self.commits = 0  # notifications seen (a burst of them may wake the loop once)
         self.listening = threading.Event()  # set while the LISTEN is in place (tests wait on it)
         self._stop = threading.Event()
+        self._stop_r, self._stop_w = os.pipe()  # a byte on it ends the thread's select at once
         self._thread = threading.Thread(target=self._run, name="ark-storewake", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def close(self) -> None:
-        """End the thread without waiting for it (it notices within a quarter of a second)."""
+        """End the thread without waiting for it (it releases what it holds as it ends)."""
+        started = self._thread.ident is not None
         self._stop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._stop_w, b"x")
+        if not started:
+            self._release()
+
+    def _release(self) -> None:
+        for fd in (self._stop_r, self._stop_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _run(self) -> None:
+        try:
+            self._listen()
+        finally:
+            self._release()
+
+    def _listen(self) -> None:
         import psycopg  # the PostgreSQL driver: present wherever such a store is
 
         while not self._stop.is_set():
@@ -207,10 +224,13 @@ class NotifyWake:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANGES_CHANNEL}")
                     self.listening.set()
-                    while not self._stop.is_set():
-                        if any(True for _ in conn.notifies(timeout=0.25, stop_after=1)):  # returns on the first
+                    while True:
+                        select.select([conn.fileno(), self._stop_r], [], [])
+                        if self._stop.is_set():
+                            return
+                        if any(True for _ in conn.notifies(timeout=0)):  # what has come; a closed socket raises
                             self.commits += 1
                             _when_quiet(self.quiet, self.woken, self._stop)
-            except psycopg.Error:
+            except (psycopg.Error, OSError, ValueError):
                 self.listening.clear()
                 self._stop.wait(self.retry_s)

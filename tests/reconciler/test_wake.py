@@ -145,6 +145,31 @@ def test_a_change_feed_commit_to_a_postgresql_store_wakes_the_loop_once_it_is_qu
         store.dispose()
 
 
+def test_the_postgresql_listener_comes_back_after_its_connection_is_cut(postgres_admin_url: str) -> None:
+    import psycopg
+
+    from tests import pg
+
+    store = open_store(pg.fresh_database(postgres_admin_url))
+    woken = threading.Event()
+    wake = NotifyWake(store.engine.url, woken, lambda: True, retry_s=0.1)
+    wake.start()
+    try:
+        assert wake.listening.wait(10)
+        with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+            cut = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE query LIKE 'LISTEN %'").fetchall()
+        assert cut == [(True,)]
+        assert _wait(lambda: not wake.listening.is_set()), "the cut was noticed"
+        assert wake.listening.wait(10), "and the LISTEN is back"
+        with store.begin() as conn:
+            service_store.touch(conn)
+        assert woken.wait(5)
+    finally:
+        wake.close()
+        store.dispose()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_quiet_reconciler_acts_on_a_scale_at_once_not_at_its_next_timed_pass(
         tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
