@@ -70,7 +70,43 @@ def _when_quiet(quiet: Callable[[], bool], woken: threading.Event, stop: threadi
     woken.set()
 
 
-class StoreWake:
+class _Watcher:
+    """A daemon thread that runs :meth:`_watch` from :meth:`start` until :meth:`close`; a byte on its stop pipe
+    ends the thread's ``select`` at once, and the thread releases what it holds as it ends."""
+
+    def _thread_init(self) -> None:
+        self._stop = threading.Event()
+        self._stop_r, self._stop_w = os.pipe()
+        self._thread = threading.Thread(target=self._run, name="ark-storewake", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """End the thread without waiting for it."""
+        started = self._thread.ident is not None
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._stop_w, b"x")
+        if not started:
+            self._release()
+
+    def _run(self) -> None:
+        try:
+            self._watch()
+        finally:
+            self._release()
+
+    def _watch(self) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        for fd in (self._stop_r, self._stop_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class StoreWake(_Watcher):
     """Sets ``woken`` when another connection's commit to the SQLite file ``database`` becomes visible while
     ``quiet()`` says the reconciler is idle. :meth:`start` and :meth:`close` run and end its thread."""
 
@@ -91,9 +127,7 @@ class StoreWake:
                 os.close(self._fd)
             self._conn.close()
             raise OSError(err, "inotify")
-        self._stop = threading.Event()
-        self._stop_r, self._stop_w = os.pipe()  # a byte on it ends the thread's select at once
-        self._thread = threading.Thread(target=self._run, name="ark-storewake", daemon=True)
+        self._thread_init()
 
     @classmethod
     def for_url(cls, url: str | URL, woken: threading.Event, quiet: Callable[[], bool]) -> StoreWake | None:
@@ -106,23 +140,11 @@ class StoreWake:
         except (OSError, sqlite3.Error, AttributeError):
             return None
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        """End the thread without waiting for it (it releases what it holds as it ends)."""
-        started = self._thread.ident is not None
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            os.write(self._stop_w, b"x")
-        if not started:
-            self._release()
-
     def _release(self) -> None:
-        for fd in (self._fd, self._stop_r, self._stop_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
         self._conn.close()
+        super()._release()
 
     def _version(self) -> int:
         return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
@@ -139,12 +161,6 @@ class StoreWake:
             found = found or data[at + _EVENT.size: at + _EVENT.size + length].rstrip(b"\0") in self.names
             at += _EVENT.size + length
         return found
-
-    def _run(self) -> None:
-        try:
-            self._watch()
-        finally:
-            self._release()
 
     def _watch(self) -> None:
         pending_until = 0.0  # a write was seen and its commit has not shown yet: keep checking until then
@@ -176,7 +192,7 @@ class StoreWake:
                 time.sleep(0.1)
 
 
-class NotifyWake:
+class NotifyWake(_Watcher):
     """Sets ``woken`` when a transaction that touched the change feed of the PostgreSQL store at ``url`` commits
     while ``quiet()`` says the reconciler is idle. Its thread keeps a connection of its own, in autocommit, that
     ``LISTEN``s on :data:`~arkserve.store.services.CHANGES_CHANNEL`, and sleeps in ``select`` on it (no CPU while
@@ -189,34 +205,9 @@ class NotifyWake:
         self.woken, self.quiet, self.retry_s = woken, quiet, retry_s
         self.commits = 0  # notifications seen (a burst of them may wake the loop once)
         self.listening = threading.Event()  # set while the LISTEN is in place (tests wait on it)
-        self._stop = threading.Event()
-        self._stop_r, self._stop_w = os.pipe()  # a byte on it ends the thread's select at once
-        self._thread = threading.Thread(target=self._run, name="ark-storewake", daemon=True)
+        self._thread_init()
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        """End the thread without waiting for it (it releases what it holds as it ends)."""
-        started = self._thread.ident is not None
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            os.write(self._stop_w, b"x")
-        if not started:
-            self._release()
-
-    def _release(self) -> None:
-        for fd in (self._stop_r, self._stop_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def _run(self) -> None:
-        try:
-            self._listen()
-        finally:
-            self._release()
-
-    def _listen(self) -> None:
+    def _watch(self) -> None:
         import psycopg  # the PostgreSQL driver: present wherever such a store is
 
         while not self._stop.is_set():
