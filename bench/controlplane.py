@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
 import statistics
@@ -253,7 +252,7 @@ def main() -> None:
     ap.add_argument("--idle-s", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--changes-per-s", type=int, default=10)
-    ap.add_argument("--postgres", nargs="?", const="throwaway", metavar="URL",
+    ap.add_argument("--postgres", nargs="?", const=pg.THROWAWAY, metavar="URL",
                     help="a PostgreSQL store: a server started for the run, or databases made on the server at URL "
                          "(an admin URL that may CREATE DATABASE)")
     ap.add_argument("--gateway-worker", nargs=2, metavar=("URL", "MASTER"), help=argparse.SUPPRESS)
@@ -261,10 +260,7 @@ def main() -> None:
     if args.gateway_worker:
         gateway_worker(sys.stdin.readline().strip(), args.gateway_worker[1])
         return
-    with contextlib.ExitStack() as stack:
-        pg_admin = args.postgres
-        if pg_admin == "throwaway":
-            pg_admin = stack.enter_context(pg.postgres_server()).url
+    with pg.admin_url_for(args.postgres) as pg_admin:
         run(args, pg_admin)
 
 

@@ -18,7 +18,6 @@ then prints a Markdown table (docs/benchmarks.md holds the last run).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import resource
@@ -170,16 +169,13 @@ def main() -> None:
     ap.add_argument("--services", type=int, default=10_000)
     ap.add_argument("--list-rounds", type=int, default=200, help="GET /services?limit=100 requests to time")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (store, api.log)")
-    ap.add_argument("--postgres", nargs="?", const="throwaway", metavar="URL",
+    ap.add_argument("--postgres", nargs="?", const=pg.THROWAWAY, metavar="URL",
                     help="a PostgreSQL store: a server started for the run, or a database made on the server at "
                          "URL (an admin URL that may CREATE DATABASE)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="arkserve-bench-cp-"))
     try:
-        with contextlib.ExitStack() as stack:
-            admin = args.postgres
-            if admin == "throwaway":
-                admin = stack.enter_context(pg.postgres_server()).url
+        with pg.admin_url_for(args.postgres) as admin:
             rows = run(args.services, args.list_rounds, tmp, pg.fresh_database(admin) if admin else "")
     finally:
         if not args.keep:

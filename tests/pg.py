@@ -74,6 +74,20 @@ def postgres_server() -> Iterator[PgServer]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+THROWAWAY = "throwaway"  # the benchmarks' ``--postgres`` with no URL
+
+
+@contextmanager
+def admin_url_for(choice: str | None) -> Iterator[str | None]:
+    """A benchmark's ``--postgres [URL]`` as an admin URL: None for no PostgreSQL (SQLite), a server started for
+    the run for :data:`THROWAWAY`, else the URL given."""
+    if choice != THROWAWAY:
+        yield choice
+        return
+    with postgres_server() as server:
+        yield server.url
+
+
 def fresh_database(admin_url: str) -> str:
     """Create an empty database on the server and return its URL."""
     import psycopg

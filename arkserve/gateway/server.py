@@ -61,8 +61,8 @@ async def _serve(config: GatewayConfig, source: SnapshotSource, sink: RecordSink
     gw = Gateway(config, source, sink, ssl_context, metrics_dir, load, async_queue)
     await gw.start()
     # What start-up made (the modules, the first snapshot) lives as long as the worker. Frozen, a full collection
-    # no longer walks it: under load each worker otherwise stopped for 37-72 ms every few seconds (the slowest
-    # request of a run; docs/benchmarks.md, "Garbage collection in the workers").
+    # no longer walks it: under load each worker otherwise stopped for 37-61 ms every few seconds, and those stops
+    # were the slowest requests of a run (docs/benchmarks.md, "Garbage collection in the workers").
     gc.collect()
     gc.freeze()
     try:

@@ -156,18 +156,20 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def parse_wrk(out: str) -> dict[str, float]:
-    def lat(label: str) -> float:
-        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    def ms(pattern: str) -> float:
+        m = re.search(pattern, out, re.M)
         if not m:
             return float("nan")
         return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-    slowest = re.search(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\s", out, re.M)
+
+    def lat(label: str) -> float:
+        return ms(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$")
+
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {"rps": float(rps.group(1)) if rps else 0.0, "p50": lat("50"), "p99": lat("99"),
-            "max": float(slowest.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[slowest.group(2)]
-            if slowest else float("nan"),
+            "max": ms(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\s"),
             "non2xx": float(non2xx.group(1)) if non2xx else 0.0, "errors": 1.0 if errors else 0.0}
 
 

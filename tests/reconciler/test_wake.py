@@ -19,6 +19,7 @@ from arkserve.runtimes.local import LocalRuntime
 from arkserve.store import events as event_store
 from arkserve.store import services as service_store
 from arkserve.store.db import open_store
+from tests import pg
 
 from .conftest import FAST, running_cluster
 
@@ -116,8 +117,6 @@ def test_only_a_file_backed_sqlite_store_is_watched(tmp_path: Path) -> None:
 
 
 def test_a_change_feed_commit_to_a_postgresql_store_wakes_the_loop_once_it_is_quiet(postgres_admin_url: str) -> None:
-    from tests import pg
-
     store = open_store(pg.fresh_database(postgres_admin_url))
     woken, quiet = threading.Event(), [False]
     wake = NotifyWake(store.engine.url, woken, lambda: quiet[0])
@@ -148,8 +147,6 @@ def test_a_change_feed_commit_to_a_postgresql_store_wakes_the_loop_once_it_is_qu
 def test_the_postgresql_listener_comes_back_after_its_connection_is_cut(postgres_admin_url: str) -> None:
     import psycopg
 
-    from tests import pg
-
     store = open_store(pg.fresh_database(postgres_admin_url))
     woken = threading.Event()
     wake = NotifyWake(store.engine.url, woken, lambda: True, retry_s=0.1)
@@ -175,7 +172,6 @@ def test_a_quiet_reconciler_acts_on_a_scale_at_once_not_at_its_next_timed_pass(
         tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
     url = None
     if backend == "postgres":
-        from tests import pg
         url = pg.fresh_database(request.getfixturevalue("postgres_admin_url"))
     with running_cluster(tmp_path, LocalRuntime, url) as c:
         c.stop()
