@@ -183,8 +183,9 @@ class Core:
                 url = ex.url.decode()
             except UnicodeDecodeError:
                 url = ex.url.decode("utf-8", "replace")
-            self.sink.submit((ex.wall, service, replica, method, url, status, round(latency * 1000, 3), ex.bytes_in,
-                              ex.bytes_out, ex.access_key, ex.conn.client, ex.rid.decode(), revision))
+            ms = int(latency * 1e6 + 0.5) / 1000  # to the µs, as round(_, 3) without its float-to-text round trip
+            self.sink.submit((ex.wall, service, replica, method, url, status, ms, ex.bytes_in, ex.bytes_out,
+                              ex.access_key, ex.conn.client, ex.rid.decode(), revision))
 
     def tick(self) -> None:
         now = self.clock = self.upstreams.clock = self.loop.time()

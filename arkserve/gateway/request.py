@@ -56,6 +56,7 @@ def build_exchange(conn: ClientConnection) -> Exchange:
     head = [method, b" ", url, b" HTTP/1.1\r\n"]
     host = rid = te = xff = upgrade = None
     cl = -1
+    dropped = False  # a hop-by-hop header (Connection among them) came
     expect = False
     signing: dict[int, bytes] = {}
     asyncs: dict[int, bytes] | None = None
@@ -94,6 +95,8 @@ def build_exchange(conn: ClientConnection) -> Exchange:
             if asyncs is None:
                 asyncs = {}
             asyncs[code] = value
+        else:
+            dropped = True
     rid_b = request_id(rid)
     chunked = te is not None
     if chunked and te.strip().lower() != b"chunked":  # type: ignore[union-attr]
@@ -118,8 +121,11 @@ def build_exchange(conn: ClientConnection) -> Exchange:
         elif cl > core.config.max_body_bytes:
             err = HttpError(413, "PayloadTooLarge", f"body exceeds {core.config.max_body_bytes} bytes")
     has_body = cl > 0 or chunked
-    ex = Exchange(conn, core, route, method, url, head, rid_b, chunked, cl,
-                  parser.should_keep_alive() and not core.closing, parser.get_http_version() == "1.0")
+    keep_alive = parser.should_keep_alive()
+    # an HTTP/1.0 request is kept alive only with "Connection: keep-alive", so a kept-alive request that sent no
+    # hop-by-hop header is 1.1: the parser's version (a string formatted per call) is asked for only otherwise
+    http10 = (dropped or not keep_alive) and parser.get_http_version() == "1.0"
+    ex = Exchange(conn, core, route, method, url, head, rid_b, chunked, cl, keep_alive and not core.closing, http10)
     ex.expect = expect
     ex.req_done = not has_body
     if upgrade is not None and parser.should_upgrade():  # Upgrade plus Connection: upgrade (tunnel.py)

@@ -160,6 +160,25 @@ def test_http10_and_head(open_gateway: Any) -> None:
         assert c.get(f"http://127.0.0.1:{port}/after-head").status_code == 200
 
 
+def test_http10_keep_alive_is_kept_and_said(open_gateway: Any) -> None:
+    """An HTTP/1.0 client keeps its connection only when told so (``connection: keep-alive``); a 1.1 client, and a
+    1.0 client that did not ask, are not told."""
+    port = open_gateway.port
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        for path in (b"/one", b"/two"):
+            s.sendall(b"GET " + path + b" HTTP/1.0\r\n" + H + b"Connection: Keep-Alive\r\n\r\n")
+            head, _, body = s.recv(65536).partition(b"\r\n\r\n")
+            assert b"\r\nconnection: keep-alive" in head.lower(), head
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            while len(body) < length:
+                body += s.recv(65536)
+            assert json.loads(body)["path"] == path.decode()
+    for request in (b"GET /eleven HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n",
+                    b"GET /ten HTTP/1.0\r\n" + H + b"\r\n"):
+        head = exchange(port, request).partition(b"\r\n\r\n")[0].lower()
+        assert b"\r\nconnection: close" in head and b"keep-alive" not in head, head
+
+
 def test_expect_100_continue(open_gateway: Any) -> None:
     port = open_gateway.port
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
