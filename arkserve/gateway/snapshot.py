@@ -1,8 +1,11 @@
 """Where routing snapshots come from, and the holder that swaps them in atomically.
 
 A :class:`SnapshotSource` answers ``version()`` cheaply and ``load()`` a full snapshot; both may
-block (they run in a thread). :class:`SnapshotHolder` polls the version every ``poll_s`` and,
-when it moves, loads and applies the new snapshot on the event loop thread (one attribute swap;
+block (they run in a thread). :class:`SnapshotHolder` polls the version every ``poll_s``. A source that can
+``watch(on_commit)`` (the store's: :meth:`arkserve.store.routing.StoreSnapshotSource.watch`) says when a commit may
+have moved it; the holder then looks at once (at most once per :data:`MIN_GAP_S`, so a burst of commits is read
+together) and polls only every :data:`WATCHED_POLL_S`, the fallback should a signal be lost. When the version
+moves, the holder loads and applies the new snapshot on the event loop thread (one attribute swap;
 requests already in flight keep the objects they hold), then tells the source it is applied (the store's
 source acknowledges the version only then). Errors keep the last snapshot. A snapshot may say what changed
 since the one of its ``base`` version (the store's source does after its first load); the worker then
@@ -21,6 +24,9 @@ from typing import Protocol, runtime_checkable
 from arkserve.domain.routing import EMPTY_SNAPSHOT, RoutingSnapshot
 
 log = logging.getLogger("arkserve.gateway.snapshot")
+
+MIN_GAP_S = 0.01  # between two looks at a watched source: the commits of a burst are read together
+WATCHED_POLL_S = 1.0  # the poll of a watched source (its heartbeat acknowledgements need one every 2 s)
 
 
 @runtime_checkable
@@ -65,6 +71,8 @@ class SnapshotHolder:
         self._on_change = on_change
         self._poll_s = poll_s
         self._task: asyncio.Task[None] | None = None
+        self._nudge = asyncio.Event()
+        self._unwatch: Callable[[], None] | None = None
         self.errors = 0
 
     async def refresh(self) -> bool:
@@ -88,14 +96,31 @@ class SnapshotHolder:
         return True
 
     async def _run(self) -> None:
+        nudge = self._nudge
         while True:
-            await asyncio.sleep(self._poll_s)
+            with contextlib.suppress(TimeoutError):  # the poll: the fallback of a watched source
+                await asyncio.wait_for(nudge.wait(), self._poll_s)
+            nudge.clear()
             await self.refresh()
+            if self._unwatch is not None:
+                await asyncio.sleep(MIN_GAP_S)
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        watch: Callable[[Callable[[], None]], Callable[[], None] | None] | None = getattr(self.source, "watch", None)
+        if watch is not None:  # called on the watcher's thread; the loop may be closing
+            def nudged() -> None:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._nudge.set)
+            self._unwatch = watch(nudged)
+            if self._unwatch is not None:
+                self._poll_s = max(self._poll_s, WATCHED_POLL_S)
+        self._task = loop.create_task(self._run())
 
     async def stop(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -137,9 +137,16 @@ def open_store(url: str, *, busy_timeout_ms: int = 5000, migrate_schema: bool = 
     return Store(engine)
 
 
+ROUTING_CHANNEL = "arkserve_routing"  # PostgreSQL: notified with each routing version; gateway workers listen
+
+
 def bump(conn: Connection, name: str = "routing") -> None:
-    """Move a version counter inside the caller's transaction (readers poll it to notice changes)."""
+    """Move a version counter inside the caller's transaction (readers poll it to notice changes). On PostgreSQL
+    a routing version also notifies :data:`ROUTING_CHANNEL` at commit (the gateway workers load it at once:
+    :mod:`arkserve.store.wake`; the server folds a transaction's repeats into one notification)."""
     conn.execute(update(versions).where(versions.c.name == name).values(value=versions.c.value + 1))
+    if name == "routing" and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"NOTIFY {ROUTING_CHANNEL}")
 
 
 def version(conn: Connection, name: str = "routing") -> int:

@@ -251,7 +251,7 @@ def delete_replica(conn: Connection, replica_id: str, *, stopped_at: float | Non
 
 # ------------------------------------------------------------------------------------------ the change feed
 
-CHANGES_CHANNEL = "arkserve_changes"  # PostgreSQL: touch() notifies it; a quiet reconciler listens (reconciler/wake.py)
+CHANGES_CHANNEL = "arkserve_changes"  # PostgreSQL: touch() notifies it; a quiet reconciler listens (store/wake.py)
 
 
 def touch(conn: Connection, *service_ids: int) -> None:

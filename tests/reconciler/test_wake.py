@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from arkserve.reconciler import wake as store_wake
-from arkserve.reconciler.wake import NotifyWake, StoreWake
+from arkserve.reconciler import wake as reconciler_wake
 from arkserve.runtimes.local import LocalRuntime
 from arkserve.store import events as event_store
 from arkserve.store import services as service_store
 from arkserve.store.db import open_store
+from arkserve.store.services import CHANGES_CHANNEL
+from arkserve.store.wake import NotifyWake, OnCommit, StoreWake
 from tests import pg
 
 from .conftest import FAST, running_cluster
@@ -29,6 +30,11 @@ def _db(tmp_path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE t (x)")
     return conn
+
+
+def _when_quiet(woken: threading.Event, quiet: object) -> OnCommit:
+    """What the reconciler hands a watcher (``reconciler.wake.for_url``)."""
+    return lambda stop: reconciler_wake._when_quiet(quiet, woken, stop)  # type: ignore[arg-type]
 
 
 def _wait(cond: object, timeout: float = 5.0) -> bool:
@@ -50,7 +56,7 @@ def test_a_commit_wakes_the_loop_once_it_is_quiet(tmp_path: Path) -> None:
             seen.append(reader.execute("SELECT count(*) FROM t").fetchone()[0])
         return quiet[0]
 
-    wake = StoreWake(str(tmp_path / "store.db"), woken, asked)
+    wake = StoreWake(str(tmp_path / "store.db"), _when_quiet(woken, asked))
     wake.start()
     try:
         writer.execute("SELECT * FROM t").fetchall()  # a read wakes nothing
@@ -93,7 +99,7 @@ class _LateCommit(StoreWake):
 def test_a_commit_that_shows_long_after_its_wal_write_still_wakes_the_loop(tmp_path: Path) -> None:
     writer = _db(tmp_path)
     woken = threading.Event()
-    wake = _LateCommit(str(tmp_path / "store.db"), woken, lambda: True)
+    wake = _LateCommit(str(tmp_path / "store.db"), _when_quiet(woken, lambda: True))
     wake.start()
     try:
         writer.execute("INSERT INTO t VALUES (1)")
@@ -107,19 +113,20 @@ def test_a_commit_that_shows_long_after_its_wal_write_still_wakes_the_loop(tmp_p
 def test_only_a_file_backed_sqlite_store_is_watched(tmp_path: Path) -> None:
     _db(tmp_path).close()
     event = threading.Event()
-    made = StoreWake.for_url(f"sqlite:///{tmp_path}/store.db", event, lambda: True)
+    made = StoreWake.for_url(f"sqlite:///{tmp_path}/store.db", _when_quiet(event, lambda: True))
     assert made is not None
     made.close()
-    assert StoreWake.for_url("sqlite://", event, lambda: True) is None
-    assert StoreWake.for_url("postgresql+psycopg://u:p@127.0.0.1:1/db", event, lambda: True) is None
-    assert store_wake.for_url("sqlite://", event, lambda: True) is None
-    assert isinstance(store_wake.for_url("postgresql+psycopg://u:p@127.0.0.1:1/db", event, lambda: True), NotifyWake)
+    assert StoreWake.for_url("sqlite://", _when_quiet(event, lambda: True)) is None
+    assert StoreWake.for_url("postgresql+psycopg://u:p@127.0.0.1:1/db", _when_quiet(event, lambda: True)) is None
+    assert reconciler_wake.for_url("sqlite://", event, lambda: True) is None
+    made = reconciler_wake.for_url("postgresql+psycopg://u:p@127.0.0.1:1/db", event, lambda: True)
+    assert isinstance(made, NotifyWake) and made.channel == CHANGES_CHANNEL
 
 
 def test_a_change_feed_commit_to_a_postgresql_store_wakes_the_loop_once_it_is_quiet(postgres_admin_url: str) -> None:
     store = open_store(pg.fresh_database(postgres_admin_url))
     woken, quiet = threading.Event(), [False]
-    wake = NotifyWake(store.engine.url, woken, lambda: quiet[0])
+    wake = NotifyWake(store.engine.url, _when_quiet(woken, lambda: quiet[0]), CHANGES_CHANNEL)
     wake.start()
     try:
         assert wake.listening.wait(10), "the listener connected"
@@ -149,7 +156,7 @@ def test_the_postgresql_listener_comes_back_after_its_connection_is_cut(postgres
 
     store = open_store(pg.fresh_database(postgres_admin_url))
     woken = threading.Event()
-    wake = NotifyWake(store.engine.url, woken, lambda: True, retry_s=0.1)
+    wake = NotifyWake(store.engine.url, _when_quiet(woken, lambda: True), CHANGES_CHANNEL, retry_s=0.1)
     wake.start()
     try:
         assert wake.listening.wait(10)
