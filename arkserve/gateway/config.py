@@ -40,7 +40,7 @@ class GatewayConfig:
     wake_every_s: float = 1.0
     # bookkeeping
     tick_s: float = 0.25  # timeout sweep granularity
-    snapshot_poll_s: float = 0.1  # a version read; a load only when it moved
+    snapshot_poll_s: float = 0.1  # a version read; a load only when it moved (a watching source: 1 s, snapshot.py)
     skew_s: int = 900
     verified_cache: int = 256  # recently verified signatures per worker (0 = off); see request.py
     shutdown_grace_s: float = 30.0  # draining at shutdown: in-flight exchanges get this long

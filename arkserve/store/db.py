@@ -145,8 +145,19 @@ def bump(conn: Connection, name: str = "routing") -> None:
     a routing version also notifies :data:`ROUTING_CHANNEL` at commit (the gateway workers load it at once:
     :mod:`arkserve.store.wake`; the server folds a transaction's repeats into one notification)."""
     conn.execute(update(versions).where(versions.c.name == name).values(value=versions.c.value + 1))
-    if name == "routing" and conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"NOTIFY {ROUTING_CHANNEL}")
+    if name == "routing":
+        notify(conn, ROUTING_CHANNEL)
+
+
+def notify(conn: Connection, channel: str) -> None:
+    """On PostgreSQL, ``NOTIFY channel`` with the caller's transaction (delivered at its commit), once per
+    transaction: the server would fold repeats anyway, and each costs a round trip. Nothing on SQLite."""
+    if conn.dialect.name != "postgresql":
+        return
+    tx, sent = conn.get_transaction(), conn.info.setdefault("arkserve_notified", {})
+    if tx is None or sent.get(channel) is not tx:
+        conn.exec_driver_sql(f"NOTIFY {channel}")
+        sent[channel] = tx
 
 
 def version(conn: Connection, name: str = "routing") -> int:

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, literal_colu
 from sqlalchemy.exc import IntegrityError
 
 from arkserve.errors import Conflict, NotFound
-from arkserve.store.db import bump, now, version
+from arkserve.store.db import bump, notify, now, version
 from arkserve.store.tables import billing_stops, replicas, service_changes, services, users, versions
 
 
@@ -259,8 +259,7 @@ def touch(conn: Connection, *service_ids: int) -> None:
     pick them up on their next look. On PostgreSQL the commit also notifies :data:`CHANGES_CHANNEL` (one
     notification per transaction: the server folds repeats)."""
     bump(conn, "changes")
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"NOTIFY {CHANGES_CHANNEL}")
+    notify(conn, CHANGES_CHANNEL)
     seq = version(conn, "changes")
     for i in range(0, len(service_ids), 500):
         chunk = list(service_ids[i:i + 500])

@@ -99,3 +99,29 @@ def test_on_postgresql_only_a_routing_version_notifies_the_gateways(postgres_adm
     finally:
         watcher.close()
         store.dispose()
+
+
+def test_a_transaction_notifies_each_channel_once(postgres_admin_url: str) -> None:
+    from sqlalchemy import event
+
+    store = open_store(pg.fresh_database(postgres_admin_url))
+    sent: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("NOTIFY"):
+            sent.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        with store.begin() as conn:  # each NOTIFY is a round trip; the server folds repeats anyway
+            bump(conn)
+            service_store.touch(conn)
+            bump(conn)
+            service_store.touch(conn)
+        assert sorted(sent) == ["NOTIFY arkserve_changes", "NOTIFY arkserve_routing"]
+        sent.clear()
+        with store.begin() as conn:  # the next transaction, on the same pooled connection, notifies again
+            bump(conn)
+        assert sent == ["NOTIFY arkserve_routing"]
+    finally:
+        store.dispose()
