@@ -245,7 +245,7 @@ class StoreSnapshotSource:
         version commits (``LISTEN`` on :data:`~arkserve.store.db.ROUTING_CHANNEL`: :mod:`arkserve.store.wake`).
         Returns what ends the watch; None on SQLite, which the holder polls: there every commit would wake the
         worker (its own acknowledgements, the request log, checkpoints), and at 10 routing changes a second a
-        worker spent 5.2-6.3 % of a core watching against 3.5-3.8 % polling (docs/benchmarks.md)."""
+        worker spent 5.5-6.3 % of a core watching against 3.5-3.8 % polling (docs/benchmarks.md)."""
         if self.store.engine.dialect.name != "postgresql":
             return None
         watcher = wake.for_url(self.store.engine.url, lambda stop: on_commit(), ROUTING_CHANNEL)
