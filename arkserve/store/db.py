@@ -154,6 +154,7 @@ def notify(conn: Connection, channel: str) -> None:
     transaction: the server would fold repeats anyway, and each costs a round trip. Nothing on SQLite."""
     if conn.dialect.name != "postgresql":
         return
+    # per DBAPI connection: the transaction that notified each channel (the object itself: an id can be reused)
     tx, sent = conn.get_transaction(), conn.info.setdefault("arkserve_notified", {})
     if tx is None or sent.get(channel) is not tx:
         conn.exec_driver_sql(f"NOTIFY {channel}")
