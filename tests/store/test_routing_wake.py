@@ -14,7 +14,7 @@ from arkserve.domain.routing import RoutingSnapshot
 from arkserve.gateway.snapshot import SnapshotHolder
 from arkserve.store import services as service_store
 from arkserve.store import users as user_store
-from arkserve.store.db import ROUTING_CHANNEL, bump, open_store
+from arkserve.store.db import ROUTING_CHANNEL, Store, bump, open_store
 from arkserve.store.routing import StoreSnapshotSource
 from arkserve.store.wake import NotifyWake, for_url
 from tests import pg
@@ -22,6 +22,12 @@ from tests import pg
 
 def _watchers() -> int:
     return sum(t.name == "ark-storewake" and t.is_alive() for t in threading.enumerate())
+
+
+def _listening(store: Store) -> bool:
+    with store.read() as conn:
+        query = f"SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN {ROUTING_CHANNEL}'"
+        return int(conn.exec_driver_sql(query).scalar_one()) > 0
 
 
 async def _wait(cond: object, timeout: float) -> bool:
@@ -45,8 +51,8 @@ def test_a_watching_holder_applies_a_new_routing_version_at_once(postgres_admin_
         holder.start()
         took = []
         try:
+            assert await _wait(lambda: _listening(store), 10.0), "the worker's LISTEN is in place"
             for _ in range(3):
-                await asyncio.sleep(0.3)  # the watcher is listening (PostgreSQL: its LISTEN is in place)
                 seen = holder.current.version
                 t0 = time.monotonic()
                 with store.begin() as conn:
