@@ -113,9 +113,17 @@ def test_a_broken_new_version_stalls_and_old_replicas_keep_serving(cluster: Clus
     cluster.wait("2 ready", lambda: len(cluster.ready("svc")) == 2)
     old = {r.id for r in cluster.ready("svc")}
     cluster.update("svc", env={"CRASH_AT_START": "3"})
-    cluster.wait("degraded", lambda: (cluster.service("svc").status == "degraded"), timeout=20)  # type: ignore[union-attr]
-    svc = cluster.service("svc")
-    assert svc is not None and svc.reason == "RolloutStalled" and "exited with code 3" in svc.message
+    seen = []  # the row that said degraded: while the new replica is started again the status says updating
+
+    def degraded() -> bool:
+        row = cluster.service("svc")
+        if row is not None and row.status == "degraded":
+            seen.append(row)
+        return bool(seen)
+
+    cluster.wait("degraded", degraded, timeout=20)
+    svc = seen[0]
+    assert svc.reason == "RolloutStalled" and "exited with code 3" in svc.message
     assert "bad config" in svc.message  # the last log lines are quoted
     assert {r.id for r in cluster.ready("svc")} == old
 
