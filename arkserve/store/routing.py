@@ -248,9 +248,7 @@ class StoreSnapshotSource:
         worker spent 5.5-6.3 % of a core watching against 3.5-3.8 % polling (docs/benchmarks.md)."""
         if self.store.engine.dialect.name != "postgresql":
             return None
-        watcher = wake.for_url(self.store.engine.url, lambda stop: on_commit(), ROUTING_CHANNEL)
-        if watcher is None:
-            return None
+        watcher = wake.NotifyWake(self.store.engine.url, lambda stop: on_commit(), ROUTING_CHANNEL)
         watcher.start()
         return watcher.close
 
