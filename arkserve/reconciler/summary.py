@@ -30,6 +30,12 @@ def _failure_reason(last_error: str) -> str:
     return "CrashLoop"
 
 
+def _retried(r: ReplicaRow) -> bool:
+    """Failed, or started again after failing and not ready yet. Between two tries a failing replica is
+    ``starting``; counting only ``failed`` made the status flip to updating/progressing and back with each try."""
+    return r.state == FAILED or (r.state == STARTING and r.restarts > 0)
+
+
 def summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig) -> tuple[str, str, str]:
     """(status, reason, message) of a service from its replicas, in words a user can act on; a canary's
     replicas are left out of the stable revision's words and described after them (docs/canary.md)."""
@@ -44,9 +50,10 @@ def _summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig
     rev = revision(svc.spec)
     live = [r for r in rows if r.state != DRAINING]
     ready = sum(1 for r in live if r.state == READY)
-    failing = [r for r in live if r.state == FAILED and r.restarts >= config.crashloop_restarts]
+    failing = sorted((r for r in live if _retried(r) and r.restarts >= config.crashloop_restarts),
+                     key=lambda r: r.state != FAILED)  # a failed one's error over a retry's probe note
     old = [r for r in live if r.revision != rev]
-    new_failed = [r for r in live if r.revision == rev and r.state == FAILED]
+    new_failed = sorted((r for r in live if r.revision == rev and _retried(r)), key=lambda r: r.state != FAILED)
     pending = [r for r in live if r.state == PENDING and r.last_error]
     counts = f"{ready}/{svc.replicas} replicas ready"
     if svc.deleting:

@@ -113,7 +113,7 @@ def test_a_broken_new_version_stalls_and_old_replicas_keep_serving(cluster: Clus
     cluster.wait("2 ready", lambda: len(cluster.ready("svc")) == 2)
     old = {r.id for r in cluster.ready("svc")}
     cluster.update("svc", env={"CRASH_AT_START": "3"})
-    seen = []  # the row that said degraded: while the new replica is started again the status says updating
+    seen = []  # the first row that said degraded
 
     def degraded() -> bool:
         row = cluster.service("svc")
@@ -126,6 +126,15 @@ def test_a_broken_new_version_stalls_and_old_replicas_keep_serving(cluster: Clus
     assert svc.reason == "RolloutStalled" and "exited with code 3" in svc.message
     assert "bad config" in svc.message  # the last log lines are quoted
     assert {r.id for r in cluster.ready("svc")} == old
+    statuses = set()  # while the broken replica is started again and again, the status holds still
+
+    def retried_twice() -> bool:
+        row = cluster.service("svc")
+        statuses.add((row.status, row.reason) if row is not None else None)
+        return len(cluster.event_messages("svc", "restarted")) >= 2
+
+    cluster.wait("two retries", retried_twice, timeout=20)
+    assert statuses == {("degraded", "RolloutStalled")}
 
 
 def test_crash_loop_shows_failed_with_exit_code(cluster: Cluster) -> None:
