@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import shutil
 import threading
 import time
 from collections import deque
@@ -36,6 +37,18 @@ def log_dir_for(data_dir: Path) -> Path:
 
 def log_path(log_dir: Path, service: str, replica: str, previous: bool = False) -> Path:
     return log_dir / service / f"{replica}{SUFFIX}{'.1' if previous else ''}"
+
+
+def remove_service_logs(log_dir: Path, service: str) -> None:
+    """Delete a deleted service's log files (all its replicas'). They are moved aside first, so a new service that
+    takes the name at once starts with an empty folder."""
+    folder = log_dir / service
+    aside = log_dir / f".deleted-{service}-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        folder.rename(aside)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def format_ts(ts: float) -> str:
@@ -125,6 +138,9 @@ def last_timestamp(path: Path) -> float | None:
 
 
 def _files(log_dir: Path, service: str, replica: str | None, previous: bool) -> list[Path]:
+    for name in (service, replica or "r"):  # names as the platform makes them, never a path (the API checks too)
+        if name.startswith(".") or "/" in name or "\0" in name or not name:
+            raise ValueError(f"not a service or replica name: {name!r}")
     if replica is not None:
         return [log_path(log_dir, service, replica, previous)]
     pattern = f"*{SUFFIX}.1" if previous else f"*{SUFFIX}"

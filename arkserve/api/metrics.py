@@ -115,7 +115,8 @@ def service_metrics(name: str, caller: Caller, ctx: Context, window: str = "15m"
     now = time.time()
     start, end, _ = bucket_bounds(now, window_s, step_s)
     with ctx.store.read() as conn:
-        samples, truncated = request_samples(conn, svc.name, since=start, until=end, limit=SAMPLE_LIMIT)
+        samples, truncated = request_samples(conn, svc.name, since=max(start, svc.created_at), until=end,
+                                             limit=SAMPLE_LIMIT)  # not an earlier service's of this name
         reps = service_store.list_replicas(conn, svc.id)
     start, end, buckets, totals, by_replica = aggregate(samples, now=now, window_s=window_s, step_s=step_s)
     return MetricsOut(service=svc.name, window_s=window_s, step_s=step_s, start=start, end=end, now=now,

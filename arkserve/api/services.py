@@ -225,6 +225,17 @@ def _since(value: str | None) -> float | None:
         raise ValidationFailed("since: expected a duration like 10m, 2h, 1d or a unix time", field="since") from None
 
 
+def _history_since(svc: ServiceRow, since: str | None) -> float:
+    """Where a service's history (events, request records, log lines) starts: ``since``, but never before the
+    service was created. Those are kept by name, so an earlier service of the same name (deleted, and the name
+    taken again, perhaps by another user) would otherwise show through."""
+    start = _since(since)
+    return svc.created_at if start is None else max(start, svc.created_at)
+
+
+REPLICA_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"  # what the reconciler names replicas (``r`` + hex), never a path
+
+
 @router.get("/services/{name}/events", response_model=list[EventOut], responses={200: {"headers": cursors.HEADERS}},
             summary="Events of a service: the newest page (oldest first within it); X-Next-Cursor pages back")
 def service_events(name: str, caller: Caller, ctx: Context, request: Request, response: Response,
@@ -235,7 +246,7 @@ def service_events(name: str, caller: Caller, ctx: Context, request: Request, re
     shown = {"service": svc.name, "since": since or ""}
     before = cursors.decode_position(cursor, shown) if cursor else None
     with ctx.store.read() as conn:
-        page = event_pages.page(conn, svc.name, since=_since(since), before=before, limit=limit)
+        page = event_pages.page(conn, svc.name, since=_history_since(svc, since), before=before, limit=limit)
     cursors.set_headers(response, request, page.total,
                         cursors.encode_position(page.before, shown) if page.before else None)
     return [EventOut(**e) for e in page.rows]
@@ -243,22 +254,25 @@ def service_events(name: str, caller: Caller, ctx: Context, request: Request, re
 
 @router.get("/services/{name}/requests", response_model=list[RequestRecordOut],
             summary="Recent requests through the gateway (newest first), with the replica that served each")
-def service_requests(name: str, caller: Caller, ctx: Context, replica: str | None = None, since: str | None = None,
+def service_requests(name: str, caller: Caller, ctx: Context,
+                     replica: str | None = Query(None, pattern=REPLICA_ID), since: str | None = None,
                      limit: int = Query(100, ge=1, le=10000)) -> list[RequestRecordOut]:
     svc = visible_service(ctx, caller, name)
     with ctx.store.read() as conn:
-        rows = event_store.list_requests(conn, svc.name, replica=replica, since=_since(since), limit=limit)
+        rows = event_store.list_requests(conn, svc.name, replica=replica, since=_history_since(svc, since),
+                                         limit=limit)
     return [RequestRecordOut(**r) for r in rows]
 
 
 @router.get("/services/{name}/logs", summary="Replica logs (text lines); follow=true streams new lines",
             response_class=StreamingResponse)
-async def service_logs(name: str, caller: Caller, ctx: Context, replica: str | None = None, since: str | None = None,
+async def service_logs(name: str, caller: Caller, ctx: Context, replica: str | None = Query(None, pattern=REPLICA_ID),
+                       since: str | None = None,
                        tail: int | None = Query(None, ge=0, le=100000), previous: bool = False,
                        follow: bool = False) -> StreamingResponse:
     svc = await run_in_threadpool(visible_service, ctx, caller, name)
     log_dir = log_dir_for(ctx.settings.data_dir)
-    start = _since(since)
+    start = _history_since(svc, since)
     if not follow:
         lines = await run_in_threadpool(read_logs, log_dir, svc.name, replica, start, tail, previous)
         return StreamingResponse(iter([line.format() + "\n" for line in lines]), media_type="text/plain")

@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from arkserve.domain.planning import Desired, Observed, ReplicaState, plan
 from arkserve.domain.services import revision
 from arkserve.errors import ArkserveError, PermanentError, TemporaryError
-from arkserve.logs import read_logs
+from arkserve.logs import log_dir_for, read_logs, remove_service_logs
 from arkserve.reconciler.batch import GroupCommit, PassWrites
 from arkserve.reconciler.capacity import Placer
 from arkserve.reconciler.config import ReconcilerConfig
@@ -289,6 +289,7 @@ class ServiceWorker:
     def _status(self, svc: ServiceRow, rows: list[ReplicaRow]) -> None:
         status, reason, message = summarize(svc, rows, self.config)
         if svc.deleting and not rows:
+            remove_service_logs(log_dir_for(self.data_dir), svc.name)  # while the name is still taken
             with self.store.begin() as conn:
                 service_store.remove(conn, svc.id)
                 event_store.record(conn, svc.name, "deleted", "service deleted")

@@ -120,3 +120,64 @@ def test_the_legacy_model_field_sends_market_models_to_mounts(live_api: LiveApi)
                       json={**SPEC, "model": {"source": "market", "ref": "resnet:1", "mount_path": "/models"}})
     assert resp.status_code == 422 and resp.json()["field"] == "model.source"
     assert "'mounts'" in resp.json()["message"]  # market models mount through spec.mounts
+
+
+def _logs(c, name: str, **params: object) -> str:  # type: ignore[no-untyped-def]
+    return "".join(c.stream_text(f"/services/{name}/logs", **params))
+
+
+def test_a_replica_name_is_never_a_path_into_other_logs(live_api: LiveApi) -> None:
+    logs = live_api.data_dir / "logs"
+    for folder, replica, text in (("mine", "r00000001", "my line"), ("theirs", "r0badbad", "their secret")):
+        (logs / folder).mkdir(parents=True)
+        (logs / folder / f"{replica}.log").write_text(f"2099-01-01T00:00:00.000000Z {replica} {text}\n")
+    (live_api.data_dir / "outside.log").write_text("2099-01-01T00:00:00.000000Z x outside\n")
+    with live_api.client() as c:
+        c.post("/services", {**SPEC, "name": "mine", "replicas": 0})
+        assert "my line" in _logs(c, "mine", replica="r00000001")
+        for replica in ("../theirs/r0badbad", "../../outside", "..", "./r00000001", "r/x"):
+            for path in ("logs", "requests"):
+                err = _raises(422, "ValidationFailed", lambda p=path, r=replica: (
+                    _logs(c, "mine", replica=r) if p == "logs" else c.get("/services/mine/requests", replica=r)))
+                assert "replica" in err.message
+
+
+def test_a_new_service_does_not_inherit_the_history_of_a_deleted_one_of_the_same_name(live_api: LiveApi) -> None:
+    import time
+
+    from arkserve.logs import remove_service_logs
+    from arkserve.store import events as event_store
+    from arkserve.store import services as service_store
+    from arkserve.store.db import open_store
+
+    store = open_store(live_api.database_url or f"sqlite:///{live_api.data_dir}/arkserve.db", migrate_schema=False)
+    logs = live_api.data_dir / "logs" / "reused"
+    with live_api.client() as admin:
+        admin.post("/users", {"username": "ursula", "password": "ursula-password"})
+        key = admin.post("/keys", {"username": "ursula"})
+        admin.post("/services", {**SPEC, "name": "reused", "replicas": 0})
+        with store.begin() as conn:  # what the gateway logs for a call, and a replica's output
+            event_store.insert_requests(conn, [dict(
+                time=time.time(), service="reused", replica="r0ld0ld0", method="GET", path="/?token=admin-only",
+                status=200, latency_ms=1.0, bytes_in=0, bytes_out=2, access_key=live_api.admin_ak,
+                client="127.0.0.1", request_id="x")])
+        logs.mkdir(parents=True)
+        (logs / "r0ld0ld0.log").write_text(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}.000000Z r0ld0ld0 "
+                                           "the old owner's line\n")
+        admin.delete("/services/reused")
+        time.sleep(0.01)  # the clock moves on between the old service's last record and the new one's creation
+        with store.begin() as conn:  # what the reconciler leaves once the replicas are gone (worker._status)
+            service_store.remove(conn, service_store.get(conn, "reused").id)
+            event_store.record(conn, "reused", "deleted", "service deleted")
+        keep = logs.with_name("kept")  # the reconciler removes the folder (below); here its files stay to be seen
+        logs.rename(keep)
+    with live_api.client(key["access_key"], key["secret_key"]) as ursula:
+        ursula.post("/services", {**SPEC, "name": "reused", "replicas": 0})
+        keep.rename(logs)
+        assert [e["kind"] for e in ursula.get("/services/reused/events")] == ["created"]
+        assert ursula.get("/services/reused/requests") == []
+        assert _logs(ursula, "reused") == "" and _logs(ursula, "reused", since="1d") == ""
+        assert ursula.get("/services/reused/metrics")["totals"]["requests"] == 0
+    remove_service_logs(logs.parent, "reused")  # and the folder goes at once, with everything in it
+    assert not logs.exists() and not list(logs.parent.iterdir())
+    store.dispose()

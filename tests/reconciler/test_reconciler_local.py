@@ -187,6 +187,8 @@ def test_delete_drains_then_removes_everything(cluster: Cluster) -> None:
     cluster.create("svc", 2)
     cluster.wait("2 ready", lambda: len(cluster.ready("svc")) == 2)
     replicas = cluster.ready("svc")
+    logs = cluster.data_dir / "logs" / "svc"
+    cluster.wait("replica logs", lambda: len(list(logs.glob("*.log"))) == 2)
     with cluster.store.begin() as conn:
         ack(conn, "slow-gateway:1", version(conn))  # a live gateway worker, still routing to both
     cluster.delete("svc")
@@ -202,6 +204,7 @@ def test_delete_drains_then_removes_everything(cluster: Cluster) -> None:
         ack(conn, "slow-gateway:1", version(conn))  # the worker applied the snapshot without them
     cluster.wait("gone", lambda: cluster.service("svc") is None, timeout=20)
     assert cluster.runtime.list() == []
+    assert not logs.exists()  # its logs went with it: a new service of this name starts with none
     from arkserve.store import events
 
     with cluster.store.read() as conn:
