@@ -203,12 +203,18 @@ def patch_model(name: str, body: ModelCard, caller: Caller, ctx: Context) -> Mod
     return _out(m, files=True, mounted_by=_mounted_by(ctx, caller, name))
 
 
-def _refuse_if_mounted(conn: Any, name: str, version: str | None) -> None:
-    using = services_mounting(service_store.list_all(conn), name, version)
+def _refuse_if_mounted(conn: Any, caller: Principal, name: str, version: str | None) -> None:
+    """409 while any service mounts it; the caller's own services are named, other users' only counted."""
+    rows = service_store.list_all(conn)
+    using = services_mounting(rows, name, version)
     if using:
         what = f"{name}@{version}" if version else name
-        raise Conflict(f"{what} is mounted by service(s) {', '.join(using)}: change or delete them first",
-                       code="ModelInUse")
+        visible = {s.name for s in rows if caller.user.is_admin or s.owner_id == caller.user.id}
+        named = [n for n in using if n in visible]
+        others = len(using) - len(named)
+        said = ", ".join([*(f"service {n}" for n in named),
+                          *([f"{others} service(s) of other users"] if others else [])])
+        raise Conflict(f"{what} is mounted by {said}: they must change or be deleted first", code="ModelInUse")
 
 
 def _collect(ctx: Any) -> None:
@@ -225,7 +231,7 @@ def delete_version(name: str, version: str, caller: Caller, ctx: Context) -> Res
     if not any(v.version == version for v in m.versions):
         raise NotFound(f'model "{name}" has no version {version}', code="ModelVersionNotFound")
     with ctx.store.begin() as conn:  # checked in the same transaction as the delete
-        _refuse_if_mounted(conn, name, version)
+        _refuse_if_mounted(conn, caller, name, version)
         model_store.delete_version(conn, m.id, version)
     _collect(ctx)
     return Response(status_code=204)
@@ -237,7 +243,7 @@ def delete_model(name: str, caller: Caller, ctx: Context) -> Response:
     m = _visible(ctx, caller, name)
     _may_change(caller, m)
     with ctx.store.begin() as conn:
-        _refuse_if_mounted(conn, name, None)
+        _refuse_if_mounted(conn, caller, name, None)
         model_store.delete_model(conn, m.id)
     _collect(ctx)
     return Response(status_code=204)

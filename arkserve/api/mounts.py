@@ -28,6 +28,8 @@ def _bad(message: str, field: str) -> PermanentError:
 
 
 def check_target(path: str, field: str) -> str:
+    if any(ord(c) < 32 or c == "\x7f" for c in path):
+        raise _bad(f"{field}: mount path {path!r} holds a control character", field)
     if not path.startswith("/"):
         raise _bad(f"{field}: mount path {path!r} must be absolute", field)
     if posixpath.normpath(path) != path or "//" in path:
@@ -48,8 +50,11 @@ def resolve(conn: Connection, data_dir: Path, owner: User, spec: dict[str, Any])
     """The spec with each model mount's digest filled in; raises on the first bad mount."""
     taken: list[tuple[str, str]] = []
     legacy = spec.get("model") or {}
-    if legacy.get("source") not in (None, "image") and legacy.get("mount_path"):
-        taken.append(("model.mount_path", legacy["mount_path"]))
+    if legacy.get("source") == "disk":  # the older single-model field: a disk folder at a path, read-only
+        if not legacy.get("mount_path"):
+            raise _bad("model.mount_path: a disk model needs the path it is mounted at", "model.mount_path")
+        taken.append(("model.mount_path", check_target(legacy["mount_path"], "model.mount_path")))
+        _check_disk(data_dir, owner, legacy.get("ref", ""), "model.ref")
     mounts = [dict(m) for m in spec.get("mounts") or []]
     for i, m in enumerate(mounts):
         field = f"mounts.{i}"
@@ -62,14 +67,17 @@ def resolve(conn: Connection, data_dir: Path, owner: User, spec: dict[str, Any])
             m["digest"] = _model_digest(conn, owner, m, field)
         else:
             m["digest"] = ""
-            try:
-                disk_folder(data_dir, owner.username, m["ref"])
-            except NotFound:
-                raise _bad(f"{field}.ref: {m['ref']} does not exist on {owner.username}'s network disk",
-                           f"{field}.ref") from None
-            except PermanentError as exc:
-                raise _bad(f"{field}.ref: {exc.message}", f"{field}.ref") from None
+            _check_disk(data_dir, owner, m["ref"], f"{field}.ref")
     return {**spec, "mounts": mounts}
+
+
+def _check_disk(data_dir: Path, owner: User, ref: str, field: str) -> None:
+    try:
+        disk_folder(data_dir, owner.username, ref)
+    except NotFound:
+        raise _bad(f"{field}: {ref} does not exist on {owner.username}'s network disk", field) from None
+    except PermanentError as exc:
+        raise _bad(f"{field}: {exc.message}", field) from None
 
 
 def _model_digest(conn: Connection, owner: User, m: dict[str, Any], field: str) -> str:

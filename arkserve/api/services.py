@@ -176,7 +176,7 @@ def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -
     with ctx.store.begin() as conn:
         if spec is not None and spec.get("instance_type") != svc.spec.get("instance_type"):
             _check_instance_type(conn, spec["instance_type"])
-        if spec is not None and "mounts" in changes:
+        if spec is not None and ("mounts" in changes or "model" in changes):
             spec = mounts.resolve(conn, ctx.settings.data_dir, user_store.get_by_id(conn, svc.owner_id), spec)
         rolls = spec is not None and revision(spec) != revision(svc.spec)
         if weight is not None or (rolls and svc.canary_spec):

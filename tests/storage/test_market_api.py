@@ -191,3 +191,45 @@ def test_the_legacy_model_field_still_works_and_collides_with_mounts(live_api: L
         _raises(400, "InvalidMount", lambda: c.post("/services", {
             **SPEC, "name": "both", "model": {"source": "disk", "ref": "models/v1", "mount_path": "/m"},
             "mounts": [{"source": "disk", "ref": "models", "mount_path": "/m"}]}))
+
+
+def test_the_legacy_model_field_and_mount_paths_are_checked_like_mounts(live_api: LiveApi) -> None:
+    _disk(live_api, "admin", "models/v1", {"w": b"w"})
+    _disk(live_api, "admin", "data", {"x": b"x"})
+    legacy = {"source": "disk", "ref": "models/v1"}
+    with live_api.client() as c:
+        for path in ("/proc", "/", "/dev//shm/", "/m\nx"):
+            err = _raises(400, "InvalidMount", lambda p=path: c.post("/services", {**SPEC, "model": {
+                **legacy, "mount_path": p}}))
+            assert "model.mount_path" in err.message
+        for ref in ("no/such/folder", "../../../etc"):
+            err = _raises(400, "InvalidMount", lambda r=ref: c.post("/services", {**SPEC, "model": {
+                **legacy, "ref": r, "mount_path": "/m"}}))
+            assert "model.ref" in err.message
+        for path in ("/data\u0000x", "/da\nta"):
+            _raises(400, "InvalidMount", lambda p=path: c.post("/services", {**SPEC, "mounts": [
+                {"source": "disk", "ref": "/data", "mount_path": p}]}))
+        assert c.get("/services") == []  # nothing created
+        c.post("/services", {**SPEC, "mounts": [{"source": "disk", "ref": "/data", "mount_path": "/data"}]})
+        err = _raises(400, "InvalidMount", lambda: c.patch("/services/flowers", {"model": {
+            **legacy, "mount_path": "/data/m"}}))  # a change of the legacy field alone is checked too
+        assert "collides" in err.message
+        ok = c.patch("/services/flowers", {"model": {**legacy, "mount_path": "/ark/model"}})
+        assert ok["spec"]["model"]["mount_path"] == "/ark/model"
+
+
+def test_a_refused_delete_names_only_the_callers_own_services(live_api: LiveApi) -> None:
+    with _user(live_api, "bob") as bob, _user(live_api, "alice") as alice:
+        _upload(bob, "bobm@1", {"w": b"bob's weights"})
+        with live_api.client() as admin:
+            admin.patch("/models/bobm", {"public": True})
+        alice.post("/services", {**SPEC, "name": "alice-secret-project", "mounts": [
+            {"source": "model", "ref": "bobm@1", "mount_path": "/m"}]})
+        bob.post("/services", {**SPEC, "name": "bob-own", "mounts": [
+            {"source": "model", "ref": "bobm@1", "mount_path": "/m"}]})
+        err = _raises(409, "ModelInUse", lambda: bob.delete("/models/bobm"))
+        assert "bob-own" in err.message and "alice-secret-project" not in err.message
+        assert "1 service(s) of other users" in err.message
+    with live_api.client() as admin:  # an admin sees every name
+        err = _raises(409, "ModelInUse", lambda: admin.delete("/models/bobm/versions/1"))
+        assert "alice-secret-project" in err.message and "bob-own" in err.message
