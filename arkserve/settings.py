@@ -179,6 +179,9 @@ class RegistrySettings:
 class DiskSettings:
     quota_gib: float = _setting(100.0, "Network disk quota per user, GiB (an admin can set another per user).",
                                 "ARKSERVE_DISK_QUOTA_GIB")
+    model_quota_gib: float = _setting(100.0, "Model-market storage per user, GiB: the sizes of the versions of the "
+                                      "models a user owns. Past it, publishing answers 413 ModelQuotaExceeded; "
+                                      "admins are not limited.", "ARKSERVE_DISK_MODEL_QUOTA_GIB")
     upload_ttl_s: int = _setting(86400, "A resumable disk upload not continued for this long is forgotten, with "
                                  "its stored bytes.", "ARKSERVE_DISK_UPLOAD_TTL_S")
     webdav: bool = _setting(True, "Serve each user's network disk over WebDAV at /dav/ on the API port.",

@@ -8,8 +8,11 @@ naming the service.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -19,7 +22,7 @@ from arkserve.api import cursors
 from arkserve.api.mounts import services_mounting
 from arkserve.api.security import Caller, Context, Principal
 from arkserve.api.streamed import BodyHash, StreamingCaller
-from arkserve.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from arkserve.errors import Conflict, Forbidden, NotFound, PermanentError, ValidationFailed
 from arkserve.schemas import ModelCard, ModelFileOut, ModelOut, ModelPublishDisk, ModelVersionOut
 from arkserve.storage import market
 from arkserve.store import model_pages
@@ -131,10 +134,49 @@ def _prepare(ctx: Any, caller: Principal, name: str, version: str) -> None:
                            code="VersionExists")
 
 
+class ModelQuotaExceeded(PermanentError):
+    status = 413
+    code = "ModelQuotaExceeded"
+
+
+def _room(ctx: Any, caller: Principal, adding: int = 0, conn: Any = None) -> int | None:
+    """Bytes the caller may still publish (None: an admin, not limited); 413 when ``adding`` does not fit."""
+    if caller.user.is_admin:
+        return None
+    limit = int(ctx.settings.disk.model_quota_gib * 1024**3)
+    if conn is None:
+        with ctx.store.read() as c:
+            used = model_store.owned_bytes(c, caller.user.id)
+    else:
+        used = model_store.owned_bytes(conn, caller.user.id)
+    if used + adding > limit or used >= limit:
+        raise ModelQuotaExceeded(f"model market quota exceeded: {used} of {limit} bytes used by your models, and "
+                                 f"this version holds {adding or 'more'}; delete versions you no longer need, or "
+                                 "ask an admin (ARKSERVE_DISK_MODEL_QUOTA_GIB)",
+                                 details={"used": used, "limit": limit, "adding": adding})
+    return limit - used
+
+
+def _folder_bytes(folder: Path) -> int:
+    """The sizes of the regular files under ``folder`` (links not followed): the quota's first look."""
+    total = 0
+    for top, _dirs, names in os.walk(folder):
+        for n in names:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(top, n))
+                total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return total
+
+
 def _record(ctx: Any, caller: Principal, name: str, version: str, card: dict[str, Any],
             manifest: market.Manifest) -> ModelOut:
     digest = market.manifest_digest(manifest)
     with ctx.store.begin() as conn:
+        try:  # in the transaction that adds the version: two publishes at once cannot pass it together
+            _room(ctx, caller, sum(int(f["size"]) for f in manifest) or 1, conn)
+        except ModelQuotaExceeded:
+            _collect(ctx)  # the blobs this version stored, unless another version holds them
+            raise
         m = model_store.find(conn, name)
         if m is None:
             card.setdefault("description", market.readme(market.BlobStore(ctx.settings.data_dir), manifest))
@@ -154,6 +196,7 @@ def publish_from_disk(name: str, version: str, body: ModelPublishDisk, caller: C
     card = _card(body, caller)
     _prepare(ctx, caller, name, version)
     folder = market.disk_folder(ctx.settings.data_dir, caller.user.username, body.disk_path)
+    _room(ctx, caller, _folder_bytes(folder))  # what it holds now: refused before a byte is copied
     manifest = market.publish_dir(market.BlobStore(ctx.settings.data_dir), folder)
     return _record(ctx, caller, name, version, card, manifest)
 
@@ -172,15 +215,24 @@ async def publish_archive(name: str, version: str, request: Request, streamed: S
     body = ModelCard(description=description, task=task, framework=framework, license=license, public=public)
     card = _card(body, caller)
     await run_in_threadpool(_prepare, ctx, caller, name, version)
+    room = await run_in_threadpool(_room, ctx, caller)
+    cap = None if room is None else room + room // 100 + (1 << 20)  # a compressed archive's own overhead
+    declared = int(request.headers.get("content-length") or 0)
+    if cap is not None and declared > cap:
+        await run_in_threadpool(_room, ctx, caller, declared)  # refused before the body is read
     blobs = market.BlobStore(ctx.settings.data_dir)
     blobs.tmp.mkdir(parents=True, exist_ok=True)
     fd, spool = tempfile.mkstemp(dir=blobs.tmp, prefix="upload-")
     digest = BodyHash(streamed.claimed_hash)
     try:
         with os.fdopen(fd, "wb", buffering=0) as out:  # spooled to disk as it comes, never held whole
+            got = 0
             async for chunk in request.stream():
                 digest.update(chunk)
                 out.write(chunk)  # a raw file writes all of it (or raises)
+                got += len(chunk)
+                if cap is not None and got > cap:
+                    await run_in_threadpool(_room, ctx, caller, got)  # past the quota: stop reading
         digest.check()  # a body that is not the one signed publishes nothing
         with open(spool, "rb") as f:
             manifest = await run_in_threadpool(market.publish_tar, blobs, f)

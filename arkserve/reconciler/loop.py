@@ -30,7 +30,9 @@ from arkserve.reconciler.startwatch import StartWatch
 from arkserve.reconciler.worker import DRAINING, FAILED, PENDING, ServiceWorker
 from arkserve.registry.pulls import RegistryPulls
 from arkserve.runtimes.base import ReplicaInfo, Runtime
+from arkserve.storage.market import BlobStore
 from arkserve.store import events as event_store
+from arkserve.store import models as model_store
 from arkserve.store import services as service_store
 from arkserve.store.db import Store, bump, version
 
@@ -181,7 +183,8 @@ class Reconciler:
             return None
 
     def prune(self) -> None:
-        """Drop events, request records and log files of gone replicas older than the retention period."""
+        """Drop events, request records and log files of gone replicas older than the retention period, and the
+        model market's files that no version lists."""
         cutoff = time.time() - self.config.retention_s
         while True:  # a chunk per transaction: the gateways' request-log writers get the store in between
             with self.store.begin() as conn:
@@ -189,6 +192,8 @@ class Reconciler:
                     break
         with self.store.read() as conn:
             live = {r.id for r in service_store.list_replicas(conn)}
+            keep = model_store.all_blob_hashes(conn)
+        BlobStore(self.data_dir).collect(keep)  # model files no version lists (a refused publish's), past a grace
         for path in (self.data_dir / "logs").glob("*/*.log*"):
             try:
                 if path.name.split(".", 1)[0] not in live and path.stat().st_mtime < cutoff:

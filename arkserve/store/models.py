@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from arkserve.errors import Conflict, NotFound
@@ -115,6 +115,14 @@ def delete_version(conn: Connection, model_id: int, version: str) -> None:
 def delete_model(conn: Connection, model_id: int) -> None:
     conn.execute(delete(model_versions).where(model_versions.c.model_id == model_id))
     conn.execute(delete(models).where(models.c.id == model_id))
+
+
+def owned_bytes(conn: Connection, owner_id: int) -> int:
+    """What the versions of the models a user owns hold, each counted whole (the market's quota)."""
+    q = (select(func.coalesce(func.sum(model_versions.c.size), 0))
+         .select_from(model_versions.join(models, models.c.id == model_versions.c.model_id))
+         .where(models.c.owner_id == owner_id))
+    return int(conn.execute(q).scalar_one())
 
 
 def all_blob_hashes(conn: Connection) -> set[str]:

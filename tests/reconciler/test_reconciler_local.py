@@ -311,9 +311,24 @@ def test_prune_drops_old_records_and_logs_of_gone_replicas_only(cluster: Cluster
                                        "method": "GET", "path": "/", "status": 200, "latency_ms": 1.0,
                                        "bytes_in": 0, "bytes_out": 0, "access_key": "", "client": "",
                                        "request_id": "old"}])
+    from arkserve.storage.market import BlobStore
+    from arkserve.store import models, users
+
+    blobs, hour_ago = BlobStore(cluster.data_dir), time.time() - 3700
+    listed, orphan, fresh = (blobs.path(c * 64) for c in "abc")  # a version lists the first only
+    for blob in (listed, orphan, fresh):
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(b"w")
+    for blob in (listed, orphan):
+        os.utime(blob, (hour_ago, hour_ago))  # the third is within the grace: a publish may be about to list it
+    with cluster.store.begin() as conn:
+        owner = users.create(conn, "modeller", "h", "user").id
+        m = models.create(conn, "m", owner, {}, False)
+        models.add_version(conn, m.id, "1", "sha256:" + "d" * 64, [{"path": "w", "size": 1, "sha256": "a" * 64}])
     assert cluster.reconciler is not None
     cluster.reconciler.config = dataclasses.replace(cluster.reconciler.config, retention_s=86400)
     cluster.reconciler.prune()
+    assert listed.exists() and not orphan.exists() and fresh.exists()
     assert not gone.exists()
     assert (cluster.data_dir / "logs" / "svc" / f"{live}.log").exists()
     with cluster.store.read() as conn:

@@ -233,3 +233,28 @@ def test_a_refused_delete_names_only_the_callers_own_services(live_api: LiveApi)
     with live_api.client() as admin:  # an admin sees every name
         err = _raises(409, "ModelInUse", lambda: admin.delete("/models/bobm/versions/1"))
         assert "alice-secret-project" in err.message and "bob-own" in err.message
+
+
+def test_a_users_models_have_a_quota(tmp_path: Any) -> None:
+    from tests.api.conftest import running_api
+
+    limit = 20_000  # bytes: a quota of limit / 2**30 GiB
+    with running_api(tmp_path, **{"disk.model_quota_gib": limit / 1024**3}) as api:
+        blobs = BlobStore(api.data_dir)
+        with _user(api, "bob") as bob:
+            _upload(bob, "m@1", {"w": b"a" * 12_000})
+            err = _raises(413, "ModelQuotaExceeded", lambda: _upload(bob, "m@2", {"w": b"b" * 12_000}))
+            assert "12000 of 20000 bytes used" in err.message
+            assert [v["version"] for v in bob.get("/models/m")["versions"]] == ["1"]  # nothing recorded
+            _disk(api, "bob", "weights", {"w": b"c" * 12_000})
+            _raises(413, "ModelQuotaExceeded", lambda: bob.post("/models/d/versions/1", {"disk_path": "weights"}))
+            big = tar_of({"w": b"d" * 60_000})  # declared past the room: refused before the body is read
+            resp = httpx.put(f"{api.url}/api/v1/models/m/versions/3/archive", content=big,
+                             headers={"content-type": "application/x-tar"}, auth=bob._http.auth)
+            assert resp.status_code == 413 and resp.json()["code"] == "ModelQuotaExceeded"
+            _raises(413, "ModelQuotaExceeded", lambda: _upload(bob, "m@4", {"w": b"e" * 60_000}))  # streamed
+            assert not any(blobs.tmp.iterdir())  # no spool left behind
+            bob.delete("/models/m/versions/1")
+            _upload(bob, "m@2", {"w": b"b" * 12_000})  # room again
+        with api.client() as admin:  # admins curate the market: not limited
+            _upload(admin, "curated@1", {"w": b"f" * 30_000})
