@@ -7,9 +7,9 @@ the ``max_prepaid`` quota; either way nothing is written.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from sqlalchemy import Connection, select
 
 from arkserve.api.billing import target_user
@@ -19,7 +19,7 @@ from arkserve.billing import accounts, guard, prepaid
 from arkserve.billing.metering import from_micro
 from arkserve.billing.schemas import PrepaidFreeOut, PrepaidIn, PrepaidOut, PrepaidPatch, QuotaIn, QuotaOut
 from arkserve.errors import NotFound, ValidationFailed
-from arkserve.schemas import ErrorBody
+from arkserve.schemas import MAX_INT32, ErrorBody
 from arkserve.store import instance_types
 from arkserve.store import users as user_store
 from arkserve.store.tables import replicas, services
@@ -96,7 +96,8 @@ def buy_prepaid(body: PrepaidIn, caller: Caller, ctx: Context) -> PrepaidOut:
 
 
 @router.patch("/billing/prepaid/{prepaid_id}", response_model=PrepaidOut, summary="Turn auto-renew on or off")
-def patch_prepaid(prepaid_id: int, body: PrepaidPatch, caller: Caller, ctx: Context) -> PrepaidOut:
+def patch_prepaid(prepaid_id: Annotated[int, Path(ge=1, le=MAX_INT32)], body: PrepaidPatch, caller: Caller,
+                  ctx: Context) -> PrepaidOut:
     with ctx.store.begin() as conn:
         row = prepaid.get(conn, prepaid_id)
         if not caller.owns(row["user_id"]):

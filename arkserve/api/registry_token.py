@@ -34,7 +34,7 @@ from arkserve.errors import TooManyRequests
 from arkserve.registry import config as registry_config
 from arkserve.registry.catalogue import Catalogue
 from arkserve.registry.names import PUBLIC_NAMESPACE
-from arkserve.registry.policy import Decision, Requester, decide
+from arkserve.registry.policy import Decision, Requester, decide, wanted
 from arkserve.registry.tokens import PULL_USER, Access, TokenSigner, parse_scope
 from arkserve.store import images as image_store
 from arkserve.store import keys as key_store
@@ -165,7 +165,8 @@ def registry_token(request: Request, ctx: Context, service: str = "",
     asked = [a for s in scope or [] for part in s.split() if (a := parse_scope(part)) is not None]
     decisions: list[Decision] = []
     for a in asked:
-        over = _over_quota(ctx, user) if "push" in a.actions and a.name.startswith(f"{user.username}/") else ""
+        # the quota is checked for every scope that would be granted push: "pull,push", "push" and "*" alike
+        over = _over_quota(ctx, user) if "push" in wanted(a) and a.name.startswith(f"{user.username}/") else ""
         decisions.append(decide(who, a, is_public=lambda n: _is_public(ctx, n), over_quota=over))
     refused = [d for d in decisions if d.push_refused] or (
         decisions if decisions and all(d.granted is None for d in decisions) else [])

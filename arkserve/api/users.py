@@ -1,19 +1,33 @@
-"""Users: the admin creates, disables, re-roles and deletes them; everyone changes their own password."""
+"""Users: the admin creates, disables, re-roles and deletes them; everyone changes their own password.
+
+Deleting a user is refused (409 ``UserOwnsResources``) while they own services, models or images: those are
+deleted first, through their own commands. Their access keys, sessions, quotas, billing records and async
+requests go with the user; their network disk is removed once the deletion has committed
+(:mod:`arkserve.storage.removal`), so that nothing of it passes to a later account of the same name.
+"""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.exc import IntegrityError
 
 from arkserve.api.logins import check_password, client_of
 from arkserve.api.security import Caller, Context
 from arkserve.auth import passwords
-from arkserve.errors import Conflict, Unauthenticated
+from arkserve.errors import ArkserveError, Conflict, Unauthenticated
+from arkserve.registry import config as registry_config
 from arkserve.schemas import PasswordChange, UserCreate, UserOut, UserPatch
+from arkserve.storage.disk import user_root
+from arkserve.storage.removal import remove_user_disk
 from arkserve.store import sessions as session_store
 from arkserve.store import users as user_store
 from arkserve.store.users import User
 
 router = APIRouter(tags=["users"])
+log = logging.getLogger(__name__)
 
 
 def user_out(u: User) -> UserOut:
@@ -74,7 +88,34 @@ def patch_user(username: str, body: UserPatch, caller: Caller, ctx: Context) -> 
         return user_out(user_store.get_by_id(conn, target.id))
 
 
-@router.delete("/users/{username}", status_code=204, summary="Delete a user and their keys (admin)")
+def _images_of(data_dir: Path, username: str) -> list[str]:
+    """The repositories of ``username``'s registry namespace that still hold a tag (read from the registry's
+    storage layout, so the answer needs no running registry)."""
+    repos = registry_config.storage_root(data_dir) / "docker/registry/v2/repositories"
+    links = (repos / username).glob("**/_manifests/tags/*/current/link")
+    return sorted({link.parents[4].relative_to(repos).as_posix() for link in links})
+
+
+HOW_TO_DELETE = {"services": "arkserve service delete NAME --wait", "models": "arkserve model delete NAME",
+                 "images": "arkserve image delete NAME"}
+
+
+def _owns_resources(username: str, owned: dict[str, list[str]]) -> Conflict:
+    def names(items: list[str]) -> str:
+        shown = ", ".join(items[:5])
+        return shown + (f" (and {len(items) - 5} more)" if len(items) > 5 else "")
+
+    what = "; ".join(f"{kind} {names(items)}" for kind, items in owned.items())
+    how = ", ".join(HOW_TO_DELETE[kind] for kind in owned)
+    return Conflict(f'user "{username}" still owns {what}: delete them first ({how}; as an admin, or as the user), '
+                    "then delete the user", code="UserOwnsResources",
+                    details={"owned": {kind: len(items) for kind, items in owned.items()}})
+
+
+@router.delete("/users/{username}", status_code=204, summary="Delete a user, their keys and their network disk "
+               "(admin); refused while they own services, models or images", responses={
+                   409: {"description": "your own account, the last admin, or a user who still owns services, "
+                                        "models or images (UserOwnsResources)"}})
 def delete_user(username: str, caller: Caller, ctx: Context) -> Response:
     caller.require_admin()
     with ctx.store.read() as conn:
@@ -82,8 +123,30 @@ def delete_user(username: str, caller: Caller, ctx: Context) -> Response:
     if target.id == caller.user.id:
         raise Conflict("you cannot delete your own account", code="SelfDelete")
     _guard_last_admin(ctx, target, losing_admin=True)
+    images = _images_of(ctx.settings.data_dir, target.username)
     with ctx.store.begin() as conn:
-        user_store.remove(conn, target.id)
+        owned = user_store.owned(conn, target.id)
+        if images:
+            owned["images"] = images
+        if owned:
+            raise _owns_resources(target.username, owned)
+        try:
+            with conn.begin_nested():
+                user_store.remove(conn, target.id)
+        except IntegrityError:  # a service or model created meanwhile (PostgreSQL: another transaction)
+            owned = user_store.owned(conn, target.id)
+            if owned:
+                raise _owns_resources(target.username, owned) from None
+            raise Conflict(f'user "{target.username}" is still referred to by something created meanwhile; '
+                           "try again", code="UserOwnsResources") from None
+    # committed: take the disk away from the name at once, before it can be given to a new account
+    try:
+        remove_user_disk(ctx.settings.data_dir, target.username)
+    except OSError as exc:
+        log.exception("user %s deleted, but not their network disk", target.username)
+        raise ArkserveError(f'user "{target.username}" was deleted, but their network disk could not be moved '
+                            f"away ({exc}): remove {user_root(ctx.settings.data_dir, target.username)} by hand "
+                            "before creating a user of that name", code="DiskNotRemoved") from exc
     return Response(status_code=204)
 
 

@@ -29,6 +29,11 @@ class Decision:
     push_refused: bool = False
 
 
+def wanted(asked: Access) -> set[str]:
+    """The actions of ``asked`` this registry grants at all: ``*`` stands for pull and push."""
+    return {"pull", "push"} if "*" in asked.actions else set(asked.actions) & {"pull", "push"}
+
+
 def decide(who: Requester, asked: Access, *, is_public: Callable[[str], bool], over_quota: str = "") -> Decision:
     """What of ``asked`` ``who`` gets. ``is_public(repo)``: another user made it public; ``over_quota``:
     a message when ``who`` is over their storage quota (pushes to their namespace are then refused)."""
@@ -40,16 +45,16 @@ def decide(who: Requester, asked: Access, *, is_public: Callable[[str], bool], o
                               f"(yours: {who.username}/<name>)", push_refused="push" in asked.actions)
     namespace = name.split("/", 1)[0]
     own = namespace == who.username
-    wanted = {"pull", "push"} if "*" in asked.actions else set(asked.actions) & {"pull", "push"}
+    actions = wanted(asked)
     granted: list[str] = []
-    refusal = "" if wanted else f"only pull and push are granted on {name}, not {','.join(asked.actions)}"
+    refusal = "" if actions else f"only pull and push are granted on {name}, not {','.join(asked.actions)}"
     push_refused = False
-    if "pull" in wanted:
+    if "pull" in actions:
         if own or who.is_admin or namespace == PUBLIC_NAMESPACE or is_public(name):
             granted.append("pull")
         else:
             refusal = f"{name} is private to its owner (or does not exist)"
-    if "push" in wanted:
+    if "push" in actions:
         if own and over_quota:
             refusal, push_refused = over_quota, True
         elif own or (namespace == PUBLIC_NAMESPACE and who.is_admin):

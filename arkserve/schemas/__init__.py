@@ -3,7 +3,8 @@
 JSON field names here are stable; the CLI's ``-o json`` prints these shapes. One module per part of the system;
 this package re-exports every name, so ``from arkserve.schemas import ServiceSpec`` is the way to import them:
 
-- ``common``: ``_In`` (the base of request bodies: unknown fields are a 422) and ``ErrorBody``
+- ``common``: ``_In`` (the base of request bodies: unknown fields are a 422), ``ErrorBody``, and ``MAX_INT64`` /
+  ``MAX_INT32``, the largest integers the store's columns hold (bound integer inputs with them: 422, not 500)
 - ``users``: console login and session, users, access keys, security events
 - ``instance_types``: instance types (CPUs, memory, whole GPUs or a share of one, price)
 - ``service_specs``: what a user sends about a service: spec, create, patch, mounts, autoscale, env limits
@@ -16,7 +17,7 @@ this package re-exports every name, so ``from arkserve.schemas import ServiceSpe
 
 from __future__ import annotations
 
-from arkserve.schemas.common import ErrorBody
+from arkserve.schemas.common import MAX_INT32, MAX_INT64, ErrorBody
 from arkserve.schemas.common import _In as _In
 from arkserve.schemas.disk import (
     DiskEntryOut,
@@ -78,6 +79,8 @@ __all__ = [
     "ENV_MAX_BYTES",
     "ENV_MAX_ENTRIES",
     "ENV_NAME_RE",
+    "MAX_INT32",
+    "MAX_INT64",
     "PATCH_NULLABLE",
     "RESERVED_ENV",
     "USERNAME_RE",

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from arkserve.schemas.common import _In
+from arkserve.schemas.common import MAX_INT64, _In
 
 
 class DiskEntryOut(BaseModel):
@@ -30,7 +30,7 @@ class DiskUsageOut(BaseModel):
 
 
 class DiskQuotaIn(_In):
-    limit_bytes: int | None = Field(ge=0, description="bytes; null: back to the default (disk.quota_gib)")
+    limit_bytes: int | None = Field(ge=0, le=MAX_INT64, description="bytes; null: back to the default (disk.quota_gib)")
 
 
 class DiskPathIn(_In):
@@ -45,7 +45,8 @@ class DiskMoveIn(_In):
 
 class DiskUploadIn(_In):
     path: str
-    size: int = Field(ge=0, description="bytes the finished file will have (checked against the quota now)")
+    size: int = Field(ge=0, le=MAX_INT64,
+                      description="bytes the finished file will have (checked against the quota now)")
     overwrite: bool = False
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from arkserve.schemas.common import _In
+from arkserve.schemas.common import MAX_INT64, _In
 
 
 class ImageTagOut(BaseModel):
@@ -46,4 +46,5 @@ class ImageQuotaOut(BaseModel):
 
 
 class ImageQuotaIn(_In):
-    quota_bytes: int | None = Field(ge=0, description="bytes; null: back to the default (registry.quota_gib)")
+    quota_bytes: int | None = Field(ge=0, le=MAX_INT64,
+                                    description="bytes; null: back to the default (registry.quota_gib)")

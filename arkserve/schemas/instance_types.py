@@ -7,13 +7,13 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
-from arkserve.schemas.common import _In
+from arkserve.schemas.common import MAX_INT32, _In
 
 
 class InstanceTypeIn(_In):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{0,63}$")
     cpus: float = Field(gt=0, le=1024)
-    memory_mb: int = Field(gt=0)
+    memory_mb: int = Field(gt=0, le=MAX_INT32)
     gpus: int = Field(default=0, ge=0, le=64)
     gpu_model: str = Field(default="", max_length=64)
     price_per_hour: float = Field(default=0.0, ge=0)

@@ -1,4 +1,11 @@
-"""Queries on users."""
+"""Queries on users.
+
+A user id is never handed out twice: the async webhook secret is derived from it (``domain.async_requests``),
+so a reused id would give a new account a deleted one's secret. PostgreSQL's sequence never reuses ids; SQLite
+(``users.id`` has no ``AUTOINCREMENT``) would reuse the highest id once its row is deleted, so there
+:func:`create` allocates the id itself, one past the high-water mark kept in the ``versions`` row
+:data:`ID_COUNTER`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,10 @@ from sqlalchemy.exc import IntegrityError
 
 from arkserve.errors import Conflict, NotFound
 from arkserve.store.db import bump, now
-from arkserve.store.tables import users
+from arkserve.store.tables import models, services, users, versions
 
 ROLES = ("admin", "user")
+ID_COUNTER = "user_ids"  # SQLite: the highest user id ever handed out
 
 
 @dataclass(frozen=True)
@@ -33,13 +41,28 @@ def _row(row: object) -> User:
     return User(m["id"], m["username"], m["role"], bool(m["disabled"]), m["created_at"], m["password_hash"])
 
 
+def _next_sqlite_id(conn: Connection) -> int:
+    """One past the highest id ever handed out (the caller's write transaction holds SQLite's lock). The counter
+    starts, lazily, at the highest id in the table: ids deleted before it existed cannot be known."""
+    held = conn.execute(select(versions.c.value).where(versions.c.name == ID_COUNTER)).scalar()
+    highest = int(conn.execute(select(func.coalesce(func.max(users.c.id), 0))).scalar_one())
+    uid = max(int(held or 0), highest) + 1
+    if held is None:
+        conn.execute(insert(versions).values(name=ID_COUNTER, value=uid))
+    else:
+        conn.execute(update(versions).where(versions.c.name == ID_COUNTER).values(value=uid))
+    return uid
+
+
 def create(conn: Connection, username: str, password_hash: str, role: str) -> User:
     t = now()
+    values: dict[str, object] = dict(username=username, password_hash=password_hash, role=role, disabled=False,
+                                     created_at=t, updated_at=t)
     try:
         with conn.begin_nested():
-            uid = conn.execute(insert(users).values(
-                username=username, password_hash=password_hash, role=role, disabled=False,
-                created_at=t, updated_at=t)).inserted_primary_key
+            if conn.dialect.name == "sqlite":
+                values["id"] = _next_sqlite_id(conn)
+            uid = conn.execute(insert(users).values(**values)).inserted_primary_key
     except IntegrityError:
         raise Conflict(f'user "{username}" already exists', code="UserExists") from None
     assert uid is not None
@@ -87,6 +110,19 @@ def set_role(conn: Connection, user_id: int, role: str) -> None:
     conn.execute(update(users).where(users.c.id == user_id).values(role=role, updated_at=now()))
     bump(conn)
     bump(conn, "keys")  # the gateway reloads its keys only when this moves
+
+
+def owned(conn: Connection, user_id: int) -> dict[str, list[str]]:
+    """What in the store keeps a user from being deleted: the names of their services (those being deleted
+    included, until the reconciler removes them) and of their models in the market; kinds they own none of are
+    left out."""
+    found = {
+        "services": list(conn.execute(select(services.c.name).where(services.c.owner_id == user_id)
+                                      .order_by(services.c.name)).scalars()),
+        "models": list(conn.execute(select(models.c.name).where(models.c.owner_id == user_id)
+                                    .order_by(models.c.name)).scalars()),
+    }
+    return {kind: names for kind, names in found.items() if names}
 
 
 def remove(conn: Connection, user_id: int) -> None:

@@ -3,6 +3,8 @@ OpenAPI document, the local runtime refusing registry images, `up` without the r
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +44,25 @@ def test_token_service_refusals_are_registry_errors(api: tuple[str, Client, str]
     other = httpx.get(token_url, auth=("admin", password), params={"scope": "repository:bob/app:pull,push"})
     assert other.status_code == 403 and other.json()["errors"][0]["code"] == "DENIED"
     assert "admin may push only to admin/<name>" in other.json()["errors"][0]["message"]
+
+
+def test_a_user_over_quota_gets_no_push_whichever_way_the_scope_asks(api: tuple[str, Client, str]) -> None:
+    url, c, _ = api
+    c.post("/users", {"username": "alice", "password": "alice-password-123", "role": "user"})
+    key = c.post("/keys", {"username": "alice"})
+    c.request("PUT", "/images/quota/alice", json={"quota_bytes": 0})  # 0 bytes: already over it
+    token_url = f"{url}/api/v1/registry/token"
+    for scope in ("repository:alice/app:pull,push", "repository:alice/app:push", "repository:alice/app:*",
+                  "repository:alice/app:pull,*"):
+        for auth in (("alice", "alice-password-123"), (key["access_key"], key["secret_key"])):
+            refused = httpx.get(token_url, auth=auth, params={"service": "arkserve-registry", "scope": scope})
+            assert refused.status_code == 403, (scope, refused.text)
+            assert refused.json()["errors"][0]["code"] == "DENIED" and refused.json()["code"] == "RegistryAccessDenied"
+            assert "storage quota exceeded: alice/ holds" in refused.json()["errors"][0]["message"]
+    pull = httpx.get(token_url, auth=("alice", "alice-password-123"), params={"scope": "repository:alice/app:pull"})
+    assert pull.status_code == 200  # pulling is never refused for quota
+    claims = json.loads(base64.urlsafe_b64decode(pull.json()["token"].split(".")[1] + "=="))
+    assert claims["access"] == [{"type": "repository", "name": "alice/app", "actions": ["pull"]}]
 
 
 def test_images_are_in_the_openapi_document(api: tuple[str, Client, str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from arkserve.registry.names import parse_reference, resolve_short, valid_repository
-from arkserve.registry.policy import Requester, decide
+from arkserve.registry.policy import Requester, decide, wanted
 from arkserve.registry.tokens import Access, parse_scope
 
 ALICE, BOB, ADMIN = Requester("alice", False), Requester("bob", False), Requester("root", True)
@@ -41,6 +41,17 @@ def test_quota_refuses_only_pushes_to_the_own_namespace() -> None:
                over_quota="storage quota exceeded")
     assert d.granted is not None and d.granted.actions == ("pull",)
     assert d.push_refused and "quota" in d.refusal
+
+
+@pytest.mark.parametrize(("actions", "expected"), [
+    (("pull",), {"pull"}), (("push",), {"push"}), (("pull", "push"), {"pull", "push"}), (("*",), {"pull", "push"}),
+    (("pull", "*"), {"pull", "push"}), (("delete",), set()),
+])
+def test_wanted_is_what_decide_weighs(actions: tuple[str, ...], expected: set[str]) -> None:
+    """The token service checks the quota for every scope wanted() says asks for push, "*" included."""
+    assert wanted(Access("repository", "alice/app", actions)) == expected
+    over = decide(ALICE, Access("repository", "alice/app", actions), is_public=lambda n: False, over_quota="over")
+    assert over.push_refused == ("push" in expected)
 
 
 def test_catalogue_is_not_for_users() -> None:
