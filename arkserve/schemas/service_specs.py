@@ -142,8 +142,15 @@ class ServiceSpec(_In):
     @field_validator("health_path")
     @classmethod
     def _health(cls, v: str | None) -> str | None:
-        if v is not None and (not v.startswith("/") or any(c in v for c in " \r\n")):
-            raise ValueError("must start with '/' and contain no spaces")
+        if v is not None and (not v.startswith("/") or any(c == " " or ord(c) < 32 or c == "\x7f" for c in v)):
+            raise ValueError("must start with '/' and contain no spaces or control characters")
+        return v
+
+    @field_validator("command", "image")
+    @classmethod
+    def _no_nul(cls, v: str) -> str:
+        if "\x00" in v:  # no process can be started with it (the runtime would fail every start)
+            raise ValueError("contains a NUL byte")
         return v
 
 

@@ -181,3 +181,14 @@ def test_a_new_service_does_not_inherit_the_history_of_a_deleted_one_of_the_same
     remove_service_logs(logs.parent, "reused")  # and the folder goes at once, with everything in it
     assert not logs.exists() and not list(logs.parent.iterdir())
     store.dispose()
+
+
+def test_a_command_or_image_with_a_nul_byte_is_refused_at_once(live_api: LiveApi) -> None:
+    with live_api.client() as c:
+        for bad in ({"command": "python3\x00 app.py"}, {"image": "/usr\x00/bin"}, {"health_path": "/h\tx"}):
+            err = _raises(422, "ValidationFailed", lambda b=bad: c.post("/services", {**SPEC, **b}))
+            assert next(iter(bad)) in err.message
+        assert c.get("/services") == []
+        c.post("/services", SPEC)
+        _raises(422, "ValidationFailed", lambda: c.patch("/services/flowers", {"command": "x\x00y"}))
+        assert c.get("/services/flowers")["spec"]["command"] == SPEC["command"]
