@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from arkserve.cli.context import api_errors, state
+from arkserve.cli.context import api_errors, segment, state
 from arkserve.cli.output import fail, output_option, render
 
 _DONE = ("succeeded", "failed")
@@ -36,12 +36,13 @@ def _row(doc: dict[str, Any]) -> dict[str, Any]:
 @output_option
 @api_errors
 def get(request_id: str, show_result: bool, wait_s: float | None, fmt: str) -> None:
+    path = f"/async-requests/{segment(request_id, 'request id')}"
     with state().client() as c:
-        doc = c.get(f"/async-requests/{request_id}")
+        doc = c.get(path)
         deadline = time.monotonic() + (wait_s or 0)
         while wait_s and doc["status"] not in _DONE and time.monotonic() < deadline:
             time.sleep(0.5)
-            doc = c.get(f"/async-requests/{request_id}")
+            doc = c.get(path)
         if not show_result:
             render(doc if fmt != "table" else _row(doc), fmt)
             if wait_s and doc["status"] not in _DONE:
@@ -49,7 +50,7 @@ def get(request_id: str, show_result: bool, wait_s: float | None, fmt: str) -> N
             return
         if doc["status"] != "succeeded":
             fail(f"{request_id} is {doc['status']}" + (f": {doc['error']}" if doc.get("error") else ""))
-        resp = c._send("GET", f"/async-requests/{request_id}/result")  # raw bytes, not JSON
+        resp = c._send("GET", f"{path}/result")  # raw bytes, not JSON
     sys.stdout.buffer.write(resp.content)
     if resp.content and not resp.content.endswith(b"\n"):
         sys.stdout.write("\n")

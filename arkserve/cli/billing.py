@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from arkserve.cli.context import api_errors, state
+from arkserve.cli.context import api_errors, segment, state
 from arkserve.cli.output import output_option, render
 
 
@@ -139,7 +139,7 @@ _QUOTA_COLUMNS = ("username", "max_replicas", "used_replicas", "max_gpus", "used
 def quota_get(username: str | None, fmt: str) -> None:
     with state().client() as c:
         name = username or c.get("/whoami")["username"]
-        render(c.get(f"/quotas/{name}"), fmt, _QUOTA_COLUMNS)
+        render(c.get(f"/quotas/{segment(name, 'user name')}"), fmt, _QUOTA_COLUMNS)
 
 
 @quota.command("set", help="Set a user's quotas (admin); an option left out is unlimited.")
@@ -151,6 +151,7 @@ def quota_get(username: str | None, fmt: str) -> None:
 @api_errors
 def quota_set(username: str, max_replicas: int | None, max_gpus: int | None, max_prepaid: int | None,
               fmt: str) -> None:
+    path = f"/quotas/{segment(username, 'user name')}"
     with state().client() as c:
-        render(c.request("PUT", f"/quotas/{username}", json={"max_replicas": max_replicas, "max_gpus": max_gpus,
-                                                            "max_prepaid": max_prepaid}), fmt, _QUOTA_COLUMNS)
+        render(c.request("PUT", path, json={"max_replicas": max_replicas, "max_gpus": max_gpus,
+                                            "max_prepaid": max_prepaid}), fmt, _QUOTA_COLUMNS)

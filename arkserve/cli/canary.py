@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from arkserve.cli.context import api_errors, state
+from arkserve.cli.context import SERVICE_NAME, api_errors, service_path, state
 from arkserve.cli.output import EXIT_TIMEOUT, fail, output_option, render
 from arkserve.domain.rollout import Replica, settled
 from arkserve.sdk.client import Client
@@ -34,7 +34,7 @@ def wait_canary(c: Client, name: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     with Console(stderr=True).status(f"waiting for the canary of {name}…") as status:
         while True:
-            svc: dict[str, Any] = c.get(f"/services/{name}")
+            svc: dict[str, Any] = c.get(service_path(name))
             can: dict[str, Any] = svc.get("canary") or {}
             if not can:
                 fail(f"{name} has no canary any more")
@@ -55,7 +55,7 @@ def _settled(c: Client, name: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     with Console(stderr=True).status(f"waiting for {name}…") as status:
         while True:
-            svc: dict[str, Any] = c.get(f"/services/{name}")
+            svc: dict[str, Any] = c.get(service_path(name))
             status.update(f"{name}: {svc['status']}: {svc['message']}")
             reps = [Replica(i["state"], i["revision"]) for i in svc["instances"]]
             if settled(svc["replicas"], svc["revision"], reps):
@@ -69,7 +69,7 @@ def _step(name: str, verb: str, question: str, yes: bool, wait: bool, timeout: f
     if not yes:
         click.confirm(question, abort=True)
     with state().client() as c:
-        svc = c.post(f"/services/{name}/canary/{verb}", {})
+        svc = c.post(service_path(name, f"/canary/{verb}"), {})
         if wait:
             svc = _settled(c, name, timeout)
     if fmt != "table":
@@ -81,7 +81,7 @@ def _step(name: str, verb: str, question: str, yes: bool, wait: bool, timeout: f
 
 @click.command("promote", help="Promote the canary: it becomes the stable revision with 100% of requests and the "
                                "old revision's replicas drain (exit 1 with NoCanary when there is none).")
-@click.argument("name")
+@click.argument("name", type=SERVICE_NAME)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--wait", is_flag=True, help="Wait until every replica runs the promoted revision (4 on timeout).")
 @click.option("--timeout", type=float, default=600, show_default=True)
@@ -93,7 +93,7 @@ def promote(name: str, yes: bool, wait: bool, timeout: float, fmt: str) -> None:
 
 @click.command("rollback", help="Roll the canary back: every request to the stable revision, the canary's replicas "
                                 "drain (exit 1 with NoCanary when there is none).")
-@click.argument("name")
+@click.argument("name", type=SERVICE_NAME)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--wait", is_flag=True, help="Wait until the canary's replicas are gone (4 on timeout).")
 @click.option("--timeout", type=float, default=600, show_default=True)

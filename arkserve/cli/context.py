@@ -1,4 +1,5 @@
-"""Global CLI options (``--profile``, ``--endpoint``) and the API client they lead to."""
+"""Global CLI options (``--profile``, ``--endpoint``), the API client they lead to, and the names that commands
+put in its paths (:func:`segment`, :func:`segments`, :data:`SERVICE_NAME`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any, TypeVar
 
 import click
 
-from arkserve.cli.output import EXIT_AUTH, EXIT_FAILURE, fail
+from arkserve.cli.output import EXIT_AUTH, EXIT_FAILURE, EXIT_USAGE, fail
+from arkserve.domain.services import DNS_LABEL_RE  # not arkserve.schemas: pydantic costs every command ~130 ms
+from arkserve.sdk import client as sdk
 from arkserve.sdk import profiles
 from arkserve.sdk.client import ApiError, Client
 
@@ -65,3 +68,44 @@ def api_errors(fn: F) -> F:
             fail(f"{exc.message} [{exc.code}]{rid}", EXIT_AUTH if exc.status in (401, 403) else EXIT_FAILURE)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _usage(quote: Callable[[str, str], str], value: str, what: str) -> str:
+    try:
+        return quote(value, what)
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+        raise AssertionError from None  # unreachable
+
+
+def segment(value: str, what: str) -> str:
+    """A command's argument as ONE quoted segment of an API path (:func:`arkserve.sdk.client.segment`): ``a/b``
+    stays one name. An empty, ``.`` or ``..`` one is a usage error (exit 2, nothing sent): an HTTP client would
+    resolve it, and ``service delete ../keys/AK…`` would delete a key."""
+    return _usage(sdk.segment, value, what)
+
+
+def segments(path: str, what: str) -> str:
+    """A command's ``a/b/c`` argument (a disk path, ``namespace/repository``) for an API path, quoted segment by
+    segment (:func:`arkserve.sdk.client.segments`); a ``.`` or ``..`` segment is a usage error (exit 2)."""
+    return _usage(sdk.segments, path, what)
+
+
+class _ServiceName(click.ParamType[str, Any]):
+    """A service name argument, checked before anything is sent (exit 2 when it is not a DNS label)."""
+
+    name = "service name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not DNS_LABEL_RE.fullmatch(str(value)):
+            self.fail(f"invalid service name {value!r}: a DNS label is 1-63 characters of a-z, 0-9 and '-', "
+                      "starting with a letter", param, ctx)
+        return str(value)
+
+
+SERVICE_NAME = _ServiceName()
+
+
+def service_path(name: str, tail: str = "") -> str:
+    """``/services/NAME`` + ``tail``, the name quoted by :func:`segment`."""
+    return f"/services/{segment(name, 'service name')}{tail}"

@@ -17,7 +17,6 @@ import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 from rich.console import Console
@@ -32,6 +31,7 @@ from rich.progress import (
 )
 
 from arkserve.cli import disk_wire as wire
+from arkserve.cli.context import segment, segments
 from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import ApiError
 
@@ -46,10 +46,10 @@ def remote(path: str) -> str:
 
 
 def url_path(path: str) -> str:
-    """The path for a URL, with ``.``/``..`` components escaped so that the server sees (and refuses) them
-    instead of an HTTP client quietly resolving them into another path."""
-    return "/".join(p.replace(".", "%2E") if p in (".", "..") else quote(p, safe="")
-                    for p in remote(path).split("/") if p)
+    """The path for a URL (``""``: the root), quoted component by component; a ``.`` or ``..`` component is a
+    usage error (exit 2), which an HTTP client would otherwise quietly resolve into another path."""
+    rel = remote(path)
+    return segments(rel, "disk path") if rel else ""
 
 
 def check(resp: httpx.Response) -> httpx.Response:
@@ -121,10 +121,10 @@ def put_file(http: httpx.Client, local: Path, dest: str, *, overwrite: bool, bar
     if offset:
         bar.console.print(f"resuming {dest} at byte {offset} of {size}")
     bar.update(task, completed=offset)
+    session_url = f"/uploads/{segment(str(session['id']), 'upload id')}"
     while True:
         n = min(part, size - offset)
-        state = check(_send(http, "PATCH", f"/uploads/{session['id']}", {"offset": str(offset)}, local, offset, n,
-                            bar, task)).json()
+        state = check(_send(http, "PATCH", session_url, {"offset": str(offset)}, local, offset, n, bar, task)).json()
         offset = int(state["offset"])
         if state["complete"]:
             return dict(state["entry"])

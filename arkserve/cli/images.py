@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from arkserve.cli.context import api_errors, state
+from arkserve.cli.context import api_errors, segment, segments, state
 from arkserve.cli.output import output_option, render
 from arkserve.cli.pages import paging_options, show_pages
 
@@ -27,6 +27,11 @@ def _human(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+def _path(ref: str) -> str:
+    """``/images/NAME[:TAG]``: a name may have a namespace (``team/app``), each part quoted on its own."""
+    return f"/images/{segments(ref, 'image name')}"
 
 
 def _rows(repos: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -54,8 +59,9 @@ def list_images(public: bool, prefix: str, owner: str, limit: int, cursor: str |
 @output_option
 @api_errors
 def tags(name: str, fmt: str) -> None:
+    path = _path(name)
     with state().client() as c:
-        repo = c.get(f"/images/{name}")
+        repo = c.get(path)
     if fmt != "table":
         render(repo["tags"], fmt)
         return
@@ -68,10 +74,11 @@ def tags(name: str, fmt: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @api_errors
 def delete(ref: str, yes: bool) -> None:
+    path = _path(ref)
     if not yes:
         click.confirm(f"Delete {ref}?", abort=True)
     with state().client() as c:
-        c.delete(f"/images/{ref}")
+        c.delete(path)
     click.echo(f"deleted {ref}")
 
 
@@ -81,8 +88,9 @@ def delete(ref: str, yes: bool) -> None:
 @output_option
 @api_errors
 def visibility(name: str, visibility: str, fmt: str) -> None:
+    path = f"{_path(name)}/visibility"
     with state().client() as c:
-        repo = c.request("PUT", f"/images/{name}/visibility", json={"public": visibility == "public"})
+        repo = c.request("PUT", path, json={"public": visibility == "public"})
     render(repo if fmt != "table" else _rows([repo]), fmt, REPO_COLUMNS)
 
 
@@ -114,7 +122,7 @@ def quota(username: str | None, set_gib: str | None, fmt: str) -> None:
             if not username:
                 raise click.UsageError("--set-gib needs --user")
             value = None if set_gib == "default" else int(float(set_gib) * 1024**3)
-            out = c.request("PUT", f"/images/quota/{username}", json={"quota_bytes": value})
+            out = c.request("PUT", f"/images/quota/{segment(username, 'user name')}", json={"quota_bytes": value})
         else:
             out = c.get("/images/quota", username=username)
     if fmt != "table":

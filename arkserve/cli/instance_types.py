@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from arkserve.cli.context import api_errors, state
+from arkserve.cli.context import api_errors, segment, state
 from arkserve.cli.output import output_option, render
 
 
@@ -46,6 +46,7 @@ def create_type(name: str, cpus: float, memory_mb: int, gpus: int, gpu_model: st
 @click.argument("name")
 @api_errors
 def delete_type(name: str) -> None:
+    path = f"/instance-types/{segment(name, 'instance type')}"
     with state().client() as c:
-        c.delete(f"/instance-types/{name}")
+        c.delete(path)
     click.echo(f"deleted instance type {name}")

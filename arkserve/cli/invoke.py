@@ -11,7 +11,7 @@ import click
 import httpx
 
 from arkserve.auth import signing
-from arkserve.cli.context import api_errors, state
+from arkserve.cli.context import SERVICE_NAME, api_errors, service_path, state
 from arkserve.cli.output import fail
 from arkserve.sdk.auth import ArkAuth
 
@@ -27,7 +27,7 @@ def _parse_headers(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command("invoke", help="Send a signed request to a service endpoint and print the response.")
-@click.argument("service_name")
+@click.argument("service_name", type=SERVICE_NAME)
 @click.argument("path", default="/")
 @click.option("-X", "--request", "method", default=None, help="Method (default GET, or POST with -d/-F).")
 @click.option("-d", "--data", default=None, help="Request body; @file reads a file.")
@@ -42,7 +42,7 @@ def invoke(service_name: str, path: str, method: str | None, data: str | None, f
            headers: tuple[str, ...], verbose: bool, is_async: bool, callback: str | None) -> None:
     p = state().load_profile()
     with state().client() as c:
-        endpoint = c.get(f"/services/{service_name}")["endpoint"]
+        endpoint = c.get(service_path(service_name))["endpoint"]
     body = None
     if data is not None:
         body = open(data[1:], "rb").read() if data.startswith("@") else data.encode()  # noqa: SIM115

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from arkserve.cli.context import api_errors, state
+from arkserve.cli.context import api_errors, segment, state
 from arkserve.cli.output import output_option, render
 
 # No SK column: a masked secret tells nobody anything (`key reveal` shows it; -o json still has the mask).
@@ -42,13 +42,19 @@ def create_key(description: str, username: str | None, fmt: str) -> None:
 @output_option
 @api_errors
 def reveal_key(access_key: str, password: str, fmt: str) -> None:
+    path = f"{_path(access_key)}/reveal"
     with state().client() as c:
-        render(c.post(f"/keys/{access_key}/reveal", {"password": password}), fmt, ("access_key", "secret_key"))
+        render(c.post(path, {"password": password}), fmt, ("access_key", "secret_key"))
+
+
+def _path(access_key: str) -> str:
+    return f"/keys/{segment(access_key, 'access key')}"
 
 
 def _set_enabled(access_key: str, enabled: bool, fmt: str) -> None:
+    path = _path(access_key)
     with state().client() as c:
-        render(c.patch(f"/keys/{access_key}", {"enabled": enabled}), fmt, COLUMNS)
+        render(c.patch(path, {"enabled": enabled}), fmt, COLUMNS)
 
 
 @key.command("disable", help="Disable a key: requests signed with it fail within seconds.")
@@ -72,8 +78,9 @@ def enable_key(access_key: str, fmt: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @api_errors
 def delete_key(access_key: str, yes: bool) -> None:
+    path = _path(access_key)
     if not yes:
         click.confirm(f"Delete access key {access_key}?", abort=True)
     with state().client() as c:
-        c.delete(f"/keys/{access_key}")
+        c.delete(path)
     click.echo(f"deleted access key {access_key}")

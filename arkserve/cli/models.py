@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-from arkserve.cli.context import api_errors, state
+from arkserve.cli.context import api_errors, segment, state
 from arkserve.cli.output import fail, output_option, render
 from arkserve.cli.pages import paging_options, show_pages
 
@@ -56,6 +56,12 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024  # type: ignore[assignment]
     return str(n)
+
+
+def _path(name: str, version: str | None = None) -> str:
+    """``/models/NAME`` or ``/models/NAME/versions/VERSION``, each quoted as one segment."""
+    path = f"/models/{segment(name, 'model name')}"
+    return f"{path}/versions/{segment(version, 'version')}" if version is not None else path
 
 
 def _row(m: dict[str, Any]) -> dict[str, Any]:
@@ -127,8 +133,9 @@ def list_models(query: str, task: str, framework: str, prefix: str, owner: str, 
 @output_option
 @api_errors
 def show(name: str, version: str | None, fmt: str) -> None:
+    path = _path(name)
     with state().client() as c:
-        m = c.get(f"/models/{name}")
+        m = c.get(path)
     if fmt != "table":
         render(m, fmt)
         return
@@ -170,9 +177,10 @@ def publish(name: str, directory: Path | None, version: str, disk_path: str | No
     card = {k: v for k, v in card.items() if v is not None}
     if (directory is None) == (disk_path is None):
         fail("give either DIR (a local folder) or --disk PATH (a folder of your network disk)")
+    path = _path(name, version)
     with state().client() as c:
         if disk_path is not None:
-            made = c.post(f"/models/{name}/versions/{version}", {"disk_path": disk_path, **card})
+            made = c.post(path, {"disk_path": disk_path, **card})
         else:
             assert directory is not None
             files = _files(directory)
@@ -181,7 +189,7 @@ def publish(name: str, directory: Path | None, version: str, disk_path: str | No
             with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
                 job = bar.add_task(f"{name}@{version}", total=sum(size for _, _, size in files))
                 params = {k: str(v).lower() if isinstance(v, bool) else v for k, v in card.items()}
-                made = c.upload("PUT", f"/models/{name}/versions/{version}/archive",
+                made = c.upload("PUT", f"{path}/archive",
                                 tar_chunks(files, lambda n: bar.advance(job, n)), params=params,
                                 content_type="application/x-tar")
     v = next(v for v in made["versions"] if v["version"] == version)
@@ -198,8 +206,9 @@ def publish(name: str, directory: Path | None, version: str, disk_path: str | No
 @api_errors
 def delete(name: str, version: str | None, yes: bool) -> None:
     what = f"{name}@{version}" if version else f"model {name} and all its versions"
+    path = _path(name, version)
     if not yes:
         click.confirm(f"Delete {what}?", abort=True)
     with state().client() as c:
-        c.delete(f"/models/{name}/versions/{version}" if version else f"/models/{name}")
+        c.delete(path)
     click.echo(f"deleted {what}")

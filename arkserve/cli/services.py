@@ -11,7 +11,7 @@ from rich.console import Console
 
 from arkserve.cli import canary as canary_cmd
 from arkserve.cli.autoscale import autoscale_line, autoscale_option, parse_autoscale
-from arkserve.cli.context import api_errors, state
+from arkserve.cli.context import SERVICE_NAME, api_errors, service_path, state
 from arkserve.cli.models import mount_lines, parse_mount
 from arkserve.cli.output import EXIT_TIMEOUT, fail, output_option, render
 from arkserve.cli.pages import paging_options, show_pages
@@ -46,7 +46,7 @@ def wait_ready(c: Client, name: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     with console.status(f"waiting for {name}…") as status:
         while True:
-            svc: dict[str, Any] = c.get(f"/services/{name}")
+            svc: dict[str, Any] = c.get(service_path(name))
             rev, want = svc["revision"], svc["replicas"]
             done = sum(1 for i in svc["instances"] if i["revision"] == rev and i["state"] == "ready")
             status.update(f"{name}: {done}/{want} ready on revision {rev} — {svc['status']}: {svc['message']}")
@@ -68,7 +68,7 @@ def service() -> None:
 
 
 @service.command("create", help="Create a service. IMAGE is an image reference (docker) or a directory (local).")
-@click.argument("name")
+@click.argument("name", type=SERVICE_NAME)
 @click.option("--image", required=True, help="Image reference, or the app directory on the local runtime.")
 @click.option("--port", type=int, required=True,
               help="Docker runtime: the port the app listens on inside its container. Local runtime: not used; "
@@ -129,12 +129,12 @@ def list_services(prefix: str | None, status: str | None, owner: str | None, lim
 
 
 @service.command("get", help="Show a service: status, reason, message and one line per replica.")
-@click.argument("name")
+@click.argument("name", type=SERVICE_NAME)
 @output_option
 @api_errors
 def get(name: str, fmt: str) -> None:
     with state().client() as c:
-        svc = c.get(f"/services/{name}")
+        svc = c.get(service_path(name))
     if fmt != "table":
         render(svc, fmt)
         return
@@ -156,7 +156,7 @@ def get(name: str, fmt: str) -> None:
 
 @service.command("scale", help="Set the number of replicas (0 allowed).",
                  context_settings={"ignore_unknown_options": True})  # so that -1 reaches the range check
-@click.argument("name")
+@click.argument("name", type=SERVICE_NAME)
 @click.argument("replicas", type=click.IntRange(0, MAX_REPLICAS))
 @click.option("--wait", is_flag=True, help="Wait until the new count is ready (exit 1 if they fail, 4 on timeout).")
 @click.option("--timeout", type=float, default=600, show_default=True)
@@ -164,14 +164,14 @@ def get(name: str, fmt: str) -> None:
 @api_errors
 def scale(name: str, replicas: int, wait: bool, timeout: float, fmt: str) -> None:
     with state().client() as c:
-        svc = c.patch(f"/services/{name}", {"replicas": replicas})
+        svc = c.patch(service_path(name), {"replicas": replicas})
         if wait:
             svc = wait_ready(c, name, timeout)
     render(_row(svc), fmt, COLUMNS) if fmt == "table" else render(svc, fmt)
 
 
 @service.command("update", help="Change the spec; image/command/env/port/instance type roll replicas one at a time.")
-@click.argument("name")
+@click.argument("name", type=SERVICE_NAME)
 @click.option("--image")
 @click.option("--port", type=int, help="The app's port in its container (Docker runtime; see `create --help`).")
 @click.option("--command", "command")
@@ -212,14 +212,14 @@ def update(name: str, image: str | None, port: int | None, command: str | None, 
     if canary is not None:
         body["canary"] = canary
     with state().client() as c:
-        svc = c.patch(f"/services/{name}", body)
+        svc = c.patch(service_path(name), body)
         if wait:
             svc = canary_cmd.wait_canary(c, name, timeout) if canary is not None else wait_ready(c, name, timeout)
     render(_row(svc), fmt, COLUMNS) if fmt == "table" else render(svc, fmt)
 
 
 @service.command("delete", help="Delete a service: drains and stops every replica.")
-@click.argument("name")
+@click.argument("name", type=SERVICE_NAME)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--wait", is_flag=True, help="Wait until every replica has stopped and the service is gone.")
 @click.option("--timeout", type=float, default=300, show_default=True)
@@ -228,7 +228,7 @@ def delete(name: str, yes: bool, wait: bool, timeout: float) -> None:
     if not yes:
         click.confirm(f"Delete service {name} and stop all its replicas?", abort=True)
     with state().client() as c:
-        c.delete(f"/services/{name}")
+        c.delete(service_path(name))
         if not wait:
             click.echo(f"deleting service {name} (replicas drain, then stop)")
             return
@@ -236,7 +236,7 @@ def delete(name: str, yes: bool, wait: bool, timeout: float) -> None:
         with Console(stderr=True).status(f"deleting {name}…"):
             while True:
                 try:
-                    c.get(f"/services/{name}")
+                    c.get(service_path(name))
                 except ApiError as exc:
                     if exc.status == 404:
                         break
@@ -249,19 +249,19 @@ def delete(name: str, yes: bool, wait: bool, timeout: float) -> None:
 
 @service.command("events", help="Events of a service (created, scaled, replica started/ready/crashed, …): the "
                  "newest page, oldest first; --all: every event, newest first, a page at a time.")
-@click.argument("name")
+@click.argument("name", type=SERVICE_NAME)
 @click.option("--since", default=None, help="e.g. 10m, 2h, 1d")
 @paging_options("events", 200, 5000)
 @output_option
 @api_errors
 def events(name: str, since: str | None, limit: int, cursor: str | None, every: bool, fmt: str) -> None:
     with state().client() as c:
-        pages = c.pages(f"/services/{name}/events", since=since, limit=limit, cursor=cursor)
+        pages = c.pages(service_path(name, "/events"), since=since, limit=limit, cursor=cursor)
         show_pages(pages, fmt, ("time", "kind", "replica", "message"), every=every, noun="events", newest_first=True)
 
 
 @service.command("requests", help="Recent requests with the replica that served each (newest first).")
-@click.argument("name")
+@click.argument("name", type=SERVICE_NAME)
 @click.option("--replica", default=None)
 @click.option("--since", default=None, help="e.g. 10m, 2h")
 @click.option("--limit", type=int, default=100, show_default=True)
@@ -269,13 +269,13 @@ def events(name: str, since: str | None, limit: int, cursor: str | None, every: 
 @api_errors
 def requests_(name: str, replica: str | None, since: str | None, limit: int, fmt: str) -> None:
     with state().client() as c:
-        rows = c.get(f"/services/{name}/requests", replica=replica, since=since, limit=limit)
+        rows = c.get(service_path(name, "/requests"), replica=replica, since=since, limit=limit)
     render(rows, fmt, ("time", "replica", "revision", "method", "path", "status", "latency_ms", "access_key",
                        "request_id"))
 
 
 @service.command("logs", help="Replica logs (stdout/stderr), merged by time; --follow streams.")
-@click.argument("name")
+@click.argument("name", type=SERVICE_NAME)
 @click.option("--replica", default=None)
 @click.option("--since", default=None, help="e.g. 10m")
 @click.option("--tail", type=int, default=None)
@@ -285,7 +285,7 @@ def requests_(name: str, replica: str | None, since: str | None, limit: int, fmt
 def logs(name: str, replica: str | None, since: str | None, tail: int | None, previous: bool, follow: bool) -> None:
     with state().client() as c:
         try:
-            for chunk in c.stream_text(f"/services/{name}/logs", replica=replica, since=since, tail=tail,
+            for chunk in c.stream_text(service_path(name, "/logs"), replica=replica, since=since, tail=tail,
                                        previous=previous or None, follow=follow or None):
                 sys.stdout.write(chunk)
                 sys.stdout.flush()

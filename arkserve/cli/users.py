@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import click
 
-from arkserve.cli.context import api_errors, state
+from arkserve.cli.context import api_errors, segment, state
 from arkserve.cli.output import output_option, render
 
 COLUMNS = ("username", "role", "disabled", "created_at")
+
+
+def _path(username: str) -> str:
+    return f"/users/{segment(username, 'user name')}"
 
 
 @click.group("user", help="Manage users (admin), change your password.")
@@ -28,8 +32,9 @@ def list_users(fmt: str) -> None:
 @output_option
 @api_errors
 def get_user(username: str, fmt: str) -> None:
+    path = _path(username)
     with state().client() as c:
-        render(c.get(f"/users/{username}"), fmt, COLUMNS)
+        render(c.get(path), fmt, COLUMNS)
 
 
 @user.command("security-events", help="Failed logins and password checks, newest first (admin; docs/security.md).")
@@ -56,8 +61,9 @@ def create_user(username: str, role: str, password: str, fmt: str) -> None:
 
 
 def _patch(username: str, body: dict[str, object], fmt: str) -> None:
+    path = _path(username)
     with state().client() as c:
-        render(c.patch(f"/users/{username}", body), fmt, COLUMNS)
+        render(c.patch(path, body), fmt, COLUMNS)
 
 
 @user.command("disable", help="Disable a user: their keys and sessions stop working.")
@@ -90,10 +96,11 @@ def set_role(username: str, role: str, fmt: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @api_errors
 def delete_user(username: str, yes: bool) -> None:
+    path = _path(username)
     if not yes:
         click.confirm(f'Delete user "{username}" and all their keys?', abort=True)
     with state().client() as c:
-        c.delete(f"/users/{username}")
+        c.delete(path)
     click.echo(f"deleted user {username}")
 
 

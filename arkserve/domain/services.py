@@ -1,12 +1,15 @@
-"""Pure facts about services: the revision of a spec, and the endpoint a service is reached at."""
+"""Pure facts about services: their names, the revision of a spec, and the endpoint a service is reached at."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
+# A service's name: a DNS label (the API's schema and the CLI check it; the CLI without loading pydantic).
+DNS_LABEL_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # A service may ask for this many replicas; capacity and quotas decide how many are placed.
 MAX_REPLICAS = 1000
 # The statuses the reconciler records for a service (what the list's ``status`` filter matches).

@@ -17,6 +17,7 @@ this package re-exports every name, so ``from arkserve.schemas import ServiceSpe
 
 from __future__ import annotations
 
+from arkserve.domain.services import DNS_LABEL_RE
 from arkserve.schemas.common import MAX_INT32, MAX_INT64, ErrorBody
 from arkserve.schemas.common import _In as _In
 from arkserve.schemas.disk import (
@@ -41,7 +42,6 @@ from arkserve.schemas.images import (
 from arkserve.schemas.instance_types import InstanceTypeIn, InstanceTypeOut
 from arkserve.schemas.models import ModelCard, ModelFileOut, ModelOut, ModelPublishDisk, ModelVersionOut
 from arkserve.schemas.service_specs import (
-    DNS_LABEL_RE,
     ENV_MAX_BYTES,
     ENV_MAX_ENTRIES,
     ENV_NAME_RE,

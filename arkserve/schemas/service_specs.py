@@ -8,10 +8,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from arkserve.domain.services import MAX_REPLICAS
+from arkserve.domain.services import DNS_LABEL_RE, MAX_REPLICAS
 from arkserve.schemas.common import _In
-
-DNS_LABEL_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENV_MAX_ENTRIES = 1000

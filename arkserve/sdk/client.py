@@ -1,10 +1,16 @@
-"""A small client for the REST API, signing every call with the AK/SK of a profile."""
+"""A small client for the REST API, signing every call with the AK/SK of a profile.
+
+Build a path from names with :func:`segment` (one name) or :func:`segments` (a ``folder/file`` path):
+``client.delete(f"/services/{segment(name)}")``. Unquoted, ``../keys/AK…`` as a service name would be
+resolved by httpx into ``/keys/AK…``, another endpoint; the client refuses a path with such a segment.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -26,6 +32,38 @@ def _api_error(resp: httpx.Response) -> ApiError:
         body = {}
     return ApiError(resp.status_code, str(body.get("code", f"HTTP{resp.status_code}")),
                     str(body.get("message", resp.text[:200])), str(body.get("request_id", "")))
+
+
+_DOTS = (".", "..")
+
+
+def segment(value: str, what: str = "name") -> str:
+    """``value`` as ONE segment of a URL path, percent-quoted (``/``, ``?``, ``#`` and ``%`` included).
+
+    Raises ValueError for an empty, ``.`` or ``..`` one: quoting leaves those as they are, and an HTTP client
+    resolves them against the path before it (``/services/..`` is ``/``), so no name may be one."""
+    if not value or value in _DOTS:
+        raise ValueError(f"invalid {what} {value!r}")
+    return quote(value, safe="")
+
+
+def segments(path: str, what: str = "path") -> str:
+    """A path of several segments (``datasets/flowers``, ``namespace/repository``) for a URL: each one quoted
+    as by :func:`segment`, the ``/`` between them kept and empty ones (``a//b``, a leading ``/``) dropped.
+
+    Raises ValueError when nothing is left or a segment is ``.`` or ``..``."""
+    parts = [p for p in path.split("/") if p]
+    if not parts or any(p in _DOTS for p in parts):
+        raise ValueError(f"invalid {what} {path!r}" + ("" if parts else ": empty"))
+    return "/".join(quote(p, safe="") for p in parts)
+
+
+def _checked(path: str) -> str:
+    """``path`` unless a segment of it is ``.`` or ``..``, which httpx would quietly resolve into another
+    endpoint's path; such a path comes from a name put in unquoted (see :func:`segment`)."""
+    if any(p in _DOTS for p in path.split("?", 1)[0].split("/")):
+        raise ValueError(f"path {path!r} has a '.' or '..' segment: quote names put in a path with segment()")
+    return path
 
 
 @dataclass(frozen=True)
@@ -59,7 +97,7 @@ class Client:
     def _send(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
               ) -> httpx.Response:
         try:
-            resp = self._http.request(method, path, json=json, params=params)
+            resp = self._http.request(method, _checked(path), json=json, params=params)
         except httpx.HTTPError as exc:
             raise ApiError(0, "ConnectionFailed", f"cannot reach {self.endpoint}: {exc}") from None
         if resp.status_code >= 400:
@@ -95,7 +133,7 @@ class Client:
                content_type: str = "application/octet-stream") -> Any:
         """Send a streamed body (sent as an unsigned payload, see ``ArkAuth``), with no read timeout."""
         try:
-            resp = self._http.request(method, path, content=content, params=params,
+            resp = self._http.request(method, _checked(path), content=content, params=params,
                                       headers={"content-type": content_type},
                                       timeout=httpx.Timeout(30.0, read=None, write=None))
         except httpx.HTTPError as exc:
@@ -107,6 +145,7 @@ class Client:
     def stream_text(self, path: str, **params: Any) -> Iterator[str]:
         """GET a streaming text response (e.g. followed logs), chunk by chunk, with no read timeout."""
         query = {k: v for k, v in params.items() if v is not None}
+        path = _checked(path)
         try:
             with self._http.stream("GET", path, params=query, timeout=httpx.Timeout(10.0, read=None)) as resp:
                 if resp.status_code >= 400:

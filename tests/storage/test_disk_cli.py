@@ -55,8 +55,9 @@ def test_put_get_ls_mv_rm_du_mkdir(disk_env: DiskEnv, tmp_path: Path) -> None:
 def test_exit_codes(disk_env: DiskEnv, tmp_path: Path) -> None:
     missing = _ark(disk_env, tmp_path, "get", "nope.bin")
     assert missing.returncode == 1 and "PathNotFound" in missing.stderr
-    attack = _ark(disk_env, tmp_path, "ls", "a/../..")
-    assert attack.returncode == 1 and "BadPath" in attack.stderr
+    for args in (["ls", "a/../.."], ["rm", "../x", "--yes"], ["get", "./x"]):  # refused before a request: exit 2
+        attack = _ark(disk_env, tmp_path, *args)
+        assert attack.returncode == 2 and "invalid disk path" in attack.stderr, attack.stderr
     env = _env(disk_env, disk_env.alice, tmp_path)
     env["ARKSERVE_SECRET_KEY"] = disk_env.bob.sk  # alice's AK with another SK: the signature fails
     denied = subprocess.run([sys.executable, "-m", "arkserve", "disk", "ls"], capture_output=True, text=True,
