@@ -2,9 +2,15 @@
 
 A client logs in with its console user name and password, or with an access key as the user name and
 its secret key as the password (what ``rclone``, ``davfs2`` and desktop file managers can send). The
-platform's TLS protects the password on the wire. Successful checks are remembered for
-:data:`CACHE_S` seconds (keyed by a hash, never the secret itself), so a client's many requests do not
-each pay an Argon2 verification; a disabled user or key stops working when that memory lapses.
+platform's TLS protects the password on the wire. A password is checked like every other one, through the
+login throttle (:func:`arkserve.api.logins.check_password`: 429 with ``Retry-After`` while throttled, each
+failure a security event). Successful checks are remembered for :data:`CACHE_S` seconds (keyed by a hash,
+never the secret itself), and the same credentials arriving at once are checked once, so a client's many
+requests do not each pay an Argon2 verification; a disabled user or key stops working when that memory lapses.
+
+Paths with a ``.`` or ``..`` component are refused here (400 ``BadPath``, as everywhere on the disk) before
+wsgidav sees them: it would fold them away itself, and loses the body of the 400 it answers for one that
+climbs above the root.
 
 wsgidav itself (:mod:`arkserve.api.dav_app`) is imported on the first request to ``/dav/``: a platform
 whose users never mount their disk does not carry it (a few MB in every API process).
@@ -22,8 +28,10 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from arkserve.api.context import AppContext
+from arkserve.api.logins import check_password
 from arkserve.auth import passwords
 from arkserve.auth.vault import VaultError, unseal
+from arkserve.storage import paths
 from arkserve.store import keys as key_store
 from arkserve.store import users as user_store
 
@@ -37,24 +45,39 @@ class Credentials:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self._ok: dict[bytes, tuple[str, float]] = {}
+        self._gates: dict[bytes, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, name: str, secret: str) -> str | None:
+    def __call__(self, name: str, secret: str, client: str = "") -> str | None:
+        """The user, or ``None``; 429 ``LoginThrottled``/``LoginBusy`` (:class:`TooManyRequests`) while throttled.
+        ``client`` is the client's address, for the throttle and the security events."""
         key = hashlib.sha256(f"{name}\0{secret}".encode()).digest()
-        now = time.monotonic()
+        with self._lock:
+            gate = self._gates.setdefault(key, threading.Lock())
+        try:
+            with gate:  # a client's parallel requests wait for the first one's check instead of each hashing
+                user = self._remembered(key)
+                if user is None:
+                    user = self._check(name, secret, client)
+                    if user is not None:
+                        self._remember(key, user)
+                return user
+        finally:
+            with self._lock:
+                self._gates.pop(key, None)
+
+    def _remembered(self, key: bytes) -> str | None:
         with self._lock:
             hit = self._ok.get(key)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        user = self._check(name, secret)
-        if user is not None:
-            with self._lock:
-                if len(self._ok) > 10_000:
-                    self._ok.clear()
-                self._ok[key] = (user, now + CACHE_S)
-        return user
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
 
-    def _check(self, name: str, secret: str) -> str | None:
+    def _remember(self, key: bytes, user: str) -> None:
+        with self._lock:
+            if len(self._ok) > 10_000:
+                self._ok.clear()
+            self._ok[key] = (user, time.monotonic() + CACHE_S)
+
+    def _check(self, name: str, secret: str, client: str) -> str | None:
         with self.ctx.store.read() as conn:
             stored = key_store.find(conn, name)
             if stored is not None:
@@ -67,10 +90,22 @@ class Credentials:
                     return None
                 return owner.username if hmac.compare_digest(sk.encode(), secret.encode()) else None
             user = user_store.find(conn, name)
-        if user is None or user.disabled:
-            passwords.burn_time(secret)
-            return None
-        return user.username if passwords.verify_password(user.password_hash, secret) else None
+
+        def check() -> bool:
+            if user is None:
+                passwords.burn_time(secret)
+                return False
+            return passwords.verify_password(user.password_hash, secret) and not user.disabled
+
+        ok = check_password(self.ctx, client, name, check, "webdav login")
+        return user.username if ok and user is not None else None
+
+
+def refuse_dot_segments(path: str) -> None:
+    """400 ``BadPath`` for a ``.`` or ``..`` component (``path`` as the server decoded it)."""
+    for name in path.split("/"):
+        if name in (".", ".."):
+            raise paths.BadPath(f"path {path!r} contains a {name!r} component")
 
 
 class LazyDav:
@@ -81,6 +116,8 @@ class LazyDav:
         self.app: Any = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refuse_dot_segments(scope["path"])
         if self.app is None:
             from arkserve.api import dav_app
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
+from wsgidav.dav_error import DAVError
 from wsgidav.dc.base_dc import BaseDomainController
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.http_authenticator import HTTPAuthenticator
@@ -15,6 +16,7 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from arkserve.api.context import AppContext
 from arkserve.api.dav import MOUNT, Credentials
 from arkserve.api.disk import user_uploads
+from arkserve.errors import TooManyRequests
 from arkserve.storage.uploads import Uploads
 from arkserve.storage.webdav import USER_KEY, DiskProvider
 from arkserve.store import users as user_store
@@ -40,7 +42,11 @@ class ArkDomainController(BaseDomainController):  # type: ignore[misc]
         return False
 
     def basic_auth_user(self, realm: str, user_name: str, password: str, environ: dict[str, Any]) -> bool:
-        username = self.credentials(user_name, password)
+        try:
+            username = self.credentials(user_name, password, environ.get("REMOTE_ADDR", ""))
+        except TooManyRequests as exc:  # the login throttle: 429 + Retry-After, as on every password check
+            raise DAVError(exc.status, context_info=exc.message,
+                           add_headers=[("Retry-After", str(exc.details["retry_after_s"]))]) from None
         if username is None:
             return False
         environ[USER_KEY] = username

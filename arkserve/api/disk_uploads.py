@@ -75,6 +75,8 @@ async def put_file(path: str, request: Request, caller: StreamingCaller, ctx: Co
         else:
             async for chunk in request.stream():  # each piece written as it comes, while in the CPU's cache
                 digest.update(chunk)
+                if not writer.room_for(len(chunk)):  # no Content-Length: reserve the next step (the quota lock)
+                    await run_in_threadpool(writer.reserve, len(chunk))
                 writer.write(chunk)
         digest.check()
         return entry_out(await run_in_threadpool(writer.commit))

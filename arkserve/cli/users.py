@@ -91,14 +91,15 @@ def set_role(username: str, role: str, fmt: str) -> None:
     _patch(username, {"role": role}, fmt)
 
 
-@user.command("delete", help="Delete a user and their access keys.")
+@user.command("delete", help="Delete a user, their access keys and their network disk (refused while they own "
+                            "services, models or images).")
 @click.argument("username")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @api_errors
 def delete_user(username: str, yes: bool) -> None:
     path = _path(username)
     if not yes:
-        click.confirm(f'Delete user "{username}" and all their keys?', abort=True)
+        click.confirm(f'Delete user "{username}", all their keys and their network disk?', abort=True)
     with state().client() as c:
         c.delete(path)
     click.echo(f"deleted user {username}")

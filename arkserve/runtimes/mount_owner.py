@@ -7,8 +7,11 @@ writable (the folder, its sub-folders and files) to the replica's uid/gid.
 
 - Only folders of the network disk (under ``<data_dir>/disks/``, outside its ``.staging``) are handed over;
   any other writable mount is left as it is.
-- Symbolic links are never followed (``lchown`` on each entry, ``os.walk`` without ``followlinks``), so a
-  link inside the folder cannot make another file change owner.
+- Symbolic links are never followed: the folder is opened from ``<data_dir>/disks`` component by component
+  and walked by descriptors (:func:`arkserve.storage.paths.walk`, ``O_NOFOLLOW`` on every component), and
+  each entry changes owner by name relative to its folder's descriptor without following it
+  (``fchownat(..., AT_SYMLINK_NOFOLLOW)``). A link inside the folder, or a sub-folder swapped for one while
+  the walk runs (by a replica already running), cannot make a file outside the folder change owner.
 - The API runs as root: it still lists, reads, moves and deletes everything there. A file uploaded through
   the API while the replica runs belongs to root (readable, not writable, by the replica) until the
   replica's next start hands the folder over again.
@@ -19,13 +22,17 @@ writable (the folder, its sub-folders and files) to the replica's uid/gid.
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
 
+from arkserve.errors import PermanentError
+from arkserve.storage import paths
 
-def _own(path: str, uid: int, gid: int) -> None:
-    st = os.lstat(path)
+
+def _own(parent_fd: int, name: str, st: os.stat_result, uid: int, gid: int) -> None:
     if (st.st_uid, st.st_gid) != (uid, gid):
-        os.lchown(path, uid, gid)
+        with suppress(FileNotFoundError):  # gone meanwhile (a running replica deleted it)
+            os.chown(name, uid, gid, dir_fd=parent_fd, follow_symlinks=False)
 
 
 def hand_over(source: Path, data_dir: Path, uid: int, gid: int) -> bool:
@@ -36,8 +43,17 @@ def hand_over(source: Path, data_dir: Path, uid: int, gid: int) -> bool:
     if not real.is_relative_to(disks) or real == disks or real.is_relative_to(disks / ".staging") \
             or not real.is_dir():
         return False
-    for root, dirs, files in os.walk(real, followlinks=False):
-        for name in (*dirs, *files):
-            _own(os.path.join(root, name), uid, gid)
-    _own(str(real), uid, gid)
+    with paths.opened_root(disks) as dfd:
+        try:
+            fd = paths.open_dir(dfd, real.relative_to(disks).parts)
+        except PermanentError:  # no longer a folder, or a link on the way: nothing is followed
+            return False
+    try:
+        for parent, parts, st in paths.walk(fd, strict=False):
+            _own(parent, parts[-1], st, uid, gid)
+        st = os.fstat(fd)
+        if (st.st_uid, st.st_gid) != (uid, gid):
+            os.fchown(fd, uid, gid)
+    finally:
+        os.close(fd)
     return True

@@ -14,6 +14,7 @@ import shutil
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,27 @@ def _kind(mode: int) -> str:
     return "link" if stat.S_ISLNK(mode) else "other"
 
 
+def _shown(name: str) -> str:
+    """A name as listed: one that is not valid UTF-8 (a replica can make one through a ``:rw`` mount) with
+    each byte that does not decode written as ``\\xNN`` (``bad\\xff.txt``), so the listing still answers."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
+
+
+def _listed(fd: int, parts: Parts) -> Iterator[Entry]:
+    """The entries of the folder ``fd`` (``parts``), those gone since they were read left out."""
+    with os.scandir(fd) as it:
+        for e in it:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield _entry((*parts, _shown(e.name)), st)
+
+
 def _entry(parts: Parts, st: os.stat_result) -> Entry:
     kind = _kind(st.st_mode)
     return Entry(paths.join(parts), parts[-1] if parts else "", kind, st.st_size if kind == "file" else 0,
@@ -105,7 +127,7 @@ class Disk:
     def list(self, rel: str) -> list[Entry]:
         parts = paths.split(rel)
         with paths.opened_root(self.root) as rfd, paths.opened_dir(rfd, parts) as fd:
-            out = [_entry((*parts, e.name), e.stat(follow_symlinks=False)) for e in os.scandir(fd)]
+            out = list(_listed(fd, parts))
         return sorted(out, key=lambda e: (e.type != "folder", e.name))
 
     def mkdir(self, rel: str) -> Entry:
@@ -129,23 +151,27 @@ class Disk:
         return fd, os.fstat(fd)
 
     def move(self, src: str, dst: str, *, overwrite: bool = False) -> Entry:
+        """Move or rename ``src`` to ``dst`` (its missing parent folders made, once ``src`` is found).
+
+        ``overwrite`` replaces a file (or link) only by a file: a folder at ``dst``, or a folder moved onto
+        a file, is ``409 PathExists``."""
         sp, dp = paths.split(src), paths.split(dst)
         if not sp or not dp:
             raise BadPath("the root of the disk cannot be moved or replaced")
         if dp[:len(sp)] == sp:
             raise BadPath(f'cannot move "{src}" into itself')
-        with paths.opened_root(self.root) as rfd, paths.opened_dir(rfd, sp[:-1]) as spfd, \
-                paths.opened_dir(rfd, dp[:-1], create=True) as dpfd:
-            if paths.lstat_in(spfd, sp[-1]) is None:
+        with paths.opened_root(self.root) as rfd, paths.opened_dir(rfd, sp[:-1]) as spfd:
+            source = paths.lstat_in(spfd, sp[-1])
+            if source is None:  # before any folder of dst is made: a failed move leaves nothing behind
                 raise NotFound(f'"{src}" not found on the disk', code="PathNotFound")
-            target = paths.lstat_in(dpfd, dp[-1])
-            if target is not None and (not overwrite or stat.S_ISDIR(target.st_mode)):
-                raise Conflict(f'"{dst}" exists already' + ("" if overwrite else " (use overwrite to replace a file)"),
-                               code="PathExists")
-            os.rename(sp[-1], dp[-1], src_dir_fd=spfd, dst_dir_fd=dpfd)
-            if target is not None:  # a file replaced
-                self.changed(-target.st_size if stat.S_ISREG(target.st_mode) else 0)
-            os.fsync(dpfd)
+            with paths.opened_dir(rfd, dp[:-1], create=True) as dpfd:
+                target = paths.lstat_in(dpfd, dp[-1])
+                if target is not None:
+                    _check_replace(dst, source, target, overwrite=overwrite)
+                _rename(sp, dp, spfd, dpfd)
+                if target is not None:  # a file replaced
+                    self.changed(-target.st_size if stat.S_ISREG(target.st_mode) else 0)
+                os.fsync(dpfd)
             os.fsync(spfd)
         return self.stat(dst)
 
@@ -203,18 +229,35 @@ class Disk:
                     _usage[self.root] = (hit[0], hit[1] + delta)
 
     def _walk(self) -> int:
-        total = 0
         if not self.root.is_dir():
             return 0
-        for _top, _dirs, files, dfd in os.fwalk(self.root):
-            for name in files:
-                try:
-                    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if stat.S_ISREG(st.st_mode):
-                    total += st.st_size
-        return total
+        with paths.opened_root(self.root) as rfd:  # by descriptors: a link or a fifo swapped in is never opened
+            return sum(st.st_size for _fd, _parts, st in paths.walk(rfd, strict=False) if stat.S_ISREG(st.st_mode))
+
+
+def _check_replace(dst: str, source: os.stat_result, target: os.stat_result, *, overwrite: bool) -> None:
+    """Conflict unless the existing ``dst`` may be replaced: with ``overwrite``, a file by a non-folder."""
+    if not overwrite:
+        raise Conflict(f'"{dst}" exists already (use overwrite to replace a file)', code="PathExists")
+    if stat.S_ISDIR(target.st_mode):
+        raise Conflict(f'"{dst}" exists already and is a folder; overwrite replaces files only',
+                       code="PathExists")
+    if stat.S_ISDIR(source.st_mode):
+        raise Conflict(f'"{dst}" exists and is not a folder; a folder cannot replace it (delete it first)',
+                       code="PathExists")
+
+
+def _rename(sp: Parts, dp: Parts, src_fd: int, dst_fd: int) -> None:
+    """``rename`` of the last components, its refusals (the tree changed since it was checked) as errors."""
+    src, dst = paths.join(sp), paths.join(dp)
+    try:
+        os.rename(sp[-1], dp[-1], src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+    except FileNotFoundError:
+        raise NotFound(f'"{src}" not found on the disk', code="PathNotFound") from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+            raise Conflict(f'"{dst}" exists already and cannot be replaced by "{src}"', code="PathExists") from None
+        raise
 
 
 def quota_message(used: int, needed: int, limit: int) -> str:

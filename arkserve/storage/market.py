@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from arkserve.errors import PermanentError, ValidationFailed
-from arkserve.storage import disk
+from arkserve.storage import disk, paths
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -65,6 +65,10 @@ def clean_member(name: str) -> str:
     parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
     if name.startswith("/") or not parts or ".." in parts or "\x00" in name:
         raise ValidationFailed(f"file {name!r}: paths must be relative, without '..' or NUL", field="files")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationFailed(f"file {name!r}: the name is not valid UTF-8", field="files") from None
     if any(len(p.encode()) > 255 for p in parts):
         raise ValidationFailed(f"file {name!r}: a name is longer than 255 bytes", field="files")
     return "/".join(parts)
@@ -74,6 +78,7 @@ class BlobStore:
     """Content-addressed, read-only files under ``<data_dir>/models/blobs/sha256``; the same bytes once."""
 
     def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
         self.root = data_dir / "models" / "blobs" / "sha256"
         self.tmp = data_dir / "models" / "tmp"
 
@@ -150,22 +155,50 @@ def _finish(files: dict[str, dict[str, Any]]) -> Manifest:
 
 def publish_dir(blobs: BlobStore, folder: Path) -> Manifest:
     """Every regular file under ``folder`` into the blob store; symbolic links are refused (they could
-    lead out of the folder), so a version holds exactly the bytes that were in it."""
+    lead out of the folder), so a version holds exactly the bytes that were in it.
+
+    The tree is walked by descriptors (:func:`arkserve.storage.paths.walk`) and each file opened with
+    ``O_NOFOLLOW`` relative to its folder's descriptor, so a folder swapped for a link while it is read
+    (by a replica with a ``:rw`` mount) is refused, never followed. A folder of the network disk is
+    opened the same way from ``<data_dir>/disks``."""
     if not folder.is_dir():
         raise PermanentError(f"{folder.name or folder}: not a folder", code="NotAFolder")
     files: dict[str, dict[str, Any]] = {}
-    for dirpath, dirnames, filenames in os.walk(folder):
-        for name in sorted(dirnames + filenames):
-            full = Path(dirpath) / name
-            rel = full.relative_to(folder).as_posix()
-            st = full.lstat()
-            if stat.S_ISLNK(st.st_mode):
-                raise PermanentError(f"{rel}: symbolic links cannot be published", code="SymlinkRefused")
-            if stat.S_ISREG(st.st_mode):
-                with full.open("rb") as f:
-                    sha, size = blobs.put(_read(f))
-                files[clean_member(rel)] = {"path": clean_member(rel), "size": size, "sha256": sha}
+    with _opened_folder(blobs, folder) as top:
+        rel = ""
+        try:
+            for parent, parts, st in paths.walk(top):
+                rel = paths.join(parts)
+                if stat.S_ISLNK(st.st_mode):
+                    raise _link_refused(rel)
+                if stat.S_ISREG(st.st_mode):
+                    member = clean_member(rel)
+                    files[member] = {"path": member, **_put_file(blobs, parent, parts[-1])}
+        except paths.LinkRefused:  # a folder or file swapped for a link after it was listed
+            raise _link_refused(rel) from None
     return _finish(files)
+
+
+def _link_refused(rel: str) -> PermanentError:
+    return PermanentError(f"{rel}: symbolic links cannot be published", code="SymlinkRefused")
+
+
+@contextlib.contextmanager
+def _opened_folder(blobs: BlobStore, folder: Path) -> Iterator[int]:
+    """A descriptor of ``folder``: from ``<data_dir>/disks`` component by component (``O_NOFOLLOW``) for a
+    folder of the network disk, else ``folder`` itself (its last component not followed)."""
+    disks = disk.disks_dir(blobs.data_dir)
+    anchor = disks if folder.is_relative_to(disks) else folder.parent
+    with paths.opened_root(anchor) as afd, paths.opened_dir(afd, folder.relative_to(anchor).parts) as fd:
+        yield fd
+
+
+def _put_file(blobs: BlobStore, parent_fd: int, name: str) -> dict[str, Any]:
+    """The file ``name`` of the folder ``parent_fd`` (opened with ``O_NOFOLLOW``) into the blob store."""
+    fd = paths.open_file(parent_fd, (name,))
+    with os.fdopen(fd, "rb") as f:
+        sha, size = blobs.put(_read(f))
+    return {"size": size, "sha256": sha}
 
 
 def publish_tar(blobs: BlobStore, stream: IO[bytes]) -> Manifest:

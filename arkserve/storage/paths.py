@@ -6,6 +6,7 @@ a name over 255 bytes, a path over 4096 bytes, and any symbolic link on the way.
 first, but the guarantee is the walk: every component is opened with ``O_NOFOLLOW`` relative to the
 file descriptor of its parent (``openat``), so a symlink planted in the tree (by a replica with a
 read-write mount, say) is met as a symlink and refused, never followed, whatever it points at.
+:func:`walk` goes through a whole tree the same way (publishing a model, handing a folder over, usage).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ Parts = tuple[str, ...]
 class BadPath(PermanentError):
     status = 400
     code = "BadPath"
+
+
+class LinkRefused(BadPath):
+    """A symbolic link met where a folder or a file was to be opened (still 400 ``BadPath``)."""
 
 
 def split(path: str) -> Parts:
@@ -65,7 +70,7 @@ def _refuse(parent_fd: int, name: str, shown: str, exc: OSError) -> PermanentErr
     except OSError:
         return NotFound(f'folder "{shown}" not found', code="PathNotFound")
     if stat.S_ISLNK(st.st_mode):
-        return BadPath(f'"{shown}" is a symbolic link; links are never followed on the disk')
+        return LinkRefused(f'"{shown}" is a symbolic link; links are never followed on the disk')
     return Conflict(f'"{shown}" is not a folder', code="NotAFolder")
 
 
@@ -126,7 +131,8 @@ def open_file(root_fd: int, parts: Parts) -> int:
             if exc.errno == errno.ENOENT:
                 raise NotFound(f'file "{join(parts)}" not found', code="PathNotFound") from None
             if exc.errno == errno.ELOOP:
-                raise BadPath(f'"{join(parts)}" is a symbolic link; links are never followed on the disk') from None
+                raise LinkRefused(f'"{join(parts)}" is a symbolic link; links are never followed on the disk') \
+                    from None
             raise
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
@@ -134,3 +140,56 @@ def open_file(root_fd: int, parts: Parts) -> int:
         raise BadPath(f'"{join(parts)}" is a folder, not a file' if stat.S_ISDIR(mode)
                       else f'"{join(parts)}" is not a regular file')
     return fd
+
+
+def _names(dir_fd: int) -> list[str]:
+    with os.scandir(dir_fd) as it:
+        return sorted(e.name for e in it)
+
+
+def walk(dir_fd: int, *, strict: bool = True) -> Iterator[tuple[int, Parts, os.stat_result]]:
+    """Every entry under the folder ``dir_fd``, depth first and in name order: the descriptor of the folder
+    holding it, its parts (relative to ``dir_fd``) and its ``lstat``. Nothing is followed: a sub-folder is
+    entered by opening it with ``O_NOFOLLOW | O_DIRECTORY`` relative to its parent's descriptor, so one
+    swapped for a link after it was listed is never entered: refused (``LinkRefused``, ``Conflict``) when
+    ``strict``, else skipped. Entries gone meanwhile are skipped; descriptors are held only along the path
+    being walked."""
+    stack: list[tuple[int, Parts, Iterator[str]]] = []
+    _push(stack, os.dup(dir_fd), ())
+    try:
+        while stack:
+            fd, parts, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                os.close(stack.pop()[0])
+                continue
+            st = lstat_in(fd, name)
+            if st is None:
+                continue
+            yield fd, (*parts, name), st
+            if stat.S_ISDIR(st.st_mode):
+                sub = _enter(fd, name, join((*parts, name)), strict=strict)
+                if sub is not None:
+                    _push(stack, sub, (*parts, name))
+    finally:
+        for fd, _parts, _names_left in stack:
+            os.close(fd)
+
+
+def _enter(parent_fd: int, name: str, shown: str, *, strict: bool) -> int | None:
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if strict:
+            raise _refuse(parent_fd, name, shown, exc) from None
+        return None
+
+
+def _push(stack: list[tuple[int, Parts, Iterator[str]]], fd: int, parts: Parts) -> None:
+    try:
+        stack.append((fd, parts, iter(_names(fd))))
+    except BaseException:
+        os.close(fd)
+        raise

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from arkserve.errors import Conflict, PermanentError
 from arkserve.storage import paths
-from arkserve.storage.disk import Entry, QuotaExceeded, quota_message
+from arkserve.storage.disk import Entry
 from arkserve.storage.paths import Parts
 from arkserve.storage.writeback import Writeback
 
@@ -71,18 +71,26 @@ class Writer:
     """One one-shot upload in flight: ``write`` chunks, then ``commit`` (or ``abort``)."""
 
     def __init__(self, up: Uploads, parts: Parts, claim: Claim, name: str, fd: int, size: int | None,
-                 free: int, overwrite: bool) -> None:
+                 reserved: int, overwrite: bool) -> None:
         self.up, self.parts, self.claim, self.name, self.fd = up, parts, claim, name, fd
-        self.size, self.free, self.overwrite, self.written = size, free, overwrite, 0
+        self.size, self.reserved, self.overwrite, self.written = size, reserved, overwrite, 0
         self.writeback = Writeback(fd)  # the disk writes behind the head: the fsync of commit has little left
+
+    def room_for(self, more: int) -> bool:
+        """Whether ``more`` bytes fit in what the upload has reserved (always, when its size is known)."""
+        return self.size is not None or self.written + more <= self.reserved
+
+    def reserve(self, more: int) -> None:
+        """Make room for ``more`` bytes of a body of unknown size (:meth:`Uploads.grow`, which takes the quota
+        lock: call it from a worker thread; 413 ``QuotaExceeded`` when the quota has no room left)."""
+        if not self.room_for(more):
+            self.reserved = self.up.grow(self.claim, self.parts, self.written + more)
 
     def write(self, data: bytes) -> None:
         n = self.written + len(data)
         if self.size is not None and n > self.size:
             raise PermanentError(f"body is longer than the declared {self.size} bytes", code="SizeMismatch")
-        if self.size is None and n > self.free:
-            raise QuotaExceeded(quota_message(self.up.disk.limit - self.free, n, self.up.disk.limit),
-                                details={"used": self.up.disk.limit - self.free, "limit": self.up.disk.limit})
+        self.reserve(len(data))
         _write_all(self.fd, data)
         self.written = n
         self.writeback.advance(n)

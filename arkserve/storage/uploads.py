@@ -7,7 +7,9 @@ the real name, whose folder is then fsync'ed: a crash never leaves a half file u
 A **claim** file per target name (``claims/<sha256 of the path>``) makes writers of one name exclusive:
 whoever holds its ``flock`` writes; a second writer gets 409 ``UploadInProgress`` at once. A claim also
 records the bytes it reserves, so the quota check (under a per-user lock) counts the files on the disk
-plus every upload in flight: two uploads cannot together pass a quota each fits alone. A one-shot upload's
+plus every upload in flight: two uploads cannot together pass a quota each fits alone. A body of unknown
+size (no ``Content-Length``) reserves as it streams: a step ahead of the bytes stored (:data:`GROW_STEP`, or a
+quarter of the room left), checked again under the lock each time the body reaches it. A one-shot upload's
 claim lives while its lock is held; a resumable session's while the session has not expired.
 """
 
@@ -34,6 +36,7 @@ from arkserve.storage.paths import Parts
 from arkserve.storage.staging import Appender, Claim, Writer, check_free
 
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
+GROW_STEP = 8 << 20  # how far ahead of its stored bytes a body of unknown size reserves (the quota lock per step)
 
 
 def staging_dir(data_dir: Path, username: str) -> Path:
@@ -120,16 +123,26 @@ class Uploads:
         """(bytes stored, bytes reserved by uploads in flight)."""
         return self.disk.used(), self.reserved()
 
-    def _reserve(self, claim: Claim, parts: Parts, size: int, data: dict[str, Any]) -> int:
-        """Check the quota for ``size`` more bytes and record the claim; returns the bytes still free."""
+    def _reserve(self, claim: Claim, parts: Parts, size: int, data: dict[str, Any], *, ahead: bool = False) -> int:
+        """Check the quota for ``size`` bytes and record them as the claim's reservation; returns the bytes
+        reserved. ``ahead`` (a body of unknown size, ``size`` its bytes so far): a step more while there is
+        room (:data:`GROW_STEP`, at most a quarter of what is left), so the body comes back once per step."""
         with self._quota_lock():
             old = self._existing_size(parts)
             used = self.disk.used() + self.reserved(exclude=claim.path) - old
             if used + size > self.disk.limit:
                 raise QuotaExceeded(quota_message(used, size, self.disk.limit),
                                     details={"used": used, "limit": self.disk.limit, "needed": size})
+            if ahead:
+                size += min(GROW_STEP, (self.disk.limit - used - size) // 4)
             claim.write({**data, "size": size, "path": paths.join(parts)})
-            return self.disk.limit - used
+            return size
+
+    def grow(self, claim: Claim, parts: Parts, stored: int) -> int:
+        """Reserve room for ``stored`` bytes of a one-shot body of unknown size, and a step beyond (413
+        ``QuotaExceeded`` once the quota, counting every other upload in flight, has none); returns the bytes
+        now reserved."""
+        return self._reserve(claim, parts, stored, {"kind": "put"}, ahead=True)
 
     def _existing_size(self, parts: Parts) -> int:
         with suppress(PermanentError):
@@ -152,13 +165,13 @@ class Uploads:
         try:
             if self._live_session(claim.read()):
                 raise Conflict(f'a resumable upload to "{rel}" is in progress', code="UploadInProgress")
-            free = self._reserve(claim, parts, size or 0, {"kind": "put"})
+            reserved = self._reserve(claim, parts, size or 0, {"kind": "put"}, ahead=size is None)
             name = f"{secrets.token_hex(16)}.part"
             fd = os.open(self.staging / "parts" / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except BaseException:
             claim.release(remove=False)
             raise
-        return Writer(self, parts, claim, name, fd, size, free, overwrite)
+        return Writer(self, parts, claim, name, fd, size, reserved, overwrite)
 
     def install(self, part_name: str, parts: Parts, overwrite: bool) -> Entry:
         """Rename a complete, fsync'ed staging file onto its real name."""

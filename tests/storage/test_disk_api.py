@@ -79,6 +79,48 @@ def test_mkdir_move_delete(disk_env: DiskEnv) -> None:
     assert a.delete("/files/").json()["code"] == "BadPath"  # the root itself
 
 
+def test_a_folder_moved_onto_a_file_is_a_conflict_and_both_stay(disk_env: DiskEnv) -> None:
+    a, root = disk_env.alice.http, disk_env.alice.root
+    assert a.put("/files/f.txt", content=b"hello").status_code == 201
+    assert a.put("/files/d/x", content=b"xx").status_code == 201
+    r = a.post("/move", json={"src": "d", "dst": "f.txt", "overwrite": True})
+    assert r.status_code == 409 and r.json()["code"] == "PathExists", r.text
+    assert "is not a folder; a folder cannot replace it" in r.json()["message"]
+    assert (root / "f.txt").read_bytes() == b"hello" and (root / "d" / "x").read_bytes() == b"xx"
+    onto_folder = a.post("/move", json={"src": "f.txt", "dst": "d", "overwrite": True})
+    assert onto_folder.status_code == 409 and onto_folder.json()["code"] == "PathExists"
+    under_a_file = a.post("/move", json={"src": "f.txt", "dst": "d/x/y"})
+    assert under_a_file.status_code == 409 and under_a_file.json()["code"] == "NotAFolder"
+
+
+def test_a_failed_move_makes_no_folder(disk_env: DiskEnv) -> None:
+    a = disk_env.alice.http
+    r = a.post("/move", json={"src": "nope", "dst": "newparent/deep/x"})
+    assert r.status_code == 404 and r.json()["code"] == "PathNotFound"
+    assert a.get("/list").json()["entries"] == []
+    assert not (disk_env.alice.root / "newparent").exists()
+    assert a.put("/files/f.txt", content=b"1").status_code == 201
+    moved = a.post("/move", json={"src": "f.txt", "dst": "made/on/the/way.txt"})  # a found source: made then
+    assert moved.status_code == 200 and (disk_env.alice.root / "made/on/the/way.txt").read_bytes() == b"1"
+
+
+def test_a_name_that_is_not_utf8_is_listed_escaped_and_refused_cleanly(disk_env: DiskEnv) -> None:
+    a, data = disk_env.alice.http, os.fsencode(disk_env.alice.root / "data")
+    assert a.put("/files/data/ok.txt", content=b"ok").status_code == 201
+    os.close(os.open(data + b"/bad\xff.txt", os.O_CREAT | os.O_WRONLY, 0o644))  # made by a replica (:rw)
+    os.mkdir(data + b"/dir\xfe")
+    listing = a.get("/list/data")
+    assert listing.status_code == 200, listing.text
+    assert [(e["path"], e["type"]) for e in listing.json()["entries"]] == [
+        ("data/dir\\xfe", "folder"), ("data/bad\\xff.txt", "file"), ("data/ok.txt", "file")]
+    for method, url in (("GET", "/stat/"), ("GET", "/files/"), ("DELETE", "/files/"), ("GET", "/list/")):
+        for name in ("bad%5Cxff.txt", "bad%FF.txt", "dir%5Cxfe", "dir%FE"):
+            r = a.request(method, url + "data/" + name)
+            assert r.status_code == 404 and r.json()["code"] == "PathNotFound", (method, url, name, r.text)
+    assert a.delete("/files/data", params={"recursive": "true"}).status_code == 204  # the way to remove them
+    assert a.get("/list").json()["entries"] == []
+
+
 def test_usage_and_admin_quota(disk_env: DiskEnv) -> None:
     a = disk_env.alice.http
     default = a.get("/usage").json()

@@ -125,3 +125,27 @@ def test_resolve_for_mounts(tmp_path: Path, outside: Path) -> None:
     with pytest.raises(NotFound):
         resolve(root, "datasets/missing")
     assert resolve(root, "datasets/missing", must_exist=False) == root / "datasets" / "missing"
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_walk_never_enters_a_link_not_even_one_swapped_in_after_listing(tmp_path: Path, outside: Path,
+                                                                        strict: bool) -> None:
+    tree = tmp_path / "tree"
+    (tree / "a").mkdir(parents=True)
+    (tree / "a" / "f.txt").write_text("1")
+    (tree / "link").symlink_to(outside)
+    (tree / "sub").mkdir()
+    (tree / "sub" / "g.txt").write_text("2")
+    seen: list[str] = []
+    with paths.opened_root(tree) as fd:
+        walked = paths.walk(fd, strict=strict)
+        for _parent, parts, st in walked:
+            seen.append(paths.join(parts))
+            if parts == ("sub",):  # listed as a folder; now a replica swaps it for a link
+                (tree / "sub").rename(tmp_path / "elsewhere")
+                (tree / "sub").symlink_to(outside)
+                if strict:
+                    with pytest.raises(paths.LinkRefused, match='"sub" is a symbolic link'):
+                        next(walked)
+                    break
+    assert seen == ["a", "a/f.txt", "link", "sub"]  # nothing under the link, nor under the swapped folder

@@ -1,5 +1,6 @@
-"""Uploads: quota edges (413 before a byte is stored), resumable sessions continuing after an interrupted
-request, concurrent uploads of one name (one wins whole, the other gets 409), signed body hashes."""
+"""Uploads: quota edges (413 before a byte is stored), parallel uploads of unknown size sharing the quota,
+resumable sessions continuing after an interrupted request, concurrent uploads of one name (one wins whole,
+the other gets 409), signed body hashes."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import httpx
 
 from arkserve.auth import signing
 from tests.storage.conftest import DiskEnv, DiskUser
+from tests.storage.parallel_uploads import in_parallel, stored_bytes, trickle
 
 
 def _staged(env: DiskEnv, user: str = "alice") -> list[str]:
@@ -61,6 +63,51 @@ def test_quota_without_content_length_stops_the_stream(disk_env: DiskEnv) -> Non
     r = a.put("/files/streamed", content=chunks())  # chunked: no Content-Length to check up front
     assert r.status_code == 413 and r.json()["code"] == "QuotaExceeded"
     assert not (disk_env.alice.root / "streamed").exists() and _staged(disk_env) == []
+
+
+def test_parallel_uploads_without_content_length_share_the_quota(disk_env: DiskEnv) -> None:
+    a = disk_env.alice.http
+    limit = 1_000_000
+    disk_env.set_quota("alice", limit)
+    names = ["one.bin", "two.bin", "three.bin"]  # 600 kB each: any one fits, no two do
+    results, peak = in_parallel(disk_env, {n: lambda n=n: a.put(f"/files/{n}", content=trickle(600_000))
+                                           for n in names})
+    codes = {n: r.status_code if isinstance(r, httpx.Response) else r for n, r in results.items()}
+    assert set(codes.values()) <= {201, 413} and list(codes.values()).count(413) >= 2, codes
+    assert all(r.json()["code"] == "QuotaExceeded" for r in results.values()
+               if isinstance(r, httpx.Response) and r.status_code == 413)
+    assert peak <= limit, f"{peak} bytes held at once, over the quota of {limit}"
+    assert sorted(p.name for p in disk_env.alice.root.iterdir()) == sorted(n for n in names if codes[n] == 201)
+    assert _staged(disk_env) == [] and stored_bytes(disk_env) <= limit
+    assert a.get("/usage").json()["reserved"] == 0
+
+
+def test_an_upload_of_unknown_size_holds_its_bytes_against_the_others(disk_env: DiskEnv) -> None:
+    a = disk_env.alice.http
+    disk_env.set_quota("alice", 1_000_000)
+    halfway, release = threading.Event(), threading.Event()
+    results: dict[str, httpx.Response] = {}
+
+    def body() -> Iterator[bytes]:
+        yield from trickle(700_000, pause_s=0)
+        halfway.set()
+        release.wait(20)
+        yield b"t" * 100_000
+
+    t = threading.Thread(target=lambda: results.setdefault("a", a.put("/files/streamed.bin", content=body())))
+    t.start()
+    assert halfway.wait(10)
+    _wait(lambda: stored_bytes(disk_env) == 700_000, "the first 700 kB to be staged")
+    # with Content-Length and no body hash (a generator is not signed): the splice path, checked before a byte
+    other = a.put("/files/sized.bin", content=iter([b"s" * 400_000]), headers={"Content-Length": "400000"})
+    assert other.status_code == 413 and other.json()["code"] == "QuotaExceeded", other.text
+    assert a.put("/files/small.bin", content=iter([b"s" * 50_000]), headers={"Content-Length": "50000"}) \
+        .status_code == 201
+    release.set()
+    t.join(30)
+    assert results["a"].status_code == 201, results["a"].text
+    assert sorted(p.name for p in disk_env.alice.root.iterdir()) == ["small.bin", "streamed.bin"]
+    assert stored_bytes(disk_env) == 850_000 and _staged(disk_env) == []
 
 
 def _raw_patch(env: DiskEnv, user: DiskUser, url_path: str, declared: int, sent: bytes) -> None:

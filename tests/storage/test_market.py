@@ -3,9 +3,11 @@ tar and folder publishing refusing what could escape, and the node-local cache (
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from arkserve.errors import PermanentError, ValidationFailed
 from arkserve.reconciler.modelcache import ModelCache
 from arkserve.storage.market import BlobStore, clean_member, manifest_digest, parse_ref, publish_dir, publish_tar
+from arkserve.storage.paths import BadPath
 
 
 def _tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -40,7 +43,6 @@ def test_a_manifest_lists_every_file_with_its_sha256_and_the_digest_covers_it(tm
     blobs = BlobStore(tmp_path / "data")
     manifest = publish_dir(blobs, _tree(tmp_path / "src", FILES))
     assert [f["path"] for f in manifest] == sorted(FILES)
-    import hashlib
     for f in manifest:
         assert f["sha256"] == hashlib.sha256(FILES[f["path"]]).hexdigest() and f["size"] == len(FILES[f["path"]])
         assert blobs.path(f["sha256"]).read_bytes() == FILES[f["path"]]
@@ -165,3 +167,49 @@ def test_a_version_a_running_replica_started_with_is_never_evicted(tmp_path: Pat
     assert cache.evict(in_use=set()) == [] and cache.cached(manifest_digest(v1))
     cache.unpin("svc", "r000001")  # the old replica stopped
     assert cache.evict(in_use=set()) == [manifest_digest(v1)]
+
+
+class _SwappingBlobs(BlobStore):
+    """Swaps ``folder`` for a link to ``lure`` as the first file is stored: what a replica with a ``:rw``
+    mount can do at any moment of a publish, here at a fixed one."""
+
+    def __init__(self, data_dir: Path, folder: Path, lure: Path) -> None:
+        super().__init__(data_dir)
+        self.folder, self.lure, self.swapped = folder, lure, False
+
+    def put(self, chunks: Iterable[bytes]) -> tuple[str, int]:
+        if not self.swapped:
+            self.swapped = True
+            self.folder.rename(self.folder.with_name("moved-away"))
+            self.folder.symlink_to(self.lure)
+        return super().put(chunks)
+
+
+def test_a_folder_swapped_for_a_link_while_published_is_never_followed(tmp_path: Path) -> None:
+    secret = b"another user's file\n"
+    lure = _tree(tmp_path / "bob", {"b/secret.txt": secret})
+    src = _tree(tmp_path / "src", {"a/b/secret.txt": b"decoy", "a/c.txt": b"c"})
+    blobs = _SwappingBlobs(tmp_path / "data", src / "a", lure)  # swapped while a/c.txt is stored, inside a/
+    manifest = publish_dir(blobs, src)
+    assert blobs.swapped
+    assert {f["path"]: blobs.path(f["sha256"]).read_bytes() for f in manifest} == {
+        "a/b/secret.txt": b"decoy", "a/c.txt": b"c"}  # the folder that was there, not the link's target
+    assert not blobs.path(hashlib.sha256(secret).hexdigest()).exists()
+
+
+def test_a_link_above_the_published_disk_folder_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _tree(data / "disks" / "bob" / "m", {"secret.txt": b"bob's"})
+    _tree(data / "disks" / "alice" / "real" / "m", {"ok.txt": b"alice's"})
+    (data / "disks" / "alice" / "models").symlink_to(data / "disks" / "bob")  # planted by alice's replica
+    blobs = BlobStore(data)
+    with pytest.raises(BadPath, match="symbolic link"):
+        publish_dir(blobs, data / "disks" / "alice" / "models" / "m")
+    assert blobs.usage() == (0, 0)
+
+
+def test_a_name_that_is_not_utf8_is_refused_by_name(tmp_path: Path) -> None:
+    src = _tree(tmp_path / "src", {"ok.txt": b"ok"})
+    os.close(os.open(os.fsencode(src) + b"/bad\xff.txt", os.O_CREAT | os.O_WRONLY, 0o644))
+    with pytest.raises(ValidationFailed, match="not valid UTF-8"):
+        publish_dir(BlobStore(tmp_path / "data"), src)

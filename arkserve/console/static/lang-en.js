@@ -160,7 +160,7 @@ export default {
   "users.username": "Username", "users.role": "Role", "users.active": "Active", "users.disabled": "Disabled",
   "users.enable": "Enable", "users.disable": "Disable", "users.create": "Create user", "users.created": "User created",
   "users.you": "you", "users.usernameHint": "2–32 characters: a-z, 0-9, _ . -, starting with a letter.",
-  "users.deleteTitle": "Delete user {name}?", "users.deleteText": "The user and their access keys are deleted.",
+  "users.deleteTitle": "Delete user {name}?", "users.deleteText": "The user, their access keys and their network disk are deleted. Refused while they own services, models or images.",
   "users.deleted": "User deleted",
   "it.intro": "The sizes users choose from when they create a service.", "it.add": "Add instance type",
   "it.added": "Instance type added", "it.resources": "Resources", "it.priceCol": "Price", "it.description": "Description",

@@ -160,7 +160,7 @@ export default {
   "users.username": "用户名", "users.role": "角色", "users.active": "正常", "users.disabled": "已停用",
   "users.enable": "启用", "users.disable": "停用", "users.create": "创建用户", "users.created": "用户已创建",
   "users.you": "当前用户", "users.usernameHint": "2–32 个字符：a-z、0-9、_ . -，以字母开头。",
-  "users.deleteTitle": "删除用户 {name}？", "users.deleteText": "该用户及其访问密钥将被删除。",
+  "users.deleteTitle": "删除用户 {name}？", "users.deleteText": "该用户、其访问密钥及其网盘将被删除。该用户仍拥有服务、模型或镜像时无法删除。",
   "users.deleted": "用户已删除",
   "it.intro": "用户创建服务时可选择的实例规格。", "it.add": "添加实例规格",
   "it.added": "实例规格已添加", "it.resources": "资源", "it.priceCol": "价格", "it.description": "描述",
