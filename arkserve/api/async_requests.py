@@ -32,6 +32,11 @@ def get_async_request(request_id: str, caller: Caller, ctx: Context) -> dict[str
     return public_view(_own(ctx, caller, request_id, False))
 
 
+# The app's answer keeps its type for programs, but is never run by a browser on the console's origin (an app
+# answering text/html with a script would otherwise act as whoever opened the link: an admin reads every result).
+INERT = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'"}
+
+
 @router.get("/async-requests/{request_id}/result", summary="The stored response body of a finished request",
             response_class=Response)
 def get_async_result(request_id: str, caller: Caller, ctx: Context) -> Response:
@@ -42,9 +47,10 @@ def get_async_result(request_id: str, caller: Caller, ctx: Context) -> Response:
     body = row["result_body"] or b""
     if row["result_file"]:
         body = files.read(files.body_dir(ctx.settings.data_dir), row["result_file"])
-    ctype = next((v for k, v in row["result_headers"] or [] if k.lower() == "content-type"),
-                 "application/octet-stream")
-    return Response(body, media_type=ctype, headers={"X-Ark-Result-Status": str(row["result_status"])})
+    stored = {k.lower(): v for k, v in row["result_headers"] or []}
+    extra = {"Content-Encoding": stored["content-encoding"]} if "content-encoding" in stored else {}
+    return Response(body, media_type=stored.get("content-type", "application/octet-stream"),
+                    headers={"X-Ark-Result-Status": str(row["result_status"]), **extra, **INERT})
 
 
 @router.get("/webhook-secret", summary="Your webhook secret: callbacks of your asynchronous requests are signed "

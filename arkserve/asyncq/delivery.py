@@ -69,6 +69,8 @@ class Sender:
             return Outcome("retry", "the service has no gateway port yet")
         url = httpx.URL(scheme=self.scheme, host=self.host, port=port, raw_path=row["path"].encode("latin-1"))
         headers = [(k, v) for k, v in row["headers"]]
+        if not any(k.lower() == "accept-encoding" for k, _ in headers):
+            headers.append(("accept-encoding", "identity"))  # not httpx's gzip: the client did not ask for one
         headers += [("x-ark-internal", self.token), ("x-ark-internal-key", row["access_key"]),
                     ("x-request-id", row["id"])]
         if self.host_mode:
@@ -81,7 +83,7 @@ class Sender:
             with self.client.stream(row["method"], url, headers=headers,
                                     content=fh if fh is not None else body) as resp:
                 data = bytearray()
-                for chunk in resp.iter_bytes():
+                for chunk in resp.iter_raw():  # the bytes the app sent, as its content-encoding says
                     data += chunk
                     if len(data) > self.limit:
                         return Outcome("fail", f"the app's response exceeds {self.limit} bytes")

@@ -113,7 +113,7 @@ class Dispatcher:
     def _handle(self, row: dict[str, Any]) -> None:
         now = time.time()
         with self.store.read() as conn:
-            target = queue_store.service_target(conn, row["service"])
+            target = queue_store.service_target(conn, row["service"], row["created_at"])
         if target is None:
             self._finish(row, "failed", error=f"the service {row['service']!r} no longer exists")
             return
@@ -164,7 +164,7 @@ class Dispatcher:
         user = row["user_id"]
         if user is None:
             with self.store.read() as conn:
-                target = queue_store.service_target(conn, row["service"])
+                target = queue_store.service_target(conn, row["service"], row["created_at"])
             user = target[1] if target is not None else None
         try:
             if user is None:

@@ -157,6 +157,11 @@ def test_202_then_the_result_and_a_signed_callback_retried_once(plat: Platform) 
         assert {r["path"] for r in log if r["request_id"] == doc["id"]} == {hooks.url.split("/hook")[0] + "/…"}
         out = plat.cli("async", "get", doc["id"], "--result")
         assert out.returncode == 0 and echo["sha256"] in out.stdout
+        with plat.client() as c:  # the API serves the app's answer with its type, inert in a browser
+            res = c._http.get(f"/async-requests/{doc['id']}/result")
+        assert res.status_code == 200 and res.json()["sha256"] == echo["sha256"]
+        assert res.headers["x-content-type-options"] == "nosniff"
+        assert res.headers["content-security-policy"].startswith("sandbox")
     finally:
         hooks.close()
 

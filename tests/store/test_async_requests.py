@@ -73,3 +73,15 @@ def test_callbacks_are_claimed_once_the_result_is_stored_and_purged_after_retent
         assert q.purge(conn, 100.0) == []  # not expired yet
         assert q.purge(conn, 500.0) == ["ar_c.res"]
         assert q.get(conn, "ar_c") is None
+
+
+def test_a_request_is_never_sent_to_a_later_service_of_its_name(store: Store) -> None:
+    from arkserve.store import services, users
+
+    with store.begin() as conn:
+        owner = users.create(conn, "owner", "h", "user").id
+        services.create(conn, "svc", owner, {"image": "i", "port": 1, "command": "c"}, 1, None, lambda _p: False)
+        made = services.get(conn, "svc").created_at
+        assert q.service_target(conn, "svc", made + 1.0) == (None, owner)  # asked of this service
+        assert q.service_target(conn, "svc", made - 1.0) is None  # asked of an earlier one of the name
+        assert q.service_target(conn, "gone", made + 1.0) is None
