@@ -34,7 +34,7 @@ def get_async_request(request_id: str, caller: Caller, ctx: Context) -> dict[str
 
 # The app's answer keeps its type for programs, but is never run by a browser on the console's origin (an app
 # answering text/html with a script would otherwise act as whoever opened the link: an admin reads every result).
-INERT = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'"}
+INERT = {"Content-Security-Policy": "sandbox; default-src 'none'"}  # and nosniff, as every /api/ answer
 
 
 @router.get("/async-requests/{request_id}/result", summary="The stored response body of a finished request",

@@ -20,6 +20,7 @@ def _error(resp: httpx.Response, status: int, code: str) -> dict[str, str]:
     body = resp.json()
     assert body["code"] == code and body["message"] and body["request_id"]
     assert resp.headers["x-request-id"] == body["request_id"]
+    assert resp.headers["x-content-type-options"] == "nosniff"  # every /api/ answer
     return body
 
 
