@@ -235,7 +235,11 @@ async def publish_archive(name: str, version: str, request: Request, streamed: S
                     await run_in_threadpool(_room, ctx, caller, got)  # past the quota: stop reading
         digest.check()  # a body that is not the one signed publishes nothing
         with open(spool, "rb") as f:
-            manifest = await run_in_threadpool(market.publish_tar, blobs, f)
+            try:
+                manifest = await run_in_threadpool(market.publish_tar, blobs, f, room)
+            except market.ArchiveTooLarge as exc:
+                await run_in_threadpool(_room, ctx, caller, exc.size)  # 413 with used and limit
+                raise
     finally:
         os.unlink(spool)
     return await run_in_threadpool(_record, ctx, caller, name, version, card, manifest)

@@ -201,11 +201,22 @@ def _put_file(blobs: BlobStore, parent_fd: int, name: str) -> dict[str, Any]:
     return {"size": size, "sha256": sha}
 
 
-def publish_tar(blobs: BlobStore, stream: IO[bytes]) -> Manifest:
+class ArchiveTooLarge(Exception):
+    """An archive's files add up past the room given to :func:`publish_tar` (``size``: their sizes so far)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def publish_tar(blobs: BlobStore, stream: IO[bytes], room: int | None = None) -> Manifest:
     """A tar stream (plain, gzip, bz2 or xz), read once front to back, into the blob store.
 
-    Regular files and folders only: links and devices are refused with the member's name."""
+    Regular files and folders only: links and devices are refused with the member's name. With ``room``, the
+    files may add up to that many bytes: each member's size is in its header, so the one that would pass it is
+    refused (:class:`ArchiveTooLarge`) before a byte of it is stored, whatever the compression."""
     files: dict[str, dict[str, Any]] = {}
+    total = 0
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as tar:
             for member in tar:
@@ -214,6 +225,9 @@ def publish_tar(blobs: BlobStore, stream: IO[bytes]) -> Manifest:
                 if not member.isreg():
                     raise PermanentError(f"{member.name}: only regular files and folders can be published",
                                          code="BadArchive")
+                total += member.size
+                if room is not None and total > room:
+                    raise ArchiveTooLarge(total)
                 rel = clean_member(member.name)
                 if rel in files:
                     raise PermanentError(f"{rel}: listed twice in the archive", code="BadArchive")

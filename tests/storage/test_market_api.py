@@ -3,6 +3,7 @@ visibility and curation, immutability, deletion refused while mounted, and every
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 from typing import Any
 
@@ -253,6 +254,11 @@ def test_a_users_models_have_a_quota(tmp_path: Any) -> None:
                              headers={"content-type": "application/x-tar"}, auth=bob._http.auth)
             assert resp.status_code == 413 and resp.json()["code"] == "ModelQuotaExceeded"
             _raises(413, "ModelQuotaExceeded", lambda: _upload(bob, "m@4", {"w": b"e" * 60_000}))  # streamed
+            bomb = gzip.compress(tar_of({"small": b"s" * 100, "w": b"\0" * 5_000_000}))  # a few KB, 5 MB inside
+            assert len(bomb) < 20_000
+            _raises(413, "ModelQuotaExceeded", lambda: bob.upload("PUT", "/models/m/versions/5/archive",
+                                                                  iter([bomb]), content_type="application/x-tar"))
+            assert not [p for p in blobs.root.rglob("*") if p.is_file() and p.stat().st_size > 20_000]
             assert not any(blobs.tmp.iterdir())  # no spool left behind
             bob.delete("/models/m/versions/1")
             _upload(bob, "m@2", {"w": b"b" * 12_000})  # room again
