@@ -15,7 +15,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from arkserve.errors import Conflict, NotFound, PermanentError
@@ -69,6 +69,7 @@ class Entry:
     type: str  # file | folder | link | other
     size: int
     modified: float
+    escaped: bool = False  # the name is not valid UTF-8 and is shown with \xNN escapes: no path reaches it
 
 
 def _kind(mode: int) -> str:
@@ -97,7 +98,9 @@ def _listed(fd: int, parts: Parts) -> Iterator[Entry]:
                 st = e.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            yield _entry((*parts, _shown(e.name)), st)
+            shown = _shown(e.name)
+            entry = _entry((*parts, shown), st)
+            yield entry if shown == e.name else replace(entry, escaped=True)
 
 
 def _entry(parts: Parts, st: os.stat_result) -> Entry:

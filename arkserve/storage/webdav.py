@@ -180,7 +180,8 @@ class DiskFolder(_Mixin, DAVCollection):  # type: ignore[misc]
 
     def get_member_names(self) -> list[str]:
         with dav_errors():
-            return [e.name for e in self.uploads.disk.list(_rel(self.path)) if e.type in ("file", "folder")]
+            return [e.name for e in self.uploads.disk.list(_rel(self.path))  # what a path can reach
+                    if e.type in ("file", "folder") and not e.escaped]
 
     def get_member(self, name: str) -> Any:
         return self.provider.get_resource_inst(self.path.rstrip("/") + "/" + name, self.environ)

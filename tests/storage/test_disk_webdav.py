@@ -194,3 +194,13 @@ def test_dot_segments_are_refused_with_a_whole_answer(disk_env: DiskEnv) -> None
         assert json.loads(got)["code"] == "BadPath"
     assert (disk_env.alice.root / "f.txt").read_bytes() == b"hello"
     assert not any(p.name == "escape.txt" for p in disk_env.api.data_dir.rglob("*"))
+
+
+def test_a_name_that_is_not_utf8_is_left_out_of_a_listing(disk_env: DiskEnv) -> None:
+    alice = disk_env.alice
+    data = alice.root / "data"
+    data.mkdir(parents=True)
+    (data / "ok.txt").write_bytes(b"ok")
+    os.close(os.open(os.fsencode(data) + b"/bad\xff.txt", os.O_CREAT | os.O_WRONLY, 0o644))  # a replica made it
+    dav = _dav(disk_env, alice.name, alice.password)
+    assert [e["name"] for e in dav.ls("data", detail=True)] == ["data/ok.txt"]  # type: ignore[index, union-attr]
