@@ -6,6 +6,7 @@ import time
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from arkserve.api.metrics import aggregate, bucket_bounds, percentile
 from arkserve.domain.durations import parse_duration
@@ -15,6 +16,7 @@ from arkserve.sdk.client import ApiError
 from arkserve.store import events as event_store
 from arkserve.store.db import open_store
 from arkserve.store.metrics import RequestSample
+from arkserve.store.tables import services
 from tests.api.conftest import LiveApi
 
 SPEC = {"name": "flowers", "image": "/usr/bin", "port": 27777, "command": "python3 infer.py", "replicas": 2}
@@ -85,6 +87,8 @@ def test_metrics_endpoint(live_api: LiveApi) -> None:
         rows.append({**rows[0], "service": "other", "request_id": "other"})  # another service
         with store.begin() as conn:
             event_store.insert_requests(conn, rows)
+            # made two hours ago: a service's metrics count only the requests since it was created
+            conn.execute(update(services).where(services.c.name == "flowers").values(created_at=now - 7200))
         store.dispose()
 
         m = c.get("/services/flowers/metrics", window="5m", step="1m")
