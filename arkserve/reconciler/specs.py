@@ -31,6 +31,24 @@ from arkserve.store.services import ReplicaRow, ServiceRow
 from arkserve.store.users import User
 
 
+def disk_mount(data_dir: Path, owner: str, ref: str, target: str, read_only: bool) -> Mount:
+    """The mount of the folder ``ref`` of ``owner``'s network disk at ``target``.
+
+    The check here (the path resolved, inside the owner's disk, existing) only gives an early, friendly error:
+    a replica of the same user with a writable mount of a parent folder can swap the folder for a link to
+    anything before the runtime mounts it. So the mount carries the disk root, and the runtime opens the folder
+    from it by descriptors (``O_NOFOLLOW`` on every component) and mounts that descriptor, never the path
+    (:func:`arkserve.storage.paths.open_disk_folder`; docs/security.md)."""
+    disks = (data_dir / "disks").resolve()
+    disk = (disks / owner).resolve()
+    source = (disk / ref.lstrip("/")).resolve()
+    if not disk.is_relative_to(disks) or not source.is_relative_to(disk):
+        raise PermanentError(f"model path {ref!r} leaves the owner's disk")
+    if not source.exists():
+        raise PermanentError(f"model path {ref!r} not found on {owner}'s disk ({source})")
+    return Mount(str(source), target, read_only, disk_root=str(disks))
+
+
 class EventLog(Protocol):
     """The worker's event log (``ServiceWorker._event``)."""
 
@@ -84,12 +102,13 @@ class SpecBuilder:
         mounts: tuple[Mount, ...] = ()
         model = spec.get("model") or {}
         if model.get("source") == "disk" and model.get("mount_path"):
-            mounts = (Mount(self._disk_source(svc, model.get("ref", "")), model["mount_path"], True),)
+            mounts = (disk_mount(self.data_dir, svc.owner, model.get("ref", ""), model["mount_path"], True),)
         for m in spec.get("mounts") or []:
             if m["source"] == "model":
                 mounts += (Mount(self._model_source(svc, m["ref"], m["digest"], replica_id), m["mount_path"], True),)
             else:
-                mounts += (Mount(self._disk_source(svc, m["ref"]), m["mount_path"], bool(m.get("read_only", True))),)
+                mounts += (disk_mount(self.data_dir, svc.owner, m["ref"], m["mount_path"],
+                                      bool(m.get("read_only", True))),)
         gpu_ids = indices(placed.gpu_indices) if placed is not None else ()
         share = placed.gpu_share_mb if placed is not None else 0
         user_env = spec.get("env") or {}
@@ -137,15 +156,6 @@ class SpecBuilder:
         if isinstance(token, ArkserveError):
             raise token
         return token
-
-    def _disk_source(self, svc: ServiceRow, ref: str) -> str:
-        disk = (self.data_dir / "disks" / svc.owner).resolve()
-        source = (disk / ref.lstrip("/")).resolve()
-        if not source.is_relative_to(disk):
-            raise PermanentError(f"model path {ref!r} leaves the owner's disk")
-        if not source.exists():
-            raise PermanentError(f"model path {ref!r} not found on {svc.owner}'s disk ({source})")
-        return str(source)
 
     def _model_source(self, svc: ServiceRow, ref: str, digest: str, replica_id: str) -> str:
         """The version's folder in this host's model cache, fetched first when it is not there yet."""

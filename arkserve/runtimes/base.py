@@ -51,6 +51,12 @@ class Mount:
     source: str  # host path (local dir, model cache, network-disk dir)
     target: str  # path inside the replica
     read_only: bool = True
+    # a folder of the network disk: the resolved ``<data_dir>/disks`` that ``source`` was checked under. Users
+    # can change what is there (a replica with a writable mount of a parent folder can swap the folder for a
+    # link), so runtimes never hand ``source`` to a mount by path: they open it from this root by descriptors
+    # (:func:`arkserve.storage.paths.open_disk_folder`) and mount what they opened. "" for platform-owned
+    # sources (the model cache, a test's directory), mounted by path.
+    disk_root: str = ""
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,19 @@ reaped); the declared port is published on 127.0.0.1 with an ephemeral host port
 ``PORT`` (the declared port), ``ARK_PORT``, ``ARK_SERVICE``, ``ARK_REPLICA``,
 ``ARK_REVISION``, ``ARK_MODEL_DIR`` (first mount target) and the user env. cpus ->
 ``nano_cpus``, memory_mb -> ``mem_limit``, gpus -> a ``DeviceRequest``; mounts are
-read-only binds. Isolation (docs/security.md): never privileged, every capability dropped but a
+binds, read-only unless the mount says otherwise. A network-disk folder is never given to Docker by its
+path (a replica with a writable mount of a parent folder could swap it for a link to ``/`` between the
+check and the bind, and the daemon would follow it): arkserve opens it by descriptors and binds that very
+folder itself onto a private, root-owned staging path, ``<data_dir>/runtime/mounts/<ark-name>/<n>``
+(:mod:`arkserve.runtimes.docker_mounts`), which Docker binds instead; it is unmounted when the container is
+removed, and leftovers of containers gone meanwhile at the next ``list()``. That takes root (``CAP_SYS_ADMIN``):
+without it, network-disk mounts are refused on docker (docs/security.md).
+Isolation (docs/security.md): never privileged, every capability dropped but a
 few, ``no-new-privileges``, and the image's own non-root ``USER`` or else uid/gid 65534 (never
 root; ``HOME=/tmp`` unless the env sets it); no host path is bound but the spec's mounts (never
-the data dir). Images are never pulled from a public registry: an image must exist on
-the host or carry a registry host in its reference (``127.0.0.1:5000/app:1``).
+the data dir; a disk folder's staging bind shows that folder only). Images are never pulled from a
+public registry: an image must exist on the host or carry a registry host in its reference
+(``127.0.0.1:5000/app:1``).
 
 A follower thread per container appends its stdout/stderr to
 ``<data_dir>/logs/<service>/<replica>.log`` (the local runtime's layout), so logs outlive
@@ -41,7 +49,14 @@ from docker.types import Mount as DockerMount
 from arkserve.errors import PermanentError, RuntimeUnavailable, TemporaryError
 from arkserve.logs import DEFAULT_MAX_BYTES, LogWriter, log_dir_for, log_path, parse_ts, rotate
 from arkserve.registry.progress import PullProgress
-from arkserve.runtimes.base import ReplicaInfo, ReplicaPhase, ReplicaSpec, checked_object_name, object_name
+from arkserve.runtimes.base import (
+    ReplicaInfo,
+    ReplicaPhase,
+    ReplicaSpec,
+    checked_object_name,
+    object_name,
+)
+from arkserve.runtimes.docker_mounts import Staging
 from arkserve.runtimes.follower import StreamFollower
 
 _PHASES = {"created": ReplicaPhase.CREATED, "running": ReplicaPhase.RUNNING, "paused": ReplicaPhase.RUNNING,
@@ -88,6 +103,8 @@ class DockerRuntime:
     def __init__(self, data_dir: Path, docker_url: str = "", *, instance: str = "", init: bool = True,
                  log_max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: int = 60) -> None:
         self.log_dir = log_dir_for(Path(data_dir))
+        self._staging = Staging(Path(data_dir))
+        self._name_locks: dict[str, threading.Lock] = {}
         self.url, self.instance, self.init, self.log_max_bytes = docker_url, instance, init, log_max_bytes
         self.timeout_s = timeout_s
         self._client: docker.DockerClient | None = None
@@ -104,6 +121,25 @@ class DockerRuntime:
                     self._client = (docker.DockerClient(base_url=self.url, timeout=self.timeout_s) if self.url
                                     else docker.from_env(timeout=self.timeout_s))
             return self._client
+
+    def _name_lock(self, name: str) -> threading.Lock:
+        """Held from staging a container's disk mounts until it exists (start), and while releasing them."""
+        with self._lock:
+            return self._name_locks.setdefault(name, threading.Lock())
+
+    def _release_orphans(self, names: set[str]) -> None:
+        """Unmount the staged disk folders of containers that are gone (removed behind the platform's back, or
+        while it was down); ``names``: the containers just listed."""
+        for name in self._staging.names():
+            lock = self._name_lock(name)
+            if name in names or not lock.acquire(blocking=False):  # busy: a start or a stop of it runs
+                continue
+            try:
+                if self._get(name) is None:
+                    with suppress(OSError):  # still busy: the next list() tries again
+                        self._staging.release(name)
+            finally:
+                lock.release()
 
     def _labels(self) -> list[str]:
         return ["ark.managed=1"] + ([f"ark.instance={self.instance}"] if self.instance else [])
@@ -220,8 +256,7 @@ class DockerRuntime:
             # never privileged; only the capabilities an app needs to drop root and bind low ports
             # (docs/security.md); no set-uid escalation; no host path but the spec's own mounts
             "privileged": False, "cap_drop": ["ALL"], "cap_add": list(KEPT_CAPABILITIES),
-            "security_opt": ["no-new-privileges"], "user": self._user(spec.image),
-            "mounts": [DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts]}
+            "security_opt": ["no-new-privileges"], "user": self._user(spec.image)}
         if spec.command.strip():
             kwargs.update(entrypoint=["/bin/sh", "-c"], command=[spec.command])
         if spec.cpus > 0:
@@ -234,19 +269,30 @@ class DockerRuntime:
         elif spec.gpus > 0:
             kwargs["device_requests"] = [DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])]
         rotate(log_path(self.log_dir, spec.service, spec.replica))
-        with _daemon(self.url):
-            if existing is not None:
-                existing.remove(force=True)
-            c = self.client.containers.create(spec.image, **kwargs)
+        with self._name_lock(name):
+            with _daemon(self.url):
+                if existing is not None:
+                    existing.remove(force=True)
+            # a disk folder: the platform's own bind of the folder it opened, never the user's path (docker_mounts)
+            sources = self._staging.bind(name, spec.mounts)
+            kwargs["mounts"] = [DockerMount(m.target, source, type="bind", read_only=m.read_only)
+                                for m, source in zip(spec.mounts, sources, strict=True)]
             try:
-                c.start()
-            except docker.errors.APIError as exc:
-                with suppress(docker.errors.APIError):
-                    c.remove(force=True)
-                if (spec.gpus > 0 or spec.gpu_indices) and "device driver" in str(exc.explanation):
-                    raise TemporaryError(f"insufficient GPUs: want {spec.gpus}, have 0 ({exc.explanation})",
-                                         code="InsufficientCapacity") from exc
+                with _daemon(self.url):
+                    c = self.client.containers.create(spec.image, **kwargs)
+                    try:
+                        c.start()
+                    except docker.errors.APIError as exc:
+                        with suppress(docker.errors.APIError):
+                            c.remove(force=True)
+                        if (spec.gpus > 0 or spec.gpu_indices) and "device driver" in str(exc.explanation):
+                            raise TemporaryError(f"insufficient GPUs: want {spec.gpus}, have 0 "
+                                                 f"({exc.explanation})", code="InsufficientCapacity") from exc
+                        raise
+            except BaseException:
+                self._staging.release(name)
                 raise
+        with _daemon(self.url):
             self._follow(c)
             for _ in range(50):  # the published port appears in the state shortly after start
                 c.reload()
@@ -257,8 +303,11 @@ class DockerRuntime:
         return info
 
     def stop(self, service: str, replica: str, grace_s: float = 10.0) -> None:
-        c = self._get(object_name(service, replica))
+        name = object_name(service, replica)
+        c = self._get(name)
         if c is None:
+            with self._name_lock(name):
+                self._staging.release(name)
             return
         with _daemon(self.url):
             with suppress(docker.errors.NotFound):
@@ -272,8 +321,11 @@ class DockerRuntime:
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # 409: removal already in progress
+                if exc.status_code != 409:  # 409: removal already in progress (list() releases its mounts)
                     raise
+                return
+        with self._name_lock(name):  # the container is gone: its staged disk folders go too
+            self._staging.release(name)
 
     def list(self) -> list[ReplicaInfo]:
         with _daemon(self.url):
@@ -283,6 +335,7 @@ class DockerRuntime:
             if "ark.service" in c.labels and "ark.replica" in c.labels:
                 self._follow(c)
                 out.append(self._info(c))
+        self._release_orphans({str(c.name) for c in found})
         return out
 
     def inspect(self, service: str, replica: str) -> ReplicaInfo | None:

@@ -197,19 +197,23 @@ class LocalRuntime:
             env = {**self._base_env, **spec.env, "PORT": str(port), "ARK_PORT": str(port),
                    "ARK_SERVICE": spec.service, "ARK_REPLICA": spec.replica, "ARK_REVISION": spec.revision,
                    "CUDA_VISIBLE_DEVICES": gpus}
-            argv = sandbox.command_line(self.policy, spec, app_dir)
-            if spec.mounts:
-                env["ARK_MODEL_DIR"] = (spec.mounts[0].target if argv[0] != "/bin/sh"
-                                        else str(Path(spec.mounts[0].source).resolve()))
-            stem, out = spool.open_spool(self.pump_dir, spec.service, spec.replica, old.spool if old else "")
-            try:
-                proc = subprocess.Popen(argv, cwd=app_dir, env=env,
-                                        stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
-            except OSError as exc:
-                spool.close_spool(self.pump_dir, stem)
-                raise TemporaryError(f"cannot start {spec.command!r}: {exc}") from exc
-            finally:
-                os.close(out)
+            # network-disk folders are opened here by descriptors and bwrap binds those (--bind-fd): never a path
+            # looked up again after the check, which a replica could have swapped for a link meanwhile
+            with sandbox.opened_mounts(spec.mounts) as fds:
+                argv = sandbox.command_line(self.policy, spec, app_dir, fds)
+                if spec.mounts:
+                    env["ARK_MODEL_DIR"] = (spec.mounts[0].target if argv[0] != "/bin/sh"
+                                            else str(Path(spec.mounts[0].source).resolve()))
+                stem, out = spool.open_spool(self.pump_dir, spec.service, spec.replica, old.spool if old else "")
+                try:
+                    proc = subprocess.Popen(argv, cwd=app_dir, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                            stderr=out, start_new_session=True,
+                                            pass_fds=tuple(fds.values()) if argv[0] != "/bin/sh" else ())
+                except OSError as exc:
+                    spool.close_spool(self.pump_dir, stem)
+                    raise TemporaryError(f"cannot start {spec.command!r}: {exc}") from exc
+                finally:
+                    os.close(out)
             adopt_child(proc)
             ps = proc_stat(proc.pid)
             st = _State(spec.service, spec.replica, spec.revision, proc.pid, port, time.time(),

@@ -6,7 +6,11 @@ A sandboxed replica gets its own mount, PID and IPC namespaces and sees only:
   the operator's extra ``runtime.sandbox_paths``;
 - its app directory, read-only, at the same path (the working directory);
 - its mounts (model-market versions, network-disk folders) at the paths the user chose, read-only unless
-  the mount says otherwise;
+  the mount says otherwise. A network-disk folder is bound by descriptor (``--bind-fd``/``--ro-bind-fd``):
+  :func:`opened_mounts` opens it from the disks directory component by component without following a link,
+  and bwrap binds exactly that folder, so a folder swapped for a link after the reconciler checked it (by a
+  replica with a writable mount of its parent) is refused, or the original is bound, never the link's
+  target;
 - a private ``/tmp`` (also ``HOME``), a fresh ``/proc`` and a minimal ``/dev`` (plus ``/dev/nvidia*`` on
   GPU hosts).
 The data directory (master key, store, logs, other users' apps and disks) is never in that view: a path
@@ -17,7 +21,8 @@ through ``setpriv`` inside the sandbox. The network is the host's: the app liste
 127.0.0.1 where the gateway reaches it (docs/security.md says what that allows).
 
 This module builds the command line (:func:`command_line`, which also refuses what cannot run
-confined) and probes whether ``bwrap`` works here; :mod:`arkserve.runtimes.local` runs it.
+confined) and probes whether ``bwrap`` works here; :mod:`arkserve.runtimes.local` runs it, with the
+descriptors of :func:`opened_mounts` passed on to bwrap.
 """
 
 from __future__ import annotations
@@ -28,13 +33,15 @@ import pwd
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from arkserve.errors import PermanentError
 from arkserve.runtimes import mount_owner
 from arkserve.runtimes.base import Mount, ReplicaSpec
+from arkserve.storage import paths
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
 SANDBOX_TMP = "/tmp"  # noqa: S108 - a fresh tmpfs inside the sandbox, private to the replica
@@ -145,15 +152,40 @@ def _base(policy: SandboxPolicy) -> tuple[tuple[str, ...], tuple[str, ...], froz
     return tuple(out), tuple(bound), frozenset(made)
 
 
-def argv(policy: SandboxPolicy, app_dir: Path, mounts: Sequence[Mount], command: str) -> list[str]:
-    """The full command line: ``bwrap …`` around ``/bin/sh -c COMMAND`` (run in ``app_dir``)."""
+@contextmanager
+def opened_mounts(mounts: Sequence[Mount]) -> Iterator[dict[int, int]]:
+    """The network-disk folders among ``mounts`` opened by descriptors (index in ``mounts`` -> descriptor),
+    closed when the block ends: keep it open across the spawn of bwrap (``pass_fds``). A folder that is a link
+    now, or gone, is refused (``BadPath``, ``NotFound``, ``Conflict``: permanent errors)."""
+    fds: dict[int, int] = {}
+    try:
+        for i, m in enumerate(mounts):
+            if m.disk_root:
+                fds[i] = paths.open_disk_folder(m.disk_root, m.source)[0]
+        yield fds
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def argv(policy: SandboxPolicy, app_dir: Path, mounts: Sequence[Mount], command: str,
+         fds: Mapping[int, int] | None = None) -> list[str]:
+    """The full command line: ``bwrap …`` around ``/bin/sh -c COMMAND`` (run in ``app_dir``). ``fds``: the
+    descriptors of the network-disk mounts (:func:`opened_mounts`), bound by descriptor; the other mounts
+    (platform-owned: the model cache) are bound by path."""
     base, bound_base, made_base = _base(policy)
     out, bound, made = list(base), list(bound_base), set(made_base)
     app = str(Path(app_dir).resolve())
     out += [*_parents(app, bound, made), "--ro-bind", app, app]
-    for m in mounts:
-        out += [*_parents(m.target, bound, made), "--ro-bind" if m.read_only else "--bind",
-                str(Path(m.source).resolve()), m.target]
+    for i, m in enumerate(mounts):
+        out += _parents(m.target, bound, made)
+        if m.disk_root:  # never by path: what is there now may be a link planted since the check
+            fd = (fds or {}).get(i)
+            if fd is None:
+                raise ValueError(f"network-disk mount {m.target} without its descriptor (sandbox.opened_mounts)")
+            out += ["--ro-bind-fd" if m.read_only else "--bind-fd", str(fd), m.target]
+        else:
+            out += ["--ro-bind" if m.read_only else "--bind", str(Path(m.source).resolve()), m.target]
     out += ["--chdir", app, "--setenv", "HOME", SANDBOX_TMP]
     if policy.uid is not None:
         setpriv = _which("setpriv") or "/usr/bin/setpriv"
@@ -164,8 +196,10 @@ def argv(policy: SandboxPolicy, app_dir: Path, mounts: Sequence[Mount], command:
     return [*out, "/bin/sh", "-c", command]
 
 
-def command_line(policy: SandboxPolicy, spec: ReplicaSpec, app_dir: Path) -> list[str]:
-    """The sandboxed command line; unconfined only for trusted (admin) replicas where bwrap cannot run."""
+def command_line(policy: SandboxPolicy, spec: ReplicaSpec, app_dir: Path,
+                 fds: Mapping[int, int] | None = None) -> list[str]:
+    """The sandboxed command line; unconfined only for trusted (admin) replicas where bwrap cannot run (no
+    mount at all then: the app is told the source path). ``fds``: :func:`opened_mounts` of ``spec.mounts``."""
     reason = unavailable()
     if reason:
         if not spec.trusted:
@@ -180,4 +214,4 @@ def command_line(policy: SandboxPolicy, spec: ReplicaSpec, app_dir: Path) -> lis
         for m in spec.mounts:  # a writable disk folder belongs to the uid the replica runs as
             if not m.read_only:
                 mount_owner.hand_over(Path(m.source), policy.data_dir, policy.uid, policy.gid)
-    return argv(policy, app_dir, spec.mounts, spec.command)
+    return argv(policy, app_dir, spec.mounts, spec.command, fds)

@@ -16,6 +16,7 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import PurePosixPath
 
 from arkserve.errors import Conflict, NotFound, PermanentError
 
@@ -193,3 +194,26 @@ def _push(stack: list[tuple[int, Parts, Iterator[str]]], fd: int, parts: Parts) 
     except BaseException:
         os.close(fd)
         raise
+
+
+def open_disk_folder(disks_root: str | os.PathLike[str], source: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """The folder ``source`` of the network disk, opened by descriptors for a replica to mount: its descriptor
+    (``O_DIRECTORY``, close-on-exec; the caller closes it), ``st_dev`` and ``st_ino``.
+
+    ``source`` is an absolute path under ``disks_root`` (``<data_dir>/disks``, resolved: a platform directory
+    no user can change); ``<user>/...`` below it is opened component by component with ``O_NOFOLLOW``
+    (:func:`open_dir`), so the descriptor is a folder inside that user's disk by construction, whatever links
+    a replica has planted since the path was checked (``LinkRefused`` for a link on the way, ``NotFound``,
+    ``Conflict`` for a file). Mounting the descriptor (``bwrap --bind-fd``, ``mount(2)`` on
+    ``/proc/self/fd/N``) mounts that very folder: no path is looked up again."""
+    try:
+        rel = PurePosixPath(os.fspath(source)).relative_to(PurePosixPath(os.fspath(disks_root)))
+    except ValueError:
+        raise BadPath(f'"{source}" is not a folder of the network disk') from None
+    parts = split(rel.as_posix()) if rel.parts else ()
+    if not parts or parts[0].startswith("."):  # the disks directory itself, .staging, .trash: no user's disk
+        raise BadPath(f'"{source}" is not a folder of a user\'s network disk')
+    with opened_root(disks_root) as root_fd:
+        fd = open_dir(root_fd, parts)
+    st = os.fstat(fd)
+    return fd, st.st_dev, st.st_ino

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -185,3 +186,52 @@ def test_a_writable_disk_mount_on_the_local_runtime_as_root(local_cluster: Clust
     assert outside.stat().st_uid == os.getuid()  # the link was not followed
     if os.geteuid() == 0:
         assert report["uid"] != 0 and (out / "result.txt").stat().st_uid == report["uid"]
+
+
+# the local app for the swap tests: lists its /data (and says whether it could write there)
+LIST_APP = '''
+import json, os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+body = json.dumps({"data": sorted(os.listdir("/data"))}).encode()
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+'''
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_disk_folder_swapped_for_a_link_before_the_sandbox_binds_it_is_not_followed(
+        local_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, legacy: bool) -> None:
+    """Another replica of the user with ``datasets`` mounted read-write swaps ``datasets/flowers`` for a link
+    to the host's ``/`` (here: a folder with a marker) after the reconciler built the spec (the check) and
+    opened the folder, just as bwrap is spawned: the replica sees the folder that was checked, never the
+    link's target (bwrap binds the descriptor; a path-based bind showed the marker, writable with ``:rw``)."""
+    c = local_cluster
+    flowers = c.data_dir / "disks" / "owner" / "datasets" / "flowers"
+    flowers.mkdir(parents=True)
+    (flowers / "in.txt").write_text("a flower dataset")
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "marker.txt").write_text("the host's")
+    popen = subprocess.Popen
+
+    def swap_then_popen(argv: list[str], *args: Any, **kwargs: Any) -> Any:
+        if argv[0].endswith("bwrap") and "/data" in argv and not flowers.is_symlink():
+            os.rename(flowers, flowers.with_name("flowers.orig"))
+            os.symlink(host, flowers)
+        return popen(argv, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", swap_then_popen)
+    (c.app_dir / "list_app.py").write_text(LIST_APP)
+    disk = {"source": "disk", "ref": "/datasets/flowers", "mount_path": "/data"}
+    where: dict[str, Any] = {"model": disk} if legacy else {"mounts": [{**disk, "read_only": False}]}
+    full = c.spec(**where, command=f"{sys.executable} list_app.py", health_path=None)
+    with c.store.begin() as conn:
+        full = resolve(conn, c.data_dir, user_store.get_by_id(conn, c.owner_id), full)
+        service_store.create(conn, "swap", c.owner_id, full, 1, None)
+    c.wait("ready", lambda: len(c.ready("swap")) == 1, timeout=30)
+    assert json.loads(_get(c.ready("swap")[0])) == {"data": ["in.txt"]}
+    assert flowers.is_symlink()  # the swap happened
