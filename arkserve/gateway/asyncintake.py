@@ -38,7 +38,7 @@ ID_RE = re.compile(rb"^/async/(ar_[0-9a-f]{32})(/result)?$")
 _NOT_STORED = HOP_BY_HOP | {b"host", b"authorization", b"date", b"x-ark-content-sha256", b"content-length",
                             b"expect", b"x-request-id", b"x-forwarded-for", b"x-forwarded-proto",
                             b"x-ark-access-key", b"x-ark-async", b"x-ark-callback-url", b"x-ark-internal",
-                            b"x-ark-internal-key"}
+                            b"x-ark-internal-key", b"forwarded", b"x-real-ip", b"x-forwarded-host"}
 
 
 class AsyncQueue(Protocol):
@@ -97,7 +97,11 @@ def classify(queue: AsyncQueue, method: bytes, url: bytes, flag: bytes | None, c
         why = queue.check_callback(cb)
         if why is not None:
             return HttpError(400, "BadCallbackUrl", why)
-    kept = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in headers if n.lower() not in _NOT_STORED]
+    # what the gateway forwards of a request (request.py): not the headers its Connection header names, nor a
+    # name with "_" (read as "-" by CGI/WSGI servers)
+    named = {t.strip().lower() for n, v in headers if n.lower() == b"connection" for t in v.split(b",")}
+    kept = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in headers
+            if n.lower() not in _NOT_STORED and n.lower() not in named and b"_" not in n]
     return AsyncRequest("submit", new_id(), path, cb, kept, base)
 
 

@@ -53,8 +53,10 @@ class ClientConnection:
         self.write_paused = False
         self.state = IDLE
         self.deadline = INF
+        # bytes read while a head is incomplete (the 431 check while reading): in HEADERS, or in BODY after a chunk
+        # header with no data behind it yet, where the last chunk's trailer section may be under way
         self.hdr_bytes = 0
-        self.hdr_size = 0  # request line and header bytes as parsed (the 431 check)
+        self.hdr_size = 0  # request line, header and trailer bytes as parsed (the 431 check)
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.reading: Exchange | None = None
@@ -96,6 +98,8 @@ class ClientConnection:
             if n >= _SPLIT and isinstance(data, bytes) and self._split(data):
                 return
             self.hdr_bytes += n
+        elif self.hdr_bytes:  # after a chunk header (on_chunk_header): maybe trailers, counted like a head
+            self.hdr_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:  # an Upgrade request was parsed: no more HTTP on here
@@ -118,9 +122,8 @@ class ClientConnection:
             return
         if self.left:
             self._take()
-        elif self.state == HEADERS and self.hdr_bytes > self.core.config.max_header_bytes:
-            self.fatal_error(HttpError(431, "HeadersTooLarge", "request line and headers exceed "
-                                       f"{self.core.config.max_header_bytes} bytes"))
+        elif self.hdr_bytes and self.state <= BODY and self.hdr_bytes > self.core.config.max_header_bytes:
+            self.fatal_error(self._too_large())
 
     def _split(self, data: bytes) -> bool:
         """A large read that may start with a request head: parse up to the first blank line alone, so that a body
@@ -202,14 +205,20 @@ class ClientConnection:
         self.hdr_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
         self.hdr_size += len(name) + len(value) + 4
+        if self.state == HEADERS:
+            self.headers.append((name, value))
+        elif self.hdr_size > self.core.config.max_header_bytes:  # a trailer: never forwarded, only counted
+            raise self._too_large()
+
+    def _too_large(self) -> HttpError:
+        what = "request line, headers and trailers" if self.state == BODY else "request line and headers"
+        return HttpError(431, "HeadersTooLarge", f"{what} exceed {self.core.config.max_header_bytes} bytes")
 
     def on_headers_complete(self) -> None:
         self.hdr_bytes = 0
         if self.hdr_size > self.core.config.max_header_bytes:
-            raise HttpError(431, "HeadersTooLarge", "request line and headers exceed "
-                            f"{self.core.config.max_header_bytes} bytes")
+            raise self._too_large()
         ex = build_exchange(self)
         self.reading = ex
         if ex.cl > 0 or ex.chunked:
@@ -225,7 +234,13 @@ class ClientConnection:
         elif len(self.pipeline) >= _MAX_PIPELINE:
             self.pause(PAUSE_BUFFER)
 
+    def on_chunk_header(self) -> None:
+        """A chunk's size line was parsed. The chunk may be the last one (size 0), which a trailer section follows
+        until a blank line: until data comes (on_body), bytes read count towards the head's limit (data_received)."""
+        self.hdr_bytes = 1
+
     def on_body(self, body: bytes) -> None:  # a chunked body, or one that does not bypass the parser (left)
+        self.hdr_bytes = 0
         self.deadline = self.core.clock + self.core.config.body_timeout_s
         self.reading.feed_body(body)  # type: ignore[union-attr]
 

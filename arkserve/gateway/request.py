@@ -29,15 +29,23 @@ from arkserve.gateway.http import HOP_BY_HOP, HttpError, host_port, host_service
 if TYPE_CHECKING:
     from arkserve.gateway.proxy import ClientConnection
 
-HOST, AUTHZ, DATE, CHASH, CLEN, TENC, RID, EXPECT, XFF, UPGRADE, DROP = range(11)
+HOST, AUTHZ, DATE, CHASH, CLEN, TENC, RID, EXPECT, XFF, UPGRADE, FWD, CONN, DROP = range(13)
+# FWD: what a client says about earlier hops, believed (forwarded as is) only with trust_forwarded, like its
+# X-Forwarded-For; CONN: the Connection header, whose tokens name more hop-by-hop headers (_strip_named)
 _CODES = {b"host": HOST, b"authorization": AUTHZ, b"date": DATE, b"x-ark-content-sha256": CHASH,
           b"content-length": CLEN, b"transfer-encoding": TENC, b"x-request-id": RID, b"expect": EXPECT,
-          b"x-forwarded-for": XFF, b"upgrade": UPGRADE, b"x-forwarded-proto": DROP, b"x-ark-access-key": DROP}
+          b"x-forwarded-for": XFF, b"upgrade": UPGRADE, b"x-forwarded-proto": DROP, b"x-ark-access-key": DROP,
+          b"forwarded": FWD, b"x-real-ip": FWD, b"x-forwarded-host": FWD, b"connection": CONN}
 _CODES.update({n: DROP for n in HOP_BY_HOP if n not in _CODES})
 # the spellings clients send, looked up as received before paying for a lower(); PASS: forwarded as is
 PASS = DROP + 1
 _CODES.update({b"-".join(w.capitalize() for w in n.split(b"-")): c for n, c in list(_CODES.items())})
 _CODES[b"X-Ark-Content-SHA256"] = CHASH
+_CODES[b"X-Real-IP"] = FWD
+# Connection values that name no header beyond the hop-by-hop ones every request loses anyway (Upgrade is set
+# again for a handshake): the common ones skip _strip_named
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"upgrade", b"keep-alive, upgrade", b"upgrade, keep-alive"})
+_NOT_NAMED = frozenset({b"", b"keep-alive", b"close", b"upgrade", b"host"})  # never stripped by _strip_named
 _CODES.update({n: PASS for n in (b"user-agent", b"User-Agent", b"accept", b"Accept", b"content-type",
                                  b"Content-Type", b"accept-encoding", b"Accept-Encoding")})
 _NAMES = {AUTHZ: "authorization", DATE: "date", CHASH: "x-ark-content-sha256"}
@@ -62,11 +70,18 @@ def build_exchange(conn: ClientConnection) -> Exchange:
     asyncs: dict[int, bytes] | None = None
     err: HttpError | None = None
     codes = _CODES
+    connection: bytes | None = None  # the Connection header's value(s)
     for name, value in conn.headers:
         code = codes.get(name)
         if code is None:
             code = codes.get(name.lower())
-        if code is None or code == PASS:
+            if code is None:
+                # a name with "_" is dropped (nginx's underscores_in_headers off): CGI/WSGI servers read "_" as
+                # "-", so X_Ark_Access_Key would reach the app as the X-Ark-Access-Key the gateway sets
+                if b"_" not in name:
+                    head += (name, b": ", value, b"\r\n")
+                continue
+        if code == PASS:
             head += (name, b": ", value, b"\r\n")
         elif code == HOST:
             if host is not None:
@@ -81,8 +96,8 @@ def build_exchange(conn: ClientConnection) -> Exchange:
                 head += (name, b": ", value, b"\r\n")
         elif code == CLEN:
             cl = int(value)
-        elif code == TENC:
-            te = value
+        elif code == TENC:  # two headers are one list: "gzip" then "chunked" is refused like "gzip, chunked"
+            te = value if te is None else te + b", " + value
         elif code == RID:
             rid = value
         elif code == EXPECT:
@@ -95,8 +110,15 @@ def build_exchange(conn: ClientConnection) -> Exchange:
             if asyncs is None:
                 asyncs = {}
             asyncs[code] = value
+        elif code == FWD:
+            if core.config.trust_forwarded:
+                head += (name, b": ", value, b"\r\n")
         else:
             dropped = True
+            if code == CONN:
+                connection = value if connection is None else connection + b"," + value
+    if connection is not None and connection.lower() not in _PLAIN_CONNECTION:
+        _strip_named(head, connection)
     rid_b = request_id(rid)
     chunked = te is not None
     if chunked and te.strip().lower() != b"chunked":  # type: ignore[union-attr]
@@ -143,6 +165,14 @@ def build_exchange(conn: ClientConnection) -> Exchange:
             err = _async(ex, asyncs or {}, has_body, cl)
     ex.error = err
     return ex
+
+
+def _strip_named(head: list[bytes], connection: bytes) -> None:
+    """Drop the forwarded headers the client's Connection header names (hop-by-hop, RFC 9110 7.6.1), Host
+    excepted. ``head`` holds the request line's 4 pieces, then 4 pieces per header forwarded so far."""
+    named = {t.strip().lower() for t in connection.split(b",")} - _NOT_NAMED
+    if named:
+        head[4:] = [p for i in range(4, len(head), 4) if head[i].lower() not in named for p in head[i:i + 4]]
 
 
 def _internal(ex: Exchange, ak_b: bytes) -> HttpError | None:

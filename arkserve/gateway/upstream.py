@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import httptools
 
@@ -18,6 +18,11 @@ from arkserve.gateway.http import HttpError, after_upgrade
 if TYPE_CHECKING:
     from arkserve.gateway.exchange import Exchange
     from arkserve.gateway.tunnel import Tunnel
+
+# The most a replica's response head (status line and headers) may take: beyond it the connection is closed and the
+# client gets 502 UpstreamError, as nginx answers "upstream sent too big header" (its limit, proxy_buffer_size, is
+# 4-8 KiB); the limit of a request head is GatewayConfig.max_header_bytes (64 KiB too by default).
+MAX_RESPONSE_HEAD: Final = 64 * 1024
 
 
 class UpstreamConnection:
@@ -32,6 +37,7 @@ class UpstreamConnection:
         self.closed = False
         self.idle_since = 0.0
         self.hbuf = b""  # raw bytes of the response head being read (no per-header callbacks)
+        self.hmore: bytearray | None = None  # a head that spans reads grows here instead (_more_head)
         self.in_head = True
         self.skip = False
         self.paused = False  # our writes to it are paused (its receive buffer is full)
@@ -48,12 +54,19 @@ class UpstreamConnection:
             self.close()
             return
         if self.in_head:
-            self.hbuf += data
+            if self.hbuf or self.hmore is not None:
+                if not self._more_head(ex, data):
+                    return
+            else:
+                self.hbuf = data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self.close()
-            ex.upstream_lost(exc)
+            if isinstance(exc.__context__, HttpError):  # raised by on_headers_complete: not a reason to resend
+                ex.fail(exc.__context__)
+            else:
+                ex.upstream_lost(exc)
             return
         except httptools.HttpParserUpgrade as exc:  # after a 101: the rest is the tunnel's
             if self.tunnel is not None:
@@ -88,10 +101,32 @@ class UpstreamConnection:
         if self.ex is not None:
             self.ex.upstream_resumed()
 
+    def _more_head(self, ex: Exchange, data: bytes) -> bool:
+        """A response head that spans reads (rare): grown in place rather than copied whole per read, and bounded
+        (what it holds before this read is head only). False: too large, the connection closed, the client told."""
+        more = self.hmore
+        if more is None:
+            more = self.hmore = bytearray(self.hbuf)
+            self.hbuf = b""
+        elif len(more) > MAX_RESPONSE_HEAD:
+            self._too_large(ex)
+            return False
+        more += data
+        return True
+
+    def _too_large(self, ex: Exchange) -> None:
+        self.close()
+        ex.fail(_head_too_large())
+
     # httptools (no on_status/on_header: the head is taken raw from hbuf)
     def on_headers_complete(self) -> None:
         buf = self.hbuf
+        if self.hmore is not None:
+            buf = bytes(self.hmore)
+            self.hmore = None
         end = buf.find(b"\r\n\r\n")
+        if end > MAX_RESPONSE_HEAD:
+            raise _head_too_large()  # data_received fails the exchange
         status = self.parser.get_status_code()
         if status == 101 and self.parser.should_upgrade():
             self.in_head = False
@@ -142,6 +177,10 @@ class UpstreamConnection:
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _head_too_large() -> HttpError:
+    return HttpError(502, "UpstreamError", f"the replica's response head exceeds {MAX_RESPONSE_HEAD} bytes")
 
 
 class UpstreamPool:

@@ -25,3 +25,13 @@ def test_the_depth_gauge_is_declared_at_once_and_read_without_waiting_a_period(s
             time.sleep(0.02)
     finally:
         queue.close()
+
+
+def test_a_stored_request_keeps_what_the_gateway_would_forward() -> None:
+    from arkserve.gateway.asyncintake import AsyncRequest, classify
+
+    headers = [(b"Host", b"h"), (b"Connection", b"keep-alive, X-Secret-Hop"), (b"X-Secret-Hop", b"1"),
+               (b"X_Ark_Access_Key", b"AKFORGED"), (b"Forwarded", b"for=10.0.0.1"), (b"X-Real-IP", b"10.0.0.1"),
+               (b"X-Forwarded-Host", b"admin.internal"), (b"X-Test", b"kept")]
+    req = classify(None, b"POST", b"/async/p", None, None, headers, False)  # type: ignore[arg-type]
+    assert isinstance(req, AsyncRequest) and req.headers == [["X-Test", "kept"]]

@@ -39,7 +39,10 @@ class _Handler(BaseHTTPRequestHandler):
         n = 0
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
             while True:
-                size = int(self.rfile.readline().split(b";")[0], 16)
+                line = self.rfile.readline()
+                if not line:  # the gateway cut the body (an error answered to its client)
+                    raise ConnectionResetError("the request body ended early")
+                size = int(line.split(b";")[0], 16)
                 if size == 0:
                     self.rfile.readline()
                     break

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway.harness import route, snapshot
+from arkserve.domain.routing import Upstream
+from tests.gateway.harness import RawReplica, read_answers, route, snapshot
 from tests.live import free_port
 
 
@@ -64,6 +65,15 @@ CASES = [
     ("many_headers", b"GET / HTTP/1.1\r\n" + H + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 60) for i in range(2000))
      + b"\r\n", 431, "HeadersTooLarge"),
     ("body_too_large", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 2000000\r\n\r\n", 413, "PayloadTooLarge"),
+    # two Transfer-Encoding headers are one list (RFC 9112 6.1): "gzip" then "chunked" is "gzip, chunked"
+    ("two_te", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+     400, "BadRequest"),
+    # trailers (after the last chunk) count with the head against max_header_bytes (64 KiB): many lines, and one
+    # line that never ends (llhttp's wrapper would collect it in memory until it did)
+    ("many_trailers", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+     + b"".join(b"X-T%d: %s\r\n" % (i, b"v" * 60) for i in range(2000)) + b"\r\n", 431, "HeadersTooLarge"),
+    ("endless_trailer", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+     + b"X-T: " + b"v" * 300_000, 431, "HeadersTooLarge"),
 ]
 
 
@@ -189,3 +199,90 @@ def test_expect_100_continue(open_gateway: Any) -> None:
         while not out.endswith(b"}"):
             out += s.recv(65536)
     assert out.startswith(b"HTTP/1.1 200") and b'"length": 5' in out
+
+
+def test_trailers_are_dropped_and_the_connection_goes_on(open_gateway: Any) -> None:
+    """Small trailers pass the limit but are not forwarded (the replica gets its own last chunk, with none); the
+    connection serves the next request. A chunk whose data comes in a later read, larger than the head limit, is
+    body, not trailers; so is a body of many tiny chunks."""
+    port = open_gateway.port
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"POST /t HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+                  b"X-Trailer: 1\r\nX-Other: 2\r\n\r\n")
+        s.sendall(b"POST /big-chunk HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % 200_000)
+        time.sleep(0.2)  # the gateway has read the chunk's size line alone
+        s.sendall(b"z" * 200_000 + b"\r\n0\r\n\r\n")
+        s.sendall(b"POST /tiny-chunks HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+                  + b"1\r\nz\r\n" * 30_000 + b"0\r\n\r\n")
+        s.sendall(b"GET /after HTTP/1.1\r\n" + H + b"\r\n")
+        answers = read_answers(s, 4)
+    assert [status for status, _ in answers] == [200] * 4, answers
+    infos = [json.loads(body) for _, body in answers]
+    assert [(i["path"], i["length"]) for i in infos] == [("/t", 3), ("/big-chunk", 200_000),
+                                                       ("/tiny-chunks", 30_000), ("/after", 0)]
+    assert "x-trailer" not in infos[0]["headers"] and "x-other" not in infos[0]["headers"]
+
+
+class HugeHeadReplica(RawReplica):
+    """Answers each request with a response head of ``size`` bytes, written in ``piece``-byte writes (then, if
+    still connected, a 2-byte body); ``requests`` counts the requests it read, ``cut`` whether its writes failed
+    (the gateway closed the connection)."""
+
+    def __init__(self, size: int, piece: int) -> None:
+        self.size, self.piece = size, piece
+        self.requests = 0
+        self.cut = False
+        super().__init__()
+
+    def serve(self, conn: socket.socket) -> None:
+        with conn:
+            if self.read_head(conn, b"") is None:
+                return
+            self.requests += 1
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            line = b"X-H: " + b"v" * 90 + b"\r\n"
+            head = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n" + line * ((self.size - 40) // len(line)) + b"\r\n"
+            try:
+                for i in range(0, len(head), self.piece):
+                    conn.sendall(head[i:i + self.piece])
+                    if self.piece < 65536:
+                        time.sleep(0.0005)
+                conn.sendall(b"ok")
+                time.sleep(0.5)
+            except OSError:
+                self.cut = True
+
+
+@pytest.mark.parametrize(("size", "piece"), [(10_000_000, 65536), (100_000, 1_000_000), (100_000, 1000)],
+                         ids=["endless", "one_write", "trickled"])
+def test_a_response_head_over_64k_is_a_502(gateway: Any, size: int, piece: int) -> None:
+    """A replica's response head beyond 64 KiB is not collected: the upstream connection is closed and the client
+    gets 502 UpstreamError at once, without a retry on another connection (a GET would otherwise be sent again)."""
+    rep = HugeHeadReplica(size, piece)
+    port = free_port()
+    gateway(snapshot(1, route("open", [Upstream("r", "127.0.0.1", rep.port)], port, auth=False)))
+    try:
+        t0 = time.monotonic()
+        raw = exchange(port, b"GET /h HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
+        assert status_and_code(raw) == (502, "UpstreamError")
+        assert "response head exceeds 65536 bytes" in json.loads(raw.partition(b"\r\n\r\n")[2])["message"]
+        assert time.monotonic() - t0 < 3
+        assert rep.requests == 1
+        deadline = time.monotonic() + 5
+        while size > 1_000_000 and not rep.cut and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert rep.cut or size < 1_000_000  # its connection closed long before 10 MB
+    finally:
+        rep.close()
+
+
+def test_a_response_head_under_64k_in_many_reads_passes(gateway: Any) -> None:
+    rep = HugeHeadReplica(60_000, 700)
+    port = free_port()
+    gateway(snapshot(1, route("open", [Upstream("r", "127.0.0.1", rep.port)], port, auth=False)))
+    try:
+        raw = exchange(port, b"GET /h HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and head.count(b"\r\nX-H: ") > 500 and body == b"ok"
+    finally:
+        rep.close()
