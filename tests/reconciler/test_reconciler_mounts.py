@@ -29,6 +29,16 @@ __all__ = ["docker_daemon"]
 MOUNTS = [{"source": "model", "ref": "flowers-resnet34@1", "mount_path": "/ark/models"},
           {"source": "disk", "ref": "/datasets/flowers", "mount_path": "/data"}]
 
+# the end of each local app below: serve its ``report`` as JSON on $PORT
+SERVE_REPORT = '''body = json.dumps(report).encode()
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+'''
+
 # the local app: reads both mounts, tries to write into the model mount, serves what happened
 LOCAL_APP = '''
 import json, os
@@ -42,14 +52,7 @@ def attempt():
         return "refused: " + exc.strerror
 report = {"model": open("/ark/models/weights.txt").read(), "classes": open("/ark/models/sub/classes.json").read(),
           "data": open("/data/in.txt").read(), "model_write": attempt(), "model_dir": os.environ.get("ARK_MODEL_DIR")}
-body = json.dumps(report).encode()
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-'''
+''' + SERVE_REPORT
 
 # the docker app (busybox): the same, as files served by httpd
 DOCKER_APP = ("mkdir -p /tmp/www; cat /ark/models/weights.txt > /tmp/www/model; cat /data/in.txt > /tmp/www/data; "
@@ -152,14 +155,8 @@ def attempt():
         return "wrote"
     except OSError as exc:
         return "refused: " + exc.strerror
-body = json.dumps({"write": attempt(), "uid": os.getuid()}).encode()
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-'''
+report = {"write": attempt(), "uid": os.getuid()}
+''' + SERVE_REPORT
 
 
 def test_a_writable_disk_mount_on_the_local_runtime_as_root(local_cluster: Cluster, tmp_path: Path) -> None:
@@ -192,14 +189,8 @@ def test_a_writable_disk_mount_on_the_local_runtime_as_root(local_cluster: Clust
 LIST_APP = '''
 import json, os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-body = json.dumps({"data": sorted(os.listdir("/data"))}).encode()
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-'''
+report = {"data": sorted(os.listdir("/data"))}
+''' + SERVE_REPORT
 
 
 @pytest.mark.parametrize("legacy", [False, True])
