@@ -246,7 +246,7 @@ def test_logs_survive_restarts_and_the_previous_run_is_readable(cluster: Cluster
     assert any(t.startswith("listening on") for t in current) and "GET /" not in current
     cluster.delete("svc")
     cluster.wait("gone", lambda: cluster.service("svc") is None, timeout=20)
-    assert read_logs(log_dir, "svc", first.id)  # kept after deletion
+    assert not read_logs(log_dir, "svc", first.id) and not (log_dir / "svc").exists()  # deleted with the service
 
 
 def test_a_model_from_the_network_disk_reaches_the_replica(cluster: Cluster) -> None:
