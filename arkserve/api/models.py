@@ -8,11 +8,8 @@ naming the service.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
 import tempfile
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -157,17 +154,6 @@ def _room(ctx: Any, caller: Principal, adding: int = 0, conn: Any = None) -> int
     return limit - used
 
 
-def _folder_bytes(folder: Path) -> int:
-    """The sizes of the regular files under ``folder`` (links not followed): the quota's first look."""
-    total = 0
-    for top, _dirs, names in os.walk(folder):
-        for n in names:
-            with contextlib.suppress(OSError):
-                st = os.lstat(os.path.join(top, n))
-                total += st.st_size if stat.S_ISREG(st.st_mode) else 0
-    return total
-
-
 def _record(ctx: Any, caller: Principal, name: str, version: str, card: dict[str, Any],
             manifest: market.Manifest) -> ModelOut:
     digest = market.manifest_digest(manifest)
@@ -196,8 +182,9 @@ def publish_from_disk(name: str, version: str, body: ModelPublishDisk, caller: C
     card = _card(body, caller)
     _prepare(ctx, caller, name, version)
     folder = market.disk_folder(ctx.settings.data_dir, caller.user.username, body.disk_path)
-    _room(ctx, caller, _folder_bytes(folder))  # what it holds now: refused before a byte is copied
-    manifest = market.publish_dir(market.BlobStore(ctx.settings.data_dir), folder)
+    blobs = market.BlobStore(ctx.settings.data_dir)
+    _room(ctx, caller, market.folder_bytes(blobs, folder))  # what it holds now: refused before a byte is copied
+    manifest = market.publish_dir(blobs, folder)
     return _record(ctx, caller, name, version, card, manifest)
 
 

@@ -161,8 +161,6 @@ def publish_dir(blobs: BlobStore, folder: Path) -> Manifest:
     ``O_NOFOLLOW`` relative to its folder's descriptor, so a folder swapped for a link while it is read
     (by a replica with a ``:rw`` mount) is refused, never followed. A folder of the network disk is
     opened the same way from ``<data_dir>/disks``."""
-    if not folder.is_dir():
-        raise PermanentError(f"{folder.name or folder}: not a folder", code="NotAFolder")
     files: dict[str, dict[str, Any]] = {}
     with _opened_folder(blobs, folder) as top:
         rel = ""
@@ -179,6 +177,13 @@ def publish_dir(blobs: BlobStore, folder: Path) -> Manifest:
     return _finish(files)
 
 
+def folder_bytes(blobs: BlobStore, folder: Path) -> int:
+    """What the regular files under ``folder`` hold, walked as :func:`publish_dir` walks it (links never
+    followed): the quota's look before a byte is copied."""
+    with _opened_folder(blobs, folder) as top:
+        return sum(st.st_size for _parent, _parts, st in paths.walk(top, strict=False) if stat.S_ISREG(st.st_mode))
+
+
 def _link_refused(rel: str) -> PermanentError:
     return PermanentError(f"{rel}: symbolic links cannot be published", code="SymlinkRefused")
 
@@ -187,6 +192,8 @@ def _link_refused(rel: str) -> PermanentError:
 def _opened_folder(blobs: BlobStore, folder: Path) -> Iterator[int]:
     """A descriptor of ``folder``: from ``<data_dir>/disks`` component by component (``O_NOFOLLOW``) for a
     folder of the network disk, else ``folder`` itself (its last component not followed)."""
+    if not folder.is_dir():
+        raise PermanentError(f"{folder.name or folder}: not a folder", code="NotAFolder")
     disks = disk.disks_dir(blobs.data_dir)
     anchor = disks if folder.is_relative_to(disks) else folder.parent
     with paths.opened_root(anchor) as afd, paths.opened_dir(afd, folder.relative_to(anchor).parts) as fd:
