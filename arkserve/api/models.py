@@ -8,6 +8,7 @@ naming the service.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from typing import Any
@@ -141,11 +142,8 @@ def _room(ctx: Any, caller: Principal, adding: int = 0, conn: Any = None) -> int
     if caller.user.is_admin:
         return None
     limit = int(ctx.settings.disk.model_quota_gib * 1024**3)
-    if conn is None:
-        with ctx.store.read() as c:
-            used = model_store.owned_bytes(c, caller.user.id)
-    else:
-        used = model_store.owned_bytes(conn, caller.user.id)
+    with contextlib.nullcontext(conn) if conn is not None else ctx.store.read() as c:
+        used = model_store.owned_bytes(c, caller.user.id)
     if used + adding > limit or used >= limit:
         raise ModelQuotaExceeded(f"model market quota exceeded: {used} of {limit} bytes used by your models, and "
                                  f"this version holds {adding or 'more'}; delete versions you no longer need, or "
@@ -158,11 +156,9 @@ def _record(ctx: Any, caller: Principal, name: str, version: str, card: dict[str
             manifest: market.Manifest) -> ModelOut:
     digest = market.manifest_digest(manifest)
     with ctx.store.begin() as conn:
-        try:  # in the transaction that adds the version: two publishes at once cannot pass it together
-            _room(ctx, caller, sum(int(f["size"]) for f in manifest) or 1, conn)
-        except ModelQuotaExceeded:
-            _collect(ctx)  # the blobs this version stored, unless another version holds them
-            raise
+        # in the transaction that adds the version: two publishes at once cannot pass it together; the files a
+        # refused one stored are young, so only the reconciler's hourly prune removes them (past the grace)
+        _room(ctx, caller, sum(int(f["size"]) for f in manifest) or 1, conn)
         m = model_store.find(conn, name)
         if m is None:
             card.setdefault("description", market.readme(market.BlobStore(ctx.settings.data_dir), manifest))
