@@ -141,6 +141,12 @@ class RuntimeSettings:
     kube_shared_root: str = _setting("", "Kubernetes runtime: where that claim's root is mounted in the reconciler "
                                      "(a mount's source must lie under it). Empty: the data dir.",
                                      "ARKSERVE_KUBE_SHARED_ROOT")
+    kube_rw_mounts: bool = _setting(False, "Kubernetes runtime: allow read-write network-disk mounts. Off by "
+                                    "default: the kubelet resolves a subPath's links before it binds it, so a "
+                                    "replica that can write a folder could point another replica's mount at any "
+                                    "folder on the claim, another user's included (docs/kubernetes.md). Turn on "
+                                    "only where every user of the platform is trusted.",
+                                    "ARKSERVE_KUBE_RW_MOUNTS")
     kube_start_timeout_s: float = _setting(600.0, "Kubernetes runtime: how long a new Pod may take to run (image "
                                            "pull included) before it is removed and retried, seconds.",
                                            "ARKSERVE_KUBE_START_TIMEOUT_S")

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from arkserve.errors import Forbidden, NotFound, PermanentError, ValidationFailed
+from arkserve.settings import RuntimeSettings
 from arkserve.storage.market import disk_folder, parse_ref
 from arkserve.store import models as model_store
 from arkserve.store.users import User
@@ -46,8 +47,12 @@ def _overlaps(a: str, b: str) -> bool:
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
-def resolve(conn: Connection, data_dir: Path, owner: User, spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec with each model mount's digest filled in; raises on the first bad mount."""
+def resolve(conn: Connection, data_dir: Path, owner: User, spec: dict[str, Any],
+            rw_refused: str = "") -> dict[str, Any]:
+    """The spec with each model mount's digest filled in; raises on the first bad mount.
+
+    ``rw_refused``: why read-write disk mounts are refused on this platform ('' = they are allowed).
+    """
     taken: list[tuple[str, str]] = []
     legacy = spec.get("model") or {}
     if legacy.get("source") == "disk":  # the older single-model field: a disk folder at a path, read-only
@@ -67,8 +72,18 @@ def resolve(conn: Connection, data_dir: Path, owner: User, spec: dict[str, Any])
             m["digest"] = _model_digest(conn, owner, m, field)
         else:
             m["digest"] = ""
+            if rw_refused and not m.get("read_only", True):
+                raise _bad(f"{field}.read_only: {rw_refused}", f"{field}.read_only")
             _check_disk(data_dir, owner, m["ref"], f"{field}.ref")
     return {**spec, "mounts": mounts}
+
+
+def rw_refused(runtime: RuntimeSettings) -> str:
+    """Why this platform refuses read-write disk mounts, or '' (docs/kubernetes.md)."""
+    if runtime.kind == "kubernetes" and not runtime.kube_rw_mounts:
+        return ("read-write disk mounts are off on the Kubernetes runtime (runtime.kube_rw_mounts, "
+                "docs/kubernetes.md); mount the folder read-only")
+    return ""
 
 
 def _check_disk(data_dir: Path, owner: User, ref: str, field: str) -> None:

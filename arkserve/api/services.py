@@ -136,7 +136,7 @@ def create_service(body: ServiceCreate, caller: Caller, ctx: Context) -> Service
     port_base = g.port_base if g.addressing == "port" else None
     with ctx.store.begin() as conn:
         _check_instance_type(conn, body.instance_type)
-        spec = mounts.resolve(conn, ctx.settings.data_dir, caller.user, spec)
+        spec = mounts.resolve(conn, ctx.settings.data_dir, caller.user, spec, mounts.rw_refused(ctx.settings.runtime))
         billing_guard.admit(conn, ctx.settings.billing, caller.user.id, spec, replicas)  # 403/402
         svc = service_store.create(conn, body.name, caller.user.id, spec, replicas, port_base,
                                    lambda port: not port_free(g.host, port))  # another program holds it
@@ -177,7 +177,8 @@ def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -
         if spec is not None and spec.get("instance_type") != svc.spec.get("instance_type"):
             _check_instance_type(conn, spec["instance_type"])
         if spec is not None and ("mounts" in changes or "model" in changes):
-            spec = mounts.resolve(conn, ctx.settings.data_dir, user_store.get_by_id(conn, svc.owner_id), spec)
+            owner = user_store.get_by_id(conn, svc.owner_id)
+            spec = mounts.resolve(conn, ctx.settings.data_dir, owner, spec, mounts.rw_refused(ctx.settings.runtime))
         rolls = spec is not None and revision(spec) != revision(svc.spec)
         if weight is not None or (rolls and svc.canary_spec):
             canary.start(conn, ctx.settings, caller.user.username, service_store.get(conn, name), spec, count, weight)

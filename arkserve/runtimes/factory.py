@@ -41,7 +41,8 @@ def make_runtime(kind: str, data_dir: Path, docker_url: str = "", *, docker_inst
 
         k = kube or KubeSettings()
         target = KubeTarget(namespace=k.kube_namespace, claim=k.kube_volume_claim,
-                            shared_root=k.kube_shared_root or str(data_dir), grace_s=stop_grace_s)
+                            shared_root=k.kube_shared_root or str(data_dir), grace_s=stop_grace_s,
+                            rw_mounts=k.kube_rw_mounts)
         return KubernetesRuntime(data_dir, target, kubeconfig=k.kubeconfig, start_timeout_s=k.kube_start_timeout_s)
     raise ValidationFailed(f"unknown runtime {kind!r}: expected one of {', '.join(RUNTIME_KINDS)}",
                            field="runtime.kind")

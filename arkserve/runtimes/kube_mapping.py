@@ -47,6 +47,7 @@ class KubeTarget:
     shared_root: str = ""  # the path of the claim's root as the platform sees it (its data dir)
     instance: str = ""
     grace_s: float = 30.0  # terminationGracePeriodSeconds (stop() passes its own grace on delete)
+    rw_mounts: bool = False  # read-write disk mounts allowed (runtime.kube_rw_mounts; trusted users only)
 
 
 def selector(instance: str = "", **labels: str) -> str:
@@ -123,6 +124,11 @@ def _volume_mounts(spec: ReplicaSpec, target: KubeTarget) -> list[dict[str, Any]
         if not source.is_absolute() or ".." in source.parts or not source.is_relative_to(root):
             raise PermanentError(f"mount {m.target}: {m.source} is not on the shared volume ({root}, claim "
                                  f"{target.claim})", code="MountUnavailable")
+        if not m.read_only and not target.rw_mounts:
+            raise PermanentError(f"mount {m.target}: read-write mounts are off on the Kubernetes runtime (the "
+                                 "kubelet follows links in a sub-path, so a replica that writes a folder could "
+                                 "redirect another's mount); mount it read-only, or an operator sets "
+                                 "runtime.kube_rw_mounts where all users are trusted", code="MountUnavailable")
         sub = source.relative_to(root).as_posix()
         mount: dict[str, Any] = {"name": SHARED_VOLUME, "mountPath": m.target, "readOnly": m.read_only}
         if sub != ".":

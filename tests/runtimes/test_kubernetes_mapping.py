@@ -4,6 +4,7 @@ against the current Kubernetes release's OpenAPI schemas (``kubernetes-validate`
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any
 
@@ -16,6 +17,7 @@ from arkserve.runtimes.kube_mapping import KubeTarget, pod_manifest, pull_secret
 from .kube_fixtures import K8S_VERSION, as_client_returns, validate
 
 TARGET = KubeTarget(namespace="arkserve", claim="arkserve-data", shared_root="/var/lib/arkserve", grace_s=10.0)
+TRUSTED = dataclasses.replace(TARGET, rw_mounts=True)  # runtime.kube_rw_mounts on
 TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJhY2Nlc3MiOltdfQ.c2ln"
 
 
@@ -38,7 +40,7 @@ def _container(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_full_spec_becomes_a_valid_pod() -> None:
-    pod = pod_manifest(FULL, TARGET)
+    pod = pod_manifest(FULL, TRUSTED)
     validate(pod)
     assert tuple(map(int, K8S_VERSION.split(".")[:2])) >= (1, 31)
     meta, c = pod["metadata"], _container(pod)
@@ -67,7 +69,7 @@ def test_a_full_spec_becomes_a_valid_pod() -> None:
 
 def test_the_client_reads_the_pod_back_unchanged() -> None:
     """The manifest is what the client's own ``V1Pod`` model serializes: no field the client does not know."""
-    pod = pod_manifest(FULL, TARGET)
+    pod = pod_manifest(FULL, TRUSTED)
     assert as_client_returns("V1Pod", pod) == pod
 
 
@@ -130,6 +132,18 @@ def test_a_mount_off_the_shared_volume_is_permanent(target: KubeTarget, source: 
     with pytest.raises(PermanentError, match=words) as err:
         pod_manifest(_spec(mounts=(Mount(source, "/model"),)), target)
     assert err.value.code == "MountUnavailable"
+
+
+def test_a_read_write_mount_is_refused_unless_the_operator_allows_it() -> None:
+    # the kubelet resolves a subPath's links before its safe open, so a writable folder on the shared claim
+    # could redirect another replica's mount to any folder of the claim: rw is off by default
+    rw = _spec(mounts=(Mount("/var/lib/arkserve/disk/alice/data", "/data", False),))
+    with pytest.raises(PermanentError, match="read-write mounts are off") as err:
+        pod_manifest(rw, TARGET)
+    assert err.value.code == "MountUnavailable"
+    ro = _spec(mounts=(Mount("/var/lib/arkserve/disk/alice/data", "/data", True),))
+    assert _container(pod_manifest(ro, TARGET))["volumeMounts"][0]["readOnly"] is True
+    assert _container(pod_manifest(rw, TRUSTED))["volumeMounts"][0]["readOnly"] is False
 
 
 def test_names_that_do_not_parse_back_are_refused() -> None:

@@ -264,3 +264,23 @@ def test_a_users_models_have_a_quota(tmp_path: Any) -> None:
             _upload(bob, "m@2", {"w": b"b" * 12_000})  # room again
         with api.client() as admin:  # admins curate the market: not limited
             _upload(admin, "curated@1", {"w": b"f" * 30_000})
+
+
+def test_read_write_disk_mounts_are_refused_at_create_on_kubernetes_unless_allowed(tmp_path: Any) -> None:
+    from tests.api.conftest import running_api
+
+    rw = {"source": "disk", "ref": "/datasets", "mount_path": "/data", "read_only": False}
+    for allowed in (False, True):
+        with running_api(tmp_path / str(allowed), **{"runtime.kind": "kubernetes",
+                                                     "runtime.kube_rw_mounts": allowed}) as api:
+            _disk(api, "bob", "datasets", {"x": b"x"})
+            with _user(api, "bob") as bob:
+                ro = bob.post("/services", {**SPEC, "name": "ro", "mounts": [{**rw, "read_only": True}]})
+                assert ro["spec"]["mounts"][0]["read_only"] is True
+                if allowed:
+                    assert bob.post("/services", {**SPEC, "mounts": [rw]})["spec"]["mounts"][0]["read_only"] is False
+                    continue
+                err = _raises(400, "InvalidMount", lambda: bob.post("/services", {**SPEC, "mounts": [rw]}))
+                assert "runtime.kube_rw_mounts" in err.message and "mounts.0.read_only" in err.message
+                _raises(400, "InvalidMount", lambda: bob.patch("/services/ro", {"mounts": [rw]}))
+                assert [s["name"] for s in bob.get("/services")] == ["ro"]
