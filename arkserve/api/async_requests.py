@@ -1,6 +1,7 @@
 """Asynchronous requests in the API (docs/async.md): a request's status and result by id (for the CLI's
-``arkserve async get``; the gateway serves the same at ``<endpoint>/async/<id>``), and the caller's webhook
-secret (callbacks are signed with it). Another user's request reads as missing; an admin sees every one.
+``arkserve async get``; the gateway serves the same at ``<endpoint>/async/<id>``), and the webhook secrets that
+sign callbacks: the caller's, and one per service for a public service's anonymous requests. Another user's
+request reads as missing; an admin sees every one.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from arkserve.api.security import Caller, Context
+from arkserve.api.services import visible_service
 from arkserve.asyncq import files
-from arkserve.domain.async_requests import public_view, webhook_secret
+from arkserve.domain.async_requests import public_view, service_webhook_secret, webhook_secret
 from arkserve.errors import Conflict, NotFound
 from arkserve.store import async_requests as queue_store
 
@@ -54,7 +56,11 @@ def get_async_result(request_id: str, caller: Caller, ctx: Context) -> Response:
 
 
 @router.get("/webhook-secret", summary="Your webhook secret: callbacks of your asynchronous requests are signed "
-                                       "with it (docs/signing.md)")
-def get_webhook_secret(caller: Caller, ctx: Context) -> dict[str, str]:
-    return {"secret": webhook_secret(ctx.master.key, caller.user.id), "algorithm": "HMAC-SHA256",
-            "signature_header": "X-Ark-Webhook-Signature"}
+                                       "with it; with ?service=NAME, the secret of one public service of yours, "
+                                       "which signs callbacks of its anonymous requests (docs/signing.md)")
+def get_webhook_secret(caller: Caller, ctx: Context, service: str | None = None) -> dict[str, str]:
+    doc = {"algorithm": "HMAC-SHA256", "signature_header": "X-Ark-Webhook-Signature"}
+    if service is None:
+        return {"secret": webhook_secret(ctx.master.key, caller.user.id), **doc}
+    svc = visible_service(ctx, caller, service)  # 404 for another user's service
+    return {"secret": service_webhook_secret(ctx.master.key, svc.name, svc.created_at), "service": svc.name, **doc}

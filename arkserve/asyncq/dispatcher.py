@@ -25,7 +25,7 @@ import httpx
 
 from arkserve.asyncq import callbacks, files
 from arkserve.asyncq.delivery import Outcome, Sender
-from arkserve.domain.async_requests import allowed_hosts, internal_token, webhook_secret
+from arkserve.domain.async_requests import allowed_hosts, internal_token, service_webhook_secret, webhook_secret
 from arkserve.errors import ArkserveError
 from arkserve.settings import Settings
 from arkserve.store import async_requests as queue_store
@@ -161,17 +161,19 @@ class Dispatcher:
         result = row["result_body"]
         if row.get("result_file"):
             result = files.read(self.dir, row["result_file"])
-        user = row["user_id"]
-        if user is None:
+        secret = None
+        if row["user_id"] is not None:
+            secret = webhook_secret(self.master_key, row["user_id"])
+        else:  # anonymous (a public service): the service's own secret, never its owner's
             with self.store.read() as conn:
                 target = queue_store.service_target(conn, row["service"], row["created_at"])
-            user = target[1] if target is not None else None
+            if target is not None:
+                secret = service_webhook_secret(self.master_key, row["service"], target[2])
         try:
-            if user is None:
+            if secret is None:
                 raise callbacks.CallbackRefused("no webhook secret: the service no longer exists")
             body = callbacks.payload(row, result)
-            status, error = callbacks.deliver(self.hooks, row, webhook_secret(self.master_key, user), body,
-                                              self.allowed)
+            status, error = callbacks.deliver(self.hooks, row, secret, body, self.allowed)
             state = "delivered" if 200 <= status < 300 else "pending"
         except callbacks.CallbackRefused as exc:
             error, state = str(exc), "failed"

@@ -56,8 +56,11 @@ def get(request_id: str, show_result: bool, wait_s: float | None, fmt: str) -> N
         sys.stdout.write("\n")
 
 
-@async_group.command("secret", help="Show your webhook secret (callbacks are signed with it; docs/signing.md).")
+@async_group.command("secret", help="Show your webhook secret (callbacks are signed with it; docs/signing.md). "
+                                    "--service NAME: the secret of a public service of yours, which signs the "
+                                    "callbacks of its anonymous requests.")
+@click.option("--service", default=None, help="a public service of yours")
 @api_errors
-def secret() -> None:
+def secret(service: str | None) -> None:
     with state().client() as c:
-        click.echo(c.get("/webhook-secret")["secret"])
+        click.echo(c.get("/webhook-secret", service=service)["secret"])

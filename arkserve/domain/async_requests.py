@@ -58,6 +58,16 @@ def webhook_secret(master_key: bytes, user_id: int) -> str:
     return "whsec_" + base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
 
 
+def service_webhook_secret(master_key: bytes, service: str, created_at: float) -> str:
+    """The secret that signs callbacks of a public service's anonymous requests: one per service, shown to its
+    owner only. Not the owner's own secret, or a stranger could have callbacks signed as the owner's sent to any
+    allowed URL. The service's creation time (microseconds) is part of it: a later service of the same name, even
+    the same owner's, has another one."""
+    mac = hmac.new(master_key, b"arkserve-webhook-service:%s:%d" % (service.encode(), round(created_at * 1e6)),
+                   hashlib.sha256).digest()
+    return "whsec_" + base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
+
+
 def public_view(row: Mapping[str, Any]) -> dict[str, Any]:
     """What its owner sees of a stored request (no body, no lease)."""
     result = None

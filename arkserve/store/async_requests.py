@@ -141,11 +141,11 @@ def queue_depth(conn: Connection) -> dict[str, dict[str, int]]:
     return out
 
 
-def service_target(conn: Connection, name: str, asked_at: float) -> tuple[int | None, int] | None:
-    """(gateway port, owner id) of the service a request made at ``asked_at`` went to, or None when it no longer
-    exists (the dispatcher's address book). A service of that name created since is another one (the name was
-    freed and taken again, perhaps by another user): None too, so a request never reaches, nor a callback is
-    signed for, a service it was not sent to."""
+def service_target(conn: Connection, name: str, asked_at: float) -> tuple[int | None, int, float] | None:
+    """(gateway port, owner id, created_at) of the service a request made at ``asked_at`` went to, or None when
+    it no longer exists (the dispatcher's address book). A service of that name created since is another one
+    (the name was freed and taken again, perhaps by another user): None too, so a request never reaches, nor a
+    callback is signed for, a service it was not sent to."""
     row = conn.execute(select(services.c.gateway_port, services.c.owner_id, services.c.created_at)
                        .where(services.c.name == name)).first()
-    return (row[0], int(row[1])) if row is not None and row[2] <= asked_at else None
+    return (row[0], int(row[1]), float(row[2])) if row is not None and row[2] <= asked_at else None

@@ -26,6 +26,7 @@ import pytest
 
 from arkserve.sdk import webhooks
 from arkserve.sdk.auth import ArkAuth
+from arkserve.sdk.client import ApiError
 from tests.e2e.conftest import Platform
 
 APP = Path(__file__).with_name("async_app.py")
@@ -193,6 +194,39 @@ def test_only_the_submitters_own_keys_see_a_request(plat: Platform) -> None:
     res = subprocess.run([sys.executable, "-m", "arkserve", "async", "get", doc["id"]], env=env,
                          capture_output=True, text=True, timeout=60)
     assert res.returncode != 0 and "AsyncRequestNotFound" in res.stderr, res.stderr
+
+
+def test_anonymous_callbacks_of_a_public_service_are_signed_with_its_own_secret(plat: Platform) -> None:
+    with plat.client() as c:
+        c.post("/services", {"name": "pubasy", "image": plat.image, "port": 8000, "auth": False,  # type: ignore[attr-defined]
+                             "command": f"{sys.executable} app.py", "health_path": "/healthz", "replicas": 1})
+    endpoint = str(plat.wait_ready("pubasy", 1)["endpoint"])
+    hooks = Hooks()
+    try:
+        with httpx.Client(verify=ssl.create_default_context(cafile=plat.ca), timeout=30) as anonymous:
+            r = anonymous.post(endpoint + "/async/x", content=b"a stranger's",
+                               headers={"X-Ark-Callback-Url": hooks.url})
+        assert r.status_code == 202, r.text
+        wait_for(lambda: hooks.got, 30, "the anonymous request's callback")
+        headers, raw = hooks.got[0]
+        with plat.client() as c:
+            owners = c.get("/webhook-secret")["secret"]
+            service_secret = c.get("/webhook-secret", service="pubasy")["secret"]
+            stranger = c.post("/users", {"username": "stranger", "password": "stranger-password"})
+            key = c.post("/keys", {"username": stranger["username"]})
+        assert service_secret != owners
+        assert webhooks.verify(service_secret, headers, raw)["id"] == r.json()["id"]
+        with pytest.raises(webhooks.WebhookVerificationError):  # a stranger's request is not signed as the owner's
+            webhooks.verify(owners, headers, raw)
+        out = plat.cli("async", "secret", "--service", "pubasy")
+        assert out.returncode == 0 and out.stdout.strip() == service_secret
+        with plat.client(key["access_key"], key["secret_key"]) as s, pytest.raises(ApiError) as err:
+            s.get("/webhook-secret", service="pubasy")  # another user's service: not found
+        assert err.value.status == 404
+    finally:
+        hooks.close()
+        with plat.client() as c:
+            c.delete("/services/pubasy")
 
 
 def test_a_body_over_the_limit_gets_413_with_the_json_error(plat: Platform) -> None:

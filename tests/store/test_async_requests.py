@@ -82,6 +82,6 @@ def test_a_request_is_never_sent_to_a_later_service_of_its_name(store: Store) ->
         owner = users.create(conn, "owner", "h", "user").id
         services.create(conn, "svc", owner, {"image": "i", "port": 1, "command": "c"}, 1, None, lambda _p: False)
         made = services.get(conn, "svc").created_at
-        assert q.service_target(conn, "svc", made + 1.0) == (None, owner)  # asked of this service
+        assert q.service_target(conn, "svc", made + 1.0) == (None, owner, made)  # asked of this service
         assert q.service_target(conn, "svc", made - 1.0) is None  # asked of an earlier one of the name
         assert q.service_target(conn, "gone", made + 1.0) is None
