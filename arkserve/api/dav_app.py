@@ -3,13 +3,14 @@ domain controller. Imported by :class:`arkserve.api.dav.LazyDav` on the first re
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
-from wsgidav.dav_error import DAVError
 from wsgidav.dc.base_dc import BaseDomainController
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.http_authenticator import HTTPAuthenticator
+from wsgidav.mw.base_mw import BaseMiddleware
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
@@ -42,11 +43,8 @@ class ArkDomainController(BaseDomainController):  # type: ignore[misc]
         return False
 
     def basic_auth_user(self, realm: str, user_name: str, password: str, environ: dict[str, Any]) -> bool:
-        try:
-            username = self.credentials(user_name, password, environ.get("REMOTE_ADDR", ""))
-        except TooManyRequests as exc:  # the login throttle: 429 + Retry-After, as on every password check
-            raise DAVError(exc.status, context_info=exc.message,
-                           add_headers=[("Retry-After", str(exc.details["retry_after_s"]))]) from None
+        # the login throttle's TooManyRequests goes up to ThrottleAnswer: 429 + Retry-After + the API's JSON body
+        username = self.credentials(user_name, password, environ.get("REMOTE_ADDR", ""))
         if username is None:
             return False
         environ[USER_KEY] = username
@@ -54,6 +52,24 @@ class ArkDomainController(BaseDomainController):  # type: ignore[misc]
 
     def digest_auth_user(self, realm: str, user_name: str, environ: dict[str, Any]) -> bool:
         return False
+
+
+class ThrottleAnswer(BaseMiddleware):  # type: ignore[misc]
+    """Answers the login throttle's :class:`TooManyRequests` as the rest of the API does (429, ``Retry-After``,
+    JSON ``{code, message, request_id}``) instead of wsgidav's HTML error page. Sits inside ErrorPrinter, which
+    would turn any exception into HTML."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            return self.next_app(environ, start_response)
+        except TooManyRequests as exc:
+            rid = str(((environ.get("asgi.scope") or {}).get("state") or {}).get("request_id", ""))
+            body = json.dumps({"code": exc.code, "message": exc.message, "request_id": rid,
+                               "retry_after_s": exc.details["retry_after_s"]}).encode()
+            start_response("429 Too Many Requests", [("Content-Type", "application/json"),
+                                                     ("Content-Length", str(len(body))),
+                                                     ("Retry-After", str(exc.details["retry_after_s"]))])
+            return [body]
 
 
 def build(ctx: AppContext, credentials: Credentials) -> Any:
@@ -71,7 +87,7 @@ def build(ctx: AppContext, credentials: Credentials) -> Any:
                                "accept_digest": False, "default_to_digest": False, "trusted_auth_header": None},
         "simple_dc": None,
         "arkserve": {"credentials": credentials},
-        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, RequestResolver],  # no HTML browser, no CORS
+        "middleware_stack": [ErrorPrinter, ThrottleAnswer, HTTPAuthenticator, RequestResolver],  # no browser/CORS
         "lock_storage": True,
         "property_manager": True,
         "verbose": 1,

@@ -145,6 +145,8 @@ def test_password_guessing_is_throttled_and_recorded(disk_env: DiskEnv) -> None:
         codes.append(r.status_code)
     assert codes[:5] == [401] * 5 and set(codes) == {401, 429}, codes
     assert int(r.headers["Retry-After"]) >= 1
+    body = r.json()  # the API's error shape, not wsgidav's HTML page
+    assert body["code"] == "LoginThrottled" and body["request_id"] == r.headers["x-request-id"], body
     right = httpx.request("PROPFIND", url, headers={"Depth": "0"}, auth=("alice", disk_env.alice.password))
     assert right.status_code == 429  # no hash is computed while the account waits
     by_key = httpx.request("PROPFIND", url, headers={"Depth": "0"}, auth=(disk_env.alice.ak, disk_env.alice.sk))
