@@ -65,6 +65,12 @@ class ResponseRelay:
     def resend(self, exc: BaseException | None) -> bool:
         raise NotImplementedError
 
+    def upstream_refused(self, err: HttpError) -> None:
+        """The replica's answer broke the rules (a head past the bound, an unasked-for 101): counted as an upstream
+        error of kind ``protocol``, and answered with ``err`` (a 502). Not resent: the replica did answer."""
+        self.core.metrics.upstream_error(self.route.name, "protocol")  # type: ignore[union-attr]
+        self.fail(err)
+
     # ------------------------------------------------------------------------------ response
     def resp_head(self, status: int, raw: bytes) -> None:
         self.status = status

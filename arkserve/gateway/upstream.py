@@ -64,7 +64,7 @@ class UpstreamConnection:
         except httptools.HttpParserError as exc:
             self.close()
             if isinstance(exc.__context__, HttpError):  # raised by on_headers_complete: not a reason to resend
-                ex.fail(exc.__context__)
+                ex.upstream_refused(exc.__context__)
             else:
                 ex.upstream_lost(exc)
             return
@@ -75,8 +75,8 @@ class UpstreamConnection:
                     self.tunnel.relay(self.tunnel.upstream, rest)
             else:
                 self.close()
-                ex.fail(HttpError(502, "UpstreamError", "the replica switched protocols (101) although the "
-                                  "request did not ask to"))
+                ex.upstream_refused(HttpError(502, "UpstreamError", "the replica switched protocols (101) "
+                                              "although the request did not ask to"))
             return
         if ex.pending_head is not None and self.ex is ex:
             ex.flush_head()
@@ -116,7 +116,7 @@ class UpstreamConnection:
 
     def _too_large(self, ex: Exchange) -> None:
         self.close()
-        ex.fail(_head_too_large())
+        ex.upstream_refused(_head_too_large())
 
     # httptools (no on_status/on_header: the head is taken raw from hbuf)
     def on_headers_complete(self) -> None:

@@ -260,7 +260,7 @@ def test_a_response_head_over_64k_is_a_502(gateway: Any, size: int, piece: int) 
     gets 502 UpstreamError at once, without a retry on another connection (a GET would otherwise be sent again)."""
     rep = HugeHeadReplica(size, piece)
     port = free_port()
-    gateway(snapshot(1, route("open", [Upstream("r", "127.0.0.1", rep.port)], port, auth=False)))
+    g = gateway(snapshot(1, route("open", [Upstream("r", "127.0.0.1", rep.port)], port, auth=False)))
     try:
         t0 = time.monotonic()
         raw = exchange(port, b"GET /h HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
@@ -272,6 +272,8 @@ def test_a_response_head_over_64k_is_a_502(gateway: Any, size: int, piece: int) 
         while size > 1_000_000 and not rep.cut and time.monotonic() < deadline:
             time.sleep(0.02)
         assert rep.cut or size < 1_000_000  # its connection closed long before 10 MB
+        metrics = httpx.get(f"http://127.0.0.1:{g.gw.admin_port}/metrics").text
+        assert 'arkserve_gateway_upstream_errors_total{service="open",kind="protocol"} 1' in metrics
     finally:
         rep.close()
 
