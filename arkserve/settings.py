@@ -57,6 +57,10 @@ class ApiSettings:
                                      "ARKSERVE_API_BODY_TIMEOUT_S")
     login_concurrency: int = _setting(4, "Password hashes (64 MiB each) computed at once; a login beyond this "
                                       "gets 429 at once.", "ARKSERVE_API_LOGIN_CONCURRENCY")
+    trusted_proxies: str = _setting("", "Comma-separated addresses of reverse proxies in front of the API whose "
+                                    "X-Forwarded-For and X-Forwarded-Proto it believes (the client address the "
+                                    "login throttle and security events use). Empty: none; the client is the TCP "
+                                    "peer, whatever headers it sends.", "ARKSERVE_API_TRUSTED_PROXIES")
 
 
 @dataclass(frozen=True)

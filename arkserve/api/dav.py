@@ -6,7 +6,10 @@ platform's TLS protects the password on the wire. A password is checked like eve
 login throttle (:func:`arkserve.api.logins.check_password`: 429 with ``Retry-After`` while throttled, each
 failure a security event). Successful checks are remembered for :data:`CACHE_S` seconds (keyed by a hash,
 never the secret itself), and the same credentials arriving at once are checked once, so a client's many
-requests do not each pay an Argon2 verification; a disabled user or key stops working when that memory lapses.
+requests do not each pay an Argon2 verification. A remembered check holds only while nothing changed: each
+request reads the user back (same id, not disabled, same password hash) and the keys' version (moved by
+every key and user change), so a disabled, deleted and re-created user, a new password or a removed key is
+refused at once.
 
 Paths with a ``.`` or ``..`` component are refused here (400 ``BadPath``, as everywhere on the disk) before
 wsgidav sees them: it would fold them away itself, and loses the body of the 400 it answers for one that
@@ -18,10 +21,12 @@ whose users never mount their disk does not carry it (a few MB in every API proc
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -31,12 +36,25 @@ from arkserve.api.context import AppContext
 from arkserve.api.logins import check_password
 from arkserve.auth import passwords
 from arkserve.auth.vault import VaultError, unseal
+from arkserve.errors import Unauthenticated
 from arkserve.storage import paths
 from arkserve.store import keys as key_store
 from arkserve.store import users as user_store
+from arkserve.store.db import version
 
 MOUNT = "/dav"
 CACHE_S = 30.0
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """A successful check, and what it relied on."""
+
+    user_id: int
+    username: str
+    password_hash: str
+    keys_version: int
+    until: float
 
 
 class Credentials:
@@ -44,7 +62,7 @@ class Credentials:
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self._ok: dict[bytes, tuple[str, float]] = {}
+        self._ok: dict[bytes, _Grant] = {}
         self._gates: dict[bytes, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -56,29 +74,37 @@ class Credentials:
             gate = self._gates.setdefault(key, threading.Lock())
         try:
             with gate:  # a client's parallel requests wait for the first one's check instead of each hashing
-                user = self._remembered(key)
-                if user is None:
-                    user = self._check(name, secret, client)
-                    if user is not None:
-                        self._remember(key, user)
-                return user
+                grant = self._remembered(key) or self._check(name, secret, client)
+                if grant is None:
+                    return None
+                with self._lock:  # (again, when remembered: it holds a while longer only by its own until)
+                    if len(self._ok) > 10_000:
+                        self._ok.clear()
+                    self._ok[key] = grant
+                return grant.username
         finally:
             with self._lock:
                 self._gates.pop(key, None)
 
-    def _remembered(self, key: bytes) -> str | None:
+    def _remembered(self, key: bytes) -> _Grant | None:
+        """The remembered check, if it still holds (its caller holds the key's gate)."""
         with self._lock:
             hit = self._ok.get(key)
-        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
-
-    def _remember(self, key: bytes, user: str) -> None:
-        with self._lock:
-            if len(self._ok) > 10_000:
-                self._ok.clear()
-            self._ok[key] = (user, time.monotonic() + CACHE_S)
-
-    def _check(self, name: str, secret: str, client: str) -> str | None:
+        if hit is None or hit.until <= time.monotonic():
+            return None
         with self.ctx.store.read() as conn:
+            user = user_store.find(conn, hit.username)
+            keys_version = version(conn, "keys")
+        if (user is None or user.id != hit.user_id or user.disabled or user.password_hash != hit.password_hash
+                or keys_version != hit.keys_version):
+            with self._lock:
+                self._ok.pop(key, None)
+            return None
+        return hit
+
+    def _check(self, name: str, secret: str, client: str) -> _Grant | None:
+        with self.ctx.store.read() as conn:
+            keys_version = version(conn, "keys")  # read first: a change during the check is seen next time
             stored = key_store.find(conn, name)
             if stored is not None:
                 owner = user_store.get_by_id(conn, stored.user_id)
@@ -88,7 +114,10 @@ class Credentials:
                     sk = unseal(self.ctx.master, stored.sealed, name).decode()
                 except VaultError:
                     return None
-                return owner.username if hmac.compare_digest(sk.encode(), secret.encode()) else None
+                if not hmac.compare_digest(sk.encode(), secret.encode()):
+                    return None
+                return _Grant(owner.id, owner.username, owner.password_hash, keys_version,
+                              time.monotonic() + CACHE_S)
             user = user_store.find(conn, name)
 
         def check() -> bool:
@@ -98,7 +127,9 @@ class Credentials:
             return passwords.verify_password(user.password_hash, secret) and not user.disabled
 
         ok = check_password(self.ctx, client, name, check, "webdav login")
-        return user.username if ok and user is not None else None
+        if not ok or user is None:
+            return None
+        return _Grant(user.id, user.username, user.password_hash, keys_version, time.monotonic() + CACHE_S)
 
 
 def refuse_dot_segments(path: str) -> None:
@@ -106,6 +137,21 @@ def refuse_dot_segments(path: str) -> None:
     for name in path.split("/"):
         if name in (".", ".."):
             raise paths.BadPath(f"path {path!r} contains a {name!r} component")
+
+
+def refuse_bad_basic(scope: Scope) -> None:
+    """401 ``BadAuthorization`` for a Basic header that is not base64 of UTF-8 ``name:password``: wsgidav would
+    fail on it with a 500 (and its HTML page)."""
+    for name, value in scope.get("headers", []):
+        scheme, _, rest = value.strip().partition(b" ")
+        if name == b"authorization" and scheme.lower() == b"basic":
+            try:
+                text = base64.b64decode(rest.strip(), validate=True).decode("utf-8")
+            except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+                text = ""
+            if ":" not in text:
+                raise Unauthenticated("the Authorization header is not Basic base64(name:password)",
+                                      code="BadAuthorization")
 
 
 class LazyDav:
@@ -118,6 +164,7 @@ class LazyDav:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             refuse_dot_segments(scope["path"])
+            refuse_bad_basic(scope)
         if self.app is None:
             from arkserve.api import dav_app
 

@@ -76,7 +76,7 @@ def _basic(header: str | None) -> tuple[str, str] | None:
         return None
     try:
         user, sep, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # ValueError: a header that is not ASCII (UnicodeDecodeError is one too)
         return None
     return (user, password) if sep else None
 
@@ -89,9 +89,11 @@ def _authenticate(ctx: AppContext, client: str, username: str, password: str) ->
         key = None if user is not None else key_store.find(conn, username)
         owner = user_store.get_by_id(conn, key.user_id) if key is not None and key.enabled else None
     if user is not None:
-        ok = check_password(ctx, client, username, lambda: passwords.verify_password(user.password_hash, password),
+        # a disabled user's right password is a failure too (as at the console): not marked trusted, recorded
+        ok = check_password(ctx, client, username,
+                            lambda: passwords.verify_password(user.password_hash, password) and not user.disabled,
                             "registry login")
-        return user if ok and not user.disabled else None
+        return user if ok else None
     if key is None or owner is None or owner.disabled:
         passwords.burn_time(password)
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -35,6 +35,7 @@ class Principal:
     user: User
     via: str  # "signature" | "session"
     access_key: str | None = None
+    session_token: str | None = field(default=None, repr=False)  # via a session: its token (never logged)
 
     def owns(self, owner_id: int) -> bool:
         """Whether the caller may see something owned by ``owner_id`` (its owner, or any admin).
@@ -129,9 +130,9 @@ def _by_session(ctx: AppContext, token: str, method: str, csrf: str | None) -> P
         user = user_store.get_by_id(conn, sess.user_id) if sess else None
     if sess is None or user is None or user.disabled:
         raise Unauthenticated("session expired or logged out; log in again", code="SessionExpired")
-    if method not in _SAFE_METHODS and not (csrf and hmac.compare_digest(csrf, sess.csrf_token)):
-        raise Forbidden("missing or wrong X-CSRF-Token header", code="CSRFFailed")
-    return Principal(user, "session")
+    if method not in _SAFE_METHODS and not (csrf and hmac.compare_digest(csrf.encode(), sess.csrf_token.encode())):
+        raise Forbidden("missing or wrong X-CSRF-Token header", code="CSRFFailed")  # bytes: any header is comparable
+    return Principal(user, "session", session_token=token)
 
 
 async def principal(request: Request, ctx: Annotated[AppContext, Depends(get_context)]) -> Principal:

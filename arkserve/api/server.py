@@ -108,7 +108,11 @@ def config(app: Any, settings: Settings, *, host: str | None = None, port: int |
     return uvicorn.Config(app, host=host or settings.api.host, port=port or settings.api.port,
                           http=protocol_for(settings), log_level=log_level or settings.log_level,
                           server_header=False, timeout_graceful_shutdown=10, lifespan=lifespan,
-                          timeout_keep_alive=5)
+                          timeout_keep_alive=5,
+                          # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: any local program (a
+                          # replica) could then pick its address for the login throttle. Only named proxies.
+                          proxy_headers=bool(settings.api.trusted_proxies),
+                          forwarded_allow_ips=settings.api.trusted_proxies or None)
 
 
 def run(app: Any, settings: Settings) -> None:

@@ -12,9 +12,11 @@ import logging
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from arkserve.api.logins import check_password, client_of
+from arkserve.api.propagation import await_gateways
 from arkserve.api.security import Caller, Context
 from arkserve.auth import passwords
 from arkserve.errors import ArkserveError, Conflict, Unauthenticated
@@ -58,11 +60,11 @@ def get_user(username: str, caller: Caller, ctx: Context) -> UserOut:
         return user_out(user_store.get(conn, username))
 
 
-def _guard_last_admin(ctx: Context, target: User, *, losing_admin: bool) -> None:
-    if losing_admin and target.is_admin and not target.disabled:
-        with ctx.store.read() as conn:
-            if user_store.count_admins(conn) <= 1:
-                raise Conflict("the last active admin cannot be disabled, demoted or deleted", code="LastAdmin")
+def _guard_last_admin(conn: Connection, target: User, *, losing_admin: bool) -> None:
+    """Inside the write transaction that changes ``target``: the active admins are counted with their rows
+    locked, so concurrent demotions cannot each see another admin left."""
+    if losing_admin and set(user_store.lock_active_admins(conn)) <= {target.id}:
+        raise Conflict("the last active admin cannot be disabled, demoted or deleted", code="LastAdmin")
 
 
 @router.patch("/users/{username}", response_model=UserOut, summary="Disable/enable, change role or password (admin)")
@@ -70,12 +72,12 @@ def patch_user(username: str, body: UserPatch, caller: Caller, ctx: Context) -> 
     caller.require_admin()
     with ctx.store.read() as conn:
         target = user_store.get(conn, username)
-    _guard_last_admin(ctx, target, losing_admin=bool(body.disabled) or body.role == "user")
     hashed = None
     if body.password is not None:
         passwords.check_policy(body.password)
         hashed = passwords.hash_password(body.password)
     with ctx.store.begin() as conn:
+        _guard_last_admin(conn, target, losing_admin=bool(body.disabled) or body.role == "user")
         if body.disabled is not None:
             user_store.set_disabled(conn, target.id, body.disabled)
             if body.disabled:
@@ -85,7 +87,9 @@ def patch_user(username: str, body: UserPatch, caller: Caller, ctx: Context) -> 
         if hashed is not None:
             user_store.set_password(conn, target.id, hashed)
             session_store.remove_for_user(conn, target.id)
-        return user_out(user_store.get_by_id(conn, target.id))
+        out = user_out(user_store.get_by_id(conn, target.id))
+    await_gateways(ctx)  # a disabled or demoted user's keys stop working at the gateways before we answer
+    return out
 
 
 def _images_of(data_dir: Path, username: str) -> list[str]:
@@ -122,9 +126,9 @@ def delete_user(username: str, caller: Caller, ctx: Context) -> Response:
         target = user_store.get(conn, username)
     if target.id == caller.user.id:
         raise Conflict("you cannot delete your own account", code="SelfDelete")
-    _guard_last_admin(ctx, target, losing_admin=True)
     images = _images_of(ctx.settings.data_dir, target.username)
     with ctx.store.begin() as conn:
+        _guard_last_admin(conn, target, losing_admin=True)
         owned = user_store.owned(conn, target.id)
         if images:
             owned["images"] = images
@@ -147,6 +151,7 @@ def delete_user(username: str, caller: Caller, ctx: Context) -> Response:
         raise ArkserveError(f'user "{target.username}" was deleted, but their network disk could not be moved '
                             f"away ({exc}): remove {user_root(ctx.settings.data_dir, target.username)} by hand "
                             "before creating a user of that name", code="DiskNotRemoved") from exc
+    await_gateways(ctx)
     return Response(status_code=204)
 
 
@@ -160,4 +165,6 @@ def change_password(body: PasswordChange, request: Request, caller: Caller, ctx:
     hashed = passwords.hash_password(body.new_password)
     with ctx.store.begin() as conn:
         user_store.set_password(conn, caller.user.id, hashed)
+        # a stolen session must not outlive the password: every other session ends (the caller's stays)
+        session_store.remove_for_user(conn, caller.user.id, keep=caller.session_token)
     return Response(status_code=204)

@@ -41,5 +41,9 @@ def remove(conn: Connection, token: str) -> None:
     conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash(token)))
 
 
-def remove_for_user(conn: Connection, user_id: int) -> None:
-    conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+def remove_for_user(conn: Connection, user_id: int, keep: str | None = None) -> None:
+    """End every session of the user, but the one whose token ``keep`` is (the caller's own)."""
+    q = delete(sessions).where(sessions.c.user_id == user_id)
+    if keep is not None:
+        q = q.where(sessions.c.token_hash != token_hash(keep))
+    conn.execute(q)

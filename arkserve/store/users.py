@@ -134,3 +134,13 @@ def remove(conn: Connection, user_id: int) -> None:
 def count_admins(conn: Connection) -> int:
     q = select(func.count()).select_from(users).where(users.c.role == "admin", users.c.disabled.is_(False))
     return int(conn.execute(q).scalar_one())
+
+
+def lock_active_admins(conn: Connection) -> list[int]:
+    """The active admins' ids, their rows locked until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite's
+    write transactions are serial already): two admins demoting each other at once see each other's change,
+    so one of them is refused and an admin is always left."""
+    q = select(users.c.id).where(users.c.role == "admin", users.c.disabled.is_(False)).order_by(users.c.id)
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    return [int(i) for i in conn.execute(q).scalars()]

@@ -49,7 +49,7 @@ def running_api(tmp_path: Path, **settings: object) -> Iterator[LiveApi]:
     boot = prepare(s, env=env)
     assert boot.admin_password is not None
     try:
-        with serve(create_app(s, boot.store, boot.master)) as url:
+        with serve(create_app(s, boot.store, boot.master), settings=s) as url:  # as `arkserve api` runs it
             yield LiveApi(url, boot.admin_password, boot.access_key, boot.secret_key, s.data_dir, port_base,
                           s.database_url)
     finally:
