@@ -5,7 +5,8 @@ that directory as working directory, in a session of its own so that stopping th
 (SIGTERM to the group, grace, SIGKILL) takes its children along. Each replica gets a free
 loopback port in ``PORT``/``ARK_PORT`` (``ReplicaSpec.port`` is only the app's declared port),
 ``ARK_SERVICE``, ``ARK_REPLICA``, ``ARK_REVISION``, the user env and ``CUDA_VISIBLE_DEVICES``
-(round-robin over the host's GPUs). The inherited environment drops ``ARKSERVE_*``.
+(round-robin over the host's GPUs). Of the platform's own environment a replica inherits only ``KEPT_ENV``; the
+replica's environment reaches its shell after the switch to the replica user (``sandbox.env_script``).
 
 Every replica runs inside a bubblewrap sandbox (:mod:`arkserve.runtimes.sandbox`): no view of the
 data directory, a read-only system, its mounts at their targets (``ARK_MODEL_DIR`` = the first
@@ -51,6 +52,10 @@ from arkserve.runtimes.base import (
 from arkserve.runtimes.detach import Detacher, Launched, passed_on, running_pid
 from arkserve.runtimes.procgroup import CHILDREN, adopt_child, awaited, group_alive, proc_stat, reap, stop_group
 
+# The platform's environment a replica inherits: what programs need to run, nothing of the platform's own
+# (its ARKSERVE_* settings, PGPASSWORD, a cloud token). A service adds its own with its spec's env.
+KEPT_ENV = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "LD_LIBRARY_PATH"})  # HOME: /tmp in a sandbox
+
 
 @dataclass(frozen=True)
 class _State:
@@ -92,7 +97,9 @@ class LocalRuntime:
         self.gpu_count = _host_gpus() if gpu_count is None else gpu_count
         self.log_max_bytes = log_max_bytes
         env = os.environ if base_env is None else base_env
-        self._base_env = {k: v for k, v in env.items() if not k.startswith("ARKSERVE_")}
+        # only what a program needs to run: the platform's own settings and secrets (PGPASSWORD, a cloud
+        # token, ARKSERVE_*) are none of a replica's business
+        self._base_env = {k: v for k, v in env.items() if k in KEPT_ENV or k.startswith("LC_")}
         self._lock = threading.Lock()
         self._gpu_next = 0
         self._ports: dict[str, int] | None = None  # state file name -> port, for _free_port (None: not read yet)
@@ -194,21 +201,24 @@ class LocalRuntime:
             # exactly the GPUs placement assigned (arkserve/capacity); without a placement, the old round robin
             gpus = ",".join(map(str, spec.gpu_indices)) if spec.gpu_indices else self._assign_gpus(spec.gpus)
             port = self._free_port()
-            env = {**self._base_env, **spec.env, "PORT": str(port), "ARK_PORT": str(port),
-                   "ARK_SERVICE": spec.service, "ARK_REPLICA": spec.replica, "ARK_REVISION": spec.revision,
-                   "CUDA_VISIBLE_DEVICES": gpus}
+            replica_env = {**spec.env, "PORT": str(port), "ARK_PORT": str(port), "ARK_SERVICE": spec.service,
+                           "ARK_REPLICA": spec.replica, "ARK_REVISION": spec.revision, "CUDA_VISIBLE_DEVICES": gpus}
+            confined = not sandbox.unavailable()  # else command_line refuses, or runs a trusted (admin) replica
+            if spec.mounts:
+                replica_env["ARK_MODEL_DIR"] = (spec.mounts[0].target if confined
+                                                else str(Path(spec.mounts[0].source).resolve()))
             # network-disk folders are opened here by descriptors and bwrap binds those (--bind-fd): never a path
-            # looked up again after the check, which a replica could have swapped for a link meanwhile
-            with sandbox.opened_mounts(spec.mounts) as fds:
-                argv = sandbox.command_line(self.policy, spec, app_dir, fds)
-                if spec.mounts:
-                    env["ARK_MODEL_DIR"] = (spec.mounts[0].target if argv[0] != "/bin/sh"
-                                            else str(Path(spec.mounts[0].source).resolve()))
+            # looked up again after the check, which a replica could have swapped for a link meanwhile. The
+            # replica's environment reaches its shell through env_fd, never bwrap's or setpriv's (root) own.
+            with sandbox.opened_mounts(spec.mounts) as fds, sandbox.env_script(replica_env, confined) as env_fd:
+                argv = sandbox.command_line(self.policy, spec, app_dir, fds,
+                                            [int(i) for i in gpus.split(",") if i], env_fd)
+                env = dict(self._base_env) if env_fd is not None else {**self._base_env, **replica_env}
                 stem, out = spool.open_spool(self.pump_dir, spec.service, spec.replica, old.spool if old else "")
                 try:
                     proc = subprocess.Popen(argv, cwd=app_dir, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                             stderr=out, start_new_session=True,
-                                            pass_fds=tuple(fds.values()) if argv[0] != "/bin/sh" else ())
+                                            pass_fds=(*fds.values(), env_fd) if env_fd is not None else ())
                 except OSError as exc:
                     spool.close_spool(self.pump_dir, stem)
                     raise TemporaryError(f"cannot start {spec.command!r}: {exc}") from exc

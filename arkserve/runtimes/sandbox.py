@@ -30,6 +30,8 @@ from __future__ import annotations
 import functools
 import os
 import pwd
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -139,8 +141,6 @@ def _base(policy: SandboxPolicy) -> tuple[tuple[str, ...], tuple[str, ...], froz
         elif p.is_dir():
             out += ["--ro-bind", d, d]
             bound.append(d)
-    for dev in sorted(Path("/dev").glob("nvidia*")):
-        out += ["--dev-bind", str(dev), str(dev)]
     for extra in [*_python_roots(), *policy.extra_paths]:
         real = str(Path(extra).resolve())
         if not Path(real).exists() or _covered(real, bound) or Path(real).is_relative_to(policy.data_dir):
@@ -168,13 +168,52 @@ def opened_mounts(mounts: Sequence[Mount]) -> Iterator[dict[int, int]]:
             os.close(fd)
 
 
+_GPU_NODE = re.compile(r"nvidia(\d+)")
+
+
+def gpu_devices(gpus: Sequence[int], dev: Path = Path("/dev")) -> list[str]:
+    """The NVIDIA device nodes a replica placed on ``gpus`` gets: its own ``/dev/nvidiaN`` and the shared
+    control nodes (``nvidiactl``, ``nvidia-uvm*``, ``nvidia-modeset``); none at all without a GPU. Never another
+    replica's GPU: ``CUDA_VISIBLE_DEVICES`` alone is a variable the app can change."""
+    if not gpus:
+        return []
+    wanted = {str(i) for i in gpus}
+    found = []
+    for node in sorted(dev.glob("nvidia*")):
+        m = _GPU_NODE.fullmatch(node.name)
+        if (m is None and not node.is_dir()) or (m is not None and m.group(1) in wanted):
+            found.append(str(node))
+    return found
+
+
+@contextmanager
+def env_script(env: Mapping[str, str], confined: bool = True) -> Iterator[int | None]:
+    """A memfd holding ``export NAME='value'`` lines for ``env``, read by the replica's shell once it runs as
+    the replica user (:func:`argv`), closed when the block ends (keep it open across the spawn: ``pass_fds``).
+    The replica's environment never reaches bwrap and setpriv, which run as root when the platform does:
+    ``LD_PRELOAD`` there would be code run as root on the host. ``None`` when not ``confined``."""
+    if not confined:
+        yield None
+        return
+    fd = os.memfd_create("ark-replica-env", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()).encode())
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def argv(policy: SandboxPolicy, app_dir: Path, mounts: Sequence[Mount], command: str,
-         fds: Mapping[int, int] | None = None) -> list[str]:
+         fds: Mapping[int, int] | None = None, gpus: Sequence[int] = (), env_fd: int | None = None) -> list[str]:
     """The full command line: ``bwrap …`` around ``/bin/sh -c COMMAND`` (run in ``app_dir``). ``fds``: the
     descriptors of the network-disk mounts (:func:`opened_mounts`), bound by descriptor; the other mounts
-    (platform-owned: the model cache) are bound by path."""
+    (platform-owned: the model cache) are bound by path. ``gpus``: the GPU indices placed for the replica (their
+    device nodes only). ``env_fd``: :func:`env_script` of the replica's environment, sourced by its shell after
+    the switch to the replica user (pass it open to the child)."""
     base, bound_base, made_base = _base(policy)
     out, bound, made = list(base), list(bound_base), set(made_base)
+    for node in gpu_devices(gpus):
+        out += ["--dev-bind", node, node]
     app = str(Path(app_dir).resolve())
     out += [*_parents(app, bound, made), "--ro-bind", app, app]
     for i, m in enumerate(mounts):
@@ -193,13 +232,17 @@ def argv(policy: SandboxPolicy, app_dir: Path, mounts: Sequence[Mount], command:
                 f"--regid={policy.gid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"]
     else:
         out += ["--"]
+    if env_fd is not None:
+        command = f". /dev/fd/{env_fd}\n{command}"
     return [*out, "/bin/sh", "-c", command]
 
 
 def command_line(policy: SandboxPolicy, spec: ReplicaSpec, app_dir: Path,
-                 fds: Mapping[int, int] | None = None) -> list[str]:
+                 fds: Mapping[int, int] | None = None, gpus: Sequence[int] = (),
+                 env_fd: int | None = None) -> list[str]:
     """The sandboxed command line; unconfined only for trusted (admin) replicas where bwrap cannot run (no
-    mount at all then: the app is told the source path). ``fds``: :func:`opened_mounts` of ``spec.mounts``."""
+    mount at all then: the app is told the source path, and its environment is the process's). ``fds``:
+    :func:`opened_mounts` of ``spec.mounts``; ``gpus`` and ``env_fd`` as in :func:`argv`."""
     reason = unavailable()
     if reason:
         if not spec.trusted:
@@ -214,4 +257,4 @@ def command_line(policy: SandboxPolicy, spec: ReplicaSpec, app_dir: Path,
         for m in spec.mounts:  # a writable disk folder belongs to the uid the replica runs as
             if not m.read_only:
                 mount_owner.hand_over(Path(m.source), policy.data_dir, policy.uid, policy.gid)
-    return argv(policy, app_dir, spec.mounts, spec.command, fds)
+    return argv(policy, app_dir, spec.mounts, spec.command, fds, gpus, env_fd)

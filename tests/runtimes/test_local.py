@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from arkserve.errors import PermanentError, TemporaryError, ValidationFailed
 from arkserve.logs import log_dir_for, read_logs
+from arkserve.runtimes import sandbox
 from arkserve.runtimes.base import Mount, ReplicaPhase, ReplicaSpec, object_name
 from arkserve.runtimes.local import LocalRuntime
 
@@ -28,7 +30,8 @@ def spec(command: str, replica: str = "r0000a1", **kw: object) -> ReplicaSpec:
 
 @pytest.fixture
 def rt(tmp_path: Path) -> LocalRuntime:
-    return LocalRuntime(tmp_path, gpu_count=2, base_env={"PATH": os.environ["PATH"], "ARKSERVE_SECRET": "x"})
+    return LocalRuntime(tmp_path, gpu_count=2, base_env={"PATH": os.environ["PATH"], "ARKSERVE_SECRET": "x",
+                                                         "PGPASSWORD": "the-operator's", "LANG": "C.UTF-8"})
 
 
 def _dead(pid: int) -> bool:
@@ -104,13 +107,63 @@ def test_gpus_round_robin_and_insufficient(rt: LocalRuntime) -> None:
 def test_env_hygiene_port_and_model_dir(rt: LocalRuntime, tmp_path: Path) -> None:
     model = tmp_path / "model"
     model.mkdir()
-    info = rt.start(spec(f"exec {PY} app.py", mounts=(Mount(str(model), "/model"),)))
+    tricky = "a b 'c' \"$HOME\" `id` $(id) \\ end"  # (no newline: /env answers one line per variable)
+    info = rt.start(spec(f"exec {PY} app.py", mounts=(Mount(str(model), "/model"),), env={"TRICKY": tricky}))
     env = wait_http(info)
     rt.stop("svc", "r0000a1", grace_s=2)
-    assert "ARKSERVE_SECRET" not in env
+    assert "ARKSERVE_SECRET" not in env and "PGPASSWORD" not in env  # the platform's own stays with it
+    assert env["LANG"] == "C.UTF-8" and env["PATH"] == os.environ["PATH"]
+    assert env["TRICKY"] == tricky  # the spec's env arrives byte for byte through the shell
     assert env["PORT"] == env["ARK_PORT"] == str(info.port) and info.port != 8000
     assert env["ARK_MODEL_DIR"] == "/model" and env["ARK_REVISION"] == "rev1"
     assert Path(env["TEST_APP_CWD"]) == APP_DIR
+
+
+PRELOAD_C = r"""
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((constructor)) static void loaded(void) {
+    FILE *f = fopen(MARKER, "a");
+    if (f) { fprintf(f, "uid=%d euid=%d\n", (int)getuid(), (int)geteuid()); fclose(f); }
+}
+"""
+
+
+def test_ld_preload_in_a_spec_never_reaches_the_sandbox_tools(rt: LocalRuntime, tmp_path: Path,
+                                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A service's env is applied by the replica's shell, after the switch to the replica user: bwrap and
+    setpriv (root when the platform is) never load a library the user names. The library below writes to a
+    host path the sandbox does not show, so only a load outside the sandbox can leave the marker."""
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        pytest.fail("a C compiler is needed to build the preload library (apt-get install gcc)")
+    marker = tmp_path / "outside" / "loaded"
+    marker.parent.mkdir()
+    marker.parent.chmod(0o777)
+    app = tmp_path_factory.mktemp("preload") / "app"  # (not in the runtime's data dir, tmp_path)
+    shutil.copytree(APP_DIR, app)
+    (app / "evil.c").write_text(PRELOAD_C)
+    subprocess.run([gcc, "-shared", "-fPIC", f'-DMARKER="{marker}"', "-o", str(app / "evil.so"),
+                    str(app / "evil.c")], check=True)
+    app.chmod(0o755)
+    (app / "evil.so").chmod(0o755)
+    info = rt.start(ReplicaSpec("svc", "r0000a1", "rev1", str(app), f"exec {PY} app.py", 8000,
+                                env={"LD_PRELOAD": str(app / "evil.so")}))
+    env = wait_http(info)
+    rt.stop("svc", "r0000a1", grace_s=2)
+    assert env["LD_PRELOAD"] == str(app / "evil.so")  # the app has it, as the user asked
+    assert not marker.exists(), marker.read_text()  # nothing outside the sandbox loaded it
+
+
+def test_a_replica_sees_only_its_own_gpus_device_nodes(tmp_path: Path) -> None:
+    dev = tmp_path / "dev"
+    (dev / "nvidia-caps").mkdir(parents=True)
+    for name in ("nvidia0", "nvidia1", "nvidia2", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset"):
+        (dev / name).touch()
+    names = lambda gpus: sorted(Path(p).name for p in sandbox.gpu_devices(gpus, dev))  # noqa: E731
+    assert names([]) == []  # a CPU replica: no GPU node at all
+    assert names([1]) == ["nvidia-modeset", "nvidia-uvm", "nvidia-uvm-tools", "nvidia1", "nvidiactl"]
+    assert names([0, 2]) == ["nvidia-modeset", "nvidia-uvm", "nvidia-uvm-tools", "nvidia0", "nvidia2", "nvidiactl"]
 
 
 def test_invalid_specs_are_permanent(rt: LocalRuntime, tmp_path: Path) -> None:
