@@ -6,6 +6,7 @@ A user sees only their own services (another user's service looks missing); an a
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -25,7 +26,7 @@ from arkserve.billing import guard as billing_guard
 from arkserve.domain.canary import canary_replicas
 from arkserve.domain.durations import UNITS, parse_duration
 from arkserve.domain.rollout import Replica, honest_status
-from arkserve.domain.services import SERVICE_STATUSES, endpoint, revision
+from arkserve.domain.services import SERVICE_STATUSES, app_dir_refused, endpoint, revision
 from arkserve.errors import Conflict, NotFound, ValidationFailed
 from arkserve.logs import follow_logs, log_dir_for, read_logs
 from arkserve.ports import port_free
@@ -95,10 +96,15 @@ def _check_instance_type(conn: Any, name: str) -> None:
 
 def _check_local_image(ctx: Context, image: object) -> None:
     """The local runtime runs an app directory on this host: one that is not there could never start."""
-    if ctx.settings.runtime.kind == "local" and isinstance(image, str) and not Path(image).is_dir():
+    if ctx.settings.runtime.kind != "local" or not isinstance(image, str):
+        return
+    if not Path(image).is_dir():
         raise ValidationFailed(f"image: no directory {image} on this host (the local runtime runs an app "
                                "directory; for an image reference the platform must run with the Docker runtime: "
                                "`arkserve up --runtime docker`)", field="image")
+    refused = app_dir_refused(os.path.realpath(image))
+    if refused:
+        raise ValidationFailed(f"image: {refused}", field="image")
 
 
 @router.get("/services", response_model=list[ServiceOut], responses={200: {"headers": cursors.HEADERS}},

@@ -19,6 +19,19 @@ SERVICE_STATUSES = ("pending", "progressing", "updating", "ready", "stopped", "d
 ROLLING_FIELDS = ("image", "command", "env", "port", "instance_type", "model", "mounts")
 
 
+# The host's kernel interfaces and runtime state: never an app directory (``image: /proc`` would lay the host's
+# /proc, every process's environment and root included, over the sandbox's own).
+HOST_PSEUDO_ROOTS = ("/proc", "/sys", "/dev", "/run")
+
+
+def app_dir_refused(resolved: str) -> str:
+    """Why the (resolved) directory cannot be a local app directory, or ''."""
+    for root in HOST_PSEUDO_ROOTS:
+        if resolved == root or resolved.startswith(root + "/"):
+            return f"{resolved} is under {root}, the host's own state, not an app directory"
+    return ""
+
+
 def revision(spec: Mapping[str, Any]) -> str:
     """A short stable hash of the fields that need new replicas when they change.
 

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from arkserve.domain.services import app_dir_refused
 from arkserve.errors import PermanentError, TemporaryError
 from arkserve.logs import DEFAULT_MAX_BYTES, log_dir_for
 from arkserve.runtimes import sandbox, spool
@@ -183,6 +184,9 @@ class LocalRuntime:
         app_dir = Path(spec.image.removeprefix("dir:")).expanduser()
         if not app_dir.is_dir():
             raise PermanentError(f'image directory "{app_dir}" does not exist', code="ImageNotFound")
+        refused = app_dir_refused(os.path.realpath(app_dir))
+        if refused:
+            raise PermanentError(f"image directory: {refused}", code="ValidationFailed")
         if sandbox.inside_data_dir(app_dir, self.data_dir):
             raise PermanentError(f'image directory "{app_dir}" overlaps the platform\'s data directory; '
                                  "use a directory of its own", code="ValidationFailed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
@@ -192,3 +193,15 @@ def test_a_command_or_image_with_a_nul_byte_is_refused_at_once(live_api: LiveApi
         c.post("/services", SPEC)
         _raises(422, "ValidationFailed", lambda: c.patch("/services/flowers", {"command": "x\x00y"}))
         assert c.get("/services/flowers")["spec"]["command"] == SPEC["command"]
+
+
+def test_the_hosts_own_state_is_never_an_app_directory(live_api: LiveApi, tmp_path: Path) -> None:
+    link = tmp_path / "innocent"
+    link.symlink_to("/proc/self")  # resolved before the check
+    with live_api.client() as c:
+        for image in ("/proc", "/proc/1", "/sys/kernel", "/dev", "/run", str(link)):
+            err = _raises(422, "ValidationFailed", lambda i=image: c.post("/services", {**SPEC, "image": i}))
+            assert "the host's own state" in err.message, (image, err.message)
+        assert c.get("/services") == []
+        c.post("/services", SPEC)
+        _raises(422, "ValidationFailed", lambda: c.patch("/services/flowers", {"image": "/proc"}))
