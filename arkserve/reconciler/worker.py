@@ -221,7 +221,8 @@ class ServiceWorker:
                     hint = " (on the local runtime the app must listen on $PORT)" if "nothing listens" in reason else ""
                     limit = float(svc.spec.get("startup_timeout_s", 300))
                     self._fail(svc, rep, f"not ready after {limit:g} s: {reason}{hint}")
-                elif reason != rep.last_error:
+                elif reason != rep.last_error and not (rep.restarts and rep.last_error and "nothing listens" in reason):
+                    # (a retry that does not listen yet keeps its last failure's words: "exited with code 3")
                     rep.last_error = reason
                     self._save(rep, later=True)
                 return

@@ -33,7 +33,6 @@ import pwd
 import re
 import shlex
 import shutil
-import stat
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -238,18 +237,6 @@ def argv(policy: SandboxPolicy, app_dir: Path, mounts: Sequence[Mount], command:
     return [*out, "/bin/sh", "-c", command]
 
 
-def _closed_parent(path: Path, uid: int | None, gid: int | None) -> Path | None:
-    """The first folder above ``path`` that ``uid``/``gid`` may not enter (search permission), or None."""
-    if uid is None or uid == 0:
-        return None
-    for parent in reversed(path.parents):
-        st = parent.stat()
-        bit = stat.S_IXUSR if st.st_uid == uid else stat.S_IXGRP if st.st_gid == gid else stat.S_IXOTH
-        if not st.st_mode & bit:
-            return parent
-    return None
-
-
 def command_line(policy: SandboxPolicy, spec: ReplicaSpec, app_dir: Path,
                  fds: Mapping[int, int] | None = None, gpus: Sequence[int] = (),
                  env_fd: int | None = None) -> list[str]:
@@ -266,10 +253,6 @@ def command_line(policy: SandboxPolicy, spec: ReplicaSpec, app_dir: Path,
     if policy.uid is not None and st.st_uid != policy.uid and st.st_mode & 0o005 != 0o005:
         raise PermanentError(f'image directory "{app_dir}" is not readable by the replica user (uid {policy.uid}): '
                              f"make it world-readable, e.g. chmod -R a+rX {app_dir}", code="ValidationFailed")
-    closed = _closed_parent(app_dir.resolve(), policy.uid, policy.gid)
-    if closed is not None:  # bwrap (root) would bind what the replica user could never reach on the host
-        raise PermanentError(f'image directory "{app_dir}" lies in {closed}, which the replica user (uid '
-                             f"{policy.uid}) cannot enter: use a directory it can reach", code="ValidationFailed")
     if policy.uid is not None and policy.gid is not None:
         for m in spec.mounts:  # a writable disk folder belongs to the uid the replica runs as
             if not m.read_only:
