@@ -31,6 +31,7 @@ from arkserve.errors import Conflict, NotFound, ValidationFailed
 from arkserve.logs import follow_logs, log_dir_for, read_logs
 from arkserve.ports import port_free
 from arkserve.schemas import (
+    AutoscaleSpec,
     EventOut,
     ReplicaOut,
     RequestRecordOut,
@@ -166,8 +167,9 @@ def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -
     changes = body.model_dump(exclude_unset=True)
     count = changes.pop("replicas", None)
     weight = changes.pop("canary", None)  # the changes start a canary instead of a rolling update (docs/canary.md)
-    if changes.get("autoscale") is not None:  # the fields given change the current setting
-        changes["autoscale"] = {**(svc.spec.get("autoscale") or {}), **changes["autoscale"]}
+    if changes.get("autoscale") is not None:  # the fields given change the current setting (checked whole: 422)
+        changes["autoscale"] = validated(AutoscaleSpec, {**(svc.spec.get("autoscale") or {}),
+                                                         **changes["autoscale"]}).model_dump()
     autoscaled = changes["autoscale"] if "autoscale" in changes else svc.spec.get("autoscale")
     if count is not None and autoscaled:
         raise Conflict(f'service "{name}" is autoscaled ({autoscaled["min"]}-{autoscaled["max"]} replicas): the '

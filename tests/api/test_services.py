@@ -205,3 +205,14 @@ def test_the_hosts_own_state_is_never_an_app_directory(live_api: LiveApi, tmp_pa
         assert c.get("/services") == []
         c.post("/services", SPEC)
         _raises(422, "ValidationFailed", lambda: c.patch("/services/flowers", {"image": "/proc"}))
+
+
+def test_a_partial_autoscale_with_a_replica_count_is_a_clear_answer_not_a_500(live_api: LiveApi) -> None:
+    with live_api.client() as c:
+        c.post("/services", {**SPEC, "replicas": 0})
+        # a partial setting on a service that has none is checked whole, then it conflicts with the count
+        err = _raises(409, "AutoscalerOn",
+                      lambda: c.patch("/services/flowers", {"replicas": 2, "autoscale": {"max": 3}}))
+        assert "0-3 replicas" in err.message, err.message  # min defaults to 0
+        _raises(422, "ValidationFailed", lambda: c.patch("/services/flowers", {"autoscale": {"min": 5, "max": 3}}))
+        assert c.get("/services/flowers")["spec"]["autoscale"] is None  # nothing changed
