@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
@@ -34,13 +35,19 @@ def balance(conn: Connection, user_id: int) -> int:
     return int(total)
 
 
+MONTH_RE = re.compile(r"[0-9]{4}-[0-9]{2}")
+
+
 def month_bounds(month: str) -> tuple[float, float]:
-    """``"2026-11"`` -> [start, end) as unix times (UTC)."""
-    try:
-        year, mon = (int(p) for p in month.split("-"))
-        start = dt.datetime(year, mon, 1, tzinfo=dt.UTC)
-    except ValueError:
-        raise ValidationFailed(f"month: expected YYYY-MM, got {month!r}", field="month") from None
+    """``"2026-11"`` -> [start, end) as unix times (UTC). Only that form (ASCII digits, years 1970-9998): the
+    month is echoed into a CSV file name and a header."""
+    bad = ValidationFailed(f"month: expected YYYY-MM (1970-01 to 9998-12), got {month[:20]!r}", field="month")
+    if not MONTH_RE.fullmatch(month):
+        raise bad
+    year, mon = int(month[:4]), int(month[5:])
+    if not (1970 <= year <= 9998 and 1 <= mon <= 12):
+        raise bad
+    start = dt.datetime(year, mon, 1, tzinfo=dt.UTC)
     days = calendar.monthrange(year, mon)[1]
     return start.timestamp(), (start + dt.timedelta(days=days)).timestamp()
 

@@ -16,7 +16,9 @@ class InstanceTypeIn(_In):
     memory_mb: int = Field(gt=0, le=MAX_INT32)
     gpus: int = Field(default=0, ge=0, le=64)
     gpu_model: str = Field(default="", max_length=64)
-    price_per_hour: float = Field(default=0.0, ge=0)
+    price_per_hour: float = Field(default=0.0, ge=0, le=1_000_000, allow_inf_nan=False,
+                                  description="per replica-hour; at most 1 000 000 (the ledger counts micro-units "
+                                              "in 64 bits)")
     billing: Literal["payg", "reserved"] = "payg"
     description: str = Field(default="", max_length=200)
     gpu_fraction: float = Field(default=0.0, ge=0, lt=1, description=(

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from arkserve.errors import Conflict, NotFound
-from arkserve.store.tables import instance_types
+from arkserve.store.tables import instance_types, prepaid_instances, replicas, services
 
 SEED: tuple[dict[str, Any], ...] = (
     {"name": "cpu.small", "cpus": 1.0, "memory_mb": 2048, "price_per_hour": 0.05, "description": "1 vCPU, 2 GiB"},
@@ -49,6 +49,25 @@ def create(conn: Connection, values: dict[str, Any]) -> None:
         raise Conflict(f'instance type "{values["name"]}" already exists', code="InstanceTypeExists") from None
 
 
+def users_of(conn: Connection, name: str) -> list[str]:
+    """What still uses the type: services (their spec or canary), replicas, active prepaid instances."""
+    found = [f"service {row.name}" for row in conn.execute(select(services.c.name, services.c.spec,
+                                                                  services.c.canary_spec))
+             if (row.spec or {}).get("instance_type") == name or (row.canary_spec or {}).get("instance_type") == name]
+    if conn.execute(select(replicas.c.id).where(replicas.c.instance_type == name).limit(1)).first():
+        found.append("running replicas")
+    if conn.execute(select(prepaid_instances.c.id).where(prepaid_instances.c.instance_type == name,
+                                                         prepaid_instances.c.status == "active").limit(1)).first():
+        found.append("active prepaid instances")
+    return found
+
+
 def remove(conn: Connection, name: str) -> None:
+    """Remove a type nothing uses (409 ``InstanceTypeInUse`` otherwise: its replicas would be metered at 0)."""
     get(conn, name)
+    used = users_of(conn, name)
+    if used:
+        shown = ", ".join(used[:5]) + (f" (and {len(used) - 5} more)" if len(used) > 5 else "")
+        raise Conflict(f'instance type "{name}" is in use by {shown}: move or delete those first',
+                       code="InstanceTypeInUse")
     conn.execute(delete(instance_types).where(instance_types.c.name == name))
