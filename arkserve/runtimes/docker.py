@@ -57,6 +57,7 @@ from arkserve.runtimes.base import (
     object_name,
 )
 from arkserve.runtimes.docker_mounts import Staging
+from arkserve.runtimes.docker_user import run_as
 from arkserve.runtimes.follower import StreamFollower
 
 _PHASES = {"created": ReplicaPhase.CREATED, "running": ReplicaPhase.RUNNING, "paused": ReplicaPhase.RUNNING,
@@ -93,7 +94,6 @@ class _Follower(StreamFollower):
         return self.container.logs(stream=True, follow=True, timestamps=True, stdout=True, stderr=True, since=after)
 
 
-NOBODY = "65534:65534"
 KEPT_CAPABILITIES = ("CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE", "KILL", "FOWNER", "DAC_OVERRIDE")
 
 
@@ -227,10 +227,9 @@ class DockerRuntime:
                 raise PermanentError(f'image "{image}" not found in its registry', code="ImageNotFound") from None
 
     def _user(self, image: str) -> str:
-        """The image's own USER when it names a non-root one, else nobody (65534): a replica never runs as root."""
+        """The image's own USER when it is not root, else nobody (65534): a replica never runs as root."""
         with _daemon(self.url):
-            user = str((self.client.images.get(image).attrs.get("Config") or {}).get("User") or "")
-        return user if user and user.split(":")[0] not in ("0", "root") else NOBODY
+            return run_as(self.client, image)
 
     def start(self, spec: ReplicaSpec) -> ReplicaInfo:
         name = checked_object_name(spec.service, spec.replica)

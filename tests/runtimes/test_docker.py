@@ -103,3 +103,43 @@ def test_factory_builds_each_kind(tmp_path: Path) -> None:
     for kind in ("k8s", "fake"):  # the in-memory test double (tests/runtimes/fake.py) is no backend
         with pytest.raises(ValidationFailed, match=f"unknown runtime '{kind}'"):
             make_runtime(kind, tmp_path)
+
+
+PASSWD = b"root:x:0:0:root:/root:/bin/sh\ntoor:x:0:0:another root:/root:/bin/sh\napp:x:1000:1000::/tmp:/bin/sh\n"
+
+
+def _image_with_user(client: docker.DockerClient, user: str, tag: str) -> str:
+    """The test image with our /etc/passwd and ``USER user`` (docker commit: no build, no registry)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("passwd")
+        info.size = len(PASSWD)
+        tar.addfile(info, io.BytesIO(PASSWD))
+    c = client.containers.create(TEST_IMAGE, command=["true"])
+    try:
+        c.put_archive("/etc", buf.getvalue())
+        c.commit(repository="arkserve-test/users", tag=tag, changes=[f"USER {user}"])
+    finally:
+        c.remove(force=True)
+    return f"arkserve-test/users:{tag}"
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("user", "runs_as"), [("toor", "65534"), ("00", "65534"), ("+0", "65534"),
+                                               ("root:app", "65534"), ("app", "1000"), ("1000:1000", "1000"),
+                                               ("ghost", "65534")])
+def test_a_replica_never_runs_as_root_whatever_the_image_calls_it(rt: DockerRuntime, user: str, runs_as: str) -> None:
+    client = docker.from_env()
+    image = _image_with_user(client, user, f"u{abs(hash(user)) % 10**8}")
+    try:
+        info = rt.start(spec(image=image, command="id -u > /tmp/uid; sleep 300"))
+        container = client.containers.get(info.runtime_id)
+        wait_until(lambda: container.exec_run(["cat", "/tmp/uid"]).exit_code == 0, timeout=10, what="the uid file")
+        assert container.exec_run(["cat", "/tmp/uid"]).output.decode().strip() == runs_as
+        rt.stop("dsvc", "r0000d1", grace_s=0)
+    finally:
+        client.images.remove(image, force=True)
+        client.close()
