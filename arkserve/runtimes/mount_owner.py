@@ -49,11 +49,17 @@ def hand_over(source: Path, data_dir: Path, uid: int, gid: int) -> bool:
         except PermanentError:  # no longer a folder, or a link on the way: nothing is followed
             return False
     try:
-        for parent, parts, st in paths.walk(fd, strict=False):
-            _own(parent, parts[-1], st, uid, gid)
-        st = os.fstat(fd)
-        if (st.st_uid, st.st_gid) != (uid, gid):
-            os.fchown(fd, uid, gid)
+        hand_over_fd(fd, uid, gid)
     finally:
         os.close(fd)
     return True
+
+
+def hand_over_fd(fd: int, uid: int, gid: int) -> None:
+    """Give the folder open at ``fd`` (a network-disk folder the runtime opened by descriptors: the very one the
+    replica will mount, whatever its path names by now) and everything in it to ``uid:gid``."""
+    for parent, parts, st in paths.walk(fd, strict=False):
+        _own(parent, parts[-1], st, uid, gid)
+    st = os.fstat(fd)
+    if (st.st_uid, st.st_gid) != (uid, gid):
+        os.fchown(fd, uid, gid)

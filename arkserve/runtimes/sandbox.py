@@ -254,7 +254,9 @@ def command_line(policy: SandboxPolicy, spec: ReplicaSpec, app_dir: Path,
         raise PermanentError(f'image directory "{app_dir}" is not readable by the replica user (uid {policy.uid}): '
                              f"make it world-readable, e.g. chmod -R a+rX {app_dir}", code="ValidationFailed")
     if policy.uid is not None and policy.gid is not None:
-        for m in spec.mounts:  # a writable disk folder belongs to the uid the replica runs as
-            if not m.read_only:
-                mount_owner.hand_over(Path(m.source), policy.data_dir, policy.uid, policy.gid)
+        for i, m in enumerate(spec.mounts):  # a writable disk folder belongs to the uid the replica runs as
+            if not m.read_only and m.disk_root and fds and i in fds:
+                # by the descriptor bwrap will bind, never by the path again: a replica could have swapped it
+                # for a link to another user's folder since it was opened, and root would chown that one
+                mount_owner.hand_over_fd(fds[i], policy.uid, policy.gid)
     return argv(policy, app_dir, spec.mounts, spec.command, fds, gpus, env_fd)

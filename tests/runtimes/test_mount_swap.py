@@ -236,3 +236,21 @@ def test_open_disk_folder_by_components(data_dir: Path, folder: Path, outside: P
     (folder.parent.parent / "datasets").symlink_to(folder.parent.with_name("moved"))  # a link on the way
     with pytest.raises(LinkRefused):
         paths.open_disk_folder(disks, str(folder))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="writable folders are handed to the replica user only as root")
+def test_a_writable_folder_swapped_after_its_open_hands_over_only_what_was_opened(data_dir: Path,
+                                                                                 folder: Path) -> None:
+    """The hand-over to the replica user (chown) goes by the descriptor the runtime opened, not by the path: a
+    swap between the open and the hand-over must not make root give another user's folder to ``nobody``."""
+    other = data_dir / "disks" / "other" / "private"
+    other.mkdir(parents=True)
+    (other / "secret.txt").write_text("another user's")
+    mount = disk_mount(data_dir, "owner", "/datasets/flowers", "/data", False)
+    policy = sandbox.policy_for(data_dir, replica_user="nobody")
+    with sandbox.opened_mounts((mount,)) as fds:
+        swap_for_link(folder, other)  # after the open, before the hand-over
+        sandbox.command_line(policy, spec("local", mount), APP_DIR, fds)
+    assert (other / "secret.txt").stat().st_uid == 0 and other.stat().st_uid == 0  # untouched
+    opened = folder.with_name(folder.name + ".orig")
+    assert opened.stat().st_uid == policy.uid and (opened / "in.txt").stat().st_uid == policy.uid
