@@ -162,9 +162,12 @@ def _fit_host(req: Request, st: _HostState) -> Placement | Unfit:
 
 
 def _reserved_need(req: Request, allocations: list[Allocation], reservations: Mapping[int, Mapping[str, int]],
-                   sizes: Mapping[str, Size]) -> tuple[float, int, int]:
-    """CPUs, memory and whole GPUs other users' prepaid instances reserve and do not use yet."""
+                   sizes: Mapping[str, Size], free_gpus: int) -> tuple[float, int, int]:
+    """CPUs, memory and whole GPUs other users' prepaid instances reserve and do not use yet. The CPUs and memory
+    of GPU instances count only as far as their GPUs are there to be had (``free_gpus``): a GPU instance that
+    could not be placed anyway keeps nobody's CPU replica out."""
     cpus, memory, gpus, fraction = 0.0, 0, 0, 0.0
+    gpu_cpus, gpu_memory = 0.0, 0
     for user, types in reservations.items():
         if user == req.owner_id:
             continue
@@ -174,34 +177,46 @@ def _reserved_need(req: Request, allocations: list[Allocation], reservations: Ma
             free = max(0, count - used)
             size = sizes.get(itype)
             if free and size is not None:
-                cpus += free * size.cpus
-                memory += free * size.memory_mb
+                on_gpu = bool(size.gpus or size.gpu_fraction)
+                cpus += 0 if on_gpu else free * size.cpus
+                memory += 0 if on_gpu else free * size.memory_mb
+                gpu_cpus += free * size.cpus if on_gpu else 0
+                gpu_memory += free * size.memory_mb if on_gpu else 0
                 gpus += free * size.gpus
                 fraction += free * size.gpu_fraction
-    return cpus, memory, gpus + math.ceil(fraction - EPSILON)
+    whole = gpus + math.ceil(fraction - EPSILON)
+    placeable = min(1.0, free_gpus / whole) if whole else 1.0
+    return cpus + gpu_cpus * placeable, memory + math.ceil(gpu_memory * placeable), whole
+
+
+def _free(states: list[_HostState]) -> tuple[float, int, int]:
+    """Free CPUs, memory and whole GPUs over all hosts."""
+    return (sum(s.free_cpus for s in states), sum(s.free_memory for s in states),
+            sum(len(s.whole_free()) for s in states))
 
 
 def _honours_reservations(req: Request, placed: Placement, states: list[_HostState],
                           allocations: list[Allocation], reservations: Mapping[int, Mapping[str, int]],
                           sizes: Mapping[str, Size]) -> str:
     """"" when the placement leaves every other user's unused prepaid capacity free; else why not."""
-    need_cpus, need_memory, need_gpus = _reserved_need(req, allocations, reservations, sizes)
+    before = _free(states)
+    need_cpus, need_memory, need_gpus = _reserved_need(req, allocations, reservations, sizes, before[2])
     if not (need_cpus or need_memory or need_gpus):
         return ""
     after = Allocation(req.replica, req.service, req.owner_id, placed.host, req.instance_type, req.size,
                        placed.gpu_indices, placed.gpu_share_mb, req.billing)
     trial = [_HostState(s.host, s.allocs + ([after] if s.host.name == placed.host else [])) for s in states]
-    free_cpus = sum(s.free_cpus for s in trial)
-    free_memory = sum(s.free_memory for s in trial)
-    free_gpus = sum(len(s.whole_free()) for s in trial)
-    if free_cpus + EPSILON < need_cpus or free_memory < need_memory or free_gpus < need_gpus:
-        short = []
-        if need_gpus and free_gpus < need_gpus:
-            short.append(f"{_plural(need_gpus, 'GPU')}")
-        if free_cpus + EPSILON < need_cpus:
-            short.append(f"{_plural(need_cpus, 'CPU')}")
-        if free_memory < need_memory:
-            short.append(f"{need_memory} MiB memory")
+    free_cpus, free_memory, free_gpus = _free(trial)
+    # only what this placement takes counts against it: a CPU replica is not kept out because GPUs reserved by
+    # someone else are missing (that shortage is not its doing, and placing it does not deepen it)
+    short = []
+    if need_gpus and free_gpus < need_gpus and free_gpus < before[2]:
+        short.append(f"{_plural(need_gpus, 'GPU')}")
+    if free_cpus + EPSILON < need_cpus and free_cpus + EPSILON < before[0]:
+        short.append(f"{_plural(need_cpus, 'CPU')}")
+    if free_memory < need_memory and free_memory < before[1]:
+        short.append(f"{need_memory} MiB memory")
+    if short:
         return ("the free capacity is reserved for other users' prepaid instances (" + ", ".join(short)
                 + " reserved and not in use)")
     return ""
