@@ -143,8 +143,10 @@ def refuse_bad_basic(scope: Scope) -> None:
     """401 ``BadAuthorization`` for a Basic header that is not base64 of UTF-8 ``name:password``: wsgidav would
     fail on it with a 500 (and its HTML page)."""
     for name, value in scope.get("headers", []):
+        if name != b"authorization":
+            continue
         scheme, _, rest = value.strip().partition(b" ")
-        if name == b"authorization" and scheme.lower() == b"basic":
+        if scheme.lower() == b"basic":
             try:
                 text = base64.b64decode(rest.strip(), validate=True).decode("utf-8")
             except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
