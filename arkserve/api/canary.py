@@ -31,10 +31,6 @@ def canary_out(svc: ServiceRow, reps: list[ReplicaRow]) -> CanaryOut | None:
                      ready=sum(1 for r in mine if r.state == "ready"), spec=ServiceSpec(**svc.canary_spec))
 
 
-def _canary_count(svc: ServiceRow) -> int:
-    return canary_replicas(svc.replicas, svc.canary_weight) if svc.canary_spec else 0
-
-
 def start(conn: Connection, settings: Settings, who: str, svc: ServiceRow, spec: dict[str, Any] | None,
           count: int | None, weight: int | None) -> None:
     """A PATCH with ``canary`` (or a rolling change while a canary runs): ``spec`` (the stable spec with the
@@ -54,9 +50,8 @@ def start(conn: Connection, settings: Settings, who: str, svc: ServiceRow, spec:
     new_spec = spec if spec is not None else svc.canary_spec
     assert new_spec is not None
     stable = svc.replicas if count is None else count
-    billing_guard.admit(conn, settings.billing, svc.owner_id, new_spec, stable + canary_replicas(stable, weight),
-                        service_id=svc.id, old_spec=svc.canary_spec or svc.spec,
-                        old_replicas=svc.replicas + _canary_count(svc))  # quotas (403), balance (402)
+    # quotas (403), balance (402): the stable part at its type, the canary's at its own
+    billing_guard.admit_canary(conn, settings.billing, svc, new_spec, stable, weight)
     if count is not None and count != svc.replicas:
         service_store.update_desired(conn, svc, replica_count=count)
         event_store.record(conn, svc.name, "scaled", f"{who} scaled {svc.replicas} -> {count}")

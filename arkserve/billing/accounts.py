@@ -6,6 +6,8 @@ overdraft limit (the grace before pay-as-you-go services are scaled to 0 counts 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -40,20 +42,46 @@ def set_low_since(conn: Connection, user_id: int, low_since: float | None, now: 
     _upsert(conn, user_id, {"low_since": low_since}, now)
 
 
+Part = tuple[Mapping[str, Any], int]  # one part of a service (its stable or its canary revision): spec, replicas
+
+
+def service_parts(spec: Mapping[str, Any], replicas: int, canary_spec: Mapping[str, Any] | None,
+                  weight: int) -> list[Part]:
+    """A service's desired replicas by revision: the stable spec's, then a canary's (its share of the stable count,
+    ``domain/canary.py``), each sized and priced by its own spec's instance type."""
+    parts: list[Part] = [(spec, replicas)]
+    if canary_spec:
+        parts.append((canary_spec, canary_replicas(replicas, weight)))
+    return parts
+
+
+def gpu_sizes(conn: Connection) -> dict[str, tuple[int, float]]:
+    """``{instance type: (whole GPUs, GPU fraction)}``."""
+    t = instance_types.c
+    return {name: (int(g or 0), float(f or 0.0)) for name, g, f in conn.execute(select(t.name, t.gpus,
+                                                                                        t.gpu_fraction))}
+
+
+def part_gpus(sizes: Mapping[str, tuple[int, float]], spec: Mapping[str, Any] | None, replicas: int) -> int:
+    """GPUs one service part counts against ``max_gpus``: replicas x the type's GPUs, or for a fractional type
+    (``gpu_fraction``) ``ceil(replicas x fraction)`` (4 x 0.5 -> 2; 1 x 0.5 -> 1)."""
+    gpus, fraction = sizes.get(str((spec or {}).get("instance_type", "")), (0, 0.0))
+    if gpus:
+        return replicas * gpus
+    return math.ceil(round(replicas * fraction, 9)) if fraction > 0 else 0
+
+
 def desired_use(conn: Connection, user_id: int, *, exclude_service: int | None = None) -> tuple[int, int]:
-    """(replicas, GPUs) the user's services ask for (desired counts, a canary's replicas included; a deleting
-    service counts until gone)."""
+    """(replicas, GPUs) the user's services ask for (desired counts, a canary's replicas included at its own
+    instance type; a deleting service counts until gone)."""
     c = services.c
     q = select(c.id, c.spec, c.replicas, c.canary_spec, c.canary_weight).where(c.owner_id == user_id)
-    gpus_of = {name: int(g) for name, g in conn.execute(select(instance_types.c.name, instance_types.c.gpus))}
+    sizes = gpu_sizes(conn)
     replicas = gpus = 0
     for sid, spec, count, canary_spec, weight in conn.execute(q):
         if sid == exclude_service:
             continue
-        runs = [(spec, int(count))]
-        if canary_spec:
-            runs.append((canary_spec, canary_replicas(int(count), int(weight))))
-        for what, n in runs:
+        for what, n in service_parts(spec or {}, int(count), canary_spec, int(weight or 0)):
             replicas += n
-            gpus += n * gpus_of.get(str((what or {}).get("instance_type", "")), 0)
+            gpus += part_gpus(sizes, what, n)
     return replicas, gpus
