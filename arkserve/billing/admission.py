@@ -4,6 +4,11 @@ The contract between capacity (``arkserve/capacity``, which places replicas) and
 instances and balances). Placement calls :func:`billing_mode` for each replica it is about to place and
 :func:`reserved` to keep other users' pay-as-you-go replicas off capacity that a user has prepaid.
 
+Placement's answer is where a replica starts, not where it stays: the meter revisits it every pass
+(``arkserve.billing.metering.demote`` / ``promote``), billing a replica beyond its owner's active prepaid instances
+pay-as-you-go and moving pay-as-you-go replicas onto instances that became free (a rolling update's old replica
+gone, another instance bought), with their rows' ``billing`` updated so that ``on_prepaid`` below stays true.
+
 The balance rule needs the platform's billing settings; the process that places replicas (the reconciler) hands
 them over once with :func:`configure` (the meter hook does). Unconfigured, balances are not enforced.
 """
@@ -51,7 +56,8 @@ def billing_mode(conn: Connection, owner_id: int, instance_type: str, spec: Mapp
                  on_prepaid: int) -> str:
     """``"prepaid"`` when the owner has a free prepaid instance of the type (and the spec allows it), else ``"payg"``.
 
-    ``on_prepaid`` is how many of the owner's live replicas of that type already run on prepaid instances.
+    ``on_prepaid`` is how many of the owner's live replicas of that type already run on prepaid instances. A
+    ``"payg"`` answer is not for good: the meter moves the replica onto a prepaid instance that frees up later.
     Raises ``arkserve.errors.TemporaryError`` (code ``InsufficientBalance``) when a pay-as-you-go replica may not
     start because the balance is at the overdraft limit; the replica then stays pending with that message."""
     mode = str(spec.get("billing") or "auto")

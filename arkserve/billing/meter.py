@@ -2,8 +2,10 @@
 
 Each pass reads replica rows from the store, extends every run's segment to now and writes the ledger entries for
 exactly the newly covered seconds, all in ONE transaction: killed between (or during) passes, it neither loses nor
-repeats a second — the next pass starts from what the store holds. After metering, the pass renews or expires
-prepaid instances and applies the balance rule (grace, then pay-as-you-go services scaled to 0), with events.
+repeats a second — the next pass starts from what the store holds. A pass first meters up to each prepaid end passed
+since the last one and renews or expires what ended there (period after period, when the meter was down longer),
+then meters to now — runs moving between prepaid and pay-as-you-go as instances end, are bought or are freed — and
+applies the balance rule (grace, then pay-as-you-go services scaled to 0), with events.
 """
 
 from __future__ import annotations
@@ -11,13 +13,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from arkserve.billing import accounts, admission, ledger, prepaid
-from arkserve.billing.metering import RUNNING, Observed, Plan, Segment, demote, from_micro, plan_pass, to_micro
+from arkserve.billing.metering import (
+    PAYG,
+    PREPAID,
+    RUNNING,
+    Observed,
+    Plan,
+    Segment,
+    as_of,
+    demote,
+    from_micro,
+    plan_pass,
+    promote,
+    to_micro,
+)
 from arkserve.errors import ArkserveError
 from arkserve.settings import BillingSettings
 from arkserve.store import events as event_store
@@ -40,11 +55,13 @@ def observe(conn: Connection) -> list[Observed]:
     out = []
     for row in conn.execute(q):
         m = row._mapping
-        itype = str(m.get("instance_type") or (m["spec"] or {}).get("instance_type", ""))
+        spec = m["spec"] or {}
+        itype = str(m.get("instance_type") or spec.get("instance_type", ""))
         running = m["state"] in RUNNING
         out.append(Observed(m["id"], float(m["started_at"]), int(m["owner_id"]), m["name"], itype,
-                            str(m.get("billing") or "payg"), prices.get(itype, 0), running,
-                            None if running else float(m["updated_at"])))
+                            str(m.get("billing") or PAYG), prices.get(itype, 0), running,
+                            None if running else float(m["updated_at"]),
+                            spec_billing=str(spec.get("billing") or "auto")))
     for stop in conn.execute(select(billing_stops)):  # rows deleted while running, with the instant they stopped
         s = stop._mapping
         out.append(Observed(s["replica_id"], float(s["started_at"]), int(s["user_id"]), s["service"],
@@ -53,18 +70,41 @@ def observe(conn: Connection) -> list[Observed]:
     return out
 
 
-def _segments(conn: Connection, replica_ids: set[str]) -> tuple[list[Segment], frozenset[tuple[str, float, str]]]:
-    """Open segments, and the keys of closed ones of the replicas seen (closed segments of gone replicas stay
-    unread: the table grows, a pass does not)."""
+def _segments(conn: Connection, replica_ids: set[str]) -> tuple[list[Segment], list[Segment]]:
+    """Open segments, and the closed ones of the replicas seen (closed segments of gone replicas stay unread: the
+    table grows, a pass does not)."""
     c = billing_runs.c
-    open_ = [Segment(**{k: r._mapping[k] for k in _SEGMENT_FIELDS})
-             for r in conn.execute(select(billing_runs).where(c.ended.is_(False)))]
-    closed: set[tuple[str, float, str]] = set()
+    fields = [c[k] for k in _SEGMENT_FIELDS]
+    open_ = [Segment(**r._mapping) for r in conn.execute(select(*fields).where(c.ended.is_(False)))]
+    closed: list[Segment] = []
     ids = sorted(replica_ids)
     for i in range(0, len(ids), 500):
-        q = select(c.replica_id, c.started_at, c.billing).where(c.ended.is_(True), c.replica_id.in_(ids[i:i + 500]))
-        closed.update((str(a), float(b), str(m)) for a, b, m in conn.execute(q))
-    return open_, frozenset(closed)
+        q = select(*fields).where(c.ended.is_(True), c.replica_id.in_(ids[i:i + 500]))
+        closed += [Segment(**r._mapping) for r in conn.execute(q)]
+    return open_, closed
+
+
+def placed_prepaid(conn: Connection) -> dict[tuple[int, str], int]:
+    """Replicas placement put on a prepaid instance that are not running runs yet (or any more): they hold it,
+    ``{(owner, type): count}``."""
+    r = replicas.c
+    q = (select(services.c.owner_id, r.instance_type, func.count()).join(services, services.c.id == r.service_id)
+         .where(r.node != "", r.billing == PREPAID, r.started_at.is_(None) | r.state.not_in(sorted(RUNNING)))
+         .group_by(services.c.owner_id, r.instance_type))
+    return {(int(u), str(t)): int(n) for u, t, n in conn.execute(q)}
+
+
+def mark_prepaid(conn: Connection, runs: Iterable[Observed]) -> None:
+    """Promoted runs' replica rows say ``billing=prepaid``, so that placement counts them on the instance."""
+    r, changed = replicas.c, set()
+    for o in runs:
+        row = conn.execute(select(r.service_id).where(r.id == o.replica_id, r.started_at == o.started_at,
+                                                      r.billing != PREPAID)).first()
+        if row is not None:
+            conn.execute(update(replicas).where(r.id == o.replica_id).values(billing=PREPAID))
+            changed.add(int(row[0]))
+    if changed:
+        service_store.touch(conn, *sorted(changed))
 
 
 def apply(conn: Connection, plan: Plan, now: float) -> None:
@@ -77,7 +117,7 @@ def apply(conn: Connection, plan: Plan, now: float) -> None:
             conn.execute(insert(billing_runs).values(updated_at=now, **values))
         if charge is not None:
             ledger.add(conn, seg.user_id, "usage", -charge.amount_micro, time=charge.period_end, service=seg.service,
-                       instance_type=seg.instance_type, replica=seg.replica_id, billing=seg.billing,
+                       instance_type=seg.instance_type, replica=seg.replica_id, billing=seg.mode,
                        seconds=charge.seconds, period_start=charge.period_start, period_end=charge.period_end)
     for seg in plan.closed:
         conn.execute(update(billing_runs).where(
@@ -87,9 +127,13 @@ def apply(conn: Connection, plan: Plan, now: float) -> None:
 
 def meter_pass(conn: Connection, now: float, *, reserved_at: float | None = None) -> Plan:
     """One metering pass inside the caller's transaction (prepaid instances counted as active at ``reserved_at``,
-    default ``now``)."""
+    default ``now``): runs beyond their owner's instances demoted to pay-as-you-go, pay-as-you-go runs promoted
+    onto free ones (their rows updated), every run's segment extended."""
     active = prepaid.active_counts(conn, now if reserved_at is None else reserved_at)
-    observed = demote(observe(conn), {(u, t): n for u, types in active.items() for t, n in types.items()})
+    reserved = {(u, t): n for u, types in active.items() for t, n in types.items()}
+    demoted = demote(as_of(observe(conn), now), reserved)
+    observed = promote(demoted, reserved, placed_prepaid(conn))
+    mark_prepaid(conn, set(observed) - set(demoted))
     open_, closed = _segments(conn, {o.replica_id for o in observed})
     plan = plan_pass(now, observed, open_, closed)
     apply(conn, plan, now)
@@ -104,10 +148,10 @@ def _owner_services(conn: Connection, user_id: int) -> list[service_store.Servic
 
 
 def settle_prepaid(conn: Connection, now: float) -> None:
-    """Renew (auto-renew and enough balance) or expire prepaid instances whose period ended."""
+    """Renew (auto-renew and enough balance) or expire prepaid instances whose period ended by ``now``."""
     for row in prepaid.due(conn, now):
         what = f"prepaid #{row['id']} ({row['count']}x {row['instance_type']})"
-        if row["auto_renew"] and prepaid.renew(conn, row, now):
+        if row["auto_renew"] and prepaid.renew(conn, row, float(row["ends_at"])):
             for svc in _owner_services(conn, row["user_id"]):
                 if svc.spec.get("instance_type") == row["instance_type"]:
                     event_store.record(conn, svc.name, "prepaid", f"{what} renewed for another {row['period']}")
@@ -130,6 +174,17 @@ def settle_prepaid(conn: Connection, now: float) -> None:
                                                               "pay-as-you-go")
 
 
+def catch_up(conn: Connection, now: float) -> None:
+    """Each prepaid end passed by ``now``, in order: meter up to it (its runs billed prepaid until that instant),
+    then renew or expire what ends there. A renewed period that has ended too (the meter was down longer than a
+    period) is settled the same way, so its runs are billed prepaid over every period renewed and pay-as-you-go
+    only past the last renewal the balance allowed."""
+    while due := prepaid.due(conn, now):
+        end = min(float(row["ends_at"]) for row in due)
+        meter_pass(conn, end, reserved_at=end - 0.001)
+        settle_prepaid(conn, end)
+
+
 def enforce_balances(conn: Connection, settings: BillingSettings, now: float) -> None:
     """Users at/below the overdraft limit with pay-as-you-go runs: grace, then their services scaled to 0."""
     if not settings.enforce:
@@ -137,7 +192,7 @@ def enforce_balances(conn: Connection, settings: BillingSettings, now: float) ->
     c = billing_runs.c
     payg: dict[int, set[str]] = {}
     for user_id, service in conn.execute(select(c.user_id, c.service).where(
-            c.ended.is_(False), c.billing == "payg", c.price_micro_per_hour > 0)):
+            c.ended.is_(False), c.billing.startswith(PAYG), c.price_micro_per_hour > 0)):
         payg.setdefault(int(user_id), set()).add(str(service))
     limit = to_micro(settings.overdraft_limit)
     for (user_id,) in conn.execute(select(billing_accounts.c.user_id).where(billing_accounts.c.low_since.is_not(None))):
@@ -174,14 +229,12 @@ class Meter:
         self.thread: threading.Thread | None = None
 
     def run_pass(self) -> None:
-        """One pass, one transaction: meter up to each prepaid end passed since the last pass (its runs billed
-        prepaid until that instant), renew or expire those, meter up to now, apply the balance rule."""
+        """One pass, one transaction: catch up with the prepaid ends passed since the last pass, meter up to now,
+        apply the balance rule."""
         now = self.clock()
         with self.store.begin() as conn:
             bump(conn, "billing")  # the lock row first: one pass at a time across reconcilers (PostgreSQL)
-            for end in sorted({float(row["ends_at"]) for row in prepaid.due(conn, now)}):
-                meter_pass(conn, end, reserved_at=end - 0.001)
-            settle_prepaid(conn, now)
+            catch_up(conn, now)
             meter_pass(conn, now)
             enforce_balances(conn, self.settings, now)
 

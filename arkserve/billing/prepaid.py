@@ -2,7 +2,7 @@
 
 A purchase is paid from the balance in the same transaction that records it (a ``prepaid`` ledger entry), and
 refused with 402 ``InsufficientBalance`` when the balance is short. The meter loop renews (``renewal`` entry)
-or expires them when they end.
+or expires them when they end, in order, a period at a time (``arkserve.billing.meter.catch_up``).
 """
 
 from __future__ import annotations
@@ -109,13 +109,15 @@ def due(conn: Connection, now: float) -> list[dict[str, Any]]:
         c.status == "active", c.ends_at <= now).order_by(c.id))]
 
 
-def renew(conn: Connection, row: dict[str, Any], now: float) -> bool:
-    """Charge the next period and extend it; False (nothing written) when the balance is short."""
+def renew(conn: Connection, row: dict[str, Any], at: float) -> bool:
+    """Charge the next period (a ``renewal`` entry dated ``at``, the meter passes the period's end) and extend it
+    by one period from its end (still past for a meter that was down longer: it renews again); False (nothing
+    written) when the balance is short."""
     if ledger.balance(conn, row["user_id"]) < row["price_micro"]:
         return False
     start, end = row["ends_at"], _end(row["ends_at"], row["period"])
     conn.execute(update(prepaid_instances).where(prepaid_instances.c.id == row["id"]).values(ends_at=end))
-    ledger.add(conn, row["user_id"], "renewal", -row["price_micro"], time=now, instance_type=row["instance_type"],
+    ledger.add(conn, row["user_id"], "renewal", -row["price_micro"], time=at, instance_type=row["instance_type"],
                period_start=start, period_end=end,
                note=f"prepaid #{row['id']} renewed: {row['count']}x {row['instance_type']}, one {row['period']}")
     return True
