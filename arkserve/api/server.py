@@ -32,6 +32,9 @@ def _timeout_response() -> bytes:
             b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
+LINGER_S = 2.0  # how long a half-closed connection drops what the client still sends
+
+
 class DeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, with a deadline on each request's headers (see the module's docstring)."""
 
@@ -41,6 +44,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._begun = False  # bytes of a request's head arrived
+        self._lingering = False  # half-closed after a response whose request body was not all read
 
     def _arm(self) -> None:
         if self._deadline is None:
@@ -91,10 +95,32 @@ class DeadlineProtocol(HttpToolsProtocol):
         cycle.message_event.set()
 
     def on_response_complete(self) -> None:
-        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
-            self.transport.close()  # the body nobody reads would otherwise keep the connection alive
+        cycle = self.cycle  # the cycle that completed, unless the client's next request already replaced it
+        if cycle is not None and cycle.response_complete and cycle.more_body and not self.transport.is_closing():
+            self._linger()  # the body nobody reads would otherwise keep the connection alive
             return
         super().on_response_complete()
+
+    def _linger(self) -> None:
+        """End a connection whose request body was not all read (the response said ``connection: close``):
+        half-close it, so the response is followed by a FIN, then read and drop what the client still sends for
+        at most :data:`LINGER_S` (or until its own FIN: asyncio closes then). Closing at once with unread bytes
+        would send an RST, which can destroy the response before the client has read it (a WebDAV client's
+        PROPFIND answered 404 before its body was read lost the 404)."""
+        self._lingering = True
+        self._disarm()
+        try:
+            self.transport.write_eof()
+        except (OSError, RuntimeError):
+            self.transport.close()
+            return
+        self.transport.resume_reading()
+        self.loop.call_later(LINGER_S, self.transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the rest of a body nobody reads, or a request sent despite connection: close
+        super().data_received(data)
 
 
 def protocol_for(settings: Settings) -> type[DeadlineProtocol]:

@@ -109,6 +109,12 @@ class Cycle(RequestResponseCycle):
         return self.buffered
 
     async def send(self, message: Message) -> None:  # type: ignore[override]
+        if message["type"] == "http.response.start" and self.more_body and not self.response_started:
+            # the request's body is not all in (an answer before reading it: 401, 404, 413): this connection ends
+            # after the response, and says so, so that no client sends its next request on it
+            message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
+        elif message["type"] == "http.response.body" and not message.get("more_body", False) and self.more_body:
+            self.keep_alive = True  # not uvicorn's close() with unread bytes (an RST): the protocol lingers
         if message["type"] != ZEROCOPY:
             await super().send(message)  # type: ignore[arg-type]
             return
