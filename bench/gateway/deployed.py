@@ -34,13 +34,13 @@ from arkserve.store import services  # noqa: E402
 from arkserve.store.db import open_store  # noqa: E402
 
 
-def _platform(tmp: Path) -> tuple[dict[str, str], Client, tuple[str, str]]:
+def _platform(tmp: Path, ports: list[int]) -> tuple[dict[str, str], Client, tuple[str, str]]:
     """``arkserve init`` of a data dir in ``tmp``: the environment of its parts, a client of its admin and the
     admin's key pair."""
     data = tmp / "data"
     env = {**os.environ, "ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml"), "ARKSERVE_DATA_DIR": str(data),
-           "ARKSERVE_API_PORT": str(run.free_port()), "ARKSERVE_GATEWAY_ADMIN_PORT": str(run.free_port()),
-           "ARKSERVE_GATEWAY_PORT_BASE": str(run.free_port()), "ARKSERVE_GATEWAY_WORKERS": "2"}
+           "ARKSERVE_API_PORT": str(ports[0]), "ARKSERVE_GATEWAY_ADMIN_PORT": str(ports[1]),
+           "ARKSERVE_GATEWAY_PORT_BASE": str(ports[2]), "ARKSERVE_GATEWAY_WORKERS": "2"}
     env.pop("ARKSERVE_MASTER_KEY", None)
     env.pop("ARKSERVE_DATABASE_URL", None)
     subprocess.run([sys.executable, "-m", "arkserve", "init"], env=env, check=True, capture_output=True)
@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=64)
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="arkserve-deployed-"))
-    up, bench_port = run.free_port(), run.free_port()
+    up, bench_port, nginx_port, *platform_ports = run.free_ports(6)  # distinct: see run.free_ports
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(argv: list[str], env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
@@ -67,9 +67,9 @@ def main() -> None:
 
     try:
         procs.append(run.start_nginx(tmp, "upstream", up, run.UPSTREAM_BODY, up, 1))
-        nginx_proc = run.start_nginx(tmp, "proxy", nginx_port := run.free_port(), run.PROXY_BODY, up, 2)
+        nginx_proc = run.start_nginx(tmp, "proxy", nginx_port, run.PROXY_BODY, up, 2)
         procs.append(nginx_proc)
-        env, client, admin_key = _platform(tmp)
+        env, client, admin_key = _platform(tmp, platform_ports)
         spawn([sys.executable, "-m", "arkserve", "api"], env, "api.log")
         deadline = time.monotonic() + 60
         while True:

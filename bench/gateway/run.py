@@ -63,9 +63,20 @@ PROXY_BODY = 'proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Co
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports, chosen while all are held: two picked one after the other can be the same,
+    and nginx (``reuseport``) and the gateways would then share it without an error."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def wait_port(port: int, timeout: float = 10) -> None:
@@ -201,7 +212,7 @@ def main() -> None:
     scheme = "https" if tls else "http"
     tls_args = [] if tls is None else ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
     log_args = ["--request-log", f"sqlite:///{tmp}/requests.db"] if a.request_log == "store" else []
-    up, ng, gw = free_port(), free_port(), free_port()
+    up, ng, gw = free_ports(3)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs.append(start_nginx(tmp, "upstream", up, UPSTREAM_BODY, up, 1))
