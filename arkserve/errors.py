@@ -96,3 +96,9 @@ class StoreUnavailable(TemporaryError):
 
 class RuntimeUnavailable(TemporaryError):
     code = "RuntimeUnavailable"
+
+
+def listed(items: list[str], shown: int = 5) -> str:
+    """The first ``shown`` of ``items`` for an error message, then how many more: ``a, b (and 3 more)``."""
+    more = f" (and {len(items) - shown} more)" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more

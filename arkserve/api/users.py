@@ -19,7 +19,7 @@ from arkserve.api.logins import check_password, client_of
 from arkserve.api.propagation import await_gateways
 from arkserve.api.security import Caller, Context
 from arkserve.auth import passwords
-from arkserve.errors import ArkserveError, Conflict, Unauthenticated
+from arkserve.errors import ArkserveError, Conflict, Unauthenticated, listed
 from arkserve.registry import config as registry_config
 from arkserve.schemas import PasswordChange, UserCreate, UserOut, UserPatch
 from arkserve.storage.disk import user_root
@@ -105,11 +105,7 @@ HOW_TO_DELETE = {"services": "arkserve service delete NAME --wait", "models": "a
 
 
 def _owns_resources(username: str, owned: dict[str, list[str]]) -> Conflict:
-    def names(items: list[str]) -> str:
-        shown = ", ".join(items[:5])
-        return shown + (f" (and {len(items) - 5} more)" if len(items) > 5 else "")
-
-    what = "; ".join(f"{kind} {names(items)}" for kind, items in owned.items())
+    what = "; ".join(f"{kind} {listed(items)}" for kind, items in owned.items())
     how = ", ".join(HOW_TO_DELETE[kind] for kind in owned)
     return Conflict(f'user "{username}" still owns {what}: delete them first ({how}; as an admin, or as the user), '
                     "then delete the user", code="UserOwnsResources",

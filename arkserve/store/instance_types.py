@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from arkserve.errors import Conflict, NotFound
+from arkserve.errors import Conflict, NotFound, listed
 from arkserve.store.tables import instance_types, prepaid_instances, replicas, services
 
 SEED: tuple[dict[str, Any], ...] = (
@@ -67,7 +67,6 @@ def remove(conn: Connection, name: str) -> None:
     get(conn, name)
     used = users_of(conn, name)
     if used:
-        shown = ", ".join(used[:5]) + (f" (and {len(used) - 5} more)" if len(used) > 5 else "")
-        raise Conflict(f'instance type "{name}" is in use by {shown}: move or delete those first',
+        raise Conflict(f'instance type "{name}" is in use by {listed(used)}: move or delete those first',
                        code="InstanceTypeInUse")
     conn.execute(delete(instance_types).where(instance_types.c.name == name))
