@@ -203,10 +203,11 @@ class LocalRuntime:
             self._path(spec.service, spec.replica).unlink(missing_ok=True)
         with self._lock:
             # exactly the GPUs placement assigned (arkserve/capacity); without a placement, the old round robin
-            gpus = ",".join(map(str, spec.gpu_indices)) if spec.gpu_indices else self._assign_gpus(spec.gpus)
+            gpus = tuple(spec.gpu_indices) or self._assign_gpus(spec.gpus)
             port = self._free_port()
             replica_env = {**spec.env, "PORT": str(port), "ARK_PORT": str(port), "ARK_SERVICE": spec.service,
-                           "ARK_REPLICA": spec.replica, "ARK_REVISION": spec.revision, "CUDA_VISIBLE_DEVICES": gpus}
+                           "ARK_REPLICA": spec.replica, "ARK_REVISION": spec.revision,
+                           "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
             confined = not sandbox.unavailable()  # else command_line refuses, or runs a trusted (admin) replica
             if spec.mounts:
                 replica_env["ARK_MODEL_DIR"] = (spec.mounts[0].target if confined
@@ -215,8 +216,7 @@ class LocalRuntime:
             # looked up again after the check, which a replica could have swapped for a link meanwhile. The
             # replica's environment reaches its shell through env_fd, never bwrap's or setpriv's (root) own.
             with sandbox.opened_mounts(spec.mounts) as fds, sandbox.env_script(replica_env, confined) as env_fd:
-                argv = sandbox.command_line(self.policy, spec, app_dir, fds,
-                                            [int(i) for i in gpus.split(",") if i], env_fd)
+                argv = sandbox.command_line(self.policy, spec, app_dir, fds, gpus, env_fd)
                 env = dict(self._base_env) if env_fd is not None else {**self._base_env, **replica_env}
                 stem, out = spool.open_spool(self.pump_dir, spec.service, spec.replica, old.spool if old else "")
                 try:
@@ -287,15 +287,15 @@ class LocalRuntime:
         """Nothing to release: replicas and the log pump run on without this object."""
 
     # -- helpers -----------------------------------------------------------------------------
-    def _assign_gpus(self, want: int) -> str:
+    def _assign_gpus(self, want: int) -> tuple[int, ...]:
         if want <= 0:
-            return ""
+            return ()
         if want > self.gpu_count:
             raise TemporaryError(f"insufficient GPUs: want {want}, have {self.gpu_count}",
                                  code="InsufficientCapacity")
-        ids = [str((self._gpu_next + i) % self.gpu_count) for i in range(want)]
+        ids = tuple((self._gpu_next + i) % self.gpu_count for i in range(want))
         self._gpu_next = (self._gpu_next + want) % self.gpu_count
-        return ",".join(ids)
+        return ids
 
     def _free_port(self) -> int:
         if self._ports is None:
