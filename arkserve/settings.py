@@ -114,6 +114,12 @@ class RuntimeSettings:
     docker_instance: str = _setting("", "Docker runtime: a label value (ark.instance) that keeps this platform's "
                                     "containers apart from another arkserve's on the same daemon. Empty: every "
                                     "arkserve container on the daemon is this platform's.", "ARKSERVE_DOCKER_INSTANCE")
+    docker_network: str = _setting("arkserve", "Docker runtime: the network replicas' containers join. arkserve "
+                                   "creates it when it is missing, as a bridge with traffic between its containers "
+                                   "off (enable_icc=false), so that no replica can call another's port past the "
+                                   "gateway's signature check (docs/security.md). An existing network of that name "
+                                   "is used as it is; 'bridge' is Docker's default network, where containers reach "
+                                   "each other.", "ARKSERVE_DOCKER_NETWORK")
     stop_replicas_on_exit: bool = _setting(
         False, "Stop every replica when the reconciler exits; the next start creates them anew. Off (the "
         "default for `arkserve reconciler`): they keep serving and the next reconciler adopts them. "

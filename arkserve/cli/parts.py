@@ -119,7 +119,8 @@ def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str
     _logging(s.log_level)
     try:
         runtime = make_runtime(s.runtime.kind, s.data_dir, s.runtime.docker_url,
-                               docker_instance=s.runtime.docker_instance, replica_user=s.runtime.replica_user,
+                               docker_instance=s.runtime.docker_instance,
+                               docker_network=s.runtime.docker_network, replica_user=s.runtime.replica_user,
                                sandbox_paths=s.runtime.sandbox_paths, kube=s.runtime,
                                stop_grace_s=ReconcilerConfig.stop_grace_s)
         store = open_store(s.database_url, busy_timeout_ms=s.store.busy_timeout_ms)

@@ -15,6 +15,9 @@ folder itself onto a private, root-owned staging path, ``<data_dir>/runtime/moun
 (:mod:`arkserve.runtimes.docker_mounts`), which Docker binds instead; it is unmounted when the container is
 removed, and leftovers of containers gone meanwhile at the next ``list()``. That takes root (``CAP_SYS_ADMIN``):
 without it, network-disk mounts are refused on docker (docs/security.md).
+Containers join the network ``network`` (default ``arkserve``), which the runtime creates on first use as a
+bridge with traffic between its containers off (``enable_icc=false``): a replica reaches the outside world
+but no other replica's port, so nothing calls an app past the gateway's signature check.
 Isolation (docs/security.md): never privileged, every capability dropped but a
 few, ``no-new-privileges``, and the image's own non-root ``USER`` or else uid/gid 65534 (never
 root; ``HOME=/tmp`` unless the env sets it); no host path is bound but the spec's mounts (never
@@ -94,6 +97,10 @@ class _Follower(StreamFollower):
         return self.container.logs(stream=True, follow=True, timestamps=True, stdout=True, stderr=True, since=after)
 
 
+NO_ICC = {"com.docker.network.bridge.enable_icc": "false"}
+DOCKER_NETWORKS = ("bridge", "default")  # Docker's own: used as they are
+
+
 KEPT_CAPABILITIES = ("CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE", "KILL", "FOWNER", "DAC_OVERRIDE")
 
 
@@ -101,12 +108,14 @@ class DockerRuntime:
     name = "docker"
 
     def __init__(self, data_dir: Path, docker_url: str = "", *, instance: str = "", init: bool = True,
-                 log_max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: int = 60) -> None:
+                 log_max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: int = 60, network: str = "arkserve") -> None:
         self.log_dir = log_dir_for(Path(data_dir))
         self._staging = Staging(Path(data_dir))
         self._name_locks: dict[str, threading.Lock] = {}
         self.url, self.instance, self.init, self.log_max_bytes = docker_url, instance, init, log_max_bytes
         self.timeout_s = timeout_s
+        self.network = network or "bridge"
+        self._network_ready = self.network in DOCKER_NETWORKS
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
         self._followers: dict[str, _Follower] = {}
@@ -121,6 +130,20 @@ class DockerRuntime:
                     self._client = (docker.DockerClient(base_url=self.url, timeout=self.timeout_s) if self.url
                                     else docker.from_env(timeout=self.timeout_s))
             return self._client
+
+    def _ensure_network(self) -> str:
+        """The network new containers join: created (no traffic between its containers) when it is missing."""
+        if not self._network_ready:
+            with _daemon(self.url):
+                if not [n for n in self.client.networks.list(names=[self.network]) if n.name == self.network]:
+                    try:
+                        self.client.networks.create(self.network, driver="bridge", options=NO_ICC,
+                                                    labels={"ark.managed": "1"})
+                    except docker.errors.APIError as exc:
+                        if exc.status_code != 409:  # 409: another start (or another arkserve) just created it
+                            raise
+            self._network_ready = True
+        return self.network
 
     def _name_lock(self, name: str) -> threading.Lock:
         """Held from staging a container's disk mounts until it exists (start), and while releasing them."""
@@ -255,7 +278,8 @@ class DockerRuntime:
             # never privileged; only the capabilities an app needs to drop root and bind low ports
             # (docs/security.md); no set-uid escalation; no host path but the spec's own mounts
             "privileged": False, "cap_drop": ["ALL"], "cap_add": list(KEPT_CAPABILITIES),
-            "security_opt": ["no-new-privileges"], "user": self._user(spec.image)}
+            "security_opt": ["no-new-privileges"], "user": self._user(spec.image),
+            "network": self._ensure_network()}
         if spec.command.strip():
             kwargs.update(entrypoint=["/bin/sh", "-c"], command=[spec.command])
         if spec.cpus > 0:
@@ -278,7 +302,11 @@ class DockerRuntime:
                                 for m, source in zip(spec.mounts, sources, strict=True)]
             try:
                 with _daemon(self.url):
-                    c = self.client.containers.create(spec.image, **kwargs)
+                    try:
+                        c = self.client.containers.create(spec.image, **kwargs)
+                    except docker.errors.NotFound:  # the image was checked: the network went (removed by hand)
+                        self._network_ready = self.network in DOCKER_NETWORKS
+                        raise
                     try:
                         c.start()
                     except docker.errors.APIError as exc:

@@ -15,8 +15,8 @@ RUNTIME_KINDS = ("local", "docker", "kubernetes")
 
 
 def make_runtime(kind: str, data_dir: Path, docker_url: str = "", *, docker_instance: str = "",
-                 replica_user: str = "nobody", sandbox_paths: str = "", kube: KubeSettings | None = None,
-                 stop_grace_s: float = 10.0) -> Runtime:
+                 docker_network: str = "arkserve", replica_user: str = "nobody", sandbox_paths: str = "",
+                 kube: KubeSettings | None = None, stop_grace_s: float = 10.0) -> Runtime:
     """A runtime of ``kind`` keeping its state and logs under ``data_dir``.
 
     Raises ``ValidationFailed`` for an unknown kind and ``RuntimeUnavailable`` when the
@@ -34,7 +34,7 @@ def make_runtime(kind: str, data_dir: Path, docker_url: str = "", *, docker_inst
     if kind == "docker":
         from arkserve.runtimes.docker import DockerRuntime
 
-        return DockerRuntime(data_dir, docker_url, instance=docker_instance)
+        return DockerRuntime(data_dir, docker_url, instance=docker_instance, network=docker_network)
     if kind == "kubernetes":
         from arkserve.runtimes.kube_mapping import KubeTarget
         from arkserve.runtimes.kubernetes import KubernetesRuntime

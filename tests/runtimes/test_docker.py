@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,4 +143,45 @@ def test_a_replica_never_runs_as_root_whatever_the_image_calls_it(rt: DockerRunt
         rt.stop("dsvc", "r0000d1", grace_s=0)
     finally:
         client.images.remove(image, force=True)
+        client.close()
+
+
+def _reaches(client: docker.DockerClient, src: str, dst: str, network: str) -> bool:
+    """Whether container ``src`` gets an answer from ``dst``'s app (port 8000) over ``network``, past any gateway."""
+    ip = client.containers.get(dst).attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+    probe = f"printf 'GET /env HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} 8000"
+    return b"ARK_SERVICE=" in client.containers.get(src).exec_run(["sh", "-c", probe]).output
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("network", ["own", "bridge"])
+def test_replicas_of_other_services_cannot_call_each_other(docker_daemon: None, tmp_path: Path, network: str) -> None:
+    """Containers join a network of the platform's own with traffic between them off (docs/security.md); on Docker's
+    default bridge (the setting ``bridge``, and what every container joined before) one tenant's replica reaches
+    another's app directly, unsigned."""
+    assert DockerRuntime(tmp_path).network == "arkserve"  # the default
+    name = f"ark-test-{DOCKER_INSTANCE}-{tmp_path.name}"[:60] if network == "own" else network
+    client = docker.from_env()
+    rt = DockerRuntime(tmp_path, instance=DOCKER_INSTANCE, network=name)
+    try:
+        a = rt.start(spec(service="dsvc", command=BB_SERVE))
+        b = rt.start(spec(service="dsvc2", replica="r0000d2", command=BB_SERVE))
+        wait_http(a)  # the gateway's way in, the port published on 127.0.0.1, still works
+        wait_http(b)
+        assert list(client.containers.get(a.runtime_id).attrs["NetworkSettings"]["Networks"]) == [name]
+        if network == "own":
+            assert client.networks.get(name).attrs["Options"] == {"com.docker.network.bridge.enable_icc": "false"}
+        assert _reaches(client, b.runtime_id, a.runtime_id, name) is (network == "bridge")
+        assert _reaches(client, a.runtime_id, b.runtime_id, name) is (network == "bridge")
+        # nor by the host's side of the bridge, at the port published for the gateway (127.0.0.1 only)
+        gateway = client.containers.get(b.runtime_id).attrs["NetworkSettings"]["Networks"][name]["Gateway"]
+        probe = f"printf 'GET /env HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {gateway} {a.port}"
+        assert b"ARK_SERVICE=" not in client.containers.get(b.runtime_id).exec_run(["sh", "-c", probe]).output
+    finally:
+        for service, replica in (("dsvc", "r0000d1"), ("dsvc2", "r0000d2")):
+            rt.stop(service, replica, grace_s=0)
+        rt.close()
+        if network == "own":
+            with contextlib.suppress(docker.errors.NotFound):
+                client.networks.get(name).remove()
         client.close()
