@@ -164,3 +164,26 @@ def test_secrets_are_referenced_not_inlined_and_every_variable_is_a_setting(base
             assert set(env) >= SECRET_VARS, f"{name} lacks the master key or the store"
         if name in ports and cname != "dispatcher":
             assert [p["containerPort"] for p in container["ports"]] == [int(env[ports[name]])]
+
+
+def test_replicas_take_connections_only_from_the_gateway_and_the_reconciler(base: list[dict[str, Any]]) -> None:
+    """The NetworkPolicy selects the Pods the runtime makes (their labels as kube_mapping writes them) and lets in
+    exactly the gateway's and the reconciler's Pods (their templates' labels), none of the platform's other Pods."""
+    from arkserve.runtimes.base import ReplicaSpec
+    from arkserve.runtimes.kube_mapping import KubeTarget, pod_manifest
+
+    policy = one(base, "NetworkPolicy", "arkserve-replicas")["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+
+    def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+    replica = pod_manifest(ReplicaSpec(service="web", replica="r0000001", revision="rev1", image="img", command="x",
+                                       port=8000), KubeTarget(namespace="arkserve", claim="", shared_root="/data"))
+    assert matches(policy["podSelector"], replica["metadata"]["labels"])
+    sources = [peer["podSelector"] for rule in policy["ingress"] for peer in rule["from"]]
+    assert all(set(peer) == {"podSelector"} for rule in policy["ingress"] for peer in rule["from"])
+    for deployment in ("arkserve-api", "arkserve-gateway", "arkserve-reconciler", "arkserve-registry"):
+        labels = one(base, "Deployment", deployment)["spec"]["template"]["metadata"]["labels"]
+        assert any(matches(s, labels) for s in sources) is (deployment in ("arkserve-gateway", "arkserve-reconciler"))
+        assert not matches(policy["podSelector"], labels)  # the platform's own Pods are not replicas
