@@ -1,7 +1,9 @@
 """Admission of desired state by the API: quotas (403 ``QuotaExceeded``) and balances (402 ``InsufficientBalance``).
 
 Called inside the API's create/scale transaction before anything is written, so a refusal leaves nothing behind.
-Only growth is checked: scaling down or changing other fields is never refused.
+Only growth is checked: scaling down or changing other fields is never refused. Each check first locks the owner's
+user row (``users.lock``) for the rest of the transaction, so two concurrent creates on PostgreSQL cannot both pass
+a quota that only one of them fits.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from arkserve.domain.services import revision
 from arkserve.errors import Forbidden
 from arkserve.settings import BillingSettings
 from arkserve.store import services as service_store
+from arkserve.store import users as user_store
 from arkserve.store.services import ServiceRow
 from arkserve.store.tables import services
 
@@ -86,6 +89,7 @@ def admit(conn: Connection, settings: BillingSettings, owner_id: int, spec: Mapp
     ``replicas`` counts all the service will want (a canary's replicas too). For an existing service
     (``service_id``) what it wants now, stable and canary part each at its own instance type, is read from the
     store; without one, ``old_spec`` x ``old_replicas``."""
+    user_store.lock(conn, owner_id)  # before the service is read: what it wants now is what the last admission left
     svc = next(iter(service_store.by_ids(conn, [service_id])), None) if service_id is not None else None
     if svc is not None:
         before = accounts.service_parts(svc.spec, svc.replicas, svc.canary_spec, svc.canary_weight)
@@ -116,6 +120,7 @@ def _admit_parts(conn: Connection, settings: BillingSettings, owner_id: int, bef
                  after: list[accounts.Part], service_id: int | None) -> None:
     """One service going from ``before`` to ``after`` (its stable and canary parts, each at its own type): only
     what grows is checked (the replica count, the GPUs, the replicas of each instance type)."""
+    user_store.lock(conn, owner_id)
     sizes = accounts.gpu_sizes(conn)
     limits = accounts.get(conn, owner_id)
     used_replicas, used_gpus = accounts.desired_use(conn, owner_id, exclude_service=service_id)
@@ -146,6 +151,7 @@ def _admit_parts(conn: Connection, settings: BillingSettings, owner_id: int, bef
 
 def admit_prepaid(conn: Connection, owner_id: int, count: int, now: float) -> None:
     """A purchase of ``count`` prepaid instances within the owner's ``max_prepaid`` quota."""
+    user_store.lock(conn, owner_id)
     limit = accounts.get(conn, owner_id)["max_prepaid"]
     held = prepaid.held_count(conn, owner_id, now)
     if limit is not None and held + count > limit:

@@ -136,6 +136,14 @@ def count_admins(conn: Connection) -> int:
     return int(conn.execute(q).scalar_one())
 
 
+def lock(conn: Connection, user_id: int) -> None:
+    """Hold the user's row until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite's write transactions are
+    serial already): what is admitted against one user's quotas and balance is decided one at a time, each
+    seeing what the one before it wrote."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
+
+
 def lock_active_admins(conn: Connection) -> list[int]:
     """The active admins' ids, their rows locked until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite's
     write transactions are serial already): two admins demoting each other at once see each other's change,

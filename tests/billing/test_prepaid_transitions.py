@@ -156,3 +156,26 @@ def test_after_a_rolling_update_the_new_replica_moves_onto_the_freed_prepaid_ins
     g1 = _usage(billing, "g1")
     assert _seconds(g1, "payg") == 450 and _seconds(g1, "prepaid") == 0
     assert _seconds(_usage(billing, "old"), "prepaid") == 170
+
+
+def test_a_replica_placed_on_the_prepaid_instance_holds_it_before_it_runs(billing: Billing) -> None:
+    """Placement put ``held`` on the owner's only prepaid instance; it is not running yet (no run to meter), so
+    the meter's promotion must count it (``placed_prepaid``) and leave the pay-as-you-go run where it is, until
+    the placed replica is gone."""
+    billing.clock.t = T0
+    _top_up(billing, to_micro(10_000))
+    _buy(billing)
+    sid = billing.service("web", 2)
+    billing.replica("held", sid, None, state="starting", billing="prepaid", node="local", instance_type="t.one")
+    billing.replica("run", sid, T0, billing="payg", node="local", instance_type="t.one")
+    billing.tick(T0 + 100)
+    billing.tick(T0 + 200)
+    assert _row_billing(billing, "run") == "payg"
+    assert _seconds(_usage(billing, "run"), "prepaid") == 0 and _seconds(_usage(billing, "run"), "payg") == 200
+    billing.remove("held")  # never started (its start failed): the instance is free
+    billing.tick(T0 + 300)
+    billing.tick(T0 + 400)
+    run = _usage(billing, "run")
+    assert _row_billing(billing, "run") == "prepaid"
+    assert _seconds(run, "payg") == 200 and _seconds(run, "prepaid") == 200  # prepaid from the pass that saw it free
+    _assert_chained(run, T0, T0 + 400)
