@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from arkserve.auth.signing import EMPTY_CONTENT_HASH, format_date
 from arkserve.domain.async_requests import ResultRefusal, Submission, new_id
-from arkserve.gateway.http import HOP_BY_HOP, REASONS, HttpError
+from arkserve.gateway.http import HOP_BY_HOP, REASONS, HttpError, without_console_cookie
 from arkserve.gateway.phase import FINISHED, STARTED
 
 if TYPE_CHECKING:
@@ -100,8 +100,9 @@ def classify(queue: AsyncQueue, method: bytes, url: bytes, flag: bytes | None, c
     # what the gateway forwards of a request (request.py): not the headers its Connection header names, nor a
     # name with "_" (read as "-" by CGI/WSGI servers)
     named = {t.strip().lower() for n, v in headers if n.lower() == b"connection" for t in v.split(b",")}
-    kept = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in headers
-            if n.lower() not in _NOT_STORED and n.lower() not in named and b"_" not in n]
+    kept = [[n.decode("latin-1"), (without_console_cookie(v) if n.lower() == b"cookie" else v).decode("latin-1")]
+            for n, v in headers if n.lower() not in _NOT_STORED and n.lower() not in named and b"_" not in n]
+    kept = [[n, v] for n, v in kept if v or n.lower() != "cookie"]
     return AsyncRequest("submit", new_id(), path, cb, kept, base)
 
 

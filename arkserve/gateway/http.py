@@ -20,6 +20,18 @@ RESPONSE_DROP = HOP_BY_HOP | {b"x-request-id"}
 # the methods' text without a decode per request (verify() and the request log take str)
 METHOD_NAMES = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
 _DROP_MARK = re.compile(rb"\r\n(?:keep-alive|transfer-encoding|x-request-id|te|trailer|upgrade|proxy-[a-z-]*):")
+# The console's session cookie (arkserve.api.security.SESSION_COOKIE). Browsers send a host's cookies to every port
+# of it and let any port set them, so on a host that serves both the console and services an app would receive its
+# visitors' console sessions, or set its owner's in their browsers: the gateway removes it both ways.
+CONSOLE_COOKIE = b"ark_session"
+
+
+def without_console_cookie(value: bytes) -> bytes:
+    """A ``Cookie`` header's value without the console's session (``b""`` when nothing else is left)."""
+    if CONSOLE_COOKIE not in value:
+        return value
+    pairs = [p for p in value.split(b";") if p.split(b"=", 1)[0].strip() != CONSOLE_COOKIE]
+    return b";".join(pairs).strip(b" \t;")
 
 
 _HEADS: dict[bytes, tuple[bytes, bool, bool]] = {}
@@ -44,7 +56,8 @@ def response_head(raw: bytes) -> tuple[bytes, bool, bool]:
 def filter_head(raw: bytes) -> tuple[bytes, bool, bool]:
     """Filter an upstream response head (status line + header lines, no final CRLF).
 
-    Returns the head without hop-by-hop headers (and X-Request-ID, which the gateway sets), whether
+    Returns the head without hop-by-hop headers (and X-Request-ID, which the gateway sets, and a Set-Cookie of the
+    console's session: :data:`CONSOLE_COOKIE`), whether
     it had a Content-Length, and whether the upstream body was chunked. The common shapes (no
     hop-by-hop header, or only ``Connection: keep-alive|close``) are cut with C-level byte searches.
     """
@@ -52,7 +65,7 @@ def filter_head(raw: bytes) -> tuple[bytes, bool, bool]:
     has_len = b"\r\ncontent-length:" in low
     if not raw.startswith(b"HTTP/1.1 "):
         raw = b"HTTP/1.1" + raw[8:]
-    if _DROP_MARK.search(low) is None:
+    if _DROP_MARK.search(low) is None and CONSOLE_COOKIE not in low:
         i = low.find(b"\r\nconnection:")
         if i < 0:
             return raw, has_len, False
@@ -70,6 +83,10 @@ def filter_head(raw: bytes) -> tuple[bytes, bool, bool]:
     chunked = False
     out = [lines[0]]
     for lname, line in pairs:
+        # any Set-Cookie that names the console's session, even as a value (a nameless cookie "=ark_session=x" is
+        # sent back as "ark_session=x")
+        if lname == b"set-cookie" and CONSOLE_COOKIE in line.lower():
+            continue
         if lname in drop:
             if lname == b"transfer-encoding":
                 chunked = b"chunked" in line.lower()

@@ -24,7 +24,15 @@ from arkserve.auth.signing import EMPTY_CONTENT_HASH, SignatureError, check_payl
 from arkserve.gateway import asyncintake
 from arkserve.gateway.auth import Decision, authenticate
 from arkserve.gateway.exchange import Exchange
-from arkserve.gateway.http import HOP_BY_HOP, HttpError, host_port, host_service, request_id, valid_host
+from arkserve.gateway.http import (
+    HOP_BY_HOP,
+    HttpError,
+    host_port,
+    host_service,
+    request_id,
+    valid_host,
+    without_console_cookie,
+)
 
 if TYPE_CHECKING:
     from arkserve.gateway.proxy import ClientConnection
@@ -54,6 +62,8 @@ ASYNC, CALLBACK, INTERNAL, INTERNAL_KEY = PASS + 1, PASS + 2, PASS + 3, PASS + 4
 for _n, _c in ((b"x-ark-async", ASYNC), (b"x-ark-callback-url", CALLBACK), (b"x-ark-internal", INTERNAL),
                (b"x-ark-internal-key", INTERNAL_KEY)):
     _CODES[_n] = _CODES[b"-".join(w.capitalize() for w in _n.split(b"-"))] = _c
+COOKIE = INTERNAL_KEY + 1  # forwarded without the console's session (http.without_console_cookie)
+_CODES[b"cookie"] = _CODES[b"Cookie"] = COOKIE
 
 
 def build_exchange(conn: ClientConnection) -> Exchange:
@@ -106,6 +116,10 @@ def build_exchange(conn: ClientConnection) -> Exchange:
             xff = b"x-forwarded-for: " + value + b", " + conn.fwd[17:]
         elif code == UPGRADE:
             upgrade = value
+        elif code == COOKIE:
+            value = without_console_cookie(value)
+            if value:
+                head += (name, b": ", value, b"\r\n")
         elif code > PASS:
             if asyncs is None:
                 asyncs = {}

@@ -35,3 +35,7 @@ def test_a_stored_request_keeps_what_the_gateway_would_forward() -> None:
                (b"X-Forwarded-Host", b"admin.internal"), (b"X-Test", b"kept")]
     req = classify(None, b"POST", b"/async/p", None, None, headers, False)  # type: ignore[arg-type]
     assert isinstance(req, AsyncRequest) and req.headers == [["X-Test", "kept"]]
+    # nor the console's session cookie (tests/gateway/test_request_headers.py): a Cookie of it alone is not stored
+    for cookie, stored in ((b"a=1; ark_session=SECRET; b=2", [["Cookie", "a=1; b=2"]]), (b"ark_session=SECRET", [])):
+        req = classify(None, b"POST", b"/async/p", None, None, [(b"Host", b"h"), (b"Cookie", cookie)], False)  # type: ignore[arg-type]
+        assert isinstance(req, AsyncRequest) and req.headers == stored

@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from arkserve.gateway.http import error_response, host_service, request_id, response_head, valid_host
+from arkserve.gateway.http import (
+    CONSOLE_COOKIE,
+    error_response,
+    host_service,
+    request_id,
+    response_head,
+    valid_host,
+    without_console_cookie,
+)
 
 
 @pytest.mark.parametrize(("given", "kept"), [
@@ -51,6 +59,28 @@ def test_host_service(host: bytes, svc: str | None) -> None:
 ])
 def test_response_head(raw: bytes, head: bytes, has_len: bool, chunked: bool) -> None:
     assert response_head(raw) == (head, has_len, chunked)
+
+
+@pytest.mark.parametrize("cookie", [b"ark_session=OWNERS; Path=/; HttpOnly", b"\tark_session =OWNERS",
+                                    b"=ark_session=OWNERS", b"x=1, ark_session=OWNERS", b"ARK_SESSION=x"])
+def test_an_app_cannot_set_the_consoles_session_cookie(cookie: bytes) -> None:
+    """Browsers let any port of a host set its cookies: an app's Set-Cookie naming the console's session (even as a
+    nameless cookie's value, which browsers send back as ``ark_session=…``) never reaches the browser."""
+    raw = b"HTTP/1.1 200 OK\r\nSet-Cookie: app=1\r\nSet-Cookie: " + cookie + b"\r\nContent-Length: 2"
+    assert response_head(raw) == (b"HTTP/1.1 200 OK\r\nSet-Cookie: app=1\r\nContent-Length: 2", True, False)
+
+
+@pytest.mark.parametrize(("value", "left"), [(b"ark_session=S", b""), (b"a=1; ark_session=S; b=2", b"a=1; b=2"),
+                                             (b"a=1;ark_session=S", b"a=1"), (b"my_ark_session=1", b"my_ark_session=1"),
+                                             (b"a=ark_session", b"a=ark_session"), (b"a=1", b"a=1")])
+def test_the_consoles_session_is_taken_out_of_a_cookie_header(value: bytes, left: bytes) -> None:
+    assert without_console_cookie(value) == left
+
+
+def test_the_console_cookie_is_the_apis() -> None:
+    from arkserve.api.security import SESSION_COOKIE
+
+    assert SESSION_COOKIE.encode() == CONSOLE_COOKIE
 
 
 def test_error_response_is_json_with_auth_headers() -> None:

@@ -112,3 +112,18 @@ def test_with_trust_forwarded_the_front_proxy_headers_pass(replicas: Any, gatewa
     assert got["x-forwarded-for"] == "10.0.0.1, 127.0.0.1" and got["x-forwarded-proto"] == "http"
     assert got["forwarded"] == "for=10.0.0.1;host=admin.internal"
     assert got["x-real-ip"] == "10.0.0.1" and got["x-forwarded-host"] == "admin.internal"
+
+
+def test_the_consoles_session_cookie_never_reaches_an_app(replicas: Any, gateway: Any) -> None:
+    """Browsers send a host's cookies to every port of it: a console user who opens a service's endpoint on the
+    console's host must not hand the app their session (the app's owner would hold their account). Other cookies
+    pass; a Cookie header of the session alone is dropped."""
+    port = free_port()
+    gateway(snapshot(1, route("open", [replicas("a").upstream()], port, auth=False)))
+    got = replica_headers(port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: theme=dark; ark_session=S3CRET; "
+                                b"lang=zh\r\nConnection: close\r\n\r\n")
+    assert got["cookie"] == "theme=dark; lang=zh"
+    got = replica_headers(port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ark_session=S3CRET\r\n"
+                                b"Connection: close\r\n\r\n")
+    assert "cookie" not in got
+    assert "S3CRET" not in json.dumps(got)
