@@ -27,6 +27,7 @@ from arkserve.asyncq import callbacks, files
 from arkserve.asyncq.delivery import Outcome, Sender
 from arkserve.domain.async_requests import allowed_hosts, internal_token, service_webhook_secret, webhook_secret
 from arkserve.errors import ArkserveError
+from arkserve.outage import OutageLog
 from arkserve.settings import Settings
 from arkserve.store import async_requests as queue_store
 from arkserve.store import events as event_store
@@ -57,11 +58,13 @@ class Dispatcher:
     # ------------------------------------------------------------------------------ the loop
     def run(self) -> None:
         log.info("dispatcher %s started", self.owner)
+        away = OutageLog(log, "dispatcher pass skipped")
         while not self.stop_event.is_set():
             try:
                 self.pass_once(time.time())
+                away.ok()
             except ArkserveError as exc:  # the store is away: try again
-                log.warning("dispatcher pass skipped: %s", exc.message)
+                away.failed(exc.message)
             self.wake.wait(self.poll_s)
             self.wake.clear()
 

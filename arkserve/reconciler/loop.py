@@ -21,6 +21,7 @@ from pathlib import Path
 
 from arkserve.capacity.inventory import HostInventory
 from arkserve.errors import ArkserveError
+from arkserve.outage import OutageLog
 from arkserve.reconciler import wake as store_wake
 from arkserve.reconciler.autoscaler import Autoscaler
 from arkserve.reconciler.capacity import Placer
@@ -213,6 +214,7 @@ class Reconciler:
             if self.wake is not None:
                 self.wake.start()
         last_prune = 0.0
+        away = OutageLog(log, "pass skipped")
         while not self.stop_event.is_set() and leading():
             self.placer.refresh()  # the host's inventory in the store, at start and every inventory_every_s
             if time.monotonic() - last_prune >= self.config.prune_every_s:
@@ -223,8 +225,9 @@ class Reconciler:
                     log.warning("pruning skipped: %s", exc.message)
             try:
                 self.run_pass()
+                away.ok()
             except ArkserveError as exc:
-                log.warning("pass skipped: %s", exc.message)
+                away.failed(exc.message)
             # ends early when a replica just started answers, or (quiet) when someone committed to the store
             self.starts.pause(self.config.wake_poll_s)
 

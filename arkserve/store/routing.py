@@ -20,6 +20,7 @@ from arkserve.auth.vault import MasterKey, VaultError, unseal
 from arkserve.domain.routing import KeyEntry, RouteTable, RoutingSnapshot, ServiceRoute, Upstream
 from arkserve.domain.services import revision
 from arkserve.errors import ArkserveError
+from arkserve.outage import OutageLog
 from arkserve.store import driver, wake
 from arkserve.store import keys as key_store
 from arkserve.store import services as service_store
@@ -199,14 +200,17 @@ class StoreSnapshotSource:
         self._beat = 0.0
         self.loader = SnapshotLoader(master)
         self._driver = driver.Session(store.engine)
+        self._away = OutageLog(log, "cannot acknowledge the routing version")
 
     def _ack(self) -> None:
         try:
             with self.store.begin() as conn:
                 ack(conn, self.worker, self.loaded)
+            self._away.ok()
             self._beat = time.monotonic()
         except ArkserveError as exc:  # the store is away: serving goes on, the reconciler waits at most its timeout
-            log.warning("cannot acknowledge routing version %d: %s", self.loaded, exc.message)
+            self._away.failed(f"{self.loaded}: {exc.message}")
+            self._beat = time.monotonic() - self.heartbeat_s + 0.5  # again in 0.5 s, not at every 0.1 s poll
 
     def version(self) -> int:
         try:
