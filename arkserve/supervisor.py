@@ -66,8 +66,10 @@ class Supervisor:
     def __init__(self, children: Sequence[Child], env: Mapping[str, str], *, grace_s: float | None = None,
                  say: Callable[[str], None] = print,
                  stop_order: Sequence[str] = ("dispatcher", "gateway", "reconciler"),
-                 forced_timeout_s: float = 5.0, state_file: Path | None = None) -> None:
+                 forced_timeout_s: float = 5.0, state_file: Path | None = None,
+                 state_extra: Mapping[str, object] | None = None) -> None:
         self.children = list(children)
+        self.state_extra = dict(state_extra or {})  # more for the state file (where the parts listen)
         if grace_s is not None:  # one timeout for every child (older callers)
             for child in self.children:
                 child.stop_timeout_s = grace_s
@@ -128,8 +130,9 @@ class Supervisor:
         for stage in self.stages():
             self._stop_stage(stage)
         if self.state_file is not None:
-            with contextlib.suppress(OSError):
-                self.state_file.unlink()
+            with contextlib.suppress(OSError, ValueError):  # only its own: never another ``up``'s
+                if json.loads(self.state_file.read_text()).get("pid") == os.getpid():
+                    self.state_file.unlink()
 
     def _stop_stage(self, stage: list[Child]) -> None:
         alive = [c for c in stage if c.proc is not None and c.proc.poll() is None]
@@ -169,7 +172,7 @@ class Supervisor:
         if self.state_file is None:
             return
         parts = {c.name: c.proc.pid for c in self.children if c.proc is not None}
-        data = {"pid": os.getpid(), "parts": parts, "written_at": time.time()}
+        data = {**self.state_extra, "pid": os.getpid(), "parts": parts, "written_at": time.time()}
         tmp = self.state_file.with_suffix(".tmp")
         with contextlib.suppress(OSError):
             self.state_file.parent.mkdir(parents=True, exist_ok=True)

@@ -93,15 +93,21 @@ def _get(url: str) -> tuple[int, dict[str, Any]]:
         return 0, {}
 
 
-def _health(s: Settings, part: str) -> str:
+def _where(s: Settings, run: dict[str, Any]) -> tuple[str, int]:
+    """The API's URL and the gateway's admin port of the running ``up``, as it recorded them (it may have been
+    given other ports than this shell's settings say); these settings for a run file without them."""
+    return str(run.get("api_url") or s.api_url), int(run.get("gateway_admin_port", s.gateway.admin_port))
+
+
+def _health(api_url: str, admin_port: int, part: str) -> str:
     if part == "api":
-        live, _ = _get(f"{s.api_url}/api/v1/healthz")
-        ready, body = _get(f"{s.api_url}/api/v1/readyz")
+        live, _ = _get(f"{api_url}/api/v1/healthz")
+        ready, body = _get(f"{api_url}/api/v1/readyz")
         if live != 200:
             return "not answering"
         return "ready" if ready == 200 else f"alive, not ready ({body.get('code', ready)})"
-    if part == "gateway" and s.gateway.admin_port >= 0:
-        code, body = _get(f"http://127.0.0.1:{s.gateway.admin_port}/healthz")
+    if part == "gateway" and admin_port >= 0:
+        code, body = _get(f"http://127.0.0.1:{admin_port}/healthz")
         return str(body.get("status", "not answering")) if code else "not answering"
     return "running"
 
@@ -119,15 +125,16 @@ def status(data_dir: str | None, database_url: str | None, fmt: str) -> None:
         else:
             render({"running": False, "data_dir": str(s.data_dir)}, fmt)
         raise SystemExit(NOT_RUNNING)
+    api_url, admin_port = _where(s, run)
     parts = []
     for name, pid in sorted(run.get("parts", {}).items()):
-        alive = Path(f"/proc/{pid}").exists()
-        parts.append({"part": name, "pid": pid, "health": _health(s, name) if alive else "restarting"})
+        health = _health(api_url, admin_port, name) if Path(f"/proc/{pid}").exists() else "restarting"
+        parts.append({"part": name, "pid": pid, "health": health})
     if fmt == "table":
-        click.echo(f"arkserve is running (pid {run['pid']}, data dir {s.data_dir}, API {s.api_url}).")
+        click.echo(f"arkserve is running (pid {run['pid']}, data dir {s.data_dir}, API {api_url}).")
         render(parts, fmt, ("part", "pid", "health"))
     else:
-        render({"running": True, "pid": run["pid"], "data_dir": str(s.data_dir), "api_url": s.api_url,
+        render({"running": True, "pid": run["pid"], "data_dir": str(s.data_dir), "api_url": api_url,
                 "parts": parts}, fmt)
 
 

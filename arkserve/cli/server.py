@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import logging
 import os
@@ -168,6 +169,27 @@ def _ports_free(s: Settings) -> None:
                  f"another port with {knob}.")
 
 
+_HELD: list[int] = []  # the data dir's lock, held (open) for the life of ``up``
+
+
+def _hold_data_dir(s: Settings) -> None:
+    """One ``arkserve up`` per data dir: an ``flock`` on ``<data dir>/run/up.lock``, which the kernel lets go of
+    however ``up`` ends. A second ``up`` on other ports would otherwise share the store and the runtime: its
+    reconciler adopted the first one's replicas and stopped them when it ended (hostile review, 2026-12-03)."""
+    lock = s.data_dir / "run" / "up.lock"
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        fail(f"cannot use the data dir {s.data_dir}: {exc.strerror or exc}")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        fail(f"arkserve is already running for {s.data_dir}: see `arkserve status`, stop it with `arkserve down`")
+    _HELD.append(fd)
+
+
 def _registry_part(s: Settings) -> list[Any]:
     """The image registry as one more part on the Docker runtime; without its binary, a note and no images."""
     from arkserve.registry.process import missing_binary
@@ -215,6 +237,8 @@ def _sandbox_warning(s: Settings) -> None:
 def up(data_dir: str | None, database_url: str | None, api_port: int | None, runtime_kind: str | None,
        gateway_port_base: int | None, plain_http: bool | None, keep_replicas: bool, access_log: bool,
        detach: bool) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from arkserve.bootstrap import prepare
     from arkserve.supervisor import Child, Supervisor, run_file
     from arkserve.tls import ensure_local_ca
@@ -230,6 +254,7 @@ def up(data_dir: str | None, database_url: str | None, api_port: int | None, run
         args = sys.argv[sys.argv.index("up") + 1:] if "up" in sys.argv else []
         run_detached(s, [a for a in args if a != "--detach"])
         return
+    _hold_data_dir(s)
     _ports_free(s)
     try:
         boot = prepare(s)
@@ -238,13 +263,22 @@ def up(data_dir: str | None, database_url: str | None, api_port: int | None, run
     except ArkserveError as exc:
         fail(exc.message)
         raise
+    except SQLAlchemyError as exc:  # the store is away at start: what every part says of it, not a traceback
+        fail(f"the store is unavailable ({s.database_url.split('@')[-1]}): "
+             f"{str(getattr(exc, 'orig', None) or exc).strip()}")
+        raise
+    except OSError as exc:
+        fail(f"cannot use the data dir {s.data_dir}: {exc.strerror or exc}"
+             f"{f' ({exc.filename})' if exc.filename else ''}")
+        raise
     boot.store.dispose()
     env = {**os.environ, **settings_mod.to_env(s), "ARKSERVE_DATA_DIR": str(s.data_dir)}
     grace = s.gateway.shutdown_grace_s
     sup = Supervisor([Child("api", ["api"]), Child("gateway", ["gateway"], stop_timeout_s=grace + 10),
                       Child("reconciler", ["reconciler"], stop_timeout_s=60, forceable=False),
                       Child("dispatcher", ["dispatcher"], stop_timeout_s=20), *_registry_part(s)],
-                     env, state_file=run_file(s.data_dir))
+                     env, state_file=run_file(s.data_dir),
+                     state_extra={"api_url": s.api_url, "gateway_admin_port": s.gateway.admin_port})
     sup.install_signals()
     sup.start()
     try:

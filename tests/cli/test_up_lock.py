@@ -1,0 +1,59 @@
+"""One `arkserve up` per data dir, and `status` of an `up` started on other ports than the shell's settings say
+(hostile review, 2026-12-03): real processes, as `test_daemon.py` runs them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_daemon import _alive, _env, _run
+from tests.live import free_port, gateway_port_base
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    e = _env(tmp_path)
+    yield e
+    with contextlib.suppress(OSError, ValueError, KeyError):  # a failed test must not leave `up` running
+        os.kill(json.loads((tmp_path / "data" / "run" / "up.json").read_text())["pid"], signal.SIGKILL)
+
+
+def test_a_second_up_on_the_same_data_dir_is_refused_whatever_its_ports(env: dict[str, str], tmp_path: Path) -> None:
+    started = _run(env, "up", "--detach")
+    assert started.returncode == 0, started.stdout + started.stderr
+    run = json.loads((tmp_path / "data" / "run" / "up.json").read_text())
+    # the same data dir, every port another: before, it started in full, adopted the first one's replicas, stopped
+    # them when it ended and removed the first one's run file
+    other = {**env, "ARKSERVE_API_PORT": str(free_port()), "ARKSERVE_GATEWAY_ADMIN_PORT": str(free_port()),
+             "ARKSERVE_GATEWAY_PORT_BASE": str(gateway_port_base())}
+    second = _run(other, "up", timeout=60)
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "already running for" in second.stderr and "arkserve is up" not in second.stdout
+    assert json.loads((tmp_path / "data" / "run" / "up.json").read_text())["pid"] == run["pid"]
+    # `status` from a shell whose settings name other ports finds the running one where it listens
+    shell = {**env, "ARKSERVE_API_PORT": str(free_port()), "ARKSERVE_GATEWAY_ADMIN_PORT": str(free_port())}
+    status = _run(shell, "status", "-o", "json")
+    assert status.returncode == 0, status.stderr
+    info = json.loads(status.stdout)
+    assert info["api_url"] == f"http://127.0.0.1:{env['ARKSERVE_API_PORT']}"
+    assert {p["part"]: p["health"] for p in info["parts"]}["api"] == "ready"
+    assert {p["part"]: p["health"] for p in info["parts"]}["gateway"] == "ok"
+    assert _run(env, "down").returncode == 0
+    assert not _alive(run["pid"])
+    again = _run(env, "up", "--detach")  # the lock went with the first `up`
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _run(env, "down").returncode == 0
+
+
+def test_up_says_in_one_line_when_the_data_dir_cannot_be_used(env: dict[str, str], tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    failed = _run({**env, "ARKSERVE_DATA_DIR": str(blocker / "data")}, "up", timeout=60)
+    assert failed.returncode == 1
+    assert "cannot use the data dir" in failed.stderr and "Traceback" not in failed.stderr, failed.stderr
