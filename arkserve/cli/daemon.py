@@ -26,6 +26,7 @@ import httpx
 
 from arkserve.cli.output import fail, output_option, render
 from arkserve.cli.server import _settings, store_options
+from arkserve.logs import DEFAULT_MAX_BYTES, rotate
 from arkserve.settings import Settings
 from arkserve.supervisor import run_file
 
@@ -55,12 +56,24 @@ def read_run(data_dir: Path) -> dict[str, Any] | None:
     return run if isinstance(run, dict) and _alive_up(int(run.get("pid", 0))) else None
 
 
+def open_up_log(data_dir: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Path:
+    """``up.log``, ready for a new ``up --detach``: past ``max_bytes`` the old one becomes ``up.log.1`` (the one
+    before that goes), so restarts do not grow it without end."""
+    log = up_log(data_dir)
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        if log.exists() and log.stat().st_size > max_bytes:
+            rotate(log)
+    except OSError as exc:
+        fail(f"cannot use the data dir {data_dir}: {exc.strerror or exc}")
+    return log
+
+
 def detach(s: Settings, argv: list[str], timeout_s: float = 120.0) -> None:
     """Start ``arkserve up ARGV`` (without --detach) in the background and return once it is up."""
     if read_run(s.data_dir) is not None:
         fail(f"arkserve is already running for {s.data_dir}; see `arkserve status`")
-    log = up_log(s.data_dir)
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log = open_up_log(s.data_dir)
     start = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "arkserve", "up", *argv], stdin=subprocess.DEVNULL,

@@ -57,3 +57,14 @@ def test_up_says_in_one_line_when_the_data_dir_cannot_be_used(env: dict[str, str
     failed = _run({**env, "ARKSERVE_DATA_DIR": str(blocker / "data")}, "up", timeout=60)
     assert failed.returncode == 1
     assert "cannot use the data dir" in failed.stderr and "Traceback" not in failed.stderr, failed.stderr
+
+
+def test_a_detached_up_starts_a_new_log_once_the_old_one_is_large(tmp_path: Path) -> None:
+    from arkserve.cli.daemon import open_up_log
+
+    log = open_up_log(tmp_path / "data", max_bytes=1000)
+    log.write_bytes(b"x" * 1000)
+    assert open_up_log(tmp_path / "data", max_bytes=1000) == log and log.stat().st_size == 1000  # not past it
+    log.write_bytes(b"y" * 1001)
+    open_up_log(tmp_path / "data", max_bytes=1000)
+    assert not log.exists() and Path(f"{log}.1").read_bytes() == b"y" * 1001
