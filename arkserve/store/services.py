@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from arkserve.errors import Conflict, NotFound
+from arkserve.errors import Conflict, LimitExceeded, NotFound
 from arkserve.store.db import bump, notify, now, version
-from arkserve.store.tables import billing_stops, replicas, service_changes, services, users, versions
+from arkserve.store.tables import billing_stops, released_ports, replicas, service_changes, services, users, versions
 
 
 @dataclass(frozen=True)
@@ -78,35 +78,51 @@ def _select() -> Any:
 
 
 _PORT_LOCK = 0x61726B706F7274  # "arkport": the advisory lock key of gateway port allocation
+_REUSE_BATCH = 64  # released ports looked at, oldest first, before the scan for gaps
 
 
 def _free_port(conn: Connection, base: int, taken: Callable[[int], bool]) -> int:
-    """The port after the highest one handed out (one lookup on the unique index, whatever the number of
-    services), so a deleted service's port is not at once given to another service its old clients would
-    reach; only once that passes 65535 are the gaps from ``base`` reused (a scan, rare).
+    """The port after the highest one ever handed out, the ports of deleted services included (the highest
+    service port and the highest released one: two lookups on unique indexes, whatever the number of services).
+    Only once that passes 65535 is a port used again: the least recently released one (``released_ports``, oldest
+    first), so a deleted service's port goes to a new service, which its old clients would reach, only after
+    every other port has; failing that (every released port is held by another program, or none was released)
+    a gap from ``base`` (a scan, rare). ``taken`` ports (another program's) are skipped throughout; when no port
+    is left: 409 ``GatewayPortsExhausted``.
 
     On PostgreSQL two creates at once would both read the same highest port, and the second insert would
     fail on the port's unique index: a transaction-scoped advisory lock makes the second wait for the
     first's commit (SQLite writers are serialised already: ``BEGIN IMMEDIATE``)."""
     if conn.dialect.name == "postgresql":
         conn.execute(select(func.pg_advisory_xact_lock(_PORT_LOCK)))
-    top = conn.execute(select(func.max(services.c.gateway_port))).scalar_one_or_none()
-    port = max(base, top + 1) if top is not None else base
+    top = conn.execute(select(select(func.max(services.c.gateway_port)).scalar_subquery(),
+                              select(func.max(released_ports.c.port)).scalar_subquery())).one()
+    highest = max((p for p in top if p is not None), default=None)
+    port = max(base, highest + 1) if highest is not None else base
     while port <= 65535 and taken(port):
         port += 1
     if port <= 65535:
         return port
-    used = {p for (p,) in conn.execute(select(services.c.gateway_port).where(services.c.gateway_port >= base))}
-    port = base
-    while port in used or taken(port):
-        port += 1
+    oldest = conn.execute(select(released_ports.c.port).where(released_ports.c.port >= base)
+                          .order_by(released_ports.c.seq).limit(_REUSE_BATCH)).scalars()
+    port = next((p for p in oldest if not taken(p)), 0)
+    if not port:
+        used = {p for (p,) in conn.execute(select(services.c.gateway_port).where(services.c.gateway_port >= base))}
+        port = base
+        while port <= 65535 and (port in used or taken(port)):
+            port += 1
+        if port > 65535:
+            raise LimitExceeded(f"no gateway port is free: every port from gateway.port_base ({base}) to 65535 is "
+                                "held by a service or another program; delete a service, or lower "
+                                "gateway.port_base", code="GatewayPortsExhausted")
+    conn.execute(delete(released_ports).where(released_ports.c.port == port))
     return port
 
 
 def create(conn: Connection, name: str, owner_id: int, spec: dict[str, Any], replica_count: int,
            port_base: int | None, port_taken: Callable[[int], bool] = lambda port: False) -> ServiceRow:
-    """Insert a new service; in 'port' addressing (``port_base``) it gets the first port from the base
-    that no service has and ``port_taken`` does not report (the API passes a probe of its host)."""
+    """Insert a new service; in 'port' addressing (``port_base``) it gets a gateway port from the base that no
+    service has and ``port_taken`` does not report (the API passes a probe of its host): :func:`_free_port`."""
     t = now()
     try:
         with conn.begin_nested():
@@ -169,7 +185,10 @@ def mark_deleting(conn: Connection, svc: ServiceRow) -> None:
 
 
 def remove(conn: Connection, service_id: int) -> None:
-    conn.execute(delete(services).where(services.c.id == service_id))
+    port = conn.execute(delete(services).where(services.c.id == service_id)
+                        .returning(services.c.gateway_port)).scalar()
+    if port is not None:  # reused last (_free_port)
+        conn.execute(insert(released_ports).values(port=port))
     bump(conn)
     bump(conn, "changes")
     conn.execute(delete(service_changes).where(service_changes.c.service_id == service_id))

@@ -91,6 +91,15 @@ services = Table(
     Index("ix_services_status", "status"),  # the list's status filter and its count
 )
 
+# Gateway ports of deleted services, in the order they were released (store/services.py, _free_port): new
+# services get the ports above the highest one ever handed out, and only once those run out the least recently
+# released one, so a new service meets a deleted one's old clients as late as possible.
+released_ports = Table(
+    "released_ports", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("port", Integer, nullable=False, unique=True),
+)
+
 # The change feed: per service, the "changes" version of the last write to its desired state, status or replica
 # rows; the reconciler and the gateway read what moved since they last looked (WHERE seq > seen). Apart from
 # services (no foreign key) so that marking a change never locks the service row (store/services.py, touch).
