@@ -98,6 +98,14 @@ class RuntimeUnavailable(TemporaryError):
     code = "RuntimeUnavailable"
 
 
+class InsufficientStorage(TemporaryError):
+    """The platform's own disk is full (or would drop below the free space it keeps): nothing was stored;
+    retry once space is freed."""
+
+    status = 507
+    code = "InsufficientStorage"
+
+
 def listed(items: list[str], shown: int = 5) -> str:
     """The first ``shown`` of ``items`` for an error message, then how many more: ``a, b (and 3 more)``."""
     more = f" (and {len(items) - shown} more)" if len(items) > shown else ""

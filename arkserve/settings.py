@@ -200,6 +200,10 @@ class DiskSettings:
                                       "admins are not limited.", "ARKSERVE_DISK_MODEL_QUOTA_GIB")
     upload_ttl_s: int = _setting(86400, "A resumable disk upload not continued for this long is forgotten, with "
                                  "its stored bytes.", "ARKSERVE_DISK_UPLOAD_TTL_S")
+    min_free_mib: int = _setting(1024, "Free space, MiB, that uploads (network disk, WebDAV, model market) must "
+                                 "leave on the data dir's file system, for the store, the logs and the replicas' "
+                                 "log spools: an upload that would pass it answers 507 InsufficientStorage before "
+                                 "a byte is stored. 0: no floor.", "ARKSERVE_DISK_MIN_FREE_MIB")
     webdav: bool = _setting(True, "Serve each user's network disk over WebDAV at /dav/ on the API port.",
                             "ARKSERVE_DISK_WEBDAV")
 

@@ -29,6 +29,7 @@ from arkserve.schemas import (
     ErrorBody,
 )
 from arkserve.storage.disk import GIB, Disk, Entry, user_root
+from arkserve.storage.space import MIB
 from arkserve.storage.uploads import Uploads, staging_dir
 from arkserve.store import disk_quotas
 from arkserve.store import users as user_store
@@ -48,7 +49,7 @@ def user_uploads(ctx: AppContext, user: User) -> Uploads:
         limit = int(ctx.settings.disk.quota_gib * GIB)
     disk = Disk(user_root(ctx.settings.data_dir, user.username), limit)
     return Uploads(disk, staging_dir(ctx.settings.data_dir, user.username),
-                   session_ttl_s=ctx.settings.disk.upload_ttl_s)
+                   session_ttl_s=ctx.settings.disk.upload_ttl_s, min_free=ctx.settings.disk.min_free_mib * MIB)
 
 
 def user_disk(ctx: AppContext, user: User) -> Disk:

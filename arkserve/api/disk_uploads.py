@@ -11,6 +11,10 @@ headers is checked up front; a claimed body hash is checked once the body has st
 the file is installed (an unsigned payload, the empty hash, is accepted as everywhere else). A one-shot
 upload or a session's ``PATCH`` with ``Content-Length`` and no hash to check is spliced from the socket into
 its staging file (:func:`arkserve.api.transfer.body_receiver`, where the server offers it).
+
+A full file system is 507 ``InsufficientStorage`` (:mod:`arkserve.storage.space`), as is an upload that would
+leave less than ``disk.min_free_mib`` free: a one-shot upload's staging file is removed, a session's ``PATCH``
+gives back what it stored (the session resumes from the offset it started at).
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from arkserve.api.disk import entry_out, user_uploads
 from arkserve.api.security import Caller, Context
 from arkserve.api.streamed import BodyHash, StreamingCaller
 from arkserve.auth import signing
-from arkserve.errors import PermanentError
+from arkserve.errors import InsufficientStorage, PermanentError
 from arkserve.schemas import DiskEntryOut, DiskUploadIn, DiskUploadOut
+from arkserve.storage.space import space_errors
 from arkserve.storage.uploads import Session
 
 router = APIRouter(tags=["network disk"])
@@ -67,7 +72,8 @@ async def put_file(path: str, request: Request, caller: StreamingCaller, ctx: Co
     receive_into = transfer.body_receiver(request.scope)
     try:
         if receive_into is not None and length and digest.h is None and "transfer-encoding" not in request.headers:
-            stored = await receive_into(writer.fd, length)  # spliced from the socket, never through Python
+            with space_errors():
+                stored = await receive_into(writer.fd, length)  # spliced from the socket, never through Python
             if stored < length:
                 return Response(status_code=400)  # the client went away; nothing was installed
             writer.stored(stored)
@@ -109,7 +115,7 @@ def get_upload(upload_id: str, caller: Caller, ctx: Context) -> DiskUploadOut:
 async def append_upload(upload_id: str, offset: int, request: Request, caller: StreamingCaller,
                         ctx: Context) -> DiskUploadOut | Response:
     up = await run_in_threadpool(user_uploads, ctx, caller.principal.user)
-    appender = await run_in_threadpool(up.resume, upload_id, offset)
+    appender = await run_in_threadpool(up.resume, upload_id, offset, _length(request))
     digest = BodyHash(caller.claimed_hash)
     length = _length(request)
     receive_into = transfer.body_receiver(request.scope)
@@ -119,7 +125,8 @@ async def append_upload(upload_id: str, offset: int, request: Request, caller: S
                 if length > appender.session.size - offset:
                     raise PermanentError(f"upload would pass its declared size of {appender.session.size} bytes",
                                          code="SizeMismatch")
-                stored = await receive_into(_positioned(appender.fd), length)  # spliced, never through Python
+                with space_errors():
+                    stored = await receive_into(_positioned(appender.fd), length)  # spliced, never through Python
                 appender.offset += stored
                 digest.n = stored
                 if stored < length:
@@ -131,11 +138,13 @@ async def append_upload(upload_id: str, offset: int, request: Request, caller: S
         except ClientDisconnect:
             await run_in_threadpool(appender.close)  # keep what arrived: the client resumes from there
             return Response(status_code=400)
+        except InsufficientStorage:
+            appender.rewind(offset)  # the disk is full: what this request stored gives its room back
+            raise
         try:
             digest.check()
         except signing.SignatureError:
-            os.ftruncate(appender.fd, offset)  # a forged body must not stay stored
-            appender.offset = offset
+            appender.rewind(offset)  # a forged body must not stay stored
             raise
     except BaseException:
         await run_in_threadpool(appender.close)

@@ -23,6 +23,7 @@ from arkserve.api.streamed import BodyHash, StreamingCaller
 from arkserve.errors import Conflict, Forbidden, NotFound, PermanentError, ValidationFailed
 from arkserve.schemas import ModelCard, ModelFileOut, ModelOut, ModelPublishDisk, ModelVersionOut
 from arkserve.storage import market
+from arkserve.storage.space import MIB, space_errors
 from arkserve.store import model_pages
 from arkserve.store import models as model_store
 from arkserve.store import services as service_store
@@ -30,6 +31,7 @@ from arkserve.store.model_pages import ModelFilters
 from arkserve.store.models import ModelRow, VersionRow
 
 router = APIRouter(tags=["models"])
+SPOOL_STEP = 8 << 20  # an archive of undeclared size checks the free-space floor once per this many bytes
 
 
 def _version_out(v: VersionRow, files: bool) -> ModelVersionOut:
@@ -152,6 +154,11 @@ def _room(ctx: Any, caller: Principal, adding: int = 0, conn: Any = None) -> int
     return limit - used
 
 
+def _blobs(ctx: Any) -> market.BlobStore:
+    """The blob store a publish writes into, with the free-space floor it must leave (``disk.min_free_mib``)."""
+    return market.BlobStore(ctx.settings.data_dir, min_free=ctx.settings.disk.min_free_mib * MIB)
+
+
 def _record(ctx: Any, caller: Principal, name: str, version: str, card: dict[str, Any],
             manifest: market.Manifest) -> ModelOut:
     digest = market.manifest_digest(manifest)
@@ -178,8 +185,10 @@ def publish_from_disk(name: str, version: str, body: ModelPublishDisk, caller: C
     card = _card(body, caller)
     _prepare(ctx, caller, name, version)
     folder = market.disk_folder(ctx.settings.data_dir, caller.user.username, body.disk_path)
-    blobs = market.BlobStore(ctx.settings.data_dir)
-    _room(ctx, caller, market.folder_bytes(blobs, folder))  # what it holds now: refused before a byte is copied
+    blobs = _blobs(ctx)
+    holds = market.folder_bytes(blobs, folder)
+    _room(ctx, caller, holds)  # what it holds now: refused before a byte is copied
+    blobs.check_room(holds)  # and 507 when the platform's disk has not that much room to spare
     manifest = market.publish_dir(blobs, folder)
     return _record(ctx, caller, name, version, card, manifest)
 
@@ -203,19 +212,24 @@ async def publish_archive(name: str, version: str, request: Request, streamed: S
     declared = int(request.headers.get("content-length") or 0)
     if cap is not None and declared > cap:
         await run_in_threadpool(_room, ctx, caller, declared)  # refused before the body is read
-    blobs = market.BlobStore(ctx.settings.data_dir)
-    blobs.tmp.mkdir(parents=True, exist_ok=True)
-    fd, spool = tempfile.mkstemp(dir=blobs.tmp, prefix="upload-")
+    blobs = _blobs(ctx)
+    blobs.check_room(declared)  # 507 before the body is read when the platform's disk has no room for it
+    with space_errors():
+        blobs.tmp.mkdir(parents=True, exist_ok=True)
+        fd, spool = tempfile.mkstemp(dir=blobs.tmp, prefix="upload-")
     digest = BodyHash(streamed.claimed_hash)
     try:
-        with os.fdopen(fd, "wb", buffering=0) as out:  # spooled to disk as it comes, never held whole
-            got = 0
+        with space_errors(), os.fdopen(fd, "wb", buffering=0) as out:  # spooled to disk as it comes, never whole
+            got, checked = 0, declared
             async for chunk in request.stream():
                 digest.update(chunk)
                 out.write(chunk)  # a raw file writes all of it (or raises)
                 got += len(chunk)
                 if cap is not None and got > cap:
                     await run_in_threadpool(_room, ctx, caller, got)  # past the quota: stop reading
+                if got > checked:  # a body longer than declared (or undeclared): the floor again, a step ahead
+                    checked = got + SPOOL_STEP
+                    blobs.check_room(SPOOL_STEP)
         digest.check()  # a body that is not the one signed publishes nothing
         with open(spool, "rb") as f:
             try:

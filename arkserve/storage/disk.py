@@ -21,6 +21,7 @@ from pathlib import Path
 from arkserve.errors import Conflict, NotFound, PermanentError
 from arkserve.storage import paths
 from arkserve.storage.paths import BadPath, Parts
+from arkserve.storage.space import space_errors
 
 GIB = 1024**3
 USAGE_CACHE_S = 5.0
@@ -133,6 +134,7 @@ class Disk:
             out = list(_listed(fd, parts))
         return sorted(out, key=lambda e: (e.type != "folder", e.name))
 
+    @space_errors()
     def mkdir(self, rel: str) -> Entry:
         parts = paths.split(rel)
         if not parts:
@@ -153,6 +155,7 @@ class Disk:
             fd = paths.open_file(rfd, paths.split(rel))
         return fd, os.fstat(fd)
 
+    @space_errors()
     def move(self, src: str, dst: str, *, overwrite: bool = False) -> Entry:
         """Move or rename ``src`` to ``dst`` (its missing parent folders made, once ``src`` is found).
 

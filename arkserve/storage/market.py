@@ -5,6 +5,8 @@ A version is a manifest: its files (relative path, size, SHA-256), sorted by pat
 a version can never change under its digest. File contents live once under
 ``<data_dir>/models/blobs/sha256/<ab>/<hex>`` (read-only), however many versions or models list them.
 Publishing reads a folder (of the user's network disk) or a tar stream; both end in :meth:`BlobStore.put`.
+A full file system is 507 ``InsufficientStorage`` (the blob's temporary file removed), as is a file that would
+leave the blob store's file system with less than its ``min_free`` bytes (checked before a byte of it is stored).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import IO, Any
 
 from arkserve.errors import PermanentError, ValidationFailed
 from arkserve.storage import disk, paths
+from arkserve.storage.space import check_floor, space_errors
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -77,16 +80,23 @@ def clean_member(name: str) -> str:
 class BlobStore:
     """Content-addressed, read-only files under ``<data_dir>/models/blobs/sha256``; the same bytes once."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, min_free: int = 0) -> None:
         self.data_dir = data_dir
         self.root = data_dir / "models" / "blobs" / "sha256"
         self.tmp = data_dir / "models" / "tmp"
+        self.min_free = min_free  # bytes a publish must leave free on the file system (0: no floor)
+
+    def check_room(self, adding: int) -> None:
+        """507 ``InsufficientStorage`` when ``adding`` more bytes would pass the free-space floor."""
+        check_floor(self.tmp, self.min_free, adding)
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
 
+    @space_errors()
     def put(self, chunks: Iterable[bytes]) -> tuple[str, int]:
-        """Store a stream of bytes; (sha256 hex, size). Bytes already stored are not stored again."""
+        """Store a stream of bytes; (sha256 hex, size). Bytes already stored are not stored again (a full disk:
+        507, nothing left behind)."""
         self.tmp.mkdir(parents=True, exist_ok=True)
         h, size = hashlib.sha256(), 0
         fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
@@ -171,6 +181,7 @@ def publish_dir(blobs: BlobStore, folder: Path) -> Manifest:
                     raise _link_refused(rel)
                 if stat.S_ISREG(st.st_mode):
                     member = clean_member(rel)
+                    blobs.check_room(st.st_size)
                     files[member] = {"path": member, **_put_file(blobs, parent, parts[-1])}
         except paths.LinkRefused:  # a folder or file swapped for a link after it was listed
             raise _link_refused(rel) from None
@@ -238,6 +249,7 @@ def publish_tar(blobs: BlobStore, stream: IO[bytes], room: int | None = None) ->
                 rel = clean_member(member.name)
                 if rel in files:
                     raise PermanentError(f"{rel}: listed twice in the archive", code="BadArchive")
+                blobs.check_room(member.size)
                 f = tar.extractfile(member)
                 assert f is not None
                 sha, size = blobs.put(_read(f))

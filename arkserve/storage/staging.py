@@ -15,6 +15,7 @@ from arkserve.errors import Conflict, PermanentError
 from arkserve.storage import paths
 from arkserve.storage.disk import Entry
 from arkserve.storage.paths import Parts
+from arkserve.storage.space import space_errors
 from arkserve.storage.writeback import Writeback
 
 if TYPE_CHECKING:
@@ -80,12 +81,14 @@ class Writer:
         """Whether ``more`` bytes fit in what the upload has reserved (always, when its size is known)."""
         return self.size is not None or self.written + more <= self.reserved
 
+    @space_errors()
     def reserve(self, more: int) -> None:
         """Make room for ``more`` bytes of a body of unknown size (:meth:`Uploads.grow`, which takes the quota
         lock: call it from a worker thread; 413 ``QuotaExceeded`` when the quota has no room left)."""
         if not self.room_for(more):
-            self.reserved = self.up.grow(self.claim, self.parts, self.written + more)
+            self.reserved = self.up.grow(self.claim, self.parts, self.written + more, self.reserved)
 
+    @space_errors()
     def write(self, data: bytes) -> None:
         n = self.written + len(data)
         if self.size is not None and n > self.size:
@@ -101,6 +104,7 @@ class Writer:
             raise PermanentError(f"body is longer than the declared {self.size} bytes", code="SizeMismatch")
         self.written += n
 
+    @space_errors()
     def commit(self) -> Entry:
         try:
             if self.size is not None and self.written != self.size:
@@ -130,6 +134,7 @@ class Appender:
         self.offset = session.offset
         self.writeback = Writeback(fd, self.offset)
 
+    @space_errors()
     def write(self, data: bytes) -> None:
         if self.offset + len(data) > self.session.size:
             raise PermanentError(f"upload would pass its declared size of {self.session.size} bytes",
@@ -138,6 +143,13 @@ class Appender:
         self.offset += len(data)
         self.writeback.advance(self.offset)
 
+    def rewind(self, offset: int) -> None:
+        """Drop what was stored past ``offset`` (a forged body, or one the full disk cut short): the session
+        resumes from there, and the bytes give their room back."""
+        os.ftruncate(self.fd, offset)
+        self.offset = offset
+
+    @space_errors()
     def close(self) -> Entry | None:
         """Make the stored bytes durable; install the file when all bytes are there (then the session ends)."""
         if self.fd < 0:

@@ -11,6 +11,9 @@ plus every upload in flight: two uploads cannot together pass a quota each fits 
 size (no ``Content-Length``) reserves as it streams: a step ahead of the bytes stored (:data:`GROW_STEP`, or a
 quarter of the room left), checked again under the lock each time the body reaches it. A one-shot upload's
 claim lives while its lock is held; a resumable session's while the session has not expired.
+
+Each reservation also checks the free-space floor (``min_free``, :func:`arkserve.storage.space.check_floor`), and
+a full file system is 507 ``InsufficientStorage`` (:func:`arkserve.storage.space.space_errors`), never a half file.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from arkserve.errors import Conflict, NotFound, PermanentError
 from arkserve.storage import paths
 from arkserve.storage.disk import Disk, Entry, QuotaExceeded, quota_message
 from arkserve.storage.paths import Parts
+from arkserve.storage.space import check_floor, space_errors
 from arkserve.storage.staging import Appender, Claim, Writer, check_free
 
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -57,10 +61,12 @@ class Session:
 class Uploads:
     """Uploads into one user's :class:`Disk`."""
 
-    def __init__(self, disk: Disk, staging: Path, *, session_ttl_s: float = 86400.0) -> None:
+    @space_errors()
+    def __init__(self, disk: Disk, staging: Path, *, session_ttl_s: float = 86400.0, min_free: int = 0) -> None:
         self.disk = disk
         self.staging = staging
         self.ttl = session_ttl_s
+        self.min_free = min_free  # bytes an upload must leave free on the file system (0: no floor)
         for sub in ("claims", "parts", "sessions"):
             (staging / sub).mkdir(parents=True, exist_ok=True)
 
@@ -123,10 +129,12 @@ class Uploads:
         """(bytes stored, bytes reserved by uploads in flight)."""
         return self.disk.used(), self.reserved()
 
-    def _reserve(self, claim: Claim, parts: Parts, size: int, data: dict[str, Any], *, ahead: bool = False) -> int:
+    def _reserve(self, claim: Claim, parts: Parts, size: int, data: dict[str, Any], *, ahead: bool = False,
+                 held: int = 0) -> int:
         """Check the quota for ``size`` bytes and record them as the claim's reservation; returns the bytes
         reserved. ``ahead`` (a body of unknown size, ``size`` its bytes so far): a step more while there is
-        room (:data:`GROW_STEP`, at most a quarter of what is left), so the body comes back once per step."""
+        room (:data:`GROW_STEP`, at most a quarter of what is left), so the body comes back once per step.
+        The bytes added to what the claim ``held`` must also leave the free-space floor (507 otherwise)."""
         with self._quota_lock():
             old = self._existing_size(parts)
             used = self.disk.used() + self.reserved(exclude=claim.path) - old
@@ -135,14 +143,15 @@ class Uploads:
                                     details={"used": used, "limit": self.disk.limit, "needed": size})
             if ahead:
                 size += min(GROW_STEP, (self.disk.limit - used - size) // 4)
+            check_floor(self.staging, self.min_free, size - held)
             claim.write({**data, "size": size, "path": paths.join(parts)})
             return size
 
-    def grow(self, claim: Claim, parts: Parts, stored: int) -> int:
+    def grow(self, claim: Claim, parts: Parts, stored: int, held: int = 0) -> int:
         """Reserve room for ``stored`` bytes of a one-shot body of unknown size, and a step beyond (413
-        ``QuotaExceeded`` once the quota, counting every other upload in flight, has none); returns the bytes
-        now reserved."""
-        return self._reserve(claim, parts, stored, {"kind": "put"}, ahead=True)
+        ``QuotaExceeded`` once the quota, counting every other upload in flight, has none; 507 past the
+        free-space floor); returns the bytes now reserved (``held``: those reserved before)."""
+        return self._reserve(claim, parts, stored, {"kind": "put"}, ahead=True, held=held)
 
     def _existing_size(self, parts: Parts) -> int:
         with suppress(PermanentError):
@@ -157,6 +166,7 @@ class Uploads:
             check_free(pfd, parts, overwrite)
 
     # -- one-shot uploads ----------------------------------------------------------------------------------
+    @space_errors()
     def begin(self, rel: str, size: int | None, *, overwrite: bool = False) -> Writer:
         """Start writing ``rel`` (``size`` bytes, or unknown): quota and name checked, nothing stored yet."""
         parts = paths.split(rel)
@@ -173,6 +183,7 @@ class Uploads:
             raise
         return Writer(self, parts, claim, name, fd, size, reserved, overwrite)
 
+    @space_errors()
     def install(self, part_name: str, parts: Parts, overwrite: bool) -> Entry:
         """Rename a complete, fsync'ed staging file onto its real name."""
         with paths.opened_root(self.disk.root) as rfd, paths.opened_dir(rfd, parts[:-1], create=True) as pfd, \
@@ -203,8 +214,12 @@ class Uploads:
 
     def _write_meta(self, sid: str, meta: dict[str, Any]) -> None:
         tmp = self.staging / "sessions" / f"{sid}.tmp"
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, self.staging / "sessions" / f"{sid}.json")
+        try:
+            tmp.write_text(json.dumps(meta))
+            os.replace(tmp, self.staging / "sessions" / f"{sid}.json")
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk: no half-written meta left behind
+            raise
 
     def drop(self, sid: str) -> None:
         for p in (self.staging / "parts" / f"{sid}.part", self.staging / "sessions" / f"{sid}.json"):
@@ -218,6 +233,7 @@ class Uploads:
             if meta is None or meta["expires_at"] <= time.time():
                 self.drop(meta_path.stem)
 
+    @space_errors()
     def create_session(self, rel: str, size: int, *, overwrite: bool = False) -> Session:
         parts = paths.split(rel)
         self._check_target(parts, overwrite)
@@ -228,9 +244,13 @@ class Uploads:
                 raise Conflict(f'a resumable upload to "{rel}" is in progress', code="UploadInProgress")
             sid, t = secrets.token_hex(16), time.time()
             self._reserve(claim, parts, size, {"kind": "session", "id": sid})
-            (self.staging / "parts" / f"{sid}.part").touch()
-            self._write_meta(sid, {"path": paths.join(parts), "size": size, "overwrite": overwrite,
-                                   "created_at": t, "expires_at": t + self.ttl})
+            try:
+                (self.staging / "parts" / f"{sid}.part").touch()
+                self._write_meta(sid, {"path": paths.join(parts), "size": size, "overwrite": overwrite,
+                                       "created_at": t, "expires_at": t + self.ttl})
+            except BaseException:
+                self.drop(sid)
+                raise
         finally:
             claim.release(remove=False)
         return self.get_session(sid)
@@ -251,8 +271,10 @@ class Uploads:
                 out.append(self._session(p.stem, meta))
         return sorted(out, key=lambda s: s.created_at)
 
-    def resume(self, sid: str, offset: int) -> Appender:
-        """Append to a session from ``offset``, which must be its stored offset (409 ``OffsetMismatch``)."""
+    @space_errors()
+    def resume(self, sid: str, offset: int, length: int | None = None) -> Appender:
+        """Append to a session from ``offset``, which must be its stored offset (409 ``OffsetMismatch``);
+        ``length`` bytes (``None``: up to the session's size) must leave the free-space floor (507 otherwise)."""
         session = self.get_session(sid)
         parts = paths.split(session.path)
         claim = self._claim(parts)
@@ -263,6 +285,8 @@ class Uploads:
             if offset != session.offset:
                 raise Conflict(f"offset {offset} is not the stored offset {session.offset}: resume from there",
                                code="OffsetMismatch", details={"offset": session.offset})
+            left = session.size - session.offset
+            check_floor(self.staging, self.min_free, left if length is None else min(length, left))
             fd = os.open(self.staging / "parts" / f"{sid}.part", os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
             meta = self._meta(sid)
             assert meta is not None

@@ -4,8 +4,9 @@ wsgidav speaks the protocol (PROPFIND, PUT, MOVE, COPY, LOCK, ...); this module 
 resources onto :class:`~arkserve.storage.disk.Disk` and :class:`~arkserve.storage.uploads.Uploads`,
 so WebDAV gets exactly the API's rules: checked paths (400), no symlink ever followed, atomic
 quota-checked writes (507 Insufficient Storage, the WebDAV quota answer, with used/limit in the body),
-one writer per name (409). Who the user is comes from the domain controller
-(``environ["arkserve.disk_user"]``), which the API layer supplies along with ``uploads_for``.
+one writer per name (409); a full platform disk, or its free-space floor, is 507 as well. Who the user is
+comes from the domain controller (``environ["arkserve.disk_user"]``), which the API layer supplies along with
+``uploads_for``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from arkserve.storage.uploads import Uploads
 
 USER_KEY = "arkserve.disk_user"
 _STATUS = {400: HTTP_BAD_REQUEST, 403: HTTP_FORBIDDEN, 404: HTTP_NOT_FOUND, 409: HTTP_CONFLICT,
-           413: HTTP_INSUFFICIENT_STORAGE}
+           413: HTTP_INSUFFICIENT_STORAGE, 507: HTTP_INSUFFICIENT_STORAGE}
 
 
 @contextmanager
