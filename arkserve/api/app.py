@@ -44,7 +44,7 @@ def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
         title="arkserve API", version=arkserve.__version__,
         description="Control plane of arkserve: users, access keys, instance types and inference services. "
                     "Programs sign requests with AK/SK (docs/signing.md); the console uses a session cookie.",
-        openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None)
+        openapi_url=f"{PREFIX}/openapi.json", docs_url=None, redoc_url=None)  # docs: console.mount_api_docs
     app.state.ark = AppContext(settings=settings, store=store, master=master)
     errors.install(app)
     app.add_middleware(limits.BodyLimits, ctx=app.state.ark)  # inside the request-id middleware
@@ -73,4 +73,5 @@ def create_app(settings: Settings, store: Store, master: MasterKey) -> FastAPI:
     if settings.disk.webdav:
         dav.mount(app, app.state.ark)
     console.mount(app)
+    console.mount_api_docs(app, f"{PREFIX}/docs", f"{PREFIX}/openapi.json")
     return app

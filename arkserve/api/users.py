@@ -67,7 +67,18 @@ def _guard_last_admin(conn: Connection, target: User, *, losing_admin: bool) -> 
         raise Conflict("the last active admin cannot be disabled, demoted or deleted", code="LastAdmin")
 
 
-@router.patch("/users/{username}", response_model=UserOut, summary="Disable/enable, change role or password (admin)")
+def _guard_self(body: UserPatch) -> None:
+    """An admin does not lock themselves out by one call: another admin disables or demotes them."""
+    if body.disabled:
+        raise Conflict("you cannot disable your own account (another admin can)", code="SelfDisable")
+    if body.role == "user":
+        raise Conflict("you cannot take away your own admin role (another admin can)", code="SelfDemote")
+
+
+@router.patch("/users/{username}", response_model=UserOut, summary="Disable/enable, change role or password (admin); "
+              "not to disable or demote yourself", responses={
+                  409: {"description": "the last active admin (LastAdmin), or your own account disabled "
+                                       "(SelfDisable) or demoted (SelfDemote)"}})
 def patch_user(username: str, body: UserPatch, caller: Caller, ctx: Context) -> UserOut:
     caller.require_admin()
     with ctx.store.read() as conn:
@@ -78,6 +89,8 @@ def patch_user(username: str, body: UserPatch, caller: Caller, ctx: Context) -> 
         hashed = passwords.hash_password(body.password)
     with ctx.store.begin() as conn:
         _guard_last_admin(conn, target, losing_admin=bool(body.disabled) or body.role == "user")
+        if target.id == caller.user.id:
+            _guard_self(body)
         if body.disabled is not None:
             user_store.set_disabled(conn, target.id, body.disabled)
             if body.disabled:

@@ -36,6 +36,22 @@ def test_admin_manages_users(live_api: LiveApi) -> None:
             assert (e.value.status, e.value.code) == (422, "ValidationFailed") and "reserved" in e.value.message
 
 
+def test_an_admin_cannot_disable_or_demote_themselves(live_api: LiveApi) -> None:
+    with live_api.client() as admin:
+        admin.post("/users", {"username": "ivy", "password": "ivy-password-1", "role": "admin"})
+        key = admin.post("/keys", {"username": "ivy"})
+    with live_api.client(key["access_key"], key["secret_key"]) as ivy:  # another admin exists: not LastAdmin
+        _raises("SelfDisable", 409, lambda: ivy.patch("/users/ivy", {"disabled": True}))
+        _raises("SelfDemote", 409, lambda: ivy.patch("/users/ivy", {"role": "user", "disabled": False}))
+        me = ivy.get("/users/ivy")
+        assert (me["role"], me["disabled"]) == ("admin", False)  # nothing of the refused change was applied
+        assert ivy.patch("/users/ivy", {"password": "ivy-password-2"})["username"] == "ivy"  # the rest is allowed
+    with live_api.client() as admin:  # another admin can do both
+        done = admin.patch("/users/ivy", {"role": "user", "disabled": True})
+        assert (done["role"], done["disabled"]) == ("user", True)
+        admin.delete("/users/ivy")
+
+
 def test_user_changes_own_password(live_api: LiveApi) -> None:
     with live_api.client() as admin:
         admin.post("/users", {"username": "fay", "password": "fay-password-1"})

@@ -3,7 +3,7 @@
 import { api, onSessionExpired, setCsrf } from "./api.js";
 import { LANGS, lang, setLang, t } from "./i18n.js";
 import { link, navigate, session, setRouteHandler } from "./router.js";
-import { clear, h, icon } from "./ui.js";
+import { clear, errorText, h, icon } from "./ui.js";
 import { renderLogin } from "./page-login.js";
 import { renderServices } from "./page-services.js";
 import { renderCreate } from "./page-create.js";
@@ -73,7 +73,14 @@ async function route() {
     return;
   }
   const params = path.match(re).slice(1).filter((p) => p !== undefined);
-  const stop = await render(main, ...params);
+  let stop;
+  try {
+    stop = await render(main, ...params);
+  } catch (err) {  // a page that could not even start says why, instead of staying blank
+    console.error(err);
+    if (seq === routeSeq) clear(main, h("div.banner.error", { role: "alert" }, errorText(err)));
+    return;
+  }
   if (seq === routeSeq) cleanup = stop;
   else if (typeof stop === "function") stop();  // the user moved on while the page was loading
 }

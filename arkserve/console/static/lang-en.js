@@ -161,6 +161,7 @@ export default {
   "users.enable": "Enable", "users.disable": "Disable", "users.create": "Create user", "users.created": "User created",
   "users.you": "you", "users.usernameHint": "2–32 characters: a-z, 0-9, _ . -, starting with a letter.",
   "users.deleteTitle": "Delete user {name}?", "users.deleteText": "The user, their access keys and their network disk are deleted. Refused while they own services, models or images.",
+  "users.disableTitle": "Disable user {name}?", "users.disableText": "They are logged out at once, their access keys stop working and they cannot log in until an admin enables them again.",
   "users.deleted": "User deleted",
   "it.intro": "The sizes users choose from when they create a service.", "it.add": "Add instance type",
   "it.added": "Instance type added", "it.resources": "Resources", "it.priceCol": "Price", "it.description": "Description",
@@ -169,6 +170,8 @@ export default {
   "it.deleteText": "Existing services keep running; new services cannot choose it.", "it.deleted": "Instance type deleted",
 
   "error.ServiceExists": "This name is taken (service names are unique across the platform); choose another.",
+  "error.SelfDisable": "You cannot disable your own account; another admin can.",
+  "error.SelfDemote": "You cannot take away your own admin role; another admin can.",
   "error.WrongPassword": "The password is wrong.",
   "nav.models": "Model market",
   "models.title": "Model market", "models.intro": "Models published on this platform: public ones curated by the administrators, and your own. Mount one into a service at the path your app reads.",

@@ -161,6 +161,7 @@ export default {
   "users.enable": "启用", "users.disable": "停用", "users.create": "创建用户", "users.created": "用户已创建",
   "users.you": "当前用户", "users.usernameHint": "2–32 个字符：a-z、0-9、_ . -，以字母开头。",
   "users.deleteTitle": "删除用户 {name}？", "users.deleteText": "该用户、其访问密钥及其网盘将被删除。该用户仍拥有服务、模型或镜像时无法删除。",
+  "users.disableTitle": "停用用户 {name}？", "users.disableText": "该用户会立即退出登录，其访问密钥随即失效，在管理员重新启用之前无法登录。",
   "users.deleted": "用户已删除",
   "it.intro": "用户创建服务时可选择的实例规格。", "it.add": "添加实例规格",
   "it.added": "实例规格已添加", "it.resources": "资源", "it.priceCol": "价格", "it.description": "描述",
@@ -169,6 +170,8 @@ export default {
   "it.deleteText": "已有服务继续运行；新服务将无法选择该规格。", "it.deleted": "实例规格已删除",
 
   "error.ServiceExists": "该名称已被占用（服务名称在整个平台内唯一），请换一个。",
+  "error.SelfDisable": "不能停用自己的账号；可由另一位管理员操作。",
+  "error.SelfDemote": "不能取消自己的管理员角色；可由另一位管理员操作。",
   "error.WrongPassword": "密码错误。",
   "nav.models": "模型市场",
   "models.title": "模型市场", "models.intro": "本平台发布的模型：管理员精选的公开模型，以及你自己的模型。把模型挂载到服务中，放在应用读取的路径上。",

@@ -1,4 +1,5 @@
-// Admin pages (role admin only): users (create, disable/enable, delete) and instance types (list, add, delete).
+// Admin pages (role admin only): users (create, disable/enable, delete; never your own account) and instance types
+// (list, add, delete).
 
 import { api, enc } from "./api.js";
 import { session } from "./router.js";
@@ -42,8 +43,12 @@ export async function renderUsers(main) {
         h("td", u.disabled ? h("span.badge.off", t("users.disabled")) : h("span.badge.on", t("users.active"))),
         h("td.nowrap", fmtTime(u.created_at)),
         h("td.actions",
-          h("button.btn.small", { type: "button", onclick: () => act(() => api.patch(`/users/${enc(u.username)}`,
-            { disabled: !u.disabled })).then(load) }, u.disabled ? t("users.enable") : t("users.disable")),
+          u.username === session.username ? null : h("button.btn.small", { type: "button", onclick: async () => {
+            if (!u.disabled && !(await confirmDialog({ title: t("users.disableTitle", { name: u.username }),
+              message: t("users.disableText"), confirmLabel: t("users.disable"), danger: true }))) return;
+            await act(() => api.patch(`/users/${enc(u.username)}`, { disabled: !u.disabled }));
+            load();
+          } }, u.disabled ? t("users.enable") : t("users.disable")),
           u.username === session.username ? null : h("button.btn.small.danger-outline", { type: "button",
             onclick: async () => {
               if (!(await confirmDialog({ title: t("users.deleteTitle", { name: u.username }), message: t("users.deleteText"),

@@ -10,6 +10,10 @@ import { fmtBytes } from "./page-models.js";
 const BASE = "/console/disk";
 
 function urlPath(path) { return path.split("/").filter(Boolean).map(enc).join("/"); }
+/** One segment of the page's URL: decoded, or as typed when it is no valid %-encoding ("50%"). */
+function decodeSegment(s) {
+  try { return decodeURIComponent(s); } catch { return s; }
+}
 function join(dir, name) { return dir ? `${dir}/${name}` : name; }
 function pageOf(path) { return path ? `${BASE}/${urlPath(path)}` : BASE; }
 
@@ -45,7 +49,7 @@ function putFile(path, file, onProgress) {
 }
 
 export async function renderDisk(main, rawPath = "") {
-  const path = rawPath.split("/").filter(Boolean).map(decodeURIComponent).join("/");
+  const path = rawPath.split("/").filter(Boolean).map(decodeSegment).join("/");
   const body = h("tbody", emptyRow(5, t("common.loading")));
   const error = h("div.banner.error", { hidden: true, role: "alert" });
   const bar = h("progress.usage-bar", { id: "disk-usage-bar", max: 1, value: 0 });
