@@ -26,7 +26,7 @@ from arkserve.billing import guard as billing_guard
 from arkserve.domain.canary import canary_replicas
 from arkserve.domain.durations import UNITS, parse_duration
 from arkserve.domain.rollout import Replica, honest_status
-from arkserve.domain.services import SERVICE_STATUSES, app_dir_refused, endpoint, revision
+from arkserve.domain.services import SERVICE_STATUSES, app_dir_refused, endpoint, overlaps, revision
 from arkserve.errors import Conflict, NotFound, ValidationFailed
 from arkserve.logs import follow_logs, log_dir_for, read_logs
 from arkserve.ports import port_free
@@ -96,7 +96,8 @@ def _check_instance_type(conn: Any, name: str) -> None:
 
 
 def _check_local_image(ctx: Context, image: object) -> None:
-    """The local runtime runs an app directory on this host: one that is not there could never start."""
+    """The local runtime runs an app directory on this host: one that is not there, or that it would refuse at
+    start (the host's own state, the platform's data directory), could never start."""
     if ctx.settings.runtime.kind != "local" or not isinstance(image, str):
         return
     if not Path(image).is_dir():
@@ -106,6 +107,10 @@ def _check_local_image(ctx: Context, image: object) -> None:
     refused = app_dir_refused(os.path.realpath(image))
     if refused:
         raise ValidationFailed(f"image: {refused}", field="image")
+    if overlaps(os.path.realpath(image), os.path.realpath(ctx.settings.data_dir.expanduser())):  # as at start
+        raise ValidationFailed(f'image: directory "{image}" overlaps the platform\'s data directory (is, contains or '
+                               "lies in it): a replica never sees that directory; use a directory of its own",
+                               field="image")
 
 
 @router.get("/services", response_model=list[ServiceOut], responses={200: {"headers": cursors.HEADERS}},

@@ -48,6 +48,10 @@ def get(request_id: str, show_result: bool, wait_s: float | None, fmt: str) -> N
             if wait_s and doc["status"] not in _DONE:
                 fail(f"{request_id} is still {doc['status']} after {wait_s:g} s")
             return
+        if doc["status"] not in _DONE:  # queued or running: no result yet
+            fail(f"{request_id} is still {doc['status']} after {wait_s:g} s: a longer --wait S waits for it"
+                 if wait_s else f"{request_id} is {doc['status']}, its result is not there yet: add --wait S to "
+                 "wait up to S seconds for it")
         if doc["status"] != "succeeded":
             fail(f"{request_id} is {doc['status']}" + (f": {doc['error']}" if doc.get("error") else ""))
         resp = c._send("GET", f"{path}/result")  # raw bytes, not JSON
@@ -60,7 +64,12 @@ def get(request_id: str, show_result: bool, wait_s: float | None, fmt: str) -> N
                                     "--service NAME: the secret of a public service of yours, which signs the "
                                     "callbacks of its anonymous requests.")
 @click.option("--service", default=None, help="a public service of yours")
+@output_option
 @api_errors
-def secret(service: str | None) -> None:
+def secret(service: str | None, fmt: str) -> None:
     with state().client() as c:
-        click.echo(c.get("/webhook-secret", service=service)["secret"])
+        doc = c.get("/webhook-secret", service=service)
+    if fmt == "table":  # the secret alone, as `$(arkserve async secret)` has always read it
+        click.echo(doc["secret"])
+    else:
+        render(doc, fmt)

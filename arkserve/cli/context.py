@@ -30,6 +30,11 @@ class CliState:
         path = profiles.config_path()
         found = profiles.load_all(path).get(self.profile)
         env_ak, env_sk = os.environ.get("ARKSERVE_ACCESS_KEY"), os.environ.get("ARKSERVE_SECRET_KEY")
+        if bool(env_ak) != bool(env_sk):  # half a pair: acting as the profile's user instead would be a surprise
+            given, missing = (("ARKSERVE_ACCESS_KEY", "ARKSERVE_SECRET_KEY") if env_ak
+                              else ("ARKSERVE_SECRET_KEY", "ARKSERVE_ACCESS_KEY"))
+            fail(f"{given} is set but {missing} is not: set both (credentials without a profile), or neither "
+                 f'(the profile "{self.profile}")', EXIT_USAGE)
         if env_ak and env_sk:
             endpoint = self.endpoint or (found.endpoint if found else "http://127.0.0.1:7780")
             return profiles.Profile(endpoint, env_ak, env_sk, found.ca_bundle if found else "")
@@ -79,9 +84,13 @@ def _usage(quote: Callable[[str, str], str], value: str, what: str) -> str:
 
 
 def segment(value: str, what: str) -> str:
-    """A command's argument as ONE quoted segment of an API path (:func:`arkserve.sdk.client.segment`): ``a/b``
-    stays one name. An empty, ``.`` or ``..`` one is a usage error (exit 2, nothing sent): an HTTP client would
-    resolve it, and ``service delete ../keys/AK…`` would delete a key."""
+    """A command's argument as ONE quoted segment of an API path (:func:`arkserve.sdk.client.segment`). An empty,
+    ``.`` or ``..`` one is a usage error (exit 2, nothing sent): an HTTP client would resolve it, and
+    ``service delete ../keys/AK…`` would delete a key. So is one with a ``/``: no name these commands take (user,
+    access key, model, version, instance type, request id) may contain one, and the API's server decodes ``%2F``
+    before routing, so ``model delete m/versions/2`` would delete version 2 of ``m`` instead."""
+    if "/" in value:
+        fail(f"invalid {what} {value!r}: it cannot contain '/' (the API would read it as several names)", EXIT_USAGE)
     return _usage(sdk.segment, value, what)
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any
 
 # A service's name: a DNS label (the API's schema and the CLI check it; the CLI without loading pydantic).
@@ -30,6 +31,13 @@ def app_dir_refused(resolved: str) -> str:
         if resolved == root or resolved.startswith(root + "/"):
             return f"{resolved} is under {root}, the host's own state, not an app directory"
     return ""
+
+
+def overlaps(resolved: str, data_dir: str) -> bool:
+    """Whether the (resolved) directory is the (resolved) data dir, lies inside it, or contains it: a local app
+    directory must not, since a replica never sees the data dir (checked at create and again at start)."""
+    p, d = PurePosixPath(resolved), PurePosixPath(data_dir)
+    return p == d or p.is_relative_to(d) or d.is_relative_to(p)
 
 
 def revision(spec: Mapping[str, Any]) -> str:

@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from arkserve.domain.services import overlaps
 from arkserve.errors import PermanentError
 from arkserve.runtimes import mount_owner
 from arkserve.runtimes.base import Mount, ReplicaSpec
@@ -93,9 +94,8 @@ def unavailable() -> str:
 
 
 def inside_data_dir(path: Path, data_dir: Path) -> bool:
-    """Whether ``path`` is the data dir, lies inside it, or contains it."""
-    p, d = Path(path).resolve(), Path(data_dir).resolve()
-    return p == d or p.is_relative_to(d) or d.is_relative_to(p)
+    """Whether ``path`` is the data dir, lies inside it, or contains it (links resolved)."""
+    return overlaps(str(Path(path).resolve()), str(Path(data_dir).resolve()))
 
 
 def _python_roots() -> list[str]:

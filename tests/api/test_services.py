@@ -207,6 +207,25 @@ def test_the_hosts_own_state_is_never_an_app_directory(live_api: LiveApi, tmp_pa
         _raises(422, "ValidationFailed", lambda: c.patch("/services/flowers", {"image": "/proc"}))
 
 
+def test_an_app_directory_overlapping_the_data_dir_is_refused_at_create_not_at_start(live_api: LiveApi,
+                                                                                      tmp_path: Path) -> None:
+    """The local runtime refuses it at start (``sandbox.inside_data_dir``), so a service created with it only
+    crash-looped; the API now applies the same rule at create and on PATCH (422, nothing created or changed)."""
+    data = live_api.data_dir  # tmp_path / "data"
+    (data / "app").mkdir()
+    (tmp_path / "to-data").symlink_to(data)
+    own = tmp_path / "app"
+    own.mkdir()
+    with live_api.client() as c:
+        for image in (str(data), str(data / "app"), str(tmp_path), str(tmp_path / "to-data")):
+            err = _raises(422, "ValidationFailed", lambda i=image: c.post("/services", {**SPEC, "image": i}))
+            assert "overlaps the platform's data directory" in err.message and err.request_id, (image, err.message)
+        assert c.get("/services") == []
+        c.post("/services", {**SPEC, "image": str(own)})  # beside the data dir: fine
+        _raises(422, "ValidationFailed", lambda: c.patch("/services/flowers", {"image": str(data / "app")}))
+        assert c.get("/services/flowers")["spec"]["image"] == str(own)
+
+
 def test_a_partial_autoscale_with_a_replica_count_is_a_clear_answer_not_a_500(live_api: LiveApi) -> None:
     with live_api.client() as c:
         c.post("/services", {**SPEC, "replicas": 0})

@@ -86,18 +86,50 @@ def _percent_encoded(ak: str) -> str:
     return f"{ak[:-1]}%{ord(ak[-1]):02X}"
 
 
-@pytest.mark.parametrize("spell", [lambda ak: f"{ak}?x=1", _percent_encoded, lambda ak: f"x/../{ak}"],
-                         ids=["question-mark", "percent", "slash"])
-def test_a_key_name_with_slash_question_mark_or_percent_is_one_segment(api: LiveApi,
-                                                                       spell: Callable[[str], str]) -> None:
-    """Unquoted, each of these named the key itself (a query, a %XX the server decodes, a resolved ``..``)."""
+@pytest.mark.parametrize("spell", [lambda ak: f"{ak}?x=1", _percent_encoded], ids=["question-mark", "percent"])
+def test_a_key_name_with_question_mark_or_percent_is_one_segment(api: LiveApi, spell: Callable[[str], str]) -> None:
+    """Unquoted, each of these named the key itself (a query, a %XX the server decodes)."""
     ak = _new_key(api)
     code, out = _ark(api, "key", "delete", spell(ak), "--yes")
-    assert code == 1 and "NotFound" in out, out  # KeyNotFound, or no route for /keys/x%2F..%2FAK…
+    assert code == 1 and "KeyNotFound" in out, out
     assert _key_exists(api, ak)
 
 
-@pytest.mark.parametrize("name", ["admin?x=1", "ad%6Din", "x/../admin", "alice/x"])
+def test_a_key_name_with_a_slash_exits_2_and_the_key_stays(api: LiveApi) -> None:
+    ak = _new_key(api)
+    code, out = _ark(api, "key", "delete", f"x/../{ak}", "--yes")
+    assert code == 2 and f"invalid access key 'x/../{ak}': it cannot contain '/'" in out, out
+    assert _key_exists(api, ak)
+
+
+def test_model_delete_of_a_name_with_a_slash_exits_2_and_deletes_no_version(api: LiveApi, tmp_path: Path) -> None:
+    """The API's server decodes ``%2F`` before routing: ``model delete m/versions/2`` deleted version 2 of ``m``
+    and said it had deleted the whole model ``m/versions/2``."""
+    (tmp_path / "weights.bin").write_bytes(b"w")
+    for version in ("1", "2"):
+        code, out = _ark(api, "model", "publish", "slashed", "--version", version, str(tmp_path))
+        assert code == 0, out
+    code, out = _ark(api, "model", "delete", "slashed/versions/2", "--yes")
+    assert code == 2, out
+    assert "invalid model name 'slashed/versions/2': it cannot contain '/'" in out
+    assert "deleted" not in out
+    code, out = _ark(api, "model", "delete", "slashed", "--version", "2/../1", "--yes")
+    assert code == 2 and "invalid version '2/../1'" in out, out
+    with api.client() as c:
+        assert [v["version"] for v in c.get("/models/slashed")["versions"]] == ["1", "2"]
+
+
+@pytest.mark.parametrize("args", [
+    ["user", "get", "a/b"], ["user", "delete", "alice/x", "--yes"], ["user", "set-role", "alice/x", "admin"],
+    ["quota", "get", "alice/x"], ["instance-type", "delete", "cpu.small/x"], ["async", "get", "ar_x/result"],
+    ["key", "disable", "AK/x"], ["model", "show", "a/b"], ["model", "publish", "a/b", "--version", "1", "--disk", "d"],
+])
+def test_a_name_with_a_slash_exits_2_before_anything_is_sent(api: LiveApi, args: list[str]) -> None:
+    code, out = _ark(api, *args)
+    assert code == 2 and "': it cannot contain '/'" in out, (args, out)
+
+
+@pytest.mark.parametrize("name", ["admin?x=1", "ad%6Din", "ad%2Fmin"])
 def test_a_user_name_reaches_the_api_as_one_segment(api: LiveApi, name: str) -> None:
     code, out = _ark(api, "user", "get", name, "-o", "json")
     assert code == 1 and "NotFound" in out and '"username"' not in out, out
