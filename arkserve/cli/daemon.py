@@ -26,7 +26,9 @@ import httpx
 
 from arkserve.cli.output import fail, output_option, render
 from arkserve.cli.server import _settings, store_options
+from arkserve.errors import ArkserveError
 from arkserve.logs import DEFAULT_MAX_BYTES, rotate
+from arkserve.registry import backup as registry_backup
 from arkserve.settings import Settings
 from arkserve.supervisor import run_file
 
@@ -213,4 +215,9 @@ def backup(data_dir: str | None, database_url: str | None, dest: Path) -> None:
     if (s.data_dir / "tls").is_dir():
         shutil.copytree(s.data_dir / "tls", dest / "tls")
         click.echo(f"{'tls':<10} {dest / 'tls'}")
+    try:  # the platform registry's images (a service built from one fails ImageNotFound after a restore without)
+        for name, path in registry_backup.copy(s.data_dir, dest):
+            click.echo(f"{name:<10} {path}")
+    except ArkserveError as exc:
+        fail(exc.message)
     click.echo("Not copied (copy them with rsync if you need them): disks/, models/, logs/, replicas/.")

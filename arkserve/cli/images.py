@@ -147,6 +147,11 @@ def gc(data_dir: str | None, keep_untagged: bool, fmt: str) -> None:
         report = garbage_collect(s, delete_untagged=not keep_untagged)
     except ArkserveError as exc:
         raise click.ClickException(exc.message) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot use the data dir {s.data_dir}: {exc.strerror or exc}"
+                                   f"{f' ({exc.filename})' if exc.filename else ''}") from None
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: the pass has cleaned up after itself
+        raise click.ClickException("garbage collection interrupted; the registry is writable again") from None
     out = {"bytes_before": report.bytes_before, "bytes_after": report.bytes_after,
            "freed_bytes": report.freed_bytes, "blobs_deleted": report.blobs_deleted,
            "manifests_deleted": report.manifests_deleted}

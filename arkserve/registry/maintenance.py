@@ -4,15 +4,25 @@ read-only (``storage.maintenance.readonly``) while ``docker-registry garbage-col
 Run on the registry's host (``arkserve image gc``). When the registry runs as a part of ``arkserve up``,
 the pass writes the read-only marker, stops the part (the supervisor starts it again, read-only), collects,
 removes the marker and restarts it writable. A registry that is not running is collected directly.
+
+The registry is reached where the running part listens (``config.running_addr``: the ``run/registry.yml`` it
+wrote at its start, from ``up``'s settings), not where this shell's settings would put it: ``up`` may run
+under systemd with an ``EnvironmentFile`` the shell has not got. Whatever ends the pass (an error, a timeout,
+Ctrl-C, SIGTERM, SIGHUP) the marker goes and a read-only registry is restarted writable; if the pass is
+killed outright, the lock it held (``run/registry.lock``) goes with it, and the registry's next start, or the
+next pass, finds the marker stale and ends read-only mode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,54 +67,117 @@ def _registry_pid(data_dir: Path) -> int | None:
     return pid
 
 
-def _answers(settings: Settings) -> bool:
-    r = settings.registry
-    host = "127.0.0.1" if r.host in ("0.0.0.0", "") else r.host  # noqa: S104 - a wildcard listener, reached locally
+def _answers(host: str, port: int) -> bool:
     try:
-        return httpx.get(f"http://{host}:{r.port}/v2/", timeout=1.0, trust_env=False).status_code == 401
+        return httpx.get(f"http://{host}:{port}/v2/", timeout=1.0, trust_env=False).status_code == 401
     except httpx.HTTPError:
         return False
 
 
-def _restart(settings: Settings, old_pid: int, timeout_s: float = 60.0) -> int:
-    """Stop the registry part and wait until the supervisor has started it again and it answers."""
-    os.kill(old_pid, signal.SIGTERM)
+def _stop(pid: int) -> None:
+    """SIGTERM the registry part: the supervisor of ``up`` starts it again (read-only while the marker is held)."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # gone already: the supervisor is starting it again anyway
+    except PermissionError:
+        raise TemporaryError(f"cannot restart the registry (pid {pid}): run `arkserve image gc` as the user "
+                             "arkserve runs as", code="RegistryUnavailable") from None
+
+
+def _wait(settings: Settings, old_pid: int, *, readonly: bool, timeout_s: float) -> int:
+    """Wait until the supervisor has started the registry again (another pid), in the wanted mode, answering."""
+    data_dir = settings.data_dir
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        pid = _registry_pid(settings.data_dir)
-        if pid is not None and pid != old_pid and _answers(settings):
+        pid = _registry_pid(data_dir)
+        if (pid is not None and pid != old_pid and config.running_readonly(data_dir) == readonly
+                and _answers(*config.running_addr(data_dir, settings))):
             return pid
         time.sleep(0.1)
-    raise TemporaryError(f"the registry did not come back within {timeout_s:g} s after a restart (is `arkserve up` "
-                         "still running?)", code="RegistryUnavailable")
+    host, port = config.running_addr(data_dir, settings)
+    raise TemporaryError(f"the registry at {host}:{port} did not come back {'read-only' if readonly else 'writable'} "
+                         f"within {timeout_s:g} s of a restart (is `arkserve up` still running? see "
+                         f"{data_dir / 'logs'})", code="RegistryUnavailable")
 
 
-def garbage_collect(settings: Settings, *, delete_untagged: bool = True) -> GcReport:
+@contextlib.contextmanager
+def _stops_as_interrupts() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt, as Ctrl-C does, so the pass cleans up after itself."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    before = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def _writable_again(settings: Settings, lock: int, timeout_s: float) -> None:
+    """Remove the marker, let go of the lock and restart a registry running read-only; wait until it is writable."""
+    data_dir = settings.data_dir
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    try:  # not interrupted between the marker going and the restart
+        config.readonly_marker(data_dir).unlink(missing_ok=True)
+        os.close(lock)
+        pid = _registry_pid(data_dir)
+        if pid is not None and config.running_readonly(data_dir):
+            _stop(pid)
+        else:
+            pid = None
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    if pid is not None:
+        _wait(settings, pid, readonly=False, timeout_s=timeout_s)
+
+
+def garbage_collect(settings: Settings, *, delete_untagged: bool = True, timeout_s: float = 60.0) -> GcReport:
     path = binary(settings)
     if path is None:
         raise TemporaryError(f"no registry binary at {settings.registry.binary}", code="RegistryUnavailable")
-    storage = config.storage_root(settings.data_dir)
-    marker = config.readonly_marker(settings.data_dir)
-    pid = _registry_pid(settings.data_dir)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text("garbage collection\n")
-    try:
-        if pid is not None:
-            pid = _restart(settings, pid)  # read-only while collecting
-        cfg = config.write(settings, readonly=True)
-        before = blob_bytes(storage)
-        argv = [path, "garbage-collect", *(["--delete-untagged"] if delete_untagged else []), str(cfg)]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
-        if done.returncode != 0:
-            raise TemporaryError(f"garbage collection failed: {(done.stderr or done.stdout)[-800:]}",
-                                 code="RegistryGcFailed")
-        after = blob_bytes(storage)
-    finally:
-        marker.unlink(missing_ok=True)
-        if pid is not None:
-            _restart(settings, pid)
-        else:
-            config.write(settings)
+    data_dir = settings.data_dir
+    storage = config.storage_root(data_dir)
+    gc_config = data_dir / "run" / "registry-gc.yml"
+    if not (storage / "docker/registry/v2/repositories").is_dir():  # nothing pushed yet (garbage-collect fails)
+        return GcReport(0, 0, 0, 0, "")
+    with _stops_as_interrupts():
+        try:
+            lock = config.take_lock(data_dir, exclusive=True)
+        except OSError as exc:
+            raise TemporaryError(f"cannot use {data_dir / 'run'}: {exc.strerror or exc} (run `arkserve image gc` "
+                                 "as the user arkserve runs as, with its data dir)",
+                                 code="RegistryUnavailable") from None
+        if lock is None:
+            raise TemporaryError("another garbage collection or a backup is using the registry's storage; run "
+                                 "`arkserve image gc` again when it has ended", code="RegistryBusy")
+        try:
+            config.readonly_marker(data_dir).write_text(f"garbage collection, pid {os.getpid()}\n")
+            pid = _registry_pid(data_dir)
+            if pid is not None:  # read-only while collecting
+                _stop(pid)
+                _wait(settings, pid, readonly=True, timeout_s=timeout_s)
+            cfg = config.write(settings, readonly=True, path=gc_config)
+            before = blob_bytes(storage)
+            argv = [path, "garbage-collect", *(["--delete-untagged"] if delete_untagged else []), str(cfg)]
+            try:  # the child holds the lock too: killed, this pass leaves no writable registry beside it
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False,
+                                      pass_fds=(lock,))
+            except subprocess.TimeoutExpired:
+                raise TemporaryError("garbage collection took more than an hour and was stopped",
+                                     code="RegistryGcFailed") from None
+            if done.returncode != 0:
+                raise TemporaryError(f"garbage collection failed: {(done.stderr or done.stdout)[-800:]}",
+                                     code="RegistryGcFailed")
+            after = blob_bytes(storage)
+        finally:
+            gc_config.unlink(missing_ok=True)
+            _writable_again(settings, lock, timeout_s)
     out = done.stdout + done.stderr
     return GcReport(before, after, out.count("blob eligible for deletion"), out.count("manifest eligible for deletion"),
                     out)

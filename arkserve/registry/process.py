@@ -4,6 +4,9 @@ The command writes the configuration (``config.write``) and then *becomes* ``doc
 (exec), so the supervisor's signals and restarts reach Distribution itself. ``missing_binary`` is
 ``up``'s check: without the Debian package ``docker-registry`` it says what to install and carries on
 without images.
+
+It starts read-only while ``run/registry.readonly`` exists and a garbage collection holds the lock; a marker
+left by a collection that was killed (nobody holds the lock) is removed, and the registry starts writable.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ def exec_registry(settings: Settings) -> None:
     path = binary(settings)
     if path is None:
         raise FileNotFoundError(missing_binary(settings))
-    readonly = config.readonly_marker(settings.data_dir).exists()
+    marker = config.readonly_marker(settings.data_dir)
+    readonly = marker.exists()
+    if readonly and not config.gc_running(settings.data_dir):
+        marker.unlink(missing_ok=True)  # left by a garbage collection that did not end cleanly (killed)
+        readonly = False
     cfg = config.write(settings, readonly=readonly)
     os.execv(path, [path, "serve", str(cfg)])  # noqa: S606 - our own configured binary

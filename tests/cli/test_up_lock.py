@@ -68,3 +68,25 @@ def test_a_detached_up_starts_a_new_log_once_the_old_one_is_large(tmp_path: Path
     log.write_bytes(b"y" * 1001)
     open_up_log(tmp_path / "data", max_bytes=1000)
     assert not log.exists() and Path(f"{log}.1").read_bytes() == b"y" * 1001
+
+
+def test_backup_copies_the_registrys_images(env: dict[str, str], tmp_path: Path) -> None:
+    """`arkserve backup` takes the platform registry's storage along (links and blobs, not uploads in progress):
+    a restore without it lost every pushed image. The copy itself is tested against a real registry in
+    tests/registry/test_registry_backup.py."""
+    assert _run(env, "init").returncode == 0
+    v2 = tmp_path / "data" / "registry" / "docker" / "registry" / "v2"
+    link = v2 / "repositories" / "alice" / "app" / "_layers" / "sha256" / "ab12" / "link"
+    blob = v2 / "blobs" / "sha256" / "ab" / "ab12" / "data"
+    upload = v2 / "repositories" / "alice" / "app" / "_uploads" / "u1" / "data"
+    for path, text in ((link, "sha256:ab12"), (blob, "layer bytes"), (upload, "half a push")):
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+    dest = tmp_path / "backup"
+    done = _run(env, "backup", str(dest))
+    assert done.returncode == 0, done.stderr
+    copied = dest / "registry" / "docker" / "registry" / "v2"
+    assert (copied / link.relative_to(v2)).read_text() == "sha256:ab12"
+    assert (copied / blob.relative_to(v2)).read_text() == "layer bytes"
+    assert not (copied / "repositories" / "alice" / "app" / "_uploads").exists()
+    assert "registry" in done.stdout
