@@ -168,10 +168,20 @@ def get_service(name: str, caller: Caller, ctx: Context) -> ServiceOut:
 @router.patch("/services/{name}", response_model=ServiceOut,
               summary="Scale ({'replicas': N}) and/or change the spec (rolls replicas one at a time)")
 def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -> ServiceOut:
-    svc = visible_service(ctx, caller, name)
+    visible_service(ctx, caller, name)  # 404 for another user's service, before anything is read for the change
     changes = body.model_dump(exclude_unset=True)
     count = changes.pop("replicas", None)
     weight = changes.pop("canary", None)  # the changes start a canary instead of a rolling update (docs/canary.md)
+    with ctx.store.begin() as conn:  # read-modify-write in one transaction: a concurrent change is never lost
+        svc = service_store.get_for_update(conn, name)
+        if not caller.owns(svc.owner_id):
+            raise NotFound(f'service "{name}" not found', code="ServiceNotFound")
+        return _patch(ctx, caller, conn, svc, changes, count, weight)
+
+
+def _patch(ctx: Context, caller: Principal, conn: Any, svc: ServiceRow, changes: dict[str, Any], count: int | None,
+           weight: int | None) -> ServiceOut:
+    name = svc.name
     if changes.get("autoscale") is not None:  # the fields given change the current setting (checked whole: 422)
         changes["autoscale"] = validated(AutoscaleSpec, {**(svc.spec.get("autoscale") or {}),
                                                          **changes["autoscale"]}).model_dump()
@@ -182,39 +192,37 @@ def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -
                        f"{name} --autoscale min=N,max=M`) or turn it off first (`arkserve service update {name} "
                        '--autoscale off`, or PATCH {"autoscale": null})', code="AutoscalerOn")
     if "image" in changes:
-        with ctx.store.read() as conn:
-            changes["image"] = service_image(ctx, user_store.get_by_id(conn, svc.owner_id), changes["image"])
+        changes["image"] = service_image(ctx, user_store.get_by_id(conn, svc.owner_id), changes["image"])
         _check_local_image(ctx, changes["image"])
     spec = validated(ServiceSpec, {**svc.spec, **changes}).model_dump() if changes else None
-    with ctx.store.begin() as conn:
-        if spec is not None and spec.get("instance_type") != svc.spec.get("instance_type"):
-            _check_instance_type(conn, spec["instance_type"])
-        if spec is not None and ("mounts" in changes or "model" in changes):
-            owner = user_store.get_by_id(conn, svc.owner_id)
-            spec = mounts.resolve(conn, ctx.settings.data_dir, owner, spec, mounts.rw_refused(ctx.settings.runtime))
-        rolls = spec is not None and revision(spec) != revision(svc.spec)
-        if weight is not None or (rolls and svc.canary_spec):
-            canary.start(conn, ctx.settings, caller.user.username, service_store.get(conn, name), spec, count, weight)
-            svc = service_store.get(conn, name)
-            return service_out(ctx.settings, svc, service_store.list_replicas(conn, svc.id))
-        def share(k: int) -> int:  # a canary's replicas grow with the stable count, and count in quotas
-            return canary_replicas(k, svc.canary_weight) if svc.canary_spec else 0
-
-        n = svc.replicas if count is None else int(count)
-        billing_guard.admit(conn, ctx.settings.billing, svc.owner_id, spec or svc.spec, n + share(n),
-                            service_id=svc.id, old_spec=svc.spec,
-                            old_replicas=svc.replicas + share(svc.replicas))  # quotas (403), balance (402) first
-        service_store.update_desired(conn, svc, spec=spec, replica_count=count, new_generation=rolls)
-        if spec is not None:
-            canary.follow(conn, svc, changes)  # not rolling (else it started a canary above): the canary's spec too
-        if count is not None and count != svc.replicas:
-            event_store.record(conn, svc.name, "scaled", f"{caller.user.username} scaled {svc.replicas} -> {count}")
-        if spec is not None:
-            what = ", ".join(sorted(changes))
-            event_store.record(conn, svc.name, "updated", f"{caller.user.username} changed {what}"
-                               + ("; rolling update started" if rolls else ""))
+    if spec is not None and spec.get("instance_type") != svc.spec.get("instance_type"):
+        _check_instance_type(conn, spec["instance_type"])
+    if spec is not None and ("mounts" in changes or "model" in changes):
+        owner = user_store.get_by_id(conn, svc.owner_id)
+        spec = mounts.resolve(conn, ctx.settings.data_dir, owner, spec, mounts.rw_refused(ctx.settings.runtime))
+    rolls = spec is not None and revision(spec) != revision(svc.spec)
+    if weight is not None or (rolls and svc.canary_spec):
+        canary.start(conn, ctx.settings, caller.user.username, service_store.get(conn, name), spec, count, weight)
         svc = service_store.get(conn, name)
-        reps = service_store.list_replicas(conn, svc.id)
+        return service_out(ctx.settings, svc, service_store.list_replicas(conn, svc.id))
+    def share(k: int) -> int:  # a canary's replicas grow with the stable count, and count in quotas
+        return canary_replicas(k, svc.canary_weight) if svc.canary_spec else 0
+
+    n = svc.replicas if count is None else int(count)
+    billing_guard.admit(conn, ctx.settings.billing, svc.owner_id, spec or svc.spec, n + share(n),
+                        service_id=svc.id, old_spec=svc.spec,
+                        old_replicas=svc.replicas + share(svc.replicas))  # quotas (403), balance (402) first
+    service_store.update_desired(conn, svc, spec=spec, replica_count=count, new_generation=rolls)
+    if spec is not None:
+        canary.follow(conn, svc, changes)  # not rolling (else it started a canary above): the canary's spec too
+    if count is not None and count != svc.replicas:
+        event_store.record(conn, svc.name, "scaled", f"{caller.user.username} scaled {svc.replicas} -> {count}")
+    if spec is not None:
+        what = ", ".join(sorted(changes))
+        event_store.record(conn, svc.name, "updated", f"{caller.user.username} changed {what}"
+                           + ("; rolling update started" if rolls else ""))
+    svc = service_store.get(conn, name)
+    reps = service_store.list_replicas(conn, svc.id)
     return service_out(ctx.settings, svc, reps)
 
 

@@ -50,7 +50,9 @@ def wait_ready(c: Client, name: str, timeout: float) -> dict[str, Any]:
             rev, want = svc["revision"], svc["replicas"]
             done = sum(1 for i in svc["instances"] if i["revision"] == rev and i["state"] == "ready")
             status.update(f"{name}: {done}/{want} ready on revision {rev} — {svc['status']}: {svc['message']}")
-            if settled(want, rev, [Replica(i["state"], i["revision"]) for i in svc["instances"]]) \
+            canary_rev = (svc.get("canary") or {}).get("revision")  # a canary's replicas are not the count's
+            mine = [i for i in svc["instances"] if i["revision"] != canary_rev]
+            if settled(want, rev, [Replica(i["state"], i["revision"]) for i in mine]) \
                     and svc["status"] in ("ready", "stopped"):
                 return svc
             failing = any(i["revision"] == rev and i["state"] == "failed" for i in svc["instances"])

@@ -147,6 +147,17 @@ def find(conn: Connection, name: str) -> ServiceRow | None:
     return _service(row) if row else None
 
 
+def get_for_update(conn: Connection, name: str) -> ServiceRow:
+    """:func:`get`, the row held until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite's write
+    transactions are serial already): a read-modify-write of a service (PATCH, promote, rollback) sees what
+    the one before it wrote, never a copy read before it committed."""
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(select(services.c.id).where(services.c.name == name).with_for_update()).first()
+        if row is None:
+            raise NotFound(f'service "{name}" not found', code="ServiceNotFound")
+    return get(conn, name)
+
+
 def get(conn: Connection, name: str) -> ServiceRow:
     svc = find(conn, name)
     if svc is None:
