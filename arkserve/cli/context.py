@@ -89,8 +89,6 @@ def segment(value: str, what: str) -> str:
     ``service delete ../keys/AK…`` would delete a key. So is one with a ``/``: no name these commands take (user,
     access key, model, version, instance type, request id) may contain one, and the API's server decodes ``%2F``
     before routing, so ``model delete m/versions/2`` would delete version 2 of ``m`` instead."""
-    if "/" in value:
-        fail(f"invalid {what} {value!r}: it cannot contain '/' (the API would read it as several names)", EXIT_USAGE)
     return _usage(sdk.segment, value, what)
 
 

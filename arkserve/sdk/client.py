@@ -38,12 +38,17 @@ _DOTS = (".", "..")
 
 
 def segment(value: str, what: str = "name") -> str:
-    """``value`` as ONE segment of a URL path, percent-quoted (``/``, ``?``, ``#`` and ``%`` included).
+    """``value`` as ONE segment of a URL path, percent-quoted (``?``, ``#`` and ``%`` included).
 
     Raises ValueError for an empty, ``.`` or ``..`` one: quoting leaves those as they are, and an HTTP client
-    resolves them against the path before it (``/services/..`` is ``/``), so no name may be one."""
+    resolves them against the path before it (``/services/..`` is ``/``), so no name may be one. And for one with
+    a ``/``: no name of the API (user, access key, service, model, version, instance type, request id) may contain
+    one, and the API's server decodes ``%2F`` before routing, so ``m/versions/2`` as a model name would name
+    version 2 of ``m``."""
     if not value or value in _DOTS:
         raise ValueError(f"invalid {what} {value!r}")
+    if "/" in value:
+        raise ValueError(f"invalid {what} {value!r}: it cannot contain '/' (the API would read it as several names)")
     return quote(value, safe="")
 
 
