@@ -23,7 +23,8 @@ _SCAN_MAX = 8
 class ReplicaState:
     """Per-replica bookkeeping of one worker."""
 
-    __slots__ = ("address", "ejected_until", "failures", "limit", "outstanding", "replica", "revision", "upstream")
+    __slots__ = ("address", "ejected_until", "failures", "limit", "outstanding", "peak", "replica", "revision",
+                 "upstream")
 
     def __init__(self, upstream: Upstream, limit: int) -> None:
         self.upstream = upstream
@@ -32,6 +33,7 @@ class ReplicaState:
         self.address = (upstream.host, upstream.port)
         self.limit = limit  # 0 = unlimited
         self.outstanding = 0
+        self.peak = 0  # the most outstanding at once since the last load report (load.service_loads resets it)
         self.ejected_until = 0.0
         self.failures = 0
 
@@ -85,6 +87,8 @@ class ServicePool:
         r = self.pick(now)
         if r is not None:
             r.outstanding += 1
+            if r.outstanding > r.peak:
+                r.peak = r.outstanding
         return r
 
 
@@ -118,6 +122,8 @@ class SplitPool(ServicePool):
         r = self.pick(now, canary_key(head) if head else None)
         if r is not None:
             r.outstanding += 1
+            if r.outstanding > r.peak:
+                r.peak = r.outstanding
         return r
 
 

@@ -138,7 +138,7 @@ class Core:
         cold = cold_s > 0  # an autoscaled service at 0 replicas: held up to its cold-start timeout
         if ex.stage != QUEUED:
             ex.stage = QUEUED
-            ex.deadline = self.clock + max(self.config.queue_timeout_s, cold_s)
+            ex.deadline = self.clock + (cold_s if cold else self.config.queue_timeout_s)  # its own, even if shorter
         q.append(ex)
         self.waiting += 1
         if cold and self.load is not None and self.clock - self._woken.get(name, -1e9) >= self.config.wake_every_s:

@@ -305,7 +305,7 @@ class Exchange(ResponseRelay):
             cfg, name = self.core.config, self.route.name  # type: ignore[union-attr]
             route = self.core.services.get(name)
             if route is None or not route.upstreams:
-                waited = max(cfg.queue_timeout_s, route.cold_start_timeout_s) if route else cfg.queue_timeout_s
+                waited = route.cold_start_timeout_s if route and route.cold_start_timeout_s > 0 else cfg.queue_timeout_s
                 self.fail(no_replica_ready(name, route.not_ready if route else "", waited, cfg.retry_after_s))
             else:
                 self.fail(HttpError(503, "NoReplicaAvailable", "no ready replica became free within "

@@ -31,10 +31,18 @@ class LoadSink(Protocol):
 
 
 def service_loads(pools: Mapping[str, ServicePool], queues: Mapping[str, Iterable[object]]) -> Loads:
-    """(in flight, queued) for every service with either; others are absent."""
+    """(in flight, queued) for every service with either since the last call; others are absent.
+
+    In flight is each replica's peak since the last report, not the count at this instant: a request that began
+    and ended between two reports counts, so a service that gets one short request every few seconds is never
+    taken for idle and scaled to zero (it was, at the instant's count: hostile review, 2026-12-03). The peaks
+    start again from what is in flight now."""
     out: Loads = {}
     for name, pool in pools.items():
-        n = sum(st.outstanding for st in pool.replicas)
+        n = 0
+        for st in pool.replicas:
+            n += st.peak
+            st.peak = st.outstanding
         if n:
             out[name] = (n, 0)
     for name, q in queues.items():

@@ -80,7 +80,9 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit((tmp / "api.log").read_text()[-2000:]) from None
                 time.sleep(0.2)
-        client.post("/services", {"name": "bench", "image": str(tmp), "port": 8000, "replicas": 1, "command": "true"})
+        (tmp / "app").mkdir()  # not the data dir's parent: an app dir may not contain it
+        client.post("/services", {"name": "bench", "image": str(tmp / "app"), "port": 8000, "replicas": 1,
+                                  "command": "true"})
         store = open_store(f"sqlite:///{tmp / 'data' / 'arkserve.db'}", migrate_schema=False)
         with store.begin() as conn:  # the replica a reconciler would have started, ready at nginx's upstream
             svc = services.get(conn, "bench")

@@ -82,3 +82,16 @@ def test_a_full_queue_answers_503_with_retry_after_and_the_cold_start_timeout_en
         held.join(10)
     assert first[0].status_code == 503 and time.monotonic() - t0 >= 0.9  # cold start (± a tick), not 0.1 s
     assert "no replica of service svc became ready within 1 s: it is scaled to 0" in first[0].json()["message"]
+
+
+def test_a_cold_start_timeout_shorter_than_the_queue_timeout_is_the_one_kept(gateway: Any) -> None:
+    """The service's own cold-start timeout ends the wait, even when it is shorter than the gateway's queue timeout
+    (it was the longer of the two: a service set to 5 s answered after 15)."""
+    port = free_port()
+    gateway(snapshot(1, route("svc", [], port, auth=False, not_ready="ScaledToZero", cold_start_timeout_s=0.5)),
+            queue_timeout_s=5.0)
+    t0 = time.monotonic()
+    resp = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+    took = time.monotonic() - t0
+    assert resp.status_code == 503 and 0.4 <= took < 2.0, (resp.status_code, took)
+    assert "became ready within 0.5 s" in resp.json()["message"]
