@@ -157,3 +157,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def admin_password(p: Platform) -> str:
     return (p.data / "admin-password").read_text().strip()
+
+
+@contextmanager
+def bare_api(tmp: Path) -> Iterator[str]:
+    """The API (the console's shell and files included) on loopback over a fresh data dir in ``tmp``, without the
+    platform's other parts: its base URL."""
+    from arkserve import settings as settings_mod
+    from arkserve.api.app import create_app
+    from arkserve.bootstrap import prepare
+    from tests.live import serve
+
+    env = {"ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml")}
+    s = settings_mod.load({"data_dir": str(tmp / "data")}, env=env)
+    boot = prepare(s, env=env)
+    try:
+        with serve(create_app(s, boot.store, boot.master)) as base:
+            yield base
+    finally:
+        boot.store.dispose()

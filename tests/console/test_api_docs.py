@@ -13,24 +13,15 @@ from typing import Any
 import httpx
 import pytest
 
-from arkserve import settings as settings_mod
-from arkserve.api.app import create_app
-from arkserve.bootstrap import prepare
-from tests.console.conftest import VIEWPORT
-from tests.live import serve
+from tests.console.conftest import VIEWPORT, bare_api
 
 DOCS = "/api/v1/docs"
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("api-docs")
-    env = {"ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml")}
-    s = settings_mod.load({"data_dir": str(tmp / "data")}, env=env)
-    boot = prepare(s, env=env)
-    with serve(create_app(s, boot.store, boot.master)) as base:
+    with bare_api(tmp_path_factory.mktemp("api-docs")) as base:
         yield base
-    boot.store.dispose()
 
 
 def test_docs_page_loads_only_from_this_origin_under_a_strict_csp(url: str) -> None:

@@ -10,22 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from arkserve import settings as settings_mod
-from arkserve.api.app import create_app
-from arkserve.bootstrap import prepare
 from arkserve.console import STATIC
-from tests.live import serve
+from tests.console.conftest import bare_api
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("shell")
-    env = {"ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml")}
-    s = settings_mod.load({"data_dir": str(tmp / "data")}, env=env)
-    boot = prepare(s, env=env)
-    with serve(create_app(s, boot.store, boot.master)) as base:
+    with bare_api(tmp_path_factory.mktemp("shell")) as base:
         yield base
-    boot.store.dispose()
 
 
 @pytest.mark.parametrize("path", ["/", "/console/services", "/console/services/new", "/console/services/x/logs",
