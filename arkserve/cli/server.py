@@ -254,8 +254,8 @@ def up(data_dir: str | None, database_url: str | None, api_port: int | None, run
         args = sys.argv[sys.argv.index("up") + 1:] if "up" in sys.argv else []
         run_detached(s, [a for a in args if a != "--detach"])
         return
+    _ports_free(s)  # first: it leaves nothing behind (a data dir's lock would make the folder)
     _hold_data_dir(s)
-    _ports_free(s)
     try:
         boot = prepare(s)
         if s.gateway.tls and not s.gateway.tls_cert:
