@@ -64,3 +64,10 @@ def gateway_port_base(span: int = 20) -> int:
             continue
         return base
     raise RuntimeError("no free block of gateway ports")
+
+
+def server_port() -> int:
+    """A free port for a server started a while after it is chosen (the registry, after the API is prepared): below
+    the ephemeral range, where :func:`free_port`'s pick can meanwhile become a client socket's local port (CI once
+    saw the registry fail to bind for 30 s that way)."""
+    return gateway_port_base(1)

@@ -32,7 +32,7 @@ from arkserve.settings import Settings
 from arkserve.store import users as user_store
 from arkserve.store.db import Store
 from arkserve.supervisor import Child, Supervisor, run_file
-from tests.live import free_port, gateway_port_base, serve
+from tests.live import free_port, gateway_port_base, serve, server_port
 from tests.required import unavailable
 from tests.runtimes.conftest import TEST_IMAGE, docker_daemon
 
@@ -149,7 +149,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, docker_daemon: None) -> Iter
     tmp = tmp_path_factory.mktemp("registry")
     api_port = free_port()
     env = {"ARKSERVE_CLI_CONFIG": str(tmp / "profiles.yaml")}
-    s = settings_mod.load({"data_dir": str(tmp / "data"), "api.port": api_port, "registry.port": free_port(),
+    s = settings_mod.load({"data_dir": str(tmp / "data"), "api.port": api_port, "registry.port": server_port(),
                            "runtime.kind": "docker", "gateway.port_base": gateway_port_base(),
                            "gateway.tls": False, "gateway.admin_port": free_port()}, env=env)
     boot = prepare(s, env=env)

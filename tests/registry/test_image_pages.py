@@ -29,7 +29,7 @@ from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import Client
 from tests.api.conftest import api_database_url
 from tests.console.conftest import VIEWPORT, Console, browser
-from tests.live import free_port, gateway_port_base, serve
+from tests.live import free_port, gateway_port_base, serve, server_port
 from tests.paging import check_pages_while_writing
 from tests.registry.conftest import REGISTRY_BINARY, registry_part
 from tests.required import unavailable
@@ -87,7 +87,7 @@ def running_registry(tmp_path: Path, database_url: str = "") -> Iterator[Registr
         unavailable("ARKSERVE_REQUIRE_REGISTRY", f"no {REGISTRY_BINARY} (apt-get install docker-registry)")
     env = {"ARKSERVE_CLI_CONFIG": str(tmp_path / "profiles.yaml")}
     api_port = free_port()
-    s = settings_mod.load({"data_dir": str(tmp_path / "data"), "api.port": api_port, "registry.port": free_port(),
+    s = settings_mod.load({"data_dir": str(tmp_path / "data"), "api.port": api_port, "registry.port": server_port(),
                            "gateway.port_base": gateway_port_base(), "store.database_url": database_url}, env=env)
     boot = prepare(s, env=env)
     child_env = {**os.environ, **settings_mod.to_env(s), **env, "ARKSERVE_DATA_DIR": str(s.data_dir)}

@@ -13,7 +13,7 @@ import pytest
 from arkserve import settings as settings_mod
 from arkserve.errors import TemporaryError
 from arkserve.registry import backup, config
-from tests.live import free_port
+from tests.live import server_port
 from tests.registry.conftest import Stack, registry_part
 
 pytestmark = pytest.mark.docker
@@ -27,7 +27,7 @@ def restored(stack: Stack) -> Iterator[Stack]:
     copied = backup.copy(stack.settings.data_dir, dest)
     assert [name for name, _ in copied] == ["registry-auth", "registry"]
     s = settings_mod.load({"data_dir": str(stack.tmp / "restored"), "api.port": stack.settings.api.port,
-                           "registry.port": free_port(), "runtime.kind": "docker"}, env={})
+                           "registry.port": server_port(), "runtime.kind": "docker"}, env={})
     shutil.rmtree(s.data_dir, ignore_errors=True)
     shutil.copytree(dest, s.data_dir)
     env = {**os.environ, **settings_mod.to_env(s), "ARKSERVE_DATA_DIR": str(s.data_dir)}
