@@ -23,7 +23,8 @@ _NO_CANARY: dict[int | str, dict[str, Any]] = {
 def promote(name: str, caller: Caller, ctx: Context) -> ServiceOut:
     svc = visible_service(ctx, caller, name)
     with ctx.store.begin() as conn:
-        canary.promote(conn, ctx.settings, caller.user.username, service_store.get_for_update(conn, svc.name))
+        locked = service_store.get_for_update(conn, svc.name, svc.owner_id)
+        canary.promote(conn, ctx.settings, caller.user.username, locked)
         svc = service_store.get(conn, name)
         reps = service_store.list_replicas(conn, svc.id)
     return service_out(ctx.settings, svc, reps)
@@ -34,7 +35,7 @@ def promote(name: str, caller: Caller, ctx: Context) -> ServiceOut:
 def rollback(name: str, caller: Caller, ctx: Context) -> ServiceOut:
     svc = visible_service(ctx, caller, name)
     with ctx.store.begin() as conn:
-        canary.rollback(conn, caller.user.username, service_store.get_for_update(conn, svc.name))
+        canary.rollback(conn, caller.user.username, service_store.get_for_update(conn, svc.name, svc.owner_id))
         svc = service_store.get(conn, name)
         reps = service_store.list_replicas(conn, svc.id)
     return service_out(ctx.settings, svc, reps)

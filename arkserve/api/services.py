@@ -168,12 +168,12 @@ def get_service(name: str, caller: Caller, ctx: Context) -> ServiceOut:
 @router.patch("/services/{name}", response_model=ServiceOut,
               summary="Scale ({'replicas': N}) and/or change the spec (rolls replicas one at a time)")
 def patch_service(name: str, body: ServicePatch, caller: Caller, ctx: Context) -> ServiceOut:
-    visible_service(ctx, caller, name)  # 404 for another user's service, before anything is read for the change
+    seen = visible_service(ctx, caller, name)  # 404 for another user's service, before anything is read for the change
     changes = body.model_dump(exclude_unset=True)
     count = changes.pop("replicas", None)
     weight = changes.pop("canary", None)  # the changes start a canary instead of a rolling update (docs/canary.md)
     with ctx.store.begin() as conn:  # read-modify-write in one transaction: a concurrent change is never lost
-        svc = service_store.get_for_update(conn, name)
+        svc = service_store.get_for_update(conn, name, seen.owner_id)
         if not caller.owns(svc.owner_id):
             raise NotFound(f'service "{name}" not found', code="ServiceNotFound")
         return _patch(ctx, caller, conn, svc, changes, count, weight)

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, literal_colu
 from sqlalchemy.exc import IntegrityError
 
 from arkserve.errors import Conflict, LimitExceeded, NotFound
+from arkserve.store import users as users_store
 from arkserve.store.db import bump, notify, now, version
 from arkserve.store.tables import billing_stops, released_ports, replicas, service_changes, services, users, versions
 
@@ -147,10 +148,13 @@ def find(conn: Connection, name: str) -> ServiceRow | None:
     return _service(row) if row else None
 
 
-def get_for_update(conn: Connection, name: str) -> ServiceRow:
+def get_for_update(conn: Connection, name: str, owner_id: int) -> ServiceRow:
     """:func:`get`, the row held until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite's write
     transactions are serial already): a read-modify-write of a service (PATCH, promote, rollback) sees what
-    the one before it wrote, never a copy read before it committed."""
+    the one before it wrote, never a copy read before it committed. Its owner's user row (``owner_id``) is locked
+    first, the order every quota admission takes (``billing/guard.py``, then the service's write): a PATCH and an
+    autoscaler step of one service never wait for each other in a cycle."""
+    users_store.lock(conn, owner_id)
     if conn.dialect.name == "postgresql":
         row = conn.execute(select(services.c.id).where(services.c.name == name).with_for_update()).first()
         if row is None:
