@@ -24,6 +24,7 @@ from arkserve.errors import Conflict, Forbidden, NotFound, PermanentError, Valid
 from arkserve.schemas import ModelCard, ModelFileOut, ModelOut, ModelPublishDisk, ModelVersionOut
 from arkserve.storage import market
 from arkserve.storage.space import MIB, space_errors
+from arkserve.storage.uploads import GROW_STEP
 from arkserve.store import model_pages
 from arkserve.store import models as model_store
 from arkserve.store import services as service_store
@@ -31,7 +32,6 @@ from arkserve.store.model_pages import ModelFilters
 from arkserve.store.models import ModelRow, VersionRow
 
 router = APIRouter(tags=["models"])
-SPOOL_STEP = 8 << 20  # an archive of undeclared size checks the free-space floor once per this many bytes
 
 
 def _version_out(v: VersionRow, files: bool) -> ModelVersionOut:
@@ -228,8 +228,8 @@ async def publish_archive(name: str, version: str, request: Request, streamed: S
                 if cap is not None and got > cap:
                     await run_in_threadpool(_room, ctx, caller, got)  # past the quota: stop reading
                 if got > checked:  # a body longer than declared (or undeclared): the floor again, a step ahead
-                    checked = got + SPOOL_STEP
-                    blobs.check_room(SPOOL_STEP)
+                    checked = got + GROW_STEP  # as a disk upload of unknown size reserves (storage/uploads.py)
+                    blobs.check_room(GROW_STEP)
         digest.check()  # a body that is not the one signed publishes nothing
         with open(spool, "rb") as f:
             try:

@@ -104,6 +104,7 @@ def admit_scale(conn: Connection, settings: BillingSettings, svc: ServiceRow, re
     def parts(n: int) -> list[accounts.Part]:
         return accounts.service_parts(svc.spec, n, svc.canary_spec, svc.canary_weight)
 
+    user_store.lock(conn, svc.owner_id)
     _admit_parts(conn, settings, svc.owner_id, parts(svc.replicas), parts(replicas), svc.id)
 
 
@@ -111,6 +112,7 @@ def admit_canary(conn: Connection, settings: BillingSettings, svc: ServiceRow, c
                  stable: int, weight: int) -> None:
     """:func:`admit` for a canary started, replaced or re-weighted (with the stable count set to ``stable``): both
     parts exactly, where :func:`admit` is given only their total and must take the stable count as unchanged."""
+    user_store.lock(conn, svc.owner_id)
     _admit_parts(conn, settings, svc.owner_id,
                  accounts.service_parts(svc.spec, svc.replicas, svc.canary_spec, svc.canary_weight),
                  accounts.service_parts(svc.spec, stable, canary_spec, weight), svc.id)
@@ -119,8 +121,8 @@ def admit_canary(conn: Connection, settings: BillingSettings, svc: ServiceRow, c
 def _admit_parts(conn: Connection, settings: BillingSettings, owner_id: int, before: list[accounts.Part],
                  after: list[accounts.Part], service_id: int | None) -> None:
     """One service going from ``before`` to ``after`` (its stable and canary parts, each at its own type): only
-    what grows is checked (the replica count, the GPUs, the replicas of each instance type)."""
-    user_store.lock(conn, owner_id)
+    what grows is checked (the replica count, the GPUs, the replicas of each instance type). The callers have
+    locked the owner's user row."""
     sizes = accounts.gpu_sizes(conn)
     limits = accounts.get(conn, owner_id)
     used_replicas, used_gpus = accounts.desired_use(conn, owner_id, exclude_service=service_id)

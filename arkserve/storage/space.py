@@ -21,11 +21,6 @@ MIB = 1 << 20
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
-def is_full(exc: BaseException) -> bool:
-    """Whether ``exc`` says the file system (or its quota) has no room left."""
-    return isinstance(exc, OSError) and exc.errno in _FULL
-
-
 @contextmanager
 def space_errors() -> Iterator[None]:
     """``ENOSPC``/``EDQUOT`` raised inside as 507 ``InsufficientStorage`` (also usable as a decorator)."""
