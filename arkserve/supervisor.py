@@ -62,6 +62,21 @@ def run_file(data_dir: Path) -> Path:
     return Path(data_dir) / "run" / "up.json"
 
 
+def restart_delay(returncode: int, ran_s: float, restarts: int) -> tuple[float, int]:
+    """How long to wait before starting an exited part again, and its restart count from then on.
+
+    A part that crashes again and again waits longer each time (0.5 s doubling, at most 30 s); one that ran
+    for a minute starts the count afresh. A part stopped by SIGTERM (or that exited 0 after a second) was
+    asked to restart (``arkserve image gc`` restarts the registry twice a pass, an admin may ``kill`` a part):
+    it starts again at once and its count stays as it was, so restarts asked for never add up to a long wait.
+    """
+    if returncode == -signal.SIGTERM or (returncode == 0 and ran_s >= 1.0):
+        return 0.0, restarts
+    if ran_s > 60:
+        restarts = 0  # it ran for a while: start the backoff afresh
+    return min(30.0, 0.5 * 2 ** restarts), restarts + 1
+
+
 class Supervisor:
     def __init__(self, children: Sequence[Child], env: Mapping[str, str], *, grace_s: float | None = None,
                  say: Callable[[str], None] = print,
@@ -109,10 +124,8 @@ class Supervisor:
                     if proc is None and time.monotonic() >= child.next_start:
                         self._start(child)
                     continue
-                if time.monotonic() - child.started_at > 60:
-                    child.restarts = 0  # it ran for a while: start the backoff afresh
-                delay = min(30.0, 0.5 * 2 ** child.restarts)
-                child.restarts += 1
+                delay, child.restarts = restart_delay(proc.returncode, time.monotonic() - child.started_at,
+                                                      child.restarts)
                 self.say(f"arkserve: {child.name} exited with code {proc.returncode}; restarting in {delay:.1f}s")
                 child.proc = None
                 child.next_start = time.monotonic() + delay
