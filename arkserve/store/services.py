@@ -149,14 +149,16 @@ def find(conn: Connection, name: str) -> ServiceRow | None:
 
 
 def get_for_update(conn: Connection, name: str, owner_id: int) -> ServiceRow:
-    """:func:`get`, the row held until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite's write
+    """:func:`get`, the row held until the transaction ends (PostgreSQL ``FOR NO KEY UPDATE``, which leaves a
+    replica's insert, whose foreign key takes ``FOR KEY SHARE`` on the row, free to go on; SQLite's write
     transactions are serial already): a read-modify-write of a service (PATCH, promote, rollback) sees what
     the one before it wrote, never a copy read before it committed. Its owner's user row (``owner_id``) is locked
     first, the order every quota admission takes (``billing/guard.py``, then the service's write): a PATCH and an
     autoscaler step of one service never wait for each other in a cycle."""
     users_store.lock(conn, owner_id)
     if conn.dialect.name == "postgresql":
-        row = conn.execute(select(services.c.id).where(services.c.name == name).with_for_update()).first()
+        row = conn.execute(select(services.c.id).where(services.c.name == name)
+                           .with_for_update(key_share=True)).first()
         if row is None:
             raise NotFound(f'service "{name}" not found', code="ServiceNotFound")
     return get(conn, name)

@@ -137,18 +137,22 @@ def count_admins(conn: Connection) -> int:
 
 
 def lock(conn: Connection, user_id: int) -> None:
-    """Hold the user's row until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite's write transactions are
-    serial already): what is admitted against one user's quotas and balance is decided one at a time, each
-    seeing what the one before it wrote."""
+    """Hold the user's row until the transaction ends (PostgreSQL ``FOR NO KEY UPDATE``; SQLite's write transactions
+    are serial already): what is admitted against one user's quotas and balance is decided one at a time, each
+    seeing what the one before it wrote. Not ``FOR UPDATE``: that also blocks the ``FOR KEY SHARE`` lock a row
+    referring to the user takes when it is inserted (a billing stop, a ledger line), so a transaction that had
+    bumped the change feed and then inserted such a row waited for an admission that waited for the change feed:
+    a deadlock, one of the two aborted."""
     if conn.dialect.name == "postgresql":
-        conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
+        conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update(key_share=True))
 
 
 def lock_active_admins(conn: Connection) -> list[int]:
-    """The active admins' ids, their rows locked until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite's
+    """The active admins' ids, their rows locked until the transaction ends (PostgreSQL ``FOR NO KEY UPDATE``, as
+    :func:`lock`; SQLite's
     write transactions are serial already): two admins demoting each other at once see each other's change,
     so one of them is refused and an admin is always left."""
     q = select(users.c.id).where(users.c.role == "admin", users.c.disabled.is_(False)).order_by(users.c.id)
     if conn.dialect.name == "postgresql":
-        q = q.with_for_update()
+        q = q.with_for_update(key_share=True)
     return [int(i) for i in conn.execute(q).scalars()]
