@@ -1,4 +1,5 @@
-"""Billing: balances, top-ups and adjustments (admin), ledger entries, daily spend, monthly statements (JSON, CSV).
+"""Billing: balances, top-ups and adjustments (admin), ledger entries, daily spend, monthly statements (JSON, CSV),
+and the admin's list of every user's account (balance, month's spend, quotas), a page at a time.
 
 A user sees their own account; an admin any (``?user=NAME``) and, for ledger entries, all (``?all=true``).
 Prepaid instances and quotas live in :mod:`arkserve.api.prepaid`.
@@ -10,11 +11,12 @@ import csv
 import io
 import time
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from arkserve.api import cursors
 from arkserve.api.context import AppContext
 from arkserve.api.security import Caller, Context, Principal
-from arkserve.billing import ledger
+from arkserve.billing import accounts, ledger
 from arkserve.billing.metering import from_micro, to_micro
 from arkserve.billing.schemas import (
     AdjustmentIn,
@@ -26,7 +28,7 @@ from arkserve.billing.schemas import (
     TopUpIn,
 )
 from arkserve.errors import ValidationFailed
-from arkserve.schemas import ErrorBody
+from arkserve.schemas import BillingAccountOut, ErrorBody
 from arkserve.store import users as user_store
 from arkserve.store.users import User
 
@@ -59,6 +61,32 @@ def balance_out(ctx: AppContext, user: User) -> BalanceOut:
             "(admin: ?user=NAME)")
 def get_balance(caller: Caller, ctx: Context, user: str | None = None) -> BalanceOut:
     return balance_out(ctx, target_user(ctx, caller, user))
+
+
+@router.get("/billing/accounts", response_model=list[BillingAccountOut],
+            responses={200: {"headers": cursors.HEADERS}, 403: {"description": "not an admin", "model": ErrorBody}},
+            summary="Every user's balance, this month's spend and quotas with their use, in username order, a page "
+                    "at a time (admin)")
+def list_accounts(caller: Caller, ctx: Context, request: Request, response: Response,
+                  limit: int = Query(100, ge=1, le=1000, description="Users per page."),
+                  cursor: str | None = Query(None, description="X-Next-Cursor of the previous page.")
+                  ) -> list[BillingAccountOut]:
+    caller.require_admin()
+    shown = {"list": "billing-accounts"}
+    after = cursors.decode(cursor, shown) if cursor else None
+    b = ctx.settings.billing
+    now = time.time()
+    month = ledger.current_month(now)
+    start, end = ledger.month_bounds(month)
+    with ctx.store.read() as conn:
+        page = accounts.account_page(conn, after=after, limit=limit, now=now, month_start=start, month_end=end)
+    cursors.set_headers(response, request, page.total,
+                        cursors.encode(page.last, shown) if page.last is not None else None)
+    return [BillingAccountOut(username=a.username, balance=round(from_micro(a.balance_micro), 2),
+                              balance_micro=a.balance_micro, currency=b.currency, month=month,
+                              month_spent=round(from_micro(a.month_spent_micro), 2), **a.limits,
+                              used_replicas=a.used_replicas, used_gpus=a.used_gpus, used_prepaid=a.used_prepaid)
+            for a in page.rows]
 
 
 def _credit(ctx: AppContext, caller: Principal, username: str, amount: float, kind: str, note: str) -> BalanceOut:

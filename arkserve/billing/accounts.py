@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from arkserve.domain.canary import canary_replicas
-from arkserve.store.tables import billing_accounts, instance_types, services
+from arkserve.store.tables import billing_accounts, billing_ledger, instance_types, prepaid_instances, services, users
 
 LIMITS = ("max_replicas", "max_gpus", "max_prepaid")
 
@@ -85,3 +86,68 @@ def desired_use(conn: Connection, user_id: int, *, exclude_service: int | None =
             replicas += n
             gpus += part_gpus(sizes, what, n)
     return replicas, gpus
+
+
+@dataclass(frozen=True)
+class Account:
+    """One user's line in the admin's list: what ``/billing/balance`` and ``/quotas/{username}`` say of them."""
+
+    username: str
+    balance_micro: int
+    month_spent_micro: int  # usage and prepaid purchases in the month, as a positive amount
+    limits: dict[str, int | None]
+    used_replicas: int
+    used_gpus: int
+    used_prepaid: int
+
+
+@dataclass(frozen=True)
+class AccountPage:
+    rows: list[Account]
+    total: int  # every user, on all pages
+    last: str | None  # the username to continue after when there are more, else None
+
+
+def account_page(conn: Connection, *, after: str | None, limit: int, now: float, month_start: float,
+                 month_end: float) -> AccountPage:
+    """Up to ``limit`` users' accounts in username order after ``after`` (keyset on the unique name).
+
+    A fixed number of queries whatever the page size (the users, their count, then one grouped query each for
+    balances, the month's spend, limits, services and prepaid instances): never one per user. A user with no
+    ledger entry, account row or service is all zeros and unlimited."""
+    q = select(users.c.id, users.c.username).order_by(users.c.username).limit(limit + 1)
+    if after is not None:
+        q = q.where(users.c.username > after)
+    page = [(int(i), str(n)) for i, n in conn.execute(q)]
+    more = len(page) > limit
+    page = page[:limit]
+    total = int(conn.execute(select(func.count()).select_from(users)).scalar_one())
+    ids = [i for i, _ in page]
+    if not ids:
+        return AccountPage([], total, None)
+    c = billing_ledger.c
+    balances = {int(u): int(v) for u, v in conn.execute(
+        select(c.user_id, func.sum(c.amount_micro)).where(c.user_id.in_(ids)).group_by(c.user_id))}
+    spent = {int(u): -int(v) for u, v in conn.execute(  # as ledger.daily_spend counts it, summed over the month
+        select(c.user_id, func.sum(c.amount_micro)).where(
+            c.user_id.in_(ids), c.time >= month_start, c.time < month_end, c.amount_micro < 0,
+            c.kind.in_(("usage", "prepaid", "renewal"))).group_by(c.user_id))}
+    limits = {int(r.user_id): {k: r._mapping[k] for k in LIMITS} for r in conn.execute(
+        select(billing_accounts).where(billing_accounts.c.user_id.in_(ids)))}
+    sizes = gpu_sizes(conn)
+    use: dict[int, list[int]] = {}
+    s = services.c
+    for owner, spec, count, canary_spec, weight in conn.execute(
+            select(s.owner_id, s.spec, s.replicas, s.canary_spec, s.canary_weight).where(s.owner_id.in_(ids))):
+        mine = use.setdefault(int(owner), [0, 0])
+        for what, n in service_parts(spec or {}, int(count), canary_spec, int(weight or 0)):  # as desired_use
+            mine[0] += n
+            mine[1] += part_gpus(sizes, what, n)
+    p = prepaid_instances.c
+    held = {int(u): int(n) for u, n in conn.execute(  # as prepaid.active_counts, summed over instance types
+        select(p.user_id, func.sum(p.count)).where(p.user_id.in_(ids), p.status == "active", p.starts_at <= now,
+                                                   p.ends_at > now).group_by(p.user_id))}
+    rows = [Account(username=name, balance_micro=balances.get(uid, 0), month_spent_micro=spent.get(uid, 0),
+                    limits=limits.get(uid, dict.fromkeys(LIMITS)), used_replicas=use.get(uid, [0, 0])[0],
+                    used_gpus=use.get(uid, [0, 0])[1], used_prepaid=held.get(uid, 0)) for uid, name in page]
+    return AccountPage(rows, total, page[-1][1] if more else None)

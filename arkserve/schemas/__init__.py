@@ -13,11 +13,13 @@ this package re-exports every name, so ``from arkserve.schemas import ServiceSpe
 - ``images``: the image registry
 - ``disk``: the network disk
 - ``hosts``: capacity hosts and their GPUs
+- ``billing_accounts``: the admin's list of every user's balance, month's spend and quotas
 """
 
 from __future__ import annotations
 
 from arkserve.domain.services import DNS_LABEL_RE
+from arkserve.schemas.billing_accounts import BillingAccountOut
 from arkserve.schemas.common import MAX_INT32, MAX_INT64, ErrorBody
 from arkserve.schemas.common import _In as _In
 from arkserve.schemas.disk import (
@@ -86,6 +88,7 @@ __all__ = [
     "USERNAME_RE",
     "AutoscalePatch",
     "AutoscaleSpec",
+    "BillingAccountOut",
     "CanaryOut",
     "DiskEntryOut",
     "DiskListingOut",

@@ -8,6 +8,7 @@ page still has to draw the operations list without a CSP violation or a page err
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +19,14 @@ from tests.console.conftest import VIEWPORT, bare_api
 DOCS = "/api/v1/docs"
 
 
+url_data_dir: dict[str, Path] = {}  # base URL -> its data dir (the admin's password is there)
+
+
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with bare_api(tmp_path_factory.mktemp("api-docs")) as base:
+    tmp = tmp_path_factory.mktemp("api-docs")
+    with bare_api(tmp) as base:
+        url_data_dir[base] = tmp / "data"
         yield base
 
 
@@ -72,4 +78,36 @@ def test_docs_page_renders_the_operations_in_chromium_without_leaving_the_origin
     finally:
         context.close()
     assert elsewhere == [], elsewhere
+    assert problems == [], problems
+
+
+def test_try_it_out_sends_the_console_sessions_csrf_token(url: str, browser: Any) -> None:
+    """A console user's "Try it out" of an unsafe method works: the page's request interceptor adds the session's
+    X-CSRF-Token (read from GET /api/v1/session), which the API requires of a cookie-authenticated POST."""
+    from playwright.sync_api import expect
+
+    password = (url_data_dir[url] / "admin-password").read_text().strip()
+    context = browser.new_context(viewport=VIEWPORT, locale="en-US")
+    problems: list[str] = []
+    try:
+        context.request.post(url + "/api/v1/session", data={"username": "admin", "password": password})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        sent: list[dict[str, str]] = []
+        page.on("request", lambda r: sent.append(r.headers) if r.method == "POST" and r.url.endswith("/keys")
+                else None)
+        page.goto(url + DOCS)
+        op = page.locator(".opblock", has_text="Create an access key (SK shown once)")
+        op.locator(".opblock-summary").click()
+        op.get_by_role("button", name="Try it out").click()
+        op.locator("textarea.body-param__text").fill('{"description": "from the API docs"}')
+        op.get_by_role("button", name="Execute").click()
+        expect(op.locator(".live-responses-table tr.response .response-col_status")).to_have_text("201")
+    finally:
+        context.close()
+    assert len(sent) == 1 and sent[0].get("x-csrf-token"), sent
+    with httpx.Client(base_url=url + "/api/v1") as http:
+        http.post("/session", json={"username": "admin", "password": password}).raise_for_status()
+        assert "from the API docs" in [k["description"] for k in http.get("/keys").json()]
     assert problems == [], problems

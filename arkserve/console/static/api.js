@@ -1,5 +1,7 @@
 // The REST client of the console: same API as the CLI, session cookie + X-CSRF-Token for unsafe methods.
 
+import { session } from "./router.js";
+
 const BASE = "/api/v1";
 let csrf = "";
 let onExpired = () => {};
@@ -11,6 +13,7 @@ export class ApiError extends Error {
     this.code = body.code || "HTTPError";
     this.field = body.field || null;
     this.requestId = body.request_id || "";
+    this.details = body;  // the whole body: its values (field, balance, limit...) fill the translated message
   }
 }
 
@@ -26,8 +29,29 @@ async function errorOf(res) {
   return err;
 }
 
+let renewing = null;
+/** After a 403 CSRFFailed: the session cookie was replaced (a login in another tab). True, with the new token
+ * taken, when it is still this page's user; otherwise (another user, or no session) the page resets as for an
+ * expired session. Concurrent failures share one GET /session. */
+function renewCsrf() {
+  renewing = renewing || (async () => {
+    let s = null;
+    try {
+      const res = await fetch(BASE + "/session", { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (res.ok) s = await res.json();
+    } catch { /* unreachable: treated as no session */ }
+    if (s && session.username && s.username === session.username) {
+      setCsrf(s.csrf_token);
+      return true;
+    }
+    onExpired();
+    return false;
+  })().finally(() => { renewing = null; });
+  return renewing;
+}
+
 /** fetch() under /api/v1; returns the Response (for streams) or throws ApiError. */
-export async function raw(method, path, { body, signal, query } = {}) {
+export async function raw(method, path, { body, signal, query } = {}, retried = false) {
   const headers = { Accept: "application/json" };
   if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrf;
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -39,7 +63,13 @@ export async function raw(method, path, { body, signal, query } = {}) {
   }
   const res = await fetch(url, { method, headers, signal, credentials: "same-origin",
     body: body === undefined ? undefined : JSON.stringify(body) });
-  if (!res.ok) throw await errorOf(res);
+  if (!res.ok) {
+    const err = await errorOf(res);
+    if (res.status === 403 && err.code === "CSRFFailed" && !retried && await renewCsrf()) {
+      return raw(method, path, { body, signal, query }, true);  // once, with the session's current token
+    }
+    throw err;
+  }
   return res;
 }
 

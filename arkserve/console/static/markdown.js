@@ -3,14 +3,17 @@
 
 import { h } from "./ui.js";
 
-const INLINE = /(`[^`]+`|\*\*[^*]+\*\*|\*[^*]+\*|\[[^\]]+\]\([^)\s]+\))/;
+// a link's URL may hold balanced parentheses, one level deep (a Wikipedia-style .../wiki/Mercury_(planet))
+const URL_PART = String.raw`(?:[^()\s]|\([^()\s]*\))+`;
+const INLINE = new RegExp(String.raw`(\`[^\`]+\`|\*\*[^*]+\*\*|\*[^*]+\*|\[[^\]]+\]\(${URL_PART}\))`);
+const LINK = new RegExp(String.raw`^\[([^\]]+)\]\((${URL_PART})\)$`);
 
 function inline(text) {
   return text.split(INLINE).filter(Boolean).map((part) => {
     if (part.startsWith("`") && part.endsWith("`") && part.length > 1) return h("code", part.slice(1, -1));
     if (part.startsWith("**") && part.endsWith("**") && part.length > 4) return h("strong", part.slice(2, -2));
     if (part.startsWith("*") && part.endsWith("*") && part.length > 2) return h("em", part.slice(1, -1));
-    const link = part.match(/^\[([^\]]+)\]\(([^)\s]+)\)$/);
+    const link = part.match(LINK);
     if (link) {
       return /^https?:\/\//.test(link[2]) ? h("a", { href: link[2], rel: "noopener noreferrer", target: "_blank" },
         link[1]) : link[1];

@@ -1,16 +1,18 @@
 // Billing: the caller's balance, this month's spend, a daily spend chart, the month's statement (with CSV export)
 // and prepaid instances (end dates, auto-renew on/off, buy more). Admins: every user's balance and quotas, with
-// top-up and quota dialogs (renderBillingAdmin).
+// top-up and quota dialogs (renderBillingAdmin), a page of users at a time from GET /billing/accounts.
 
 import { api, enc } from "./api.js";
 import { lineChart } from "./chart.js";
 import { locale, t } from "./i18n.js";
+import { pager } from "./pager.js";
 import {
   clearErrors, dialog, emptyRow, errorText, field, fmtNum, fmtTime, h, pageHeader, showApiError, toast,
 } from "./ui.js";
 
 const money = (v, cur) => `${Number(v || 0).toLocaleString(locale(), { minimumFractionDigits: 2,
   maximumFractionDigits: 2 })} ${cur || ""}`.trim();
+const PAGE_SIZE = 50;
 const thisMonth = () => new Date().toISOString().slice(0, 7);
 
 function table(id, cols, tbody) {
@@ -154,27 +156,25 @@ function quotaDialog(q, done) {
 export async function renderBillingAdmin(main) {
   const error = h("div.banner.error", { hidden: true, role: "alert" });
   const tbody = h("tbody", emptyRow(5, t("common.loading")));
-  main.replaceChildren(pageHeader(t("nav.billingAdmin")), h("p.page-intro.muted", t("billing.adminIntro")), error,
-    table("billing-accounts", [t("users.username"), t("billing.balance"), t("billing.monthSpentShort"),
-      t("billing.quotas"), t("col.actions")], tbody));
   const limit = (v) => (v === null || v === undefined ? "∞" : v);
-  async function load() {
-    try {
-      const users = await api.get("/users");
-      const rows = await Promise.all(users.map(async (u) => [await api.get("/billing/balance", { user: u.username }),
-        await api.get(`/quotas/${enc(u.username)}`)]));
-      error.hidden = true;
-      tbody.replaceChildren(...rows.map(([b, q]) => h("tr", { dataset: { user: b.username } },
-        h("td.strong", b.username), h("td", money(b.balance, b.currency)), h("td", money(b.month_spent, b.currency)),
-        h("td.muted", t("billing.quotaLine", { r: q.used_replicas, rm: limit(q.max_replicas), g: q.used_gpus,
-          gm: limit(q.max_gpus), p: q.used_prepaid, pm: limit(q.max_prepaid) })),
-        h("td.actions", h("button.btn.small", { type: "button", onclick: () => amountDialog(b.username, load) },
-          t("billing.topup")),
-        h("button.btn.small", { type: "button", onclick: () => quotaDialog(q, load) }, t("billing.setQuota"))))));
-    } catch (err) {
-      error.textContent = errorText(err);
-      error.hidden = false;
-    }
-  }
-  await load();
+  // One request per page of users (GET /billing/accounts), not two per user.
+  const list = pager({ path: "/billing/accounts", size: PAGE_SIZE, query: () => ({}),
+    show: (accounts) => tbody.replaceChildren(...(accounts.length ? accounts.map((a) => h("tr", { dataset: { user: a.username } },
+      h("td.strong", a.username), h("td", money(a.balance, a.currency)), h("td", money(a.month_spent, a.currency)),
+      h("td.muted", t("billing.quotaLine", { r: a.used_replicas, rm: limit(a.max_replicas), g: a.used_gpus,
+        gm: limit(a.max_gpus), p: a.used_prepaid, pm: limit(a.max_prepaid) })),
+      h("td.actions", h("button.btn.small", { type: "button", onclick: () => amountDialog(a.username, list.load) },
+        t("billing.topup")),
+      h("button.btn.small", { type: "button", onclick: () => quotaDialog(a, list.load) }, t("billing.setQuota")))))
+      : [emptyRow(5, "—")])),
+    fail: (err) => {
+      error.hidden = !err;
+      if (err) error.textContent = errorText(err);
+    } });
+  main.replaceChildren(pageHeader(t("nav.billingAdmin")), h("p.page-intro.muted", t("billing.adminIntro")), error,
+    h("div.card.table-card", h("div.toolbar", h("div.spacer"), list.note, list.element),
+      h("div.table-wrap", h("table.table", { id: "billing-accounts" }, h("thead", h("tr", [t("users.username"),
+        t("billing.balance"), t("billing.monthSpentShort"), t("billing.quotas"), t("col.actions")]
+        .map((c) => h("th", { scope: "col" }, c)))), tbody))));
+  await list.load();
 }

@@ -9,7 +9,7 @@ import { DNS_LABEL, checkPort, envEditor, instanceTypeField } from "./forms.js";
 import { billingField } from "./billing-field.js";
 import { mountsEditor } from "./mounts-editor.js";
 import { fillImageChoices } from "./page-images.js";
-import { clearErrors, errorText, field, h, icon, pageHeader, showApiError, showError, toast } from "./ui.js";
+import { clearErrors, errorText, field, h, icon, pageHeader, serverMessage, showError, toast } from "./ui.js";
 
 export async function renderCreate(main) {
   let types = [];
@@ -111,10 +111,13 @@ export async function renderCreate(main) {
       toast(t("create.done", { name: body.name }));
       navigate(`/console/services/${body.name}`);
     } catch (err) {
-      err.field = mounts.fieldOf(err);
-      if (err.code === "ServiceExists") showError(form, "name", t("error.ServiceExists"));
-      else showApiError(form, err);
-      if (err.code === "ServiceExists") name.focus();
+      if (err.code === "ServiceExists") {
+        showError(form, "name", t("error.ServiceExists"));
+        name.focus();
+      } else { // the message loses its own "field: " prefix; a disk mount's error shows at its folder
+        const input = showError(form, mounts.fieldOf(err), serverMessage(err));
+        if (input) input.focus();
+      }
     } finally {
       submit.disabled = false;
     }

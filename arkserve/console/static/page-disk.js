@@ -1,5 +1,6 @@
 // The network disk: a folder browser with breadcrumbs, uploads (picked or dropped) with per-file progress and
-// cancel, download, rename, delete with confirmation, and the usage bar against the quota.
+// cancel, download, rename, delete with confirmation, and the usage bar against the quota. An upload or a rename
+// onto an existing file offers Replace, with confirmation (the API's overwrite).
 
 import { api, csrfToken, enc } from "./api.js";
 import { t } from "./i18n.js";
@@ -27,11 +28,12 @@ function crumbs(path) {
   return h("nav.crumbs", { id: "disk-crumbs", "aria-label": t("nav.breadcrumb") }, items);
 }
 
-/** PUT one file with XHR (fetch has no upload progress); resolves with the entry, rejects with an error text. */
-function putFile(path, file, onProgress) {
+/** PUT one file with XHR (fetch has no upload progress); resolves with the entry, rejects with an error (its
+ * text, and the API's code: PathExists when the name is taken and `overwrite` was not asked for). */
+function putFile(path, file, onProgress, overwrite = false) {
   const xhr = new XMLHttpRequest();
   const done = new Promise((resolve, reject) => {
-    xhr.open("PUT", `/api/v1/disk/files/${urlPath(path)}`);
+    xhr.open("PUT", `/api/v1/disk/files/${urlPath(path)}${overwrite ? "?overwrite=true" : ""}`);
     xhr.setRequestHeader("X-CSRF-Token", csrfToken());
     xhr.setRequestHeader("Content-Type", "application/octet-stream");
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); };
@@ -39,7 +41,7 @@ function putFile(path, file, onProgress) {
       let body = {};
       try { body = JSON.parse(xhr.responseText || "{}"); } catch { /* not JSON */ }
       if (xhr.status === 201) resolve(body);
-      else reject(new Error(body.code ? errorText(body) : `HTTP ${xhr.status}`));
+      else reject(Object.assign(new Error(body.code ? errorText(body) : `HTTP ${xhr.status}`), { code: body.code }));
     };
     xhr.onerror = () => reject(new Error(t("disk.uploadFailed")));
     xhr.onabort = () => reject(new Error(t("disk.cancelled")));
@@ -58,11 +60,15 @@ export async function renderDisk(main, rawPath = "") {
   const picker = h("input", { type: "file", multiple: true, hidden: true, id: "disk-file-input",
     onchange: () => { startUploads([...picker.files]); picker.value = ""; } });
   const showError = (err) => { error.textContent = errorText(err); error.hidden = false; };
+  let listed = new Map(); // name -> entry of the folder in view
+  const confirmReplace = (name) => confirmDialog({ title: t("disk.replaceTitle", { name }), danger: true,
+    message: t("disk.replaceMessage", { name }), confirmLabel: t("disk.replace") });
 
   async function refresh() {
     try {
       const [listing, usage] = await Promise.all([
         api.get(path ? `/disk/list/${urlPath(path)}` : "/disk/list"), api.get("/disk/usage")]);
+      listed = new Map(listing.entries.map((e) => [e.name, e]));
       body.replaceChildren(...(listing.entries.length ? listing.entries.map(row) : [emptyRow(5, t("disk.empty"))]));
       bar.max = usage.limit || 1;
       bar.value = Math.min(usage.used, usage.limit);
@@ -93,8 +99,17 @@ export async function renderDisk(main, rawPath = "") {
     const input = h("input", { name: "name", value: e.name, required: true, autocomplete: "off" });
     const form = h("form", { onsubmit: async (ev) => {
       ev.preventDefault();
+      const name = input.value.trim();
+      const move = (overwrite) => api.post("/disk/move", { src: e.path, dst: join(path, name), overwrite });
       try {
-        await api.post("/disk/move", { src: e.path, dst: join(path, input.value.trim()) });
+        try {
+          await move(false);
+        } catch (err) { // onto an existing file: replace it, once confirmed (the API never replaces a folder)
+          const there = listed.get(name);
+          if (err.code !== "PathExists" || !there || there.type === "folder" || e.type === "folder") throw err;
+          if (!await confirmReplace(name)) return;
+          await move(true);
+        }
         dlg.close();
         toast(t("disk.renamed"));
         refresh();
@@ -142,25 +157,45 @@ export async function renderDisk(main, rawPath = "") {
       const item = h("li.upload-item", { dataset: { name: file.name } }, h("span.upload-name", file.name),
         progress, pct, status, cancelBtn);
       uploads.append(item);
-      const up = putFile(join(path, file.name), file, (loaded, total) => {
-        progress.max = total || 1;
-        progress.value = loaded;
-        pct.textContent = `${Math.floor((100 * loaded) / (total || 1))}%`;
-      });
-      cancelBtn.onclick = () => up.cancel();
-      up.done.then(() => {
-        progress.value = progress.max;
-        pct.textContent = "100%";
-        status.textContent = t("disk.uploaded");
-        item.classList.add("done");
-        cancelBtn.remove();
-        refresh();
-      }, (err) => {
-        status.textContent = err.message;
-        item.classList.add("failed");
-        cancelBtn.remove();
-      });
+      send(item, file, progress, pct, status, cancelBtn, false);
     }
+  }
+
+  // One try of an upload. The name taken (409 PathExists): says so and offers Replace, which asks first and then
+  // uploads again with ?overwrite=true; cancelling that question leaves the existing file as it is.
+  function send(item, file, progress, pct, status, cancelBtn, overwrite) {
+    item.classList.remove("failed");
+    item.append(cancelBtn);
+    status.textContent = "";
+    const up = putFile(join(path, file.name), file, (loaded, total) => {
+      progress.max = total || 1;
+      progress.value = loaded;
+      pct.textContent = `${Math.floor((100 * loaded) / (total || 1))}%`;
+    }, overwrite);
+    cancelBtn.onclick = () => up.cancel();
+    up.done.then(() => {
+      progress.value = progress.max;
+      pct.textContent = "100%";
+      status.textContent = t("disk.uploaded");
+      item.classList.add("done");
+      cancelBtn.remove();
+      refresh();
+    }, (err) => {
+      item.classList.add("failed");
+      cancelBtn.remove();
+      if (err.code !== "PathExists" || overwrite) {
+        status.textContent = err.message;
+        return;
+      }
+      status.textContent = t("disk.exists", { name: file.name });
+      const replace = h("button.btn.small", { type: "button", "aria-label": `${t("disk.replace")}: ${file.name}`,
+        onclick: async () => {
+          if (!await confirmReplace(file.name)) return;
+          replace.remove();
+          send(item, file, progress, pct, status, cancelBtn, true);
+        } }, t("disk.replace"));
+      item.append(replace);
+    });
   }
 
   const drop = h("div.card.table-card.dropzone", { id: "disk-drop",

@@ -123,11 +123,29 @@ export function toast(message, kind = "ok") {
   setTimeout(() => item.remove(), kind === "error" ? 6000 : 2500);
 }
 
+/** The text of an API error in the current language: the table's `error.<code>` filled with the error's values.
+ * Values: the body's own (`field`, `balance`, `used`...; a word the table knows as `error.value.<word>` is
+ * translated), `name` (the first "quoted" name in the API's message), `message` (the API's English message) and
+ * `detail` (that message without its "field: " prefix). A `[...]` part is kept only when all its values exist. */
 export function errorText(err) {
   if (!err) return "";
-  const known = err.code ? tOr(`error.${err.code}`, null) : null;
-  if (known) return known;
-  return err.message || String(err);
+  const message = err.message || String(err);
+  const template = err.code ? tOr(`error.${err.code}`, null) : null;
+  if (!template) return message;
+  const vars = { message, detail: detailOf(err, message), name: (message.match(/"([^"]+)"/) || [])[1] };
+  for (const [k, v] of Object.entries(err.details || err)) {
+    if (typeof v === "number") vars[k] = fmtNum(v, 2);
+    else if (typeof v === "string" && !(k in vars)) vars[k] = tOr(`error.value.${v}`, v);
+  }
+  const has = (k) => vars[k] !== undefined && vars[k] !== null && vars[k] !== "";
+  const fill = (text) => text.replace(/\{(\w+)\}/g, (m, k) => (has(k) ? String(vars[k]) : m));
+  return fill(template.replace(/\[([^[\]]*)\]/g,
+    (m, part) => ([...part.matchAll(/\{(\w+)\}/g)].every(([, k]) => has(k)) ? part : "")));
+}
+
+function detailOf(err, message) {
+  const msg = err.field && message.startsWith(`${err.field}: `) ? message.slice(err.field.length + 2) : message;
+  return msg.replace(/^Value error, /, "");
 }
 
 // ---- dialogs (native <dialog>: modal, Escape closes, focus stays inside) ----
@@ -200,9 +218,7 @@ export function showError(form, name, message) {
 
 /** The API's message without the "field: " prefix and pydantic's "Value error, ". */
 export function serverMessage(err) {
-  let msg = errorText(err);
-  if (err && err.field && msg.startsWith(`${err.field}: `)) msg = msg.slice(err.field.length + 2);
-  return msg.replace(/^Value error, /, "");
+  return detailOf(err || {}, errorText(err));
 }
 
 export function showApiError(form, err) {
