@@ -3,7 +3,8 @@ must not go on as the old user (real headless Chromium against the API app alone
 
 The old tab's next unsafe call fails ``403 CSRFFailed`` (its token belongs to the old session); the console then
 reads ``GET /session``: another user (or none) resets the tab to the login page, the same user takes the new
-token and the call is made once more.
+token and the call is made once more. And a tab coming back into view looks at the session again: another
+user's is taken up (their name and menu), none sends it to the login page.
 """
 
 from __future__ import annotations
@@ -109,3 +110,25 @@ def test_a_tab_whose_session_was_renewed_for_the_same_user_retries_with_the_new_
     assert posts == [403, 201]
     expect(a.page.locator(".user-name")).to_have_text("admin")
     assert not a.problems, a.problems
+
+
+def test_a_tab_coming_back_into_view_shows_whose_session_it_now_has(tabs: Any, api: tuple[str, str]) -> None:
+    from playwright.sync_api import expect
+
+    base, password = api
+    a = _tab(tabs, base)
+    a.login("admin", password)
+    a.goto("/console/services")
+    expect(a.page.locator(".user-name")).to_have_text("admin")
+    expect(a.page.get_by_role("link", name="Users")).to_have_count(1)
+    b = _relogin_in_second_tab(tabs, base, "mallory", "Mallory-pass-123")
+    expect(a.page.locator(".user-name")).to_have_text("admin")  # nothing told tab A yet
+    a.page.evaluate("window.dispatchEvent(new Event('focus'))")  # the user comes back to tab A
+    expect(a.page.locator(".user-name")).to_have_text("mallory")  # not admin's name over mallory's services
+    expect(a.page.get_by_role("link", name="Users")).to_have_count(0)  # nor admin's navigation
+    b.page.locator(".user-button").click()
+    b.page.get_by_role("menuitem", name="Log out").click()
+    expect(b.page.locator("form.login-card")).to_be_visible()
+    a.page.evaluate("window.dispatchEvent(new Event('focus'))")
+    expect(a.page.locator("form.login-card")).to_be_visible()
+    assert not a.problems and not b.problems, a.problems + b.problems

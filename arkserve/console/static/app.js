@@ -165,12 +165,33 @@ function loggedIn(s, next) {
     { replace: true });
 }
 
-onSessionExpired(() => {
+function expired() {
   if (!session.username) return;
   session.username = "";
   setCsrf("");
   route();
-});
+}
+onSessionExpired(expired);
+
+// Tabs share the session cookie: a login (or logout) in another tab replaces this tab's session. Looked at again
+// when the tab comes back into view, so it never shows one user's name over another user's data: another user's
+// session is taken up (the frame redrawn with their name and menu), none sends it to the login page.
+async function recheckSession() {
+  if (!session.username || document.visibilityState === "hidden") return;
+  let s;
+  try {
+    s = await api.get("/session");
+  } catch (err) {
+    if (err.status === 401) expired();
+    return;  // the API unreachable: the page's own polls say so
+  }
+  if (s.username === session.username) return;
+  Object.assign(session, { username: s.username, role: s.role, expiresAt: s.expires_at });
+  setCsrf(s.csrf_token);
+  route();
+}
+window.addEventListener("focus", recheckSession);
+document.addEventListener("visibilitychange", recheckSession);
 
 setRouteHandler(route);
 
