@@ -85,6 +85,16 @@ def test_metrics_endpoint(live_api: LiveApi) -> None:
                  "request_id": f"id{i}"} for i in range(20)]
         rows.append({**rows[0], "time": now - 3600, "request_id": "old"})  # outside a 15 m window
         rows.append({**rows[0], "service": "other", "request_id": "other"})  # another service
+        # one asynchronous inference: the gateway's 202 at intake, two status polls and a result fetch (which
+        # repeats the stored 500), none with a replica, are not requests of the service; its delivery to a
+        # replica is one of the 20 above. The gateway's own 503 (no replica ready) is one.
+        rid = "/async/ar_" + "0" * 32
+        ours = {**rows[0], "replica": "", "latency_ms": 0.5}
+        rows += [{**ours, "method": "POST", "path": "/predict", "status": 202, "request_id": "intake"},
+                 {**ours, "path": rid, "status": 200, "request_id": "poll1"},
+                 {**ours, "path": rid, "status": 200, "request_id": "poll2"},
+                 {**ours, "path": rid + "/result", "status": 500, "request_id": "result"},
+                 {**ours, "path": "/predict", "status": 503, "latency_ms": 21.0, "request_id": "refused"}]
         with store.begin() as conn:
             event_store.insert_requests(conn, rows)
             # made two hours ago: a service's metrics count only the requests since it was created
@@ -94,11 +104,11 @@ def test_metrics_endpoint(live_api: LiveApi) -> None:
         m = c.get("/services/flowers/metrics", window="5m", step="1m")
         assert len(m["buckets"]) == 5 and m["buckets"][0]["time"] % 60 == 0
         t = m["totals"]
-        assert (t["requests"], t["errors_4xx"], t["errors_5xx"]) == (20, 1, 1)
-        assert (t["p50_ms"], t["p99_ms"]) == (10.0, 20.0)
-        assert m["by_replica"] == {"r1": 10, "r2": 10}
-        assert sum(b["requests"] for b in m["buckets"]) == 20
-        assert c.get("/services/flowers/metrics", window="2h", step="5m")["totals"]["requests"] == 21
+        assert (t["requests"], t["errors_4xx"], t["errors_5xx"]) == (21, 1, 2)
+        assert (t["p50_ms"], t["p99_ms"]) == (11.0, 21.0)
+        assert m["by_replica"] == {"": 1, "r1": 10, "r2": 10}
+        assert sum(b["requests"] for b in m["buckets"]) == 21
+        assert c.get("/services/flowers/metrics", window="2h", step="5m")["totals"]["requests"] == 22
 
 
 @pytest.mark.parametrize(("params", "field"), [
