@@ -11,7 +11,14 @@ from arkserve.api.registry_token import catalogue, quota_bytes
 from arkserve.api.security import Caller, Context, Principal
 from arkserve.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from arkserve.registry.catalogue import Tag
-from arkserve.registry.names import PUBLIC_NAMESPACE, in_registry, parse_reference, resolve_short, valid_repository
+from arkserve.registry.names import (
+    DIGEST_RE,
+    PUBLIC_NAMESPACE,
+    in_registry,
+    parse_reference,
+    resolve_short,
+    valid_repository,
+)
 from arkserve.registry.policy import Requester, decide
 from arkserve.registry.tokens import Access
 from arkserve.schemas import (
@@ -169,41 +176,79 @@ def set_visibility(name: str, body: ImageVisibility, caller: Caller, ctx: Contex
     return get_image(full, caller, ctx)
 
 
-def users_of(ctx: Context, name: str, tag: str | None) -> list[str]:
-    """Services whose image is ``name`` (``name:tag`` when ``tag``) in this registry."""
+def users_of(ctx: Context, caller: Principal, name: str, tags: set[str] | None, digest: str = "") -> list[str]:
+    """Services that lose their image when ``name`` goes: the whole repository (``tags`` None), or the tags
+    ``tags`` and the manifest ``digest`` ('' when the manifest stays). A service pinned by digest runs that
+    manifest whatever its tags; one with a tag (``latest`` when none) runs that tag.
+
+    Only the services of the repository's owner (its namespace) and of the caller count: the owner may always
+    delete their own image, and another user's service running it (it was public) is neither counted nor
+    named; it fails at its next start with ImageNotFound or ImagePullDenied. In ``ark-public/``, which only
+    admins change, every service counts."""
     address = ctx.settings.registry_address
+    namespace = name.split("/", 1)[0]
     with ctx.store.read() as conn:
         services = service_store.list_all(conn)
     out = []
     for svc in services:
+        if namespace != PUBLIC_NAMESPACE and svc.owner not in (namespace, caller.user.username):
+            continue
         ref = in_registry(str(svc.spec.get("image", "")), address)
-        if ref is not None and ref.repository == name and (tag is None or (ref.tag or "latest") == tag):
+        if ref is None or ref.repository != name:
+            continue
+        if tags is None or (ref.digest == digest if ref.digest else (ref.tag or "latest") in tags):
             out.append(svc.name)
     return out
 
 
+def _refuse_if_used(ctx: Context, caller: Principal, what: str, name: str, tags: set[str] | None,
+                    digest: str = "") -> None:
+    used = users_of(ctx, caller, name, tags, digest)
+    if used:
+        raise Conflict(f'{what} is used by service "{used[0]}"' + (f" (and {len(used) - 1} more)" if len(used) > 1
+                       else "") + "; delete the service or move it to another image first", code="ImageInUse")
+
+
 @router.delete("/images/{ref:path}", status_code=204,
-               summary="Delete a tag (NAME:TAG) or a whole repository (NAME); refused while a service uses it")
+               summary="Delete a tag (NAME:TAG), one manifest and every tag naming it (NAME@DIGEST) or a whole "
+                       "repository (NAME); refused while a service of yours uses it. X-Deleted-Tags: the tags "
+                       "that went")
 def delete_image(ref: str, caller: Caller, ctx: Context) -> Response:
     parsed = parse_reference(ref)
     full = _name(caller, parsed.repository)
     _may_change(caller, ctx, full)
-    tag = parsed.tag or None
-    used = users_of(ctx, full, tag)
-    if used:
-        what = f"{full}:{tag}" if tag else full
-        raise Conflict(f'{what} is used by service "{used[0]}"' + (f" (and {len(used) - 1} more)" if len(used) > 1
-                       else "") + "; delete the service or move it to another image first", code="ImageInUse")
+    if parsed.digest and (parsed.tag or not DIGEST_RE.match(parsed.digest)):
+        raise ValidationFailed(f'"{ref}": delete NAME:TAG, NAME@sha256:<64 hex digits> (that manifest and every '
+                               "tag naming it) or NAME (the whole repository)", field="ref")
     with catalogue(ctx) as cat:
-        if tag:
+        tags = cat.tags(full)
+        if parsed.digest:
+            digest = parsed.digest
+            gone = [t.name for t in tags if t.digest == digest]
+            try:
+                cat.manifest(full, digest)
+            except NotFound:
+                raise NotFound(f'image "{full}@{digest}" not found', code="ImageNotFound") from None
+            _refuse_if_used(ctx, caller, f"{full}@{digest}", full, set(gone), digest)
+            cat.delete_manifest(full, digest)
+        elif parsed.tag:
+            tag = parsed.tag
+            digest = next((t.digest for t in tags if t.name == tag), "")
+            if not digest:
+                raise NotFound(f'image "{full}:{tag}" not found', code="ImageNotFound")
+            shared = any(t.digest == digest and t.name != tag for t in tags)  # then the manifest stays
+            _refuse_if_used(ctx, caller, f"{full}:{tag}", full, {tag}, "" if shared else digest)
             cat.delete_tag(full, tag)
+            gone = [tag]
         else:
-            if not cat.tag_names(full):
+            if not tags:
                 raise NotFound(f'image repository "{full}" not found', code="ImageNotFound")
+            _refuse_if_used(ctx, caller, full, full, None)
+            gone = [t.name for t in tags]
             cat.delete_repository(full)
             with ctx.store.begin() as conn:
                 image_store.remove(conn, full)
-    return Response(status_code=204)
+    return Response(status_code=204, headers={"X-Deleted-Tags": ",".join(gone)})
 
 
 

@@ -10,6 +10,8 @@ import click
 from arkserve.cli.context import api_errors, segment, segments, state
 from arkserve.cli.output import output_option, render
 from arkserve.cli.pages import paging_options, show_pages
+from arkserve.registry.names import parse_reference
+from arkserve.sdk.client import ApiError, Client
 
 REPO_COLUMNS = ("name", "owner", "public", "tag_count", "size", "pull")
 TAG_COLUMNS = ("tag", "digest", "size", "pushed_at", "image")
@@ -68,18 +70,37 @@ def tags(name: str, fmt: str) -> None:
     render([{**t, "size": _human(t["size"])} for t in repo["tags"]], fmt, TAG_COLUMNS)
 
 
-@image.command("delete", help="Delete a tag (NAME:TAG) or a whole repository (NAME); refused while a service uses "
-                              "it. Space returns after `arkserve image gc`.")
+def _tags_of(c: Client, name: str, digest: str) -> list[str]:
+    """The tags of repository ``name`` that name the manifest ``digest`` (none when it has no tags)."""
+    try:
+        repo = c.get(_path(name))
+    except ApiError as exc:
+        if exc.status == 404:
+            return []
+        raise
+    return [t["tag"] for t in repo["tags"] if t["digest"] == digest]
+
+
+@image.command("delete", help="Delete a tag (NAME:TAG), one manifest and every tag naming it (NAME@DIGEST), or a "
+                              "whole repository (NAME); refused while a service of yours uses it. Space returns "
+                              "after `arkserve image gc`.")
 @click.argument("ref")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @api_errors
 def delete(ref: str, yes: bool) -> None:
     path = _path(ref)
-    if not yes:
-        click.confirm(f"Delete {ref}?", abort=True)
+    parsed = parse_reference(ref)
     with state().client() as c:
+        what = ref
+        if parsed.digest:
+            tags = _tags_of(c, parsed.repository, parsed.digest)
+            what += f" and with it its tags {', '.join(tags)}" if tags else " (no tag names it)"
+        elif not parsed.tag:
+            what = f"the repository {ref} and all its tags"
+        if not yes:
+            click.confirm(f"Delete {what}?", abort=True)
         c.delete(path)
-    click.echo(f"deleted {ref}")
+    click.echo(f"deleted {what}")
 
 
 @image.command("visibility", help="Make a repository public (every user may pull it) or private.")

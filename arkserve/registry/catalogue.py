@@ -150,3 +150,9 @@ class Catalogue:
             except OSError:
                 continue  # collected already
         return total
+
+    def delete_manifest(self, repo: str, digest: str) -> None:
+        """Remove the manifest ``repo@digest``; the registry untags every tag naming it. ImageNotFound when the
+        repository holds no such manifest."""
+        resp = self._call("DELETE", f"/v2/{repo}/manifests/{digest}", Access("repository", repo, ALL))
+        self._check(resp, f"{repo}@{digest}")
