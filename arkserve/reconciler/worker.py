@@ -29,6 +29,7 @@ from arkserve.reconciler.listening import wrong_port_message
 from arkserve.reconciler.specs import SpecBuilder, SpecReads
 from arkserve.reconciler.summary import CANNOT_START, summarize
 from arkserve.registry.pulls import RegistryPulls
+from arkserve.runtimes import spool
 from arkserve.runtimes.base import ReplicaInfo, ReplicaPhase, Runtime
 from arkserve.store import canary as canary_store
 from arkserve.store import events as event_store
@@ -290,7 +291,10 @@ class ServiceWorker:
     def _status(self, svc: ServiceRow, rows: list[ReplicaRow]) -> None:
         status, reason, message = summarize(svc, rows, self.config)
         if svc.deleting and not rows:
-            remove_service_logs(log_dir_for(self.data_dir), svc.name)  # while the name is still taken
+            # while the name is still taken: its unread output first (the local runtime's spools), or a log pump
+            # that is behind would write it into the logs of the next service of this name
+            spool.discard_service(spool.pump_dir_for(self.data_dir), svc.name)
+            remove_service_logs(log_dir_for(self.data_dir), svc.name)
             with self.store.begin() as conn:
                 service_store.remove(conn, svc.id)
                 event_store.record(conn, svc.name, "deleted", "service deleted")

@@ -27,6 +27,10 @@ log aside (``<replica>.log.1``, the ``previous`` log) and marks the new spool be
 before its first line. When the runtime has stopped the replica (its process group is gone) it marks the
 spool closed; the pump then takes the trailing partial line too and removes the spool and its markers.
 A pump with no spools left for ``idle_exit_s`` exits (the next start brings one back).
+A deleted service's spools are unlinked before its name is free (:func:`~arkserve.runtimes.spool.discard_service`):
+a spool the pump holds open with no name left is dropped, its writer closed, and checked again after a log file is
+opened and before each batch is written, so a pump stopped or behind during the deletion never writes the old
+output into a new service of the same name.
 The runtime's side (opening and closing spools, starting a pump) and the byte-level helpers are in
 :mod:`arkserve.runtimes.spool`.
 
@@ -55,6 +59,7 @@ from arkserve.runtimes.spool import (
     LIBC,
     OUT,
     READ_CHUNK,
+    discarded,
     punch,
     resume_offset,
     split_lines,
@@ -158,6 +163,8 @@ class Pump:
             stem, ext = os.path.splitext(n)
             if ext in (CLOSED, BEGUN) and f"{stem}{OUT}" not in present:
                 (self.spools_dir / n).unlink(missing_ok=True)
+        for stem in [s for s in self.open if f"{s}{OUT}" not in present]:  # discarded: its service was deleted
+            self._drop(stem)
         earlier: set[tuple[str, str]] = set()
         for stem in stems:
             service, replica, _ = stem.split(".", 2)
@@ -181,16 +188,20 @@ class Pump:
             fd = os.open(self.spools_dir / f"{stem}{OUT}", os.O_RDWR | os.O_CLOEXEC)
             offset = resume_offset(fd) if begun else 0
             sp = self.open[stem] = _Spool(stem, key[0], key[1], fd, offset, offset)
-        if not begun:  # a new run: the previous run's log becomes the `previous` log
+        if not begun and not discarded(sp.fd):  # a new run: the previous run's log becomes the `previous` log
             self._writer_done(key)
             rotate(log_path(self.log_dir, *key))
             (self.spools_dir / f"{stem}{BEGUN}").touch()
         return sp
 
     def _drain(self, stem: str, key: tuple[str, str], *, begun: bool, closed: bool) -> bool:
-        """Take what the spool holds into the log; True once a closed spool is finished and removed."""
+        """Take what the spool holds into the log; True once a closed spool is finished and removed, or dropped
+        (discarded: its service was deleted, and ``logs/<service>/`` may already be a new service's)."""
         sp = self._spool(stem, key, begun)
         while True:
+            if discarded(sp.fd):
+                self._drop(stem)
+                return True
             size = os.fstat(sp.fd).st_size
             if size < sp.offset:  # the replica truncated its own output
                 sp.offset = sp.punched = resume_offset(sp.fd)
@@ -199,7 +210,15 @@ class Pump:
             if lines:
                 writer = self.writers.get(key)
                 if writer is None:
-                    writer = self.writers[key] = LogWriter(log_path(self.log_dir, *key), key[1], self.max_bytes)
+                    path = log_path(self.log_dir, *key)
+                    made = not path.exists()
+                    writer = self.writers[key] = LogWriter(path, key[1], self.max_bytes)
+                    # discarded while the file was opened (made the folder again, after the deletion took it)
+                    if discarded(sp.fd) and made and path.exists() and path.stat().st_size == 0:
+                        path.unlink(missing_ok=True)
+                if discarded(sp.fd):  # checked after the writer is open, so this writer's file is the
+                    self._drop(stem)  # deleted service's (in the folder the deletion took), or none
+                    return True
                 writer.write_many([raw.decode("utf-8", "replace") for raw in lines])
             sp.offset += used
             # from the block the last punch ended in: a block is freed only by a punch that covers all of it. Only
@@ -219,6 +238,12 @@ class Pump:
                 (self.spools_dir / f"{stem}{ext}").unlink(missing_ok=True)
             return True
         return False
+
+    def _drop(self, stem: str) -> None:
+        """Forget a discarded spool: its descriptor and its replica's writer (whose file the deletion removed)."""
+        sp = self.open.pop(stem)
+        os.close(sp.fd)
+        self._writer_done((sp.service, sp.replica))
 
     def _writer_done(self, key: tuple[str, str]) -> None:
         writer = self.writers.pop(key, None)

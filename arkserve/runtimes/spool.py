@@ -4,6 +4,7 @@ one log pump of a data directory when none runs, and the byte-level helpers the 
 Layout: ``<data_dir>/logpump/spool/<service>.<replica>.<seq>.out`` (a replica's output, ``O_APPEND``), with
 the markers ``<stem>.closed`` (written by the runtime once the run's processes are gone) and ``<stem>.begun``
 (written by the pump when it took up the run); ``<data_dir>/logpump/lock`` is held by the running pump.
+A service's deletion discards its spools (:func:`discard_service`) before its name is free again.
 Why and how the pump uses them: :mod:`arkserve.runtimes.logpump`.
 """
 
@@ -55,6 +56,27 @@ def close_spool(pump_dir: Path, stem: str) -> None:
     """The run is over (its processes are gone): the pump drains the rest, partial last line included."""
     if stem and (spool_dir(pump_dir) / f"{stem}{OUT}").exists():
         (spool_dir(pump_dir) / f"{stem}{CLOSED}").touch()
+
+
+def discard_service(pump_dir: Path, service: str) -> None:
+    """A deleted service's spools and markers go, read or not (call it while its name is still taken).
+
+    Its logs go with it, and a new service may take the name at once: a pump that is stopped, dead or behind
+    must never write that output into the new service's ``logs/<service>/``. A pump holding a spool open
+    finds it unlinked (no link left) and drops it (:mod:`arkserve.runtimes.logpump`). No wait on a pump."""
+    d = spool_dir(pump_dir)
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return
+    for name in sorted(names, key=lambda n: not n.endswith(OUT)):  # the output first, then its markers
+        if name.startswith(f"{service}."):  # a service name has no dot: exactly this service's
+            (d / name).unlink(missing_ok=True)
+
+
+def discarded(fd: int) -> bool:
+    """Whether the spool open at ``fd`` was discarded (its service deleted): it has no name left."""
+    return os.fstat(fd).st_nlink == 0
 
 
 def try_lock(pump_dir: Path) -> int | None:
