@@ -10,6 +10,10 @@ Rotation: when the file passes ``max_bytes`` it is renamed to ``<replica>.log.1`
 again rotates too, so ``previous=True`` reads the previous run (or, after a size
 rotation, the older part of the current run) like ``kubectl logs --previous``.
 
+A record ends at LF and nowhere else: a replica's CR (progress bars), U+2028 or NEL stays inside its line,
+so every reader splits on LF only (else the rest of such a line is lost, or reads as a record with any
+replica and time the replica chose). ``tail`` reads each file backwards in blocks until it has its lines.
+
 The local runtime's shared log pump (``arkserve.runtimes.logpump``) and the docker runtime write
 through :class:`LogWriter`. This module imports only the standard library (the pump process is small).
 """
@@ -127,7 +131,7 @@ def last_timestamp(path: Path) -> float | None:
         with open(path, "rb") as fh:
             size = fh.seek(0, os.SEEK_END)
             fh.seek(max(0, size - 65536))
-            lines = fh.read().splitlines()
+            lines = fh.read().split(b"\n")  # records end in \n only (see the module's docstring)
     except FileNotFoundError:
         return None
     for raw in reversed(lines):
@@ -149,7 +153,7 @@ def _files(log_dir: Path, service: str, replica: str | None, previous: bool) -> 
 
 def _read_file(path: Path, since: float | None) -> Iterator[LogLine]:
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="utf-8", errors="replace", newline="\n") as fh:  # split on \n only
             for raw in fh:
                 line = LogLine.parse(raw)
                 if line is not None and (since is None or line.ts >= since):
@@ -165,50 +169,103 @@ def _read_from(path: Path, offset: int) -> tuple[list[LogLine], int, int]:
         fh.seek(offset)
         chunk = fh.read()
     complete = chunk[: chunk.rfind(b"\n") + 1]
-    parsed = (LogLine.parse(raw) for raw in complete.decode("utf-8", "replace").splitlines())
+    parsed = (LogLine.parse(raw) for raw in complete.decode("utf-8", "replace").split("\n")[:-1])
     return [line for line in parsed if line is not None], offset + len(complete), inode
+
+
+TAIL_BLOCK = 64 * 1024  # bytes :func:`_tail_file` reads at a time, from the end
+
+
+def _tail_file(path: Path, n: int, since: float | None, complete_only: bool) -> tuple[list[LogLine], int, int]:
+    """The last ``n`` records of ``path`` stamped at or after ``since`` (oldest first), read backwards in blocks:
+    a short tail of a big file reads a few blocks, not the file. Also the offset just after the last complete
+    record and the inode read. ``complete_only``: leave out a last line still without its LF (as
+    :func:`_read_from`); else it counts (as :func:`_read_file`)."""
+    found: list[LogLine] = []  # newest first
+    with open(path, "rb") as fh:
+        inode = os.fstat(fh.fileno()).st_ino
+        pos = end = fh.seek(0, os.SEEK_END)
+        carry = b""  # the start of a record whose beginning is in a block not read yet
+        at_end = True  # the next piece is the one after the file's last \n: "" or a line being written
+        while pos > 0 and (len(found) < n or at_end):
+            step = min(TAIL_BLOCK, pos)
+            pos -= step
+            fh.seek(pos)
+            pieces = (fh.read(step) + carry).split(b"\n")
+            carry = pieces.pop(0) if pos > 0 else b""  # at byte 0 the first piece is a whole record
+            for raw in reversed(pieces):
+                if at_end:
+                    at_end = False
+                    if complete_only:
+                        end -= len(raw)
+                        continue
+                    if not raw:
+                        continue
+                line = LogLine.parse(raw.decode("utf-8", "replace"))
+                if line is not None and (since is None or line.ts >= since):
+                    found.append(line)
+                    if len(found) >= n:
+                        break
+    found.reverse()
+    return found, end, inode
 
 
 def read_logs(log_dir: Path, service: str, replica: str | None = None, since: float | None = None,
               tail: int | None = None, previous: bool = False) -> list[LogLine]:
     """Lines of one replica, or of every replica of ``service`` merged by time.
 
-    ``since`` keeps lines stamped at or after that unix time; ``tail`` keeps the last N."""
-    merged: Iterable[LogLine] = heapq.merge(*(_read_file(p, since) for p in _files(log_dir, service, replica,
-                                                                                     previous)))
-    if tail is not None:
-        return list(deque(merged, maxlen=tail)) if tail > 0 else []
-    return list(merged)
-
-
-def follow_logs(log_dir: Path, service: str, replica: str | None = None, since: float | None = None,
-                tail: int | None = None, poll_s: float = 0.2,
-                stop: threading.Event | None = None) -> Iterator[LogLine]:
-    """Yield the existing lines (as :func:`read_logs`), then new ones as they are written.
-
-    Follows rotation and, for a whole service, replicas that appear later. Ends when ``stop`` is set."""
-    done = stop or threading.Event()
-    offsets: dict[Path, tuple[int, int]] = {}  # path -> (inode, offset)
-    existing: list[list[LogLine]] = []
-    for path in _files(log_dir, service, replica, False):
-        try:  # remember exactly what was read, so a line written meanwhile comes with the first poll
-            lines, off, ino = _read_from(path, 0)
+    ``since`` keeps lines stamped at or after that unix time; ``tail`` keeps the last N (each file is read from
+    its end until it has N, then the files' tails are merged)."""
+    files = _files(log_dir, service, replica, previous)
+    if tail is None:
+        return list(heapq.merge(*(_read_file(p, since) for p in files)))
+    if tail <= 0:
+        return []
+    tails: list[list[LogLine]] = []
+    for path in files:
+        try:
+            tails.append(_tail_file(path, tail, since, complete_only=False)[0])
         except FileNotFoundError:
             continue
-        offsets[path] = (ino, off)
-        existing.append([line for line in lines if since is None or line.ts >= since])
-    merged: Iterable[LogLine] = heapq.merge(*existing)
-    if tail is not None:
-        merged = deque(merged, maxlen=tail) if tail > 0 else []
-    yield from merged
-    while not done.is_set():
+    return list(deque(heapq.merge(*tails), maxlen=tail))
+
+
+class Follower:
+    """Reads the log of a service (or of one replica) as it grows: :meth:`start` gives the lines there are (as
+    :func:`read_logs`), each :meth:`poll` those written since, following rotation and, for a whole service,
+    replicas that appear later. Both are quick blocking file reads that never wait for lines, so a caller
+    polls them from a worker thread and waits between polls where it likes (the API: on its event loop)."""
+
+    def __init__(self, log_dir: Path, service: str, replica: str | None = None) -> None:
+        self.log_dir, self.service, self.replica = log_dir, service, replica
+        self._offsets: dict[Path, tuple[int, int]] = {}  # path -> (inode, offset)
+
+    def start(self, since: float | None = None, tail: int | None = None) -> list[LogLine]:
+        existing: list[list[LogLine]] = []
+        for path in _files(self.log_dir, self.service, self.replica, False):
+            try:  # remember exactly what was read, so a line written meanwhile comes with the first poll
+                if tail is None:
+                    lines, off, ino = _read_from(path, 0)
+                    lines = [line for line in lines if since is None or line.ts >= since]
+                else:
+                    lines, off, ino = _tail_file(path, tail, since, complete_only=True)
+            except FileNotFoundError:
+                continue
+            self._offsets[path] = (ino, off)
+            existing.append(lines)
+        merged: Iterable[LogLine] = heapq.merge(*existing)
+        if tail is not None:
+            merged = deque(merged, maxlen=tail) if tail > 0 else []
+        return list(merged)
+
+    def poll(self) -> list[LogLine]:
         fresh: list[LogLine] = []
-        for path in _files(log_dir, service, replica, False):
+        for path in _files(self.log_dir, self.service, self.replica, False):
             try:
                 st = path.stat()
             except FileNotFoundError:
                 continue
-            ino, off = offsets.get(path, (st.st_ino, 0))
+            ino, off = self._offsets.get(path, (st.st_ino, 0))
             if ino != st.st_ino or st.st_size < off:  # rotated: finish the old file, then start the new one
                 old = Path(f"{path}.1")
                 if old.exists() and old.stat().st_ino == ino:
@@ -219,7 +276,18 @@ def follow_logs(log_dir: Path, service: str, replica: str | None = None, since: 
             except FileNotFoundError:
                 continue
             fresh.extend(lines)
-            offsets[path] = (ino, off)
-        yield from sorted(fresh)
-        done.wait(poll_s)
+            self._offsets[path] = (ino, off)
+        return sorted(fresh)
 
+
+def follow_logs(log_dir: Path, service: str, replica: str | None = None, since: float | None = None,
+                tail: int | None = None, poll_s: float = 0.2,
+                stop: threading.Event | None = None) -> Iterator[LogLine]:
+    """Yield the existing lines (as :func:`read_logs`), then new ones as they are written (a :class:`Follower`
+    polled every ``poll_s``). Ends when ``stop`` is set."""
+    done = stop or threading.Event()
+    follower = Follower(log_dir, service, replica)
+    yield from follower.start(since, tail)
+    while not done.is_set():
+        yield from follower.poll()
+        done.wait(poll_s)

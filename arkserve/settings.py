@@ -57,6 +57,9 @@ class ApiSettings:
                                      "ARKSERVE_API_BODY_TIMEOUT_S")
     login_concurrency: int = _setting(4, "Password hashes (64 MiB each) computed at once; a login beyond this "
                                       "gets 429 at once.", "ARKSERVE_API_LOGIN_CONCURRENCY")
+    log_follows_per_user: int = _setting(8, "Log streams (`logs?follow=true`, `service logs -f`, the console's Live "
+                                         "log tab) a user may have open at once; one more gets 429 "
+                                         "TooManyRequests.", "ARKSERVE_API_LOG_FOLLOWS_PER_USER")
     trusted_proxies: str = _setting("", "Comma-separated addresses of reverse proxies in front of the API whose "
                                     "X-Forwarded-For and X-Forwarded-Proto it believes (the client address the "
                                     "login throttle and security events use). Empty: none; the client is the TCP "
@@ -284,6 +287,13 @@ class Settings:
     @property
     def registry_address(self) -> str:
         return self.registry.address or f"{self.registry.host}:{self.registry.port}"
+
+    @property
+    def registry_listen(self) -> str:
+        """Where the registry listens (``registry.host:registry.port``, an IPv6 host in brackets): a name of it
+        as good as :attr:`registry_address` (``arkserve.registry.names.names_registry``)."""
+        host = self.registry.host
+        return f"[{host}]:{self.registry.port}" if ":" in host else f"{host}:{self.registry.port}"
 
 
 _GROUPS = ("store", "api", "gateway", "runtime", "reconciler", "registry", "disk", "billing", "asyncq")

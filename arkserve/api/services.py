@@ -7,16 +7,18 @@ A user sees only their own services (another user's service looks missing); an a
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from arkserve.api import canary, cursors, mounts
 from arkserve.api.errors import validated
@@ -27,8 +29,8 @@ from arkserve.domain.canary import canary_replicas
 from arkserve.domain.durations import UNITS, parse_duration
 from arkserve.domain.rollout import Replica, honest_status
 from arkserve.domain.services import SERVICE_STATUSES, app_dir_refused, endpoint, overlaps, revision
-from arkserve.errors import Conflict, NotFound, ValidationFailed
-from arkserve.logs import follow_logs, log_dir_for, read_logs
+from arkserve.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
+from arkserve.logs import Follower, log_dir_for, read_logs
 from arkserve.ports import port_free
 from arkserve.schemas import (
     AutoscaleSpec,
@@ -286,29 +288,73 @@ def service_requests(name: str, caller: Caller, ctx: Context,
     return [RequestRecordOut(**r) for r in rows]
 
 
+LOG_THREADS = 16  # worker threads this app reads log files on: its own, never those every other route needs
+FOLLOW_POLL_S = 0.2  # how often a follow=true stream looks for new lines
+
+
+class _LogReaders:
+    """This app's log readers: their own worker threads, and how many follow streams each user has open."""
+
+    def __init__(self) -> None:
+        self.threads = anyio.CapacityLimiter(LOG_THREADS)
+        self.follows: Counter[int] = Counter()
+
+
+def _log_readers(request: Request) -> _LogReaders:
+    readers: _LogReaders | None = getattr(request.app.state, "log_readers", None)
+    if readers is None:  # made on the event loop, where every request of the app runs: no race
+        readers = request.app.state.log_readers = _LogReaders()
+    return readers
+
+
+class _FollowResponse(StreamingResponse):
+    """A follow stream that gives its user's slot back however it ends (finished, client gone, never started)."""
+
+    def __init__(self, content: AsyncIterator[str], release: Callable[[], None]) -> None:
+        super().__init__(content, media_type="text/plain")
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
 @router.get("/services/{name}/logs", summary="Replica logs (text lines); follow=true streams new lines",
             response_class=StreamingResponse)
-async def service_logs(name: str, caller: Caller, ctx: Context, replica: str | None = Query(None, pattern=REPLICA_ID),
-                       since: str | None = None,
+async def service_logs(name: str, caller: Caller, ctx: Context, request: Request,
+                       replica: str | None = Query(None, pattern=REPLICA_ID), since: str | None = None,
                        tail: int | None = Query(None, ge=0, le=100000), previous: bool = False,
-                       follow: bool = False) -> StreamingResponse:
+                       follow: bool = False) -> Response:
     svc = await run_in_threadpool(visible_service, ctx, caller, name)
     log_dir = log_dir_for(ctx.settings.data_dir)
     start = _history_since(svc, since)
+    readers = _log_readers(request)
     if not follow:
-        lines = await run_in_threadpool(read_logs, log_dir, svc.name, replica, start, tail, previous)
-        return StreamingResponse(iter([line.format() + "\n" for line in lines]), media_type="text/plain")
+        lines = await anyio.to_thread.run_sync(read_logs, log_dir, svc.name, replica, start, tail, previous,
+                                               limiter=readers.threads)
+        return Response("".join(line.format() + "\n" for line in lines), media_type="text/plain")
+    user, cap = caller.user.id, ctx.settings.api.log_follows_per_user
+    if readers.follows[user] >= cap:
+        raise TooManyRequests(f"{cap} log streams (follow=true) of this user are open already; close one "
+                              "(or read without follow) and retry", retry_after_s=1)
+    follower = Follower(log_dir, svc.name, replica)
 
     async def stream() -> AsyncIterator[str]:
-        stop = threading.Event()
-        it = follow_logs(log_dir, svc.name, replica, start, tail, stop=stop)
-        try:
-            while True:
-                line = await run_in_threadpool(next, it, None)
-                if line is None:
-                    return
-                yield line.format() + "\n"
-        finally:
-            stop.set()  # the reading thread ends within one poll interval
+        # Each read is one quick pass over the files on the log threads; the wait between polls is on the event
+        # loop, so a gone client's cancellation lands at once and no thread waits for a quiet replica.
+        batch = await anyio.to_thread.run_sync(follower.start, start, tail, limiter=readers.threads)
+        while True:
+            if batch:
+                yield "".join(line.format() + "\n" for line in batch)
+            await anyio.sleep(FOLLOW_POLL_S)
+            batch = await anyio.to_thread.run_sync(follower.poll, limiter=readers.threads)
 
-    return StreamingResponse(stream(), media_type="text/plain")
+    def release() -> None:
+        readers.follows[user] -= 1
+        if readers.follows[user] <= 0:
+            del readers.follows[user]
+
+    readers.follows[user] += 1
+    return _FollowResponse(stream(), release)
