@@ -193,7 +193,7 @@ def users_of(ctx: Context, caller: Principal, name: str, tags: set[str] | None, 
     for svc in services:
         if namespace != PUBLIC_NAMESPACE and svc.owner not in (namespace, caller.user.username):
             continue
-        ref = in_registry(str(svc.spec.get("image", "")), address)
+        ref = in_registry(str(svc.spec.get("image", "")), address, ctx.settings.registry_listen)
         if ref is None or ref.repository != name:
             continue
         if tags is None or (ref.digest == digest if ref.digest else (ref.tag or "latest") in tags):
@@ -255,13 +255,14 @@ def delete_image(ref: str, caller: Caller, ctx: Context) -> Response:
 def service_image(ctx: Context, owner: User, image: str) -> str:
     """A service's image as stored: the short form ``app:v1`` resolved to ``<registry>/<owner>/app:v1`` (Docker
     and Kubernetes runtimes), and a registry image checked: the owner may pull it, and only a runtime that pulls
-    images (docker, kubernetes) runs it."""
+    images (docker, kubernetes) runs it. The registry by any of its names (``localhost:PORT``, ``[::1]:PORT``,
+    its host in upper case...) is the registry: checked the same, and kept as the owner wrote it."""
     s = ctx.settings
     address = s.registry_address if s.registry.enabled else ""
     pulls = s.runtime.kind in ("docker", "kubernetes")
     if pulls and address:
         image = resolve_short(image, address, owner.username)
-    ref = in_registry(image, address)
+    ref = in_registry(image, address, s.registry_listen)
     if ref is None:
         return image
     if not pulls:

@@ -126,7 +126,8 @@ def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str
         store = open_store(s.database_url, busy_timeout_ms=s.store.busy_timeout_ms)
     except ArkserveError as exc:
         raise click.ClickException(exc.message) from None
-    pulls = (RegistryPulls(s.registry_address, s.data_dir, s.registry.token_ttl_s)
+    pulls = (RegistryPulls(s.registry_address, s.data_dir, s.registry.token_ttl_s,
+                            listen=s.registry_listen)
              if s.registry.enabled and s.runtime.kind in ("docker", "kubernetes") else None)
     config = ReconcilerConfig(retention_s=s.retention_days * 86400,
                               model_cache_bytes=int(s.runtime.model_cache_gib * 1024**3),

@@ -20,13 +20,16 @@ from arkserve.store import images as image_store
 
 
 class RegistryPulls:
-    def __init__(self, address: str, data_dir: Path, ttl_s: int = 300) -> None:
-        self.address, self.data_dir, self.ttl_s = address, Path(data_dir), ttl_s
+    def __init__(self, address: str, data_dir: Path, ttl_s: int = 300, listen: str = "") -> None:
+        """``address``: the registry's name in image references; ``listen``: ``registry.host:registry.port``
+        (an image naming the registry by either, or by any name of this machine with their port, is checked)."""
+        self.address, self.data_dir, self.ttl_s, self.listen = address, Path(data_dir), ttl_s, listen
         self._signer: TokenSigner | None = None
 
     def token_for(self, conn: Connection, image: str, owner: str, owner_is_admin: bool) -> str:
-        """A pull token for ``image`` when it lives in the platform registry; '' for any other image."""
-        ref = in_registry(image, self.address)
+        """A pull token for ``image`` when it lives in the platform registry, by whichever of its names
+        (``localhost:PORT/bob/app`` is ``bob/app`` too); '' for any other image (the runtime pulls it anonymously)."""
+        ref = in_registry(image, self.address, self.listen)
         if ref is None:
             return ""
         asked = Access("repository", ref.repository, ("pull",))

@@ -23,7 +23,8 @@ few, ``no-new-privileges``, and the image's own non-root ``USER`` or else uid/gi
 root; ``HOME=/tmp`` unless the env sets it); no host path is bound but the spec's mounts (never
 the data dir; a disk folder's staging bind shows that folder only). Images are never pulled from a
 public registry: an image must exist on the host or carry a registry host in its reference
-(``127.0.0.1:5000/app:1``).
+(``127.0.0.1:5000/app:1``). A pull is anonymous unless the spec carries the platform registry's token for
+that repository (``pull_token``): the docker credentials of the platform's own user are never used.
 
 A follower thread per container appends its stdout/stderr to
 ``<data_dir>/logs/<service>/<replica>.log`` (the local runtime's layout), so logs outlive
@@ -97,6 +98,9 @@ class _Follower(StreamFollower):
         return self.container.logs(stream=True, follow=True, timestamps=True, stdout=True, stderr=True, since=after)
 
 
+# An explicit, empty X-Registry-Auth: without ``auth_config`` the SDK sends whatever the docker config of the
+# process's user (DOCKER_CONFIG, ~/.docker/config.json, its credential helpers) holds for that registry.
+ANONYMOUS: dict[str, str] = {}
 NO_ICC = {"com.docker.network.bridge.enable_icc": "false"}
 DOCKER_NETWORKS = ("bridge", "default")  # Docker's own: used as they are
 
@@ -244,10 +248,15 @@ class DockerRuntime:
                 if not _has_registry(image):
                     raise PermanentError(f'image "{image}" not found on the Docker host',
                                          code="ImageNotFound") from None
-            try:
-                self.client.images.pull(image)
+            try:  # anonymous: never the credentials of the platform's own user (its ~/.docker/config.json)
+                self.client.images.pull(image, auth_config=ANONYMOUS)
             except docker.errors.NotFound:
                 raise PermanentError(f'image "{image}" not found in its registry', code="ImageNotFound") from None
+            except docker.errors.APIError as exc:  # a private image: the registry's words, and no retry
+                text = str(exc.explanation or exc)
+                if "denied" in text or "unauthorized" in text:
+                    raise PermanentError(f'pulling "{image}" (anonymously): {text}', code="ImagePullDenied") from None
+                raise
 
     def _user(self, image: str) -> str:
         """The image's own USER when it is not root, else nobody (65534): a replica never runs as root."""
