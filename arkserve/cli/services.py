@@ -24,8 +24,14 @@ REPLICA_COLUMNS = ("id", "state", "endpoint", "restarts", "started_at", "last_er
 
 
 def _row(svc: dict[str, Any]) -> dict[str, Any]:
-    return {**svc, "auth": "on" if svc["spec"]["auth"] else "OFF (public)",
+    return {**svc, "auth": "on" if svc["spec"]["auth"] else "OFF (public)", "ready": _ready(svc),
             "instance_type": svc["spec"]["instance_type"]}
+
+
+def _ready(svc: dict[str, Any]) -> str:
+    """The stable revision's ready replicas, and a canary's beside them: ``0 +1 canary`` (docs/canary.md)."""
+    can = svc.get("canary")
+    return f"{svc['ready']} +{can['ready']} canary" if can else str(svc["ready"])
 
 
 def _env(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -145,7 +151,9 @@ def get(name: str, fmt: str) -> None:
     click.echo(f"Message:    {svc['message']}\nEndpoint:   {svc['endpoint']}   auth: "
                f"{'on' if spec['auth'] else 'OFF (public)'}")
     click.echo(f"Image:      {spec['image']}   port {spec['port']}   command: {spec['command']}")
-    click.echo(f"Replicas:   {svc['ready']}/{svc['replicas']} ready   instance type {spec['instance_type']}   "
+    can = svc.get("canary")
+    beside = f" (+ canary {can['ready']}/{can['replicas']} ready)" if can else ""
+    click.echo(f"Replicas:   {svc['ready']}/{svc['replicas']} ready{beside}   instance type {spec['instance_type']}   "
                f"revision {svc['revision']}")
     click.echo(f"Scaling:    {autoscale_line(spec)}")
     if svc.get("canary"):

@@ -46,9 +46,10 @@ SCALED_TO_ZERO = ("stopped", "ScaledToZero", "0 replicas desired")  # what summa
 
 def idle(svc: service_store.ServiceRow, rows: list[service_store.ReplicaRow], infos: dict[str, ReplicaInfo] | None,
          config: ReconcilerConfig) -> bool:
-    """True for a service with 0 replicas desired, none in the store or the runtime, and the status that says
-    so: its pass would do nothing (most of them, at 10 000 services), so none is run."""
-    return (svc.replicas == 0 and not rows and not infos and not svc.deleting
+    """True for a service with 0 replicas desired, no canary (which gets a replica even then), none in the store
+    or the runtime, and the status that says so: its pass would do nothing (most of them, at 10 000 services), so
+    none is run."""
+    return (svc.replicas == 0 and not svc.canary_spec and not rows and not infos and not svc.deleting
             and (svc.status, svc.reason, svc.message) == SCALED_TO_ZERO)
 
 

@@ -2,11 +2,15 @@
 
 ``summarize`` gives (status, reason, message): ``ready``/``Running``, ``progressing``/``Scaling`` (or
 ``WrongPort``), ``pending``/``Unschedulable``, ``failed`` with the start's error code or ``CrashLoop``,
-``degraded``/``RolloutStalled``, ``updating``/``RollingUpdate``, ``stopped``/``ScaledToZero``, ``deleting``.
+``degraded``/``RolloutStalled``, ``updating``/``RollingUpdate``, ``stopped``/``ScaledToZero``, ``deleting``;
+``ready``/``CanaryOnly`` when the stable revision is scaled to 0 and a ready canary serves every request.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from arkserve.domain.canary import canary_replicas
 from arkserve.domain.planning import ReplicaState
 from arkserve.domain.services import revision
 from arkserve.reconciler.config import ReconcilerConfig
@@ -42,8 +46,24 @@ def summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig)
     rows, canary_rows = canary_store.split_rows(svc, rows)
     status, reason, message = _summarize(svc, rows, config)
     if svc.canary_spec and not svc.deleting:
+        if status == "stopped":  # the stable revision at 0: the canary takes every request
+            return _canary_only(svc, canary_rows, config)
         message += "; " + canary_store.describe(svc, canary_rows)
     return status, reason, message
+
+
+def _canary_only(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig) -> tuple[str, str, str]:
+    """A canary beside a stable revision scaled to 0 serves every request (docs/canary.md), so its replicas
+    are the service's: ``ready``/``CanaryOnly`` once they are, else what they are doing (``progressing``,
+    ``pending``, ``failed``: nothing else serves), as for the replicas of a service without a canary."""
+    assert svc.canary_spec is not None
+    want = canary_replicas(svc.replicas, svc.canary_weight)
+    status, reason, message = _summarize(replace(svc, spec=svc.canary_spec, replicas=want), rows, config)
+    rev = canary_store.canary_revision(svc)
+    if status == "ready":
+        return ("ready", "CanaryOnly", f"stable revision {revision(svc.spec)} scaled to 0: canary {rev} serves "
+                f"every request ({message})")
+    return status, reason, f"stable revision {revision(svc.spec)} scaled to 0; canary {rev}: {message}"
 
 
 def _summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig) -> tuple[str, str, str]:

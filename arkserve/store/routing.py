@@ -48,7 +48,8 @@ def _make_route(name: str, owner_id: int, spec: dict[str, Any], replica_count: i
         pass_authorization=bool(spec.get("pass_authorization", False)),
         cold_start_timeout_s=float(a.get("cold_start_timeout_s") or 120.0) if (a := spec.get("autoscale")) else 0.0,
         failing=reason if status == "failed" else "",
-        not_ready="" if status == "ready" else ("ScaledToZero" if replica_count == 0 else reason))
+        # at 0 stable replicas a canary still serves every request (docs/canary.md): its status's reason, if any
+        not_ready="" if status == "ready" else ("ScaledToZero" if replica_count == 0 and not canary_spec else reason))
 
 
 # the routes of the services changed after :seen, one row per ready replica (or one without): built once, as

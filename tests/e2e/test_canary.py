@@ -126,3 +126,64 @@ def test_a_canary_split_sticks_by_key_and_rollback_and_promote_fail_no_request(p
     assert kinds.count("canary") == 3 and "rolled_back" in kinds and "promoted" in kinds
     none = platform.cli("service", "rollback", "bird", "--yes")  # nothing left to roll back: exit 1, the code
     assert none.returncode == 1 and "[NoCanary]" in none.stderr, none
+
+
+def _until(platform: Platform, name: str, reason: str, timeout: float = 60) -> dict[str, Any]:
+    """Until the service's status reason is ``reason`` and only its canary has replicas (none draining)."""
+    deadline = time.monotonic() + timeout
+    with platform.client() as c:
+        while True:
+            svc: dict[str, Any] = c.get(f"/services/{name}")
+            if svc["reason"] == reason and len(svc["instances"]) == (svc["canary"] or {}).get("replicas"):
+                return svc
+            assert time.monotonic() < deadline, f"not {reason}: {svc}"
+            time.sleep(0.1)
+
+
+def test_a_canary_beside_a_stable_revision_at_0_serves_and_the_status_says_so(platform: Platform) -> None:
+    """Stable scaled to 0 with a canary: the canary takes every request, and the service is ready (CanaryOnly),
+    not stopped, over the API and in the CLI (docs/canary.md)."""
+    svc = platform.create("solo", 1, env={"VERSION": "1"})
+    stable = svc["revision"]
+    with platform.client() as c:
+        c.patch("/services/solo", {"env": {"VERSION": "2"}, "canary": 10})
+    canary = _canary_serving(platform, "solo")["canary"]["revision"]
+    with platform.client() as c:
+        c.patch("/services/solo", {"replicas": 0})
+    svc = _until(platform, "solo", "CanaryOnly")
+    assert (svc["status"], svc["replicas"], svc["ready"]) == ("ready", 0, 0), svc
+    assert svc["canary"]["ready"] == svc["canary"]["replicas"] == 1, svc
+    assert f"stable revision {stable} scaled to 0: canary {canary} serves every request (1/1 replicas ready)" \
+        in svc["message"], svc
+    assert {i["revision"] for i in svc["instances"]} == {canary}
+
+    p = platform.profile
+    with Load(svc["endpoint"] + "/", p.access_key, p.secret_key, platform.ca, total=200, concurrency=10) as load:
+        pass
+    r = load.result
+    assert r.failed == 0 and r.versions == {"2": 200}, (r.versions, r.errors[:5])
+
+    shown = platform.cli("service", "get", "solo")
+    assert shown.returncode == 0, shown.stderr
+    assert "Status:     ready (CanaryOnly)" in shown.stdout, shown.stdout
+    assert "Replicas:   0/0 ready (+ canary 1/1 ready)" in shown.stdout, shown.stdout
+    listed = platform.cli("service", "list")
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("solo"))
+    assert "ready" in row and "0 +1 canary" in row and "CanaryOnly" in row and "stopped" not in row, listed.stdout
+
+    # stable back to 1: the stable revision's words again, the canary's after them
+    with platform.client() as c:
+        c.patch("/services/solo", {"replicas": 1})
+    svc = _canary_serving(platform, "solo")
+    assert svc["reason"] == "Running" and svc["ready"] == 1, svc
+
+
+def test_a_canary_started_on_a_service_already_at_0_starts(platform: Platform) -> None:
+    """A service at 0 that the loop had set aside as idle (stopped, nothing to do) still gets its canary's replica:
+    docs/canary.md, "a service scaled to 0 still gets 1"."""
+    svc = platform.create("dormant", 0, env={"VERSION": "1"})
+    assert (svc["status"], svc["reason"], svc["message"]) == ("stopped", "ScaledToZero", "0 replicas desired")
+    with platform.client() as c:
+        c.patch("/services/dormant", {"env": {"VERSION": "2"}, "canary": 10})
+    svc = _until(platform, "dormant", "CanaryOnly")
+    assert svc["canary"]["ready"] == 1 and svc["status"] == "ready", svc

@@ -39,6 +39,7 @@ def test_the_loop_skips_exactly_what_a_pass_would_leave_alone() -> None:
     assert not idle(replace(stopped, status="pending"), [], {}, ReconcilerConfig())  # its status is to be written
     assert not idle(replace(stopped, replicas=1), [], {}, ReconcilerConfig())
     assert not idle(stopped, [_rep("draining")], {}, ReconcilerConfig())
+    assert not idle(replace(stopped, canary_spec={"image": "/app"}), [], {}, ReconcilerConfig())  # its canary starts
 
 
 def test_due_follows_the_kind_of_service() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from arkserve.domain.services import revision
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.summary import summarize
+from arkserve.store.routing import _route
 from arkserve.store.services import ReplicaRow, ServiceRow
 
 OLD = {"image": "img", "command": "serve", "port": 8000}
@@ -44,3 +47,35 @@ def test_a_crash_loop_stays_failed_while_the_replica_is_tried_again() -> None:
     assert "replica r2 restarted" in message and "exited with code 3" in message  # the crash, not the probe note
     early = _rep("r1", NEW, "starting", restarts=n - 1, error="exited with code 3")  # not a loop yet
     assert summarize(svc, [early], CONFIG)[:2] == ("progressing", "Scaling")
+
+
+def _canary_svc(replicas: int, weight: int = 10) -> ServiceRow:
+    return ServiceRow(1, "svc", 1, "owner", OLD, replicas, 2, None, "", "", "", False, 0.0, 0.0,
+                      canary_spec=NEW, canary_weight=weight)
+
+
+def test_a_canary_beside_a_stable_revision_at_0_is_the_services_status() -> None:
+    """Stable scaled to 0, the canary takes every request (docs/canary.md): the service is not stopped."""
+    svc, canary = _canary_svc(0), revision(NEW)
+    status, reason, message = summarize(svc, [_rep("c1", NEW, "ready")], CONFIG)
+    assert (status, reason) == ("ready", "CanaryOnly"), (status, reason, message)
+    assert f"canary {canary} serves every request (1/1 replicas ready)" in message
+    assert summarize(svc, [_rep("c1", NEW, "starting")], CONFIG)[:2] == ("progressing", "Scaling")
+    assert summarize(svc, [], CONFIG)[:2] == ("progressing", "Scaling")  # its replica not started yet
+    looping = _rep("c1", NEW, "failed", restarts=CONFIG.crashloop_restarts, error="exited with code 3")
+    status, reason, message = summarize(svc, [looping], CONFIG)  # nothing else serves: the service fails
+    assert (status, reason) == ("failed", "CrashLoop") and "exited with code 3" in message
+    # with stable replicas the canary's words follow the stable revision's, as before
+    status, reason, message = summarize(_canary_svc(1), [_rep("s1", OLD, "ready"), _rep("c1", NEW, "ready")], CONFIG)
+    assert (status, reason) == ("ready", "Running") and message == f"1/1 replicas ready; canary {canary} 1/1 ready, " \
+        "10% of requests"
+    assert summarize(_svc(OLD, 0), [], CONFIG)[:2] == ("stopped", "ScaledToZero")  # no canary: stopped
+
+
+def test_the_gateway_says_why_a_canary_beside_a_stable_revision_at_0_is_not_ready() -> None:
+    """The route takes the status: a starting canary is "Scaling" to a caller, not "ScaledToZero"."""
+    svc, starting = _canary_svc(0), _rep("c1", NEW, "starting")
+    svc = replace(svc, status=(s := summarize(svc, [starting], CONFIG))[0], reason=s[1], message=s[2])
+    assert _route(svc, [starting]).not_ready == "Scaling"
+    svc = replace(_svc(OLD, 0), status="stopped", reason="ScaledToZero")  # no canary: scaled to 0, as before
+    assert _route(svc, []).not_ready == "ScaledToZero"
