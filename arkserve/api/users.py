@@ -1,14 +1,19 @@
 """Users: the admin creates, disables, re-roles and deletes them; everyone changes their own password.
 
-Deleting a user is refused (409 ``UserOwnsResources``) while they own services, models or images: those are
-deleted first, through their own commands. Their access keys, sessions, quotas, billing records and async
-requests go with the user; their network disk is removed once the deletion has committed
-(:mod:`arkserve.storage.removal`), so that nothing of it passes to a later account of the same name.
+Deleting a user is refused (409 ``UserOwnsResources``) while they own services, models or images (a tag in their
+registry namespace): those are deleted first, through their own commands. Their access keys, sessions, quotas,
+billing records and async requests go with the user; their network disk (:mod:`arkserve.storage.removal`) and
+what is left of their registry namespace (untagged manifests, layer links, unfinished uploads: ``image gc`` then
+frees the blobs) are removed once the deletion has committed, so that nothing of them passes to a later account
+of the same name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import secrets
+import shutil
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
@@ -49,7 +54,17 @@ def create_user(body: UserCreate, caller: Caller, ctx: Context) -> UserOut:
     passwords.check_policy(body.password)
     hashed = passwords.hash_password(body.password)
     with ctx.store.begin() as conn:
-        return user_out(user_store.create(conn, body.username, hashed, body.role))
+        user = user_store.create(conn, body.username, hashed, body.role)  # 409 UserExists before anything else
+        # before the account exists for anyone: a registry namespace under the name is a deleted user's,
+        # refilled by a token of theirs that outlived the deletion (up to registry.token_ttl_s), or left by a
+        # deletion before namespaces were removed with their user; none of it is the new user's
+        try:
+            _remove_namespace(ctx.settings.data_dir, body.username)
+        except OSError as exc:
+            raise ArkserveError(f"a registry namespace of an earlier user \"{body.username}\" is left and could not "
+                                f"be moved away ({exc}): remove {_namespace(ctx.settings.data_dir, body.username)} "
+                                "by hand, then create the user", code="NamespaceNotRemoved") from exc
+        return user_out(user)
 
 
 @router.get("/users/{username}", response_model=UserOut, summary="Show a user (admin, or yourself)")
@@ -105,12 +120,32 @@ def patch_user(username: str, body: UserPatch, caller: Caller, ctx: Context) -> 
     return out
 
 
+def _namespace(data_dir: Path, username: str) -> Path:
+    return registry_config.storage_root(data_dir) / "docker/registry/v2/repositories" / username
+
+
 def _images_of(data_dir: Path, username: str) -> list[str]:
     """The repositories of ``username``'s registry namespace that still hold a tag (read from the registry's
-    storage layout, so the answer needs no running registry)."""
-    repos = registry_config.storage_root(data_dir) / "docker/registry/v2/repositories"
+    storage layout, so the answer needs no running registry). Untagged manifests do not count: they go with
+    the user (``_remove_namespace``)."""
+    repos = _namespace(data_dir, username).parent
     links = (repos / username).glob("**/_manifests/tags/*/current/link")
     return sorted({link.parents[4].relative_to(repos).as_posix() for link in links})
+
+
+def _remove_namespace(data_dir: Path, username: str) -> None:
+    """Take ``username``'s registry namespace away from that name at once (a rename into ``<registry>/.trash/``,
+    outside the registry's repositories: nobody can pull from it any more, nor does a later account of the name
+    count it), then delete it with whatever an earlier interrupted removal left there. ``image gc`` frees the
+    blobs only it linked."""
+    trash = registry_config.storage_root(data_dir) / ".trash"
+    trash.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):  # never pushed
+        _namespace(data_dir, username).rename(trash / f"{username}.{secrets.token_hex(8)}")
+    for left in trash.iterdir():
+        shutil.rmtree(left, ignore_errors=True)
+        if left.exists():
+            log.warning("could not remove %s from the registry's trash; the next user deletion tries again", left)
 
 
 HOW_TO_DELETE = {"services": "arkserve service delete NAME --wait", "models": "arkserve model delete NAME",
@@ -125,8 +160,9 @@ def _owns_resources(username: str, owned: dict[str, list[str]]) -> Conflict:
                     details={"owned": {kind: len(items) for kind, items in owned.items()}})
 
 
-@router.delete("/users/{username}", status_code=204, summary="Delete a user, their keys and their network disk "
-               "(admin); refused while they own services, models or images", responses={
+@router.delete("/users/{username}", status_code=204, summary="Delete a user, their keys, their network disk and "
+               "their registry namespace (admin); refused while they own services, models or tagged images",
+               responses={
                    409: {"description": "your own account, the last admin, or a user who still owns services, "
                                         "models or images (UserOwnsResources)"}})
 def delete_user(username: str, caller: Caller, ctx: Context) -> Response:
@@ -160,6 +196,13 @@ def delete_user(username: str, caller: Caller, ctx: Context) -> Response:
         raise ArkserveError(f'user "{target.username}" was deleted, but their network disk could not be moved '
                             f"away ({exc}): remove {user_root(ctx.settings.data_dir, target.username)} by hand "
                             "before creating a user of that name", code="DiskNotRemoved") from exc
+    try:  # their untagged manifests and unfinished uploads: no pull by digest, no quota use for the next one
+        _remove_namespace(ctx.settings.data_dir, target.username)
+    except OSError as exc:
+        log.exception("user %s deleted, but not their registry namespace", target.username)
+        raise ArkserveError(f'user "{target.username}" was deleted, but their registry namespace could not be moved '
+                            f"away ({exc}): remove {_namespace(ctx.settings.data_dir, target.username)} by hand "
+                            "before creating a user of that name", code="NamespaceNotRemoved") from exc
     await_gateways(ctx)
     return Response(status_code=204)
 

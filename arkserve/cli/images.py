@@ -175,9 +175,10 @@ def gc(data_dir: str | None, keep_untagged: bool, fmt: str) -> None:
         raise click.ClickException("garbage collection interrupted; the registry is writable again") from None
     out = {"bytes_before": report.bytes_before, "bytes_after": report.bytes_after,
            "freed_bytes": report.freed_bytes, "blobs_deleted": report.blobs_deleted,
-           "manifests_deleted": report.manifests_deleted}
+           "manifests_deleted": report.manifests_deleted, "uploads_removed": report.uploads_removed}
     if fmt != "table":
         render(out, fmt)
         return
     click.echo(f"freed {_human(report.freed_bytes)} ({report.blobs_deleted} blobs, {report.manifests_deleted} "
-               f"manifests); the registry now holds {_human(report.bytes_after)}")
+               f"manifests, {report.uploads_removed} abandoned uploads); the registry now holds "
+               f"{_human(report.bytes_after)}")

@@ -12,7 +12,11 @@ happen there; garbage collection (``maintenance``) then frees the unreferenced b
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,38 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json"])
 ALL = ("pull", "push", "delete", "*")
+
+
+_walking_lock = threading.Lock()
+_walking: dict[str, Future[int]] = {}  # namespace_bytes: the walk of each repositories/<namespace> running now
+
+
+def _dirs(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return [e for e in it if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []  # not there (nothing pushed), or removed meanwhile
+
+
+def _held(root: str) -> Iterator[tuple[str, str]]:
+    """What the repositories under ``root`` hold in the registry's layout: ``(hex digest, "")`` for each layer
+    (``_layers/sha256/<hex>/link``) and manifest (``_manifests/revisions/sha256/<hex>/link``) they link, and
+    ``("", data path)`` for each unfinished upload (``_uploads/<id>/data``). Repository name components never
+    start with ``_``, so the other directories are nested repositories."""
+    todo = [root]
+    while todo:
+        for entry in _dirs(todo.pop()):
+            if entry.name in ("_layers", "_manifests"):
+                links = os.path.join(entry.path, *(("revisions",) if entry.name == "_manifests" else ()), "sha256")
+                for blob in _dirs(links):  # a deleted link leaves its directory behind
+                    if os.path.isfile(os.path.join(blob.path, "link")):
+                        yield blob.name, ""
+            elif entry.name == "_uploads":
+                for upload in _dirs(entry.path):
+                    yield "", os.path.join(upload.path, "data")
+            elif not entry.name.startswith("_"):
+                todo.append(entry.path)
 
 
 @dataclass(frozen=True)
@@ -135,13 +171,40 @@ class Catalogue:
         shutil.rmtree(self.v2 / "repositories" / repo, ignore_errors=True)
 
     def namespace_bytes(self, namespace: str) -> int:
-        """Storage held by ``namespace``'s repositories: each blob they link, counted once."""
+        """Storage held by ``namespace``'s repositories: each blob they link, layers and manifests alike, counted
+        once, and the data of their unfinished uploads (until ``image gc`` or the registry's upload purging
+        removes them). One walk of the namespace's repository directories, reading no tags: per blob its link
+        and its data file are looked at, per upload its data file (about 0.3 s for 10,000 manifests). Asked
+        again while a walk of the namespace runs (a burst of token requests), the answer is that walk's: one
+        walk of a namespace at a time."""
+        root = str(self.v2 / "repositories" / namespace)
+        with _walking_lock:
+            walk = _walking.get(root)
+            mine = walk is None
+            if walk is None:
+                walk = _walking[root] = Future()
+        if not mine:
+            return walk.result()
+        try:
+            total = self._held_bytes(root)
+            walk.set_result(total)
+            return total
+        except BaseException as exc:
+            walk.set_exception(exc)
+            raise
+        finally:
+            with _walking_lock:
+                del _walking[root]
+
+    def _held_bytes(self, root: str) -> int:
         seen: set[str] = set()
         total = 0
-        root = self.v2 / "repositories" / namespace
         blobs = self.v2 / "blobs" / "sha256"
-        for link in root.glob("**/_layers/sha256/*/link"):
-            hexdigest = link.parent.name
+        for hexdigest, upload in _held(root):
+            if upload:
+                with contextlib.suppress(OSError):  # finished or purged meanwhile, or no data written yet
+                    total += os.stat(upload).st_size
+                continue
             if hexdigest in seen:
                 continue
             seen.add(hexdigest)

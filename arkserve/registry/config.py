@@ -3,7 +3,8 @@
 Storage is the filesystem driver under ``<data_dir>/registry`` with deletes enabled; the registry
 listens on ``registry.host:registry.port`` and trusts tokens from the API's token service
 (``auth.token``: realm ``<api>/api/v1/registry/token``, the certificate in ``registry-auth/``).
-``readonly`` sets ``storage.maintenance.readonly`` for garbage collection.
+``readonly`` sets ``storage.maintenance.readonly`` for garbage collection. Unfinished blob uploads are purged
+by the registry ``UPLOAD_MAX_AGE_H`` after they began (Distribution's default is a week).
 
 The running registry part rewrites ``run/registry.yml`` at each start, from ``arkserve up``'s own settings,
 so ``running_addr`` (its ``http.addr``) is where the registry that runs now listens, whatever the shell
@@ -27,6 +28,9 @@ from arkserve.registry.tokens import ISSUER, SERVICE, ensure_signing_key
 from arkserve.settings import Settings
 
 TOKEN_PATH = "/api/v1/registry/token"  # noqa: S105 - a URL path, no secret
+# an upload begun this long ago is purged by the registry (it counts against its namespace's quota until then);
+# `image gc` removes one nobody has written to for this long
+UPLOAD_MAX_AGE_H = 24
 
 
 def storage_root(data_dir: Path) -> Path:
@@ -113,8 +117,8 @@ def render(settings: Settings, *, readonly: bool = False) -> dict[str, Any]:
             "filesystem": {"rootdirectory": str(storage_root(settings.data_dir))},
             "delete": {"enabled": True},
             "cache": {"blobdescriptor": "inmemory"},
-            "maintenance": {"uploadpurging": {"enabled": True, "age": "168h", "interval": "24h",
-                                              "dryrun": False},
+            "maintenance": {"uploadpurging": {"enabled": True, "age": f"{UPLOAD_MAX_AGE_H}h",
+                                              "interval": "1h", "dryrun": False},
                             "readonly": {"enabled": readonly}},
         },
         "http": {"addr": f"{r.host}:{r.port}", "secret": secrets.token_hex(16),

@@ -11,6 +11,10 @@ under systemd with an ``EnvironmentFile`` the shell has not got. Whatever ends t
 Ctrl-C, SIGTERM, SIGHUP) the marker goes and a read-only registry is restarted writable; if the pass is
 killed outright, the lock it held (``run/registry.lock``) goes with it, and the registry's next start, or the
 next pass, finds the marker stale and ends read-only mode.
+
+While the registry is read-only the pass also removes the blob uploads nobody has written to for
+``config.UPLOAD_MAX_AGE_H`` hours (begun, never finished: the registry itself purges them only that long after
+they began), and counts their bytes as freed.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -42,15 +47,41 @@ class GcReport:
     blobs_deleted: int
     manifests_deleted: int
     output: str
+    uploads_removed: int = 0  # abandoned blob uploads (``purge_uploads``)
+    upload_bytes: int = 0
 
     @property
     def freed_bytes(self) -> int:
-        return self.bytes_before - self.bytes_after
+        return self.bytes_before - self.bytes_after + self.upload_bytes
 
 
 def blob_bytes(storage: Path) -> int:
     root = storage / "docker/registry/v2/blobs"
     return sum(p.stat().st_size for p in root.rglob("data") if p.is_file()) if root.is_dir() else 0
+
+
+def purge_uploads(storage: Path, max_age_s: float) -> tuple[int, int]:
+    """Remove the blob uploads (``repositories/**/_uploads/<id>/``) nobody has written to for ``max_age_s``:
+    begun and never finished, they count against their namespace's quota. (count, bytes of their data)."""
+    removed = freed = 0
+    cutoff = time.time() - max_age_s
+    for top, dirs, _files in os.walk(storage / "docker/registry/v2/repositories"):
+        if os.path.basename(top) != "_uploads":
+            dirs[:] = [d for d in dirs if d not in ("_layers", "_manifests")]  # blob links and tags: no uploads
+            continue
+        for upload in [Path(top, d) for d in dirs]:
+            try:
+                files = [upload, *upload.rglob("*")]
+                last = max(f.lstat().st_mtime for f in files)
+                size = (upload / "data").stat().st_size if (upload / "data").is_file() else 0
+            except OSError:
+                continue  # finished meanwhile
+            if last < cutoff:
+                shutil.rmtree(upload, ignore_errors=True)
+                if not upload.exists():
+                    removed, freed = removed + 1, freed + size
+        dirs[:] = []
+    return removed, freed
 
 
 def _registry_pid(data_dir: Path) -> int | None:
@@ -162,6 +193,9 @@ def garbage_collect(settings: Settings, *, delete_untagged: bool = True, timeout
             if pid is not None:  # read-only while collecting
                 _stop(pid)
                 _wait(settings, pid, readonly=True, timeout_s=timeout_s)
+            uploads, upload_bytes = purge_uploads(storage, config.UPLOAD_MAX_AGE_H * 3600)
+            # uploads begun, no blob stored yet: garbage-collect fails on a missing blobs directory
+            (storage / "docker/registry/v2/blobs").mkdir(exist_ok=True)
             cfg = config.write(settings, readonly=True, path=gc_config)
             before = blob_bytes(storage)
             argv = [path, "garbage-collect", *(["--delete-untagged"] if delete_untagged else []), str(cfg)]
@@ -180,4 +214,4 @@ def garbage_collect(settings: Settings, *, delete_untagged: bool = True, timeout
             _writable_again(settings, lock, timeout_s)
     out = done.stdout + done.stderr
     return GcReport(before, after, out.count("blob eligible for deletion"), out.count("manifest eligible for deletion"),
-                    out)
+                    out, uploads, upload_bytes)

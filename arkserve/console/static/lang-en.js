@@ -189,6 +189,7 @@ export default {
   "error.CanaryActive": "{message}",
   "error.Conflict": "{message}",
   "error.ContentHashMismatch": "{message}",
+  "error.NamespaceNotRemoved": "{message}",
   "error.DiskNotRemoved": "{message}",
   "error.EmptyVersion": "{message}",
   "error.FolderNotEmpty": "{message}",

@@ -189,6 +189,7 @@ export default {
   "error.CanaryActive": "服务[“{name}”]正在进行金丝雀发布：请先全量发布或回滚，再进行此修改。",
   "error.Conflict": "操作与当前状态冲突：{detail}",
   "error.ContentHashMismatch": "请求体与签名中的内容哈希不一致。",
+  "error.NamespaceNotRemoved": "用户[“{name}”]的镜像仓库命名空间未能移走：请管理员按提示手动删除后再创建同名用户。",
   "error.DiskNotRemoved": "用户[“{name}”]已删除，但其网盘未能移走：请管理员手动删除后再创建同名用户。",
   "error.EmptyVersion": "该版本没有任何文件。",
   "error.FolderNotEmpty": "文件夹[“{name}”]不为空（请递归删除）。",
