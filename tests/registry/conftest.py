@@ -27,14 +27,18 @@ from arkserve.api.app import create_app
 from arkserve.auth import keys as key_service
 from arkserve.auth import passwords
 from arkserve.bootstrap import prepare
+from arkserve.reconciler.loop import Reconciler
+from arkserve.registry.pulls import RegistryPulls
+from arkserve.runtimes.docker import DockerRuntime
 from arkserve.sdk.client import Client
 from arkserve.settings import Settings
 from arkserve.store import users as user_store
 from arkserve.store.db import Store
 from arkserve.supervisor import Child, Supervisor, run_file
 from tests.live import free_port, gateway_port_base, serve, server_port
+from tests.reconciler.conftest import FAST
 from tests.required import unavailable
-from tests.runtimes.conftest import TEST_IMAGE, docker_daemon
+from tests.runtimes.conftest import DOCKER_INSTANCE, TEST_IMAGE, docker_daemon
 
 __all__ = ["TEST_IMAGE", "docker_daemon"]
 
@@ -117,6 +121,33 @@ class Stack:
     def blob_bytes(self) -> int:
         root = self.settings.data_dir / "registry" / "docker/registry/v2/blobs"
         return sum(p.stat().st_size for p in root.rglob("data") if p.is_file())
+
+    def registry_client(self, who: str, repo: str) -> httpx.Client:
+        """An HTTP client of the registry itself with a pull,push token for ``repo``, as ``who`` (by password)."""
+        token = httpx.get(f"{self.api_url}/api/v1/registry/token", auth=(who, PASSWORD),
+                          params={"service": "arkserve-registry", "scope": f"repository:{repo}:pull,push"})
+        assert token.status_code == 200, token.text
+        return httpx.Client(base_url=f"http://{self.address}", timeout=60, trust_env=False,
+                            headers={"Authorization": f"Bearer {token.json()['token']}"})
+
+    @contextmanager
+    def reconciler(self) -> Iterator[Reconciler]:
+        """A real reconciler on the Docker runtime, pulling with the platform's tokens, running until the end of
+        the block (its replicas stopped then)."""
+        s = self.settings
+        runtime = DockerRuntime(s.data_dir, instance=DOCKER_INSTANCE)
+        rec = Reconciler(self.store, runtime, s.data_dir, FAST,
+                         registry=RegistryPulls(self.address, s.data_dir, s.registry.token_ttl_s))
+        thread = threading.Thread(target=rec.run, daemon=True)
+        thread.start()
+        try:
+            yield rec
+        finally:
+            rec.stop_event.set()
+            thread.join(30)
+            rec.stop()
+            rec.stop_all_replicas(grace_s=0)
+            runtime.close()
 
 
 def _registry_up(url: str) -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 
@@ -25,13 +24,10 @@ from click.testing import CliRunner
 
 from arkserve.cli.main import cli
 from arkserve.reconciler.loop import Reconciler
-from arkserve.registry.pulls import RegistryPulls
-from arkserve.runtimes.docker import DockerRuntime
 from arkserve.sdk.auth import ArkAuth
 from arkserve.sdk.client import ApiError
-from tests.reconciler.conftest import FAST
 from tests.registry.conftest import Stack, wait_for
-from tests.runtimes.conftest import DOCKER_INSTANCE, TEST_IMAGE
+from tests.runtimes.conftest import TEST_IMAGE
 
 pytestmark = pytest.mark.docker
 BASE = {"port": 8000, "command": "exec httpd -f -p $PORT -h /", "health_path": "/", "startup_timeout_s": 30,
@@ -130,20 +126,8 @@ def test_the_in_use_guard_compares_digests(stack: Stack, relabelled: str) -> Non
 
 @pytest.fixture(scope="module")
 def reconciler(stack: Stack) -> Iterator[Reconciler]:
-    s = stack.settings
-    runtime = DockerRuntime(s.data_dir, instance=DOCKER_INSTANCE)
-    rec = Reconciler(stack.store, runtime, s.data_dir, FAST,
-                     registry=RegistryPulls(stack.address, s.data_dir, s.registry.token_ttl_s))
-    thread = threading.Thread(target=rec.run, daemon=True)
-    thread.start()
-    try:
+    with stack.reconciler() as rec:
         yield rec
-    finally:
-        rec.stop_event.set()
-        thread.join(30)
-        rec.stop()
-        rec.stop_all_replicas(grace_s=0)
-        runtime.close()
 
 
 def _failed(stack: Stack, who: str, name: str) -> dict[str, str]:

@@ -14,7 +14,6 @@ import json
 import os
 import socket
 import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
@@ -35,7 +34,6 @@ from arkserve.runtimes.docker import DockerRuntime
 from arkserve.runtimes.kube_mapping import KubeTarget, pod_manifest, pull_policy, pull_secret
 from arkserve.sdk.client import ApiError
 from arkserve.store.db import open_store
-from tests.reconciler.conftest import FAST
 from tests.registry.conftest import Stack, wait_for
 from tests.runtimes.conftest import DOCKER_INSTANCE
 
@@ -196,20 +194,8 @@ def test_a_pull_without_the_platforms_token_never_uses_the_platform_users_creden
 
 @pytest.fixture
 def reconciler(stack: Stack, operator_login: Path) -> Iterator[Reconciler]:
-    s = stack.settings
-    runtime = DockerRuntime(s.data_dir, instance=DOCKER_INSTANCE)
-    rec = Reconciler(stack.store, runtime, s.data_dir, FAST,
-                     registry=RegistryPulls(stack.address, s.data_dir, s.registry.token_ttl_s))
-    thread = threading.Thread(target=rec.run, daemon=True)
-    thread.start()
-    try:
+    with stack.reconciler() as rec:
         yield rec
-    finally:
-        rec.stop_event.set()
-        thread.join(30)
-        rec.stop()
-        rec.stop_all_replicas(grace_s=0)
-        runtime.close()
 
 
 @pytest.mark.docker

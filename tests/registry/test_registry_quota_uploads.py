@@ -26,18 +26,11 @@ MIB = 1024 * 1024
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
-def _registry(stack: Stack, who: str, repo: str) -> httpx.Client:
-    """An HTTP client of the registry with a pull,push token for ``repo``, as ``who``."""
-    token = httpx.get(f"{stack.api_url}/api/v1/registry/token", auth=(who, PASSWORD),
-                      params={"service": "arkserve-registry", "scope": f"repository:{repo}:pull,push"})
-    assert token.status_code == 200, token.text
-    return httpx.Client(base_url=f"http://{stack.address}", timeout=60, trust_env=False,
-                        headers={"Authorization": f"Bearer {token.json()['token']}"})
 
 
 def _open_upload(stack: Stack, who: str, repo: str, size: int) -> Path:
     """Begin a blob upload, send ``size`` bytes, never finish it; its directory in the registry's storage."""
-    with _registry(stack, who, repo) as reg:
+    with stack.registry_client(who, repo) as reg:
         start = reg.post(f"/v2/{repo}/blobs/uploads/")
         assert start.status_code == 202, start.text
         sent = reg.patch(start.headers["location"], content=os.urandom(size),
@@ -65,7 +58,7 @@ def test_open_uploads_and_manifests_count_toward_the_quota(stack: Stack) -> None
     _open_upload(stack, "quin", "quin/junk", 2 * MIB)
     assert _used(stack, "quin") == base + 2 * MIB
 
-    with _registry(stack, "quin", "quin/app") as reg:
+    with stack.registry_client("quin", "quin/app") as reg:
         manifest = reg.get("/v2/quin/app/manifests/v1", headers={"Accept": MANIFEST}).json()
         padded = json.dumps({**manifest, "padding": "x" * MIB}).encode()
         for tag in ("big", "big2"):  # one manifest blob under two tags: counted once

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 
-import httpx
 import pytest
 
 from arkserve.sdk.client import ApiError
@@ -21,13 +20,6 @@ pytestmark = pytest.mark.docker
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
-def _registry(stack: Stack, who: str, repo: str) -> httpx.Client:
-    """An HTTP client of the registry with a pull,push token for ``repo``, as ``who``."""
-    token = httpx.get(f"{stack.api_url}/api/v1/registry/token", auth=(who, PASSWORD),
-                      params={"service": "arkserve-registry", "scope": f"repository:{repo}:pull,push"})
-    assert token.status_code == 200, token.text
-    return httpx.Client(base_url=f"http://{stack.address}", timeout=60, trust_env=False,
-                        headers={"Authorization": f"Bearer {token.json()['token']}"})
 
 
 def test_a_deleted_users_untagged_manifests_do_not_pass_to_the_next_user_of_the_name(stack: Stack) -> None:
@@ -35,7 +27,7 @@ def test_a_deleted_users_untagged_manifests_do_not_pass_to_the_next_user_of_the_
     assert stack.login("una").returncode == 0
     pushed = stack.push("una", "una/app:v1")
     assert pushed.returncode == 0, pushed.stderr
-    with _registry(stack, "una", "una/app") as reg:
+    with stack.registry_client("una", "una/app") as reg:
         first = reg.get("/v2/una/app/manifests/v1", headers={"Accept": MANIFEST})
         old = first.headers["docker-content-digest"]
         again = json.dumps({**first.json(), "annotations": {"secret": "UNA-PRIVATE"}}).encode()
@@ -53,7 +45,7 @@ def test_a_deleted_users_untagged_manifests_do_not_pass_to_the_next_user_of_the_
         with stack.client("una") as una:
             una.delete("/images/app:v1")
             assert una.get("/images/quota")["used_bytes"] > 0  # the untagged manifest and the upload are left
-        stale = _registry(stack, "una", "una/app")  # a token of hers, valid for registry.token_ttl_s
+        stale = stack.registry_client("una", "una/app")  # a token of hers, valid for registry.token_ttl_s
         admin.delete("/users/una")  # untagged leftovers do not block it
     with stale:  # her token outlives the deletion: an upload recreates the namespace under her name
         late = stale.post("/v2/una/app/blobs/uploads/")
@@ -64,6 +56,6 @@ def test_a_deleted_users_untagged_manifests_do_not_pass_to_the_next_user_of_the_
     stack.add_user("una")  # (their keys)
     with stack.client("una") as una:
         assert una.get("/images/quota")["used_bytes"] == 0
-    with _registry(stack, "una", "una/app") as reg:
+    with stack.registry_client("una", "una/app") as reg:
         gone = reg.get(f"/v2/una/app/manifests/{old}", headers={"Accept": MANIFEST})
         assert gone.status_code == 404 and gone.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN", gone.text
