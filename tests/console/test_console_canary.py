@@ -52,6 +52,9 @@ def test_the_canary_card_splits_rolls_back_and_promotes(console: Console, consol
     pw(card.locator(".canary-side.canary")).to_contain_text("1/1 ready", timeout=60_000)
     pw(page.locator("#instances-table .badge.canary")).to_have_count(1)
     console.shot("service-canary", scroll_to=".canary-card")
+    console.goto("/console/services")  # the list shows the canary's replicas beside the stable ones
+    pw(page.locator("tr[data-service=tui] .canary-count")).to_have_text("+1/1 canary")
+    console.goto("/console/services/tui")
 
     # in Chinese
     page.locator(".user-button").click()

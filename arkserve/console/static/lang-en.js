@@ -400,6 +400,7 @@ export default {
   "create.expiry": "When a prepaid instance expires",
   "create.expiryPayg": "Continue pay-as-you-go",
   "create.expiryStop": "Stop the service (scale to 0)",
+  "services.canaryCount": "+{ready}/{desired} canary",
   "canary.title": "Canary", "canary.stable": "Stable", "canary.canary": "Canary",
   "canary.ready": "{ready}/{desired} ready", "canary.split": "Split: {stable}% stable, {canary}% canary",
   "canary.promote": "Promote", "canary.rollback": "Roll back",

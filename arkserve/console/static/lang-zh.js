@@ -400,6 +400,7 @@ export default {
   "create.expiry": "包年包月实例到期后",
   "create.expiryPayg": "转为按量付费继续运行",
   "create.expiryStop": "停止服务（缩容到 0）",
+  "services.canaryCount": "+{ready}/{desired} 金丝雀",
   "canary.title": "金丝雀发布", "canary.stable": "稳定版本", "canary.canary": "金丝雀",
   "canary.ready": "{ready}/{desired} 就绪", "canary.split": "流量分配：稳定版本 {stable}%，金丝雀 {canary}%",
   "canary.promote": "全量发布", "canary.rollback": "回滚",

@@ -65,6 +65,8 @@ export async function renderServices(main) {
       h("td", statusBadge(s.status, why), s.status !== "ready" && s.reason ? h("div.sub.muted", { title: why }, s.reason) : null),
       h("td", s.spec.instance_type),
       h("td", h("span.count", { dataset: { ready: s.ready, desired: s.replicas } }, `${s.ready}/${s.replicas}`), " ",
+        s.canary ? h("span.canary-count.muted", t("services.canaryCount", { ready: s.canary.ready,
+          desired: s.canary.replicas })) : null, s.canary ? " " : null,
         link(`/console/services/${s.name}/instances`, { class: "small" }, t("services.details"))),
       h("td.endpoint", h("code", s.endpoint), copyButton(() => s.endpoint, t("services.copyEndpoint"))),
       h("td", s.spec.auth ? h("span.badge.on", icon("lock"), t("auth.on")) : h("span.badge.warn", t("auth.off"))),
