@@ -123,6 +123,9 @@ class DockerRuntime:
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
         self._followers: dict[str, _Follower] = {}
+        # containers stop() has taken its follower from: never followed again, even while still listed (a removal
+        # answered 409, in progress): their service may be deleted and its name (and log folder) reused meanwhile
+        self._stopped: set[str] = set()
 
     @property
     def client(self) -> docker.DockerClient:
@@ -174,7 +177,7 @@ class DockerRuntime:
     def _follow(self, c: Container) -> None:
         with self._lock:
             old = self._followers.get(c.id)
-            if old is not None and (old.is_alive() or c.status != "running"):
+            if c.id in self._stopped or (old is not None and (old.is_alive() or c.status != "running")):
                 return
             labels = c.labels
             path = log_path(self.log_dir, labels["ark.service"], labels["ark.replica"])
@@ -350,6 +353,7 @@ class DockerRuntime:
                 c.stop(timeout=max(0, math.ceil(grace_s)))
             with self._lock:
                 follower = self._followers.pop(c.id, None)
+                self._stopped.add(c.id)
             if follower is not None:
                 follower.join(timeout=5.0)  # drain the last lines before the container goes
             try:
@@ -372,6 +376,8 @@ class DockerRuntime:
                 self._follow(c)
                 out.append(self._info(c))
         self._release_orphans({str(c.name) for c in found})
+        with self._lock:
+            self._stopped &= {c.id for c in found}  # the rest are gone
         return out
 
     def inspect(self, service: str, replica: str) -> ReplicaInfo | None:

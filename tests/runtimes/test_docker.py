@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -185,3 +186,31 @@ def test_replicas_of_other_services_cannot_call_each_other(docker_daemon: None, 
             with contextlib.suppress(docker.errors.NotFound):
                 client.networks.get(name).remove()
         client.close()
+
+
+@pytest.mark.docker
+def test_a_container_left_by_a_stop_is_never_followed_into_a_reused_log_folder(
+        rt: DockerRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stop whose removal Docker answered 409 (already in progress) leaves the container listed a while; the
+    service's deletion then removes its log folder and may give its name to a new service. Listing it again
+    must not start a follower that copies its whole output into ``logs/<service>/`` (the new one's)."""
+    from docker.models.containers import Container
+
+    from arkserve.logs import log_dir_for, remove_service_logs
+
+    info = rt.start(spec(command="echo OLD-SECRET; sleep 300"))
+    log_file = log_dir_for(tmp_path) / "dsvc" / "r0000d1.log"
+    wait_until(lambda: log_file.exists() and "OLD-SECRET" in log_file.read_text(), what="the line in the log")
+
+    def busy(self: Container, **kw: object) -> None:  # Docker: "removal of container ... is already in progress"
+        raise docker.errors.APIError("conflict", response=type("R", (), {"status_code": 409})())
+
+    monkeypatch.setattr(Container, "remove", busy)
+    rt.stop("dsvc", "r0000d1", grace_s=0)
+    monkeypatch.undo()
+    remove_service_logs(log_dir_for(tmp_path), "dsvc")  # the deletion, while the container is still there
+    listed = [i for i in rt.list() if i.replica == "r0000d1"]
+    assert listed and listed[0].runtime_id == info.runtime_id  # still listed: the situation under test
+    rt.inspect("dsvc", "r0000d1")
+    time.sleep(0.5)  # an absence: a follower, were one started, would have written the line by now
+    assert not log_file.exists(), log_file.read_text()
