@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, select
 
 from arkserve.domain.canary import canary_replicas
 from arkserve.store.tables import billing_accounts, billing_ledger, instance_types, prepaid_instances, services, users
+from arkserve.store.upsert import upsert
 
 LIMITS = ("max_replicas", "max_gpus", "max_prepaid")
 
@@ -27,12 +28,9 @@ def get(conn: Connection, user_id: int) -> dict[str, Any]:
 
 
 def _upsert(conn: Connection, user_id: int, values: dict[str, Any], now: float) -> None:
-    exists = conn.execute(select(billing_accounts.c.user_id).where(billing_accounts.c.user_id == user_id)).first()
-    if exists:
-        conn.execute(update(billing_accounts).where(billing_accounts.c.user_id == user_id)
-                     .values(updated_at=now, **values))
-    else:
-        conn.execute(insert(billing_accounts).values(user_id=user_id, updated_at=now, **values))
+    """Set ``values`` on the user's row, created if missing (one statement: an admin's quota PUTs racing each other
+    or the meter's ``low_since`` all succeed on PostgreSQL too)."""
+    upsert(conn, billing_accounts, {"user_id": user_id}, {"updated_at": now, **values})
 
 
 def set_limits(conn: Connection, user_id: int, limits: dict[str, int | None], now: float) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from arkserve.domain.routing import EMPTY_SNAPSHOT, RoutingSnapshot
+from arkserve.outage import OutageLog
 
 log = logging.getLogger("arkserve.gateway.snapshot")
 
@@ -74,6 +75,8 @@ class SnapshotHolder:
         self._nudge = asyncio.Event()
         self._unwatch: Callable[[], None] | None = None
         self.errors = 0
+        # a store outage fails every poll of every worker: said once, then once a minute, then "works again"
+        self._away = OutageLog(log, "routing snapshot source failed")
 
     async def refresh(self) -> bool:
         """Check the source once; apply a new snapshot if its version moved. False on error."""
@@ -81,12 +84,14 @@ class SnapshotHolder:
         try:
             version = await loop.run_in_executor(None, self.source.version)
             if version == self.current.version and self.current is not EMPTY_SNAPSHOT:
+                self._away.ok()
                 return True
             snap = await loop.run_in_executor(None, self.source.load)
         except Exception as exc:
             self.errors += 1
-            log.warning("routing snapshot source failed, keeping version %s: %s", self.current.version, exc)
+            self._away.failed(f"keeping version {self.current.version}: {exc}")
             return False
+        self._away.ok()
         if snap is not self.current:
             self.current = snap
             self._on_change(snap)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from arkserve.errors import ArkserveError
 from arkserve.leases.base import Holding, LeaseBackend
+from arkserve.outage import OutageLog
 
 log = logging.getLogger("arkserve.leases")
 
@@ -43,6 +44,8 @@ class Elector:
         self.changed = threading.Event()  # set whenever leadership is won or lost
         self._was = False  # whether we led after the previous step
         self.thread: threading.Thread | None = None
+        # a store outage fails every renewal: said once, then once a minute with a count, then "works again"
+        self._away = OutageLog(log, f"lease {backend.name}", clock=clock)
 
     def is_leader(self) -> bool:
         return self.clock() < self._deadline
@@ -53,11 +56,13 @@ class Elector:
         try:
             got: Holding | None = self.backend.acquire(self.holder, self.duration_s)
         except ArkserveError as exc:
-            log.warning("lease %s: renewal failed: %s", self.backend.name, exc.message)
+            self._away.failed(f"renewal failed: {exc.message}")
             got = None
         except Exception as exc:  # a client's own error types (the store's driver, the Kubernetes client)
-            log.warning("lease %s: renewal failed: %s", self.backend.name, exc.__class__.__name__)
+            self._away.failed(f"renewal failed: {exc.__class__.__name__}")
             got = None
+        else:
+            self._away.ok()
         if got is not None and got.holder == self.holder:
             self._deadline = t0 + self.duration_s - self.renew_every_s
             if self.token != got.token:

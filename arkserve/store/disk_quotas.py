@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, select
 
 from arkserve.store.db import now
 from arkserve.store.tables import disk_quotas
+from arkserve.store.upsert import upsert
 
 
 def get(conn: Connection, user_id: int) -> int | None:
@@ -18,7 +19,4 @@ def set_limit(conn: Connection, user_id: int, limit_bytes: int | None) -> None:
     if limit_bytes is None:
         conn.execute(delete(disk_quotas).where(disk_quotas.c.user_id == user_id))
         return
-    changed = conn.execute(update(disk_quotas).where(disk_quotas.c.user_id == user_id)
-                           .values(limit_bytes=limit_bytes, updated_at=now())).rowcount
-    if not changed:
-        conn.execute(insert(disk_quotas).values(user_id=user_id, limit_bytes=limit_bytes, updated_at=now()))
+    upsert(conn, disk_quotas, {"user_id": user_id}, {"limit_bytes": limit_bytes, "updated_at": now()})

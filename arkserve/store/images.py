@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from arkserve.store.db import now
 from arkserve.store.tables import image_quotas, image_repositories, users
+from arkserve.store.upsert import upsert
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ def quota(conn: Connection, user_id: int) -> int | None:
 
 
 def set_quota(conn: Connection, user_id: int, quota_bytes: int | None) -> None:
-    conn.execute(delete(image_quotas).where(image_quotas.c.user_id == user_id))
-    if quota_bytes is not None:
-        conn.execute(insert(image_quotas).values(user_id=user_id, quota_bytes=quota_bytes))
+    """Set a user's quota; ``None`` removes it (back to the default)."""
+    if quota_bytes is None:
+        conn.execute(delete(image_quotas).where(image_quotas.c.user_id == user_id))
+    else:
+        upsert(conn, image_quotas, {"user_id": user_id}, {"quota_bytes": quota_bytes})
