@@ -6,8 +6,8 @@ Each batch becomes one transaction (``events.log_requests``). The store is the o
 ``ARKSERVE_REQUEST_LOG_DB`` (a database URL; in the environment, not on the command line, where ``ps`` would
 show its password). It stops at the end of its input, after the last batch, and ignores SIGINT and SIGTERM
 (it runs in a session of its own, but a service manager signals every process of its unit): the worker closes
-the pipe when it is done. A batch the store refuses (it is away) is dropped with a warning, as the gateway
-keeps serving either way.
+the pipe when it is done. A batch the store refuses (it is away) is dropped, as the gateway keeps serving either
+way, with a warning: the first at once, then a line a minute while the store stays away (``OutageLog``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import signal
 import sys
 from typing import BinaryIO
 
+from arkserve.outage import OutageLog
 from arkserve.store import events
 from arkserve.store.db import open_store
 
@@ -49,13 +50,16 @@ def main() -> None:
         signal.signal(sig, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = open_store(os.environ[URL_VARIABLE], migrate_schema=False)
+    away = OutageLog(log, "request log")
     try:
         while (rows := read_batch(sys.stdin.buffer)) is not None:
             try:
                 with store.begin() as conn:
                     events.log_requests(conn, rows)
             except Exception as exc:  # the store is away (or refused it): drop, keep going
-                log.warning("request log batch of %d dropped: %s", len(rows), getattr(exc, "message", exc))
+                away.failed(f"batch of {len(rows)} dropped: {getattr(exc, 'message', exc)}")
+            else:
+                away.ok()
     finally:
         store.dispose()
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -154,3 +156,30 @@ def test_a_piped_sink_starts_another_writer_when_its_writer_died(store: Store, d
         sink.submit(r)  # type: ignore[arg-type]
     sink.close()
     assert _stored(store, "again") == 200 and sink.started == 2
+
+
+
+def test_a_writer_whose_store_refuses_batches_says_so_once_and_when_it_works_again(store: Store,
+                                                                                   database_url: str) -> None:
+    """Batches the store refuses (away, or here: rows it will not take) are dropped with one warning, not one per
+    batch (a gateway worker hands its writer a batch every few milliseconds under load), and one line when they
+    land again."""
+    argv, env = request_writer.launch(database_url)
+    writer = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert writer.stdin is not None
+
+    def batch(rows: list[tuple[object, ...]]) -> None:
+        payload = marshal.dumps(rows)
+        writer.stdin.write(len(payload).to_bytes(8, "little") + payload)  # type: ignore[union-attr]
+
+    for i in range(30):
+        batch([(None, *row[1:]) for row in _rows("late", 2, start=2 * i)])  # no time: NOT NULL refuses them
+    batch(_rows("late", 5, start=100))
+    writer.stdin.close()
+    assert writer.stderr is not None
+    said = writer.stderr.read().decode()  # until the writer, done with its input, exits
+    assert writer.wait(60) == 0
+    writer.stderr.close()
+    assert said.count("dropped") == 1, said
+    assert "request log: works again after" in said and "(30 failures)" in said, said
+    assert _stored(store, "late") == 5
