@@ -57,7 +57,8 @@ def main() -> None:
                 with store.begin() as conn:
                     events.log_requests(conn, rows)
             except Exception as exc:  # the store is away (or refused it): drop, keep going
-                away.failed(f"batch of {len(rows)} dropped: {getattr(exc, 'message', exc)}")
+                why = str(getattr(exc, "message", exc)).splitlines()[0]  # not SQLAlchemy's [parameters: ...]: the rows
+                away.failed(f"batch of {len(rows)} dropped: {why}")
             else:
                 away.ok()
     finally:
