@@ -49,6 +49,17 @@ def _alive_up(pid: int) -> bool:
     return state not in ("Z", "X") and b"up" in cmdline and any(b"arkserve" in part for part in cmdline)
 
 
+def recorded_store(data_dir: Path) -> str | None:
+    """``sqlite`` or ``postgresql``: the store the last ``up`` of this data dir recorded in its run file (also one
+    left by an ``up`` that was killed); None when there is no run file or it does not say."""
+    try:
+        run = json.loads(run_file(data_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    kind = run.get("store") if isinstance(run, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def read_run(data_dir: Path) -> dict[str, Any] | None:
     """The run file of a live ``up``; None when none runs (a stale file, after a SIGKILL, counts as none)."""
     try:
@@ -72,7 +83,10 @@ def open_up_log(data_dir: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Path:
 
 
 def detach(s: Settings, argv: list[str], timeout_s: float = 120.0) -> None:
-    """Start ``arkserve up ARGV`` (without --detach) in the background and return once it is up."""
+    """Start ``arkserve up ARGV`` (without --detach) in the background and return once it is up.
+
+    The store's URL goes to it as ``ARKSERVE_DATABASE_URL`` (ARGV holds no ``--database-url``): its password would
+    otherwise stay in ``/proc/PID/cmdline``, which every local user can read, for the life of the service."""
     if read_run(s.data_dir) is not None:
         fail(f"arkserve is already running for {s.data_dir}; see `arkserve status`")
     log = open_up_log(s.data_dir)
@@ -80,7 +94,9 @@ def detach(s: Settings, argv: list[str], timeout_s: float = 120.0) -> None:
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "arkserve", "up", *argv], stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                     **({"ARKSERVE_DATABASE_URL": s.store.database_url}
+                                        if s.store.database_url else {})})
     deadline = time.monotonic() + timeout_s
     while True:
         with open(log, "rb") as fh:
@@ -191,13 +207,27 @@ def backup(data_dir: str | None, database_url: str | None, dest: Path) -> None:
     s = _settings(data_dir=data_dir, **{"store.database_url": database_url})
     if dest.exists() and any(dest.iterdir()):
         fail(f"{dest} is not empty; back up into a new directory")
+    url = s.database_url
+    if not s.store.database_url and recorded_store(s.data_dir) == "postgresql":  # not a stale arkserve.db
+        fail(f"this data dir's arkserve up uses PostgreSQL: pass --database-url or ARKSERVE_DATABASE_URL (and "
+             f"back the database up with pg_dump, docs/operations.md); {s.data_dir} was not backed up")
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        fail(f"no store at {url.removeprefix('sqlite:///')}")
+    created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     os.chmod(dest, 0o700)  # it holds the master key
+    try:
+        _backup(s, dest)
+    except BaseException:
+        if created:  # no half backup left to be mistaken for one
+            shutil.rmtree(dest, ignore_errors=True)
+        raise
+
+
+def _backup(s: Settings, dest: Path) -> None:
     url = s.database_url
     if url.startswith("sqlite:///"):
         source = Path(url.removeprefix("sqlite:///"))
-        if not source.exists():
-            fail(f"no store at {source}")
         src = sqlite3.connect(source, timeout=30)
         dst = sqlite3.connect(dest / source.name)
         try:

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image": ("images", "image"), "invoke": ("invoke", "invoke"), "sign": ("invoke", "sign"),
     "master-key": ("admin", "master_key"), "billing": ("billing", "billing"), "quota": ("billing", "quota"),
     "host": ("hosts", "host"), "async": ("async_cmd", "async_group"),
+    "restore": ("restore", "restore"),
 }
 
 ALIASES = {"users": "user", "keys": "key", "services": "service", "images": "image", "models": "model",

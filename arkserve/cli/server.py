@@ -29,6 +29,33 @@ def store_options(fn: F) -> F:
     return fn
 
 
+def store_label(url: str) -> str:
+    """Where the store is, for messages: the SQLite file, or PostgreSQL's ``host:port/database``; never the user,
+    the password or the query (libpq's ``?password=`` included: hostile review rev4-pg, finding 4)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+    except (ArgumentError, ValueError):
+        return "an unreadable store URL"
+    if u.get_backend_name() == "sqlite":
+        return u.database or ":memory:"
+
+    def query(name: str) -> str:
+        value = u.query.get(name) or ""
+        return str(value[-1] if isinstance(value, tuple) else value)
+
+    host, port = u.host or query("host") or "localhost", u.port or query("port")
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}{f':{port}' if port else ''}/{u.database or ''}"
+
+
+def store_kind(url: str) -> str:
+    """``sqlite`` or ``postgresql``, as ``up`` records it in its run file (never the URL)."""
+    return "sqlite" if url.startswith("sqlite") else "postgresql"
+
+
 def _settings(**flags: Any) -> Settings:
     try:
         return settings_mod.load(flags)
@@ -101,7 +128,7 @@ def _banner(s: Settings, boot: Any) -> str:
              f"  Console      {s.api_url}/   (log in as admin)",
              f"  REST API     {s.api_url}/api/v1   (OpenAPI: {s.api_url}/api/v1/openapi.json, "
              f"docs: {s.api_url}/api/v1/docs)",
-             f"  Data dir     {s.data_dir}   (store: {s.database_url.split('@')[-1]})", "",
+             f"  Data dir     {s.data_dir}   (store: {store_label(s.database_url)})", "",
              f"  Admin        user 'admin', password in {s.data_dir / 'admin-password'}"]
     if boot.admin_password:
         lines.append(f"               password: {boot.admin_password}")
@@ -146,7 +173,7 @@ def init(data_dir: str | None, database_url: str | None) -> None:
         fail(exc.message)
         raise
     boot.store.dispose()
-    click.echo(f"store ready: {s.database_url.split('@')[-1]}")
+    click.echo(f"store ready: {store_label(s.database_url)}")
     if boot.admin_password:
         click.echo(f"admin password: {boot.admin_password}   (also in {s.data_dir / 'admin-password'})")
         click.echo(f"access key: {boot.access_key}   secret key: {boot.secret_key}")
@@ -210,6 +237,41 @@ def _registry_part(s: Settings) -> list[Any]:
     return [Child("registry", ["registry"])]
 
 
+def _without_database_url(args: list[str]) -> list[str]:
+    """``up``'s arguments less ``--database-url VALUE`` / ``--database-url=VALUE``: the detached ``up`` lives on,
+    and its argv (with any password in the URL) is readable by every local user in ``ps``."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--database-url":
+            skip = True
+        elif not arg.startswith("--database-url="):
+            kept.append(arg)
+    return kept
+
+
+def _checkpoint(s: Settings) -> None:
+    """After every part has stopped: fold SQLite's write-ahead log into the store, so that a clean stop leaves no
+    ``arkserve.db-wal`` (a restore copied in by hand would otherwise get the old log replayed onto it)."""
+    import sqlite3
+
+    if not s.database_url.startswith("sqlite:///"):
+        return
+    path = s.database_url.removeprefix("sqlite:///")
+    if not os.path.exists(path):
+        return
+    try:
+        db = sqlite3.connect(path, timeout=5)
+        try:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            db.close()  # the last connection: SQLite removes -wal and -shm
+    except sqlite3.Error as exc:
+        click.echo(f"arkserve: could not checkpoint the store {path}: {exc}", err=True)
+
+
 def _sandbox_warning(s: Settings) -> None:
     """Once at start: where the local runtime cannot sandbox, only admins' services run (unconfined)."""
     from arkserve.runtimes.sandbox import unavailable
@@ -252,7 +314,7 @@ def up(data_dir: str | None, database_url: str | None, api_port: int | None, run
         from arkserve.cli.daemon import detach as run_detached
 
         args = sys.argv[sys.argv.index("up") + 1:] if "up" in sys.argv else []
-        run_detached(s, [a for a in args if a != "--detach"])
+        run_detached(s, _without_database_url([a for a in args if a != "--detach"]))  # the URL goes by env
         return
     _ports_free(s)  # first: it leaves nothing behind (a data dir's lock would make the folder)
     _hold_data_dir(s)
@@ -264,7 +326,7 @@ def up(data_dir: str | None, database_url: str | None, api_port: int | None, run
         fail(exc.message)
         raise
     except SQLAlchemyError as exc:  # the store is away at start: what every part says of it, not a traceback
-        fail(f"the store is unavailable ({s.database_url.split('@')[-1]}): "
+        fail(f"the store is unavailable ({store_label(s.database_url)}): "
              f"{str(getattr(exc, 'orig', None) or exc).strip()}")
         raise
     except OSError as exc:
@@ -278,7 +340,8 @@ def up(data_dir: str | None, database_url: str | None, api_port: int | None, run
                       Child("reconciler", ["reconciler"], stop_timeout_s=60, forceable=False),
                       Child("dispatcher", ["dispatcher"], stop_timeout_s=20), *_registry_part(s)],
                      env, state_file=run_file(s.data_dir),
-                     state_extra={"api_url": s.api_url, "gateway_admin_port": s.gateway.admin_port})
+                     state_extra={"api_url": s.api_url, "gateway_admin_port": s.gateway.admin_port,
+                                  "store": store_kind(s.database_url)})
     sup.install_signals()
     sup.start()
     try:
@@ -291,4 +354,5 @@ def up(data_dir: str | None, database_url: str | None, api_port: int | None, run
         click.echo(f"arkserve: stopping: the gateway drains in-flight requests (up to {grace:g} s; Ctrl-C again "
                    "to cut it short), then the reconciler, then the API…")
         sup.stop()
+        _checkpoint(s)
         click.echo("arkserve: stopped.")
