@@ -94,6 +94,14 @@ class StoreUnavailable(TemporaryError):
     code = "StoreUnavailable"
 
 
+class StoreSchemaNewer(PermanentError):
+    """The store's schema is at a migration this arkserve does not know (a newer arkserve migrated it: a rollback
+    after an upgrade): this build cannot use it. Refused at start, before anything reads or writes."""
+
+    status = 500
+    code = "StoreSchemaNewer"
+
+
 class RuntimeUnavailable(TemporaryError):
     code = "RuntimeUnavailable"
 

@@ -11,6 +11,7 @@ import pydantic
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -91,6 +92,14 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             message = f"method {request.method} not allowed on {request.url.path}"
         return error_response(request, exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # A value the store refuses (PostgreSQL: a NUL in text, a path or query parameter) that no schema caught:
+        # the request's fault, so a 422 rather than a 500 and a traceback. The bodies' own checks name the field.
+        why = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        log.warning("request %s: the store refused a value: %s", request_id(request), why)
+        return error_response(request, 422, "ValidationFailed", f"a value cannot be stored: {why}")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

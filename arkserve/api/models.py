@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from arkserve.api import cursors
+from arkserve.api.errors import validated
 from arkserve.api.mounts import services_mounting
 from arkserve.api.security import Caller, Context, Principal
 from arkserve.api.streamed import BodyHash, StreamingCaller
@@ -204,7 +205,8 @@ async def publish_archive(name: str, version: str, request: Request, streamed: S
                           license: str | None = Query(None, max_length=64),
                           public: bool | None = None) -> ModelOut:
     caller = streamed.principal  # the signature's headers checked; the body's hash is checked as it streams
-    body = ModelCard(description=description, task=task, framework=framework, license=license, public=public)
+    body = validated(ModelCard, {"description": description, "task": task, "framework": framework,
+                                "license": license, "public": public})  # a 422 naming the field, as a body's
     card = _card(body, caller)
     await run_in_threadpool(_prepare, ctx, caller, name, version)
     room = await run_in_threadpool(_room, ctx, caller)

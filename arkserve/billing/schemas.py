@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from arkserve.schemas.common import _In  # unknown fields and NUL characters are a 422, as in every body
 
 
 class BalanceOut(BaseModel):

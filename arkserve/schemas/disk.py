@@ -35,16 +35,19 @@ class DiskQuotaIn(_In):
 
 class DiskPathIn(_In):
     path: str = Field(description="relative to the root of your disk, e.g. datasets/flowers")
+    nul_checked_elsewhere = frozenset({"path"})  # a disk path's NUL: 400 BadPath, as every bad path
 
 
 class DiskMoveIn(_In):
     src: str
     dst: str
     overwrite: bool = False
+    nul_checked_elsewhere = frozenset({"src", "dst"})  # a disk path's NUL: 400 BadPath, as every bad path
 
 
 class DiskUploadIn(_In):
     path: str
+    nul_checked_elsewhere = frozenset({"path"})  # a disk path's NUL: 400 BadPath, as every bad path
     size: int = Field(ge=0, le=MAX_INT64,
                       description="bytes the finished file will have (checked against the quota now)")
     overwrite: bool = False

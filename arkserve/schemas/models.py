@@ -47,3 +47,4 @@ class ModelCard(_In):
 
 class ModelPublishDisk(ModelCard):
     disk_path: str = Field(min_length=1, max_length=4096, description="a folder of your network disk")
+    nul_checked_elsewhere = frozenset({"disk_path"})  # a disk path's NUL: 400 BadPath, as every bad path

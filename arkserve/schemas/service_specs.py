@@ -25,6 +25,7 @@ class ModelMount(_In):
                                      "disk: a path on the owner's network disk")
     ref: str = Field(default="", max_length=512, description="market: 'name:version'; disk: path in your disk")
     mount_path: str = Field(default="", max_length=256, description="absolute path inside the replica")
+    nul_checked_elsewhere = frozenset({"mount_path"})  # 400 InvalidMount, as every bad mount path
 
     @field_validator("source")
     @classmethod
@@ -49,6 +50,7 @@ class ServiceMount(_In):
     ref: str = Field(min_length=1, max_length=512,
                      description="model: NAME@VERSION (e.g. flowers-resnet34@1); disk: a path in your disk")
     mount_path: str = Field(min_length=1, max_length=256, description="absolute path inside the replica")
+    nul_checked_elsewhere = frozenset({"mount_path"})  # 400 InvalidMount, as every bad mount path
     read_only: bool = Field(default=True, description="models always mount read-only; disk folders unless false")
     digest: str = Field(default="", max_length=80,
                         description="set by the platform: the digest of the model version (empty for disk)")

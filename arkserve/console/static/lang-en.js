@@ -269,6 +269,7 @@ export default {
   "error.SignatureMismatch": "{message}",
   "error.SizeMismatch": "{message}",
   "error.StartTimeout": "{message}",
+  "error.StoreSchemaNewer": "{message}",
   "error.StoreUnavailable": "{message}",
   "error.SymlinkRefused": "{message}",
   "error.TooManyRequests": "{message}",

@@ -269,6 +269,7 @@ export default {
   "error.SignatureMismatch": "请求签名不匹配。",
   "error.SizeMismatch": "上传的大小与声明的大小不符。",
   "error.StartTimeout": "副本未能在规定时间内启动。",
+  "error.StoreSchemaNewer": "数据库的结构版本比此 arkserve 新：请升级 arkserve，或恢复升级前的备份。",
   "error.StoreUnavailable": "数据库暂时不可用，请稍后重试。",
   "error.SymlinkRefused": "不能发布符号链接。",
   "error.TooManyRequests": "请求过于频繁，请稍后[（{retry_after_s} 秒后）]重试。",
