@@ -196,7 +196,8 @@ def users_of(ctx: Context, caller: Principal, name: str, tags: set[str] | None, 
         ref = in_registry(str(svc.spec.get("image", "")), address, ctx.settings.registry_listen)
         if ref is None or ref.repository != name:
             continue
-        if tags is None or (ref.digest == digest if ref.digest else (ref.tag or "latest") in tags):
+        pinned = ref.digest == digest  # public content address
+        if tags is None or (pinned if ref.digest else (ref.tag or "latest") in tags):
             out.append(svc.name)
     return out
 
@@ -224,7 +225,7 @@ def delete_image(ref: str, caller: Caller, ctx: Context) -> Response:
         tags = cat.tags(full)
         if parsed.digest:
             digest = parsed.digest
-            gone = [t.name for t in tags if t.digest == digest]
+            gone = [t.name for t in tags if t.digest == digest]  # public content address
             try:
                 cat.manifest(full, digest)
             except NotFound:
@@ -233,10 +234,11 @@ def delete_image(ref: str, caller: Caller, ctx: Context) -> Response:
             cat.delete_manifest(full, digest)
         elif parsed.tag:
             tag = parsed.tag
-            digest = next((t.digest for t in tags if t.name == tag), "")
+            digest = next((t.digest for t in tags if t.name == tag), "")  # public content address
             if not digest:
                 raise NotFound(f'image "{full}:{tag}" not found', code="ImageNotFound")
-            shared = any(t.digest == digest and t.name != tag for t in tags)  # then the manifest stays
+            # another tag names the manifest too: then it stays
+            shared = any(t.digest == digest and t.name != tag for t in tags)  # public content address
             _refuse_if_used(ctx, caller, f"{full}:{tag}", full, {tag}, "" if shared else digest)
             cat.delete_tag(full, tag)
             gone = [tag]

@@ -78,7 +78,7 @@ def _tags_of(c: Client, name: str, digest: str) -> list[str]:
         if exc.status == 404:
             return []
         raise
-    return [t["tag"] for t in repo["tags"] if t["digest"] == digest]
+    return [t["tag"] for t in repo["tags"] if t["digest"] == digest]  # public content address
 
 
 @image.command("delete", help="Delete a tag (NAME:TAG), one manifest and every tag naming it (NAME@DIGEST), or a "
