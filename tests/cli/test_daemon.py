@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from arkserve.auth import keys as key_service
 from arkserve.auth.vault import load_master_key
@@ -43,14 +38,6 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
 
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    e = _env(tmp_path)
-    yield e
-    with contextlib.suppress(OSError, ValueError, KeyError):  # a failed test must not leave `up` running
-        pid = json.loads((tmp_path / "data" / "run" / "up.json").read_text())["pid"]
-        os.kill(pid, signal.SIGKILL)
 
 
 def test_up_detach_status_and_down(env: dict[str, str], tmp_path: Path) -> None:

@@ -4,19 +4,15 @@ rev4-pg, findings 4 and 7a): the redaction kept libpq's `?password=`, `up --deta
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from arkserve.cli.server import _without_database_url, store_label
 from tests import pg
-from tests.cli.test_daemon import _alive, _env, _run
+from tests.cli.test_daemon import _alive, _run
 
 SECRET = "S3cretPGpw"
 
@@ -39,13 +35,6 @@ def test_the_detached_ups_arguments_lose_the_database_url() -> None:
             f"--database-url=postgresql://u:{SECRET}@h/d", "--api-port", "1"]
     assert _without_database_url(args) == ["--data-dir", "/d", "--plain-http", "--api-port", "1"]
 
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    e = _env(tmp_path)
-    yield e
-    with contextlib.suppress(OSError, ValueError, KeyError):  # a failed test must not leave `up` running
-        os.kill(json.loads((tmp_path / "data" / "run" / "up.json").read_text())["pid"], signal.SIGKILL)
 
 
 def test_a_detached_up_on_postgresql_keeps_the_password_out_of_ps_and_backup_names_the_store(

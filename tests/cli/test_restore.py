@@ -10,20 +10,9 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.cli.test_daemon import _alive, _env, _run
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    e = _env(tmp_path)
-    yield e
-    with contextlib.suppress(OSError, ValueError, KeyError):  # a failed test must not leave `up` running
-        os.kill(json.loads((tmp_path / "data" / "run" / "up.json").read_text())["pid"], signal.SIGKILL)
+from tests.cli.test_daemon import _alive, _run
 
 
 def _ok(env: dict[str, str], *args: str) -> str:

@@ -3,25 +3,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.cli.test_daemon import _alive, _env, _run
+from tests.cli.test_daemon import _alive, _run
 from tests.live import free_port, gateway_port_base
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    e = _env(tmp_path)
-    yield e
-    with contextlib.suppress(OSError, ValueError, KeyError):  # a failed test must not leave `up` running
-        os.kill(json.loads((tmp_path / "data" / "run" / "up.json").read_text())["pid"], signal.SIGKILL)
 
 
 def test_a_second_up_on_the_same_data_dir_is_refused_whatever_its_ports(env: dict[str, str], tmp_path: Path) -> None:
