@@ -42,6 +42,7 @@ class GatewayConfig:
     tick_s: float = 0.25  # timeout sweep granularity
     snapshot_poll_s: float = 0.1  # a version read; a load only when it moved (a watching source: 1 s, snapshot.py)
     skew_s: int = 900
+    metrics_grace_s: float = 300.0  # /metrics keeps a gone replica's (or deleted service's) series this long
     verified_cache: int = 256  # recently verified signatures per worker (0 = off); see request.py
     shutdown_grace_s: float = 30.0  # draining at shutdown: in-flight exchanges get this long
     drain_idle_s: float = 1.0  # draining: an idle keep-alive connection may still send one request this long

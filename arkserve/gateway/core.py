@@ -59,6 +59,7 @@ class Core:
         self.clock = self.loop.time()
         self.wall = time.time()  # refreshed every tick; good enough for the ±15 min signature window
         self._task: asyncio.Task[None] | None = None
+        self._prune_at = self.clock + config.metrics_grace_s / 4
 
     # ------------------------------------------------------------------------------ snapshot
     def apply(self, snap: RoutingSnapshot) -> bool:
@@ -199,12 +200,19 @@ class Core:
         if self.sink is not None:  # a BatchingSink counts what it lost; other sinks lose nothing they know of
             lost = {"backlog": getattr(self.sink, "dropped", 0), "delivery": getattr(self.sink, "failed_rows", 0)}
             self.metrics.request_log_lost = {k: v for k, v in lost.items() if v}
+        if now >= self._prune_at:
+            self._prune_at = now + self.config.metrics_grace_s / 4
+            self.metrics.prune(self._live_replicas, now, self.config.metrics_grace_s)
         if self.load is not None and now >= self._report_at:
             self._report_at = now + self.config.load_report_s
             loads = service_loads(self.balancer.pools, self.queues)
             if loads or self._reported:
                 self.load.report(changes(self._reported, loads))
             self._reported = loads
+
+    def _live_replicas(self, service: str) -> frozenset[str] | None:
+        route = self.services.get(service)
+        return None if route is None else frozenset(u.replica for u in route.upstreams)
 
     async def _run(self) -> None:
         while True:

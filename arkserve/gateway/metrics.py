@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from bisect import bisect_left
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ class Metrics:
         self.auth_failures: dict[str, int] = {}
         self.queue_depth: dict[str, int] = {}
         self.request_log_lost: dict[str, int] = {}  # reason -> rows (Core.tick copies the sink's counters)
+        self._gone: dict[tuple[str, str], float] = {}  # (service, replica or "" for the service) -> gone since
 
     def observe(self, service: str, replica: str, status: int, latency_s: float) -> None:
         k = (service, replica, _STATUS_CLASS[status // 100] if status < 600 else "5xx")
@@ -49,6 +51,41 @@ class Metrics:
 
     def auth_failure(self, code: str) -> None:
         self.auth_failures[code] = self.auth_failures.get(code, 0) + 1
+
+    def prune(self, live: Callable[[str], Collection[str] | None], now: float, grace_s: float) -> None:
+        """Forget the series of replicas and services gone for ``grace_s`` or longer (every rolling update
+        makes new replicas: kept forever, their series would grow a long-lived gateway's memory and every
+        scrape without end). ``live(service)`` is the service's replicas now, None once it is deleted. The
+        grace lets scrapers read a gone series' last value; Prometheus handles a counter that disappears."""
+        replicas: dict[str, Collection[str] | None] = {}
+        gone: set[tuple[str, str]] = set()
+        for s, r, _ in self.requests:
+            if not s:  # requests that named no service (404 NoSuchService): never gone
+                continue
+            if s not in replicas:
+                replicas[s] = live(s)
+            reps = replicas[s]
+            if reps is None:
+                gone.add((s, ""))
+            elif r and r not in reps:
+                gone.add((s, r))
+        for s in [*self.hist, *(s for s, _ in self.upstream_errors)]:
+            if s and s not in replicas:
+                replicas[s] = live(s)
+            if s and replicas[s] is None:
+                gone.add((s, ""))
+        self._gone = {k: self._gone.get(k, now) for k in gone}  # what came back is no longer gone
+        drop = {k for k, since in self._gone.items() if now - since >= grace_s}
+        if not drop:
+            return
+        services = {s for s, r in drop if not r}
+        self.requests = {k: v for k, v in self.requests.items()
+                         if k[0] not in services and (k[0], k[1]) not in drop}
+        self.upstream_errors = {k: v for k, v in self.upstream_errors.items() if k[0] not in services}
+        for s in services:
+            self.hist.pop(s, None)
+        for k in drop:
+            del self._gone[k]
 
     # ----------------------------------------------------------------- multi-worker aggregation
     def state(self) -> dict[str, Any]:
