@@ -8,7 +8,8 @@ pass) and calls :meth:`Autoscaler.step` on every pass; a step reads the load (on
 for what the feed could not say, e.g. a removal) and prunes old load rows. A service's load is what the gateways
 report in flight and queued, plus its asynchronous requests still waiting in the store's queue (those being sent
 are in flight at a gateway already). Growth goes through ``admit`` (quotas and
-balances, injected by ``arkserve reconciler``); a refusal is an event, once per refused count, and the count stays.
+balances, injected by ``arkserve reconciler``); a refusal is an event, once per refused count, and the count grows
+as far as admission allows (it stays when that is not at all).
 """
 
 from __future__ import annotations
@@ -107,18 +108,44 @@ class Autoscaler:
             if fresh.replicas != svc.replicas:  # changed meanwhile: decide again on the next step
                 self.services[svc.id] = fresh
                 return False
+            refusal = None
             if d.replicas > fresh.replicas and self.admit is not None:
-                try:
-                    self.admit(conn, fresh, d.replicas)
-                except ArkserveError as exc:
+                n, refusal = self._admitted(conn, fresh, d.replicas)
+                if refusal is not None:
                     if self.refused.get(svc.id) != d.replicas:
                         self.refused[svc.id] = d.replicas
+                        grown = f"; scaling to {n}, as far as admission allows" if n > fresh.replicas else ""
                         event_store.record(conn, fresh.name, "autoscale-refused",
-                                           f"cannot scale {fresh.replicas}→{d.replicas}: {exc.message}")
-                    return False
-            self.refused.pop(svc.id, None)
+                                           f"cannot scale {fresh.replicas}→{d.replicas}: {refusal.message}{grown}")
+                    if n == fresh.replicas:
+                        return False
+                    d = Decision(n, f"scaled {fresh.replicas}→{n} of the {d.replicas} asked "
+                                    f"({d.reason.partition(': ')[2]}): admission allows no more")
+            if refusal is None:
+                self.refused.pop(svc.id, None)
             service_store.update_desired(conn, fresh, replica_count=d.replicas)
             event_store.record(conn, fresh.name, "autoscaled", d.reason)
         self.services[svc.id] = replace(fresh, replicas=d.replicas)
         log.info("%s: %s", svc.name, d.reason)
         return True
+
+    def _admitted(self, conn: Connection, svc: ServiceRow, want: int) -> tuple[int, ArkserveError | None]:
+        """The largest count up to ``want`` that admission allows, and why ``want`` itself was refused (None: it was
+        not). A quota or balance refused for ``want`` replicas may still allow some: a service at 0 with requests
+        waiting must not stay at 0 because it asked for 3 where 1 was allowed. Admission only grows stricter with
+        the count, so a binary search between the current count and ``want`` finds it in a few checks."""
+        assert self.admit is not None
+        try:
+            self.admit(conn, svc, want)
+            return want, None
+        except ArkserveError as exc:
+            refusal = exc
+        lo, hi = svc.replicas, want - 1  # lo: allowed (the service has it now)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            try:
+                self.admit(conn, svc, mid)
+                lo = mid
+            except ArkserveError:
+                hi = mid - 1
+        return lo, refusal

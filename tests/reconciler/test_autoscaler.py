@@ -1,5 +1,6 @@
 """The autoscaler's shell over a real store: gateway load rows in, replica count and event out; a wake; stale rows
-count as zero; admission refusals are events and leave the count; a manual service is left alone."""
+count as zero; admission refusals are events, and the count grows only as far as admission allows; a manual service
+is left alone."""
 
 from __future__ import annotations
 
@@ -83,6 +84,28 @@ def test_a_refused_growth_is_one_event_and_the_count_stays(store: Store) -> None
     assert a.step() == set()
     a.step()
     assert _state(store, "poor") == (1, ["cannot scale 1→3: quota exceeded: replicas 1 in use + 3 asked > limit 1"])
+
+
+def test_a_refused_growth_grows_as_far_as_admission_allows(store: Store) -> None:
+    _service(store, "cold", 0, AUTO)  # at 0, requests waiting: it must not stay at 0 because 3 were too many
+    asked: list[int] = []
+
+    def admit(conn: Connection, svc: ServiceRow, n: int) -> None:
+        asked.append(n)
+        if n > 1:
+            raise Forbidden(f"quota exceeded: replicas 1 in use + {n} asked > limit 2")
+
+    a = _scaler(store, admit=admit)
+    with store.begin() as conn:
+        assert load_store.wake(conn, "gw:1", "cold", 12)
+    assert len(a.step()) == 1
+    assert _state(store, "cold") == (1, [
+        "cannot scale 0→4: quota exceeded: replicas 1 in use + 4 asked > limit 2; scaling to 1, as far as "
+        "admission allows",
+        "scaled 0→1 of the 4 asked (12 request(s) waiting at 0 replicas): admission allows no more"])
+    assert asked[0] == 4 and len(asked) <= 3  # a binary search, not one check per count
+    a.step()  # still refused at 4 and at 2: no new event, no change
+    assert _state(store, "cold")[0] == 1 and len(_state(store, "cold")[1]) == 2
 
 
 def test_turning_it_off_or_deleting_the_service_stops_it(store: Store) -> None:
