@@ -33,6 +33,11 @@ _MAX_EARLY = 64 * 1024  # bytes a client may send behind an Upgrade handshake be
 _SPLIT: Final = 16 * 1024
 
 
+class _Closing(Exception):
+    """Stops the parser: what a client sends behind a request after which the connection closes (a refusal, a
+    malformed request, ``Connection: close``) is not read as requests (RFC 9112 9.6): it never reaches a replica."""
+
+
 def client_protocol(core: Core, port: int, tls: bool) -> Callable[[], asyncio.Protocol]:
     """The factory a listener takes (asyncio types it as returning a Protocol subclass)."""
     return cast("Callable[[], asyncio.Protocol]", lambda: ClientConnection(core, port, tls))
@@ -112,6 +117,11 @@ class ClientConnection:
             return
         except httptools.HttpParserError as exc:
             cause = exc.__context__
+            if isinstance(cause, _Closing):
+                self.state, self.deadline, self.left = CLOSING, INF, 0
+                if self.transport is not None:
+                    self.transport.pause_reading()
+                return
             if isinstance(cause, HttpError):
                 self.fatal_error(cause)
             elif isinstance(exc, httptools.HttpParserCallbackError):
@@ -194,6 +204,9 @@ class ClientConnection:
 
     # ------------------------------------------------------------------------------ httptools
     def on_message_begin(self) -> None:
+        pl = self.pipeline
+        if self.closed or (pl and not pl[-1].keep_alive):  # the connection ends after the request before this one
+            raise _Closing
         self.state = HEADERS
         self.deadline = self.core.clock + self.core.config.header_timeout_s
         self.url = b""
