@@ -7,7 +7,9 @@ the real name, whose folder is then fsync'ed: a crash never leaves a half file u
 A **claim** file per target name (``claims/<sha256 of the path>``) makes writers of one name exclusive:
 whoever holds its ``flock`` writes; a second writer gets 409 ``UploadInProgress`` at once. A claim also
 records the bytes it reserves, so the quota check (under a per-user lock) counts the files on the disk
-plus every upload in flight: two uploads cannot together pass a quota each fits alone. A body of unknown
+plus every upload in flight: two uploads cannot together pass a quota each fits alone. An upload onto an
+existing file needs room only for the difference; the claim records that credit, and the install checks the
+quota again if the old file shrank or went (moved away, deleted) meanwhile. A body of unknown
 size (no ``Content-Length``) reserves as it streams: a step ahead of the bytes stored (:data:`GROW_STEP`, or a
 quarter of the room left), checked again under the lock each time the body reaches it. A one-shot upload's
 claim lives while its lock is held; a resumable session's while the session has not expired.
@@ -71,8 +73,11 @@ class Uploads:
             (staging / sub).mkdir(parents=True, exist_ok=True)
 
     # -- claims and the quota ------------------------------------------------------------------------------
+    def _claim_path(self, parts: Parts) -> Path:
+        return self.staging / "claims" / hashlib.sha256(paths.join(parts).encode()).hexdigest()
+
     def _claim(self, parts: Parts) -> Claim:
-        path = self.staging / "claims" / hashlib.sha256(paths.join(parts).encode()).hexdigest()
+        path = self._claim_path(parts)
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
@@ -134,7 +139,9 @@ class Uploads:
         """Check the quota for ``size`` bytes and record them as the claim's reservation; returns the bytes
         reserved. ``ahead`` (a body of unknown size, ``size`` its bytes so far): a step more while there is
         room (:data:`GROW_STEP`, at most a quarter of what is left), so the body comes back once per step.
-        The bytes added to what the claim ``held`` must also leave the free-space floor (507 otherwise)."""
+        The bytes added to what the claim ``held`` must also leave the free-space floor (507 otherwise).
+        The file the upload replaces is credited (its bytes go when it is installed); the claim records that
+        ``credit`` for :meth:`install` to hold it to."""
         with self._quota_lock():
             old = self._existing_size(parts)
             used = self.disk.used() + self.reserved(exclude=claim.path) - old
@@ -144,7 +151,7 @@ class Uploads:
             if ahead:
                 size += min(GROW_STEP, (self.disk.limit - used - size) // 4)
             check_floor(self.staging, self.min_free, size - held)
-            claim.write({**data, "size": size, "path": paths.join(parts)})
+            claim.write({**data, "size": size, "credit": old, "path": paths.join(parts)})
             return size
 
     def grow(self, claim: Claim, parts: Parts, stored: int, held: int = 0) -> int:
@@ -185,16 +192,53 @@ class Uploads:
 
     @space_errors()
     def install(self, part_name: str, parts: Parts, overwrite: bool) -> Entry:
-        """Rename a complete, fsync'ed staging file onto its real name."""
+        """Rename a complete, fsync'ed staging file onto its real name.
+
+        The quota check counted on the bytes of the file this replaces (the claim's ``credit``). When that file
+        shrank or went (moved away, deleted) since, or is moved away between the look and the rename, the quota
+        is checked again without it: 413 ``QuotaExceeded``, the staging file left where it was (a resumable
+        session keeps its bytes: free some room and send its last ``PATCH`` again)."""
+        claim_path = self._claim_path(parts)
+        credit = _credit(claim_path)
         with paths.opened_root(self.disk.root) as rfd, paths.opened_dir(rfd, parts[:-1], create=True) as pfd, \
                 paths.opened_root(self.staging / "parts") as sfd:
             check_free(pfd, parts, overwrite)
             old = paths.lstat_in(pfd, parts[-1])
-            size = os.stat(part_name, dir_fd=sfd).st_size
-            os.rename(part_name, parts[-1], src_dir_fd=sfd, dst_dir_fd=pfd)
-            self.disk.changed(size - (old.st_size if old is not None and stat.S_ISREG(old.st_mode) else 0))
+            staged = os.stat(part_name, dir_fd=sfd)
+            size = staged.st_size
+            ofd, cur, replaced = -1, None, 0
+            if old is not None and stat.S_ISREG(old.st_mode):
+                if credit:  # held open: what the rename did to it shows in its link count
+                    ofd, cur = _opened(pfd, parts[-1])
+                replaced = cur.st_size if cur is not None else (0 if credit else old.st_size)
+            try:
+                if replaced < credit:  # less goes than was credited: the quota without the difference
+                    self._check_again(parts, claim_path, size, replaced)
+                os.rename(part_name, parts[-1], src_dir_fd=sfd, dst_dir_fd=pfd)
+                if cur is not None and os.fstat(ofd).st_nlink >= cur.st_nlink:
+                    replaced = 0  # it was moved away before the rename, which so replaced nothing of it
+                    try:
+                        self._check_again(parts, claim_path, size, 0)
+                    except QuotaExceeded:
+                        _take_back(pfd, sfd, parts[-1], part_name, staged)
+                        raise
+            finally:
+                if ofd >= 0:
+                    os.close(ofd)
+            self.disk.changed(size - replaced)
             os.fsync(pfd)
         return self.disk.stat(paths.join(parts))
+
+    def _check_again(self, parts: Parts, claim_path: Path, size: int, replaced: int) -> None:
+        """At install: 413 unless ``size`` bytes fit, the file at the name now being ``replaced`` bytes."""
+        with self._quota_lock():
+            used = self.disk.used() + self.reserved(exclude=claim_path) - replaced
+            if used + size > self.disk.limit:
+                raise QuotaExceeded(
+                    f"{quota_message(used, size, self.disk.limit)}: \"{paths.join(parts)}\", whose bytes the upload "
+                    "was to replace, shrank or went away (moved or deleted) since it began; free some room and "
+                    "try again (a resumable upload keeps its stored bytes)",
+                    details={"used": used, "limit": self.disk.limit, "needed": size})
 
     # -- resumable sessions --------------------------------------------------------------------------------
     def _meta(self, sid: str) -> dict[str, Any] | None:
@@ -303,3 +347,34 @@ class Uploads:
             self.drop(sid)
         finally:
             claim.release(remove=True)
+
+
+def _credit(claim_path: Path) -> int:
+    """The bytes of the replaced file a held claim's reservation counted on (0 without a record)."""
+    try:
+        data = json.loads(claim_path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return 0
+    return int(data.get("credit") or 0) if isinstance(data, dict) else 0
+
+
+def _opened(pfd: int, name: str) -> tuple[int, os.stat_result | None]:
+    """A descriptor and the stat of the regular file at ``name`` ((-1, None) when none is there now): its
+    link count tells after the rename whether the rename replaced it or it lives on under another name."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=pfd)
+    except OSError:
+        return -1, None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return -1, None
+    return fd, st
+
+
+def _take_back(pfd: int, sfd: int, name: str, part_name: str, staged: os.stat_result) -> None:
+    """Move a file just installed back to staging, if it is still ours at ``name``."""
+    now = paths.lstat_in(pfd, name)
+    if now is not None and (now.st_dev, now.st_ino) == (staged.st_dev, staged.st_ino):
+        os.rename(name, part_name, src_dir_fd=pfd, dst_dir_fd=sfd)
+        os.fsync(pfd)
