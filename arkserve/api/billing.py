@@ -32,7 +32,7 @@ from arkserve.schemas import BillingAccountOut, ErrorBody
 from arkserve.store import users as user_store
 from arkserve.store.users import User
 
-router = APIRouter(tags=["billing"], responses={404: {"description": "no such user", "model": ErrorBody}})
+router = APIRouter(tags=["billing"], responses={404: {"description": "UserNotFound: no such user", "model": ErrorBody}})
 
 
 def target_user(ctx: AppContext, caller: Principal, user: str | None) -> User:
@@ -64,7 +64,8 @@ def get_balance(caller: Caller, ctx: Context, user: str | None = None) -> Balanc
 
 
 @router.get("/billing/accounts", response_model=list[BillingAccountOut],
-            responses={200: {"headers": cursors.HEADERS}, 403: {"description": "not an admin", "model": ErrorBody}},
+            responses={200: {"headers": cursors.HEADERS},
+                       403: {"description": "AccessDenied: not an admin", "model": ErrorBody}},
             summary="Every user's balance, this month's spend and quotas with their use, in username order, a page "
                     "at a time (admin)")
 def list_accounts(caller: Caller, ctx: Context, request: Request, response: Response,
@@ -114,7 +115,7 @@ def adjust(body: AdjustmentIn, caller: Caller, ctx: Context) -> BalanceOut:
 @router.get("/billing/usage", response_model=list[LedgerEntryOut],
             summary="Ledger entries, newest first (yours; admin: ?user=NAME or ?all=true)")
 def usage(caller: Caller, ctx: Context, user: str | None = None, all: bool = False,
-          kind: str | None = None, since: float | None = None,
+          kind: str | None = None, since: float | None = Query(None, allow_inf_nan=False),
           limit: int = Query(200, ge=1, le=5000)) -> list[LedgerEntryOut]:
     if all:
         caller.require_admin()

@@ -15,7 +15,7 @@ from arkserve.store import services as service_store
 
 router = APIRouter(tags=["services"])
 _NO_CANARY: dict[int | str, dict[str, Any]] = {
-    409: {"description": "the service has no canary (code NoCanary)", "model": ErrorBody}}
+    409: {"description": "NoCanary: the service has no canary", "model": ErrorBody}}
 
 
 @router.post("/services/{name}/canary/promote", response_model=ServiceOut, responses=_NO_CANARY,

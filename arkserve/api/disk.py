@@ -36,9 +36,12 @@ from arkserve.store import users as user_store
 from arkserve.store.users import User
 
 router = APIRouter(tags=["network disk"], responses={
-    400: {"description": "refused path (.., absolute, NUL, symlink, name over 255 bytes)", "model": ErrorBody},
-    404: {"description": "no such file or folder", "model": ErrorBody},
-    409: {"description": "exists already, not empty, or an upload to that name is in progress", "model": ErrorBody}})
+    400: {"description": "BadPath: a refused path (.., absolute, NUL, symlink, name over 255 bytes)",
+          "model": ErrorBody},
+    404: {"description": "PathNotFound: no such file or folder; UserNotFound (admins naming a user)",
+          "model": ErrorBody},
+    409: {"description": "PathExists, NotAFolder, FolderNotEmpty, UploadInProgress: exists already, not a folder, "
+                         "not empty, or an upload to that name is in progress", "model": ErrorBody}})
 
 
 def user_uploads(ctx: AppContext, user: User) -> Uploads:
@@ -170,7 +173,7 @@ class FileSlice(Response):
             response_class=StreamingResponse,
             responses={200: {"content": {"application/octet-stream": {}}, "description": "the whole file"},
                        206: {"content": {"application/octet-stream": {}}, "description": "the requested range"},
-                       416: {"model": ErrorBody, "description": "range outside the file"}})
+                       416: {"model": ErrorBody, "description": "RangeNotSatisfiable: range outside the file"}})
 def download(path: str, request: Request, caller: Caller, ctx: Context) -> Response:
     fd, st = user_disk(ctx, caller.user).open(path)
     try:

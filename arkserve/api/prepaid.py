@@ -26,8 +26,8 @@ from arkserve.store.tables import replicas, services
 from arkserve.store.users import User
 
 router = APIRouter(tags=["billing"], responses={
-    402: {"description": "insufficient balance", "model": ErrorBody},
-    403: {"description": "quota exceeded, or not allowed", "model": ErrorBody}})
+    402: {"description": "InsufficientBalance: the balance does not cover it", "model": ErrorBody},
+    403: {"description": "QuotaExceeded: over the user's quota; AccessDenied: not allowed", "model": ErrorBody}})
 
 
 def _in_use(conn: Connection, user_id: int) -> dict[str, int]:

@@ -6,6 +6,7 @@ A user sees only their own services (another user's service looks missing); an a
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections import Counter
@@ -228,7 +229,8 @@ def _patch(ctx: Context, caller: Principal, conn: Any, svc: ServiceRow, changes:
     return service_out(ctx.settings, svc, reps)
 
 
-@router.delete("/services/{name}", status_code=202, summary="Delete a service (drains, then removes replicas)")
+@router.delete("/services/{name}", status_code=202, response_class=Response,
+               summary="Delete a service (drains, then removes replicas); the 202 has no body")
 def delete_service(name: str, caller: Caller, ctx: Context) -> Response:
     svc = visible_service(ctx, caller, name)
     with ctx.store.begin() as conn:
@@ -244,9 +246,12 @@ def _since(value: str | None) -> float | None:
     if value[-1] in UNITS:
         return time.time() - parse_duration(value, "since")
     try:
-        return float(value)
+        start = float(value)
     except ValueError:
-        raise ValidationFailed("since: expected a duration like 10m, 2h, 1d or a unix time", field="since") from None
+        start = math.nan
+    if not math.isfinite(start):  # nan, inf, 1e309: no row is ever after it (max(nan, t) is nan)
+        raise ValidationFailed("since: expected a duration like 10m, 2h, 1d or a unix time", field="since")
+    return start
 
 
 def _history_since(svc: ServiceRow, since: str | None) -> float:

@@ -163,8 +163,8 @@ def _owns_resources(username: str, owned: dict[str, list[str]]) -> Conflict:
 @router.delete("/users/{username}", status_code=204, summary="Delete a user, their keys, their network disk and "
                "their registry namespace (admin); refused while they own services, models or tagged images",
                responses={
-                   409: {"description": "your own account, the last admin, or a user who still owns services, "
-                                        "models or images (UserOwnsResources)"}})
+                   409: {"description": "your own account (SelfDelete), the last admin (LastAdmin), or a user who "
+                                        "still owns services, models or images (UserOwnsResources)"}})
 def delete_user(username: str, caller: Caller, ctx: Context) -> Response:
     caller.require_admin()
     with ctx.store.read() as conn:
