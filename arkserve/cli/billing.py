@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from arkserve.cli.context import api_errors, segment, state
-from arkserve.cli.output import output_option, render
+from arkserve.cli.output import output_option, printable, render
 
 
 @click.group("billing", help="Balance, usage, monthly statements and prepaid instances (docs/billing.md).")
@@ -72,7 +72,7 @@ def statement(month: str | None, user: str | None, as_csv: bool, fmt: str) -> No
     if fmt != "table":
         render(st, fmt)
         return
-    click.echo(f"{st['username']} {st['month']} ({st['currency']})")
+    click.echo(printable(f"{st['username']} {st['month']} ({st['currency']})"))
     render(st["lines"], fmt, ("service", "instance_type", "billing", "hours", "amount"))
     click.echo(f"usage {st['usage']:.2f}  prepaid {st['prepaid']:.2f}  top-ups {st['topups']:.2f}  "
                f"balance {st['opening_balance']:.2f} -> {st['closing_balance']:.2f}")

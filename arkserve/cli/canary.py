@@ -8,9 +8,10 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from arkserve.cli.context import SERVICE_NAME, api_errors, service_path, state
-from arkserve.cli.output import EXIT_TIMEOUT, fail, output_option, render
+from arkserve.cli.output import EXIT_TIMEOUT, fail, output_option, printable, render
 from arkserve.domain.rollout import Replica, settled
 from arkserve.sdk.client import Client
 
@@ -56,7 +57,7 @@ def _settled(c: Client, name: str, timeout: float) -> dict[str, Any]:
     with Console(stderr=True).status(f"waiting for {name}…") as status:
         while True:
             svc: dict[str, Any] = c.get(service_path(name))
-            status.update(f"{name}: {svc['status']}: {svc['message']}")
+            status.update(f"{name}: {svc['status']}: {escape(printable(svc['message']))}")  # a replica's output
             reps = [Replica(i["state"], i["revision"]) for i in svc["instances"]]
             if settled(svc["replicas"], svc["revision"], reps):
                 return svc
@@ -76,7 +77,7 @@ def _step(name: str, verb: str, question: str, yes: bool, wait: bool, timeout: f
         render(svc, fmt)
         return
     done = "promoted: revision" if verb == "promote" else "rolled back: every request goes to revision"
-    click.echo(f"{name} {done} {svc['revision']}; {svc['status']} ({svc['reason']}): {svc['message']}")
+    click.echo(printable(f"{name} {done} {svc['revision']}; {svc['status']} ({svc['reason']}): {svc['message']}"))
 
 
 @click.command("promote", help="Promote the canary: it becomes the stable revision with 100% of requests and the "

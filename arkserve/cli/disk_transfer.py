@@ -32,8 +32,9 @@ from rich.progress import (
 
 from arkserve.cli import disk_wire as wire
 from arkserve.cli.context import segment, segments
+from arkserve.cli.output import printable
 from arkserve.sdk.auth import ArkAuth
-from arkserve.sdk.client import ApiError
+from arkserve.sdk.client import api_error
 
 RESUMABLE_FROM = 16 * 1024 * 1024
 PART = 1024 * 1024 * 1024  # each PATCH ends with an fsync on the server; a cut one keeps what arrived
@@ -55,12 +56,7 @@ def url_path(path: str) -> str:
 def check(resp: httpx.Response) -> httpx.Response:
     if resp.status_code >= 400:
         resp.read()
-        try:
-            body = resp.json()
-        except ValueError:
-            body = {}
-        raise ApiError(resp.status_code, str(body.get("code", f"HTTP{resp.status_code}")),
-                       str(body.get("message", resp.text[:200])), str(body.get("request_id", "")))
+        raise api_error(resp)  # the SDK's reading: a body that is not the API's JSON object too
     return resp
 
 
@@ -73,8 +69,9 @@ def open_disk(endpoint: str, access_key: str, secret_key: str, ca_bundle: str = 
 
 
 def progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+    # A task's description is a file name: plain text, not Rich markup.
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
 
 
 def _read(path: Path, start: int, length: int, bar: Progress, task: TaskID) -> Iterator[bytes]:
@@ -108,7 +105,7 @@ def _send(http: httpx.Client, method: str, url: str, params: dict[str, str], loc
 def put_file(http: httpx.Client, local: Path, dest: str, *, overwrite: bool, bar: Progress,
              part: int = PART) -> dict[str, Any]:
     size = local.stat().st_size
-    task = bar.add_task(dest, total=size)
+    task = bar.add_task(printable(dest), total=size)
     if size < RESUMABLE_FROM:
         resp = check(_send(http, "PUT", f"/files/{url_path(dest)}", {"overwrite": str(overwrite).lower()}, local,
                            0, size, bar, task))
@@ -119,7 +116,7 @@ def put_file(http: httpx.Client, local: Path, dest: str, *, overwrite: bool, bar
         "/uploads", json={"path": remote(dest), "size": size, "overwrite": overwrite})).json()
     offset = int(session["offset"])
     if offset:
-        bar.console.print(f"resuming {dest} at byte {offset} of {size}")
+        bar.console.print(printable(f"resuming {dest} at byte {offset} of {size}"), markup=False, highlight=False)
     bar.update(task, completed=offset)
     session_url = f"/uploads/{segment(str(session['id']), 'upload id')}"
     while True:
@@ -173,7 +170,7 @@ def get_file(http: httpx.Client, src: str, local: Path, *, bar: Progress) -> int
             else int(resp.headers.get("content-length", 0))
         tag_file.write_text(resp.headers.get("etag", ""))
         start = have if partial else 0
-        task = bar.add_task(remote(src), total=size, completed=start)
+        task = bar.add_task(printable(remote(src)), total=size, completed=start)
         return start, size - start, lambda n: bar.advance(task, n)
 
     if wire.usable(http):

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from arkserve.cli.context import api_errors, segment, state
-from arkserve.cli.output import fail, output_option, render
+from arkserve.cli.output import fail, output_option, printable, render
 from arkserve.cli.pages import paging_options, show_pages
 
 COLUMNS = ("name", "latest", "task", "framework", "license", "size", "public", "owner")
@@ -139,21 +139,24 @@ def show(name: str, version: str | None, fmt: str) -> None:
     if fmt != "table":
         render(m, fmt)
         return
-    click.echo(f"Name:       {m['name']}   (publisher {m['owner']}, {'public' if m['public'] else 'private'})")
-    click.echo(f"Task:       {m['task'] or '-'}   framework {m['framework'] or '-'}   license {m['license'] or '-'}")
+    # The card is the publisher's text, shown to every user of a public model: printable()
+    click.echo(printable(f"Name:       {m['name']}   (publisher {m['owner']}, "
+                         f"{'public' if m['public'] else 'private'})"))
+    click.echo(printable(f"Task:       {m['task'] or '-'}   framework {m['framework'] or '-'}   "
+                         f"license {m['license'] or '-'}"))
     if m["mounted_by"]:
-        click.echo(f"Mounted by: {', '.join(m['mounted_by'])}")
+        click.echo(printable(f"Mounted by: {', '.join(m['mounted_by'])}"))
     click.echo("Versions:")
     for v in m["versions"]:
-        click.echo(f"  {v['version']:<10} {v['digest']}  {v['file_count']} files  {_size(v['size'])}")
+        click.echo(printable(f"  {v['version']:<10} {v['digest']}  {v['file_count']} files  {_size(v['size'])}"))
     chosen = [v for v in m["versions"] if v["version"] == version] if version else m["versions"][-1:]
     if version and not chosen:
         fail(f"{name} has no version {version}")
     if chosen:
-        click.echo(f"\nFiles of version {chosen[0]['version']}:")
+        click.echo(printable(f"\nFiles of version {chosen[0]['version']}:"))
         render(chosen[0]["files"], "table", FILE_COLUMNS)
     if m["description"]:
-        click.echo("\n" + m["description"])
+        click.echo("\n" + printable(m["description"]))
 
 
 @model.command("publish", help="Publish DIR (a local folder) as version VERSION of model NAME, with a progress bar; "

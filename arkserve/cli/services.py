@@ -8,12 +8,13 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from arkserve.cli import canary as canary_cmd
 from arkserve.cli.autoscale import autoscale_line, autoscale_option, parse_autoscale
 from arkserve.cli.context import SERVICE_NAME, api_errors, service_path, state
 from arkserve.cli.models import mount_lines, parse_mount
-from arkserve.cli.output import EXIT_TIMEOUT, fail, output_option, render
+from arkserve.cli.output import EXIT_TIMEOUT, fail, output_option, printable, render
 from arkserve.cli.pages import paging_options, show_pages
 from arkserve.domain.rollout import Replica, settled
 from arkserve.domain.services import MAX_REPLICAS, SERVICE_STATUSES
@@ -55,7 +56,8 @@ def wait_ready(c: Client, name: str, timeout: float) -> dict[str, Any]:
             svc: dict[str, Any] = c.get(service_path(name))
             rev, want = svc["revision"], svc["replicas"]
             done = sum(1 for i in svc["instances"] if i["revision"] == rev and i["state"] == "ready")
-            status.update(f"{name}: {done}/{want} ready on revision {rev} — {svc['status']}: {svc['message']}")
+            status.update(f"{name}: {done}/{want} ready on revision {rev} — {svc['status']}: "
+                          f"{escape(printable(svc['message']))}")  # a replica's output: neither markup nor controls
             canary_rev = (svc.get("canary") or {}).get("revision")  # a canary's replicas are not the count's
             mine = [i for i in svc["instances"] if i["revision"] != canary_rev]
             if settled(want, rev, [Replica(i["state"], i["revision"]) for i in mine]) \
@@ -147,19 +149,21 @@ def get(name: str, fmt: str) -> None:
         render(svc, fmt)
         return
     spec = svc["spec"]
-    click.echo(f"Name:       {svc['name']}   (owner {svc['owner']})\nStatus:     {svc['status']} ({svc['reason']})")
-    click.echo(f"Message:    {svc['message']}\nEndpoint:   {svc['endpoint']}   auth: "
-               f"{'on' if spec['auth'] else 'OFF (public)'}")
-    click.echo(f"Image:      {spec['image']}   port {spec['port']}   command: {spec['command']}")
+    # The message (a replica's last output), the image, the command and mounts are the owner's text: printable()
+    click.echo(printable(f"Name:       {svc['name']}   (owner {svc['owner']})\n"
+                         f"Status:     {svc['status']} ({svc['reason']})"))
+    click.echo(printable(f"Message:    {svc['message']}\nEndpoint:   {svc['endpoint']}   auth: "
+                         f"{'on' if spec['auth'] else 'OFF (public)'}"))
+    click.echo(printable(f"Image:      {spec['image']}   port {spec['port']}   command: {spec['command']}"))
     can = svc.get("canary")
     beside = f" (+ canary {can['ready']}/{can['replicas']} ready)" if can else ""
     click.echo(f"Replicas:   {svc['ready']}/{svc['replicas']} ready{beside}   instance type {spec['instance_type']}   "
                f"revision {svc['revision']}")
     click.echo(f"Scaling:    {autoscale_line(spec)}")
     if svc.get("canary"):
-        click.echo(f"Canary:     {canary_cmd.canary_line(svc)}")
+        click.echo(printable(f"Canary:     {canary_cmd.canary_line(svc)}"))
     for i, line in enumerate(mount_lines(spec)):
-        click.echo(f"{'Mounts:' if i == 0 else '':<12}{line}")
+        click.echo(printable(f"{'Mounts:' if i == 0 else '':<12}{line}"))
     click.echo()
     render(svc["instances"], "table", REPLICA_COLUMNS)
 
@@ -293,14 +297,24 @@ def requests_(name: str, replica: str | None, since: str | None, limit: int, fmt
 @click.option("-f", "--follow", is_flag=True)
 @api_errors
 def logs(name: str, replica: str | None, since: str | None, tail: int | None, previous: bool, follow: bool) -> None:
+    # The app's own output. Piped, it goes out as it is (like `docker logs`); on a terminal, its control characters
+    # are shown escaped but its colours (SGR) kept, whole lines at a time so that no SGR is cut in two.
+    tty, held = sys.stdout.isatty(), ""
     with state().client() as c:
         try:
             for chunk in c.stream_text(service_path(name, "/logs"), replica=replica, since=since, tail=tail,
                                        previous=previous or None, follow=follow or None):
+                if tty:
+                    head, nl, held = (held + chunk).rpartition("\n")
+                    chunk = printable(head + nl, keep_colours=True)
                 sys.stdout.write(chunk)
                 sys.stdout.flush()
         except KeyboardInterrupt:
             pass
+        finally:
+            if held:
+                sys.stdout.write(printable(held, keep_colours=True))
+                sys.stdout.flush()
 
 
 service.add_command(canary_cmd.promote)

@@ -25,13 +25,35 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.request_id = status, code, message, request_id
 
 
-def _api_error(resp: httpx.Response) -> ApiError:
+def api_error(resp: httpx.Response) -> ApiError:
+    """The ApiError of an error answer (a read one). A body that is not the API's JSON object (a proxy's HTML
+    page, ``null``, a list) gives ``HTTP<status>`` and the start of the text; the request id then comes from the
+    ``X-Request-Id`` header, which the API sends on every answer."""
     try:
         body = resp.json()
     except ValueError:
         body = {}
+    if not isinstance(body, dict):
+        body = {}
     return ApiError(resp.status_code, str(body.get("code", f"HTTP{resp.status_code}")),
-                    str(body.get("message", resp.text[:200])), str(body.get("request_id", "")))
+                    str(body.get("message", resp.text[:200])),
+                    str(body.get("request_id", resp.headers.get("x-request-id", ""))))
+
+
+def _check(resp: httpx.Response) -> None:
+    """Raise the ApiError of an error answer (4xx, 5xx) or of a redirect (3xx; ``resp`` read unless streamed).
+
+    No API route answers 3xx: one comes for a wrong path (``/services/`` with its trailing slash gets 307) or from
+    something in front of the API. It is never followed: the repeated request would not be signed for its new
+    path (401), and following it would send the signature headers to whatever host the ``Location`` names."""
+    if 300 <= resp.status_code < 400:
+        where = resp.headers.get("location")
+        raise ApiError(resp.status_code, "Redirected",
+                       f"the server answered {resp.status_code} for {resp.request.method} {resp.request.url.path}"
+                       + (f", moved to {where}" if where else "") + "; the SDK does not follow redirects (check "
+                       "the path, without a trailing slash, and the endpoint)", resp.headers.get("x-request-id", ""))
+    if resp.status_code >= 400:
+        raise api_error(resp)
 
 
 _DOTS = (".", "..")
@@ -105,8 +127,7 @@ class Client:
             resp = self._http.request(method, _checked(path), json=json, params=params)
         except httpx.HTTPError as exc:
             raise ApiError(0, "ConnectionFailed", f"cannot reach {self.endpoint}: {exc}") from None
-        if resp.status_code >= 400:
-            raise _api_error(resp)
+        _check(resp)
         return resp
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
@@ -143,8 +164,7 @@ class Client:
                                       timeout=httpx.Timeout(30.0, read=None, write=None))
         except httpx.HTTPError as exc:
             raise ApiError(0, "ConnectionFailed", f"cannot reach {self.endpoint}: {exc}") from None
-        if resp.status_code >= 400:
-            raise _api_error(resp)
+        _check(resp)
         return resp.json() if resp.content else None
 
     def stream_text(self, path: str, **params: Any) -> Iterator[str]:
@@ -153,9 +173,9 @@ class Client:
         path = _checked(path)
         try:
             with self._http.stream("GET", path, params=query, timeout=httpx.Timeout(10.0, read=None)) as resp:
-                if resp.status_code >= 400:
+                if resp.status_code >= 300:
                     resp.read()
-                    raise _api_error(resp)
+                    _check(resp)
                 yield from resp.iter_text()
         except httpx.HTTPError as exc:
             raise ApiError(0, "ConnectionFailed", f"cannot reach {self.endpoint}: {exc}") from None
