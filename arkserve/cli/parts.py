@@ -72,7 +72,8 @@ def gateway(data_dir: str | None, database_url: str | None, workers: int | None,
         idle_timeout_s=g.idle_timeout_s, tunnel_idle_s=g.tunnel_idle_s, connect_timeout_s=g.connect_timeout_s,
         max_header_bytes=g.max_header_bytes,
         max_body_bytes=g.max_body_bytes, queue_timeout_s=g.queue_timeout_s, queue_max=g.queue_max,
-        skew_s=s.api.clock_skew_s, shutdown_grace_s=g.shutdown_grace_s)
+        skew_s=s.api.clock_skew_s, shutdown_grace_s=g.shutdown_grace_s,
+        async_request_timeout_s=s.asyncq.request_timeout_s)
 
     def source() -> StoreSnapshotSource:  # called in each worker process, after the fork
         return StoreSnapshotSource(open_store(s.database_url, migrate_schema=False), master)

@@ -31,6 +31,9 @@ class GatewayConfig:
     max_idle_per_upstream: int = 256
     connect_retries: int = 2  # extra attempts on another replica, only if nothing reached the first
     eject_s: float = 5.0  # passive ejection of a replica that refused or timed out on connect
+    # asynchronous inference: the dispatcher's exchanges (verified X-Ark-Internal) wait this long for the replica
+    # instead of the route's request_timeout_s (settings: asyncq.request_timeout_s)
+    async_request_timeout_s: float = 3600.0
     # queueing when no replica is free
     queue_timeout_s: float = 30.0
     queue_max: int = 1024  # per service and worker; beyond it -> immediate 503

@@ -64,6 +64,9 @@ class Exchange(ResponseRelay):
         self.up: UpstreamConnection | None = None
         self.pending_head: bytes | None = None
         self.deadline = float("inf")
+        # the replica's inactivity timeout: the route's; a verified dispatcher request gets the gateway's own
+        # async_request_timeout_s instead (request._internal)
+        self.timeout_s = route.request_timeout_s if route is not None else 0.0
         self.upgrade: bytes | None = None  # the Upgrade the client asked for (a WebSocket handshake)
         self.early = b""  # bytes the client sent behind its handshake, before the 101
         self.tunnel: Tunnel | None = None
@@ -88,7 +91,7 @@ class Exchange(ResponseRelay):
             self.spool.write(data if isinstance(data, bytes) else bytes(data))
         elif self.stage == SENDING:
             self._send_body(data)
-            self.deadline = self.core.clock + self.route.request_timeout_s  # type: ignore[union-attr]
+            self.deadline = self.core.clock + self.timeout_s
         else:
             self.body_buf.append(data if isinstance(data, bytes) else bytes(data))
             self.buffered += len(data)
@@ -151,7 +154,7 @@ class Exchange(ResponseRelay):
             core.enqueue(self)
             return
         self.replica = st
-        self.deadline = core.clock + route.request_timeout_s
+        self.deadline = core.clock + self.timeout_s
         up = core.upstreams.take(st.address)
         if up is not None:
             self.attach(up)
@@ -261,7 +264,7 @@ class Exchange(ResponseRelay):
         self.conn.resume(PAUSE_UPSTREAM)
         if self.spool is not None and self.stage == SENDING:
             self.pump_spool()
-        self.deadline = self.core.clock + self.route.request_timeout_s  # type: ignore[union-attr]
+        self.deadline = self.core.clock + self.timeout_s
 
     # ------------------------------------------------------------------------------ endings
     def fail(self, err: HttpError, *, close: bool = False) -> None:
@@ -312,8 +315,7 @@ class Exchange(ResponseRelay):
                                     f"{cfg.queue_timeout_s:g} s", retry_after=cfg.retry_after_s))
         else:
             self.core.metrics.upstream_error(self.route.name, "timeout")  # type: ignore[union-attr]
-            self.fail(HttpError(504, "UpstreamTimeout", "the replica did not answer within "
-                                f"{self.route.request_timeout_s:g} s"))  # type: ignore[union-attr]
+            self.fail(HttpError(504, "UpstreamTimeout", f"the replica did not answer within {self.timeout_s:g} s"))
 
     def tunnel_closed(self) -> None:
         """Its tunnel ended (both transports closed): record it and let the connection go."""

@@ -31,7 +31,7 @@ class ResponseRelay:
         "access_key", "async_req", "attempts", "body_buf", "buffered", "bytes_in", "bytes_out", "chunked",
         "cl", "claimed", "conn", "core", "deadline", "early", "eof_body", "error", "expect", "head",
         "http10", "keep_alive", "method", "pending_head", "rechunk", "replica", "req_done",
-        "require_signed", "resp", "rid", "route", "spool", "stage", "status", "t0", "tunnel", "up",
+        "require_signed", "resp", "rid", "route", "spool", "stage", "status", "t0", "timeout_s", "tunnel", "up",
         "upgrade", "url", "wall",
     )
     conn: ClientConnection
@@ -50,6 +50,7 @@ class ResponseRelay:
     pending_head: bytes | None
     bytes_out: int
     deadline: float
+    timeout_s: float  # the inactivity timeout toward the replica: the route's, or the dispatcher's (request.py)
     req_done: bool
     spool: Spool | None
     upgrade: bytes | None
@@ -136,7 +137,7 @@ class ResponseRelay:
             t.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
         else:
             t.write(data)
-        self.deadline = self.core.clock + self.route.request_timeout_s  # type: ignore[union-attr]
+        self.deadline = self.core.clock + self.timeout_s
 
     def resp_end(self, upstream_keep_alive: bool) -> None:
         t = self.conn.transport

@@ -169,13 +169,17 @@ def build_exchange(conn: ClientConnection) -> Exchange:
         ex.keep_alive = False  # the connection becomes the tunnel, or closes after a refusal
         head.append(b"connection: upgrade\r\nupgrade: " + upgrade + b"\r\n")
     if err is None and route is not None:
-        if asyncs is not None and INTERNAL in asyncs and asyncintake.internal_ok(core.async_queue, asyncs[INTERNAL]):
-            err = _internal(ex, asyncs.get(INTERNAL_KEY, b""))  # the dispatcher: checked at intake
+        # the dispatcher's marker counts only with its token: a wrong one is no marker (the request is the
+        # client's own, signed or public, and its X-Ark-Async or /async/ path is the intake's as usual)
+        internal = asyncs is not None and INTERNAL in asyncs and asyncintake.internal_ok(core.async_queue,
+                                                                                         asyncs[INTERNAL])
+        if internal:
+            err = _internal(ex, asyncs.get(INTERNAL_KEY, b""))  # type: ignore[union-attr]  # checked at intake
         elif route.auth:
             err = _other_host(conn, host) or _authenticate(ex, signing, host, has_body)  # type: ignore[arg-type]
         elif AUTHZ in signing and route.pass_authorization:  # else a public service never sees it
             head += (b"authorization: ", signing[AUTHZ], b"\r\n")
-        if err is None and (asyncs is not None or url[:7] == b"/async/") and (asyncs is None or INTERNAL not in asyncs):
+        if err is None and not internal and (asyncs is not None or url[:7] == b"/async/"):
             err = _async(ex, asyncs or {}, has_body, cl)
     ex.error = err
     return ex
@@ -191,9 +195,12 @@ def _strip_named(head: list[bytes], connection: bytes) -> None:
 
 def _internal(ex: Exchange, ak_b: bytes) -> HttpError | None:
     """A stored request sent again by the dispatcher: no signature (checked at intake), but the key must still
-    exist and may still call the service (a key deleted or disabled since gets 403)."""
+    exist and may still call the service (a key deleted or disabled since gets 403). It waits for the replica up
+    to the asynchronous request timeout (``asyncq.request_timeout_s``), not the route's: that bounds the clients
+    that hold a connection open, and an asynchronous request is made so that none does."""
     route = ex.route
     assert route is not None
+    ex.timeout_s = ex.core.config.async_request_timeout_s
     if not route.auth:
         return None
     ak = ak_b.decode("ascii", "replace")

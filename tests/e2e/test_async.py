@@ -254,6 +254,25 @@ def _restarted(p: Platform, name: str, old: int) -> bool:
     return int(parts.get(name, old)) != old
 
 
+def test_an_async_job_may_take_longer_than_the_services_timeout(plat: Platform) -> None:
+    """A service timeout of 1 s: a synchronous 3 s request gets the gateway's 504, the same work sent
+    asynchronously succeeds (the dispatcher's requests wait up to asyncq.request_timeout_s)."""
+    with plat.client() as c:
+        c.post("/services", {"name": "slow", "image": plat.image, "port": 8000,  # type: ignore[attr-defined]
+                             "command": f"{sys.executable} app.py", "health_path": "/healthz", "replicas": 1,
+                             "request_timeout_s": 1})
+    endpoint = plat.wait_ready("slow", 1)["endpoint"]
+    with _http(plat) as h:
+        r = h.post(f"{endpoint}/job?delay=3", content=b"work")  # synchronous: the service's timeout
+        assert r.status_code == 504 and r.json()["code"] == "UpstreamTimeout", r.text
+        assert "within 1 s" in r.json()["message"]
+        r = h.post(f"{endpoint}/async/job?delay=3", content=b"work")
+        assert r.status_code == 202, r.text
+    rid = r.json()["id"]
+    doc = wait_for(lambda: (d := _status(plat, rid))["status"] in ("succeeded", "failed") and d, 60, "the job's end")
+    assert doc["status"] == "succeeded" and doc["result"]["status"] == 200 and doc["attempts"] == 1, doc
+
+
 def test_every_accepted_request_ends_with_its_result_after_sigkills(plat: Platform) -> None:
     endpoint = _service(plat, "asy")
     bodies = {}
