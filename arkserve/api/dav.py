@@ -15,6 +15,12 @@ Paths with a ``.`` or ``..`` component are refused here (400 ``BadPath``, as eve
 wsgidav sees them: it would fold them away itself, and loses the body of the 400 it answers for one that
 climbs above the root.
 
+Every request but a PUT may carry at most :data:`MAX_BODY` bytes (413 ``PayloadTooLarge`` by its
+``Content-Length``, before anything is read): wsgidav reads such a body (PROPFIND, PROPPATCH, LOCK) whole into
+memory, and keeps what PROPPATCH and LOCK send. (It ignores a body without ``Content-Length`` there.) A client
+gone before its body's end is an error while the body is read (a2wsgi would hand wsgidav a plain end of
+body): a cut-off PUT is aborted, never installed under its name.
+
 wsgidav itself (:mod:`arkserve.api.dav_app`) is imported on the first request to ``/dav/``: a platform
 whose users never mount their disk does not carry it (a few MB in every API process).
 """
@@ -30,9 +36,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Message, Receive, Scope, Send
 
 from arkserve.api.context import AppContext
+from arkserve.api.errors import error_response
 from arkserve.api.logins import check_password
 from arkserve.auth import passwords
 from arkserve.auth.vault import VaultError, unseal
@@ -44,6 +52,7 @@ from arkserve.store.db import version
 
 MOUNT = "/dav"
 CACHE_S = 30.0
+MAX_BODY = 64 << 10  # bytes of a request body other than a PUT's
 
 
 @dataclass(frozen=True)
@@ -167,11 +176,41 @@ class LazyDav:
         if scope["type"] == "http":
             refuse_dot_segments(scope["path"])
             refuse_bad_basic(scope)
+            if scope["method"] != "PUT" and _content_length(scope) > MAX_BODY:
+                message = f"a WebDAV {scope['method']} body may have at most {MAX_BODY} bytes"
+                await error_response(Request(scope), 413, "PayloadTooLarge", message,
+                                     headers={"Connection": "close"})(scope, receive, send)
+                return
+            receive = _cut_is_an_error(receive)
         if self.app is None:
             from arkserve.api import dav_app
 
             self.app = dav_app.build(self.ctx, Credentials(self.ctx))
         await self.app(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
+def _cut_is_an_error(receive: Receive) -> Receive:
+    """``receive`` that raises :class:`ClientDisconnect` for a disconnect before the body's end, which a2wsgi
+    would otherwise read as the end of the body (and wsgidav install a cut-off PUT)."""
+    ended = False
+
+    async def checked() -> Message:
+        nonlocal ended
+        message = await receive()
+        if message["type"] == "http.disconnect" and not ended:
+            raise ClientDisconnect()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            ended = True
+        return message
+
+    return checked
 
 
 def mount(app: FastAPI, ctx: AppContext) -> None:

@@ -18,6 +18,7 @@ from arkserve.api.context import AppContext
 from arkserve.api.dav import MOUNT, Credentials
 from arkserve.api.disk import user_uploads
 from arkserve.errors import TooManyRequests
+from arkserve.storage.dav_state import DeadProperties, UserLocks
 from arkserve.storage.uploads import Uploads
 from arkserve.storage.webdav import USER_KEY, DiskProvider
 from arkserve.store import users as user_store
@@ -88,8 +89,8 @@ def build(ctx: AppContext, credentials: Credentials) -> Any:
         "simple_dc": None,
         "arkserve": {"credentials": credentials},
         "middleware_stack": [ErrorPrinter, ThrottleAnswer, HTTPAuthenticator, RequestResolver],  # no browser/CORS
-        "lock_storage": True,
-        "property_manager": True,
+        "lock_storage": UserLocks(),  # in memory, per user and bounded (see arkserve.storage.webdav)
+        "property_manager": DeadProperties(),
         "verbose": 1,
         "logging": {"enable": False, "enable_loggers": []},
     }

@@ -7,6 +7,12 @@ quota-checked writes (507 Insufficient Storage, the WebDAV quota answer, with us
 one writer per name (409); a full platform disk, or its free-space floor, is 507 as well. Who the user is
 comes from the domain controller (``environ["arkserve.disk_user"]``), which the API layer supplies along with
 ``uploads_for``.
+
+wsgidav keys its locks and dead properties by a resource's reference URL; ours starts with the user
+(``/<user>/<path>``), so one user's ``LOCK /`` or ``PROPPATCH`` never touches another user's disk. Both live in
+the API process's memory, bounded per user (``arkserve.storage.dav_state``). LOCK on a name that does not exist
+creates the empty file first (RFC 4918 9.10.4; atomic and quota-checked like any upload), so the lock is always on
+a real file.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote, unquote
 
 from wsgidav.dav_error import (
     HTTP_BAD_REQUEST,
@@ -50,10 +57,30 @@ def _rel(path: str) -> str:
     return path.strip("/")
 
 
+def _user(environ: dict[str, Any]) -> str:
+    user = environ.get(USER_KEY)
+    if not user:
+        raise DAVError(HTTP_FORBIDDEN, context_info="not authenticated")
+    return str(user)
+
+
 class _Mixin:
     provider: DiskProvider
     environ: dict[str, Any]
     path: str
+
+    def get_ref_url(self) -> str:
+        # wsgidav keys locks and dead properties by this URL: one namespace per user, or every user's "/x.txt"
+        # would share them (one user's LOCK / blocking every user's writes)
+        own: str = super().get_ref_url()  # type: ignore[misc]
+        return "/" + quote(_user(self.environ), safe="") + own
+
+    def _move_dead_properties(self, dest_path: str) -> None:
+        """Dead properties follow a moved file or folder (wsgidav leaves them at the old URL)."""
+        manager = self.provider.prop_manager
+        if manager is not None:
+            dest = "/" + quote(_user(self.environ), safe="") + quote(dest_path)
+            manager.move_properties(self.get_ref_url(), dest, with_children=True)
 
     @property
     def uploads(self) -> Uploads:
@@ -140,6 +167,7 @@ class DiskFile(_Mixin, DAVNonCollection):  # type: ignore[misc]
     def move_recursive(self, dest_path: str) -> None:
         with dav_errors():
             self.uploads.disk.move(_rel(self.path), _rel(dest_path), overwrite=True)
+        self._move_dead_properties(dest_path)
 
 
 class _WriteStream:
@@ -188,10 +216,26 @@ class DiskFolder(_Mixin, DAVCollection):  # type: ignore[misc]
         return self.provider.get_resource_inst(self.path.rstrip("/") + "/" + name, self.environ)
 
     def create_empty_resource(self, name: str) -> DiskFile:
-        # Nothing is created yet: the PUT that follows writes the file atomically under its name.
+        path = self.path.rstrip("/") + "/" + name
         with dav_errors():
-            paths.split(_rel(self.path + "/" + name))
-        return DiskFile(self.path.rstrip("/") + "/" + name, self.environ, None)
+            paths.split(_rel(path))
+        new = DiskFile(path, self.environ, None)
+        if self.environ.get("REQUEST_METHOD") != "LOCK":
+            return new  # a PUT: nothing is created yet, the PUT writes the file atomically under its name
+        # LOCK of an unmapped URL creates an empty file (RFC 4918 9.10.4), so the lock wsgidav takes next is on a
+        # real file; first the lock check a write gets (423, nothing created, no lock taken)
+        manager = self.provider.lock_manager
+        if manager is not None:
+            manager.check_write_permission(url=new.get_ref_url(), depth="0",
+                                           token_list=self.environ.get("wsgidav.ifLockTokenList") or [],
+                                           principal=self.environ.get("wsgidav.user_name"))
+        with dav_errors():
+            writer = self.uploads.begin(_rel(path), 0)  # 409 if it appeared meanwhile; quota-checked
+            try:
+                new.entry = writer.commit()
+            finally:
+                writer.abort()
+        return new
 
     def create_collection(self, name: str) -> None:
         with dav_errors():
@@ -216,6 +260,7 @@ class DiskFolder(_Mixin, DAVCollection):  # type: ignore[misc]
     def move_recursive(self, dest_path: str) -> None:
         with dav_errors():
             self.uploads.disk.move(_rel(self.path), _rel(dest_path), overwrite=True)
+        self._move_dead_properties(dest_path)
 
 
 class DiskProvider(DAVProvider):  # type: ignore[misc]
@@ -234,6 +279,10 @@ class DiskProvider(DAVProvider):  # type: ignore[misc]
             cached = environ["arkserve.disk_uploads"] = self._uploads_for(user)
         return cached
 
+    def ref_url_to_path(self, ref_url: str) -> str:
+        """The inverse of :meth:`_Mixin.get_ref_url`: the path, without the leading user segment."""
+        return "/" + unquote(ref_url.lstrip("/").partition("/")[2]).lstrip("/")
+
     def get_resource_inst(self, path: str, environ: dict[str, Any]) -> Any:
         self._count_get_resource_inst += 1
         with dav_errors():
@@ -250,3 +299,4 @@ class DiskProvider(DAVProvider):  # type: ignore[misc]
         if entry.type == "file":
             return DiskFile(path, environ, entry)
         return None  # links and other kinds are listed by the API, never served
+
