@@ -235,6 +235,10 @@ class AsyncSettings:
     inline_bytes: int = _setting(256 * 1024, "Asynchronous request and result bodies up to this size are stored in "
                                  "the store's row; larger ones in a file under <data_dir>/async/ (fsynced before the "
                                  "202).", "ARKSERVE_ASYNC_INLINE_BYTES")
+    user_queued_bytes: int = _setting(1024**3, "Bytes of request bodies one user may have waiting in the "
+                                      "asynchronous queue (queued or running; a public service's anonymous requests "
+                                      "count together, per service); a submission past it gets 429 AsyncQueueFull. "
+                                      "0: no bound.", "ARKSERVE_ASYNC_USER_QUEUED_BYTES")
     retention_s: float = _setting(86400.0, "Finished asynchronous requests (and their results) are kept this long, "
                                   "seconds, then purged.", "ARKSERVE_ASYNC_RETENTION_S")
     concurrency: int = _setting(32, "Asynchronous requests one dispatcher sends at a time.",

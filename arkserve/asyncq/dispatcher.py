@@ -2,12 +2,14 @@
 requests to their services and keeps their results, then delivers callbacks.
 
 Each pass claims due requests with a lease (``store/async_requests.py``) up to ``asyncq.concurrency`` at a
-time and hands each to a thread: send through the gateway (``delivery.py``), then store the one result (or an
+time, at most three quarters of them (``share``) for one service, so one service's long requests never hold up
+another's, and hands each to a thread: send through the gateway (``delivery.py``), then store the one result (or an
 explicit failure), or put it back in the queue with a backoff. A heartbeat renews the leases of requests in
 flight, so only a dead dispatcher's requests are claimed again (when their lease runs out): every accepted
 request ends as a result or a failure. A request claimed again after its dispatcher died may reach the app a
 second time (at-least-once to the app); its result is recorded once. Finished requests are purged after
-``asyncq.retention_s``, with their files.
+``asyncq.retention_s``, with their files; a request's body file goes as soon as it has its result. Files no row
+names (a crash between writing a body and committing its row) are removed after a day.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -50,10 +53,13 @@ class Dispatcher:
         self.poll_s = poll_s
         self.pool = ThreadPoolExecutor(self.a.concurrency, thread_name_prefix="arkserve-async")
         self.inflight: set[str] = set()
+        # requests of one service in flight at most: a quarter of the slots stays free for the other services
+        self.share = max(1, self.a.concurrency - self.a.concurrency // 4)
+        self.busy: Counter[str] = Counter()  # requests in flight per service (callbacks not counted)
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         self.wake = threading.Event()
-        self._renew_at = self._purge_at = 0.0
+        self._renew_at = self._purge_at = self._sweep_at = 0.0
 
     # ------------------------------------------------------------------------------ the loop
     def run(self) -> None:
@@ -77,13 +83,17 @@ class Dispatcher:
             if ids:
                 with self.store.begin() as conn:
                     queue_store.renew(conn, self.owner, ids, now + self.a.lease_s)
-        with self.store.read() as conn:
-            requests, hooks_due = queue_store.anything_due(conn, now)
+        with self.lock:
+            busy = dict(self.busy)
+        full = [service for service, n in busy.items() if n >= self.share]
+        with self.store.read() as conn:  # a backlog only of services that have their share: no claim
+            requests, hooks_due = queue_store.anything_due(conn, now, full)
         if free > 0 and requests:
             with self.store.begin() as conn:
-                rows = queue_store.claim(conn, self.owner, now, self.a.lease_s, free)
+                rows = queue_store.claim(conn, self.owner, now, self.a.lease_s, free, per_service=self.share,
+                                         busy=busy)
             for row in rows:
-                self._start(row, self._handle)
+                self._start(row, self._handle, row["service"])
         free = self.a.concurrency - len(self.inflight)
         if free > 0 and hooks_due:
             with self.store.begin() as conn:
@@ -95,10 +105,27 @@ class Dispatcher:
             with self.store.begin() as conn:
                 gone = queue_store.purge(conn, now)
             files.remove(self.dir, gone)
+        if now >= self._sweep_at:
+            self._sweep_at = now + 3600
+            self._sweep(now - 86400)
 
-    def _start(self, row: dict[str, Any], job: Any) -> None:
+    def _sweep(self, before: float) -> None:
+        """Remove the files under ``<data_dir>/async/`` older than ``before`` that no row names."""
+        old = files.older(self.dir, before)
+        if not old:
+            return
+        with self.store.read() as conn:
+            named = queue_store.named_files(conn, old)
+        orphans = [n for n in old if n not in named]
+        if orphans:
+            log.info("removing %d file(s) under %s that no asynchronous request names", len(orphans), self.dir)
+            files.remove(self.dir, orphans)
+
+    def _start(self, row: dict[str, Any], job: Any, service: str | None = None) -> None:
         with self.lock:
             self.inflight.add(row["id"])
+            if service is not None:
+                self.busy[service] += 1
 
         def run() -> None:
             try:
@@ -108,6 +135,10 @@ class Dispatcher:
             finally:
                 with self.lock:
                     self.inflight.discard(row["id"])
+                    if service is not None:
+                        self.busy[service] -= 1
+                        if self.busy[service] <= 0:
+                            del self.busy[service]
                 self.wake.set()
 
         self.pool.submit(run)
@@ -155,15 +186,14 @@ class Dispatcher:
             log.warning("asynchronous request %s: lease lost, result dropped", row["id"])
             if result_file:
                 files.remove(self.dir, [result_file])
+        elif row.get("body_file"):  # never sent again
+            files.remove(self.dir, [row["body_file"]])
         self.wake.set()
 
     # ------------------------------------------------------------------------------ callbacks
     def _callback(self, row: dict[str, Any]) -> None:
         t0 = time.time()
         status, error, state = 0, "", "pending"
-        result = row["result_body"]
-        if row.get("result_file"):
-            result = files.read(self.dir, row["result_file"])
         secret = None
         if row["user_id"] is not None:
             secret = webhook_secret(self.master_key, row["user_id"])
@@ -175,12 +205,20 @@ class Dispatcher:
         try:
             if secret is None:
                 raise callbacks.CallbackRefused("no webhook secret: the service no longer exists")
+            result = row["result_body"]
+            if row.get("result_file"):
+                result = files.read(self.dir, row["result_file"])
             body = callbacks.payload(row, result)
             status, error = callbacks.deliver(self.hooks, row, secret, body, self.allowed)
             state = "delivered" if 200 <= status < 300 else "pending"
         except callbacks.CallbackRefused as exc:
             error, state = str(exc), "failed"
+        except httpx.InvalidURL as exc:  # stored before intake refused such URLs: it can never be sent
+            error, state = f"the callback URL cannot be sent: {exc}", "failed"
         except (httpx.HTTPError, ConnectionError) as exc:
+            error = f"{exc.__class__.__name__}: {exc}"
+        except Exception as exc:  # anything else is a failed attempt too, so callback_attempts always ends it
+            log.exception("callback of %s: unexpected error", row["id"])
             error = f"{exc.__class__.__name__}: {exc}"
         if state == "pending" and row["callback_attempts"] >= self.a.callback_attempts:
             state = "failed"

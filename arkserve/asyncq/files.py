@@ -1,5 +1,6 @@
 """Request and result bodies too large for a store row: files under ``<data_dir>/async/``, written to a temp
-name, fsynced, renamed and the directory fsynced, so a body is durable before the row that names it commits."""
+name, fsynced, renamed and the directory fsynced, so a body is durable before the row that names it commits.
+A file whose row never committed is removed at once; one left by a crash in between is found by :func:`older`."""
 
 from __future__ import annotations
 
@@ -47,3 +48,26 @@ def remove(directory: Path, names: list[str]) -> None:
         if "/" not in name and not name.startswith("."):
             with contextlib.suppress(FileNotFoundError):
                 (directory / name).unlink()
+
+
+def older(directory: Path, before: float) -> list[str]:
+    """Names of the files last written before ``before`` (a time); a temp file left that old (a crash while it
+    was written) is removed here."""
+    out = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        try:
+            if not entry.is_file(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_mtime >= before:
+                continue
+        except FileNotFoundError:
+            continue
+        if entry.name.startswith("."):
+            if entry.name.endswith(".tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+            continue
+        out.append(entry.name)
+    return out

@@ -2,9 +2,10 @@
 one per worker after the fork, so the gateway package itself never imports the store.
 
 ``submit`` writes a large body to its file (fsynced) and then commits the row; it returns only after the commit,
-and the gateway answers 202 only then. Lookups check the service and the owner: another user's request (or one
-of another service) reads as missing. The queue-depth gauge is refreshed by a thread every 2 s, so a scrape never
-waits on the store.
+and the gateway answers 202 only then (a failed commit removes the file). A submission that would take the
+user's waiting bodies past ``asyncq.user_queued_bytes`` is refused first (:class:`SubmitRefused`, 429).
+Lookups check the service and the owner: another user's request (or one of another service) reads as missing.
+The queue-depth gauge is refreshed by a thread every 2 s, so a scrape never waits on the store.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
+
 from arkserve.asyncq import files
 from arkserve.domain.async_requests import (
     ResultRefusal,
     Submission,
+    SubmitRefused,
     allowed_hosts,
     callback_refusal,
     internal_token,
@@ -48,17 +52,37 @@ class StoreQueue:
 
     # ------------------------------------------------------------------------------ intake (a thread)
     def submit(self, sub: Submission) -> None:
+        with self.store.read() as conn:  # before the body is written: a refused one costs no disk
+            self._check_room(conn, sub)
         body: bytes | None = sub.body
         body_file = None
         if sub.body_file is not None or sub.body_size > self.settings.inline_bytes:
             body_file = files.write(self.dir, f"{sub.id}.req", sub.body_file if sub.body_file is not None else sub.body)
             body = None
-        with self.store.begin() as conn:
-            queue_store.insert_request(conn, {
-                "id": sub.id, "service": sub.service, "user_id": sub.user_id, "access_key": sub.access_key,
-                "method": sub.method, "path": sub.path, "headers": sub.headers, "body": body or None,
-                "body_file": body_file, "body_size": sub.body_size, "callback_url": sub.callback_url,
-                "created_at": time.time()})
+        try:
+            with self.store.begin() as conn:
+                self._check_room(conn, sub)  # again, with the submissions committed meanwhile
+                queue_store.insert_request(conn, {
+                    "id": sub.id, "service": sub.service, "user_id": sub.user_id, "access_key": sub.access_key,
+                    "method": sub.method, "path": sub.path, "headers": sub.headers, "body": body or None,
+                    "body_file": body_file, "body_size": sub.body_size, "callback_url": sub.callback_url,
+                    "created_at": time.time()})
+        except BaseException:  # nothing was stored (503, or refused): no row will ever name the file
+            if body_file is not None:
+                files.remove(self.dir, [body_file])
+            raise
+
+    def _check_room(self, conn: Connection, sub: Submission) -> None:
+        limit = self.settings.user_queued_bytes
+        if limit <= 0:
+            return
+        used = queue_store.queued_bytes(conn, sub.user_id, sub.service)
+        if used + sub.body_size > limit:
+            whose = "your" if sub.user_id is not None else f"service {sub.service}'s anonymous"
+            raise SubmitRefused(429, "AsyncQueueFull",
+                                f"{whose} asynchronous requests waiting hold {used} bytes of bodies; this one's "
+                                f"{sub.body_size} would pass the limit of {limit} "
+                                "(asyncq.user_queued_bytes): retry once some have finished", retry_after=5)
 
     def _own(self, request_id: str, service: str, user_id: int | None, bodies: bool) -> dict[str, Any] | None:
         with self.store.read() as conn:

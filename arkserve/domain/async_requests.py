@@ -43,6 +43,18 @@ class ResultRefusal:
     message: str
 
 
+class SubmitRefused(Exception):
+    """A submission the queue will not store, for a reason of the client's own (not the store being away): the
+    gateway answers ``status``, ``code`` and ``message`` (with ``Retry-After`` when given) instead of 503."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
 def new_id() -> str:
     return "ar_" + secrets.token_hex(16)
 
@@ -89,10 +101,14 @@ def allowed_hosts(setting: str) -> frozenset[str]:
 
 def callback_refusal(url: str, allowed: Iterable[str]) -> str | None:
     """Why ``url`` may not be a callback, judged without DNS (the dispatcher checks the resolved addresses too):
-    http(s) only, a host, no credentials; an IP literal that is loopback, private, link-local, multicast or
-    unspecified only when named in ``asyncq.callback_hosts``; ``localhost`` likewise."""
+    http(s) only, a host, no credentials, no spaces nor control characters (``urlsplit`` silently drops TAB, CR
+    and LF, which an HTTP client refuses: the URL judged would not be the URL called); an IP literal that is
+    loopback, private, link-local, multicast or unspecified only when named in ``asyncq.callback_hosts``;
+    ``localhost`` likewise."""
     if len(url) > 2048:
         return "the callback URL is longer than 2048 characters"
+    if any(c <= " " or "\x7f" <= c <= "\x9f" for c in url):
+        return "the callback URL may not contain spaces or control characters (encode them: %20, %09)"
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -24,7 +24,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Protocol
 
 from arkserve.auth.signing import EMPTY_CONTENT_HASH, format_date
-from arkserve.domain.async_requests import ResultRefusal, Submission, new_id
+from arkserve.domain.async_requests import ResultRefusal, Submission, SubmitRefused, new_id
 from arkserve.gateway.http import HOP_BY_HOP, REASONS, HttpError, without_console_cookie
 from arkserve.gateway.phase import FINISHED, STARTED
 
@@ -189,6 +189,9 @@ def _not_found(ex: Exchange) -> None:
 
 
 def _fail(ex: Exchange, exc: BaseException | None) -> None:
+    if isinstance(exc, SubmitRefused):  # the client's own bound (asyncq.user_queued_bytes), not the store away
+        ex.fail(HttpError(exc.status, exc.code, exc.message, retry_after=exc.retry_after))
+        return
     message = getattr(exc, "message", None) or "the request store is not available"
     ex.fail(HttpError(503, "AsyncStoreUnavailable", f"{message}; try again", retry_after=1))
 

@@ -39,9 +39,9 @@ SLOW_S = 1.5  # the replica's answer time: past the service's timeout, within th
 class AsyncGateway:
     """A gateway with asynchronous inference on (the store-backed queue), on a uvloop in a background thread."""
 
-    def __init__(self, snap: RoutingSnapshot, data_dir: Path) -> None:
+    def __init__(self, snap: RoutingSnapshot, data_dir: Path, a: settings.AsyncSettings | None = None) -> None:
         self.store = open_store(f"sqlite:///{data_dir}/arkserve.db")
-        self.queue = StoreQueue(self.store, data_dir, settings.AsyncSettings(), MASTER, depth_every_s=3600)
+        self.queue = StoreQueue(self.store, data_dir, a or settings.AsyncSettings(), MASTER, depth_every_s=3600)
         self.sink = MemorySink()
         self.loop = uvloop.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
@@ -144,3 +144,21 @@ def test_a_forged_internal_marker_does_not_switch_the_asynchronous_intake_off(se
     assert r.status_code == 202 and r.json()["id"].startswith("ar_"), r.text
     r = httpx.get(f"{base}/async/ar_{0:032x}", headers=forged, timeout=10)
     assert r.status_code == 404 and r.json()["code"] == "AsyncRequestNotFound", r.text
+
+
+def test_a_user_past_the_queued_bytes_bound_gets_429_not_503(tmp_path: Path) -> None:
+    """asyncq.user_queued_bytes is the client's own bound: 429 AsyncQueueFull with Retry-After and the JSON error,
+    not the 503 'store unavailable, try again' of an outage."""
+    replica = Replica("r1")
+    public = free_port()
+    g = AsyncGateway(snapshot(1, route("pub", [replica.upstream()], public, auth=False)), tmp_path,
+                     settings.AsyncSettings(user_queued_bytes=1000))
+    try:
+        url = f"http://127.0.0.1:{public}/async/job"
+        assert httpx.post(url, content=b"x" * 900, timeout=10).status_code == 202
+        r = httpx.post(url, content=b"x" * 900, timeout=10)
+        assert r.status_code == 429 and r.headers["retry-after"] == "5", r.text
+        assert r.json()["code"] == "AsyncQueueFull" and r.json()["request_id"] and "1000" in r.json()["message"]
+    finally:
+        g.close()
+        replica.close()
