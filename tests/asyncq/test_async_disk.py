@@ -11,7 +11,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from arkserve.store import async_requests as q
 from arkserve.store import services, users
 from arkserve.store.db import Store, open_store
 from arkserve.store.tables import services as services_table
+from tests.asyncq.test_delivery import gateway  # noqa: F401  (fixture: an echoing stand-in gateway on loopback)
 
 
 @pytest.fixture
@@ -62,30 +62,7 @@ def _files(data_dir: Path) -> set[str]:
     return {p.name for p in d.iterdir()} if d.is_dir() else set()
 
 
-class _Gateway(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        self.send_response(200)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def gateway() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_the_body_file_goes_when_the_request_has_its_result(store: Store, tmp_path: Path, gateway: int,
+def test_the_body_file_goes_when_the_request_has_its_result(store: Store, tmp_path: Path, gateway: int,  # noqa: F811
                                                            queue_factory: list[StoreQueue]) -> None:
     with store.begin() as conn:
         owner = users.create(conn, "owner", "h", "user").id
