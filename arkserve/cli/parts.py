@@ -133,7 +133,8 @@ def reconciler(data_dir: str | None, database_url: str | None, runtime_kind: str
     config = ReconcilerConfig(retention_s=s.retention_days * 86400,
                               model_cache_bytes=int(s.runtime.model_cache_gib * 1024**3),
                               cpu_overcommit=s.runtime.cpu_overcommit, memory_overcommit=s.runtime.memory_overcommit,
-                              inventory_every_s=s.runtime.inventory_every_s)
+                              inventory_every_s=s.runtime.inventory_every_s,
+                              async_request_timeout_s=s.asyncq.request_timeout_s)
     from arkserve.billing.meter import Meter
 
     elector = _elector(s, store)

@@ -7,7 +7,9 @@ all the same computation. Invariants:
   (``max_surge=0`` deliberately gives up one replica of capacity to make room);
 - never start a second new-revision replica while one is still starting, so a new version that
   never becomes ready stalls the rollout with the old replicas still serving;
-- when there is a choice, drain the replicas that are not serving (pending, starting, failed) first.
+- when there is a choice, drain the replicas that are not serving (pending, starting, failed) first, then the
+  ready ones with the fewest requests in flight (``Observed.inflight``, as the gateways report it: an idle one
+  stops at once, a busy one drains until its requests end), then the newest.
 
 A canary (``Desired.canary``, docs/canary.md) is a second revision planned apart: its replicas are scaled to its
 own count (``Plan.start_canary``) and never counted for the stable revision, whose rollout is planned on the
@@ -36,6 +38,7 @@ class Observed:
     id: str
     revision: str
     state: ReplicaState
+    inflight: int = 0  # requests in flight on it, as the gateways last reported (0: idle, or not asked)
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,9 @@ class Plan:
 
 
 def _serving_last(reps: Sequence[Observed]) -> list[Observed]:
-    """Non-ready first, newest first among equals (``reps`` come oldest first)."""
-    return sorted(reversed(reps), key=lambda r: r.state == ReplicaState.READY)
+    """Non-ready first, then the fewest requests in flight, newest first among equals (``reps`` come oldest
+    first)."""
+    return sorted(reversed(reps), key=lambda r: (r.state == ReplicaState.READY, r.inflight))
 
 
 def plan(desired: Desired, observed: Sequence[Observed]) -> Plan:

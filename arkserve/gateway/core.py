@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from arkserve.domain.routing import EMPTY_SNAPSHOT, RoutingSnapshot, ServiceRoute
-from arkserve.gateway.balancer import Balancer
+from arkserve.gateway.balancer import Balancer, ReplicaState
 from arkserve.gateway.config import GatewayConfig
 from arkserve.gateway.http import METHOD_NAMES, HttpError, service_failing
-from arkserve.gateway.load import Loads, LoadSink, changes, service_loads
+from arkserve.gateway.load import Loads, LoadSink, changes, note_leaving, worker_loads
 from arkserve.gateway.metrics import Metrics
 from arkserve.gateway.phase import ACTIVE, FINISHED, QUEUED
 from arkserve.gateway.requestlog import RecordSink
@@ -37,6 +37,7 @@ class Core:
         self.async_queue = async_queue  # asynchronous inference (asyncintake.py); None: off
         self.load = load  # the autoscaler's view of this worker (gateway/load.py); None: nobody asks
         self._reported: Loads = {}
+        self._leaving: set[ReplicaState] = set()  # replicas out of routing with requests still on them (load.py)
         self._report_at = 0.0
         self._woken: dict[str, float] = {}  # service -> when this worker last asked it to wake
         self.loop = asyncio.get_running_loop()
@@ -69,14 +70,19 @@ class Core:
         self.verified.clear()  # keys, their state or the routes may have changed
         if snap.keys_changed or snap.changed is None or snap.base != self.snapshot.version:
             self.secrets = {ak: k.secret for ak, k in snap.keys.items()}
+        pools = self.balancer.pools  # the pools before (a full update replaces the dict, a partial one edits it)
         if snap.changed is None or snap.base != self.snapshot.version:
+            before = pools
             self.balancer.update(snap.services)
             self.services = dict(snap.services)
             self.port_routes = {r.gateway_port: r for r in snap.services.values() if r.gateway_port is not None}
             names: Iterable[str] = self.queues
             ports_moved = True
         else:
+            before = {n: pools[n] for n in snap.changed if n in pools} if self.load is not None else {}
             names, ports_moved = snap.changed, self._apply_changed(snap)
+        if self.load is not None:
+            note_leaving(before, self.balancer.pools, self._leaving)
         self.snapshot = snap
         for name in names:  # waiting for a service that has just failed: answer them now
             q = self.queues.get(name)
@@ -205,7 +211,7 @@ class Core:
             self.metrics.prune(self._live_replicas, now, self.config.metrics_grace_s)
         if self.load is not None and now >= self._report_at:
             self._report_at = now + self.config.load_report_s
-            loads = service_loads(self.balancer.pools, self.queues)
+            loads = worker_loads(self.balancer.pools, self.queues, self._leaving)
             if loads or self._reported:
                 self.load.report(changes(self._reported, loads))
             self._reported = loads

@@ -3,7 +3,11 @@
 :class:`LoadSink` is the interface the :class:`~arkserve.gateway.core.Core` calls from the event loop (both calls
 only hand over and return). :class:`BackgroundLoad` delivers on a daemon thread to two functions the caller
 injects (``arkserve gateway`` wires them to the store; the gateway package never imports it): wakes at once, the
-latest load report within ``interval_s``. :func:`service_loads` is the per-service count the core reports.
+latest load report within ``interval_s``. :func:`service_loads` is the per-service count the core reports;
+:func:`worker_loads` adds the count per replica (under ``domain.draining.replica_key``), for the replicas that had
+requests since the last report and for those that left routing with requests still on them (:func:`note_leaving`
+keeps these): the reconciler stops a replica taken away only once no worker reports a request on it, and scales in
+idle replicas first (docs/autoscaling.md).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
-from arkserve.gateway.balancer import ServicePool
+from arkserve.domain.draining import replica_key
+from arkserve.gateway.balancer import ReplicaState, ServicePool
 
 Loads = dict[str, tuple[int, int]]  # service -> (requests in flight at its replicas, requests queued for it)
 
@@ -37,19 +42,53 @@ def service_loads(pools: Mapping[str, ServicePool], queues: Mapping[str, Iterabl
     and ended between two reports counts, so a service that gets one short request every few seconds is never
     taken for idle and scaled to zero (it was, at the instant's count: hostile review, 2026-12-03). The peaks
     start again from what is in flight now."""
+    return worker_loads(pools, queues, None)
+
+
+def worker_loads(pools: Mapping[str, ServicePool], queues: Mapping[str, Iterable[object]],
+                 leaving: set[ReplicaState] | None) -> Loads:
+    """:func:`service_loads`, and with ``leaving`` given also (in flight, 0) per replica: each replica's peak since
+    the last call, and for a replica in ``leaving`` (out of routing: no request starts on it any more) the requests
+    on it now. Those of ``leaving`` with none left are dropped from it. A request in flight on a replica that left
+    routing does not count for its service (the autoscaler sizes the replicas that stay)."""
     out: Loads = {}
     for name, pool in pools.items():
         n = 0
         for st in pool.replicas:
+            if st.peak and leaving is not None:
+                _add(out, replica_key(st.replica), st.peak)
             n += st.peak
             st.peak = st.outstanding
         if n:
             out[name] = (n, 0)
+    if leaving:
+        for st in list(leaving):
+            if st.outstanding > 0:
+                _add(out, replica_key(st.replica), st.outstanding)
+            else:
+                leaving.discard(st)
     for name, q in queues.items():
         waiting = sum(1 for _ in q)
         if waiting:
             out[name] = (out.get(name, (0, 0))[0], waiting)
     return out
+
+
+def _add(out: Loads, key: str, n: int) -> None:
+    out[key] = (out.get(key, (0, 0))[0] + n, 0)
+
+
+def note_leaving(before: Mapping[str, ServicePool], after: Mapping[str, ServicePool], leaving: set[ReplicaState],
+                 names: Iterable[str] | None = None) -> None:
+    """Called as a snapshot is applied: add to ``leaving`` each replica of the pools ``before`` (those of ``names``;
+    all by default) that has requests in flight and is no longer in the pool of its service ``after``."""
+    for name in before if names is None else names:
+        old = before.get(name)
+        if old is None:
+            continue
+        new = after.get(name)
+        kept = set(new.replicas) if new is not None else set()
+        leaving.update(st for st in old.replicas if st.outstanding > 0 and st not in kept)
 
 
 def changes(previous: Loads, now: Loads) -> Loads:

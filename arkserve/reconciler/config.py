@@ -12,7 +12,12 @@ class ReconcilerConfig:
     store_wake: bool = True  # a commit ends a quiet pause at once (reconciler/wake.py); False: the poll only
     resync_s: float = 30.0  # every service is reconciled at least this often, changed or not (spread over the period)
     drain_min_s: float = 0.2  # out of routing -> stop: at least this long, and until every live gateway worker
-    drain_timeout_s: float = 10.0  # acknowledged the snapshot without the replica (at most this long)
+    drain_timeout_s: float = 10.0  # acknowledged the snapshot without the replica and none reports a request on it
+    # (at most this long plus the longest request it may serve: the service's request_timeout_s, or the one below
+    # while the service has asynchronous requests running; domain/draining.py)
+    drain_report_s: float = 2.0  # after the gateways dropped a replica, their load reports (every second) may take
+    # this long to name a request still on it
+    async_request_timeout_s: float = 3600.0  # asyncq.request_timeout_s: the dispatcher's requests run this long
     gateway_fresh_s: float = 10.0  # a gateway worker silent for longer is presumed gone
     stop_grace_s: float = 10.0  # SIGTERM -> SIGKILL
     health_timeout_s: float = 1.0

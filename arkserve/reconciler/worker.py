@@ -11,12 +11,13 @@ import logging
 import secrets
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Connection
 
+from arkserve.domain.draining import drain_limit_s, may_stop
 from arkserve.domain.planning import Desired, Observed, ReplicaState, plan
 from arkserve.domain.services import revision
 from arkserve.errors import ArkserveError, PermanentError, TemporaryError
@@ -31,8 +32,10 @@ from arkserve.reconciler.summary import CANNOT_START, summarize
 from arkserve.registry.pulls import RegistryPulls
 from arkserve.runtimes import spool
 from arkserve.runtimes.base import ReplicaInfo, ReplicaPhase, Runtime
+from arkserve.store import async_requests as async_store
 from arkserve.store import canary as canary_store
 from arkserve.store import events as event_store
+from arkserve.store import load as load_store
 from arkserve.store import services as service_store
 from arkserve.store.db import Store, version
 from arkserve.store.routing import gateways_caught_up
@@ -59,6 +62,8 @@ class ServiceWorker:
     restart_at: dict[str, float] = field(default_factory=dict)
     drain_since: dict[str, float] = field(default_factory=dict)
     drain_target: dict[str, int] = field(default_factory=dict)  # routing version without the replica
+    drain_clear: dict[str, float] = field(default_factory=dict)  # since when every gateway worker serves that version
+    drain_limit: dict[str, float] = field(default_factory=dict)  # its drain limit, once past the service's own
     stopping: set[str] = field(default_factory=set)
     registry: RegistryPulls | None = None  # pull tokens for images in the platform registry
     writes: int = 0  # replica rows written by this worker (a pass re-reads its rows only after it wrote)
@@ -168,26 +173,61 @@ class ServiceWorker:
             self.stopping.discard(replica)
             self.specs.unpin(service, replica)
 
-    def _finish_drain(self, svc: ServiceRow, rep: ReplicaRow) -> None:
+    def _finish_drain(self, svc: ServiceRow, rep: ReplicaRow, why: str = "") -> None:
         try:
             self.runtime.stop(svc.name, rep.id, self.config.stop_grace_s)
 
             def gone(conn: Connection) -> None:
                 service_store.delete_replica(conn, rep.id)
-                event_store.record(conn, svc.name, "stopped", f"replica {rep.id} stopped", rep.id)
+                event_store.record(conn, svc.name, "stopped", f"replica {rep.id} stopped{why}", rep.id)
             self.reaper.run(gone)  # with the other drain threads' deletes of the moment
         except ArkserveError as exc:
             log.warning("draining %s/%s failed: %s", svc.name, rep.id, exc.message)
         finally:
             self.stopping.discard(rep.id)
             self.specs.unpin(svc.name, rep.id)
-            self.drain_since.pop(rep.id, None)
-            self.drain_target.pop(rep.id, None)
+            for drains in (self.drain_since, self.drain_target, self.drain_clear, self.drain_limit):
+                drains.pop(rep.id, None)
 
-    def _gateways_done(self, rep: ReplicaRow) -> bool:
+    def _drained(self, svc: ServiceRow, rep: ReplicaRow, now: float) -> str | None:
+        """None while the draining replica is to be left alone; else why it stops ("" when nothing is left on it):
+        every live gateway worker dropped it and none reports a request on it, or its drain limit passed
+        (domain/draining.py)."""
+        cfg = self.config
+        waited = now - self.drain_since.setdefault(rep.id, now)
+        if waited < cfg.drain_min_s:
+            return None
         with self.store.read() as conn:
             target = self.drain_target.setdefault(rep.id, version(conn))  # after a restart: the current version
-            return gateways_caught_up(conn, target, self.config.gateway_fresh_s)
+            clear: float | None = None
+            if gateways_caught_up(conn, target, cfg.gateway_fresh_s):
+                clear = now - self.drain_clear.setdefault(rep.id, now)
+            inflight = load_store.replicas_inflight(conn, [rep.id]).get(rep.id, 0)
+            gateways = (load_store.live_gateways(conn, cfg.gateway_fresh_s) if clear is not None and not inflight
+                        else -1)  # (not asked: it decides nothing then)
+            limit = self._drain_limit(conn, svc, rep, waited)
+        if not may_stop(waited, caught_up_for=clear, inflight=inflight, gateways=gateways, min_s=cfg.drain_min_s,
+                        report_s=cfg.drain_report_s, limit_s=limit):
+            return None
+        if waited < limit:
+            return ""
+        if inflight:
+            return f" after draining for {limit:g} s, with {inflight} requests still in flight"
+        return f" after draining for {limit:g} s" + ("" if clear is not None else ", before every gateway dropped it")
+
+    def _drain_limit(self, conn: Connection, svc: ServiceRow, rep: ReplicaRow, waited: float) -> float:
+        """The service's request timeout plus ``drain_timeout_s``; once that passed, asyncq.request_timeout_s plus
+        it when the service has asynchronous requests running (the dispatcher's may be on this replica)."""
+        if rep.id in self.drain_limit:
+            return self.drain_limit[rep.id]
+        request_s = float(svc.spec.get("request_timeout_s", 60.0))
+        limit = drain_limit_s(request_s, self.config.drain_timeout_s)
+        if waited >= limit:
+            running = async_store.queue_depth(conn).get(svc.name, {}).get(async_store.RUNNING, 0)
+            if running:
+                limit = drain_limit_s(request_s, self.config.drain_timeout_s, self.config.async_request_timeout_s)
+            self.drain_limit[rep.id] = limit
+        return limit
 
     # ------------------------------------------------------------------------------- one pass
     def observe(self, svc: ServiceRow, rep: ReplicaRow, info: ReplicaInfo | None, listed_at: float) -> None:
@@ -245,11 +285,10 @@ class ServiceWorker:
                             later=True)
             self._start(svc, rep)
         elif rep.state == DRAINING and rep.id not in self.stopping:
-            waited = now - self.drain_since.setdefault(rep.id, now)
-            if waited >= self.config.drain_timeout_s or (waited >= self.config.drain_min_s and
-                                                         self._gateways_done(rep)):
+            note = self._drained(svc, rep, now)
+            if note is not None:
                 self.stopping.add(rep.id)
-                self.stopper.submit(self._finish_drain, svc, rep)
+                self.stopper.submit(self._finish_drain, svc, rep, note)
 
     def tick(self, svc: ServiceRow, rows: list[ReplicaRow], infos: dict[str, ReplicaInfo],
              listed_at: float) -> list[ReplicaRow]:
@@ -267,13 +306,21 @@ class ServiceWorker:
                     rows = service_store.list_replicas(conn, svc.id)
             desired = Desired(svc.replicas, revision(svc.spec), int(svc.spec.get("max_surge", 1)), svc.deleting,
                               canary_store.desired(svc))
-            p = plan(desired, [Observed(r.id, r.revision, ReplicaState(r.state)) for r in rows])
+            observed = [Observed(r.id, r.revision, ReplicaState(r.state)) for r in rows]
+            p = plan(desired, observed)
             by_id = {r.id: r for r in rows}
+            if any(by_id[rid].state == READY for rid in p.drain):  # a ready one goes: the idle ones first
+                with self.store.read() as conn:
+                    busy = load_store.replicas_inflight(conn, [r.id for r in rows if r.state == READY])
+                if busy:
+                    p = plan(desired, [replace(o, inflight=busy.get(o.id, 0)) for o in observed])
             for rid in p.drain:
                 rep = by_id[rid]
                 was_ready = rep.state == READY
                 rep.state = DRAINING
                 self.drain_since[rid] = time.time()
+                if not was_ready:  # never routed to (or crashed, its process stopped): no report to wait for
+                    self.drain_clear[rid] = float("-inf")
                 self._save(rep, routing=was_ready, later=True)
                 self.batch.on_commit(partial(self.drain_target.__setitem__, rid))
                 self._event(svc, "draining", f"replica {rid} leaves routing", rid, later=True)

@@ -1,7 +1,8 @@
 """Asynchronous inference end to end through `arkserve up` (API, gateway, reconciler and dispatcher processes):
 202 then the result, a signed callback (retried once) verified with the SDK's helper and logged per attempt,
-another user's keys get 404, the size limit's 413, and every accepted request ending as a result after SIGKILLs
-of the dispatcher and the gateway."""
+another user's keys get 404, the size limit's 413, a job longer than its service's request timeout, a replica
+taken away with a synchronous and an asynchronous request in flight finishing both, and every accepted request
+ending as a result after SIGKILLs of the dispatcher and the gateway."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -271,6 +273,72 @@ def test_an_async_job_may_take_longer_than_the_services_timeout(plat: Platform) 
     rid = r.json()["id"]
     doc = wait_for(lambda: (d := _status(plat, rid))["status"] in ("succeeded", "failed") and d, 60, "the job's end")
     assert doc["status"] == "succeeded" and doc["result"]["status"] == 200 and doc["attempts"] == 1, doc
+
+
+DELAY_S = 12.0  # more than ReconcilerConfig.drain_timeout_s
+
+
+def inflight(p: Platform) -> int:
+    """Requests in progress at the gateways (the admin listener's sum over its workers)."""
+    text = httpx.get(f"http://127.0.0.1:{p.admin_port}/metrics", timeout=10).text
+    m = re.search(r"^arkserve_gateway_inflight_requests (\d+)", text, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def test_scale_to_zero_lets_a_sync_and_an_async_request_in_flight_finish(plat: Platform) -> None:
+    """A replica taken away while it answers finishes its requests first: the app answers after ``?delay=12`` and
+    dies at once on SIGTERM; the service is scaled to 0 with a synchronous and an asynchronous request in flight on
+    its only replica. Both end 200: the reconciler keeps the draining replica until the gateways report nothing on
+    it, past ``drain_timeout_s`` (10 s), the old cap (before, it was stopped as soon as the gateways had dropped it:
+    the client got a 502 and the async request ended ``failed``, UpstreamError; hostile review, 2026-12-03). Then it
+    is stopped within seconds, not at its drain limit (70 s)."""
+    with plat.client() as c:
+        c.post("/services", {"name": "longjob", "image": plat.image, "port": 8000,  # type: ignore[attr-defined]
+                             "health_path": "/healthz", "command": f"{sys.executable} app.py", "replicas": 1})
+    svc = plat.wait_ready("longjob", 1)
+    replica = svc["instances"][0]["id"]
+    prof = plat.profile
+    http = httpx.Client(verify=ssl.create_default_context(cafile=plat.ca),
+                        auth=ArkAuth(prof.access_key, prof.secret_key), timeout=60)
+    sync: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            sync["response"] = http.get(svc["endpoint"] + f"/sync?delay={DELAY_S}")
+        except Exception as exc:  # said by the assertion below
+            sync["error"] = repr(exc)
+
+    caller = threading.Thread(target=call)
+    try:
+        caller.start()
+        queued = http.post(svc["endpoint"] + f"/async/job?delay={DELAY_S}")
+        assert queued.status_code == 202, queued.text
+        status_url = queued.json()["status_url"]
+        wait_for(lambda: http.get(status_url).json()["status"] == "running", 10, "the async request to run")
+        wait_for(lambda: inflight(plat) >= 1, 10, "the sync request to be in flight")
+        t0 = time.monotonic()
+        with plat.client() as c:
+            c.patch("/services/longjob", {"replicas": 0})
+            wait_for(lambda: any(e["kind"] == "draining" for e in c.get("/services/longjob/events", limit=100)),
+                     10, "the drain")
+        done = wait_for(lambda: (s := http.get(status_url).json())["status"] in ("succeeded", "failed") and s,
+                        DELAY_S + 10, "the async request to end")
+        assert done["status"] == "succeeded", done
+        assert done["result"]["status"] == 200 and done["attempts"] == 1
+        caller.join(10)
+        assert not caller.is_alive(), "no answer to the sync request (held by the gateway after the replica died?)"
+        assert "error" not in sync, sync["error"]
+        r = sync["response"]
+        assert r.status_code == 200, r.text
+        assert r.json()["path"] == f"/sync?delay={DELAY_S}"
+        assert time.monotonic() - t0 > 10  # both outlived drain_timeout_s on the draining replica
+        with plat.client() as c:  # and then it goes, soon
+            wait_for(lambda: not c.get("/services/longjob")["instances"], 15, "the replica to stop")
+            stopped = [e["message"] for e in c.get("/services/longjob/events", limit=100) if e["kind"] == "stopped"]
+        assert stopped == [f"replica {replica} stopped"], stopped  # not cut at its drain limit
+    finally:
+        caller.join(60)
+        http.close()
 
 
 def test_every_accepted_request_ends_with_its_result_after_sigkills(plat: Platform) -> None:
