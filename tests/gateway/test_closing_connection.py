@@ -42,8 +42,9 @@ def test_nothing_behind_a_request_that_closes_the_connection_reaches_the_replica
     port = free_port()
     gw = gateway(snapshot(1, route("svc", [a.upstream()], port)))
     host = f"127.0.0.1:{port}"
-    warm = b"GET /warm HTTP/1.1\r\nHost: " + host.encode() + b"\r\n" + _signed("GET", "/warm", host) + b"\r\n"
-    exchange(port, warm, timeout=0.5)  # a pooled upstream connection, so a request behind would be sent at once
+    warm = (b"GET /warm HTTP/1.1\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n" +
+            _signed("GET", "/warm", host) + b"\r\n")
+    exchange(port, warm)  # a pooled upstream connection, so a request behind would be sent at once
     raw = exchange(port, _behind(port, first), timeout=2)
     assert raw.startswith(f"HTTP/1.1 {status}".encode()) and raw.count(b"HTTP/1.1 ") == 1, raw[:300]
     # the gateway records every request it answers or sends on: wait until the first one is recorded
