@@ -31,14 +31,15 @@ router = APIRouter(tags=["billing"], responses={
 
 
 def _in_use(conn: Connection, user_id: int) -> dict[str, int]:
-    """The user's live replicas on prepaid instances, per instance type."""
+    """The user's replicas on prepaid instances, per instance type, counted as placement counts them
+    (``store.hosts.allocations``): every placed replica billed prepaid, whatever its state (a crash-looping one
+    keeps its placement, so its instance); a pending one that gave its placement up holds none."""
     col, itype = replicas.c.get("billing"), replicas.c.get("instance_type")
     if col is None or itype is None:
         return {}
     out: dict[str, int] = {}
     q = (select(itype).join(services, services.c.id == replicas.c.service_id)
-         .where(services.c.owner_id == user_id, col == "prepaid", replicas.c.state.in_(("starting", "ready",
-                                                                                         "draining", "pending"))))
+         .where(services.c.owner_id == user_id, col == "prepaid", replicas.c.node != ""))
     for (name,) in conn.execute(q):
         out[str(name)] = out.get(str(name), 0) + 1
     return out

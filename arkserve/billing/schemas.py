@@ -95,7 +95,8 @@ class PrepaidOut(BaseModel):
     username: str
     instance_type: str
     count: int
-    in_use: int = Field(description="the owner's replicas of this type running on prepaid instances")
+    in_use: int = Field(description="the owner's replicas of this type placed on prepaid instances (a crash-looping "
+                                    "one still holds its instance)")
     period: str
     starts_at: float
     ends_at: float

@@ -9,8 +9,9 @@ sizes. Rules:
 - A fractional type (``gpu_fraction`` 0 < f < 1) gets ``f`` of one GPU's memory; shares are packed onto a GPU
   (best fit: the GPU with the least room that still fits) until its memory is spoken for. Packing, not isolation.
 - Prepaid instances are capacity reserved for their owner: what another user's replicas leave free must still
-  hold every reservation not yet in use (counted cluster-wide: CPUs, memory, whole GPUs; the shares of
-  fractional reservations round up to whole GPUs).
+  hold every reservation not yet in use (counted cluster-wide: CPUs, memory, whole GPUs, free on all hosts
+  together, against the owner's prepaid replicas on any host; the shares of fractional reservations round up to
+  whole GPUs). An aggregate: what is free in all may be spread so that a reserved instance fits on no one host.
 """
 
 from __future__ import annotations
@@ -224,20 +225,27 @@ def _honours_reservations(req: Request, placed: Placement, states: list[_HostSta
 
 def place(req: Request, hosts: Iterable[HostCapacity], allocations: Iterable[Allocation],
           reservations: Mapping[int, Mapping[str, int]] | None = None,
-          sizes: Mapping[str, Size] | None = None) -> Placement | Unfit:
+          sizes: Mapping[str, Size] | None = None,
+          cluster: Iterable[HostCapacity] = ()) -> Placement | Unfit:
     """Where ``req`` fits (the first host, by name, that has room and leaves reservations whole), else why not.
 
-    ``allocations`` must not include ``req.replica`` itself; ``sizes`` maps instance types to their size
-    (needed for ``reservations``)."""
+    ``hosts`` are the hosts it may go on; ``cluster`` every other host there is (a reconciler places on its own
+    host only, but prepaid reservations are counted over all of them: their free capacity counts toward what is
+    reserved). ``allocations`` are what replicas hold on every host (one in use on another host is a reservation
+    in use) and must not include ``req.replica`` itself; ``sizes`` maps instance types to their size (needed for
+    ``reservations``)."""
     allocs = [a for a in allocations if a.replica != req.replica]
     states = [_HostState(h, [a for a in allocs if a.host == h.name]) for h in sorted(hosts, key=lambda h: h.name)]
     if not states:
         return Unfit("no host has reported its capacity yet")
+    names = {s.host.name for s in states}
+    everywhere = states + [_HostState(h, [a for a in allocs if a.host == h.name])
+                           for h in sorted(cluster, key=lambda h: h.name) if h.name not in names]
     reasons = []
     for st in states:
         result = _fit_host(req, st)
         if isinstance(result, Placement):
-            why = _honours_reservations(req, result, states, allocs, reservations or {}, sizes or {})
+            why = _honours_reservations(req, result, everywhere, allocs, reservations or {}, sizes or {})
             if not why:
                 return result
             result = Unfit(why)

@@ -4,7 +4,8 @@ Scaling, rolling updates (surge one, or replace in place with ``max_surge=0``) a
 all the same computation. Invariants:
 
 - never drain an old-revision replica unless enough new-revision replicas are *ready* to replace it
-  (``max_surge=0`` deliberately gives up one replica of capacity to make room);
+  (``max_surge=0`` deliberately gives up one replica of capacity to make room, also for a new replica already
+  waiting as pending, e.g. a surge replica with no room on a full host);
 - never start a second new-revision replica while one is still starting, so a new version that
   never becomes ready stalls the rollout with the old replicas still serving;
 - when there is a choice, drain the replicas that are not serving (pending, starting, failed) first, then the
@@ -101,4 +102,11 @@ def plan(desired: Desired, observed: Sequence[Observed]) -> Plan:
             survivors = [r for r in _serving_last(old) if r.id not in drain]
             if survivors:
                 drain.append(survivors[0].id)
+    elif desired.max_surge == 0 and remaining > desired.replicas and any(r.state == ReplicaState.PENDING
+                                                                         for r in new):
+        # in place, with a new replica already waiting for room (a surge replica from before max_surge was set
+        # to 0, Unschedulable on a full host or without a free prepaid instance): free the room it waits for
+        survivors = [r for r in _serving_last(old) if r.id not in drain]
+        if survivors:
+            drain.append(survivors[0].id)
     return Plan(start=start, drain=tuple(drain))

@@ -9,7 +9,8 @@ once, placed). What placing reads and does not change (the host's capacity, the 
 reservations, billing's answer for an owner, type and count) is read once per such transaction, not per
 replica. Billing says how the replica is billed (``billing.admission``).
 
-One reconciler places on its own host only (the runtime it drives); a replica holds its placement from the
+One reconciler places on its own host only (the runtime it drives), but weighs prepaid reservations over every
+host (all hosts' capacity and what replicas hold on each); a replica holds its placement from the
 moment it is placed until its row is deleted (stopped), and gives it up while it waits as Unschedulable.
 A runtime that schedules replicas itself (``CLUSTER_SCHEDULED``: Kubernetes) is not fitted onto the
 reconciler's host: the replica is recorded on that cluster with its billing mode, and the cluster's scheduler
@@ -71,6 +72,7 @@ class Fixed(NamedTuple):
     sizes: dict[str, Size]  # the instance types' sizes, by name
     reserved: dict[int, dict[str, int]]  # active prepaid instances: {user_id: {instance_type: count}}
     types: dict[str, dict[str, Any]]  # the instance type rows, by name
+    cluster: list[HostCapacity]  # every host's (prepaid reservations are counted over all hosts)
 
 
 class Placer:
@@ -200,15 +202,17 @@ class Placer:
         return answer
 
     def _fixed(self, conn: Connection, host: HostInventory) -> Fixed:
-        here = [h for h in host_store.list_all(conn) if h["name"] == host.name]
-        capacity = [host_capacity(h, self.config.cpu_overcommit, self.config.memory_overcommit) for h in here]
+        every = [host_capacity(h, self.config.cpu_overcommit, self.config.memory_overcommit)
+                 for h in host_store.list_all(conn)]
+        capacity = [h for h in every if h.name == host.name]
         types = {t["name"]: t for t in instance_types.list_all(conn)}
         sizes = {name: size_of(t) for name, t in types.items()}
-        return Fixed(host.name, capacity, sizes, admission.reserved(conn, time.time()), types)
+        return Fixed(host.name, capacity, sizes, admission.reserved(conn, time.time()), types, every)
 
     def _place(self, svc: ServiceRow, rep: ReplicaRow, itype: dict[str, Any], mode: str, held: list[Allocation],
                fixed: Fixed) -> Placement | Unfit:
         if self.runtime in CLUSTER_SCHEDULED:  # the cluster places the Pod; whole GPUs as nvidia.com/gpu
             return Placement(self.runtime)
         request = Request(rep.id, svc.name, svc.owner_id, itype["name"], size_of(itype), mode)
-        return place(request, fixed.capacity, [a for a in held if a.host == fixed.host], fixed.reserved, fixed.sizes)
+        # on this host only; reservations over all hosts: every host's capacity and what is held on each
+        return place(request, fixed.capacity, held, fixed.reserved, fixed.sizes, fixed.cluster)

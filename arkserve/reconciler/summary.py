@@ -2,7 +2,8 @@
 
 ``summarize`` gives (status, reason, message): ``ready``/``Running``, ``progressing``/``Scaling`` (or
 ``WrongPort``), ``pending``/``Unschedulable``, ``failed`` with the start's error code or ``CrashLoop``,
-``degraded``/``RolloutStalled``, ``updating``/``RollingUpdate``, ``stopped``/``ScaledToZero``, ``deleting``;
+``degraded``/``RolloutStalled``, ``updating``/``RollingUpdate`` (with why a new replica waits unplaced, and the way
+out: ``--max-surge 0``), ``stopped``/``ScaledToZero``, ``deleting``;
 ``ready``/``CanaryOnly`` when the stable revision is scaled to 0 and a ready canary serves every request.
 """
 
@@ -38,6 +39,19 @@ def _retried(r: ReplicaRow) -> bool:
     """Failed, or started again after failing and not ready yet. Between two tries a failing replica is
     ``starting``; counting only ``failed`` made the status flip to updating/progressing and back with each try."""
     return r.state == FAILED or (r.state == STARTING and r.restarts > 0)
+
+
+def _waiting_new(svc: ServiceRow, waiting: list[ReplicaRow]) -> str:
+    """Why a rolling update's new replica waits unplaced (Unschedulable, NoFreePrepaidInstance, ...), and the way
+    out when the room it waits for is the old replica's own (a full host, every prepaid instance in use): a new
+    replica is started beside the old ones (``max_surge`` 1), so such an update is done in place."""
+    if not waiting:
+        return ""
+    r = waiting[0]
+    hint = "" if int(svc.spec.get("max_surge", 1)) == 0 else (
+        f". If the room it needs is held by this service's old replicas (a full host, or every prepaid instance in "
+        f"use), replace them in place: arkserve service update {svc.name} --max-surge 0")
+    return f"; new replica {r.id} waits: {r.last_error}{hint}"
 
 
 def summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig) -> tuple[str, str, str]:
@@ -89,7 +103,8 @@ def _summarize(svc: ServiceRow, rows: list[ReplicaRow], config: ReconcilerConfig
                                                         "is fixed, scaled to 0 or deleted")
     if old:
         done = sum(1 for r in live if r.revision == rev and r.state == READY)
-        return "updating", "RollingUpdate", f"{done} of {svc.replicas} replicas on revision {rev}; {counts}"
+        return ("updating", "RollingUpdate", f"{done} of {svc.replicas} replicas on revision {rev}; {counts}"
+                + _waiting_new(svc, [r for r in pending if r.revision == rev]))
     if svc.replicas == 0 and not rows:
         return "stopped", "ScaledToZero", "0 replicas desired"
     if ready == svc.replicas and len(rows) == svc.replicas:
