@@ -8,7 +8,7 @@ writable (the folder, its sub-folders and files) to the replica's uid/gid.
 - Only folders of the network disk (under ``<data_dir>/disks/``, outside its ``.staging``) are handed over;
   any other writable mount is left as it is.
 - Symbolic links are never followed: the folder is opened from ``<data_dir>/disks`` component by component
-  and walked by descriptors (:func:`arkserve.storage.paths.walk`, ``O_NOFOLLOW`` on every component), and
+  and walked by descriptors (:func:`arkserve.storage.paths.scan`, ``O_NOFOLLOW`` on every component), and
   each entry changes owner by name relative to its folder's descriptor without following it
   (``fchownat(..., AT_SYMLINK_NOFOLLOW)``). A link inside the folder, or a sub-folder swapped for one while
   the walk runs (by a replica already running), cannot make a file outside the folder change owner.
@@ -58,8 +58,8 @@ def hand_over(source: Path, data_dir: Path, uid: int, gid: int) -> bool:
 def hand_over_fd(fd: int, uid: int, gid: int) -> None:
     """Give the folder open at ``fd`` (a network-disk folder the runtime opened by descriptors: the very one the
     replica will mount, whatever its path names by now) and everything in it to ``uid:gid``."""
-    for parent, parts, st in paths.walk(fd, strict=False):
-        _own(parent, parts[-1], st, uid, gid)
+    for parent, name, st in paths.scan(fd):  # at any depth, holding a few descriptors (never one per level)
+        _own(parent, name, st, uid, gid)
     st = os.fstat(fd)
     if (st.st_uid, st.st_gid) != (uid, gid):
         os.fchown(fd, uid, gid)

@@ -6,7 +6,11 @@ a name over 255 bytes, a path over 4096 bytes, and any symbolic link on the way.
 first, but the guarantee is the walk: every component is opened with ``O_NOFOLLOW`` relative to the
 file descriptor of its parent (``openat``), so a symlink planted in the tree (by a replica with a
 read-write mount, say) is met as a symlink and refused, never followed, whatever it points at.
-:func:`walk` goes through a whole tree the same way (publishing a model, handing a folder over, usage).
+:func:`walk` goes through a whole tree the same way (publishing a model), down to :data:`MAX_WALK_DEPTH`
+folders; :func:`scan` (usage, handing a folder over) and :func:`remove_tree` (recursive delete) reach any depth.
+Every walk holds at most :data:`WALK_FDS` + 1 descriptors and a small record per level, however deep the tree: a
+replica with a ``:rw`` mount nests folders 20 000 deep in a second, and a descriptor (and the path) held per level
+took the API and the reconciler to EMFILE and gigabytes.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from arkserve.errors import Conflict, NotFound, PermanentError
 
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
+MAX_WALK_DEPTH = 256  # how deep below its top :func:`walk` yields entries (each with its parts: a tuple that long)
+WALK_FDS = 32  # descriptors a walk holds besides its top's: the deepest folders on its path; above, re-opened by ..
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 Parts = tuple[str, ...]
@@ -153,28 +159,131 @@ def walk(dir_fd: int, *, strict: bool = True) -> Iterator[tuple[int, Parts, os.s
     holding it, its parts (relative to ``dir_fd``) and its ``lstat``. Nothing is followed: a sub-folder is
     entered by opening it with ``O_NOFOLLOW | O_DIRECTORY`` relative to its parent's descriptor, so one
     swapped for a link after it was listed is never entered: refused (``LinkRefused``, ``Conflict``) when
-    ``strict``, else skipped. Entries gone meanwhile are skipped; descriptors are held only along the path
-    being walked."""
-    stack: list[tuple[int, Parts, Iterator[str]]] = []
-    _push(stack, os.dup(dir_fd), ())
+    ``strict``, else skipped. Entries gone meanwhile are skipped. Entries at most :data:`MAX_WALK_DEPTH` parts
+    deep: a folder at that depth is yielded but not entered (``BadPath`` when ``strict``)."""
+    for fd, levels, name, st in _tree(dir_fd, strict=strict, max_depth=MAX_WALK_DEPTH):
+        if st is not None:
+            yield fd, (*(level.name for level in levels[1:]), name), st
+
+
+def scan(dir_fd: int) -> Iterator[tuple[int, str, os.stat_result]]:
+    """Every entry under the folder ``dir_fd`` at any depth, as :func:`walk` (``strict=False``) finds them but
+    without their parts: the descriptor of the folder holding it, its name and its ``lstat``. Entries moved
+    away while they are walked may be left out."""
+    for fd, _levels, name, st in _tree(dir_fd, strict=False, max_depth=None):
+        if st is not None:
+            yield fd, name, st
+
+
+def remove_tree(parent_fd: int, name: str) -> None:
+    """Remove the folder ``name`` of ``parent_fd`` and everything in it, at any depth (``rm -r``): links are
+    removed, never followed. ``OSError`` (``ENOTEMPTY``) when something was added meanwhile."""
+    fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
     try:
-        while stack:
-            fd, parts, names = stack[-1]
-            name = next(names, None)
+        for pfd, _levels, entry, st in _tree(fd, strict=False, max_depth=None):
+            with suppress(FileNotFoundError):
+                if st is None:  # its entries are all gone
+                    os.rmdir(entry, dir_fd=pfd)
+                elif not stat.S_ISDIR(st.st_mode):
+                    os.unlink(entry, dir_fd=pfd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent_fd)
+
+
+class _Level:
+    """A folder on the path being walked: its descriptor (``None`` once closed), its identity, its name in its
+    parent and the names of its entries left to visit."""
+
+    __slots__ = ("dev", "fd", "ino", "name", "names")
+
+    def __init__(self, fd: int, name: str) -> None:
+        try:
+            st = os.fstat(fd)
+            self.names = iter(_names(fd))
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd: int | None = fd
+        self.dev, self.ino, self.name = st.st_dev, st.st_ino, name
+
+
+def _tree(dir_fd: int, *, strict: bool,
+          max_depth: int | None) -> Iterator[tuple[int, list[_Level], str, os.stat_result | None]]:
+    """The walk behind :func:`walk`, :func:`scan` and :func:`remove_tree`: for every entry, depth first and in
+    name order, (descriptor of its folder, the levels down to that folder, its name, its ``lstat``); and once
+    all the entries of a sub-folder were yielded, (its parent's descriptor, the levels down to the parent, its
+    name, ``None``).
+
+    Only the top's descriptor and those of the :data:`WALK_FDS` deepest folders on the path are held. A folder
+    whose descriptor was closed is opened again through ``..`` of its sub-folder when the walk climbs back, and
+    used only if it is the very folder that was left (same device and inode); if the sub-folder was moved
+    meanwhile, what is left of the folders above it up to one still open is skipped (``Conflict`` when
+    ``strict``), so the walk never climbs out of the tree it started in."""
+    levels = [_Level(os.dup(dir_fd), "")]
+    try:
+        while levels:
+            here = levels[-1]
+            fd = here.fd
+            assert fd is not None  # the deepest level is always open
+            name = next(here.names, None)
             if name is None:
-                os.close(stack.pop()[0])
+                done = levels.pop()
+                try:
+                    if levels and levels[-1].fd is None:
+                        levels[-1].fd = _reopen_parent(fd, levels[-1])
+                finally:
+                    os.close(fd)
+                if not levels:
+                    break
+                up = levels[-1].fd
+                if up is None:  # the folder was moved while it was walked: its old parent is not reachable
+                    if strict:
+                        raise Conflict(f'"{join(tuple(lv.name for lv in levels[1:]))}" changed while it was read',
+                                       code="TreeChanged")
+                    while levels[-1].fd is None:
+                        levels.pop()
+                    continue
+                yield up, levels, done.name, None
                 continue
             st = lstat_in(fd, name)
             if st is None:
                 continue
-            yield fd, (*parts, name), st
-            if stat.S_ISDIR(st.st_mode):
-                sub = _enter(fd, name, join((*parts, name)), strict=strict)
-                if sub is not None:
-                    _push(stack, sub, (*parts, name))
+            yield fd, levels, name, st
+            if not stat.S_ISDIR(st.st_mode):
+                continue
+            shown = join((*(lv.name for lv in levels[1:]), name)) if strict else name
+            if max_depth is not None and len(levels) >= max_depth:
+                if strict:
+                    raise BadPath(f'"{shown}" is more than {max_depth} folders deep')
+                continue
+            sub = _enter(fd, name, shown, strict=strict)
+            if sub is None:
+                continue
+            levels.append(_Level(sub, name))
+            if len(levels) > WALK_FDS + 1:  # keep the top's and the deepest WALK_FDS open (never one per level)
+                old = levels[-WALK_FDS - 1]
+                if old.fd is not None:
+                    os.close(old.fd)
+                    old.fd = None
     finally:
-        for fd, _parts, _names_left in stack:
-            os.close(fd)
+        for level in levels:
+            if level.fd is not None:
+                os.close(level.fd)
+
+
+def _reopen_parent(child_fd: int, parent: _Level) -> int | None:
+    """``parent``'s descriptor again, through ``..`` of its sub-folder ``child_fd``: ``None`` unless it is the
+    same folder (the sub-folder was moved elsewhere meanwhile)."""
+    try:
+        fd = os.open("..", DIR_FLAGS, dir_fd=child_fd)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (parent.dev, parent.ino):
+        os.close(fd)
+        return None
+    return fd
 
 
 def _enter(parent_fd: int, name: str, shown: str, *, strict: bool) -> int | None:
@@ -186,14 +295,6 @@ def _enter(parent_fd: int, name: str, shown: str, *, strict: bool) -> int | None
         if strict:
             raise _refuse(parent_fd, name, shown, exc) from None
         return None
-
-
-def _push(stack: list[tuple[int, Parts, Iterator[str]]], fd: int, parts: Parts) -> None:
-    try:
-        stack.append((fd, parts, iter(_names(fd))))
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def open_disk_folder(disks_root: str | os.PathLike[str], source: str | os.PathLike[str]) -> tuple[int, int, int]:

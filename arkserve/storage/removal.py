@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-import shutil
+from contextlib import suppress
 from pathlib import Path
 
+from arkserve.storage import paths
 from arkserve.storage.disk import Disk, disks_dir, user_root
 from arkserve.storage.uploads import staging_dir
 
@@ -37,10 +38,12 @@ def remove_user_disk(data_dir: Path, username: str) -> None:
         except FileNotFoundError:
             continue  # never used
     Disk(root, 0).changed(None)  # forget this process's cached usage of the old tree
-    for left in trash.iterdir():
-        if left.is_dir() and not left.is_symlink():
-            shutil.rmtree(left, ignore_errors=True)
-        else:
-            left.unlink(missing_ok=True)
-        if left.exists() or left.is_symlink():
-            log.warning("could not remove %s from the disk trash; the next user deletion tries again", left)
+    with paths.opened_root(trash) as trash_fd:
+        for left in trash.iterdir():
+            if left.is_dir() and not left.is_symlink():
+                with suppress(OSError):  # logged below, retried next time
+                    paths.remove_tree(trash_fd, left.name)  # at any depth, a few descriptors held
+            else:
+                left.unlink(missing_ok=True)
+            if left.exists() or left.is_symlink():
+                log.warning("could not remove %s from the disk trash; the next user deletion tries again", left)
