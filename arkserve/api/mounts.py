@@ -118,10 +118,12 @@ def _model_digest(conn: Connection, owner: User, m: dict[str, Any], field: str) 
 
 
 def services_mounting(services: list[Any], name: str, version: str | None = None) -> list[str]:
-    """Names of the services (``ServiceRow``s) whose spec mounts model ``name`` (any version, or ``version``)."""
+    """Names of the services (``ServiceRow``s) whose spec or canary spec mounts model ``name`` (any version, or
+    ``version``): a canary's replicas mount its version now, and promoting it makes it the stable spec."""
     out = []
     for svc in services:
-        for m in svc.spec.get("mounts") or []:
+        canary = getattr(svc, "canary_spec", None) or {}
+        for m in [*(svc.spec.get("mounts") or []), *(canary.get("mounts") or [])]:
             if m.get("source") != "model":
                 continue
             n, _, v = str(m.get("ref", "")).partition("@")

@@ -8,6 +8,8 @@ A batch of starts reads the store rows this needs once (:class:`SpecReads`); the
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,13 +17,14 @@ from typing import Any, Protocol
 
 from arkserve.capacity.usage import indices
 from arkserve.domain.services import revision
-from arkserve.errors import ArkserveError, PermanentError
+from arkserve.errors import ArkserveError, NotFound, PermanentError
 from arkserve.reconciler.appenv import replica_env
 from arkserve.reconciler.capacity import Placer, gpu_env
 from arkserve.reconciler.config import ReconcilerConfig
 from arkserve.reconciler.modelcache import ModelCache
 from arkserve.registry.pulls import RegistryPulls
 from arkserve.runtimes.base import Mount, ReplicaSpec
+from arkserve.storage import paths
 from arkserve.store import instance_types
 from arkserve.store import models as model_store
 from arkserve.store import services as service_store
@@ -30,22 +33,28 @@ from arkserve.store.db import Store
 from arkserve.store.services import ReplicaRow, ServiceRow
 from arkserve.store.users import User
 
+log = logging.getLogger("arkserve.reconciler")
+
 
 def disk_mount(data_dir: Path, owner: str, ref: str, target: str, read_only: bool) -> Mount:
     """The mount of the folder ``ref`` of ``owner``'s network disk at ``target``.
 
-    The check here (the path resolved, inside the owner's disk, existing) only gives an early, friendly error:
-    a replica of the same user with a writable mount of a parent folder can swap the folder for a link to
-    anything before the runtime mounts it. So the mount carries the disk root, and the runtime opens the folder
-    from it by descriptors (``O_NOFOLLOW`` on every component) and mounts that descriptor, never the path
-    (:func:`arkserve.storage.paths.open_disk_folder`; docs/security.md)."""
-    disks = (data_dir / "disks").resolve()
-    disk = (disks / owner).resolve()
-    source = (disk / ref.lstrip("/")).resolve()
-    if not disk.is_relative_to(disks) or not source.is_relative_to(disk):
-        raise PermanentError(f"model path {ref!r} leaves the owner's disk")
-    if not source.exists():
-        raise PermanentError(f"model path {ref!r} not found on {owner}'s disk ({source})")
+    The check here (the folder opened from the disk root as the runtime will: a folder inside the owner's disk,
+    existing, no symbolic link on the way, ``BadPath`` else) gives an early, clear error. The path is built
+    as the user wrote it, never resolved: a link a replica planted there refuses the start, it is not followed.
+    A replica of the same user with a writable mount of a parent folder can still swap the folder for a link
+    to anything after this check, before the runtime mounts it. So the mount carries the disk root, and the
+    runtime opens the folder from it by descriptors again (``O_NOFOLLOW`` on every component) and mounts that
+    descriptor, never the path (:func:`arkserve.storage.paths.open_disk_folder`; docs/security.md)."""
+    disks = (data_dir / "disks").resolve()  # the platform's own folder: no user changes it
+    source = disks.joinpath(*paths.split(owner), *paths.split(ref.lstrip("/")))
+    try:
+        fd, _, _ = paths.open_disk_folder(disks, source)
+    except NotFound:
+        raise PermanentError(f"model path {ref!r} not found on {owner}'s disk ({source})") from None
+    except paths.BadPath as exc:
+        raise paths.BadPath(f"disk mount {ref!r} of {owner}'s disk: {exc.message}") from None
+    os.close(fd)
     return Mount(str(source), target, read_only, disk_root=str(disks))
 
 
@@ -124,9 +133,9 @@ class SpecBuilder:
             gpu_indices=gpu_ids, gpu_memory_mb=share, mounts=mounts, trusted=trusted)
 
     def unpin(self, service: str, replica: str) -> None:
-        """The replica is stopped: its model versions may be evicted again."""
-        if self.model_cache is not None:
-            self.model_cache.unpin(service, replica)
+        """The replica is stopped: its model versions may be evicted again (its pin may be from an earlier
+        reconciler process: adopted replicas keep theirs)."""
+        self._cache().unpin(service, replica)
 
     def reads(self, svc: ServiceRow) -> SpecReads:
         """One read of what :meth:`build` needs from the store for the replicas of a batch: the instance
@@ -158,15 +167,21 @@ class SpecBuilder:
         return token
 
     def _model_source(self, svc: ServiceRow, ref: str, digest: str, replica_id: str) -> str:
-        """The version's folder in this host's model cache, fetched first when it is not there yet."""
-        if self.model_cache is None:
-            self.model_cache = ModelCache(self.data_dir, self.config.model_cache_bytes)
-        self.model_cache.pin(svc.name, replica_id, digest)  # until the replica is stopped
-        if self.model_cache.cached(digest):
-            return str(self.model_cache.ensure(digest, []))
+        """The version's folder in this host's model cache, fetched first when it is not there yet (or not
+        complete)."""
+        cache = self._cache()
+        cache.pin(svc.name, replica_id, digest)  # until the replica is stopped
+        cached = cache.ensure(digest, None)  # None: only when it is there and complete (never built without it)
+        if cached is not None:
+            return str(cached)
+        pins = cache.pin_keys()  # before the store read: a pin seen here has its replica's row written already
         with self.store.read() as conn:
             manifest = model_store.manifest_by_digest(conn, digest)
-            in_use = {m.get("digest", "") for s in service_store.list_all(conn) for m in s.spec.get("mounts") or []}
+            services = service_store.list_all(conn)
+            names = {s.id: s.name for s in services}
+            live = {(names.get(r.service_id, ""), r.id) for r in service_store.list_replicas(conn)}
+        in_use = {m.get("digest", "") for s in services  # the canary's spec too: its replicas mount it
+                  for spec in (s.spec, s.canary_spec or {}) for m in spec.get("mounts") or []}
         if manifest is None:
             raise PermanentError(f"model {ref} ({digest}) is no longer in the model market", code="ModelNotFound")
         last = [0.0]
@@ -176,7 +191,17 @@ class SpecBuilder:
                 last[0] = time.monotonic()
                 self.event(svc, "fetching", f"fetching model {ref} ({digest[:19]}) {pct}%", replica_id)
 
-        path = self.model_cache.ensure(digest, manifest, progress)
-        for gone in self.model_cache.evict(in_use):
-            self.event(svc, "evicted", f"model cache: evicted {gone[:19]} (least recently used)")
+        path = cache.ensure(digest, manifest, progress)
+        cache.forget(pins - live)  # replicas gone while no reconciler ran (orphans stopped at adoption)
+        gone = cache.evict(in_use)
+        if gone:  # versions no service mounts: whose they were (another user's private model) is not told here
+            log.info("model cache: evicted %s", ", ".join(gone))
+            self.event(svc, "evicted", f"model cache: evicted {len(gone)} version(s) no replica uses "
+                                       "(least recently used) to make room")
         return str(path)
+
+    def _cache(self) -> ModelCache:
+        if self.model_cache is None:
+            self.model_cache = ModelCache(self.data_dir, self.config.model_cache_bytes)
+        return self.model_cache
+
