@@ -15,7 +15,8 @@ The limit covers the longest request the replica may be serving: the service's `
 gateway's inactivity timeout toward a replica), or ``asyncq.request_timeout_s`` when the service has asynchronous
 requests running (the dispatcher's requests run under that one), plus ``drain_timeout_s`` for the gateways to take
 it out of routing. Past it the replica is stopped whatever is left on it: a response that keeps streaming for longer,
-an open WebSocket, or a gateway whose count is wrong do not keep a replica forever.
+or a gateway whose count is wrong, do not keep a replica forever. Open tunnels (WebSockets) are not counted at all:
+they last as long as their clients want, end when the replica stops, and the clients reconnect elsewhere.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ class ReplicaState:
     """Per-replica bookkeeping of one worker."""
 
     __slots__ = ("address", "ejected_until", "failures", "limit", "outstanding", "peak", "replica", "revision",
-                 "upstream")
+                 "tunnels", "upstream")
 
     def __init__(self, upstream: Upstream, limit: int) -> None:
         self.upstream = upstream
@@ -34,6 +34,7 @@ class ReplicaState:
         self.limit = limit  # 0 = unlimited
         self.outstanding = 0
         self.peak = 0  # the most outstanding at once since the last load report (load.service_loads resets it)
+        self.tunnels = 0  # of the outstanding, the open tunnels (WebSockets): they do not hold a draining replica
         self.ejected_until = 0.0
         self.failures = 0
 

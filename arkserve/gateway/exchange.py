@@ -326,6 +326,8 @@ class Exchange(ResponseRelay):
         st, self.replica = self.replica, None
         if st is not None:
             bal.release(st)
+            if self.tunnel is not None:
+                st.tunnels -= 1
             core = self.core
             if core.waiting:
                 core.pump(self.route.name)  # type: ignore[union-attr]

@@ -63,8 +63,8 @@ def worker_loads(pools: Mapping[str, ServicePool], queues: Mapping[str, Iterable
             out[name] = (n, 0)
     if leaving:
         for st in list(leaving):
-            if st.outstanding > 0:
-                _add(out, replica_key(st.replica), st.outstanding)
+            if st.outstanding > st.tunnels:  # open tunnels (WebSockets) end when the replica stops: not waited for
+                _add(out, replica_key(st.replica), st.outstanding - st.tunnels)
             else:
                 leaving.discard(st)
     for name, q in queues.items():
@@ -88,7 +88,7 @@ def note_leaving(before: Mapping[str, ServicePool], after: Mapping[str, ServiceP
             continue
         new = after.get(name)
         kept = set(new.replicas) if new is not None else set()
-        leaving.update(st for st in old.replicas if st.outstanding > 0 and st not in kept)
+        leaving.update(st for st in old.replicas if st.outstanding > st.tunnels and st not in kept)
 
 
 def changes(previous: Loads, now: Loads) -> Loads:

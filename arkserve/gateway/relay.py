@@ -16,6 +16,7 @@ from arkserve.gateway.tunnel import Tunnel
 
 if TYPE_CHECKING:
     from arkserve.domain.routing import ServiceRoute
+    from arkserve.gateway.balancer import ReplicaState
     from arkserve.gateway.core import Core
     from arkserve.gateway.exchange import Exchange
     from arkserve.gateway.proxy import ClientConnection
@@ -56,6 +57,7 @@ class ResponseRelay:
     upgrade: bytes | None
     early: bytes
     tunnel: Tunnel | None
+    replica: ReplicaState | None
 
     def _finish(self, reuse_upstream: bool, status: int = 0, client_gone: bool = False) -> None:
         raise NotImplementedError
@@ -116,6 +118,8 @@ class ResponseRelay:
                                        b"\r\nx-request-id: ", self.rid, b"\r\n\r\n")))
         early, self.early = self.early, b""
         self.tunnel = up.tunnel = Tunnel(cast("Exchange", self), conn.transport, up.transport, early)
+        if self.replica is not None:
+            self.replica.tunnels += 1  # until the exchange releases its replica (exchange._release)
         conn.become_tunnel()
 
     def flush_head(self) -> None:

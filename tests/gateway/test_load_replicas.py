@@ -52,3 +52,20 @@ def test_a_deleted_service_and_an_idle_replica_that_left() -> None:
     note_leaving({"web": old}, {}, leaving)  # the service is gone from the snapshot
     assert leaving == {st}  # the idle one is not kept
     assert worker_loads({}, {}, leaving) == {"@" + st.replica: (1, 0)}
+
+
+def test_open_tunnels_do_not_hold_a_replica_that_left() -> None:
+    """A WebSocket lives as long as its client wants: it ends when its replica stops (the client reconnects to
+    another), so only the requests beside it keep a draining replica."""
+    old = _pool("ra")
+    ws, req = old.acquire(0.0), old.acquire(0.0)
+    assert ws is not None and req is ws
+    ws.tunnels += 1  # what relay.resp_upgrade does for a 101
+    leaving: set[ReplicaState] = set()
+    note_leaving({"web": old}, {}, leaving)
+    assert worker_loads({}, {}, leaving) == {"@ra": (1, 0)}  # the request, not the tunnel
+    release(req)
+    assert worker_loads({}, {}, leaving) == {} and not leaving
+    only_ws: set[ReplicaState] = set()
+    note_leaving({"web": old}, {}, only_ws)
+    assert not only_ws
