@@ -273,6 +273,7 @@ export default {
   "error.StoreUnavailable": "数据库暂时不可用，请稍后重试。",
   "error.SymlinkRefused": "不能发布符号链接。",
   "error.TooManyRequests": "请求过于频繁，请稍后[（{retry_after_s} 秒后）]重试。",
+  "error.TreeChanged": "文件夹在读取过程中被移动或修改，请稍后重试。",
   "error.Unauthenticated": "未登录或身份验证失败。",
   "error.Unauthorized": "需要有效的签名才能调用此服务。",
   "error.Unavailable": "服务暂时不可用，请稍后重试。",
