@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, QueuePool, create_engine, event, make_url, select, update
+from sqlalchemy import Connection, Engine, QueuePool, create_engine, event, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -29,16 +29,11 @@ def normalise_url(url: str) -> str:
 
 POOL_SIZE, POOL_OVERFLOW = 5, 10  # PostgreSQL connections a process keeps, and opens beyond them when busy
 POOL_TIMEOUT_S = 5.0  # how long a request waits for one of them before a 503 StoreUnavailable
-LOCK_TIMEOUT_MS = 10_000  # PostgreSQL: a statement waiting this long for a row lock fails (a 503), never hangs
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = 5000, pool_size: int = POOL_SIZE,
-                max_overflow: int = POOL_OVERFLOW, pool_timeout_s: float = POOL_TIMEOUT_S,
-                lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> Engine:
-    """The engine of a store URL; the pool settings and ``lock_timeout_ms`` apply to PostgreSQL (SQLite keeps
-    SQLAlchemy's own pool; its one write lock waits ``busy_timeout_ms``). Without a lock timeout a transaction
-    left holding a row's lock (a stuck process, a psql session) would hang every request touching that row,
-    and then the pool; with it the waiting statement fails (``LockNotAvailable``: a 503 StoreUnavailable)."""
+                max_overflow: int = POOL_OVERFLOW, pool_timeout_s: float = POOL_TIMEOUT_S) -> Engine:
+    """The engine of a store URL; the pool settings apply to PostgreSQL (SQLite keeps SQLAlchemy's own)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
@@ -66,16 +61,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000, pool_size: int = POOL_
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow,
-                         pool_timeout=pool_timeout_s,
-                         connect_args={"options": _with_lock_timeout(url, lock_timeout_ms)})
-
-
-def _with_lock_timeout(url: str, lock_timeout_ms: int) -> str:
-    """libpq's ``options`` with the lock timeout; one the URL sets itself (``?options=-c search_path=x``) is
-    kept (connect_args would replace it), and its own ``lock_timeout`` wins over the default, coming last."""
-    own = make_url(url).query.get("options", "")
-    own = own if isinstance(own, str) else " ".join(own)
-    return f"-c lock_timeout={int(lock_timeout_ms)} {own}".strip()
+                         pool_timeout=pool_timeout_s)
 
 
 _REVISION_RE = re.compile(r"^(down_)?revision(?:\s*:[^=\n]*)?\s*=\s*(?:['\"]([^'\"]+)['\"]|None)\s*$", re.M)
@@ -195,10 +181,9 @@ class Store:
 
 
 def open_store(url: str, *, busy_timeout_ms: int = 5000, migrate_schema: bool = True, pool_size: int = POOL_SIZE,
-               max_overflow: int = POOL_OVERFLOW, pool_timeout_s: float = POOL_TIMEOUT_S,
-               lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> Store:
+               max_overflow: int = POOL_OVERFLOW, pool_timeout_s: float = POOL_TIMEOUT_S) -> Store:
     engine = make_engine(url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size, max_overflow=max_overflow,
-                         pool_timeout_s=pool_timeout_s, lock_timeout_ms=lock_timeout_ms)
+                         pool_timeout_s=pool_timeout_s)
     if migrate_schema:
         try:
             migrate(engine)
